@@ -1,0 +1,33 @@
+# The two commands the README opens with. Both do all set-up on a fresh machine first.
+#   make demo   full pipeline locally (kfp.local) on the built-in demo catalog
+#   make test   the whole test suite (what CI runs through .ci/run)
+VENV ?= .venv
+BIN := $(VENV)/bin
+OUT ?= runs/demo
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-fast bench compile check clean
+
+setup:
+	scripts/setup.sh
+
+demo: setup
+	$(BIN)/ecom-kfp run-local --out $(OUT)
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+bench: setup
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+compile: setup
+	$(BIN)/ecom-kfp compile
+
+check: setup
+	$(BIN)/ecom-kfp compile --check && $(BIN)/ecom-kfp validate
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

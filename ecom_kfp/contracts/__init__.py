@@ -1,0 +1,8 @@
+"""The contracts between stages, each defined once (DESIGN.md rule 2).
+
+- :mod:`ecom_kfp.contracts.tables`: Arrow schemas of the products, rejects and duplicates tables.
+- :mod:`ecom_kfp.contracts.layouts`: the files each stage writes under its output URI.
+- :mod:`ecom_kfp.contracts.features`: the TFRecord feature spec and the image preprocessing that
+  the builder, the trainer, the evaluator and the serving signature share.
+- :mod:`ecom_kfp.contracts.labels`: the per-level label vocabulary files.
+"""

@@ -1,0 +1,89 @@
+"""Arrow schemas of the tables that cross stage boundaries.
+
+Producers call :func:`conform` before writing so a table always carries exactly these columns in
+this order; consumers may rely on them. ``source`` keeps the catalog row's original columns as a
+JSON object so no input information is lost, whatever the catalog format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pyarrow as pa
+
+#: One row per accepted product, written by ingest (``products.parquet``).
+PRODUCTS = pa.schema(
+    [
+        pa.field("product_id", pa.string(), nullable=False),
+        pa.field("title", pa.string()),
+        pa.field("title_normalized", pa.string()),
+        pa.field("brand", pa.string()),
+        pa.field("price", pa.float64()),
+        pa.field("category_path", pa.list_(pa.string())),
+        pa.field("business_value", pa.float64()),
+        pa.field("image_url", pa.string()),
+        pa.field("image_uri", pa.string()),
+        pa.field("image_sha256", pa.string()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("source", pa.string()),
+    ]
+)
+
+#: Products kept by dedupe: ingest's columns plus the duplicate group they represent.
+DEDUPED_PRODUCTS = PRODUCTS.append(pa.field("group_id", pa.string())).append(
+    pa.field("group_size", pa.int32())
+)
+
+#: One row per rejected catalog entry, in every stage that rejects (``rejects.parquet``).
+REJECTS = pa.schema(
+    [
+        pa.field("product_id", pa.string()),
+        pa.field("stage", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("detail", pa.string()),
+    ]
+)
+
+#: One row per product dropped as a duplicate of a kept one (``duplicates.parquet``).
+DUPLICATES = pa.schema(
+    [
+        pa.field("product_id", pa.string(), nullable=False),
+        pa.field("group_id", pa.string(), nullable=False),
+        pa.field("rule", pa.string(), nullable=False),
+        pa.field("distance", pa.float64()),
+        pa.field("kept_product_id", pa.string(), nullable=False),
+    ]
+)
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Select and cast ``table``'s columns to ``schema``, failing on a missing column.
+
+    Args:
+        table: A table with at least the schema's columns.
+        schema: One of the schemas in this module.
+
+    Returns:
+        A table with exactly ``schema``'s columns, in order.
+
+    Raises:
+        ValueError: A required column is missing.
+    """
+    missing = [name for name in schema.names if name not in table.column_names]
+    if missing:
+        raise ValueError(f"table lacks column(s) {missing} required by the contract")
+    return table.select(schema.names).cast(schema)
+
+
+def from_rows(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+    """Build a table of ``schema`` from dict rows; absent keys become nulls."""
+    rows = list(rows)
+    columns = {name: [row.get(name) for row in rows] for name in schema.names}
+    return pa.table(columns, schema=schema)
+
+
+def empty(schema: pa.Schema) -> pa.Table:
+    """An empty table of ``schema`` (stages still write their tables when nothing passed)."""
+    return schema.empty_table()

@@ -1,0 +1,33 @@
+"""Container images of this package, tagged with its version (pinned; never ``latest``).
+
+``ECOM_KFP_IMAGE_REGISTRY`` overrides the registry when compiling for a private one.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ecom_kfp import __version__
+
+DEFAULT_REGISTRY = "ghcr.io/ecom-kfp"
+#: image name -> Dockerfile under images/
+IMAGES = {
+    "ecom-kfp": "images/cpu/Dockerfile",
+    "ecom-kfp-gpu": "images/gpu/Dockerfile",
+}
+
+
+def registry() -> str:
+    """Registry prefix for image references."""
+    return os.environ.get("ECOM_KFP_IMAGE_REGISTRY", DEFAULT_REGISTRY).rstrip("/")
+
+
+def image_ref(name: str = "ecom-kfp") -> str:
+    """Fully qualified, version-pinned reference of one of :data:`IMAGES`."""
+    if name not in IMAGES:
+        raise ValueError(f"unknown image {name!r}; known: {sorted(IMAGES)}")
+    return f"{registry()}/{name}:{__version__}"
+
+
+CPU_IMAGE = image_ref("ecom-kfp")
+GPU_IMAGE = image_ref("ecom-kfp-gpu")

@@ -1,0 +1,274 @@
+"""Read and write URIs: local paths and ``gs://bucket/key`` through google-cloud-storage.
+
+Every stage moves data across its boundary through this module (DESIGN.md rule 5), so a stage
+works the same on a laptop and on a cluster. ``STORAGE_EMULATOR_HOST`` is honoured by
+google-cloud-storage itself; with it set, the client is anonymous so tests can talk to
+``gcp-storage-emulator`` on loopback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+GCS_SCHEME = "gs://"
+
+
+def is_gcs(uri: str) -> bool:
+    """True when ``uri`` names a Google Cloud Storage object or prefix."""
+    return str(uri).startswith(GCS_SCHEME)
+
+
+def join(base: str, *parts: str) -> str:
+    """Join URI parts with ``/`` (local paths keep the OS separator semantics of ``os.path``)."""
+    base = str(base)
+    if is_gcs(base):
+        out = base.rstrip("/")
+        for part in parts:
+            out = f"{out}/{str(part).strip('/')}"
+        return out
+    return os.path.join(base, *[str(p) for p in parts])
+
+
+def split_gcs(uri: str) -> tuple[str, str]:
+    """Split ``gs://bucket/key`` into ``(bucket, key)``.
+
+    Raises:
+        ValueError: if ``uri`` is not a ``gs://`` URI or has no bucket.
+    """
+    if not is_gcs(uri):
+        raise ValueError(f"not a gs:// URI: {uri!r}")
+    rest = uri[len(GCS_SCHEME):]
+    bucket, _, key = rest.partition("/")
+    if not bucket:
+        raise ValueError(f"gs:// URI without a bucket: {uri!r}")
+    return bucket, key
+
+
+@functools.lru_cache(maxsize=4)
+def _client_for(emulator_host: str | None):
+    from google.cloud import storage
+
+    if emulator_host:
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(project="ecom-kfp-test", credentials=AnonymousCredentials())
+    return storage.Client()
+
+
+def gcs_client():
+    """A cached ``google.cloud.storage.Client``; anonymous when an emulator is configured."""
+    return _client_for(os.environ.get("STORAGE_EMULATOR_HOST"))
+
+
+def _blob(uri: str):
+    bucket, key = split_gcs(uri)
+    return gcs_client().bucket(bucket).blob(key)
+
+
+def exists(uri: str) -> bool:
+    """True when a file exists at ``uri`` (or, for a local path, a directory)."""
+    if is_gcs(uri):
+        if _blob(uri).exists():
+            return True
+        return bool(list_files(uri.rstrip("/") + "/", limit=1))
+    return os.path.exists(uri)
+
+
+def read_bytes(uri: str) -> bytes:
+    """Read a whole object or file.
+
+    Raises:
+        FileNotFoundError: when nothing exists at ``uri``.
+    """
+    if is_gcs(uri):
+        from google.api_core import exceptions
+
+        try:
+            return _blob(uri).download_as_bytes()
+        except exceptions.NotFound as err:
+            raise FileNotFoundError(f"no object at {uri}") from err
+    return Path(uri).read_bytes()
+
+
+def write_bytes(uri: str, data: bytes, content_type: str | None = None) -> None:
+    """Write ``data`` atomically: readers never see a half-written local file or object."""
+    if is_gcs(uri):
+        # A GCS upload is atomic per object: it appears only once complete.
+        _blob(uri).upload_from_string(data, content_type=content_type or "application/octet-stream")
+        return
+    path = Path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def read_text(uri: str) -> str:
+    """Read a UTF-8 text file."""
+    return read_bytes(uri).decode("utf-8")
+
+
+def write_text(uri: str, text: str) -> None:
+    """Write a UTF-8 text file atomically."""
+    write_bytes(uri, text.encode("utf-8"), content_type="text/plain; charset=utf-8")
+
+
+def read_json(uri: str) -> Any:
+    """Read a JSON document."""
+    return json.loads(read_bytes(uri))
+
+
+def write_json(uri: str, obj: Any) -> None:
+    """Write ``obj`` as indented, key-sorted JSON (stable for diffs and golden files)."""
+    write_bytes(uri, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode(),
+                content_type="application/json")
+
+
+def makedirs(uri: str) -> None:
+    """Create a local directory; a no-op on GCS, where prefixes need no creation."""
+    if not is_gcs(uri):
+        os.makedirs(uri, exist_ok=True)
+
+
+def list_files(prefix: str, suffix: str = "", limit: int | None = None) -> list[str]:
+    """List file URIs below ``prefix`` (recursively), sorted, optionally filtered by ``suffix``."""
+    out: list[str] = []
+    if is_gcs(prefix):
+        bucket, key = split_gcs(prefix)
+        for blob in gcs_client().list_blobs(bucket, prefix=key, max_results=limit):
+            if blob.name.endswith(suffix) and not blob.name.endswith("/"):
+                out.append(f"{GCS_SCHEME}{bucket}/{blob.name}")
+        return sorted(out)
+    root = Path(prefix)
+    if root.is_file():
+        return [str(root)] if str(root).endswith(suffix) else []
+    if not root.exists():
+        return []
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.name.endswith(suffix):
+            out.append(str(path))
+            if limit is not None and len(out) >= limit:
+                break
+    return out
+
+
+def delete(uri: str) -> None:
+    """Delete one file or object; missing is not an error."""
+    if is_gcs(uri):
+        from google.api_core import exceptions
+
+        with contextlib.suppress(exceptions.NotFound):
+            _blob(uri).delete()
+        return
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(uri)
+
+
+def delete_tree(prefix: str) -> None:
+    """Delete everything below ``prefix``."""
+    if is_gcs(prefix):
+        for uri in list_files(prefix.rstrip("/") + "/"):
+            delete(uri)
+        return
+    shutil.rmtree(prefix, ignore_errors=True)
+
+
+def copy(src: str, dst: str) -> None:
+    """Copy one file between any two URIs (server-side within GCS)."""
+    if is_gcs(src) and is_gcs(dst):
+        s_bucket, s_key = split_gcs(src)
+        d_bucket, d_key = split_gcs(dst)
+        client = gcs_client()
+        client.bucket(s_bucket).copy_blob(client.bucket(s_bucket).blob(s_key), client.bucket(d_bucket), d_key)
+    elif not is_gcs(src) and not is_gcs(dst):
+        Path(dst).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+    else:
+        write_bytes(dst, read_bytes(src))
+
+
+def relative_files(prefix: str) -> list[str]:
+    """Paths of all files below ``prefix``, relative to it, with ``/`` separators, sorted."""
+    base = prefix.rstrip("/")
+    rels = []
+    for uri in list_files(base + "/" if is_gcs(base) else base):
+        rel = uri[len(base):].lstrip("/").lstrip(os.sep)
+        rels.append(rel.replace(os.sep, "/"))
+    return sorted(rels)
+
+
+def copy_tree(src: str, dst: str) -> list[str]:
+    """Copy every file below ``src`` to the same relative path below ``dst``.
+
+    Returns:
+        The relative paths copied, sorted.
+    """
+    rels = relative_files(src)
+    for rel in rels:
+        copy(join(src, *rel.split("/")), join(dst, *rel.split("/")))
+    return rels
+
+
+@contextlib.contextmanager
+def local_copy(uri: str) -> Iterator[str]:
+    """Yield a local path holding the file or tree at ``uri`` (a temporary download for GCS)."""
+    if not is_gcs(uri):
+        yield uri
+        return
+    with tempfile.TemporaryDirectory(prefix="ecom-kfp-") as tmp:
+        name = uri.rstrip("/").rsplit("/", 1)[-1] or "data"
+        local = os.path.join(tmp, name)
+        if _blob(uri).exists():
+            Path(local).write_bytes(read_bytes(uri))
+        else:
+            copy_tree(uri, local)
+        yield local
+
+
+@contextlib.contextmanager
+def local_output_dir(uri: str) -> Iterator[str]:
+    """Yield a local directory whose contents end up at ``uri``.
+
+    For a local ``uri`` the directory is ``uri`` itself. For GCS it is a temporary directory
+    uploaded when the block exits without an error, for libraries that only write local files.
+    """
+    if not is_gcs(uri):
+        os.makedirs(uri, exist_ok=True)
+        yield uri
+        return
+    with tempfile.TemporaryDirectory(prefix="ecom-kfp-out-") as tmp:
+        yield tmp
+        copy_tree(tmp, uri)
+
+
+def read_parquet(uri: str, columns: list[str] | None = None):
+    """Read a Parquet file at any URI into a ``pyarrow.Table``."""
+    import pyarrow.parquet as pq
+
+    if is_gcs(uri):
+        return pq.read_table(io.BytesIO(read_bytes(uri)), columns=columns)
+    return pq.read_table(uri, columns=columns)
+
+
+def write_parquet(table, uri: str) -> None:
+    """Write a ``pyarrow.Table`` as Parquet (zstd) to any URI, atomically."""
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    write_bytes(uri, buf.getvalue())

@@ -1,0 +1,60 @@
+"""Fixtures shared by every test: the shared data set and real loopback servers.
+
+Stage-specific fixtures live in ``tests/<stage>/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MLFLOW_TRACKING_URI", "")  # never talk to a server a developer left configured
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+from ecom_kfp.testing.servers import GcsEmulator, MlflowServer, gcs_emulator, mlflow_server  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("ECOM_KFP_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def myntra_dir() -> Path:
+    """``../shared/data/myntra-dev``: 5,249 real products with 60x80 JPEGs (CI has it beside the clone)."""
+    path = SHARED_DATA / "myntra-dev"
+    if not (path / "styles.csv").exists():
+        pytest.fail(f"shared data missing: {path} (set ECOM_KFP_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def taxonomy_file() -> Path:
+    """Google Product Taxonomy with ids (2021-09-21)."""
+    path = SHARED_DATA / "google-product-taxonomy" / "taxonomy-with-ids.en-US.txt"
+    if not path.exists():
+        pytest.fail(f"shared data missing: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulator]:
+    """A real ``gcp-storage-emulator`` on loopback; ``STORAGE_EMULATOR_HOST`` points at it."""
+    with gcs_emulator(tmp_path_factory.mktemp("gcs")) as emulator:
+        yield emulator
+
+
+@pytest.fixture()
+def gcs_bucket(gcs: GcsEmulator, request: pytest.FixtureRequest) -> str:
+    """A fresh bucket per test, ``gs://<name>``."""
+    name = "t-" + "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:50].strip("-")
+    return gcs.create_bucket(name)
+
+
+@pytest.fixture(scope="session")
+def mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """A real ``mlflow server`` with a sqlite backend on loopback."""
+    with mlflow_server(tmp_path_factory.mktemp("mlflow")) as server:
+        yield server
