@@ -9,7 +9,8 @@ image             bytes           JPEG, already resized to ``image_size`` square
                                   :func:`resize_pil` (pad or crop)
 title             bytes           the product title (UTF-8, normalised)
 title_vector      float[D]        Doc2Vec embedding of the title (D = ``title_vector_dim``)
-label_level_<k>   int64           class id at level k (``labels/level_<k>.txt``, 0 = other)
+label_level_<k>   int64           class id at level k = 1..num_levels (``labels/level_<k>.txt``,
+                                  0 = other)
 business_value    float           weight of the product's category for business-value scoring
 product_id        bytes           catalog id
 group_id          bytes           duplicate group from dedupe (splits never cut a group)
@@ -44,7 +45,7 @@ JPEG_QUALITY = 90
 
 
 def label_key(level: int) -> str:
-    """Feature key of the label at ``level``."""
+    """Feature key of the label at ``level`` (1-based, 1 = most general)."""
     return f"label_level_{level}"
 
 
@@ -76,8 +77,8 @@ class FeatureSpec:
 
     @property
     def label_keys(self) -> list[str]:
-        """Label feature keys, level 0 first."""
-        return [label_key(k) for k in range(self.num_levels)]
+        """Label feature keys, level 1 first."""
+        return [label_key(k) for k in range(1, self.num_levels + 1)]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form stored in ``manifest.json``."""

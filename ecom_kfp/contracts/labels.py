@@ -1,8 +1,9 @@
 """Per-level label vocabularies: ``labels/level_<k>.txt``.
 
-Layout: one class name per line, UTF-8; the line number (from 0) is the class id used in the
-TFRecord label features and the model's output heads. A class at level ``k`` is the category path
-prefix of length ``k + 1`` joined with ``" > "`` (so "Apparel > Topwear" at level 1), which keeps
+Levels count from 1 (level 1 = the most general, e.g. "Apparel"). Layout: one class name per
+line, UTF-8; the line number (from 0) is the class id used in the TFRecord label features and the
+model's output heads. A class at level ``k`` is the category path prefix of length ``k`` joined
+with ``" > "`` (so "Apparel > Topwear" at level 2), which keeps
 names unique across parents. Line 0 is always :data:`OTHER`: rare and unknown classes fold into it
 so the model always has somewhere to put them, and a lookup never fails.
 """
@@ -20,10 +21,12 @@ SEPARATOR = " > "
 
 
 def class_name(category_path: Sequence[str], level: int) -> str | None:
-    """The class of a product at ``level``, or ``None`` when its path is shorter."""
-    if len(category_path) <= level:
+    """The class of a product at ``level`` (1-based), or ``None`` when its path is shorter."""
+    if level < 1:
+        raise ValueError(f"levels count from 1, got {level}")
+    if len(category_path) < level:
         return None
-    return SEPARATOR.join(category_path[: level + 1])
+    return SEPARATOR.join(category_path[:level])
 
 
 def path_from_name(name: str) -> list[str]:
@@ -83,8 +86,8 @@ def vocabulary_uri(labels_dir: str, level: int) -> str:
 
 
 def load_all(labels_dir: str, num_levels: int) -> list[Vocabulary]:
-    """All level vocabularies, level 0 first."""
-    return [Vocabulary.load(labels_dir, k) for k in range(num_levels)]
+    """All level vocabularies, level 1 first."""
+    return [Vocabulary.load(labels_dir, k) for k in range(1, num_levels + 1)]
 
 
 def save_all(vocabularies: Iterable[Vocabulary], labels_dir: str) -> list[str]:

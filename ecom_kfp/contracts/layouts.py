@@ -141,6 +141,7 @@ class EvaluationLayout(_Layout):
         return self._at("metrics.json")
 
     def confusion(self, level: int) -> str:
+        """Confusion matrix over the top-N valuable classes of ``level`` (1-based)."""
         return self._at(f"confusion_level_{level}.csv")
 
     @property
