@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -75,11 +76,12 @@ def _blob(uri: str):
 
 
 def exists(uri: str) -> bool:
-    """True when a file exists at ``uri`` (or, for a local path, a directory)."""
+    """True when a file exists at ``uri``, or a directory (for GCS: a non-empty prefix, or a bucket)."""
     if is_gcs(uri):
-        if _blob(uri).exists():
-            return True
-        return bool(list_files(uri.rstrip("/") + "/", limit=1))
+        bucket, key = split_gcs(uri)
+        if not key:
+            return gcs_client().bucket(bucket).exists()
+        return bool(list_files(uri, limit=1))
     return os.path.exists(uri)
 
 
@@ -107,7 +109,10 @@ def write_bytes(uri: str, data: bytes, content_type: str | None = None) -> None:
         return
     path = Path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    # os.open with mode 0o666 honours the umask, unlike mkstemp's owner-only 0o600, so files are
+    # readable by the other users a container or a shared volume may run as.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -146,25 +151,39 @@ def makedirs(uri: str) -> None:
 
 
 def list_files(prefix: str, suffix: str = "", limit: int | None = None) -> list[str]:
-    """List file URIs below ``prefix`` (recursively), sorted, optionally filtered by ``suffix``."""
+    """List the files at or below ``prefix``, recursively, sorted as strings.
+
+    ``prefix`` names a file or a directory on both backends: ``gs://b/data`` lists ``data`` and
+    ``data/...`` but not ``data2/...``, as a local path would.
+
+    Args:
+        prefix: A local path or ``gs://`` URI.
+        suffix: Keep only names ending with it (e.g. ``".parquet"``).
+        limit: Return at most this many files (the first ones in sorted order).
+
+    Returns:
+        File URIs; empty when nothing is there.
+    """
+    if limit is not None and limit <= 0:
+        return []
     out: list[str] = []
     if is_gcs(prefix):
         bucket, key = split_gcs(prefix)
-        for blob in gcs_client().list_blobs(bucket, prefix=key, max_results=limit):
-            if blob.name.endswith(suffix) and not blob.name.endswith("/"):
-                out.append(f"{GCS_SCHEME}{bucket}/{blob.name}")
-        return sorted(out)
+        as_dir = key if not key or key.endswith("/") else key + "/"
+        # GCS lists names in lexicographic order, so stopping early keeps the first ``limit``.
+        for blob in gcs_client().list_blobs(bucket, prefix=key):
+            name = blob.name
+            inside = name == key or name.startswith(as_dir)
+            if inside and name.endswith(suffix) and not name.endswith("/"):
+                out.append(f"{GCS_SCHEME}{bucket}/{name}")
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
     root = Path(prefix)
     if root.is_file():
         return [str(root)] if str(root).endswith(suffix) else []
-    if not root.exists():
-        return []
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and path.name.endswith(suffix):
-            out.append(str(path))
-            if limit is not None and len(out) >= limit:
-                break
-    return out
+    files = sorted(str(path) for path in root.rglob("*") if path.is_file() and path.name.endswith(suffix))
+    return files[:limit]
 
 
 def delete(uri: str) -> None:
@@ -185,16 +204,28 @@ def delete_tree(prefix: str) -> None:
         for uri in list_files(prefix.rstrip("/") + "/"):
             delete(uri)
         return
-    shutil.rmtree(prefix, ignore_errors=True)
+    if os.path.isdir(prefix):
+        shutil.rmtree(prefix, ignore_errors=True)
+    else:
+        delete(prefix)
 
 
 def copy(src: str, dst: str) -> None:
-    """Copy one file between any two URIs (server-side within GCS)."""
+    """Copy one file between any two URIs (server-side within GCS).
+
+    Raises:
+        FileNotFoundError: when nothing exists at ``src``.
+    """
     if is_gcs(src) and is_gcs(dst):
+        from google.api_core import exceptions
+
         s_bucket, s_key = split_gcs(src)
         d_bucket, d_key = split_gcs(dst)
         client = gcs_client()
-        client.bucket(s_bucket).copy_blob(client.bucket(s_bucket).blob(s_key), client.bucket(d_bucket), d_key)
+        try:
+            client.bucket(s_bucket).copy_blob(client.bucket(s_bucket).blob(s_key), client.bucket(d_bucket), d_key)
+        except exceptions.NotFound as err:
+            raise FileNotFoundError(f"no object at {src} (copying to {dst})") from err
     elif not is_gcs(src) and not is_gcs(dst):
         Path(dst).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)
@@ -204,21 +235,26 @@ def copy(src: str, dst: str) -> None:
 
 def relative_files(prefix: str) -> list[str]:
     """Paths of all files below ``prefix``, relative to it, with ``/`` separators, sorted."""
-    base = prefix.rstrip("/")
-    rels = []
-    for uri in list_files(base + "/" if is_gcs(base) else base):
-        rel = uri[len(base):].lstrip("/").lstrip(os.sep)
-        rels.append(rel.replace(os.sep, "/"))
-    return sorted(rels)
+    if is_gcs(prefix):
+        base = prefix.rstrip("/") + "/"
+        return sorted(uri[len(base):] for uri in list_files(base))
+    # relative_to, not string slicing: Path normalises "./d" and "d//x" in what rglob returns.
+    root = Path(prefix)
+    return sorted(Path(path).relative_to(root).as_posix() for path in list_files(prefix) if Path(path) != root)
 
 
 def copy_tree(src: str, dst: str) -> list[str]:
     """Copy every file below ``src`` to the same relative path below ``dst``.
 
     Returns:
-        The relative paths copied, sorted.
+        The relative paths copied, sorted (empty for an empty local directory).
+
+    Raises:
+        FileNotFoundError: when ``src`` is neither a local directory nor a non-empty GCS prefix.
     """
     rels = relative_files(src)
+    if not rels and (is_gcs(src) or not os.path.isdir(src)):
+        raise FileNotFoundError(f"no directory or objects at {src}")
     for rel in rels:
         copy(join(src, *rel.split("/")), join(dst, *rel.split("/")))
     return rels
@@ -226,14 +262,20 @@ def copy_tree(src: str, dst: str) -> list[str]:
 
 @contextlib.contextmanager
 def local_copy(uri: str) -> Iterator[str]:
-    """Yield a local path holding the file or tree at ``uri`` (a temporary download for GCS)."""
+    """Yield a local path holding the file or tree at ``uri`` (a temporary download for GCS).
+
+    Raises:
+        FileNotFoundError: when nothing exists at ``uri``.
+    """
     if not is_gcs(uri):
+        if not os.path.exists(uri):
+            raise FileNotFoundError(f"no file or directory at {uri}")
         yield uri
         return
     with tempfile.TemporaryDirectory(prefix="ecom-kfp-") as tmp:
-        name = uri.rstrip("/").rsplit("/", 1)[-1] or "data"
-        local = os.path.join(tmp, name)
-        if _blob(uri).exists():
+        bucket, key = split_gcs(uri)
+        local = os.path.join(tmp, key.rstrip("/").rsplit("/", 1)[-1] or bucket)
+        if key and not key.endswith("/") and _blob(uri).exists():
             Path(local).write_bytes(read_bytes(uri))
         else:
             copy_tree(uri, local)

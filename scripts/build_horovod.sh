@@ -36,5 +36,5 @@ else
 fi
 export MAKEFLAGS="-j$(nproc)"
 "$PYTHON" -m pip install --no-build-isolation --no-deps "$src"
-"$PYTHON" -m pip install "cloudpickle" "psutil" "pyyaml" "packaging" >/dev/null
+"$PYTHON" -m pip install cloudpickle psutil pyyaml packaging >/dev/null
 "$PYTHON" -c "import horovod.tensorflow as hvd; hvd.init(); print('horovod', hvd.__version__ if hasattr(hvd,'__version__') else '$VERSION', 'gloo built:', hvd.gloo_built())"

@@ -26,7 +26,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-"$VENV/bin/python" -m pip install -q --upgrade pip==25.3 wheel setuptools
+"$VENV/bin/python" -m pip install -q --upgrade pip==26.3 wheel==0.48.0 setuptools==84.2.1
 "$VENV/bin/python" -m pip install -q -r requirements.lock
 "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
 scripts/build_horovod.sh "$VENV/bin/python"
