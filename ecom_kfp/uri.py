@@ -199,9 +199,9 @@ def delete(uri: str) -> None:
 
 
 def delete_tree(prefix: str) -> None:
-    """Delete everything below ``prefix``."""
+    """Delete the file or everything below the directory ``prefix``; missing is not an error."""
     if is_gcs(prefix):
-        for uri in list_files(prefix.rstrip("/") + "/"):
+        for uri in list_files(prefix):
             delete(uri)
         return
     if os.path.isdir(prefix):

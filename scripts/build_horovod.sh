@@ -6,6 +6,7 @@
 # CMake target and build with Gloo (CPU, this machine and CI) or NCCL+MPI (GPU image).
 #
 # Usage: scripts/build_horovod.sh [PYTHON]     (default: python on PATH)
+# Horovod's runtime dependencies (cloudpickle, psutil, pyyaml, packaging) come from requirements.lock.
 #   HOROVOD_FLAVOUR=cpu|gpu   cpu (default): Gloo only; gpu: NCCL + MPI + Gloo.
 set -euo pipefail
 
@@ -36,5 +37,4 @@ else
 fi
 export MAKEFLAGS="-j$(nproc)"
 "$PYTHON" -m pip install --no-build-isolation --no-deps "$src"
-"$PYTHON" -m pip install cloudpickle psutil pyyaml packaging >/dev/null
 "$PYTHON" -c "import horovod.tensorflow as hvd; hvd.init(); print('horovod', hvd.__version__ if hasattr(hvd,'__version__') else '$VERSION', 'gloo built:', hvd.gloo_built())"
