@@ -14,6 +14,8 @@ DEFAULT_REGISTRY = "ghcr.io/ecom-kfp"
 IMAGES = {
     "ecom-kfp": "images/cpu/Dockerfile",
     "ecom-kfp-gpu": "images/gpu/Dockerfile",
+    # MLflow tracking server of the cluster install (manifests/base); not a component image.
+    "ecom-kfp-mlflow": "images/mlflow/Dockerfile",
 }
 
 

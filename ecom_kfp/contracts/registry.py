@@ -1,0 +1,60 @@
+"""What push writes into the MLflow model registry and evaluate reads back (tag names, artifact paths).
+
+A registered model version is created from an MLflow run that holds two artifact directories:
+
+- ``model/``: the model in :class:`~ecom_kfp.contracts.layouts.ModelLayout` form (``saved_model/``,
+  ``labels/``, ``dataset_manifest.json``), so it can be downloaded and evaluated like any model dir.
+- ``evaluation/``: the evaluation that blessed it (``metrics.json``, ``blessing.json``, ``report.html``).
+
+Model version tags (all strings):
+
+- :data:`CONTENT_SHA256`: hash of the serving payload; push finds an existing version by it, so
+  re-running a push never creates a second version of the same model.
+- :data:`TEST_FINGERPRINT`: fingerprint of the test split the metrics were computed on; evaluate
+  reuses the tagged metrics of a champion only when it equals the current test split's.
+- ``metric.level_<k>.<name>``: headline metrics per level (:func:`metric_tag`).
+- :data:`BLESSED`, :data:`SERVING_URI`, :data:`SERVING_STATUS`, :data:`PACKAGE_VERSION`,
+  :data:`GIT_VERSION`, :data:`DATASET_MANIFEST_SHA256`, :data:`MODEL_URI`.
+"""
+
+from __future__ import annotations
+
+MODEL_ARTIFACT = "model"
+EVALUATION_ARTIFACT = "evaluation"
+
+CONTENT_SHA256 = "ecom_kfp.content_sha256"
+TEST_FINGERPRINT = "ecom_kfp.test_fingerprint"
+BLESSED = "ecom_kfp.blessed"
+SERVING_URI = "ecom_kfp.serving_uri"
+SERVING_STATUS = "ecom_kfp.serving_status"
+PACKAGE_VERSION = "ecom_kfp.package_version"
+GIT_VERSION = "ecom_kfp.git_version"
+DATASET_MANIFEST_SHA256 = "ecom_kfp.dataset_manifest_sha256"
+MODEL_URI = "ecom_kfp.model_uri"
+
+#: :data:`SERVING_STATUS` values: ``pending`` until the serving copy is verified.
+SERVING_PENDING = "pending"
+SERVING_VERIFIED = "verified"
+
+#: Aliases push sets: every pushed version is the challenger; blessed ones become champion.
+CHALLENGER = "challenger"
+CHAMPION = "champion"
+
+METRIC_PREFIX = "metric."
+
+
+def metric_tag(level: int, name: str) -> str:
+    """Tag key of headline metric ``name`` at ``level`` (1-based)."""
+    return f"{METRIC_PREFIX}level_{level}.{name}"
+
+
+def parse_metric_tags(tags: dict[str, str]) -> dict[int, dict[str, float]]:
+    """Inverse of :func:`metric_tag`: ``{level: {name: value}}`` from a version's tags."""
+    out: dict[int, dict[str, float]] = {}
+    for key, value in tags.items():
+        if not key.startswith(METRIC_PREFIX + "level_"):
+            continue
+        level_part, _, name = key[len(METRIC_PREFIX) + len("level_"):].partition(".")
+        if level_part.isdigit() and name:
+            out.setdefault(int(level_part), {})[name] = float(value)
+    return out

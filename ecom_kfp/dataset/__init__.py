@@ -1,0 +1,22 @@
+"""TFRecord build stage: deduplicated products -> leak-free splits, label vocabularies, title
+models and GZIP TFRecord shards (:class:`~ecom_kfp.contracts.layouts.DatasetLayout`).
+
+Modules, one responsibility each:
+
+- :mod:`.config`: :class:`BuildConfig`, the typed configuration shared by the CLI and the component.
+- :mod:`.inputs`: reads the dedupe output and rejects products that cannot become records.
+- :mod:`.taxonomy`: the optional Google Product Taxonomy mapping of source categories.
+- :mod:`.splits`: train/val/test assignment by hashing the duplicate group.
+- :mod:`.labels`: per-level vocabularies with rare classes folded into ``other``.
+- :mod:`.text`: SentencePiece + Doc2Vec training, and the helpers the trainer and serving use
+  (:func:`~.text.load_tf_tokenizer`, :func:`~.text.doc2vec_piece_embeddings`).
+- :mod:`.imaging`: decode / resize / re-encode one image.
+- :mod:`.writer`: shard planning and the parallel shard writers.
+- :mod:`.manifest`: ``manifest.json``.
+- :mod:`.build`: :func:`run`, the stage itself; :mod:`.merge`: joins fan-out pieces.
+"""
+
+from ecom_kfp.dataset.build import BuildReport, run
+from ecom_kfp.dataset.config import BuildConfig
+
+__all__ = ["BuildConfig", "BuildReport", "run"]

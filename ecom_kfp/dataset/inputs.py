@@ -1,0 +1,79 @@
+"""Read the dedupe output and set aside the products that cannot become records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ecom_kfp import uri
+from ecom_kfp.contracts import tables
+from ecom_kfp.contracts.layouts import DedupeLayout
+from ecom_kfp.dataset.rejects import Reason, Reject
+
+
+class InputError(ValueError):
+    """``--products`` does not name a usable dedupe output."""
+
+
+@dataclass(frozen=True)
+class Product:
+    """The fields of one deduplicated product that a record needs.
+
+    Attributes:
+        product_id: Catalog id.
+        title: Raw title, as shown in the shop.
+        category_path: Source category path, most general first (may be empty).
+        business_value: Weight of the product for business-value scoring.
+        image_uri: The local or ``gs://`` copy of the image ingest stored.
+        group_id: Duplicate group; products without one form their own group.
+    """
+
+    product_id: str
+    title: str
+    category_path: tuple[str, ...]
+    business_value: float
+    image_uri: str
+    group_id: str
+
+
+def products_uri(products: str) -> str:
+    """The Parquet file behind ``--products``: the file itself, or ``products.parquet`` in a dedupe output."""
+    return products if products.endswith(".parquet") else DedupeLayout(products).products
+
+
+def read_products(products: str) -> tuple[list[Product], list[Reject]]:
+    """Read ``--products`` into records-to-be and rejects, in input order.
+
+    Raises:
+        InputError: the file is missing, lacks a :data:`~ecom_kfp.contracts.tables.DEDUPED_PRODUCTS`
+            column, or has no rows (an empty catalog leaves nothing to split, label or train on).
+    """
+    source = products_uri(products)
+    if not uri.exists(source):
+        raise InputError(f"--products {products}: no products table at {source}; is this a dedupe output?")
+    try:
+        table = tables.conform(uri.read_parquet(source), tables.DEDUPED_PRODUCTS)
+    except ValueError as err:
+        raise InputError(f"--products {products}: {err}") from err
+    if table.num_rows == 0:
+        raise InputError(f"--products {products}: the products table is empty; there is nothing to build a dataset from")
+    kept: list[Product] = []
+    rejected: list[Reject] = []
+    for row in table.select(["product_id", "title", "category_path", "business_value", "image_uri", "group_id"]).to_pylist():
+        pid = row["product_id"]
+        title = (row["title"] or "").strip()
+        if not title:
+            rejected.append(Reject(pid, Reason.MISSING_TITLE, "title is null or blank"))
+            continue
+        if not row["image_uri"]:
+            rejected.append(Reject(pid, Reason.MISSING_IMAGE, "image_uri is null or blank"))
+            continue
+        value = row["business_value"]
+        kept.append(Product(
+            product_id=pid,
+            title=title,
+            category_path=tuple(c.strip() for c in (row["category_path"] or []) if c and c.strip()),
+            business_value=1.0 if value is None else float(value),
+            image_uri=row["image_uri"],
+            group_id=row["group_id"] or pid,
+        ))
+    return kept, rejected

@@ -1,0 +1,212 @@
+"""Title models: SentencePiece trained on training titles, Doc2Vec trained on their pieces.
+
+The SentencePiece model case-folds (``nmt_nfkc_cf``), splits digits into single pieces and falls
+back to UTF-8 bytes, so ``S23C550H``, ``s23c550h`` and an emoji all tokenise without ``<unk>``,
+and identically in Python and in ``tensorflow_text`` (the trainer and the serving signature load
+it with :func:`load_tf_tokenizer`). Doc2Vec runs PV-DBOW with skip-gram piece training
+(``dbow_words=1``), so it learns a vector for every piece as well; :func:`doc2vec_piece_embeddings`
+lines those up with SentencePiece ids to initialise a token embedding.
+
+Determinism: both models train single-threaded from fixed seeds, and :meth:`TitleEmbedder.vector`
+seeds each inference from the product id instead of gensim's ``infer_vector`` (which seeds from
+Python's per-process ``hash``), so re-runs and fan-out pieces write identical vectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ecom_kfp import uri
+
+if TYPE_CHECKING:  # pragma: no cover
+    import sentencepiece
+    import tensorflow_text
+    from gensim.models.doc2vec import Doc2Vec
+
+log = logging.getLogger(__name__)
+
+#: Rule that NFKC-normalises and case-folds inside the model, so callers need not lower-case.
+NORMALIZATION = "nmt_nfkc_cf"
+#: Byte fallback reserves 256 pieces, plus <unk>, <s>, </s>.
+RESERVED_PIECES = 259
+#: Sentences SentencePiece samples from a very large catalog.
+MAX_TRAINING_SENTENCES = 2_000_000
+_TOO_LARGE = re.compile(r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)")
+#: Scale of the random rows for pieces Doc2Vec never saw: small next to trained vectors.
+UNSEEN_PIECE_SCALE = 0.01
+
+
+class TextModelError(ValueError):
+    """The training titles cannot support a SentencePiece model."""
+
+
+@dataclass(frozen=True)
+class SentencePieceResult:
+    """A trained SentencePiece model and the vocabulary size it got.
+
+    Attributes:
+        model: The serialized model proto (``text/spm.model``).
+        requested_vocab_size: What ``--spm-vocab-size`` asked for.
+        vocab_size: What the titles supported (lower when the corpus is small).
+    """
+
+    model: bytes
+    requested_vocab_size: int
+    vocab_size: int
+
+    @property
+    def lowered(self) -> bool:
+        return self.vocab_size < self.requested_vocab_size
+
+
+def train_sentencepiece(titles: Sequence[str], vocab_size: int, seed: int) -> SentencePieceResult:
+    """Train a unigram SentencePiece model on ``titles``.
+
+    When the titles hold fewer distinct pieces than ``vocab_size``, SentencePiece names the
+    largest size it can reach; the model is retrained once at that size and the result says so.
+
+    Raises:
+        TextModelError: no titles, or SentencePiece refuses even the size it suggested.
+    """
+    import sentencepiece as spm
+
+    if not titles:
+        raise TextModelError("no training titles to train SentencePiece on")
+    spm.set_random_generator_seed(seed)
+
+    def attempt(size: int) -> bytes:
+        buffer = io.BytesIO()
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(titles), model_writer=buffer, vocab_size=size, model_type="unigram",
+            normalization_rule_name=NORMALIZATION, split_digits=True, byte_fallback=True,
+            character_coverage=1.0, input_sentence_size=MAX_TRAINING_SENTENCES, shuffle_input_sentence=True,
+            num_threads=1, minloglevel=2)
+        return buffer.getvalue()
+
+    try:
+        return SentencePieceResult(attempt(vocab_size), vocab_size, vocab_size)
+    except RuntimeError as err:
+        match = _TOO_LARGE.search(str(err))
+        if not match:
+            raise TextModelError(f"SentencePiece training failed: {err}") from err
+        supported = int(match.group(2))
+    log.warning("SentencePiece: %d training titles support at most %d pieces, not %d; using %d",
+                len(titles), supported, vocab_size, supported)
+    try:
+        return SentencePieceResult(attempt(supported), vocab_size, supported)
+    except RuntimeError as err:
+        raise TextModelError(f"SentencePiece training failed at vocab size {supported}: {err}") from err
+
+
+def sentencepiece_processor(model: bytes) -> sentencepiece.SentencePieceProcessor:
+    """A Python SentencePiece processor of a serialized model."""
+    import sentencepiece as spm
+
+    return spm.SentencePieceProcessor(model_proto=model)
+
+
+def train_doc2vec(documents: Sequence[tuple[str, Sequence[str]]], dim: int, epochs: int, seed: int) -> Doc2Vec:
+    """PV-DBOW Doc2Vec with piece vectors over ``(tag, pieces)`` documents (single thread, seeded)."""
+    from gensim.models.doc2vec import Doc2Vec, TaggedDocument
+
+    tagged = [TaggedDocument(list(pieces), [tag]) for tag, pieces in documents]
+    model = Doc2Vec(vector_size=dim, dm=0, dbow_words=1, window=5, min_count=1, sample=0, epochs=epochs,
+                    workers=1, seed=seed)
+    model.build_vocab(tagged)
+    model.train(tagged, total_examples=len(tagged), epochs=epochs)
+    return model
+
+
+def save_doc2vec(model: Doc2Vec, target: str) -> None:
+    """Save as one file (no side ``.npy`` arrays), so a single URI copies the whole model."""
+    with tempfile.TemporaryDirectory(prefix="ecom-kfp-d2v-") as tmp:
+        path = os.path.join(tmp, "doc2vec.model")
+        model.save(path, separately=[])
+        uri.copy(path, target)
+
+
+def load_doc2vec(model_uri: str) -> Doc2Vec:
+    """Load a model written by :func:`save_doc2vec` from any URI."""
+    from gensim.models.doc2vec import Doc2Vec
+
+    with uri.local_copy(model_uri) as path:
+        return Doc2Vec.load(path)
+
+
+class TitleEmbedder:
+    """Title -> pieces -> Doc2Vec vector, deterministic per product.
+
+    Args:
+        spm_model: Serialized SentencePiece model.
+        doc2vec: The Doc2Vec model trained on its pieces.
+        seed: Mixed into each product's inference seed.
+    """
+
+    def __init__(self, spm_model: bytes, doc2vec: Doc2Vec, seed: int) -> None:
+        self.processor = sentencepiece_processor(spm_model)
+        self.doc2vec = doc2vec
+        self.seed = seed
+
+    def pieces(self, title: str) -> list[str]:
+        return self.processor.encode(title, out_type=str)
+
+    def vector(self, title: str, key: str) -> np.ndarray:
+        """Infer the title's vector like ``Doc2Vec.infer_vector``, seeded from ``key`` (the product id)."""
+        from gensim.models.doc2vec_inner import train_document_dbow
+
+        model = self.doc2vec
+        digest = hashlib.sha256(f"{self.seed}\x00{key}".encode()).digest()
+        rng = np.random.RandomState(int.from_bytes(digest[:4], "big"))
+        # Same start as gensim's pseudorandom_weak_vector, same update loop as infer_vector.
+        vector = ((rng.random_sample(model.vector_size) - 0.5) / model.vector_size).astype(np.float32)[None, :]
+        model.random = rng  # negative sampling draws from it
+        work = np.zeros(model.layer1_size, dtype=np.float32)
+        lockf = np.ones(1, dtype=np.float32)
+        words = self.pieces(title)
+        alpha, epochs = model.alpha, model.epochs
+        delta = (alpha - model.min_alpha) / max(epochs - 1, 1)
+        for _ in range(epochs):
+            train_document_dbow(model, words, [0], alpha, work, learn_words=False, learn_hidden=False,
+                                doctag_vectors=vector, doctags_lockf=lockf)
+            alpha -= delta
+        return vector[0]
+
+
+def load_tf_tokenizer(spm_model_uri: str) -> tensorflow_text.SentencepieceTokenizer:
+    """The dataset's SentencePiece model as a ``tensorflow_text`` tokenizer (int32 ids).
+
+    Gives the same ids as the Python library on any title, so a model trained on records and a
+    serving signature tokenise alike.
+    """
+    import tensorflow as tf
+    import tensorflow_text
+
+    return tensorflow_text.SentencepieceTokenizer(model=uri.read_bytes(spm_model_uri), out_type=tf.int32)
+
+
+def doc2vec_piece_embeddings(spm_model_uri: str, doc2vec_model_uri: str, seed: int = 0) -> np.ndarray:
+    """Embedding matrix ``[spm vocab size, dim]``: row ``i`` is Doc2Vec's vector of piece ``i``.
+
+    Pieces Doc2Vec never saw (control pieces, unused byte pieces) get small random rows
+    (normal, std :data:`UNSEEN_PIECE_SCALE`, seeded) rather than zeros, so they stay distinguishable.
+    """
+    processor = sentencepiece_processor(uri.read_bytes(spm_model_uri))
+    vectors = load_doc2vec(doc2vec_model_uri).wv
+    rng = np.random.default_rng(seed)
+    matrix = rng.normal(0.0, UNSEEN_PIECE_SCALE, size=(processor.get_piece_size(), vectors.vector_size))
+    matrix = matrix.astype(np.float32)
+    for piece_id in range(processor.get_piece_size()):
+        piece = processor.id_to_piece(piece_id)
+        if piece in vectors.key_to_index:
+            matrix[piece_id] = vectors[piece]
+    return matrix

@@ -1,0 +1,82 @@
+"""``ecom-kfp dedupe``: the dedupe stage from a shell."""
+
+from __future__ import annotations
+
+import argparse
+
+from ecom_kfp.dedupe.config import DedupeConfig
+from ecom_kfp.dedupe.grid_hash import DEFAULT_GRID
+
+DESCRIPTION = """Find exact and near-duplicate products in an ingest output and keep one per group.
+
+Rules: identical normalised titles, identical image bytes (SHA-256), e-CLIP colour-grid key
+(5x5 mean colours + image size), perceptual hash (pHash) within --near-threshold bits.
+Kept product of a group: most image pixels, then most complete metadata (title, brand, price,
+category path, business value), then smallest product_id. Writes products.parquet (kept, with
+group_id/group_size), duplicates.parquet, rejects.parquet, samples.html and report.json to --out."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``dedupe`` verb."""
+    parser = subparsers.add_parser("dedupe", help="find exact and near duplicate products, keep one per group",
+                                   description=DESCRIPTION,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--products", required=True, metavar="URI",
+                        help="ingest output directory or gs:// prefix (holds products.parquet and images/)")
+    parser.add_argument("--out", required=True, metavar="URI",
+                        help="output directory or gs:// prefix for the dedupe layout")
+    parser.add_argument("--near-threshold", type=int, default=6, metavar="BITS",
+                        help="max pHash Hamming distance of near-duplicate images (default: %(default)s)")
+    parser.add_argument("--near-colour-tolerance", type=int, default=1, metavar="DIGITS",
+                        help="a pHash match also needs every 5x5 colour-grid cell within this many digits "
+                             "(0-9 scale; 9 = off) so same-outline products of other colours do not "
+                             "match (default: %(default)s)")
+    parser.add_argument("--no-title-rule", dest="title_rule", action="store_false",
+                        help="do not treat identical normalised titles as duplicates")
+    parser.add_argument("--no-sha256-rule", dest="sha256_rule", action="store_false",
+                        help="do not treat byte-identical images as duplicates")
+    parser.add_argument("--no-grid-rule", dest="grid_rule", action="store_false",
+                        help="do not use the e-CLIP colour-grid key")
+    parser.add_argument("--no-phash-rule", dest="phash_rule", action="store_false",
+                        help="do not search near-duplicate images by perceptual hash")
+    parser.add_argument("--grid-cells", type=int, default=DEFAULT_GRID, metavar="N",
+                        help="side of the colour grid (default: %(default)s, as in e-CLIP)")
+    parser.add_argument("--workers", type=int, default=0, metavar="N",
+                        help="image hashing processes; 0 = one per CPU (default: %(default)s)")
+    parser.add_argument("--chunk-size", type=int, default=512, metavar="N",
+                        help="images per unit of work sent to a hashing process (default: %(default)s)")
+    parser.add_argument("--sample-groups", type=int, default=24, metavar="N",
+                        help="duplicate groups shown in samples.html (default: %(default)s)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="hide progress bars")
+    parser.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the stage and print a human summary."""
+    import sys
+
+    from ecom_kfp.dedupe.stage import run
+
+    config = DedupeConfig(
+        products_uri=args.products, out_uri=args.out, title_rule=args.title_rule,
+        sha256_rule=args.sha256_rule, grid_rule=args.grid_rule, phash_rule=args.phash_rule,
+        near_threshold=args.near_threshold,
+        near_colour_tolerance=args.near_colour_tolerance, grid_cells=args.grid_cells, workers=args.workers,
+        chunk_size=args.chunk_size, sample_groups=args.sample_groups, progress=args.progress)
+    try:
+        report = run(config)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"ecom-kfp dedupe: error: {err}", file=sys.stderr)
+        return 2
+    print(f"dedupe: {report.message}")
+    for name, rule in report.rules.items():
+        state = "on " if rule.enabled else "off"
+        print(f"  {name:<7} {state} matched {rule.matched_products:>8} products in {rule.groups:>7} "
+              f"groups; explains {rule.dropped} dropped")
+    print(f"  transitive-only duplicates: {report.dropped_transitive}")
+    for reason, count in report.rejects_by_reason.items():
+        print(f"  rejected {reason}: {count}")
+    print(f"  hashing: {report.images_per_second:,.0f} images/s; total {sum(report.seconds.values()):.1f} s")
+    print(f"  outputs: {args.out} (samples.html to judge groups by eye)")
+    return 0

@@ -1,0 +1,148 @@
+"""All pairs of 64-bit hashes within a Hamming radius, without comparing all pairs.
+
+Multi-index hashing by the pigeonhole principle: split the 64 bits into ``m`` blocks. Two hashes
+at distance ``<= r`` differ in at most ``r`` blocks, so they agree exactly on at least ``k = m - r``
+of them. For every choice of ``k`` blocks, sorting the hashes by those blocks puts every such pair
+next to each other in a run of equal keys; only pairs inside runs are compared. That is exact (no
+pair within the radius is missed), and with ``m`` chosen so keys are about ``log2(n)`` bits long,
+runs are short: the work grows like ``C(m, k) * n log n``, not ``n**2``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from ecom_kfp.dedupe.phash import hamming
+
+BITS = 64
+#: Relative cost of one sort pass per element vs one candidate comparison, for choosing ``m``.
+_SORT_COST = 30.0
+
+
+@dataclass(frozen=True)
+class NearPairs:
+    """Pairs ``(left[i], right[i])`` (``left < right``, sorted, unique) at Hamming ``distance[i]``."""
+
+    left: np.ndarray
+    right: np.ndarray
+    distance: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.left)
+
+
+def block_masks(blocks: int) -> list[int]:
+    """Bit masks of ``blocks`` contiguous, near-equal blocks covering the 64 bits."""
+    bounds = [round(BITS * i / blocks) for i in range(blocks + 1)]
+    return [((1 << (hi - lo)) - 1) << lo for lo, hi in zip(bounds, bounds[1:])]
+
+
+def choose_blocks(n: int, radius: int) -> int:
+    """Number of blocks ``m`` minimising estimated sort + candidate work for ``n`` uniform hashes."""
+    best_cost, best_m = math.inf, radius + 1
+    for m in range(radius + 1, min(BITS, radius + 16) + 1):
+        tables = math.comb(m, m - radius)
+        key_bits = BITS * (m - radius) / m
+        candidates = tables * n * n / 2.0 ** (key_bits + 1)
+        cost = tables * n * _SORT_COST + candidates
+        if cost < best_cost:
+            best_cost, best_m = cost, m
+    return best_m
+
+
+def _run_pairs(sorted_keys: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of positions inside runs of equal keys (keys sorted; ``order`` maps to items)."""
+    lefts, rights = [], []
+    starts = np.arange(len(sorted_keys) - 1)
+    offset = 1
+    # A pair (i, i + d) is in a run only if (i, i + d - 1) is, so the candidates only shrink;
+    # the loop ends after (longest run) iterations.
+    while len(starts):
+        starts = starts[starts + offset < len(sorted_keys)]
+        starts = starts[sorted_keys[starts + offset] == sorted_keys[starts]]
+        lefts.append(order[starts])
+        rights.append(order[starts + offset])
+        offset += 1
+    return np.concatenate(lefts), np.concatenate(rights)
+
+
+def near_value_pairs(values: np.ndarray, radius: int, progress: bool = False) -> NearPairs:
+    """Every pair of *distinct* hash values within ``radius`` bits.
+
+    Args:
+        values: ``(n,)`` distinct uint64 hashes.
+        radius: Maximum Hamming distance, ``0 <= radius < 64``.
+        progress: Show a tqdm bar over the index tables.
+
+    Returns:
+        Unique pairs of indices into ``values`` with ``left < right``, sorted, and their distances.
+    """
+    if not 0 <= radius < BITS:
+        raise ValueError(f"radius must be in [0, {BITS}), got {radius}")
+    values = np.asarray(values, dtype=np.uint64)
+    n = len(values)
+    lefts, rights = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    if radius > 0 and n > 1:
+        masks = block_masks(choose_blocks(n, radius))
+        combos = list(itertools.combinations(range(len(masks)), len(masks) - radius))
+        for combo in tqdm(combos, desc="near-duplicate index", unit="table", disable=not progress):
+            keys = values & np.uint64(sum(masks[b] for b in combo))
+            order = np.argsort(keys)
+            left, right = _run_pairs(keys[order], order)
+            close = hamming(values[left], values[right]) <= radius
+            lefts.append(np.minimum(left, right)[close])
+            rights.append(np.maximum(left, right)[close])
+    # A pair agreeing on several block combinations is found once per combination.
+    codes = np.unique(np.concatenate(lefts).astype(np.int64) * n + np.concatenate(rights))
+    left, right = codes // max(n, 1), codes % max(n, 1)
+    return NearPairs(left=left, right=right, distance=hamming(values[left], values[right]))
+
+
+def near_edges(hashes: np.ndarray, radius: int, progress: bool = False) -> NearPairs:
+    """Edges between items whose hashes are within ``radius`` bits, enough to connect them.
+
+    Items sharing one hash value are linked in a star to the first of them (distance 0) rather
+    than pairwise, and two near values are linked once, between their first items: the connected
+    components equal those of the complete within-radius graph, while a value shared by many items
+    (a placeholder image) adds edges linear, not quadratic, in their number.
+
+    Args:
+        hashes: ``(n,)`` uint64, one per item.
+        radius: Maximum Hamming distance.
+        progress: Show a tqdm bar over the index tables.
+
+    Returns:
+        Item index pairs (``left < right``) with the Hamming distance of their hashes.
+    """
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    values, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    same = np.nonzero(first[inverse] != np.arange(len(hashes)))[0]
+    near = near_value_pairs(values, radius, progress=progress)
+    left = np.concatenate([first[inverse[same]], first[near.left]])
+    right = np.concatenate([same, first[near.right]])
+    distance = np.concatenate([np.zeros(len(same), dtype=np.int64), near.distance])
+    lo, hi = np.minimum(left, right), np.maximum(left, right)
+    order = np.lexsort((hi, lo))
+    return NearPairs(left=lo[order], right=hi[order], distance=distance[order])
+
+
+def brute_force_neighbours(queries: np.ndarray, hashes: np.ndarray, radius: int,
+                           block: int = 256) -> list[np.ndarray]:
+    """Reference search: for each query hash, indices of all ``hashes`` within ``radius`` bits.
+
+    Compares every query with every hash (``O(len(queries) * n)``), so it is only for checking
+    :func:`near_pairs` on a sample.
+    """
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    found: list[np.ndarray] = []
+    for start in range(0, len(queries), block):
+        chunk = np.asarray(queries[start:start + block], dtype=np.uint64)
+        close = hamming(chunk[:, None], hashes[None, :]) <= radius
+        found.extend(np.nonzero(row)[0] for row in close)
+    return found

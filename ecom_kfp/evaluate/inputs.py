@@ -1,0 +1,71 @@
+"""Locate and check the model and test split before any inference, failing fast with the flag named."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ecom_kfp import uri
+from ecom_kfp.contracts.features import FeatureSpec
+from ecom_kfp.contracts.labels import Vocabulary, load_all
+from ecom_kfp.contracts.layouts import DatasetLayout, ModelLayout
+
+TFRECORD_SUFFIX = ".tfrecord.gz"
+
+
+@dataclass(frozen=True)
+class EvaluationInputs:
+    """A model and the test split it is scored on, both checked.
+
+    Attributes:
+        model: Layout of the model directory.
+        dataset: Layout of the dataset directory.
+        spec: Feature spec of the records (from the dataset's ``manifest.json``).
+        vocabularies: The model's label vocabularies, level 1 first (equal to the dataset's).
+        test_shards: URIs of the test split's shards, sorted.
+    """
+
+    model: ModelLayout
+    dataset: DatasetLayout
+    spec: FeatureSpec
+    vocabularies: list[Vocabulary]
+    test_shards: list[str]
+
+
+def check_model_dir(model_uri: str, flag: str = "--model") -> ModelLayout:
+    """The layout of ``model_uri`` when it holds a SavedModel and label files.
+
+    Raises:
+        FileNotFoundError: naming ``flag`` and the missing file.
+    """
+    model = ModelLayout(model_uri)
+    for required in (uri.join(model.saved_model, "saved_model.pb"), uri.join(model.labels, "level_1.txt")):
+        if not uri.exists(required):
+            raise FileNotFoundError(f"{flag} {model_uri}: not a model directory ({required} is missing)")
+    return model
+
+
+def load_inputs(model_uri: str, data_uri: str) -> EvaluationInputs:
+    """Check both directories and that the model's label vocabularies are the dataset's.
+
+    Raises:
+        FileNotFoundError: a directory or required file is missing (message names the flag).
+        ValueError: vocabularies differ, or the test split has no shards.
+    """
+    model = check_model_dir(model_uri)
+    dataset = DatasetLayout(data_uri)
+    if not uri.exists(dataset.manifest):
+        raise FileNotFoundError(f"--data {data_uri}: not a dataset directory ({dataset.manifest} is missing)")
+    manifest = uri.read_json(dataset.manifest)
+    if "feature_spec" not in manifest:
+        raise ValueError(f"--data {data_uri}: {dataset.manifest} has no 'feature_spec'")
+    spec = FeatureSpec.from_dict(manifest["feature_spec"])
+    vocabularies = load_all(model.labels, spec.num_levels)
+    data_vocabularies = load_all(dataset.labels, spec.num_levels)
+    for ours, theirs in zip(vocabularies, data_vocabularies, strict=True):
+        if ours.classes != theirs.classes:
+            raise ValueError(f"level {ours.level} labels of --model {model_uri} ({len(ours)} classes) differ from "
+                             f"--data {data_uri} ({len(theirs)} classes): the model was trained on another dataset")
+    shards = uri.list_files(dataset.split_dir("test"), suffix=TFRECORD_SUFFIX)
+    if not shards:
+        raise ValueError(f"--data {data_uri}: the test split has no shards under {dataset.split_dir('test')}")
+    return EvaluationInputs(model, dataset, spec, vocabularies, shards)

@@ -1,0 +1,318 @@
+"""Fetch, check and store product images concurrently: ``fetch_images``.
+
+One asyncio event loop drives ``concurrency`` workers over a stream of sources (``http(s)://``
+through one shared aiohttp session, ``gs://`` and local files through a thread pool), so at most
+``concurrency`` images are in flight and memory stays flat however long the catalog is. Each host
+gets at most ``per_host`` concurrent requests (politeness to a CDN or a merchant's server).
+
+Every attempt has one deadline, ``timeout_seconds``, covering connect, headers and body; it starts
+after the host slot is acquired, so queueing behind the per-host limit never counts as a timeout.
+Transient failures (timeouts, connection resets, truncated transfers, HTTP 429 and 5xx) are
+retried up to ``max_retries`` times with exponential backoff and jitter, waiting at least as long
+as a ``Retry-After`` header asks (capped at ``max_backoff_seconds``). A 404, any other 4xx, or
+content that is not an image is final at once. Image decoding and storing run in the thread pool
+(Pillow releases the GIL while decoding) so the event loop keeps downloading meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import os
+import random
+import time
+import urllib.parse
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import aiohttp
+from tqdm import tqdm
+
+from ecom_kfp import __version__, uri
+from ecom_kfp.ingest import sources
+from ecom_kfp.ingest.image_check import CheckedImage, ImageLimits, check_image
+from ecom_kfp.ingest.reasons import Reason
+from ecom_kfp.ingest.store import ImageStore
+
+_RETRYABLE_STATUS = frozenset({408, 429})
+_CHUNK = 64 << 10
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    """How images are fetched and what is accepted.
+
+    Attributes:
+        concurrency: Images in flight at once, over all hosts.
+        per_host: Concurrent HTTP requests to one host.
+        timeout_seconds: Deadline of one attempt (connect + response + body).
+        max_retries: Extra attempts after a transient failure.
+        backoff_seconds: First retry delay; doubles per attempt, with +-50% jitter.
+        max_backoff_seconds: Longest wait between attempts, ``Retry-After`` included.
+        limits: Accepted image sizes.
+        io_threads: Threads reading local/``gs://`` sources, decoding and storing.
+    """
+
+    concurrency: int = 64
+    per_host: int = 16
+    timeout_seconds: float = 20.0
+    max_retries: int = 2
+    backoff_seconds: float = 0.5
+    max_backoff_seconds: float = 30.0
+    limits: ImageLimits = field(default_factory=ImageLimits)
+    io_threads: int = 16
+
+    def __post_init__(self) -> None:
+        for name in ("concurrency", "per_host", "io_threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.timeout_seconds <= 0:
+            raise ValueError(f"--timeout must be positive, got {self.timeout_seconds}")
+        if self.max_retries < 0:
+            raise ValueError(f"--max-retries must be >= 0, got {self.max_retries}")
+
+
+@dataclass(frozen=True)
+class FetchedImage:
+    """An image that passed the checks and is in the store."""
+
+    sha256: str
+    uri: str
+    width: int
+    height: int
+    stored_bytes: int
+    downloaded_bytes: int
+    newly_stored: bool
+    attempts: int
+
+
+@dataclass(frozen=True)
+class FetchFailure:
+    """A source that gave no usable image; ``attempts`` counts requests made."""
+
+    reason: Reason
+    detail: str
+    attempts: int
+
+
+FetchOutcome = FetchedImage | FetchFailure
+
+
+@dataclass
+class FetchStats:
+    """Totals of one :func:`fetch_images` call."""
+
+    sources: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    attempts: int = 0
+    retries: int = 0
+    bytes_downloaded: int = 0
+    bytes_stored: int = 0
+    images_stored: int = 0
+    seconds: float = 0.0
+
+    @property
+    def images_per_second(self) -> float:
+        return self.sources / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class _Body:
+    data: bytes
+    content_type: str | None
+
+
+@dataclass(frozen=True)
+class _Failed:
+    reason: Reason
+    detail: str
+    retryable: bool = False
+    retry_after: float | None = None
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds asked for by a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class _Fetcher:
+    def __init__(self, store: ImageStore, config: FetchConfig, session: aiohttp.ClientSession,
+                 pool: ThreadPoolExecutor, stats: FetchStats):
+        self.store = store
+        self.config = config
+        self.session = session
+        self.pool = pool
+        self.stats = stats
+        self._host_slots: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(config.per_host))
+        self._random = random.Random()
+
+    async def _in_pool(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    async def fetch(self, source: str) -> FetchOutcome:
+        attempts = 0
+        while True:
+            attempts += 1
+            self.stats.attempts += 1
+            got = await self._attempt(source)
+            if isinstance(got, _Body):
+                break
+            if not got.retryable or attempts > self.config.max_retries:
+                suffix = f" (after {attempts} attempts)" if attempts > 1 else ""
+                return FetchFailure(got.reason, got.detail + suffix, attempts)
+            self.stats.retries += 1
+            await asyncio.sleep(self._backoff(attempts, got.retry_after))
+        self.stats.bytes_downloaded += len(got.data)
+        checked = await self._in_pool(check_image, got.data, got.content_type, self.config.limits)
+        if not isinstance(checked, CheckedImage):
+            return FetchFailure(checked.reason, checked.detail, attempts)
+        newly = await self._in_pool(self.store.put, checked.sha256, checked.data)
+        if newly:
+            self.stats.images_stored += 1
+            self.stats.bytes_stored += len(checked.data)
+        return FetchedImage(checked.sha256, self.store.uri_of(checked.sha256), checked.width,
+                            checked.height, len(checked.data), len(got.data), newly, attempts)
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        delay = self.config.backoff_seconds * 2 ** (attempt - 1) * self._random.uniform(0.5, 1.5)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return min(delay, self.config.max_backoff_seconds)
+
+    async def _attempt(self, source: str) -> _Body | _Failed:
+        kind = sources.kind(source)
+        if kind == sources.HTTP:
+            return await self._http(source)
+        try:
+            async with asyncio.timeout(self.config.timeout_seconds):
+                return await self._in_pool(self._read_object, source)
+        except TimeoutError:
+            return _Failed(Reason.TIMEOUT, f"{source}: not read within {self.config.timeout_seconds}s",
+                           retryable=True)
+
+    def _read_object(self, source: str) -> _Body | _Failed:
+        try:
+            if not uri.is_gcs(source):
+                size = os.path.getsize(source)
+                if size > self.config.limits.max_bytes:
+                    return _Failed(Reason.TOO_LARGE, f"{source}: {size} bytes > {self.config.limits.max_bytes}")
+            return _Body(uri.read_bytes(source), None)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as err:
+            return _Failed(Reason.NOT_FOUND, f"{source}: {err}")
+        except OSError as err:
+            return _Failed(Reason.READ_ERROR, f"{source}: {err}")
+        except Exception as err:  # google-cloud-storage errors: retry the server-side ones
+            from google.api_core import exceptions
+
+            transient = isinstance(err, (exceptions.ServerError, exceptions.TooManyRequests))
+            return _Failed(Reason.READ_ERROR, f"{source}: {type(err).__name__}: {err}", retryable=transient)
+
+    async def _http(self, url: str) -> _Body | _Failed:
+        host = urllib.parse.urlsplit(url).netloc
+        async with self._host_slots[host]:
+            try:
+                async with asyncio.timeout(self.config.timeout_seconds):
+                    return await self._get(url)
+            except TimeoutError:
+                return _Failed(Reason.TIMEOUT, f"no complete response within {self.config.timeout_seconds}s",
+                               retryable=True)
+            except aiohttp.ClientPayloadError as err:
+                return _Failed(Reason.TRUNCATED_DOWNLOAD, f"transfer cut short: {err}", retryable=True)
+            except aiohttp.ClientConnectionError as err:
+                return _Failed(Reason.CONNECTION_ERROR, f"{type(err).__name__}: {err}", retryable=True)
+            except aiohttp.InvalidURL as err:
+                return _Failed(Reason.BAD_IMAGE_URL, f"invalid URL: {err}")
+            except aiohttp.ClientError as err:  # too many redirects, malformed response
+                return _Failed(Reason.HTTP_ERROR, f"{type(err).__name__}: {err}")
+
+    async def _get(self, url: str) -> _Body | _Failed:
+        async with self.session.get(url) as resp:
+            redirected = f" (redirected to {resp.url})" if str(resp.url) != url else ""
+            if resp.status in (404, 410):
+                return _Failed(Reason.NOT_FOUND, f"HTTP {resp.status}{redirected}")
+            if resp.status >= 300:
+                transient = resp.status >= 500 or resp.status in _RETRYABLE_STATUS
+                return _Failed(Reason.HTTP_ERROR, f"HTTP {resp.status}{redirected}", retryable=transient,
+                               retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
+            limit = self.config.limits.max_bytes
+            if resp.content_length is not None and resp.content_length > limit:
+                return _Failed(Reason.TOO_LARGE, f"Content-Length {resp.content_length} > {limit}")
+            body = bytearray()
+            async for chunk in resp.content.iter_chunked(_CHUNK):
+                body += chunk
+                if len(body) > limit:
+                    return _Failed(Reason.TOO_LARGE, f"body exceeds {limit} bytes")
+            return _Body(bytes(body), resp.headers.get("Content-Type"))
+
+
+async def _fetch_all(items: Iterable[str], store: ImageStore, config: FetchConfig,
+                     on_result: Callable[[str, FetchOutcome], None], stats: FetchStats) -> None:
+    connector = aiohttp.TCPConnector(limit=config.concurrency, limit_per_host=config.per_host,
+                                     ttl_dns_cache=300)
+    # Per-attempt deadlines are ours (see module docstring); the session only bounds connecting.
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.timeout_seconds)
+    headers = {"User-Agent": f"ecom-kfp/{__version__} (+image ingest)"}
+    with ThreadPoolExecutor(config.io_threads, thread_name_prefix="ingest-io") as pool:
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as session:
+            fetcher = _Fetcher(store, config, session, pool, stats)
+            pending = iter(items)
+
+            async def worker() -> None:
+                # Workers share one iterator: a source is read only when a worker is free for it.
+                for source in pending:
+                    stats.sources += 1
+                    outcome = await fetcher.fetch(source)
+                    if isinstance(outcome, FetchedImage):
+                        stats.succeeded += 1
+                    else:
+                        stats.failed += 1
+                    on_result(source, outcome)
+
+            async with asyncio.TaskGroup() as group:
+                for _ in range(config.concurrency):
+                    group.create_task(worker())
+
+
+def fetch_images(items: Iterable[str], store: ImageStore, config: FetchConfig,
+                 on_result: Callable[[str, FetchOutcome], None] | None = None,
+                 progress: bool = False, total: int | None = None) -> FetchStats:
+    """Fetch, check and store every source in ``items``; report each outcome through ``on_result``.
+
+    Args:
+        items: Image sources (``http(s)://`` URLs, ``gs://`` URIs, local paths); each is fetched
+            once per occurrence, so pass unique sources.
+        store: Where accepted images go.
+        config: Concurrency, timeouts, retries and image limits.
+        on_result: Called on the event loop thread with ``(source, outcome)`` as each finishes.
+        progress: Show a tqdm bar with the rate and failure count.
+        total: Number of sources, for the progress bar.
+
+    Returns:
+        Totals, with the wall-clock seconds of the whole call.
+    """
+    stats = FetchStats()
+    start = time.perf_counter()
+    with tqdm(total=total, desc="images", unit="img", disable=not progress, mininterval=0.5,
+              dynamic_ncols=True) as bar:
+        def record(source: str, outcome: FetchOutcome) -> None:
+            bar.update(1)
+            bar.set_postfix(ok=stats.succeeded, failed=stats.failed, retries=stats.retries, refresh=False)
+            if on_result is not None:
+                on_result(source, outcome)
+
+        asyncio.run(_fetch_all(items, store, config, record, stats))
+    stats.seconds = time.perf_counter() - start
+    return stats
+

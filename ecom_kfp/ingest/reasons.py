@@ -1,0 +1,56 @@
+"""Why a catalog entry was rejected: the reason codes of ``rejects.parquet`` and the reject record.
+
+Every code is a stable, machine-readable string (reports count by it, dashboards filter on it);
+the free-text ``detail`` says what exactly was wrong with that one entry.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+STAGE = "ingest"
+
+
+class Reason(str, enum.Enum):
+    """Reject reason codes of the ingest stage."""
+
+    # Catalog records.
+    MALFORMED_LINE = "malformed_line"  # not parseable as a record of the catalog's format
+    TRUNCATED_FILE = "truncated_file"  # the partial last record of a compressed file cut mid-stream
+    MISSING_PRODUCT_ID = "missing_product_id"
+    DUPLICATE_PRODUCT_ID = "duplicate_product_id"  # a later row reusing an accepted row's id
+    MISSING_TITLE = "missing_title"  # absent, null or blank
+    SHORT_TITLE = "short_title"  # fewer tokens than required once special characters are spaces
+    MISSING_CATEGORY = "missing_category"
+    UNKNOWN_CATEGORY = "unknown_category"  # not in the per-category business value table
+    BAD_VALUE = "bad_value"  # a numeric field (business value) that is not a number
+    MISSING_IMAGE = "missing_image"  # no image reference at all
+    BAD_IMAGE_URL = "bad_image_url"  # a reference with a scheme we cannot fetch
+    # Image fetching.
+    NOT_FOUND = "not_found"  # HTTP 404/410, or no such local file / gs:// object
+    HTTP_ERROR = "http_error"  # any other non-success status, after retries where retryable
+    TIMEOUT = "timeout"  # connect or read timeout on every attempt
+    CONNECTION_ERROR = "connection_error"  # refused / reset / disconnected on every attempt
+    TRUNCATED_DOWNLOAD = "truncated_download"  # body shorter than its Content-Length, every attempt
+    READ_ERROR = "read_error"  # a local file or gs:// object that exists but could not be read
+    # Image content.
+    NOT_AN_IMAGE = "not_an_image"  # HTML, text or other non-image bytes (whatever the content type)
+    CORRUPT_IMAGE = "corrupt_image"  # image signature, but undecodable
+    TRUNCATED_IMAGE = "truncated_image"  # decoder ran out of data (e.g. a cut-off JPEG)
+    TOO_SMALL = "too_small"  # shorter side below the minimum
+    TOO_LARGE = "too_large"  # more bytes or pixels than allowed
+
+
+@dataclass(frozen=True)
+class Reject:
+    """One rejected catalog entry (a row of ``rejects.parquet``)."""
+
+    product_id: str | None
+    reason: Reason
+    detail: str
+
+    def row(self) -> dict[str, str | None]:
+        """The row in :data:`ecom_kfp.contracts.tables.REJECTS` form."""
+        return {"product_id": self.product_id, "stage": STAGE, "reason": self.reason.value,
+                "detail": self.detail}

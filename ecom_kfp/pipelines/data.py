@@ -1,0 +1,88 @@
+"""``data_pipeline``: sharded ingest for catalogs too large for one pod, then dedupe and TFRecords.
+
+``shard-plan -> ParallelFor(ingest shard) -> Collected -> merge -> hash-dedupe -> tfrecord-build``.
+Dedupe needs one global view (duplicates cross shards), so the shards are merged first; it works
+on compact hash tables and handles tens of millions of products in one pod.
+"""
+
+from kfp import dsl
+from kfp.dsl import Dataset
+
+from ecom_kfp.components import merge_ingest_shards_op, shard_plan_op
+from ecom_kfp.pipelines import steps
+from ecom_kfp.pipelines.task_settings import set_resources
+
+PIPELINE_NAME = "ecom-kfp-data"
+#: Shards ingesting at once. ``dsl.ParallelFor(parallelism=...)`` takes a constant only; this
+#: bounds the load on image hosts however many shards a run asks for.
+MAX_PARALLEL_SHARDS = 16
+
+
+@dsl.pipeline(name="ingest-shard",
+              description="Ingest one shard of a catalog with its resources set from parameters.")
+def ingest_shard(catalog: str, catalog_format: str, column_map: str, images_base: str,
+                 business_value_uri: str, shard_index: int, num_shards: int, concurrency: int,
+                 cpu_request: str, memory: str) -> Dataset:
+    """One ingest shard. A pipeline of its own because kfp 2.17 drops parameter-valued resources
+    of tasks placed directly inside ``dsl.ParallelFor`` (see ``task_settings``)."""
+    task = steps.ingest(catalog=catalog, catalog_format=catalog_format, column_map=column_map,
+                        images_base=images_base, business_value_uri=business_value_uri,
+                        concurrency=concurrency, cpu=cpu_request, memory=memory,
+                        shard_index=shard_index, num_shards=num_shards)
+    return task.outputs["products"]
+
+
+@dsl.pipeline(name=PIPELINE_NAME,
+              description="Catalog -> ingest fanned out over shards -> merged -> deduplicated -> "
+                          "TFRecord dataset, for catalogs too large for one pod.")
+def data_pipeline(
+    catalog: str,
+    catalog_format: str = "auto",
+    column_map: str = "",
+    images_base: str = "",
+    business_value_uri: str = "",
+    taxonomy_uri: str = "",
+    num_shards: int = 4,
+    ingest_concurrency: int = 64,
+    near_duplicate_threshold: int = 6,
+    image_size: int = 224,
+    split_fractions: str = "0.7,0.15,0.15",
+    max_levels: int = 4,
+    min_class_count: int = 5,
+    cpu_request: str = "2",
+    memory: str = "8Gi",
+) -> Dataset:
+    """Build the training dataset of a large catalog with sharded ingest.
+
+    Args:
+        catalog: Catalog URI (local path, gs:// or http(s) URL of a JSONL/CSV/Parquet/Amazon file).
+        catalog_format: auto, jsonl, amazon, csv or parquet.
+        column_map: FIELD=COL,... mapping products-table fields to catalog columns.
+        images_base: URL or URI that relative image references are resolved against.
+        business_value_uri: Optional CSV of business value per category.
+        taxonomy_uri: Optional taxonomy file (Google Product Taxonomy format).
+        num_shards: Ingest shards; each runs in its own pod.
+        ingest_concurrency: Parallel image downloads per ingest pod.
+        near_duplicate_threshold: Max perceptual-hash Hamming distance of near-duplicate images.
+        image_size: Side of the square model input in pixels.
+        split_fractions: train,val,test fractions (split by duplicate group).
+        max_levels: Taxonomy depth: number of category levels.
+        min_class_count: Classes with fewer products are folded into 'other'.
+        cpu_request: CPU request of every task.
+        memory: Memory request and limit of every task.
+    """
+    plan = shard_plan_op(num_shards=num_shards).set_display_name("shard-plan")
+    with dsl.ParallelFor(plan.output, parallelism=MAX_PARALLEL_SHARDS,
+                         name="ingest-shards") as shard_index:
+        shard = ingest_shard(catalog=catalog, catalog_format=catalog_format,
+                             column_map=column_map, images_base=images_base,
+                             business_value_uri=business_value_uri, shard_index=shard_index,
+                             num_shards=num_shards, concurrency=ingest_concurrency,
+                             cpu_request=cpu_request, memory=memory)
+    merge = merge_ingest_shards_op(shards=dsl.Collected(shard.output))
+    set_resources(merge.set_display_name("merge-ingest-shards"), cpu_request, memory)
+    build = steps.dedupe_and_build(
+        merge.outputs["products"], near_threshold=near_duplicate_threshold,
+        taxonomy_uri=taxonomy_uri, image_size=image_size, split_fractions=split_fractions,
+        max_levels=max_levels, min_class_count=min_class_count, cpu=cpu_request, memory=memory)
+    return build.outputs["dataset"]

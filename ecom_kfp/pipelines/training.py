@@ -1,0 +1,134 @@
+"""``training_pipeline``: catalog -> blessed, registered product-category classifier.
+
+``ingest -> hash-dedupe -> tfrecord-build -> train -> evaluate -> push``; push runs only when
+evaluate blesses the model (``dsl.If``). Every argument is a run parameter in the Kubeflow UI.
+"""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Input, Model
+
+from ecom_kfp.components import evaluate_op, push_op, train_op
+from ecom_kfp.pipelines import steps
+from ecom_kfp.pipelines.task_settings import (DEFAULT_GPU_NODE_SELECTOR, on_gpu_pool,
+                                              set_resources, with_network_retries)
+
+PIPELINE_NAME = "ecom-kfp-training"
+#: Push registers a model and copies a SavedModel: light, so a fixed request (see push_if_blessed).
+PUSH_CPU = "1"
+PUSH_MEMORY = "4Gi"
+
+
+@dsl.pipeline(name="push-if-blessed",
+              description="Register the model and copy it for serving when it was blessed.")
+def push_if_blessed(blessed: bool, model: Input[Model], evaluation: Input[Artifact],
+                    registry_uri: str, serving_uri: str, registered_model_name: str):
+    """Push under ``dsl.If(blessed)``, as a pipeline of its own for two kfp 2.17 reasons.
+
+    kfp.local resolves an ``If`` condition on a pipeline input but not on a named output of a
+    task (``evaluate-op.blessed``), so the gate reads ``blessed`` as this pipeline's input. And
+    the compiler drops parameter-valued resources of a task directly inside ``dsl.If`` (see
+    ``task_settings``), so push gets fixed resources.
+    """
+    with dsl.If(blessed == True, name="blessed"):  # noqa: E712 (a KFP condition, not Python)
+        push = push_op(model=model, evaluation=evaluation, registry_uri=registry_uri,
+                       serving_uri=serving_uri, registered_model_name=registered_model_name)
+        with_network_retries(set_resources(push.set_display_name("push"), PUSH_CPU, PUSH_MEMORY))
+
+
+@dsl.pipeline(name=PIPELINE_NAME,
+              description="E-commerce catalog -> deduplicated TFRecords -> Horovod-trained "
+                          "hierarchical category classifier -> evaluation -> MLflow registry and "
+                          "serving path when blessed.")
+def training_pipeline(
+    catalog: str,
+    catalog_format: str = "auto",
+    column_map: str = "",
+    images_base: str = "",
+    business_value_uri: str = "",
+    taxonomy_uri: str = "",
+    ingest_concurrency: int = 64,
+    near_duplicate_threshold: int = 6,
+    image_size: int = 224,
+    split_fractions: str = "0.7,0.15,0.15",
+    max_levels: int = 4,
+    min_class_count: int = 5,
+    backbone: str = "efficientnetv2-b0",
+    epochs: int = 10,
+    batch_size: int = 64,
+    learning_rate: float = 1e-3,
+    num_gpus: int = 1,
+    gpu_accelerator: str = "nvidia.com/gpu",
+    gpu_node_selector: dict = DEFAULT_GPU_NODE_SELECTOR,
+    train_launcher: str = "local",
+    mlflow_tracking_uri: str = "",
+    experiment_name: str = "ecom-kfp",
+    registered_model_name: str = "ecom-product-category",
+    serving_uri: str = "",
+    confidence_threshold: float = 0.5,
+    min_weighted_score: float = 0.0,
+    cpu_request: str = "2",
+    memory: str = "8Gi",
+    train_cpu_request: str = "8",
+    train_memory: str = "32Gi",
+):
+    """Train, evaluate and (when blessed) register a product-category classifier.
+
+    Args:
+        catalog: Catalog URI (local path, gs:// or http(s) URL of a JSONL/CSV/Parquet/Amazon file).
+        catalog_format: auto, jsonl, amazon, csv or parquet.
+        column_map: FIELD=COL,... mapping products-table fields to catalog columns; a category
+            path from several columns is written with '>' (category_path=a>b>c).
+        images_base: URL or URI that relative image references are resolved against.
+        business_value_uri: Optional CSV of business value per category, used to weight metrics.
+        taxonomy_uri: Optional taxonomy file (Google Product Taxonomy format) for the label space.
+        ingest_concurrency: Parallel image downloads per ingest pod.
+        near_duplicate_threshold: Max perceptual-hash Hamming distance of near-duplicate images.
+        image_size: Side of the square model input in pixels.
+        split_fractions: train,val,test fractions (split by duplicate group).
+        max_levels: Taxonomy depth: number of category levels the model predicts.
+        min_class_count: Classes with fewer products are folded into 'other'.
+        backbone: Image backbone architecture (efficientnetv2-b0, ... or a tiny one for CPU runs).
+        epochs: Training epochs.
+        batch_size: Global batch size.
+        learning_rate: Base learning rate.
+        num_gpus: GPUs for the train task, also its number of Horovod processes (at least 1).
+        gpu_accelerator: Kubernetes extended resource name of the GPU.
+        gpu_node_selector: Node labels of the GPU pool, e.g. the GPU model label.
+        train_launcher: local (Horovod inside the train pod) or mpijob (MPI Operator MPIJob).
+        mlflow_tracking_uri: MLflow tracking and model registry URI.
+        experiment_name: MLflow experiment for the training runs.
+        registered_model_name: MLflow registered model the blessed model is pushed to.
+        serving_uri: Directory or gs:// prefix the blessed SavedModel is copied to for serving.
+        confidence_threshold: Predictions below this confidence count as abstentions.
+        min_weighted_score: Minimum business-value-weighted score for the model to be blessed.
+        cpu_request: CPU request of the data and evaluation tasks.
+        memory: Memory request and limit of the data and evaluation tasks.
+        train_cpu_request: CPU request of the train task.
+        train_memory: Memory request and limit of the train task.
+    """
+    ingest = steps.ingest(catalog=catalog, catalog_format=catalog_format, column_map=column_map,
+                          images_base=images_base, business_value_uri=business_value_uri,
+                          concurrency=ingest_concurrency, cpu=cpu_request, memory=memory)
+    build = steps.dedupe_and_build(
+        ingest.outputs["products"], near_threshold=near_duplicate_threshold,
+        taxonomy_uri=taxonomy_uri, image_size=image_size, split_fractions=split_fractions,
+        max_levels=max_levels, min_class_count=min_class_count, cpu=cpu_request, memory=memory)
+
+    train = train_op(dataset=build.outputs["dataset"], backbone=backbone, epochs=epochs,
+                     batch_size=batch_size, learning_rate=learning_rate,
+                     num_processes=num_gpus, mlflow_tracking_uri=mlflow_tracking_uri,
+                     experiment_name=experiment_name, launcher=train_launcher)
+    set_resources(train.set_display_name("train"), train_cpu_request, train_memory)
+    on_gpu_pool(train, gpu_accelerator, num_gpus, gpu_node_selector)
+
+    evaluate = evaluate_op(model=train.outputs["model"], dataset=build.outputs["dataset"],
+                           business_value_uri=business_value_uri,
+                           mlflow_tracking_uri=mlflow_tracking_uri,
+                           registered_model_name=registered_model_name,
+                           confidence_threshold=confidence_threshold,
+                           min_weighted_score=min_weighted_score)
+    set_resources(evaluate.set_display_name("evaluate"), cpu_request, memory)
+
+    push_if_blessed(blessed=evaluate.outputs["blessed"], model=train.outputs["model"],
+                    evaluation=evaluate.outputs["evaluation"], registry_uri=mlflow_tracking_uri,
+                    serving_uri=serving_uri, registered_model_name=registered_model_name)

@@ -1,0 +1,66 @@
+"""The serving payload of a model directory: which files are published, and their content hash.
+
+A model version directory is laid out for TensorFlow Serving (``<name>/<version>/saved_model.pb``):
+the SavedModel at its root, and what clients need to read its outputs under ``assets.extra/``
+(TF Serving's place for extra files): ``assets.extra/labels/level_<k>.txt`` and
+``assets.extra/dataset_manifest.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from ecom_kfp import uri
+from ecom_kfp.contracts.layouts import ModelLayout
+
+EXTRA = "assets.extra"
+
+
+@dataclass(frozen=True)
+class PayloadFile:
+    """One published file: where it comes from, where it goes (relative), and what it holds."""
+
+    source: str
+    relative: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ServingPayload:
+    """Every published file of a model, sorted by relative path."""
+
+    files: tuple[PayloadFile, ...]
+
+    @classmethod
+    def from_model(cls, model: ModelLayout) -> ServingPayload:
+        """Read and hash the serving files of ``model``.
+
+        Raises:
+            FileNotFoundError: the model has no SavedModel.
+        """
+        mapping = [(model.saved_model, "")] + [(model.labels, f"{EXTRA}/labels")]
+        entries = []
+        for root, prefix in mapping:
+            for rel in uri.relative_files(root):
+                entries.append((uri.join(root, *rel.split("/")), f"{prefix}/{rel}" if prefix else rel))
+        if uri.exists(model.manifest):
+            entries.append((model.manifest, f"{EXTRA}/dataset_manifest.json"))
+        if not any(rel == "saved_model.pb" for _, rel in entries):
+            raise FileNotFoundError(f"--model {model.root}: no saved_model/saved_model.pb")
+        files = []
+        for source, rel in sorted(entries, key=lambda e: e[1]):
+            data = uri.read_bytes(source)
+            files.append(PayloadFile(source, rel, len(data), hashlib.sha256(data).hexdigest()))
+        return cls(tuple(files))
+
+    @property
+    def content_sha256(self) -> str:
+        """Hash of every file's path, size and hash: equal payloads, equal hash."""
+        lines = "".join(f"{f.relative}\t{f.size}\t{f.sha256}\n" for f in self.files)
+        return hashlib.sha256(lines.encode("utf-8")).hexdigest()
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)

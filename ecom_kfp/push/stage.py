@@ -1,0 +1,107 @@
+"""The push stage: refuse unblessed models, register in MLflow, publish for serving, move pointers.
+
+Order matters for interrupted pushes: the version is registered first (tagged ``pending``), the
+payload is copied and verified, and only then are ``latest``, the aliases and the ``verified`` tag
+set. A push that dies midway leaves ``latest`` and ``champion`` on the previous good version; a
+re-run finds the version by its content hash (no second version), resumes the copy and finishes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ecom_kfp import uri
+from ecom_kfp.contracts import registry
+from ecom_kfp.contracts.layouts import EvaluationLayout
+from ecom_kfp.evaluate.baseline import registry_client
+from ecom_kfp.evaluate.inputs import check_model_dir
+from ecom_kfp.push.config import PushConfig
+from ecom_kfp.push.payload import ServingPayload
+from ecom_kfp.push.registry import find_version_by_hash, register, version_tags
+from ecom_kfp.push.serving import publish, version_uri, write_latest
+from ecom_kfp.report import Timings, write_report
+
+
+class NotBlessedError(RuntimeError):
+    """The evaluation did not bless the model and ``--force`` was not given."""
+
+
+@dataclass
+class PushReport:
+    """``report.json`` of the push stage."""
+
+    registered_model_name: str
+    version: str
+    created_version: bool
+    content_sha256: str
+    blessed: bool
+    forced: bool
+    aliases: list[str]
+    run_id: str
+    serving_uri: str | None
+    latest_pointer: str | None
+    files: int
+    bytes: int
+    files_copied: int
+    files_already_present: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _read_evaluation(evaluation_uri: str) -> tuple[EvaluationLayout, dict, dict]:
+    layout = EvaluationLayout(evaluation_uri)
+    for required in (layout.blessing, layout.metrics):
+        if not uri.exists(required):
+            raise FileNotFoundError(f"--evaluation {evaluation_uri}: not an evaluate output ({required} is missing)")
+    return layout, uri.read_json(layout.blessing), uri.read_json(layout.metrics)
+
+
+def run(config: PushConfig) -> PushReport:
+    """Push the model; see the module docstring for the order of steps.
+
+    Raises:
+        NotBlessedError: the model is not blessed and ``config.force`` is false.
+        FileNotFoundError / ValueError: bad flags or inputs (the message names the flag).
+        ServingConflictError / VerificationError: the serving copy could not be completed.
+    """
+    config.validate()
+    timings = Timings()
+    model = check_model_dir(config.model_uri)
+    evaluation, blessing, metrics = _read_evaluation(config.evaluation_uri)
+    blessed = bool(blessing["blessed"])
+    if not blessed and not config.force:
+        raise NotBlessedError(f"model {config.model_uri} is not blessed by {evaluation.blessing}: "
+                              + "; ".join(blessing.get("reasons", [])) + ". Pass --force to push it anyway "
+                              "(as challenger only).")
+    with timings.phase("hash"):
+        payload = ServingPayload.from_model(model)
+    client = registry_client(config.registry_uri)
+    name = config.registered_model_name
+    with timings.phase("register"):
+        version = find_version_by_hash(client, name, payload.content_sha256)
+        created = version is None
+        if created:
+            version = register(client, name=name, experiment=config.experiment_name, model=model,
+                               evaluation=evaluation,
+                               tags=version_tags(payload.content_sha256, model, metrics, blessed))
+    target = pointer = None
+    copied = kept = 0
+    if config.serving_uri:
+        target = version_uri(config.serving_uri, name, version.version)
+        with timings.phase("publish"):
+            result = publish(payload, target)
+        copied, kept = result.copied, result.already_present
+        client.set_model_version_tag(name, version.version, registry.SERVING_URI, target)
+        client.set_model_version_tag(name, version.version, registry.SERVING_STATUS, registry.SERVING_VERIFIED)
+        if blessed:
+            pointer = write_latest(config.serving_uri, name, version.version, target, payload.content_sha256)
+    aliases = [registry.CHALLENGER] + ([config.alias] if blessed and config.alias != registry.CHALLENGER else [])
+    for alias in aliases:
+        client.set_registered_model_alias(name, alias, version.version)
+    report = PushReport(
+        registered_model_name=name, version=str(version.version), created_version=created,
+        content_sha256=payload.content_sha256, blessed=blessed, forced=config.force and not blessed,
+        aliases=aliases, run_id=version.run_id, serving_uri=target, latest_pointer=pointer,
+        files=len(payload.files), bytes=payload.total_bytes, files_copied=copied, files_already_present=kept,
+        timings=timings.seconds)
+    write_report(report, config.out_uri)
+    return report

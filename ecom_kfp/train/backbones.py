@@ -1,0 +1,84 @@
+"""Image backbones by name, built from explicit architecture arguments: nothing is downloaded.
+
+Every backbone takes float images in 0..255 of shape ``[S, S, 3]`` and returns pooled features
+``[F]``; the input scaling each architecture expects is part of the backbone, so weights loaded
+with ``--weights`` must have been trained with the same scaling (``keras.applications``
+ImageNet weights of EfficientNetV2 and MobileNetV3 are; ResNet50's expect BGR caffe scaling,
+so fine-tune those rather than using them as frozen features).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """One registry entry.
+
+    Attributes:
+        build: ``build(image_size) -> keras.Model`` from 0..255 images to pooled features.
+        min_image_size: Smallest input the architecture accepts.
+    """
+
+    build: Callable[[int], keras.Model]
+    min_image_size: int
+
+
+def _scaled(name: str, image_size: int, application: Callable[..., keras.Model], scale: float, offset: float) -> keras.Model:
+    """An application without its own preprocessing, behind a ``Rescaling`` to its input range."""
+    inputs = keras.Input((image_size, image_size, 3), name=f"{name}_input")
+    core = application(include_top=False, weights=None, input_shape=(image_size, image_size, 3), pooling="avg")
+    return keras.Model(inputs, core(keras.layers.Rescaling(scale, offset)(inputs)), name=name)
+
+
+def _small_cnn(image_size: int) -> keras.Model:
+    """Four conv blocks (~0.1 M parameters): the demo's and CI's backbone on 2 CPU cores."""
+    inputs = keras.Input((image_size, image_size, 3), name="small_cnn_input")
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0)(inputs)
+    for filters in (32, 64, 96, 128):
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.Activation("relu")(x)
+        x = keras.layers.MaxPooling2D()(x) if filters < 128 else x
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, x, name="small_cnn")
+
+
+def _mobilenetv3_small(image_size: int) -> keras.Model:
+    # include_preprocessing rescales 0..255 itself.
+    return keras.applications.MobileNetV3Small(input_shape=(image_size, image_size, 3), include_top=False,
+                                               weights=None, pooling="avg", include_preprocessing=True,
+                                               minimalistic=True)
+
+
+def _efficientnetv2_b0(image_size: int) -> keras.Model:
+    return keras.applications.EfficientNetV2B0(input_shape=(image_size, image_size, 3), include_top=False,
+                                               weights=None, pooling="avg", include_preprocessing=True)
+
+
+REGISTRY: dict[str, BackboneSpec] = {
+    "small-cnn": BackboneSpec(_small_cnn, 16),
+    "mobilenetv3-small": BackboneSpec(_mobilenetv3_small, 32),
+    "resnet50": BackboneSpec(lambda s: _scaled("resnet50", s, keras.applications.ResNet50, 1 / 127.5, -1.0), 32),
+    "efficientnetv2-b0": BackboneSpec(_efficientnetv2_b0, 32),
+    "xception": BackboneSpec(lambda s: _scaled("xception", s, keras.applications.Xception, 1 / 127.5, -1.0), 71),
+}
+
+
+def build_backbone(name: str, image_size: int) -> keras.Model:
+    """Build backbone ``name`` for ``image_size`` square inputs.
+
+    Raises:
+        ValueError: unknown name (naming ``--backbone``) or an image size below its minimum
+            (naming ``--image-size``).
+    """
+    if name not in REGISTRY:
+        raise ValueError(f"--backbone {name!r} is unknown; choose from {', '.join(REGISTRY)}")
+    spec = REGISTRY[name]
+    if image_size < spec.min_image_size:
+        raise ValueError(f"--image-size {image_size} is below {name}'s minimum of {spec.min_image_size}")
+    return spec.build(image_size)

@@ -1,0 +1,121 @@
+"""Keras callbacks of a training run: cross-rank averaging, timing, checkpoints, MLflow.
+
+Order matters: :class:`SyncAcrossRanks` must come first so that later callbacks (and Keras'
+``History``, which runs last) see metrics averaged over all ranks.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+
+from ecom_kfp import uri
+from ecom_kfp.train.distributed import Workers
+
+CHECKPOINT_WEIGHTS = "checkpoints/last.weights.h5"
+CHECKPOINT_STATE = "checkpoints/state.json"
+
+
+class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from ``base`` to ``peak`` (base x ranks, Goyal et al.), then cosine to zero.
+
+    ``step_offset`` continues the curve when a later phase (unfrozen fine-tuning, a resumed run)
+    starts with a fresh optimizer whose step counter is back at zero.
+    """
+
+    def __init__(self, base: float, peak: float, warmup_steps: int, total_steps: int, step_offset: int = 0) -> None:
+        self.base, self.peak = base, peak
+        self.warmup_steps, self.total_steps, self.step_offset = warmup_steps, max(1, total_steps), step_offset
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32") + self.step_offset
+        warm = self.base + (self.peak - self.base) * step / max(1, self.warmup_steps)
+        progress = keras.ops.clip((step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps), 0.0, 1.0)
+        cosine = 0.5 * self.peak * (1.0 + keras.ops.cos(math.pi * progress))
+        return keras.ops.where(step < self.warmup_steps, warm, cosine)
+
+    def get_config(self) -> dict:
+        return {"base": self.base, "peak": self.peak, "warmup_steps": self.warmup_steps,
+                "total_steps": self.total_steps, "step_offset": self.step_offset}
+
+
+class SyncAcrossRanks(keras.callbacks.Callback):
+    """At each epoch end: average BatchNorm statistics and every logged metric over ranks.
+
+    Each rank only sees its own shard, so its loss and accuracy are a sample; their mean is the
+    epoch's figure (Wehkamp's metric averaging). Gradients are already averaged per step.
+    """
+
+    def __init__(self, workers: Workers) -> None:
+        super().__init__()
+        self.workers = workers
+        #: The last epoch's metrics of this rank before averaging (tests check the mean).
+        self.local_logs: dict[str, float] = {}
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.workers.average_variables(self.model.non_trainable_weights)
+        if logs is not None:
+            self.local_logs = {k: float(v) for k, v in logs.items()}
+            logs.update(self.workers.average_scalars(self.local_logs))
+
+
+@dataclass
+class EpochTimes:
+    """Wall seconds per epoch, recorded by :class:`EpochTimer`."""
+
+    seconds: list[float] = field(default_factory=list)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Records each epoch's wall time (the first includes graph tracing)."""
+
+    def __init__(self, times: EpochTimes) -> None:
+        super().__init__()
+        self.times = times
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.times.seconds.append(time.perf_counter() - self._start)
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Rank 0 saves the weights and the finished epoch under ``out`` after every epoch."""
+
+    def __init__(self, out: str) -> None:
+        super().__init__()
+        self.out = out
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        with tempfile.TemporaryDirectory(prefix="ecom-kfp-ckpt-") as tmp:
+            local = str(Path(tmp) / "last.weights.h5")
+            self.model.save_weights(local)
+            uri.copy(local, uri.join(self.out, CHECKPOINT_WEIGHTS))
+        uri.write_json(uri.join(self.out, CHECKPOINT_STATE), {"epoch": epoch + 1})
+
+
+def last_checkpoint(out: str) -> tuple[int, str] | None:
+    """``(epochs done, weights URI)`` of the checkpoint under ``out``, if any."""
+    state = uri.join(out, CHECKPOINT_STATE)
+    if not uri.exists(state):
+        return None
+    return int(uri.read_json(state)["epoch"]), uri.join(out, CHECKPOINT_WEIGHTS)
+
+
+class EpochMetricsLogger(keras.callbacks.Callback):
+    """Hands each epoch's (already averaged) metrics to ``log(metrics, epoch)``."""
+
+    def __init__(self, log: Callable[[dict[str, float], int], None]) -> None:
+        super().__init__()
+        self.log = log
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.log({k: float(v) for k, v in (logs or {}).items()}, epoch)

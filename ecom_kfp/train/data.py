@@ -1,0 +1,217 @@
+"""What training reads from a tfrecord-build output, and the tf.data input pipeline over it.
+
+Manifest keys read (the only ones; defined here once): :data:`MANIFEST_FEATURE_SPEC` holds
+:meth:`FeatureSpec.to_dict`, :data:`MANIFEST_COUNTS` maps each split to its number of records
+(an int, or a mapping with ``"total"``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ecom_kfp import uri
+from ecom_kfp.contracts import features, labels
+from ecom_kfp.contracts.layouts import DatasetLayout
+
+if TYPE_CHECKING:  # pragma: no cover
+    import tensorflow as tf
+
+    from ecom_kfp.train.text import TitleTokenizer
+
+MANIFEST_FEATURE_SPEC = "feature_spec"
+MANIFEST_COUNTS = "counts"
+#: Model input names (the Keras model's, not the serving signature's).
+IMAGE_INPUT = "image"
+TITLE_INPUT = "title_tokens"
+SHUFFLE_BUFFER = 2048
+
+
+class DatasetError(ValueError):
+    """The ``--data`` URI is not a usable tfrecord-build output."""
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """A tfrecord-build output, checked and loaded.
+
+    Attributes:
+        layout: Where its files are.
+        manifest: The whole ``manifest.json``.
+        spec: The record spec the builder wrote.
+        vocabularies: One per level, level 1 first.
+        counts: Records per split.
+    """
+
+    layout: DatasetLayout
+    manifest: dict[str, Any]
+    spec: features.FeatureSpec
+    vocabularies: list[labels.Vocabulary]
+    counts: dict[str, int]
+
+    @property
+    def num_classes(self) -> list[int]:
+        return [len(v) for v in self.vocabularies]
+
+    def shards(self, split: str) -> list[str]:
+        """Shard URIs of ``split``, sorted so every rank sees the same order."""
+        return sorted(uri.list_files(self.layout.split_dir(split), suffix=".tfrecord.gz"))
+
+    @classmethod
+    def load(cls, data_uri: str) -> TrainingData:
+        """Read and check ``data_uri``.
+
+        Raises:
+            DatasetError: naming ``--data`` and what is missing or malformed.
+        """
+        layout = DatasetLayout(data_uri)
+        where = f"--data {data_uri}"
+        if not uri.exists(layout.manifest):
+            raise DatasetError(f"{where}: no manifest.json; is this a build-tfrecords output?")
+        try:
+            manifest = uri.read_json(layout.manifest)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise DatasetError(f"{where}: manifest.json is not valid JSON ({err})") from err
+        if not isinstance(manifest, Mapping) or MANIFEST_FEATURE_SPEC not in manifest:
+            raise DatasetError(f"{where}: manifest.json lacks {MANIFEST_FEATURE_SPEC!r}")
+        try:
+            spec = features.FeatureSpec.from_dict(manifest[MANIFEST_FEATURE_SPEC])
+        except (TypeError, ValueError) as err:
+            raise DatasetError(f"{where}: bad {MANIFEST_FEATURE_SPEC!r} in manifest.json ({err})") from err
+        counts = {split: _split_count(manifest.get(MANIFEST_COUNTS, {}), split, where) for split in layout.SPLITS}
+        for name, target in (("text/spm.model", layout.spm_model), ("text/doc2vec.model", layout.doc2vec_model)):
+            if not uri.exists(target):
+                raise DatasetError(f"{where}: {name} is missing")
+        try:
+            vocabularies = labels.load_all(layout.labels, spec.num_levels)
+        except (FileNotFoundError, ValueError) as err:
+            raise DatasetError(f"{where}: label vocabularies unusable ({err})") from err
+        data = cls(layout, dict(manifest), spec, vocabularies, counts)
+        for split in ("train", "val"):
+            if not data.shards(split):
+                raise DatasetError(f"{where}: no {split}/*.tfrecord.gz shards")
+            if counts[split] < 1:
+                raise DatasetError(f"{where}: manifest counts {counts[split]} {split} records")
+        return data
+
+
+def _split_count(counts: Any, split: str, where: str) -> int:
+    value = counts.get(split) if isinstance(counts, Mapping) else None
+    if isinstance(value, Mapping):
+        value = value.get("total")
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise DatasetError(f"{where}: manifest.json {MANIFEST_COUNTS}[{split!r}] must be a record count, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """How to read one split.
+
+    Attributes:
+        batch_size: Examples per batch on this process.
+        image_size: Model input side (records are resized when it differs from the stored size).
+        training: Shuffle, repeat forever and augment.
+        rank: This process's Horovod rank; it reads every ``world``-th shard (or record).
+        world: Number of processes.
+        business_value_weights: Yield business value as the sample weight.
+        augment: Random flips and translations (training only).
+        seed: Shuffle and augmentation seed.
+    """
+
+    batch_size: int
+    image_size: int
+    training: bool
+    rank: int = 0
+    world: int = 1
+    business_value_weights: bool = False
+    augment: bool = True
+    seed: int = 0
+
+
+def steps_per_epoch(records: int, batch_size: int, world: int) -> int:
+    """Steps every rank runs per epoch: the same on all ranks, or allreduce would deadlock."""
+    return max(1, records // (batch_size * world))
+
+
+def eval_steps(records: int, batch_size: int, world: int) -> int:
+    """Steps every rank runs to cover ``records`` once between them (with several ranks the
+    data repeats, so the last batches may be seen twice; one process reads the split once)."""
+    return max(1, math.ceil(records / (batch_size * world)))
+
+
+def make_dataset(data: TrainingData, split: str, tokenizer: TitleTokenizer, options: PipelineOptions) -> tf.data.Dataset:
+    """Batches of ``({image, title_tokens}, {level_k: label}[, weight])`` for ``split``.
+
+    Each rank reads its own shards when there are at least as many shards as ranks, else every
+    ``world``-th record. Training data repeats forever: the caller fixes the steps per epoch so
+    that all ranks step in lock-step. Evaluation data (``training=False``) repeats too when
+    ``world > 1`` for the same reason; with one process it is read exactly once.
+    """
+    import tensorflow as tf
+
+    autotune = tf.data.AUTOTUNE
+    files = data.shards(split)
+    if not files:
+        raise DatasetError(f"--data {data.layout.root}: no {split}/*.tfrecord.gz shards")
+    shard_files = len(files) >= options.world
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if shard_files:
+        ds = ds.shard(options.world, options.rank)
+    if options.training:
+        ds = ds.shuffle(len(files), seed=options.seed, reshuffle_each_iteration=True)
+    ds = ds.interleave(lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
+                       cycle_length=min(len(files), 8), num_parallel_calls=autotune,
+                       deterministic=not options.training)
+    if not shard_files:
+        ds = ds.shard(options.world, options.rank)
+    if options.training or options.world > 1:
+        ds = ds.repeat()
+    if options.training:
+        ds = ds.shuffle(SHUFFLE_BUFFER, seed=options.seed, reshuffle_each_iteration=True)
+
+    spec = data.spec
+    tf_spec = spec.tf_feature_spec()
+    level_keys = spec.label_keys
+
+    def decode(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+        record = tf.io.parse_single_example(serialized, tf_spec)
+        image = features.decode_and_resize(record[features.IMAGE], options.image_size, spec.resize_mode)
+        out = {IMAGE_INPUT: image, features.TITLE: record[features.TITLE], features.BUSINESS_VALUE: record[features.BUSINESS_VALUE]}
+        out.update({key: record[key] for key in level_keys})
+        return out
+
+    ds = ds.map(decode, num_parallel_calls=autotune, deterministic=not options.training)
+    ds = ds.batch(options.batch_size, drop_remainder=options.training, num_parallel_calls=autotune)
+    augment = _augmenter(options.seed) if options.training and options.augment else None
+
+    def to_model_inputs(batch: dict[str, tf.Tensor]):
+        images = batch[IMAGE_INPUT]
+        if augment is not None:
+            images = augment(images, training=True)
+        x = {IMAGE_INPUT: images, TITLE_INPUT: tokenizer(batch[features.TITLE])}
+        y = {output_name(level): batch[key] for level, key in enumerate(level_keys, start=1)}
+        if options.business_value_weights:
+            return x, y, batch[features.BUSINESS_VALUE]
+        return x, y
+
+    return ds.map(to_model_inputs, num_parallel_calls=autotune).prefetch(autotune)
+
+
+def output_name(level: int) -> str:
+    """Name of the model's head (and the label key in ``y``) at ``level``."""
+    return f"level_{level}"
+
+
+def _augmenter(seed: int):
+    """keras-cv flips and small shifts; product photos are roughly centred on a white background."""
+    import keras
+    import keras_cv
+
+    return keras.Sequential([
+        keras_cv.layers.RandomFlip("horizontal", seed=seed),
+        keras_cv.layers.RandomTranslation(0.08, 0.08, fill_mode="constant", fill_value=float(features.PAD_VALUE), seed=seed),
+    ], name="augment")

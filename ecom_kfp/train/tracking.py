@@ -1,0 +1,56 @@
+"""MLflow tracking of a training run (rank 0 only).
+
+The tracking URI is, in order: the configured one, ``MLFLOW_TRACKING_URI``, or a sqlite store
+``mlflow.db`` inside the run's output with artifacts beside it (so a laptop run needs no server).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+LOCAL_DB = "mlflow.db"
+LOCAL_ARTIFACTS = "mlartifacts"
+
+
+def resolve_tracking_uri(configured: str, local_out: str) -> str:
+    """The tracking URI to use for a run writing to the local directory ``local_out``."""
+    chosen = configured or os.environ.get("MLFLOW_TRACKING_URI", "")
+    return chosen or f"sqlite:///{Path(local_out).resolve() / LOCAL_DB}"
+
+
+class MlflowRun:
+    """One MLflow run: params at start, metrics per epoch, artifacts at the end."""
+
+    def __init__(self, tracking_uri: str, experiment_name: str, local_out: str) -> None:
+        import mlflow
+
+        self._mlflow = mlflow
+        self.tracking_uri = tracking_uri
+        mlflow.set_tracking_uri(tracking_uri)
+        if mlflow.get_experiment_by_name(experiment_name) is None:
+            # A local sqlite store would otherwise put artifacts under the current directory.
+            location = (Path(local_out).resolve() / LOCAL_ARTIFACTS).as_uri() if tracking_uri.startswith("sqlite:") else None
+            mlflow.create_experiment(experiment_name, artifact_location=location)
+        mlflow.set_experiment(experiment_name)
+        self.run = mlflow.start_run()
+        self.run_id: str = self.run.info.run_id
+        log.info("MLflow run %s at %s", self.run_id, tracking_uri)
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        self._mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        self._mlflow.log_metrics(metrics, step=step)
+
+    def log_artifact(self, path: str, artifact_path: str | None = None) -> None:
+        self._mlflow.log_artifact(path, artifact_path=artifact_path)
+
+    def log_artifacts(self, directory: str, artifact_path: str) -> None:
+        self._mlflow.log_artifacts(directory, artifact_path=artifact_path)
+
+    def end(self, status: str = "FINISHED") -> None:
+        self._mlflow.end_run(status=status)

@@ -1,0 +1,120 @@
+"""Builders of small ingest-layout directories with real JPEG files, for the dedupe tests."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ecom_kfp import uri
+from ecom_kfp.contracts.layouts import IngestLayout
+from ecom_kfp.contracts.tables import PRODUCTS, from_rows
+
+
+def picture(seed: int, size: tuple[int, int] = (96, 128)) -> Image.Image:
+    """A distinct smooth colour picture: a random 6x6 colour field upsampled bicubically."""
+    rng = np.random.default_rng(seed)
+    field = rng.integers(0, 256, size=(6, 6, 3), dtype=np.uint8)
+    return Image.fromarray(field).resize(size, Image.Resampling.BICUBIC)
+
+
+def jpeg(image: Image.Image, quality: int = 90) -> bytes:
+    """JPEG bytes of ``image``."""
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def normalize_title(title: str | None) -> str | None:
+    """Stand-in for ingest's title normalisation (lower case, single spaces)."""
+    return " ".join(title.lower().split()) if title is not None else None
+
+
+def image_size(data: bytes) -> tuple[int | None, int | None]:
+    """Width and height from the header, or Nones for bytes that are no image (as a broken
+    download would leave them)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except OSError:
+        return None, None
+
+
+def write_layout(root: Path, products: Sequence[dict]) -> Path:
+    """Write an ingest layout: content-addressed images and ``products.parquet``.
+
+    Each product dict has ``product_id``, optional ``title``, and ``image`` (JPEG bytes, or None for
+    no image). Keys of the products schema given in the dict override the derived values
+    (e.g. ``image_uri`` to point somewhere else, ``image_sha256`` to lie about the digest).
+    """
+    layout = IngestLayout(str(root))
+    rows = []
+    for product in products:
+        data = product.get("image")
+        row = {"product_id": product["product_id"], "title": product.get("title"),
+               "title_normalized": normalize_title(product.get("title")),
+               "category_path": product.get("category_path", ["Apparel"]), "source": json.dumps({})}
+        if data is not None:
+            sha = hashlib.sha256(data).hexdigest()
+            uri.write_bytes(layout.image(sha), data)
+            width, height = image_size(data)
+            row.update(image_sha256=sha, image_uri=f"images/{sha[:2]}/{sha}.jpg",
+                       image_url=f"http://127.0.0.1/{product['product_id']}.jpg", width=width, height=height)
+        row.update({k: v for k, v in product.items() if k in PRODUCTS.names})
+        rows.append(row)
+    root.mkdir(parents=True, exist_ok=True)
+    uri.write_parquet(from_rows(rows, PRODUCTS), layout.products)
+    return root
+
+
+@pytest.fixture()
+def make_layout(tmp_path: Path) -> Callable[[Sequence[dict]], Path]:
+    """``make_layout(products)`` -> a fresh ingest layout directory under ``tmp_path``."""
+    count = iter(range(1_000_000))
+
+    def make(products: Sequence[dict]) -> Path:
+        return write_layout(tmp_path / f"ingest-{next(count)}", products)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def myntra_layout(myntra_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """All of myntra-dev as an ingest layout (see :func:`write_myntra_layout`)."""
+    return write_myntra_layout(myntra_dir, tmp_path_factory.mktemp("myntra-ingest"))
+
+
+def write_myntra_layout(myntra_dir: Path, root: Path) -> Path:
+    """All of myntra-dev as an ingest layout, built directly from ``styles.csv`` and its JPEGs.
+
+    Independent of the ingest stage on purpose: this checks dedupe alone on real data.
+    """
+    layout = IngestLayout(str(root))
+    rows = []
+    with open(myntra_dir / "styles.csv", newline="", encoding="utf-8") as fh:
+        for record in csv.DictReader(fh):
+            data = (myntra_dir / "images" / record["image"]).read_bytes()
+            sha = hashlib.sha256(data).hexdigest()
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+            target = Path(layout.image(sha))
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(myntra_dir / "images" / record["image"], target)
+            rows.append({
+                "product_id": record["id"], "title": record["productDisplayName"],
+                "title_normalized": normalize_title(record["productDisplayName"]),
+                "category_path": [record["masterCategory"], record["subCategory"], record["articleType"]],
+                "image_url": record["image"], "image_uri": f"images/{sha[:2]}/{sha}.jpg",
+                "image_sha256": sha, "width": width, "height": height, "source": json.dumps(record),
+            })
+    uri.write_parquet(from_rows(rows, PRODUCTS), layout.products)
+    return root

@@ -1,0 +1,145 @@
+"""``fetch_images`` against the real fault-injecting server on loopback, one fault kind at a time."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from ecom_kfp import uri
+from ecom_kfp.contracts.layouts import IngestLayout
+from ecom_kfp.ingest.fetch import FetchConfig, FetchedImage, FetchFailure, fetch_images, retry_after_seconds
+from ecom_kfp.ingest.reasons import Reason
+from ecom_kfp.ingest.store import ImageStore
+from ecom_kfp.testing.image_server import Fault, ServerHandle
+
+
+def fetch(sources: list[str], out: Path | str, config: FetchConfig):
+    outcomes = {}
+    stats = fetch_images(sources, ImageStore(IngestLayout(str(out))), config, outcomes.__setitem__)
+    assert set(outcomes) == set(sources) and stats.sources == len(sources)
+    return outcomes, stats
+
+
+@pytest.mark.parametrize(("fault", "reason", "requests"), [
+    (Fault.NOT_FOUND, Reason.NOT_FOUND, 1),
+    (Fault.GONE, Reason.NOT_FOUND, 1),
+    (Fault.FORBIDDEN, Reason.HTTP_ERROR, 1),
+    (Fault.SERVER_ERROR, Reason.HTTP_ERROR, 3),
+    (Fault.SLOW, Reason.TIMEOUT, 3),
+    (Fault.HTML, Reason.NOT_AN_IMAGE, 1),
+    (Fault.HTML_PAGE, Reason.NOT_AN_IMAGE, 1),
+    (Fault.REDIRECT_TO_HTML, Reason.NOT_AN_IMAGE, 1),
+    (Fault.TRUNCATED_BODY, Reason.TRUNCATED_DOWNLOAD, 3),
+    (Fault.TRUNCATED_FILE, Reason.TRUNCATED_IMAGE, 1),
+    (Fault.CORRUPT, Reason.CORRUPT_IMAGE, 1),
+    (Fault.TINY, Reason.TOO_SMALL, 1),
+])
+def test_permanent_faults_are_rejected_with_their_reason(server: ServerHandle, fast_fetch: FetchConfig,
+                                                         tmp_path: Path, fault: Fault, reason: Reason,
+                                                         requests: int) -> None:
+    """Final answers are not retried; transient ones are, ``max_retries`` (2) times."""
+    url = server.url("b.jpg", fault)
+    outcomes, stats = fetch([url], tmp_path, fast_fetch)
+    outcome = outcomes[url]
+    assert isinstance(outcome, FetchFailure), outcome
+    assert outcome.reason is reason, outcome.detail
+    assert outcome.attempts == requests and stats.retries == requests - 1
+    assert server.requests_for(url) == requests
+    assert not (tmp_path / "images").exists()
+
+
+def test_connection_reset_every_time_is_a_connection_error(server: ServerHandle, fast_fetch: FetchConfig,
+                                                           tmp_path: Path) -> None:
+    url = server.url("b.jpg", Fault.RESET)
+    outcome = fetch([url], tmp_path, fast_fetch)[0][url]
+    assert outcome.reason is Reason.CONNECTION_ERROR and outcome.attempts == 3
+    # aiohttp itself may resend once on a dropped keep-alive connection, so at least one each.
+    assert server.requests_for(url) >= 3
+
+
+@pytest.mark.parametrize("fault", [Fault.SERVER_ERROR_ONCE, Fault.SLOW_ONCE, Fault.TRUNCATED_BODY_ONCE,
+                                   Fault.RESET_ONCE])
+def test_transient_faults_recover_on_retry(server: ServerHandle, fast_fetch: FetchConfig, tmp_path: Path,
+                                           image_dir: Path, fault: Fault) -> None:
+    url = server.url("c.jpg", fault)
+    outcome = fetch([url], tmp_path, fast_fetch)[0][url]
+    assert isinstance(outcome, FetchedImage)
+    assert outcome.attempts in (1, 2)  # a reset may be absorbed by aiohttp's own resend
+    assert server.requests_for(url) == 2
+    data = (image_dir / "c.jpg").read_bytes()
+    assert outcome.sha256 == hashlib.sha256(data).hexdigest()
+    assert Path(outcome.uri).read_bytes() == data
+
+
+def test_429_waits_for_retry_after(server: ServerHandle, fast_fetch: FetchConfig, tmp_path: Path) -> None:
+    url = server.url("d.jpg", Fault.RATE_LIMITED_ONCE)
+    outcome = fetch([url], tmp_path, fast_fetch)[0][url]
+    assert isinstance(outcome, FetchedImage) and outcome.attempts == 2
+    first, second = server.stats()["times"][url[len(server.base_url):]]
+    assert second - first >= 1.0  # Retry-After: 1, far above the 0.01 s backoff
+
+
+def test_no_retries_when_disabled(server: ServerHandle, fast_fetch: FetchConfig, tmp_path: Path) -> None:
+    url = server.url("b.jpg", Fault.SERVER_ERROR_ONCE)
+    outcome = fetch([url], tmp_path, dataclasses.replace(fast_fetch, max_retries=0))[0][url]
+    assert outcome.reason is Reason.HTTP_ERROR and "HTTP 500" in outcome.detail
+    assert server.requests_for(url) == 1
+
+
+def test_identical_content_is_stored_once_and_png_becomes_jpeg(server: ServerHandle, fast_fetch: FetchConfig,
+                                                               tmp_path: Path) -> None:
+    urls = [server.url("a.jpg"), server.url("same.jpg"), server.url("alpha.png")]
+    outcomes, stats = fetch(urls, tmp_path, fast_fetch)
+    a, same, png = (outcomes[u] for u in urls)
+    assert a.sha256 == same.sha256 and {a.newly_stored, same.newly_stored} == {True, False}
+    assert png.uri.endswith(".jpg") and Path(png.uri).read_bytes()[:3] == b"\xff\xd8\xff"
+    assert stats.images_stored == 2
+    assert sorted(p.name for p in (tmp_path / "images").rglob("*.jpg")) == sorted(
+        [f"{a.sha256}.jpg", f"{png.sha256}.jpg"])
+    assert Path(a.uri).parent.name == a.sha256[:2]
+
+
+def test_per_host_limit_bounds_concurrent_requests(image_dir: Path, tmp_path: Path) -> None:
+    from ecom_kfp.testing.image_server import ServerConfig, image_server
+
+    with image_server(ServerConfig(str(image_dir), latency_seconds=0.05)) as slow_server:
+        urls = [slow_server.url(f"{n}.jpg") + f"?v={i}" for i in range(10) for n in "abcde"]
+        config = FetchConfig(concurrency=32, per_host=3, timeout_seconds=5)
+        outcomes, _ = fetch(urls, tmp_path, config)
+        assert all(isinstance(o, FetchedImage) for o in outcomes.values())
+        assert slow_server.stats()["max_in_flight"] == 3
+
+
+def test_local_and_gcs_sources(image_dir: Path, gcs_bucket: str, fast_fetch: FetchConfig, tmp_path: Path) -> None:
+    gcs_image = f"{gcs_bucket}/img/e.jpg"
+    uri.write_bytes(gcs_image, (image_dir / "e.jpg").read_bytes())
+    sources = [str(image_dir / "d.jpg"), gcs_image, str(image_dir / "missing.jpg"), f"{gcs_bucket}/img/missing.jpg"]
+    outcomes, _ = fetch(sources, tmp_path, fast_fetch)
+    assert isinstance(outcomes[sources[0]], FetchedImage)
+    assert isinstance(outcomes[sources[1]], FetchedImage)
+    assert outcomes[sources[2]].reason is Reason.NOT_FOUND
+    assert outcomes[sources[3]].reason is Reason.NOT_FOUND
+
+
+def test_images_stored_on_gcs(server: ServerHandle, gcs_bucket: str, fast_fetch: FetchConfig) -> None:
+    url = server.url("a.jpg")
+    outcome = fetch([url], f"{gcs_bucket}/out", fast_fetch)[0][url]
+    assert outcome.uri == f"{gcs_bucket}/out/images/{outcome.sha256[:2]}/{outcome.sha256}.jpg"
+    assert hashlib.sha256(uri.read_bytes(outcome.uri)).hexdigest() == outcome.sha256
+
+
+def test_connection_refused(fast_fetch: FetchConfig, tmp_path: Path) -> None:
+    from ecom_kfp.testing.servers import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/img/a.jpg"
+    outcome = fetch([url], tmp_path, fast_fetch)[0][url]
+    assert outcome.reason is Reason.CONNECTION_ERROR and outcome.attempts == 3
+
+
+def test_retry_after_header_forms() -> None:
+    assert retry_after_seconds("7") == 7.0
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
+    assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None

@@ -1,0 +1,54 @@
+"""What counts as a usable image, and what is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+from PIL import Image
+
+from ecom_kfp.ingest.image_check import CheckedImage, ImageLimits, check_image
+from ecom_kfp.ingest.reasons import Reason
+
+from .conftest import jpeg_bytes, png_bytes
+
+LIMITS = ImageLimits(min_side=32, max_pixels=1_000_000, max_bytes=1 << 20)
+
+
+def test_jpeg_is_stored_byte_for_byte() -> None:
+    data = jpeg_bytes()
+    checked = check_image(data, "image/jpeg", LIMITS)
+    assert isinstance(checked, CheckedImage)
+    assert checked.data == data and checked.sha256 == hashlib.sha256(data).hexdigest()
+    assert (checked.width, checked.height) == (64, 48)
+
+
+def test_png_is_converted_to_jpeg_over_white() -> None:
+    checked = check_image(png_bytes(), "image/png", LIMITS)
+    assert checked.source_format == "PNG"
+    with Image.open(io.BytesIO(checked.data)) as image:
+        assert image.format == "JPEG" and image.mode == "RGB"
+        red, green, blue = image.getpixel((5, 5))
+        assert red > 100  # half-transparent blue over white, not over black
+
+
+def test_truncated_jpeg_is_caught_by_the_full_decode() -> None:
+    data = jpeg_bytes((200, 150))
+    checked = check_image(data[: len(data) // 2], "image/jpeg", LIMITS)
+    assert checked.reason is Reason.TRUNCATED_IMAGE
+
+
+def test_non_images_and_broken_images() -> None:
+    assert check_image(b"<html>404</html>", "image/jpeg", LIMITS).reason is Reason.NOT_AN_IMAGE
+    assert check_image(b"", "image/jpeg", LIMITS).reason is Reason.NOT_AN_IMAGE
+    assert check_image(b"\xff\xd8\xff" + bytes(500), "image/jpeg", LIMITS).reason in (
+        Reason.CORRUPT_IMAGE, Reason.TRUNCATED_IMAGE)
+    png = bytearray(png_bytes())
+    png[40] ^= 0xFF  # breaks a chunk CRC, which verify() checks
+    assert check_image(bytes(png), "image/png", LIMITS).reason is Reason.CORRUPT_IMAGE
+
+
+def test_size_limits() -> None:
+    assert check_image(jpeg_bytes((20, 60)), None, LIMITS).reason is Reason.TOO_SMALL
+    assert check_image(jpeg_bytes((1200, 1000)), None, LIMITS).reason is Reason.TOO_LARGE
+    assert check_image(jpeg_bytes(), None, ImageLimits(max_bytes=100)).reason is Reason.TOO_LARGE

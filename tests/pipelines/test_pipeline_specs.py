@@ -1,0 +1,100 @@
+"""What the compiled pipelines ask of a cluster: parameters, resources, GPU pool, retries, caching."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ecom_kfp.pipelines.task_settings import GPU_TAINT_KEY, NETWORK_RETRIES
+
+
+def _load(root: Path, name: str) -> tuple[dict, dict]:
+    docs = list(yaml.safe_load_all((root / "pipelines" / f"{name}.yaml").read_text()))
+    return docs[0], (docs[1] if len(docs) > 1 else {})
+
+
+@pytest.fixture(scope="module")
+def training(compiled_root: Path) -> tuple[dict, dict]:
+    return _load(compiled_root, "training_pipeline")
+
+
+@pytest.fixture(scope="module")
+def data(compiled_root: Path) -> tuple[dict, dict]:
+    return _load(compiled_root, "data_pipeline")
+
+
+def _all_tasks(spec: dict) -> dict[str, dict]:
+    tasks = dict(spec["root"]["dag"]["tasks"])
+    for component in spec["components"].values():
+        tasks.update((component.get("dag") or {}).get("tasks") or {})
+    return tasks
+
+
+def test_training_pipeline_exposes_the_ui_parameters(training) -> None:
+    params = training[0]["root"]["inputDefinitions"]["parameters"]
+    for name in ("catalog", "catalog_format", "column_map", "images_base", "image_size",
+                 "split_fractions", "max_levels", "backbone", "epochs", "num_gpus",
+                 "gpu_accelerator", "gpu_node_selector", "mlflow_tracking_uri", "serving_uri",
+                 "confidence_threshold", "min_weighted_score", "cpu_request", "memory"):
+        assert name in params, name
+        assert params[name].get("description"), f"{name} has no description for the UI"
+    assert not params["catalog"].get("isOptional")
+
+
+def test_stage_order_and_push_only_when_blessed(training) -> None:
+    spec = training[0]
+    root = spec["root"]["dag"]["tasks"]
+    assert root["hash-dedupe-op"]["dependentTasks"] == ["ingest-op"]
+    assert root["tfrecord-build-op"]["dependentTasks"] == ["hash-dedupe-op"]
+    assert root["train-op"]["dependentTasks"] == ["tfrecord-build-op"]
+    assert "push-op" not in root
+    gate = root["push-if-blessed"]
+    assert gate["inputs"]["parameters"]["blessed"] == {
+        "taskOutputParameter": {"outputParameterKey": "blessed", "producerTask": "evaluate-op"}}
+    gate_tasks = spec["components"][gate["componentRef"]["name"]]["dag"]["tasks"]
+    [condition] = gate_tasks.values()
+    assert "pipelinechannel--blessed" in condition["triggerPolicy"]["condition"]
+    condition_tasks = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]
+    assert list(condition_tasks) == ["push-op"]
+
+
+def test_train_runs_on_the_gpu_pool_with_parameter_resources(training) -> None:
+    spec, platform = training
+    resources = spec["deploymentSpec"]["executors"]["exec-train-op"]["container"]["resources"]
+    assert "pipelinechannel--num_gpus" in resources["accelerator"]["resourceCount"]
+    assert "pipelinechannel--gpu_accelerator" in resources["accelerator"]["resourceType"]
+    assert "pipelinechannel--train_memory" in resources["resourceMemoryLimit"]
+    k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train-op"]
+    assert k8s["nodeSelector"]["nodeSelectorJson"]["componentInputParameter"] == "gpu_node_selector"
+    assert {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"} in k8s["tolerations"]
+
+
+def test_every_task_has_resources_and_network_tasks_retry(training, data) -> None:
+    for spec, _ in (training, data):
+        for label, executor in spec["deploymentSpec"]["executors"].items():
+            if label == "exec-shard-plan-op":
+                continue
+            resources = executor["container"]["resources"]
+            assert "resourceCpuRequest" in resources and "resourceMemoryRequest" in resources, label
+        tasks = _all_tasks(spec)
+        for name, task in tasks.items():
+            if name in ("ingest-op", "push-op"):
+                assert task["retryPolicy"]["maxRetryCount"] == NETWORK_RETRIES, name
+                assert task["retryPolicy"]["backoffFactor"] == 2.0
+            if "componentRef" in task and task["componentRef"]["name"].endswith("-op"):
+                assert task["cachingOptions"]["enableCache"] is True, name
+
+
+def test_data_pipeline_fans_out_over_planned_shards_and_collects(data) -> None:
+    spec = data[0]
+    root = spec["root"]["dag"]["tasks"]
+    [(loop_name, loop)] = [(n, t) for n, t in root.items() if "parameterIterator" in t]
+    assert loop["inputs"]["parameters"][loop["parameterIterator"]["items"]["inputParameter"]] == \
+        {"taskOutputParameter": {"outputParameterKey": "Output", "producerTask": "shard-plan-op"}}
+    merge = root["merge-ingest-shards-op"]
+    assert merge["inputs"]["artifacts"]["shards"]["taskOutputArtifact"]["producerTask"] == loop_name
+    assert spec["components"]["comp-merge-ingest-shards-op"]["inputDefinitions"]["artifacts"][
+        "shards"]["isArtifactList"] is True
+    assert root["hash-dedupe-op"]["dependentTasks"] == ["merge-ingest-shards-op"]

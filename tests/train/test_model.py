@@ -1,0 +1,70 @@
+"""The classifier builds for every backbone and input mode, and saves as a plain Keras model."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from ecom_kfp.train import backbones
+from ecom_kfp.train.config import BACKBONE_NAMES
+from ecom_kfp.train.model import ModelSpec, ProductClassifier, build_classifier, plain_functional, set_backbone_trainable
+
+CLASSES = [3, 5, 7]
+
+
+def _inputs(size: int) -> dict[str, np.ndarray]:
+    return {"image": np.full((2, size, size, 3), 128.0, np.float32),
+            "title_tokens": np.array([[5, 9, 2] + [0] * 5, [3] + [0] * 7], np.int32)}
+
+
+def test_registry_matches_config_names() -> None:
+    assert tuple(backbones.REGISTRY) == BACKBONE_NAMES
+
+
+@pytest.mark.parametrize("name", BACKBONE_NAMES)
+def test_every_backbone_builds_and_predicts_distributions(name: str) -> None:
+    size = backbones.REGISTRY[name].min_image_size
+    model = build_classifier(ModelSpec(CLASSES, "fused", name, size, vocab_size=20, max_title_tokens=8, embedding_dim=4))
+    out = model(_inputs(size))
+    for level, classes in enumerate(CLASSES, start=1):
+        probs = np.asarray(out[f"level_{level}"])
+        assert probs.shape == (2, classes)
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-4)
+
+
+def test_image_size_below_backbone_minimum_names_the_flag() -> None:
+    with pytest.raises(ValueError, match="--image-size 40 is below xception"):
+        backbones.build_backbone("xception", 40)
+
+
+@pytest.mark.parametrize("inputs", ["image", "title"])
+def test_single_branch_models_ignore_the_other_input(inputs: str) -> None:
+    model = build_classifier(ModelSpec(CLASSES, inputs, "small-cnn", 16, vocab_size=20, max_title_tokens=8, embedding_dim=4))
+    x = _inputs(16)
+    changed = dict(x)
+    if inputs == "image":
+        changed["title_tokens"] = np.ones_like(x["title_tokens"])
+    else:
+        changed["image"] = np.zeros_like(x["image"])
+    np.testing.assert_allclose(np.asarray(model(x)["level_3"]), np.asarray(model(changed)["level_3"]), rtol=1e-6)
+    assert set_backbone_trainable(model, False) is (inputs == "image")
+
+
+def test_title_embedding_starts_from_given_vectors_and_padding_is_ignored() -> None:
+    vectors = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
+    model = build_classifier(ModelSpec(CLASSES, "title", "small-cnn", 16, vocab_size=20, max_title_tokens=8, embedding_dim=4), vectors)
+    np.testing.assert_array_equal(model.get_layer("title_embedding").get_weights()[0], vectors)
+    mean = keras.Model(model.inputs, model.get_layer("title_mean").output)
+    tokens = np.array([[5, 9, 0, 0, 0, 0, 0, 0]], np.int32)
+    got = np.asarray(mean({"image": np.zeros((1, 16, 16, 3), np.float32), "title_tokens": tokens}))
+    np.testing.assert_allclose(got[0], vectors[[5, 9]].mean(axis=0), rtol=1e-5)
+
+
+def test_plain_functional_round_trips_through_model_keras(tmp_path) -> None:
+    model = build_classifier(ModelSpec(CLASSES, "fused", "small-cnn", 16, vocab_size=20, max_title_tokens=8, embedding_dim=4))
+    path = tmp_path / "model.keras"
+    plain_functional(model).save(path)
+    loaded = keras.models.load_model(path)
+    assert not isinstance(loaded, ProductClassifier)
+    np.testing.assert_allclose(np.asarray(loaded(_inputs(16))["level_2"]), np.asarray(model(_inputs(16))["level_2"]), rtol=1e-5)

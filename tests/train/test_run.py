@@ -1,0 +1,190 @@
+"""A single-process training run on the tiny dataset: outputs, MLflow, resume, serving, errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ecom_kfp import cli
+from ecom_kfp.contracts import serving
+from ecom_kfp.contracts.layouts import DatasetLayout, ModelLayout
+from ecom_kfp.testing.servers import MlflowServer
+from ecom_kfp.train.config import ConfigError, TrainConfig
+from ecom_kfp.train.data import DatasetError
+from ecom_kfp.train.run import TrainReport, run
+
+EPOCHS = 3
+
+
+def _config(data: str, out: Path, **overrides) -> TrainConfig:
+    base = dict(data=data, out=str(out), backbone="small-cnn", epochs=EPOCHS, batch_size=16, image_size=32,
+                learning_rate=3e-3, warmup_epochs=0.5)
+    return TrainConfig(**{**base, **overrides})
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_dataset: DatasetLayout, mlflow: MlflowServer, tmp_path_factory: pytest.TempPathFactory) -> TrainReport:
+    out = tmp_path_factory.mktemp("train") / "model"
+    return run(_config(tiny_dataset.root, out, mlflow_tracking_uri=mlflow.tracking_uri, experiment_name="train-test"))
+
+
+def test_run_writes_the_model_layout(trained: TrainReport) -> None:
+    layout = ModelLayout(trained.out)
+    for path in (layout.saved_model, layout.keras_model, layout.history, layout.manifest, layout.report):
+        assert os.path.exists(path), path
+    assert sorted(os.listdir(layout.labels)) == ["level_1.txt", "level_2.txt", "level_3.txt"]
+    history = json.loads(Path(layout.history).read_text())
+    assert len(history["loss"]) == EPOCHS and history["loss"][-1] < history["loss"][0]
+    report = json.loads(Path(layout.report).read_text())
+    assert report["mlflow_run_id"] == trained.mlflow_run_id
+    assert report["epochs_trained"] == EPOCHS and report["num_processes"] == 1
+    assert report["examples_per_second"] > 0 and report["timings"]["fit"] > 0
+    assert set(report["test_metrics"]) >= {"level_1_accuracy", "level_2_accuracy", "level_3_accuracy"}
+    assert report["embedding_rows_from_doc2vec"] > 0
+
+
+def test_run_logs_params_metrics_and_artifacts_to_mlflow(trained: TrainReport, mlflow: MlflowServer) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(mlflow.tracking_uri)
+    run_ = client.get_run(trained.mlflow_run_id)
+    assert run_.info.status == "FINISHED"
+    assert run_.data.params["backbone"] == "small-cnn" and run_.data.params["num_processes"] == "1"
+    losses = client.get_metric_history(trained.mlflow_run_id, "loss")
+    assert [m.step for m in losses] == list(range(EPOCHS))
+    assert losses[-1].value == pytest.approx(trained.final_metrics["loss"])
+    artifacts = {a.path for a in client.list_artifacts(trained.mlflow_run_id)}
+    assert {"saved_model", "labels", "model.keras", "history.json", "dataset_manifest.json", "report.json"} <= artifacts
+
+
+SERVE_SCRIPT = """
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # registers the SentencePiece ops the signature uses
+model = tf.saved_model.load(sys.argv[1])
+signature = model.signatures[sys.argv[2]]
+images = [open(p, "rb").read() for p in sys.argv[3].split(",")]
+titles = sys.argv[4].split("|")
+out = signature(**{sys.argv[5]: tf.constant(images), sys.argv[6]: tf.constant(titles)})
+print(json.dumps({k: v.numpy().tolist() for k, v in out.items()}))
+"""
+
+
+def test_saved_model_serves_raw_jpeg_bytes_and_titles_in_a_fresh_process(trained: TrainReport, tmp_path: Path,
+                                                                          shop_product) -> None:
+    """Raw JPEGs of sizes unlike the 40 px stored / 32 px model images, titles as a shop has them."""
+    import keras
+    import tensorflow as tf
+
+    from ecom_kfp.contracts.features import decode_and_resize
+    from ecom_kfp.train.text import TitleTokenizer
+
+    paths, titles = [], []
+    for leaf, size in ((0, (90, 120)), (4, (64, 48))):
+        jpeg, title = shop_product(leaf, size)
+        path = tmp_path / f"p{leaf}.jpg"
+        path.write_bytes(jpeg)
+        paths.append(str(path))
+        titles.append(title)
+    assert Image.open(io.BytesIO(Path(paths[0]).read_bytes())).size == (90, 120)
+    layout = ModelLayout(trained.out)
+    completed = subprocess.run(
+        [sys.executable, "-c", SERVE_SCRIPT, layout.saved_model, serving.SIGNATURE, ",".join(paths), "|".join(titles),
+         serving.INPUT_IMAGE, serving.INPUT_TITLE],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    served = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert sorted(served) == [serving.output_key(k) for k in (1, 2, 3)]
+
+    # The same prediction through model.keras and the training-time preprocessing.
+    model = keras.models.load_model(layout.keras_model)
+    spm = Path(DatasetLayout(trained.data).spm_model).read_bytes()
+    tokens = TitleTokenizer(spm, 32)(tf.constant(titles))
+    images = tf.stack([decode_and_resize(tf.constant(Path(p).read_bytes()), trained.image_size) for p in paths])
+    expected = model({"image": images, "title_tokens": tokens})
+    for k in (1, 2, 3):
+        got = np.array(served[serving.output_key(k)])
+        assert got.shape == (2, trained.num_classes[k - 1])
+        np.testing.assert_allclose(got, np.asarray(expected[f"level_{k}"]), rtol=1e-4, atol=1e-5)
+
+
+def test_rerun_resumes_from_the_last_checkpoint(tiny_dataset: DatasetLayout, tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    first = run(_config(tiny_dataset.root, out, epochs=1))
+    assert first.resumed_from_epoch == 0 and first.epochs_trained == 1
+    second = run(_config(tiny_dataset.root, out, epochs=2))
+    assert second.resumed_from_epoch == 1 and second.epochs_trained == 1
+    assert second.mlflow_tracking_uri.startswith("sqlite:///") and (out / "mlflow.db").exists()
+
+
+def _broken_copy(tiny_dataset: DatasetLayout, tmp_path: Path) -> Path:
+    copy = tmp_path / "dataset"
+    shutil.copytree(tiny_dataset.root, copy)
+    return copy
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: shutil.rmtree(d), "no manifest.json"),
+    (lambda d: (d / "manifest.json").write_text("{not json"), "not valid JSON"),
+    (lambda d: (d / "manifest.json").write_text(json.dumps({"counts": {}})), "lacks 'feature_spec'"),
+    (lambda d: (d / "text" / "spm.model").unlink(), "text/spm.model is missing"),
+    (lambda d: (d / "labels" / "level_2.txt").unlink(), "label vocabularies unusable"),
+    (lambda d: shutil.rmtree(d / "train"), "no train/"),
+])
+def test_broken_dataset_fails_fast_naming_the_flag(tiny_dataset: DatasetLayout, tmp_path: Path, damage, message) -> None:
+    data = _broken_copy(tiny_dataset, tmp_path)
+    damage(data)
+    with pytest.raises(DatasetError, match=message) as err:
+        run(_config(str(data), tmp_path / "out"))
+    assert f"--data {data}" in str(err.value)
+
+
+def test_truncated_shard_is_reported_against_the_flag(tiny_dataset: DatasetLayout, tmp_path: Path) -> None:
+    data = _broken_copy(tiny_dataset, tmp_path)
+    shard = data / "train" / "part-00000-of-00002.tfrecord.gz"
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    with pytest.raises(DatasetError, match="corrupt") as err:
+        run(_config(str(data), tmp_path / "out", epochs=1))
+    assert "--data" in str(err.value)
+
+
+def test_cli_reports_bad_flags_and_exits_nonzero(tiny_dataset: DatasetLayout, tmp_path: Path, capsys) -> None:
+    assert cli.main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
+    assert "--data" in capsys.readouterr().err
+    assert cli.main(["train", "--data", tiny_dataset.root, "--out", str(tmp_path / "o"), "--epochs", "0"]) == 2
+    assert "--epochs must be > 0, got 0" in capsys.readouterr().err
+    assert cli.main(["train", "--data", tiny_dataset.root, "--out", str(tmp_path / "o"), "--level-weights", "1,x"]) == 2
+    assert "--level-weights" in capsys.readouterr().err
+
+
+def test_config_rejects_values_naming_the_flag() -> None:
+    with pytest.raises(ConfigError, match="--backbone 'vgg'"):
+        TrainConfig(data="d", out="o", backbone="vgg")
+    with pytest.raises(ConfigError, match="--dropout"):
+        TrainConfig(data="d", out="o", dropout=1.5)
+
+
+def test_np_above_one_without_horovod_says_how_to_get_it(monkeypatch, tiny_dataset: DatasetLayout, tmp_path: Path) -> None:
+    """Simulates a machine without Horovod by hiding the module (it is installed here)."""
+    monkeypatch.setitem(sys.modules, "horovod.tensorflow", None)
+    with pytest.raises(RuntimeError, match="Horovod is not installed.*--np 1"):
+        run(_config(tiny_dataset.root, tmp_path / "out", num_processes=2))
+
+
+def test_cli_trains_and_prints_a_summary(tiny_dataset: DatasetLayout, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "model"
+    code = cli.main(["train", "--data", tiny_dataset.root, "--out", str(out), "--backbone", "small-cnn", "--inputs", "title",
+                     "--epochs", "1", "--batch-size", "32", "--level-weights", "1,1,2"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "trained small-cnn (title)" in printed and "test top-1: L1" in printed
+    assert json.loads((out / "report.json").read_text())["inputs"] == "title"
