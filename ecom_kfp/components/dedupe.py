@@ -1,6 +1,8 @@
-"""KFP component of the dedupe stage (logic in :mod:`ecom_kfp.dedupe`)."""
+"""KFP component of the dedupe stage (logic in :mod:`ecom_kfp.dedupe`).
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: KFP reads the artifact annotations as types.
+"""
+
 
 from kfp.dsl import HTML, Dataset, Input, Metrics, Output
 

@@ -1,10 +1,9 @@
 """KFP components of the ingest stage: ``ingest_op`` (one shard) and ``merge_ingest_shards_op``.
 
 Both write an :class:`~ecom_kfp.contracts.layouts.IngestLayout` into their ``products`` artifact
-directory and log the report's numbers as metrics.
+directory and log the report's numbers as metrics. (No ``from __future__ import annotations``
+here: KFP reads the parameter annotations as objects to build the component interface.)
 """
-
-from __future__ import annotations
 
 from typing import List
 

@@ -51,7 +51,9 @@ def grid_digits(ycc: np.ndarray, cells: int = DEFAULT_GRID) -> np.ndarray:
     pixels = ycc.astype(np.float32, copy=False)
     rows = cell_average_matrix(height, cells)
     cols = cell_average_matrix(width, cells)
-    means = np.einsum("ch,bhwk,dw->bcdk", rows, pixels, cols, optimize=True)
+    # (batch, 3, h, w) so both averages are batched BLAS matrix products.
+    planes = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))
+    means = (rows @ planes @ cols.T).transpose(0, 2, 3, 1)  # (batch, cells, cells, 3)
     rgb = np.clip((means - _YCC_OFFSET) @ _YCC_TO_RGB.T, 0.0, 255.0)
     digits = np.minimum((rgb * LEVELS / 256.0).astype(np.uint8), LEVELS - 1)
     return digits.reshape(batch, cells * cells * 3)
@@ -81,7 +83,7 @@ def has_detail(digits: np.ndarray, min_cells: int = MIN_DETAIL_CELLS) -> np.ndar
     Args:
         digits: ``(n, cells * cells * 3)`` grid digits from :func:`grid_digits`.
     """
-    codes = digits.reshape(len(digits), -1, 3).astype(np.int16) @ np.array([100, 10, 1], np.int16)
+    codes = digits.reshape(len(digits), digits.shape[1] // 3, 3).astype(np.int16) @ np.array([100, 10, 1], np.int16)
     codes = np.sort(codes, axis=1)
     # Longest run of equal codes in each sorted row = count of the dominant colour.
     same = codes[:, 1:] == codes[:, :-1]

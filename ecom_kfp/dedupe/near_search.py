@@ -20,8 +20,9 @@ from tqdm import tqdm
 from ecom_kfp.dedupe.phash import hamming
 
 BITS = 64
-#: Relative cost of one sort pass per element vs one candidate comparison, for choosing ``m``.
-_SORT_COST = 30.0
+#: Measured cost of sorting one element in one table relative to checking one candidate pair
+#: (about 150 ns each on numpy 2.4), for choosing ``m``.
+_SORT_COST = 1.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,27 @@ def choose_blocks(n: int, radius: int) -> int:
         if cost < best_cost:
             best_cost, best_m = cost, m
     return best_m
+
+
+def _sort_by_blocks(values: np.ndarray, masks: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Keys (the chosen blocks, packed) in sorted order, and the item order that sorts them.
+
+    When the packed key and the item index fit in 64 bits together, one plain ``np.sort`` of
+    ``key << index_bits | index`` replaces a slower ``argsort``.
+    """
+    key = np.zeros(len(values), dtype=np.uint64)
+    width = 0
+    for mask in masks:
+        low = (mask & -mask).bit_length() - 1
+        bits = mask.bit_count()
+        key |= ((values >> np.uint64(low)) & np.uint64((1 << bits) - 1)) << np.uint64(width)
+        width += bits
+    index_bits = max(1, (len(values) - 1).bit_length())
+    if width + index_bits > BITS:
+        order = np.argsort(key)
+        return key[order], order
+    packed = np.sort((key << np.uint64(index_bits)) | np.arange(len(values), dtype=np.uint64))
+    return packed >> np.uint64(index_bits), (packed & np.uint64((1 << index_bits) - 1)).astype(np.int64)
 
 
 def _run_pairs(sorted_keys: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -91,9 +113,8 @@ def near_value_pairs(values: np.ndarray, radius: int, progress: bool = False) ->
         masks = block_masks(choose_blocks(n, radius))
         combos = list(itertools.combinations(range(len(masks)), len(masks) - radius))
         for combo in tqdm(combos, desc="near-duplicate index", unit="table", disable=not progress):
-            keys = values & np.uint64(sum(masks[b] for b in combo))
-            order = np.argsort(keys)
-            left, right = _run_pairs(keys[order], order)
+            sorted_keys, order = _sort_by_blocks(values, [masks[b] for b in combo])
+            left, right = _run_pairs(sorted_keys, order)
             close = hamming(values[left], values[right]) <= radius
             lefts.append(np.minimum(left, right)[close])
             rights.append(np.maximum(left, right)[close])

@@ -30,9 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--image-size", type=int, default=defaults.image_size,
                         help="side of the square product photos in pixels (default %(default)s)")
     parser.add_argument("--fault-rate", type=float, default=defaults.fault_rate,
-                        help="fraction of products planted with each single-product defect (default %(default)s)")
+                        help="fraction of products planted with each single-product defect "
+                             "(default %(default)s)")
     parser.add_argument("--duplicate-rate", type=float, default=defaults.duplicate_rate,
-                        help="exact, near and repeated-title duplicate groups per product, each (default %(default)s)")
+                        help="exact, near and repeated-title duplicate groups per product, each "
+                             "(default %(default)s)")
     parser.add_argument("--serve", action="store_true",
                         help="after writing, serve images/ on http://127.0.0.1:PORT/ until Ctrl-C")
     parser.add_argument("--port", type=int, default=0, help="port for --serve (default: a free one)")

@@ -3,17 +3,19 @@
 Every leaf class has a painter that draws a recognisable silhouette (a shirt, headphones, a
 frying pan...) in the product's colour. :class:`Style` varies colour, background, size, position,
 rotation, mirroring and fabric pattern per product, so images of one class differ from each other
-(no accidental near duplicates) while a small CNN can still learn the class from the shape.
+(rarely perceptual-hash neighbours by accident) while a small CNN can still learn the class from the shape.
 Drawing happens at twice the output size and is box-downsampled, which anti-aliases the edges.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 from ecom_kfp.demo.taxonomy import COLOURS
@@ -42,12 +44,16 @@ class Style:
     Attributes:
         colour: Main product colour.
         accent: Secondary colour (soles, straps, screens' content, caps).
-        background: Start and end colours of the background gradient.
+        background: Start and end colours of the background (equal for a plain one): of the
+            gradient, or wall and floor when ``horizon`` is set.
         center: Object centre as a fraction of the image side.
         scale: Object size as a fraction of the image side.
         rotation: Degrees, counter-clockwise.
         mirror: Flip horizontally.
+        stretch: Width over height of the object's box (product variants are wider or slimmer).
         gradient_angle: Direction of the background gradient, degrees (0 = top to bottom).
+        horizon: Height of the wall/floor edge as a fraction of the side, for room-like shots.
+        badge: A round sticker ("sale", a logo) as (x, y, radius) fractions of the side and colour.
         pattern: Fabric pattern of apparel (one of :data:`PATTERNS`).
         pattern_colour: Colour of stripes, checks or dots.
     """
@@ -59,13 +65,27 @@ class Style:
     scale: float
     rotation: float
     mirror: bool
+    stretch: float = 1.0
     gradient_angle: int = 0
+    horizon: float | None = None
+    badge: tuple[float, float, float, RGB] | None = None
     pattern: str = "solid"
     pattern_colour: RGB = (255, 255, 255)
 
 
 def _jitter(rng: random.Random, colour: RGB, amount: int) -> RGB:
     return tuple(min(255, max(0, c + rng.randint(-amount, amount))) for c in colour)  # type: ignore[return-value]
+
+
+def _random_background(rng: random.Random) -> tuple[str, RGB, RGB]:
+    kind = rng.choices(("white", "grey", "tint", "gradient", "floor"), weights=(3, 2, 2, 3, 3))[0]
+    if kind == "white":
+        return kind, (255, 255, 255), (255, 255, 255)
+    if kind == "grey":
+        grey = rng.randint(200, 242)
+        return kind, (grey, grey, grey), (grey, grey, grey)
+    first = shade(_jitter(rng, COLOURS[rng.choice(list(COLOURS))], 20), rng.uniform(1.5, 1.85))
+    return kind, first, first if kind == "tint" else shade(first, rng.uniform(0.65, 0.88))
 
 
 def random_style(rng: random.Random, colour_name: str, patterned: bool) -> Style:
@@ -78,24 +98,24 @@ def random_style(rng: random.Random, colour_name: str, patterned: bool) -> Style
     """
     colour = _jitter(rng, COLOURS[colour_name], 14)
     accent = _jitter(rng, COLOURS[rng.choice([n for n in COLOURS if n != colour_name])], 10)
-    kind = rng.choices(("white", "grey", "tint", "gradient"), weights=(3, 2, 2, 4))[0]
-    if kind == "white":
-        top = bottom = (255, 255, 255)
-    elif kind == "grey":
-        top = bottom = (rng.randint(200, 242),) * 3  # type: ignore[assignment]
-    else:
-        top = shade(_jitter(rng, COLOURS[rng.choice(list(COLOURS))], 20), rng.uniform(1.5, 1.85))
-        bottom = top if kind == "tint" else shade(top, rng.uniform(0.7, 0.9))
+    kind, first, second = _random_background(rng)
     pattern = rng.choices(PATTERNS, weights=(5, 2, 2, 1))[0] if patterned else "solid"
+    badge = None
+    if rng.random() < 0.5:
+        badge = (rng.choice((0.14, 0.86)), rng.choice((0.14, 0.86)), rng.uniform(0.07, 0.15),
+                 _jitter(rng, COLOURS[rng.choice(("Red", "Orange", "Yellow", "Green", "Blue", "Black"))], 10))
     return Style(
         colour=colour,
         accent=accent,
-        background=(top, bottom),
-        center=(0.5 + rng.uniform(-0.12, 0.12), 0.5 + rng.uniform(-0.12, 0.12)),
-        scale=rng.uniform(0.5, 0.86),
+        background=(first, second),
+        center=(0.5 + rng.uniform(-0.14, 0.14), 0.5 + rng.uniform(-0.14, 0.14)),
+        scale=rng.uniform(0.48, 0.86),
+        stretch=rng.uniform(0.8, 1.2),
         rotation=rng.uniform(-15, 15),
-        gradient_angle=rng.choice((0, 45, 90, 135, 180, 225, 270, 315)),
         mirror=rng.random() < 0.5,
+        gradient_angle=rng.choice(range(0, 360, 45)) if kind == "gradient" else 0,
+        horizon=rng.uniform(0.55, 0.85) if kind == "floor" else None,
+        badge=badge,
         pattern=pattern,
         pattern_colour=shade(colour, 0.55) if sum(colour) > 300 else shade(colour, 1.6),
     )
@@ -109,11 +129,12 @@ class Pen:
         self.draw = ImageDraw.Draw(image)
         self.style = style
         self._side = image.width * style.scale
-        self._x0 = image.width * style.center[0] - self._side / 2
+        self._width = self._side * style.stretch
+        self._x0 = image.width * style.center[0] - self._width / 2
         self._y0 = image.height * style.center[1] - self._side / 2
 
     def xy(self, u: float, v: float) -> Point:
-        return (self._x0 + u * self._side, self._y0 + v * self._side)
+        return (self._x0 + u * self._width, self._y0 + v * self._side)
 
     def points(self, pts: Sequence[Point]) -> list[Point]:
         return [self.xy(u, v) for u, v in pts]
@@ -332,7 +353,8 @@ def _sunglasses(p: Pen) -> None:
 def _cap(p: Pen) -> None:
     c = p.style.colour
     p.polygon([(0.46, 0.6), (1.0, 0.62), (0.98, 0.7), (0.46, 0.7)], shade(c, 0.7), shade(c, 0.45))
-    p.draw.pieslice(p.box((0.1, 0.18, 0.74, 0.98)), 180, 360, fill=c, outline=shade(c, 0.5), width=p.width(0.012))
+    p.draw.pieslice(p.box((0.1, 0.18, 0.74, 0.98)), 180, 360, fill=c, outline=shade(c, 0.5),
+                    width=p.width(0.012))
     p.line([(0.42, 0.19), (0.3, 0.58)], shade(c, 0.6), 0.01)
     p.line([(0.42, 0.19), (0.56, 0.58)], shade(c, 0.6), 0.01)
     p.ellipse((0.39, 0.14, 0.45, 0.2), shade(c, 0.6))
@@ -380,7 +402,8 @@ def _laptop(p: Pen) -> None:
     c = p.style.colour
     p.rect((0.15, 0.12, 0.85, 0.62), c, shade(c, 0.5), radius=0.02)
     p.rect((0.18, 0.15, 0.82, 0.59), _SCREEN)
-    p.polygon([(0.2, 0.45), (0.4, 0.3), (0.55, 0.42), (0.82, 0.28), (0.82, 0.59), (0.18, 0.59)], shade(p.style.accent, 0.8))
+    p.polygon([(0.2, 0.45), (0.4, 0.3), (0.55, 0.42), (0.82, 0.28), (0.82, 0.59), (0.18, 0.59)],
+              shade(p.style.accent, 0.8))
     p.polygon([(0.15, 0.62), (0.85, 0.62), (0.99, 0.8), (0.01, 0.8)], shade(c, 1.15), shade(c, 0.5))
     for v in (0.66, 0.7, 0.74):
         p.line([(0.2 - (v - 0.62) * 0.5, v), (0.8 + (v - 0.62) * 0.5, v)], shade(c, 0.6), 0.008)
@@ -559,13 +582,24 @@ PAINTERS: dict[str, Callable[[Pen], None]] = {
 FABRIC_SHAPES = frozenset({"shirt", "tshirt", "sweater", "shorts", "dress"})
 
 
-def _background(side: int, style: Style) -> Image.Image:
-    top, bottom = style.background
-    if top == bottom:
-        return Image.new("RGB", (side, side), top)
-    ramp = Image.linear_gradient("L").rotate(style.gradient_angle, resample=Image.Resampling.BILINEAR,
-                                             expand=False, fillcolor=None).resize((side, side))
-    return Image.composite(Image.new("RGB", (side, side), bottom), Image.new("RGB", (side, side), top), ramp)
+@functools.lru_cache(maxsize=32)
+def _ramp(side: int, angle: int) -> Image.Image:
+    """A 0..255 ramp along ``angle`` (0 = downwards), covering the square without gaps."""
+    theta = math.radians(angle)
+    grid = np.linspace(-1.0, 1.0, side)
+    along = np.sin(theta) * grid[None, :] + np.cos(theta) * grid[:, None]
+    along = (along - along.min()) / (along.max() - along.min())
+    return Image.fromarray(np.round(along * 255).astype(np.uint8), mode="L")
+
+
+def _paint_background(side: int, style: Style) -> Image.Image:
+    first, second = style.background
+    image = Image.new("RGB", (side, side), first)
+    if style.horizon is not None:
+        ImageDraw.Draw(image).rectangle([0, round(style.horizon * side), side, side], fill=second)
+    elif first != second:
+        image = Image.composite(Image.new("RGB", (side, side), second), image, _ramp(side, style.gradient_angle))
+    return image
 
 
 def draw_product(shape: str, style: Style, size: int) -> Image.Image:
@@ -580,7 +614,7 @@ def draw_product(shape: str, style: Style, size: int) -> Image.Image:
         An RGB image of ``size`` x ``size``.
     """
     side = size * SUPERSAMPLE
-    image = _background(side, style)
+    image = _paint_background(side, style)
     pen = Pen(image, style)
     # A soft floor shadow, as in studio product shots.
     pen.ellipse((0.1, 0.93, 0.9, 1.03), shade(style.background[1], 0.9))
@@ -590,4 +624,8 @@ def draw_product(shape: str, style: Style, size: int) -> Image.Image:
     if style.rotation:
         # Bilinear is 4x faster than bicubic here; the box downsample below smooths what it leaves.
         image = image.rotate(style.rotation, resample=Image.Resampling.BILINEAR, fillcolor=style.background[0])
+    if style.badge is not None:
+        x, y, r, colour = style.badge
+        ImageDraw.Draw(image).ellipse([(x - r) * side, (y - r) * side, (x + r) * side, (y + r) * side],
+                                      fill=colour, outline=(255, 255, 255), width=max(1, side // 64))
     return image.reduce(SUPERSAMPLE)

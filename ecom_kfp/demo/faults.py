@@ -62,7 +62,7 @@ def _resized(image: Image.Image, rng: random.Random) -> bytes:
 
 
 def _shifted(image: Image.Image, rng: random.Random) -> bytes:
-    dx, dy = rng.choice((-2, -1, 1, 2)), rng.choice((-1, 0, 1))
+    dx, dy = rng.choice(((1, 0), (-1, 0), (0, 1), (0, -1)))
     # Fill the uncovered strip with the corner colour, which is the photo's background.
     shifted = image.transform(image.size, Image.Transform.AFFINE, (1, 0, -dx, 0, 1, -dy),
                               fillcolor=image.getpixel((0, 0)))

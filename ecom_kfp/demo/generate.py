@@ -156,8 +156,8 @@ class _Plan:
     title_groups: list[list[int]]
 
 
-def _count(rate: float, products: int) -> int:
-    return max(1, round(rate * products))
+def _count(rate: float, products: int, minimum: int = 1) -> int:
+    return max(minimum, round(rate * products))
 
 
 def _plan(config: DemoCatalogConfig) -> _Plan:
@@ -168,19 +168,23 @@ def _plan(config: DemoCatalogConfig) -> _Plan:
     roles: dict[int, _Role] = {}
 
     def groups(kind: str) -> list[list[int]]:
-        out = []
+        out: list[list[int]] = []
+        copies = 0  # cycles the variants (e.g. near-duplicate kinds) evenly over the copies
         for _ in range(_count(config.duplicate_rate, config.products)):
             members = [free.pop() for _ in range(rng.choice((2, 2, 3)))]
-            for variant, index in enumerate(members[1:]):
-                roles[index] = _Role(kind, source=members[0], variant=rng.randrange(1 << 16) + variant)
+            for index in members[1:]:
+                roles[index] = _Role(kind, source=members[0], variant=copies)
+                copies += 1
             out.append(members)
         return out
 
     plan = _Plan(roles, groups("exact_copy"), groups("near_copy"), groups("same_title"))
-    for kind in SINGLE_FAULTS + ("malformed",):
-        rate = config.fault_rate / 5 if kind == "malformed" else config.fault_rate  # "a few" lines
-        for variant in range(_count(rate, config.products)):
+    for kind in SINGLE_FAULTS:
+        for variant in range(_count(config.fault_rate, config.products)):
             roles[free.pop()] = _Role(kind, variant=variant)
+    # A few malformed lines, at least one of each breakage faults.malformed_line knows.
+    for variant in range(_count(config.fault_rate / 5, config.products, minimum=3)):
+        roles[free.pop()] = _Role("malformed", variant=variant)
     return plan
 
 
@@ -197,7 +201,7 @@ def _record(spec: ProductSpec, image_url: str | None) -> dict:
 
 
 class _Writer:
-    """Builds each catalog line and image file from a product's role."""
+    """Writes each product's catalog line and image file according to its role in the plan."""
 
     def __init__(self, config: DemoCatalogConfig, plan: _Plan, images_dir: Path) -> None:
         self.config = config
@@ -206,20 +210,6 @@ class _Writer:
         self.images_written = 0
         self.image_bytes = 0
 
-    def spec(self, index: int) -> ProductSpec:
-        role = self.plan.roles.get(index, _Role("clean"))
-        if role.kind == "same_title":
-            return make_product(self.config.seed, index, leaf=make_product(self.config.seed, role.source).leaf)
-        return make_product(self.config.seed, index)
-
-    def _photo(self, spec: ProductSpec):
-        return draw_product(spec.leaf.shape, spec.style, self.config.image_size)
-
-    def _save(self, name: str, data: bytes) -> None:
-        (self.images_dir / name).write_bytes(data)
-        self.images_written += 1
-        self.image_bytes += len(data)
-
     def line(self, index: int) -> tuple[str, dict | None]:
         """The catalog line of product ``index`` and its record (``None`` when malformed).
 
@@ -227,24 +217,31 @@ class _Writer:
         """
         role = self.plan.roles.get(index, _Role("clean"))
         rng = random.Random(f"ecom-kfp-demo/{self.config.seed}/fault/{index}")
-        spec = self.spec(index)
-        name = f"{spec.product_id}.jpg"
-        record = _record(spec, name)
+        source = make_product(self.config.seed, role.source) if role.source >= 0 else None
+        # Repeated titles are variants of one listing, so they share its class.
+        spec = make_product(self.config.seed, index, leaf=source.leaf if source else None)
+        record = _record(spec, f"{spec.product_id}.jpg")
+        self._deface(record, spec, source, role, rng)
+        data = self._image(spec, source, role, rng)
+        if data is not None:
+            (self.images_dir / f"{spec.product_id}.jpg").write_bytes(data)
+            self.images_written += 1
+            self.image_bytes += len(data)
+        if role.kind == "malformed":
+            return faults.malformed_line(record, role.variant), None
+        return json.dumps(record, ensure_ascii=False), record
+
+    @staticmethod
+    def _deface(record: dict, spec: ProductSpec, source: ProductSpec | None, role: _Role,
+                rng: random.Random) -> None:
+        """Apply the role's changes to the catalog fields."""
         if role.kind in ("exact_copy", "near_copy"):
-            source = make_product(self.config.seed, role.source)
+            # Another seller re-listing the source item: its fields, a decorated title.
             record.update(title=source.title + rng.choice(_RELIST_SUFFIXES), brand=source.brand,
                           colour=source.colour, category_path=list(source.leaf.path),
                           price=round(source.price * rng.choice((1.0, 1.0, 0.95, 1.05)), 2))
-            photo = self._photo(source)
-            if role.kind == "exact_copy":
-                data = faults.encode_jpeg(photo)
-            else:
-                kinds = sorted(faults.NEAR_DUPLICATE_KINDS)
-                data = faults.NEAR_DUPLICATE_KINDS[kinds[role.variant % len(kinds)]](photo, rng)
-            self._save(name, data)
-            return json.dumps(record, ensure_ascii=False), record
-        if role.kind == "same_title":
-            record["title"] = make_product(self.config.seed, role.source).title
+        elif role.kind == "same_title":
+            record["title"] = source.title
         elif role.kind == "empty_title":
             record["title"] = ("", "   ", garbage_title(rng))[role.variant % 3]
         elif role.kind == "short_title":
@@ -256,21 +253,26 @@ class _Writer:
         elif role.kind == "no_image":
             record["image_url"] = "" if role.variant % 2 else None
 
-        if role.kind == "malformed":
-            self._save(name, faults.encode_jpeg(self._photo(spec)))
-            return faults.malformed_line(record, role.variant), None
+    def _image(self, spec: ProductSpec, source: ProductSpec | None, role: _Role,
+               rng: random.Random) -> bytes | None:
+        """The bytes of the product's image file, or ``None`` when no file should exist."""
+        if role.kind in ("dead_link", "no_image"):
+            return None
+        if role.kind == "random_bytes_image":
+            return faults.random_bytes(rng)
+        if role.kind == "html_image":
+            return faults.html_page(spec.product_id)
+        # Copies show the source's photo; drawing is deterministic, so exact copies match its bytes.
+        shown = source if role.kind in ("exact_copy", "near_copy") else spec
+        photo = draw_product(shown.leaf.shape, shown.style, self.config.image_size)
+        if role.kind == "near_copy":
+            kinds = sorted(faults.NEAR_DUPLICATE_KINDS)
+            return faults.NEAR_DUPLICATE_KINDS[kinds[role.variant % len(kinds)]](photo, rng)
         if role.kind == "truncated_image":
-            self._save(name, faults.truncated_jpeg(faults.encode_jpeg(self._photo(spec)), rng))
-        elif role.kind == "random_bytes_image":
-            self._save(name, faults.random_bytes(rng))
-        elif role.kind == "html_image":
-            self._save(name, faults.html_page(spec.product_id))
-        elif role.kind == "tiny_image":
-            self._save(name, faults.tiny_image(self._photo(spec)))
-        elif role.kind not in ("dead_link", "no_image"):
-            self._save(name, faults.encode_jpeg(self._photo(spec)))
-        return json.dumps(record, ensure_ascii=False), record
-
+            return faults.truncated_jpeg(faults.encode_jpeg(photo), rng)
+        if role.kind == "tiny_image":
+            return faults.tiny_image(photo)
+        return faults.encode_jpeg(photo)
 
 
 def _truth(config: DemoCatalogConfig, plan: _Plan, records: list[dict | None]) -> dict:

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from ecom_kfp import __version__, uri
 from ecom_kfp.ingest import sources
-from ecom_kfp.ingest.image_check import CheckedImage, ImageLimits, check_image
+from ecom_kfp.ingest.image_check import CheckedImage, ImageLimits, ImageProblem, check_image
 from ecom_kfp.ingest.reasons import Reason
 from ecom_kfp.ingest.store import ImageStore
 
@@ -175,15 +175,21 @@ class _Fetcher:
             self.stats.retries += 1
             await asyncio.sleep(self._backoff(attempts, got.retry_after))
         self.stats.bytes_downloaded += len(got.data)
-        checked = await self._in_pool(check_image, got.data, got.content_type, self.config.limits)
+        checked, newly = await self._in_pool(self._check_and_store, got)
         if not isinstance(checked, CheckedImage):
             return FetchFailure(checked.reason, checked.detail, attempts)
-        newly = await self._in_pool(self.store.put, checked.sha256, checked.data)
         if newly:
             self.stats.images_stored += 1
             self.stats.bytes_stored += len(checked.data)
         return FetchedImage(checked.sha256, self.store.uri_of(checked.sha256), checked.width,
                             checked.height, len(checked.data), len(got.data), newly, attempts)
+
+    def _check_and_store(self, body: _Body) -> tuple[CheckedImage | ImageProblem, bool]:
+        # One trip to the thread pool per image: the hop costs about as much as decoding a thumbnail.
+        checked = check_image(body.data, body.content_type, self.config.limits)
+        if not isinstance(checked, CheckedImage):
+            return checked, False
+        return checked, self.store.put(checked.sha256, checked.data)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         delay = self.config.backoff_seconds * 2 ** (attempt - 1) * self._random.uniform(0.5, 1.5)
@@ -195,6 +201,8 @@ class _Fetcher:
         kind = sources.kind(source)
         if kind == sources.HTTP:
             return await self._http(source)
+        if kind is None:
+            return _Failed(Reason.BAD_IMAGE_URL, f"{source}: no http(s), gs:// or local source")
         try:
             async with asyncio.timeout(self.config.timeout_seconds):
                 return await self._in_pool(self._read_object, source)
@@ -247,9 +255,11 @@ class _Fetcher:
                 return _Failed(Reason.HTTP_ERROR, f"HTTP {resp.status}{redirected}", retryable=transient,
                                retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
             limit = self.config.limits.max_bytes
-            if resp.content_length is not None and resp.content_length > limit:
-                return _Failed(Reason.TOO_LARGE, f"Content-Length {resp.content_length} > {limit}")
-            body = bytearray()
+            if resp.content_length is not None:
+                if resp.content_length > limit:
+                    return _Failed(Reason.TOO_LARGE, f"Content-Length {resp.content_length} > {limit}")
+                return _Body(await resp.read(), resp.headers.get("Content-Type"))
+            body = bytearray()  # no length announced: read in chunks, stop at the limit
             async for chunk in resp.content.iter_chunked(_CHUNK):
                 body += chunk
                 if len(body) > limit:
@@ -307,8 +317,9 @@ def fetch_images(items: Iterable[str], store: ImageStore, config: FetchConfig,
     with tqdm(total=total, desc="images", unit="img", disable=not progress, mininterval=0.5,
               dynamic_ncols=True) as bar:
         def record(source: str, outcome: FetchOutcome) -> None:
-            bar.update(1)
-            bar.set_postfix(ok=stats.succeeded, failed=stats.failed, retries=stats.retries, refresh=False)
+            if progress:
+                bar.update(1)
+                bar.set_postfix(ok=stats.succeeded, failed=stats.failed, retries=stats.retries, refresh=False)
             if on_result is not None:
                 on_result(source, outcome)
 

@@ -1,7 +1,8 @@
 """Decide whether downloaded bytes are a usable product image, and what to store.
 
 Checks, in order: the bytes carry an image signature (HTML error pages and text served with an
-image content type are ``not_an_image``); Pillow identifies and verifies them (``corrupt_image``);
+image content type are ``not_an_image``); Pillow identifies them and, for formats with checksums
+(PNG), verifies them (``corrupt_image``);
 the pixel count is bounded before decoding (``too_large``, also a decompression-bomb guard); the
 shorter side is at least the minimum (``too_small``); a full decode succeeds (a cut-off JPEG is
 ``truncated_image``: ``verify()`` alone does not catch it).
@@ -88,10 +89,16 @@ def check_image(data: bytes, content_type: str | None, limits: ImageLimits) -> C
                 return ImageProblem(Reason.TOO_LARGE, f"{width}x{height} pixels > {limits.max_pixels}")
             if min(width, height) < limits.min_side:
                 return ImageProblem(Reason.TOO_SMALL, f"{width}x{height}, shorter side < {limits.min_side}")
-            probe.verify()
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            stored = data if fmt == "JPEG" else _to_jpeg(image)
+            if fmt == "JPEG":
+                # Pillow has no JPEG verify(); the full decode is the check, on this same handle.
+                probe.load()
+                stored = data
+            else:
+                probe.verify()  # PNG chunk CRCs and the like; verify() leaves the handle unusable
+        if fmt != "JPEG":
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()
+                stored = _to_jpeg(image)
     except Image.DecompressionBombError as err:
         return ImageProblem(Reason.TOO_LARGE, str(err))
     except UnidentifiedImageError:

@@ -160,7 +160,8 @@ def _truncation(lines: _Lines, catalog: Catalog, position: int) -> Iterator[Reco
 
 
 def _csv_records(lines: _Lines, header: list[str], catalog: Catalog) -> Iterator[Record]:
-    rows = csv.reader(_text(line) for line in lines)
+    # Newlines go back in so quoted fields spanning lines keep theirs.
+    rows = csv.reader(_text(line) + "\n" for line in lines)
     next(rows, None)  # the header, already read
     position = 0
     while True:

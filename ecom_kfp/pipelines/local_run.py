@@ -80,6 +80,8 @@ class LocalRunSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     reports: dict[str, Any] = field(default_factory=dict)
+    counts_add_up: bool = False
+    count_checks: list[dict[str, Any]] = field(default_factory=list)
 
 
 def find_run_dir(pipeline_root: Path, pipeline_name: str) -> Path:
@@ -167,5 +169,88 @@ def run_local(config: LocalRunConfig) -> LocalRunSummary:
         outputs={stage: str(path) for stage, path in outputs.items()},
         reports={"demo_catalog": json.loads(Path(demo.out, "report.json").read_text()),
                  **read_reports(outputs)})
+    checks = count_checks(summary.reports)
+    summary.count_checks = [{"what": c.what, "expected": c.expected, "actual": c.actual}
+                            for c in checks]
+    summary.counts_add_up = all(c.ok for c in checks)
     write_report(summary, str(out))
     return summary
+
+
+@dataclass(frozen=True)
+class CountCheck:
+    """One place where two stages must agree on a count."""
+
+    what: str
+    expected: int
+    actual: int
+
+    @property
+    def ok(self) -> bool:
+        return self.expected == self.actual
+
+
+def count_checks(reports: dict[str, Any]) -> list[CountCheck]:
+    """Every product accounted for from the catalog to the evaluated test split."""
+    demo, ingest, dedupe = reports["demo_catalog"], reports["ingest"], reports["dedupe"]
+    dataset, train, evaluate = reports["dataset"], reports["train"], reports["evaluate"]
+    return [
+        CountCheck("catalog lines = ingest input", demo["products"], ingest["input_records"]),
+        CountCheck("ingest input = accepted + rejected", ingest["input_records"],
+                   ingest["accepted"] + ingest["rejected"]),
+        CountCheck("ingest accepted = dedupe input", ingest["accepted"], dedupe["input"]),
+        CountCheck("dedupe input = kept + duplicates + rejected", dedupe["input"],
+                   dedupe["kept"] + dedupe["duplicates"] + dedupe["rejected"]),
+        CountCheck("dedupe kept = tfrecord-build input", dedupe["kept"],
+                   dataset["input_products"]),
+        CountCheck("tfrecord-build input = records + rejected", dataset["input_products"],
+                   dataset["records"] + dataset["rejected"]),
+        CountCheck("records = train + val + test", dataset["records"],
+                   sum(dataset["splits"].values())),
+        *[CountCheck(f"{split} records = records train read", dataset["splits"][split],
+                     train["counts"][split]) for split in ("train", "val", "test")],
+        CountCheck("test records = examples evaluated", dataset["splits"]["test"],
+                   evaluate["examples"]),
+    ]
+
+
+def _by_reason(counts: dict[str, int]) -> str:
+    return ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def format_summary(summary: LocalRunSummary) -> str:
+    """The human summary ``run-local`` prints (the numbers come from the stages' reports)."""
+    r = summary.reports
+    ingest, dedupe, dataset = r["ingest"], r["dedupe"], r["dataset"]
+    train, evaluate, blessing, push = r["train"], r["evaluate"], r["blessing"], r.get("push")
+    checks = count_checks(r)
+    bad = [c for c in checks if not c.ok]
+    levels = "; ".join(f"level {k}: accuracy {v['accuracy']:.3f}, weighted score "
+                       f"{v['weighted_score']:.3f}" for k, v in sorted(evaluate["levels"].items()))
+    pushed = (f"{push['registered_model_name']} version {push['version']} "
+              f"(aliases {', '.join(push['aliases'])}) in MLflow {summary.mlflow_uri}; serving copy "
+              f"{push['serving_uri']}" if push else "not pushed (not blessed)")
+    lines = [
+        f"ecom-kfp run-local: {summary.out} in {summary.seconds:.1f}s "
+        f"(demo catalog {summary.stage_seconds['demo_catalog']:.1f}s, "
+        f"pipeline {summary.stage_seconds['pipeline']:.1f}s)",
+        f"  products in       {ingest['input_records']} catalog lines",
+        f"  ingest            accepted {ingest['accepted']}, rejected {ingest['rejected']}"
+        + (f": {_by_reason(ingest['rejects_by_reason'])}" if ingest["rejects_by_reason"] else ""),
+        f"  dedupe            kept {dedupe['kept']}, duplicates removed {dedupe['duplicates']} "
+        f"in {dedupe['duplicate_groups']} groups, rejected {dedupe['rejected']}",
+        f"  tfrecord-build    " + ", ".join(f"{s} {n}" for s, n in dataset["splits"].items())
+        + f" records; rejected {dataset['rejected']}"
+        + (f": {_by_reason(dataset['rejected_by_reason'])}" if dataset["rejected_by_reason"] else ""),
+        f"  train             {train['backbone']}, {train['epochs_trained']} epoch(s), "
+        f"MLflow run {train['mlflow_run_id'] or '-'}",
+        f"  evaluate          {levels}",
+        f"  blessed           {'yes' if blessing['blessed'] else 'no'}: "
+        f"{'; '.join(blessing['reasons'])}",
+        f"  push              {pushed}",
+        f"  counts add up     " + ("yes, " + f"{len(checks)} checks" if not bad else
+                                  "NO: " + "; ".join(f"{c.what}: {c.expected} != {c.actual}"
+                                                     for c in bad)),
+        f"  report            {Path(summary.out) / 'report.json'}",
+    ]
+    return "\n".join(lines)

@@ -117,6 +117,7 @@ class FaultyImageServer:
         self.root = Path(config.directory).resolve()
         self.counters = _Counters()
         self._tiny = _tiny_jpeg()
+        self._cache: dict[str, bytes] = {}
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -176,10 +177,14 @@ class FaultyImageServer:
             counters.in_flight -= 1
 
     def _file(self, name: str) -> bytes:
-        path = (self.root / name).resolve()
-        if self.root not in path.parents or not path.is_file():
-            raise web.HTTPNotFound()
-        return path.read_bytes()
+        data = self._cache.get(name)
+        if data is None:
+            path = (self.root / name).resolve()
+            if self.root not in path.parents or not path.is_file():
+                raise web.HTTPNotFound()
+            # Kept in memory: benchmarks should measure the client, not this server's disk reads.
+            data = self._cache[name] = path.read_bytes()
+        return data
 
     async def _respond(self, request: web.Request, name: str, fault: Fault | None) -> web.StreamResponse:
         if fault in (Fault.NOT_FOUND, Fault.GONE, Fault.FORBIDDEN):

@@ -8,6 +8,7 @@ MPIJob instead (:mod:`ecom_kfp.train.mpijob`).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import ModelLayout
-from ecom_kfp.train.config import TrainConfig
+from ecom_kfp.train.config import ConfigError, TrainConfig
 from ecom_kfp.train.distributed import import_horovod
 
 
@@ -53,3 +54,26 @@ def run_horovod(config: TrainConfig):
     if completed.returncode != 0:
         raise RuntimeError(f"horovodrun exited with {completed.returncode}: {' '.join(command)}")
     return TrainReport.from_dict(uri.read_json(ModelLayout(config.out).report))
+
+
+LAUNCHERS = ("local", "mpijob")
+
+
+def run_with_launcher(config: TrainConfig, launcher: str):
+    """Run in this pod (``local``: in-process or horovodrun) or as an MPIJob (``mpijob``).
+
+    An MPIJob gets one worker pod with one GPU per process (``config.num_processes``).
+
+    Raises:
+        ConfigError: unknown ``launcher``.
+    """
+    if launcher == "local":
+        from ecom_kfp.train.run import run
+
+        return run(config)
+    if launcher == "mpijob":
+        from ecom_kfp.train.mpijob import MpiJobSpec, run_mpijob
+
+        name = "ecom-kfp-train-" + hashlib.sha256(config.out.encode()).hexdigest()[:10]
+        return run_mpijob(config, MpiJobSpec(name=name, workers=config.num_processes))
+    raise ConfigError(f"launcher must be one of {', '.join(LAUNCHERS)}, got {launcher!r}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import tempfile
 import time
 from collections.abc import Iterator
@@ -21,8 +20,6 @@ from ecom_kfp.contracts.layouts import ModelLayout
 from ecom_kfp.report import Timings, write_report
 from ecom_kfp.train.config import ConfigError, TrainConfig
 from ecom_kfp.train.distributed import Workers, init_workers, launched_by_horovod
-
-log = logging.getLogger(__name__)
 
 
 @dataclass

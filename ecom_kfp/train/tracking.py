@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 LOCAL_DB = "mlflow.db"
 LOCAL_ARTIFACTS = "mlartifacts"
 
 
 def resolve_tracking_uri(configured: str, local_out: str) -> str:
     """The tracking URI to use for a run writing to the local directory ``local_out``."""
-    chosen = configured or os.environ.get("MLFLOW_TRACKING_URI", "")
+    chosen = configured or os.environ.get(TRACKING_URI_ENV, "")
     return chosen or f"sqlite:///{Path(local_out).resolve() / LOCAL_DB}"
 
 
@@ -30,6 +31,9 @@ class MlflowRun:
 
         self._mlflow = mlflow
         self.tracking_uri = tracking_uri
+        # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI; restored in end() so a later
+        # run in this process does not inherit this one's store.
+        self._previous_env = os.environ.get(TRACKING_URI_ENV)
         mlflow.set_tracking_uri(tracking_uri)
         if mlflow.get_experiment_by_name(experiment_name) is None:
             # A local sqlite store would otherwise put artifacts under the current directory.
@@ -54,3 +58,7 @@ class MlflowRun:
 
     def end(self, status: str = "FINISHED") -> None:
         self._mlflow.end_run(status=status)
+        if self._previous_env is None:
+            os.environ.pop(TRACKING_URI_ENV, None)
+        else:
+            os.environ[TRACKING_URI_ENV] = self._previous_env

@@ -1,0 +1,208 @@
+"""Benchmark: ingest image fetching vs the thread pool of ``requests.get`` a user would write.
+
+Serves the myntra-dev images from the fault-injecting server (a separate process on 127.0.0.1)
+with a fixed per-request latency that models a CDN round trip, and fetches the same URL list
+(the images repeated with ``?v=i`` so every URL is distinct) with:
+
+- ``ours``: :func:`ecom_kfp.ingest.fetch.fetch_images` (asyncio + aiohttp, every image fully
+  decoded and checked, stored content-addressed);
+- ``threads_K``: a ``ThreadPoolExecutor(K)`` calling ``requests.get`` through one Session per thread
+  and writing each body to a file (no validation, no retries), the usual hand-written downloader;
+  K = ``--threads`` (32) is the baseline of ``ratio``; on clean runs a control pool as wide as our
+  concurrency shows how much of the gain is concurrency and how much is cost per image.
+
+Each contender runs in its own process so peak memory (``ru_maxrss``) is its own. Runs: a clean
+server; a server where 10% of names fail once (500, slow beyond the timeout, truncated body,
+connection reset), where ``ours`` must lose nothing; ``ours`` at a quarter and at the full URL
+count (memory must not grow with catalog size); and the whole stage (``run``) over the 5,249
+products of ``styles.csv``. Prints one JSON document.
+
+    .venv/bin/python benchmarks/bench_ingest.py [--urls 4000] [--latencies-ms 30,100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MYNTRA = Path(os.environ.get("ECOM_KFP_SHARED_DATA", REPO.parent / "shared" / "data")) / "myntra-dev"
+COLUMN_MAP = ("product_id=id,title=productDisplayName,"
+              "category_path=masterCategory>subCategory>articleType,image_url=image")
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS")) / 1024
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _figures(count: int, ok: int, seconds: float, cpu: float, rss_before: float) -> dict:
+    return {"images": count, "ok": ok, "lost": count - ok, "seconds": round(seconds, 3),
+            "images_per_second": round(count / seconds, 1), "cpu_ms_per_image": round(cpu / count * 1000, 3),
+            "rss_before_mb": round(rss_before, 1), "peak_rss_mb": round(_peak_mb(), 1)}
+
+
+def worker_ours(urls: list[str], out: str, args: argparse.Namespace) -> dict:
+    from ecom_kfp.contracts.layouts import IngestLayout
+    from ecom_kfp.ingest.fetch import FetchConfig, FetchedImage, fetch_images
+    from ecom_kfp.ingest.store import ImageStore
+
+    config = FetchConfig(concurrency=args.concurrency, per_host=args.concurrency, timeout_seconds=args.timeout,
+                         max_retries=2, backoff_seconds=0.05)
+    ok = []
+    rss_before, cpu_before = _rss_mb(), _cpu_seconds()
+    stats = fetch_images(urls, ImageStore(IngestLayout(out)), config,
+                         lambda _s, outcome: ok.append(isinstance(outcome, FetchedImage)))
+    return {**_figures(len(urls), sum(ok), stats.seconds, _cpu_seconds() - cpu_before, rss_before),
+            "retries": stats.retries}
+
+
+def worker_threads(urls: list[str], out: str, args: argparse.Namespace) -> dict:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    local = threading.local()
+    os.makedirs(out, exist_ok=True)
+
+    def download(url: str) -> bool:
+        session = getattr(local, "session", None)
+        if session is None:
+            session = local.session = requests.Session()
+        try:
+            response = session.get(url, timeout=args.timeout)
+            response.raise_for_status()
+        except requests.RequestException:
+            return False
+        name = hashlib.sha256(response.content).hexdigest()
+        with open(os.path.join(out, name + ".jpg"), "wb") as fh:
+            fh.write(response.content)
+        return True
+
+    rss_before, cpu_before = _rss_mb(), _cpu_seconds()
+    start = time.perf_counter()
+    with ThreadPoolExecutor(args.threads) as pool:
+        ok = sum(pool.map(download, urls))
+    seconds = time.perf_counter() - start
+    return _figures(len(urls), ok, seconds, _cpu_seconds() - cpu_before, rss_before)
+
+
+def worker_stage(base_url: str, out: str, args: argparse.Namespace) -> dict:
+    from ecom_kfp.ingest import IngestConfig, run
+    from ecom_kfp.ingest.fetch import FetchConfig
+
+    start = time.perf_counter()
+    report = run(IngestConfig(
+        catalog=str(MYNTRA / "styles.csv"), out=out, column_map=COLUMN_MAP, images_base=f"{base_url}/img/",
+        progress=False, fetch=FetchConfig(concurrency=args.concurrency, per_host=args.concurrency,
+                                          timeout_seconds=args.timeout, backoff_seconds=0.05)))
+    seconds = time.perf_counter() - start
+    return {"input_records": report.input_records, "accepted": report.accepted, "rejected": report.rejected,
+            "rejects_by_reason": report.rejects_by_reason, "retries": report.images.retries,
+            "seconds": round(seconds, 3), "products_per_second": round(report.input_records / seconds, 1),
+            "images_per_second": report.images_per_second, "peak_rss_mb": round(_peak_mb(), 1)}
+
+
+def _spawn(kind: str, extra: list[str], args: argparse.Namespace) -> dict:
+    cmd = [sys.executable, __file__, "--worker", kind, "--timeout", str(args.timeout),
+           "--concurrency", str(args.concurrency), *extra]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=1800)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--urls", type=int, default=4000, help="distinct image URLs to fetch")
+    parser.add_argument("--latencies-ms", default="30,100",
+                        help="comma-separated server delays per request; each gets a clean and a 10%%-fault run")
+    parser.add_argument("--threads", type=int, default=32, help="thread pool size of the baseline")
+    parser.add_argument("--control-threads", type=int, default=64,
+                        help="a second pool, as wide as our concurrency, on the clean runs (0: skip)")
+    parser.add_argument("--concurrency", type=int, default=64, help="our images in flight (= per-host limit)")
+    parser.add_argument("--timeout", type=float, default=2.0, help="per-request timeout of both")
+    parser.add_argument("--skip-stage", action="store_true", help="skip the whole-stage run")
+    parser.add_argument("--worker", choices=("ours", "threads", "stage"), help=argparse.SUPPRESS)
+    parser.add_argument("--urls-file", help=argparse.SUPPRESS)
+    parser.add_argument("--base-url", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        if args.worker == "stage":
+            result = worker_stage(args.base_url, args.out, args)
+        else:
+            urls = Path(args.urls_file).read_text().split()
+            result = (worker_ours if args.worker == "ours" else worker_threads)(urls, args.out, args)
+        print(json.dumps(result))
+        return
+
+    from ecom_kfp.testing.image_server import ServerConfig, image_server
+
+    names = sorted(p.name for p in (MYNTRA / "images").iterdir())
+    baseline = f"threads_{args.threads}"
+    results: dict = {"urls": args.urls, "threads": args.threads, "concurrency": args.concurrency,
+                     "timeout_seconds": args.timeout, "cpu_count": os.cpu_count(),
+                     "load_average_at_start": os.getloadavg()[0], "latencies": []}
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+
+        def contest(label: str, server_config: ServerConfig, count: int, kinds: list[str]) -> dict:
+            out = {}
+            with image_server(server_config, separate_process=True) as server:
+                urls = [f"{server.url(names[i % len(names)])}?v={i}" for i in range(count)]
+                urls_file = Path(tmp, f"{label}.urls")
+                urls_file.write_text("\n".join(urls))
+                for kind in kinds:
+                    kind, _, threads = kind.partition(":")
+                    server.reset()  # re-arms the fail-once faults for each contender
+                    extra = ["--urls-file", str(urls_file), "--out", str(Path(tmp, f"{label}-{kind}{threads}")),
+                             "--threads", threads or str(args.threads)]
+                    out[kind if kind == "ours" else f"threads_{threads or args.threads}"] = _spawn(kind, extra, args)
+            if baseline in out:
+                out["ratio"] = round(out["ours"]["images_per_second"] / out[baseline]["images_per_second"], 2)
+            return out
+
+        for latency_ms in (float(v) for v in args.latencies_ms.split(",")):
+            clean = ServerConfig(str(MYNTRA / "images"), latency_seconds=latency_ms / 1000)
+            faulty = ServerConfig(str(MYNTRA / "images"), latency_seconds=latency_ms / 1000, fault_fraction=0.10,
+                                  slow_seconds=args.timeout + 1.0, seed=7)
+            results["latencies"].append({
+                "latency_ms": latency_ms,
+                "clean": contest(f"clean{latency_ms}", clean, args.urls, ["ours", "threads"] + (
+                    [f"threads:{args.control_threads}"] if args.control_threads else [])),
+                "faults_10pct": contest(f"faults{latency_ms}", faulty, args.urls, ["ours", "threads"]),
+            })
+        first = float(args.latencies_ms.split(",")[0]) / 1000
+        clean = ServerConfig(str(MYNTRA / "images"), latency_seconds=first)
+        quarter = contest("quarter", clean, max(1, args.urls // 4), ["ours"])["ours"]
+        results["memory_vs_size"] = {
+            "ours_quarter": {"images": quarter["images"], "peak_rss_mb": quarter["peak_rss_mb"]},
+            "ours_full": {"images": args.urls,
+                          "peak_rss_mb": results["latencies"][0]["clean"]["ours"]["peak_rss_mb"]},
+        }
+        if not args.skip_stage:
+            with image_server(clean, separate_process=True) as server:
+                results["stage_myntra"] = _spawn("stage", ["--base-url", server.base_url,
+                                                           "--out", str(Path(tmp, "stage"))], args)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

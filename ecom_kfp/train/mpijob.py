@@ -1,0 +1,174 @@
+"""Multi-node Horovod through the MPI Operator: a ``kubeflow.org/v2beta1`` ``MPIJob``.
+
+KFP v2 has no resource op, so the train component builds the manifest here (pure, unit-tested)
+and creates it with the ``kubernetes`` client, then polls ``status.conditions`` until the job
+succeeds or fails. Workers in other pods cannot see the component's local artifact paths, so
+the job gets object-store URIs (DESIGN.md rule 5): the config is written next to the output and
+each rank runs ``python -m ecom_kfp.train.worker <config URI>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ecom_kfp import uri
+from ecom_kfp.contracts.layouts import ModelLayout
+from ecom_kfp.images import GPU_IMAGE
+from ecom_kfp.train.config import ConfigError, TrainConfig
+
+log = logging.getLogger(__name__)
+GROUP, VERSION, PLURAL, KIND = "kubeflow.org", "v2beta1", "mpijobs", "MPIJob"
+CONFIG_FILE = "train_config.json"
+CLEAN_POD_POLICIES = ("None", "Running", "All")
+
+
+@dataclass(frozen=True)
+class MpiJobSpec:
+    """Shape of the job.
+
+    Attributes:
+        name: MPIJob name (DNS-1123).
+        namespace: Namespace to create it in.
+        workers: Worker pods.
+        slots_per_worker: Horovod ranks (and GPUs) per worker pod.
+        image: Image with ecom_kfp and MPI-enabled Horovod.
+        gpus_per_worker: ``nvidia.com/gpu`` limit per worker; 0 for CPU-only workers.
+        cpu / memory: Requests of each worker.
+        node_selector / tolerations: Where workers may run (e.g. a GPU node pool).
+        clean_pod_policy: Which pods to delete when the job ends.
+        service_account: Launcher service account (it needs to exec into workers).
+    """
+
+    name: str
+    namespace: str = "kubeflow"
+    workers: int = 1
+    slots_per_worker: int = 1
+    image: str = GPU_IMAGE
+    gpus_per_worker: int = 1
+    cpu: str = "4"
+    memory: str = "16Gi"
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = field(default_factory=list)
+    clean_pod_policy: str = "Running"
+    service_account: str = ""
+
+    def __post_init__(self) -> None:
+        if self.workers < 1 or self.slots_per_worker < 1:
+            raise ConfigError(f"an MPIJob needs >= 1 worker and slot, got {self.workers} x {self.slots_per_worker}")
+        if self.clean_pod_policy not in CLEAN_POD_POLICIES:
+            raise ConfigError(f"clean_pod_policy must be one of {CLEAN_POD_POLICIES}, got {self.clean_pod_policy!r}")
+
+    @property
+    def processes(self) -> int:
+        return self.workers * self.slots_per_worker
+
+
+def build_mpijob(spec: MpiJobSpec, config_uri: str) -> dict[str, Any]:
+    """The MPIJob manifest running ``ecom_kfp.train.worker`` on ``spec.processes`` ranks."""
+    launcher_command = [
+        "mpirun", "--allow-run-as-root", "-np", str(spec.processes), "-bind-to", "none", "-map-by", "slot",
+        "-x", "LD_LIBRARY_PATH", "-x", "PATH", "-x", "NCCL_DEBUG=WARN", "-mca", "pml", "ob1", "-mca", "btl", "^openib",
+        "python", "-m", "ecom_kfp.train.worker", config_uri,
+    ]
+    worker_resources: dict[str, Any] = {"requests": {"cpu": spec.cpu, "memory": spec.memory}}
+    if spec.gpus_per_worker:
+        worker_resources["limits"] = {"nvidia.com/gpu": spec.gpus_per_worker}
+    worker_pod: dict[str, Any] = {"containers": [{"name": "worker", "image": spec.image, "resources": worker_resources}]}
+    if spec.node_selector:
+        worker_pod["nodeSelector"] = dict(spec.node_selector)
+    if spec.tolerations:
+        worker_pod["tolerations"] = [dict(t) for t in spec.tolerations]
+    launcher_pod: dict[str, Any] = {"containers": [{
+        "name": "launcher", "image": spec.image, "command": launcher_command,
+        "resources": {"requests": {"cpu": "1", "memory": "2Gi"}}}]}
+    if spec.service_account:
+        launcher_pod["serviceAccountName"] = spec.service_account
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "metadata": {"name": spec.name, "namespace": spec.namespace, "labels": {"app.kubernetes.io/part-of": "ecom-kfp"}},
+        "spec": {
+            "slotsPerWorker": spec.slots_per_worker,
+            "runPolicy": {"cleanPodPolicy": spec.clean_pod_policy, "backoffLimit": 0},
+            "mpiImplementation": "OpenMPI",
+            "mpiReplicaSpecs": {
+                "Launcher": {"replicas": 1, "restartPolicy": "OnFailure", "template": {"spec": launcher_pod}},
+                "Worker": {"replicas": spec.workers, "restartPolicy": "Never", "template": {"spec": worker_pod}},
+            },
+        },
+    }
+
+
+class CustomObjectsApi(Protocol):
+    """The two calls of ``kubernetes.client.CustomObjectsApi`` this module uses."""
+
+    def create_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str, body: dict) -> dict: ...
+
+    def get_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str, name: str) -> dict: ...
+
+
+def job_outcome(job: dict[str, Any]) -> str | None:
+    """``"Succeeded"`` or ``"Failed"`` once a condition of that type is ``"True"``, else ``None``."""
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("type") in ("Succeeded", "Failed") and condition.get("status") == "True":
+            return condition["type"]
+    return None
+
+
+def submit_and_wait(manifest: dict[str, Any], api: CustomObjectsApi | None = None, poll_seconds: float = 15.0,
+                    timeout_seconds: float = 24 * 3600.0) -> dict[str, Any]:
+    """Create the MPIJob and poll it until it ends; returns its final object.
+
+    Raises:
+        RuntimeError: the job failed (with its last condition's message) or timed out.
+    """
+    api = api or _default_api()
+    meta = manifest["metadata"]
+    api.create_namespaced_custom_object(GROUP, VERSION, meta["namespace"], PLURAL, manifest)
+    deadline = time.monotonic() + timeout_seconds
+    last_state = None
+    while True:
+        job = api.get_namespaced_custom_object(GROUP, VERSION, meta["namespace"], PLURAL, meta["name"])
+        conditions = (job.get("status") or {}).get("conditions") or []
+        state = (conditions[-1].get("type"), conditions[-1].get("message")) if conditions else None
+        if state != last_state:
+            log.info("MPIJob %s/%s: %s", meta["namespace"], meta["name"], state)
+            last_state = state
+        outcome = job_outcome(job)
+        if outcome == "Succeeded":
+            return job
+        if outcome == "Failed":
+            raise RuntimeError(f"MPIJob {meta['namespace']}/{meta['name']} failed: {state[1] if state else ''}")
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"MPIJob {meta['namespace']}/{meta['name']} did not finish within {timeout_seconds:.0f}s")
+        time.sleep(poll_seconds)
+
+
+def _default_api() -> CustomObjectsApi:
+    from kubernetes import client, config
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.CustomObjectsApi()
+
+
+def run_mpijob(config: TrainConfig, spec: MpiJobSpec, api: CustomObjectsApi | None = None, poll_seconds: float = 15.0):
+    """Write ``config`` beside its output, run it as an MPIJob and return rank 0's report.
+
+    Raises:
+        ConfigError: ``--data``/``--out`` are local paths other pods cannot see.
+    """
+    from ecom_kfp.train.run import TrainReport
+
+    for flag, value in (("--data", config.data), ("--out", config.out)):
+        if not uri.is_gcs(value):
+            raise ConfigError(f"{flag} {value} must be a gs:// URI for an MPIJob: worker pods cannot see local paths")
+    config_uri = uri.join(config.out, CONFIG_FILE)
+    uri.write_text(config_uri, config.to_json())
+    submit_and_wait(build_mpijob(spec, config_uri), api, poll_seconds=poll_seconds)
+    return TrainReport.from_dict(uri.read_json(ModelLayout(config.out).report))

@@ -1,0 +1,40 @@
+"""``tfrecord_build_op`` in a real ``kfp.local`` run (SubprocessRunner, no containers).
+
+No ``from __future__ import annotations``: KFP reads the pipeline parameter annotations as types.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ecom_kfp.contracts.layouts import DatasetLayout
+from tests.dataset.conftest import DedupeOutput
+
+
+@pytest.mark.e2e
+def test_component_runs_locally(dedupe_output: DedupeOutput, tmp_path: Path) -> None:
+    from kfp import dsl, local
+
+    from ecom_kfp.components.dataset import tfrecord_build_op
+
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
+
+    @dsl.pipeline
+    def build_pipeline(products_uri: str):
+        products = dsl.importer(artifact_uri=products_uri, artifact_class=dsl.Dataset)
+        tfrecord_build_op(products=products.output, image_size=32, split_fractions="0.8,0.1,0.1",
+                          min_class_count=3, doc2vec_dim=8)
+
+    build_pipeline(products_uri=dedupe_output.layout.root)
+    manifests = list((tmp_path / "root").rglob("manifest.json"))
+    assert len(manifests) == 1
+    layout = DatasetLayout(str(manifests[0].parent))
+    report = json.loads(Path(layout.report).read_text())
+    manifest = json.loads(Path(layout.manifest).read_text())
+    assert manifest["feature_spec"]["image_size"] == 32 and manifest["feature_spec"]["title_vector_dim"] == 8
+    assert report["records"] == sum(manifest["counts"][s]["total"] for s in layout.SPLITS) > 0
+    assert report["rejected"] == len(dedupe_output.broken)
+    executor_output = json.loads((manifests[0].parent.parent / "executor_output.json").read_text())
+    metrics = executor_output["artifacts"]["metrics"]["artifacts"][0]["metadata"]
+    assert metrics["records"] == report["records"] and metrics["splits.train"] == report["splits"]["train"]

@@ -1,0 +1,107 @@
+"""Title models: SentencePiece in Python and tensorflow-text agree; Doc2Vec vectors are deterministic."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ecom_kfp import uri
+from ecom_kfp.dataset.text import (
+    TextModelError,
+    TitleEmbedder,
+    doc2vec_piece_embeddings,
+    load_doc2vec,
+    load_tf_tokenizer,
+    save_doc2vec,
+    sentencepiece_processor,
+    train_doc2vec,
+    train_sentencepiece,
+)
+
+TRICKY = [
+    "Samsung S23C550H 24\" LED Monitor",
+    "SAMSUNG s23c550h",
+    "Café Crème – 100% coton ✓ 😀",
+    "Ｆｕｌｌｗｉｄｔｈ ＡＢＣ１２３",
+    "Nike Air-Max 90/270 (2019)",
+    "日本語のタイトル",
+    "  spaces \t and\ttabs  ",
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def titles(myntra_dir: Path) -> list[str]:
+    with open(myntra_dir / "styles.csv", newline="", encoding="utf-8") as fh:
+        return [row["productDisplayName"] for row, _ in zip(csv.DictReader(fh), range(400))]
+
+
+@pytest.fixture(scope="module")
+def text_models(tmp_path_factory: pytest.TempPathFactory, titles: list[str]) -> tuple[str, str]:
+    root = tmp_path_factory.mktemp("text")
+    model = train_sentencepiece(titles, 600, seed=0).model
+    spm_uri = str(root / "spm.model")
+    uri.write_bytes(spm_uri, model)
+    pieces = sentencepiece_processor(model).encode(titles, out_type=str)
+    d2v_uri = str(root / "doc2vec.model")
+    save_doc2vec(train_doc2vec([(str(i), p) for i, p in enumerate(pieces)], dim=8, epochs=3, seed=0), d2v_uri)
+    return spm_uri, d2v_uri
+
+
+def test_tensorflow_text_gives_the_python_ids(text_models: tuple[str, str], titles: list[str]) -> None:
+    import tensorflow as tf
+
+    spm_uri, _ = text_models
+    processor = sentencepiece_processor(uri.read_bytes(spm_uri))
+    batch = TRICKY + titles[:50]
+    assert load_tf_tokenizer(spm_uri).tokenize(tf.constant(batch)).to_list() == processor.encode(batch)
+
+
+def test_model_numbers_and_case_tokenise_without_unknowns(text_models: tuple[str, str]) -> None:
+    processor = sentencepiece_processor(uri.read_bytes(text_models[0]))
+    assert processor.encode("S23C550H") == processor.encode("s23c550h")
+    assert all(processor.unk_id() not in ids for ids in processor.encode(TRICKY))
+    # split_digits: every digit is its own piece, so unseen model numbers reuse known pieces.
+    digits = [p for p in processor.encode("S23C550H", out_type=str) if any(c.isdigit() for c in p)]
+    assert all(len(p.strip("▁")) == 1 for p in digits)
+
+
+def test_vocab_size_is_lowered_and_reported_for_a_small_corpus(titles: list[str]) -> None:
+    result = train_sentencepiece(titles[:100], 8000, seed=0)
+    assert result.lowered and result.requested_vocab_size == 8000
+    assert sentencepiece_processor(result.model).get_piece_size() == result.vocab_size < 8000
+
+
+def test_no_titles_is_a_clear_error() -> None:
+    with pytest.raises(TextModelError, match="no training titles"):
+        train_sentencepiece([], 1000, seed=0)
+
+
+def test_piece_embeddings_line_up_with_sentencepiece_ids(text_models: tuple[str, str]) -> None:
+    spm_uri, d2v_uri = text_models
+    matrix = doc2vec_piece_embeddings(spm_uri, d2v_uri)
+    processor = sentencepiece_processor(uri.read_bytes(spm_uri))
+    vectors = load_doc2vec(d2v_uri).wv
+    assert matrix.shape == (processor.get_piece_size(), 8)
+    piece = processor.id_to_piece(processor.encode("Men Tshirt")[0])
+    assert np.array_equal(matrix[processor.piece_to_id(piece)], vectors[piece])
+    unseen = processor.piece_to_id("<0xF0>")  # a byte piece no Myntra title needs
+    assert piece in vectors.key_to_index and "<0xF0>" not in vectors.key_to_index
+    assert 0 < np.abs(matrix[unseen]).max() < 0.1
+
+
+def test_title_vectors_do_not_depend_on_the_process(text_models: tuple[str, str]) -> None:
+    """gensim's own infer_vector seeds from Python's randomised hash; ours must not."""
+    spm_uri, d2v_uri = text_models
+    code = ("import sys; from ecom_kfp import uri; from ecom_kfp.dataset.text import TitleEmbedder, load_doc2vec;"
+            "e = TitleEmbedder(uri.read_bytes(sys.argv[1]), load_doc2vec(sys.argv[2]), seed=0);"
+            "print(e.vector('Puma Men Blue Shoes', 'p1').tobytes().hex())")
+    outputs = {subprocess.run([sys.executable, "-c", code, spm_uri, d2v_uri], check=True, capture_output=True,
+                              text=True, env={"PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2)}
+    here = TitleEmbedder(uri.read_bytes(spm_uri), load_doc2vec(d2v_uri), seed=0).vector("Puma Men Blue Shoes", "p1")
+    assert outputs == {here.tobytes().hex() + "\n"}

@@ -1,0 +1,111 @@
+"""pHash, colour grid, multi-index search and union-find against reference implementations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imagehash
+import numpy as np
+import pytest
+import scipy.sparse
+import scipy.sparse.csgraph
+from conftest import jpeg, picture
+from PIL import Image
+
+from ecom_kfp.dedupe import grid_hash
+from ecom_kfp.dedupe.image_hashes import decode_ycc
+from ecom_kfp.dedupe.near_search import brute_force_neighbours, near_edges, near_value_pairs
+from ecom_kfp.dedupe.phash import hamming, phash_batch
+from ecom_kfp.dedupe.union_find import UnionFind
+
+
+def test_phash_agrees_with_imagehash_on_real_images(myntra_dir: Path):
+    files = sorted((myntra_dir / "images").glob("*.jpg"))[:200]
+    ours = []
+    for path in files:
+        ycc, _, _ = decode_ycc(path.read_bytes())
+        ours.append(phash_batch(ycc[None, ..., 0])[0])
+    reference = np.array([int(str(imagehash.phash(Image.open(p))), 16) for p in files], dtype=np.uint64)
+    distance = hamming(np.array(ours, dtype=np.uint64), reference)
+    # Same algorithm; only float vs 8-bit rounding of the resize flips coefficients at the median.
+    assert distance.mean() < 1.5 and np.percentile(distance, 95) <= 4
+
+
+def test_phash_batch_equals_one_by_one():
+    gray = np.stack([np.asarray(picture(seed).convert("L")) for seed in range(8)])
+    batch = phash_batch(gray)
+    assert [int(h) for h in batch] == [int(phash_batch(g[None])[0]) for g in gray]
+    assert len(set(batch.tolist())) == 8
+
+
+def test_grid_key_depends_on_picture_and_size():
+    image = picture(3)
+    ycc = np.asarray(image.convert("YCbCr"))[None]
+    digits = grid_hash.grid_digits(ycc)
+    assert digits.shape == (1, 75) and digits.max() <= 9
+    assert grid_hash.grid_key(digits[0], 96, 128) != grid_hash.grid_key(digits[0], 192, 256)
+    other = grid_hash.grid_digits(np.asarray(picture(4).convert("YCbCr"))[None])
+    assert grid_hash.grid_key(digits[0], 96, 128) != grid_hash.grid_key(other[0], 96, 128)
+
+
+def test_grid_digits_are_quantised_cell_means():
+    left_red = np.zeros((50, 50, 3), dtype=np.uint8)
+    left_red[:, :25] = (255, 0, 0)
+    left_red[:, 25:] = (0, 0, 255)
+    digits = grid_hash.grid_digits(np.asarray(Image.fromarray(left_red).convert("YCbCr"))[None])
+    cells = digits.reshape(5, 5, 3)
+    assert (cells[:, 0] == (9, 0, 0)).all() and (cells[:, 4] == (0, 0, 9)).all()
+    assert (cells[:, 2, 0] == 4).all() and (cells[:, 2, 2] == 4).all()  # the split cell averages both
+
+
+def test_blank_pictures_have_no_detail():
+    blank = np.full((1, 40, 40, 3), (235, 128, 128), dtype=np.uint8)
+    busy = np.asarray(picture(1).convert("YCbCr"))[None]
+    assert grid_hash.has_detail(grid_hash.grid_digits(blank)).tolist() == [False]
+    assert grid_hash.has_detail(grid_hash.grid_digits(busy)).tolist() == [True]
+
+
+@pytest.mark.parametrize("radius", [1, 3, 6, 9])
+def test_near_value_pairs_equal_brute_force(radius):
+    rng = np.random.default_rng(radius)
+    base = rng.integers(0, 2**64 - 1, size=3000, dtype=np.uint64, endpoint=True)
+    flips = np.array([sum(1 << int(b) for b in rng.choice(64, rng.integers(1, radius + 3), replace=False))
+                      for _ in range(600)], dtype=np.uint64)
+    values = np.unique(np.concatenate([base, base[:600] ^ flips]))
+    pairs = near_value_pairs(values, radius)
+    found = {(int(a), int(b)) for a, b in zip(pairs.left, pairs.right)}
+    expected = {(i, int(j)) for i, hits in enumerate(brute_force_neighbours(values, values, radius))
+                for j in hits if j > i}
+    assert found == expected and len(expected) > 100
+    assert (pairs.distance <= radius).all()
+
+
+def test_near_edges_link_equal_hashes_in_a_star():
+    hashes = np.array([0x07, 0x07, 0x07, 0xF0, 0xF1, 0xFFFF_FFFF_0000_0000], dtype=np.uint64)
+    edges = near_edges(hashes, 3)
+    assert list(zip(edges.left.tolist(), edges.right.tolist(), edges.distance.tolist())) == [
+        (0, 1, 0), (0, 2, 0), (3, 4, 1)]
+    edges = near_edges(hashes, 6)
+    assert list(zip(edges.left.tolist(), edges.right.tolist(), edges.distance.tolist())) == [
+        (0, 1, 0), (0, 2, 0), (0, 4, 6), (3, 4, 1)]
+
+
+def test_union_find_matches_connected_components():
+    rng = np.random.default_rng(0)
+    n = 20000
+    left, right = rng.integers(0, n, 15000), rng.integers(0, n, 15000)
+    sets = UnionFind(n)
+    sets.union(left, right)
+    roots = sets.roots()
+    graph = scipy.sparse.coo_matrix((np.ones(len(left)), (left, right)), shape=(n, n))
+    count, labels = scipy.sparse.csgraph.connected_components(graph, directed=False)
+    assert len(np.unique(roots)) == count
+    # Same partition: each component maps to exactly one root and vice versa.
+    assert len(set(zip(roots.tolist(), labels.tolist()))) == count
+    assert (roots <= np.arange(n)).all()
+
+
+def test_decode_uses_reduced_size_for_large_jpegs():
+    ycc, width, height = decode_ycc(jpeg(picture(1, size=(800, 1000))))
+    assert (width, height) == (800, 1000)
+    assert 32 <= min(ycc.shape[:2]) < 800

@@ -1,0 +1,35 @@
+"""``train_op`` in a real ``kfp.local`` pipeline run.
+
+(No ``from __future__ import annotations``: KFP reads the pipeline's annotations as objects.)
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ecom_kfp.contracts.layouts import DatasetLayout, ModelLayout
+from ecom_kfp.testing.servers import MlflowServer
+
+pytestmark = pytest.mark.e2e  # a kfp.local run plus training: well over a minute on 2 shared cores
+
+
+def test_train_op_runs_under_kfp_local(tiny_dataset: DatasetLayout, mlflow: MlflowServer, tmp_path: Path) -> None:
+    from kfp import dsl, local
+
+    from ecom_kfp.components.train import train_op
+
+    @dsl.pipeline(name="train-only")
+    def pipeline(data_uri: str, tracking_uri: str) -> dsl.Model:
+        data = dsl.importer(artifact_uri=data_uri, artifact_class=dsl.Dataset, reimport=False)
+        task = train_op(dataset=data.output, backbone="small-cnn", epochs=1, batch_size=32,
+                        mlflow_tracking_uri=tracking_uri, experiment_name="component-test")
+        return task.outputs["model"]
+
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
+    run = pipeline(data_uri=tiny_dataset.root, tracking_uri=mlflow.tracking_uri)
+    layout = ModelLayout(run.output.path)
+    report = json.loads(Path(layout.report).read_text())
+    assert report["backbone"] == "small-cnn" and report["epochs_trained"] == 1
+    assert Path(layout.saved_model).is_dir() and Path(layout.keras_model).is_file()
+    assert report["mlflow_tracking_uri"] == mlflow.tracking_uri
