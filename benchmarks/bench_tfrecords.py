@@ -145,6 +145,7 @@ def bench_stage(products: list[dict], size: int, root: Path, workers: int, targe
                              shard_target_mb=target_mb, min_class_count=1, doc2vec_dim=64, progress=False))
     return {"workers": workers, "records": report.records, "write_records_per_second": round(report.records_per_second, 1),
             "write_records_per_second_per_worker": round(report.records_per_second / workers, 1),
+            "records_per_process_second": round(report.records_per_process_second, 1),
             "seconds": {k: round(v, 2) for k, v in report.seconds.items()}}
 
 
@@ -166,6 +167,7 @@ def bench_set(name: str, products: list[dict], size: int, root: Path, target_mb:
         "ratios": {"ours_vs_tf_loop": round(ours / tf_loop, 2), "ours_vs_pillow_limit": round(ours / pillow, 2),
                    "ours_vs_pillow_draft_limit": round(ours / pillow_draft, 2)},
         "stage": stages,
+        # Wall-clock write rate of N workers over one worker (includes spawning processes and importing TF).
         "stage_scaling": round(stages[-1]["write_records_per_second"] / stages[0]["write_records_per_second"], 2)
         if len(stages) > 1 else None,
     }

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import shutil
 from dataclasses import dataclass
 from pathlib import Path

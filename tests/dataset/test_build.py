@@ -17,7 +17,7 @@ from ecom_kfp.dataset import run
 from ecom_kfp.dataset.config import ConfigError
 from ecom_kfp.dataset.inputs import InputError
 from ecom_kfp.dataset.manifest import COUNTS, FEATURE_SPEC
-from tests.dataset.conftest import DedupeOutput, small_config, write_dedupe_output
+from tests.dataset.conftest import DedupeOutput, small_config
 
 
 def read_records(root: str) -> dict[str, list[dict]]:

@@ -1,6 +1,6 @@
 """evaluate_op and push_op in a real kfp.local pipeline run (SubprocessRunner, no venv)."""
+# No "from __future__ import annotations": KFP reads the pipeline function's annotations as types.
 
-from __future__ import annotations
 
 import pytest
 from kfp import dsl, local
