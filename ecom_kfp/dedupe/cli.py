@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="output directory or gs:// prefix for the dedupe layout")
     parser.add_argument("--near-threshold", type=int, default=6, metavar="BITS",
                         help="max pHash Hamming distance of near-duplicate images (default: %(default)s)")
+    parser.add_argument("--near-verify-bits", type=int, default=20, metavar="BITS",
+                        help="a pHash match also needs the finer 256-bit pHash within this many bits "
+                             "(256 = off) (default: %(default)s)")
     parser.add_argument("--near-colour-tolerance", type=int, default=1, metavar="DIGITS",
                         help="a pHash match also needs every 5x5 colour-grid cell within this many digits "
                              "(0-9 scale; 9 = off) so same-outline products of other colours do not "
@@ -62,7 +65,8 @@ def main(args: argparse.Namespace) -> int:
         products_uri=args.products, out_uri=args.out, title_rule=args.title_rule,
         sha256_rule=args.sha256_rule, grid_rule=args.grid_rule, phash_rule=args.phash_rule,
         near_threshold=args.near_threshold,
-        near_colour_tolerance=args.near_colour_tolerance, grid_cells=args.grid_cells, workers=args.workers,
+        near_verify_bits=args.near_verify_bits, near_colour_tolerance=args.near_colour_tolerance,
+        grid_cells=args.grid_cells, workers=args.workers,
         chunk_size=args.chunk_size, sample_groups=args.sample_groups, progress=args.progress)
     try:
         report = run(config)

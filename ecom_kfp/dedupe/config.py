@@ -22,6 +22,8 @@ class DedupeConfig:
         grid_rule: Equal e-CLIP colour-grid keys (same picture, same size) are duplicates.
         phash_rule: Perceptual hashes within ``near_threshold`` bits are duplicates.
         near_threshold: Maximum pHash Hamming distance of near duplicates.
+        near_verify_bits: A pHash match also needs the 256-bit (16x16) pHash within this many
+            bits; 256 turns the check off.
         near_colour_tolerance: A pHash match also needs every colour-grid cell within this many
             digits (0-9 scale); 9 turns the check off.
         grid_cells: Side of the colour grid (e-CLIP uses 5).
@@ -38,6 +40,7 @@ class DedupeConfig:
     grid_rule: bool = True
     phash_rule: bool = True
     near_threshold: int = 6
+    near_verify_bits: int = 20
     near_colour_tolerance: int = 1
     grid_cells: int = DEFAULT_GRID
     workers: int = 0
@@ -58,6 +61,8 @@ class DedupeConfig:
              "must differ from --products (it would overwrite the input products.parquet)"),
             (0 <= self.near_threshold <= MAX_NEAR_THRESHOLD, "--near-threshold", self.near_threshold,
              f"must be in [0, {MAX_NEAR_THRESHOLD}]"),
+            (0 <= self.near_verify_bits <= 256, "--near-verify-bits", self.near_verify_bits,
+             "must be in [0, 256]"),
             (0 <= self.near_colour_tolerance <= 9, "--near-colour-tolerance", self.near_colour_tolerance,
              "must be in [0, 9]"),
             (self.grid_cells >= 1, "--grid-cells", self.grid_cells, "must be >= 1"),

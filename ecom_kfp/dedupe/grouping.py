@@ -18,19 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecom_kfp.dedupe.phash import hamming
-from ecom_kfp.dedupe.rules import PHASH, RULES, TRANSITIVE, RuleEdges, colours_agree
+from ecom_kfp.dedupe.rules import PHASH, RULES, TRANSITIVE, NearRule, RuleEdges
 from ecom_kfp.dedupe.union_find import UnionFind
-
-
-@dataclass(frozen=True)
-class NearRule:
-    """What the pHash rule compares: hashes, colour grid digits, and its two tolerances."""
-
-    phashes: np.ndarray
-    colour: np.ndarray
-    threshold: int
-    colour_tolerance: int
 
 
 @dataclass(frozen=True)
@@ -84,9 +73,8 @@ def explain(kept_index: np.ndarray, rule_keys: Mapping[str, np.ndarray], near: N
     undecided = kept_index != np.arange(n)
     for name in RULES:
         if name == PHASH and near is not None:
-            bits = hamming(near.phashes, near.phashes[kept_index])
-            hit = undecided & (bits <= near.threshold)
-            hit[hit] = colours_agree(near.colour, np.nonzero(hit)[0], kept_index[hit], near.colour_tolerance)
+            ok, bits = near.check(np.arange(n), kept_index)
+            hit = undecided & ok
             distance[hit] = bits[hit]
         elif name in rule_keys:
             keys = rule_keys[name]

@@ -50,6 +50,7 @@ class ImageHashes:
 
     sha256: np.ndarray  # object: hex digest or None
     phash: np.ndarray  # uint64
+    phash256: np.ndarray  # (n, 4) uint64: 16x16 pHash that verifies 64-bit candidates
     grid: np.ndarray  # uint64
     colour: np.ndarray  # (n, cells*cells*3) uint8 grid digits, for the pHash colour check
     width: np.ndarray  # int64, original size before draft
@@ -74,6 +75,7 @@ class ImageHashes:
     def empty(cls, n: int, grid_cells: int = grid_hash.DEFAULT_GRID) -> ImageHashes:
         """``n`` rows of zeros / ``None``."""
         return cls(sha256=np.full(n, None, dtype=object), phash=np.zeros(n, dtype=np.uint64),
+                   phash256=np.zeros((n, phash.VERIFY_SIDE ** 2 // 64), dtype=np.uint64),
                    grid=np.zeros(n, dtype=np.uint64),
                    colour=np.zeros((n, grid_cells * grid_cells * 3), dtype=np.uint8), width=np.zeros(n, dtype=np.int64),
                    height=np.zeros(n, dtype=np.int64), reason=np.full(n, None, dtype=object),
@@ -134,6 +136,7 @@ def hash_chunk(jobs: Sequence[ImageJob], grid_cells: int = grid_hash.DEFAULT_GRI
         rows = np.array([row for row, _ in items])
         stack = np.stack([ycc for _, ycc in items])
         out.phash[rows] = phash.phash_batch(stack[..., 0])
+        out.phash256[rows] = phash.phash_words(stack[..., 0], phash.VERIFY_SIDE)
         digits = grid_hash.grid_digits(stack, grid_cells)
         out.colour[rows] = digits
         out.grid[rows] = [grid_hash.grid_key(d, int(out.width[r]), int(out.height[r]))

@@ -124,13 +124,12 @@ def near_value_pairs(values: np.ndarray, radius: int, progress: bool = False) ->
     return NearPairs(left=left, right=right, distance=hamming(values[left], values[right]))
 
 
-def near_edges(hashes: np.ndarray, radius: int, progress: bool = False) -> NearPairs:
-    """Edges between items whose hashes are within ``radius`` bits, enough to connect them.
+def near_item_pairs(hashes: np.ndarray, radius: int, progress: bool = False) -> NearPairs:
+    """Every pair of items whose hashes are within ``radius`` bits, equal hashes included.
 
-    Items sharing one hash value are linked in a star to the first of them (distance 0) rather
-    than pairwise, and two near values are linked once, between their first items: the connected
-    components equal those of the complete within-radius graph, while a value shared by many items
-    (a placeholder image) adds edges linear, not quadratic, in their number.
+    The index runs over distinct values; pairs of values expand to all pairs of their items, so
+    callers should first collapse items that are interchangeable (the output grows with the square
+    of how many items share a value).
 
     Args:
         hashes: ``(n,)`` uint64, one per item.
@@ -138,19 +137,29 @@ def near_edges(hashes: np.ndarray, radius: int, progress: bool = False) -> NearP
         progress: Show a tqdm bar over the index tables.
 
     Returns:
-        Item index pairs (``left < right``) with the Hamming distance of their hashes.
+        Item index pairs (``left < right``, sorted) with the Hamming distance of their hashes.
     """
     hashes = np.asarray(hashes, dtype=np.uint64)
-    values, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    values, inverse = np.unique(hashes, return_inverse=True)
     inverse = inverse.ravel()
-    same = np.nonzero(first[inverse] != np.arange(len(hashes)))[0]
     near = near_value_pairs(values, radius, progress=progress)
-    left = np.concatenate([first[inverse[same]], first[near.left]])
-    right = np.concatenate([same, first[near.right]])
-    distance = np.concatenate([np.zeros(len(same), dtype=np.int64), near.distance])
-    lo, hi = np.minimum(left, right), np.maximum(left, right)
+    shared = np.nonzero(np.bincount(inverse, minlength=len(values)) > 1)[0]
+    value_left = np.concatenate([near.left, shared])
+    value_right = np.concatenate([near.right, shared])
+    members = np.argsort(inverse, kind="stable")
+    counts = np.bincount(inverse, minlength=len(values))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    span = counts[value_left] * counts[value_right]
+    pair_of = np.repeat(np.arange(len(value_left)), span)
+    within = np.arange(len(pair_of)) - np.repeat(np.cumsum(span) - span, span)
+    left = members[starts[value_left][pair_of] + within // counts[value_right][pair_of]]
+    right = members[starts[value_right][pair_of] + within % counts[value_right][pair_of]]
+    # A shared value is paired with itself: keep each unordered pair of its items once.
+    keep = (left < right) | (value_left[pair_of] != value_right[pair_of])
+    lo, hi = np.minimum(left, right)[keep], np.maximum(left, right)[keep]
     order = np.lexsort((hi, lo))
-    return NearPairs(left=lo[order], right=hi[order], distance=distance[order])
+    lo, hi = lo[order], hi[order]
+    return NearPairs(left=lo, right=hi, distance=hamming(hashes[lo], hashes[hi]))
 
 
 def brute_force_neighbours(queries: np.ndarray, hashes: np.ndarray, radius: int,

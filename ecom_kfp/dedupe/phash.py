@@ -16,6 +16,8 @@ import numpy as np
 #: pHash geometry shared with ``imagehash.phash`` (hash_size=8, highfreq_factor=4).
 HASH_SIDE = 8
 RESIZED_SIDE = 32
+#: Side of the 256-bit pHash that verifies candidate matches of the 64-bit one.
+VERIFY_SIDE = 16
 LANCZOS_SUPPORT = 3.0
 
 
@@ -44,41 +46,54 @@ def lanczos_resize_matrix(in_size: int, out_size: int = RESIZED_SIDE) -> np.ndar
     return matrix
 
 
-@functools.lru_cache(maxsize=1)
-def _dct_rows() -> np.ndarray:
-    """The ``HASH_SIDE`` lowest rows of the (unnormalised) DCT-II of length ``RESIZED_SIDE``."""
-    k = np.arange(HASH_SIDE)[:, None]
+@functools.lru_cache(maxsize=4)
+def _dct_rows(side: int) -> np.ndarray:
+    """The ``side`` lowest rows of the (unnormalised) DCT-II of length ``RESIZED_SIDE``."""
+    k = np.arange(side)[:, None]
     n = np.arange(RESIZED_SIDE)[None, :]
     return np.cos(np.pi * k * (2 * n + 1) / (2 * RESIZED_SIDE))
 
 
 @functools.lru_cache(maxsize=256)
-def lowfreq_projection(in_size: int) -> np.ndarray:
-    """``(8, in_size)`` float32 matrix: Lanczos resize to 32 followed by the 8 lowest DCT rows."""
-    return (_dct_rows() @ lanczos_resize_matrix(in_size)).astype(np.float32)
+def lowfreq_projection(in_size: int, side: int = HASH_SIDE) -> np.ndarray:
+    """``(side, in_size)`` float32 matrix: Lanczos resize to 32, then the ``side`` lowest DCT rows."""
+    return (_dct_rows(side) @ lanczos_resize_matrix(in_size)).astype(np.float32)
 
 
-def phash_batch(gray: np.ndarray) -> np.ndarray:
-    """pHash of a batch of same-size grayscale images.
+def phash_words(gray: np.ndarray, side: int = HASH_SIDE) -> np.ndarray:
+    """pHash with ``side * side`` bits of a batch of same-size grayscale images.
 
     Args:
         gray: ``(batch, height, width)`` array of luma values (any numeric dtype).
+        side: Low-frequency block side; 8 is the classic 64-bit pHash.
 
     Returns:
-        ``(batch,)`` uint64 hashes; bit 63 is coefficient (0, 0), row-major like ``imagehash``.
+        ``(batch, side * side // 64)`` uint64 words; the first word's bit 63 is coefficient (0, 0),
+        row-major like ``imagehash``.
     """
     if gray.ndim != 3:
         raise ValueError(f"expected (batch, height, width), got shape {gray.shape}")
     batch, height, width = gray.shape
+    words = side * side // 64
     if batch == 0:
-        return np.zeros(0, dtype=np.uint64)
+        return np.zeros((0, words), dtype=np.uint64)
     pixels = gray.astype(np.float32, copy=False)
-    low = lowfreq_projection(height) @ pixels @ lowfreq_projection(width).T  # (batch, 8, 8)
-    flat = low.reshape(batch, HASH_SIDE * HASH_SIDE)
+    low = lowfreq_projection(height, side) @ pixels @ lowfreq_projection(width, side).T
+    flat = low.reshape(batch, side * side)
     bits = flat > np.median(flat, axis=1, keepdims=True)
-    return np.packbits(bits, axis=1, bitorder="big").view(">u8").astype(np.uint64).ravel()
+    return np.packbits(bits, axis=1, bitorder="big").view(">u8").astype(np.uint64).reshape(batch, words)
+
+
+def phash_batch(gray: np.ndarray) -> np.ndarray:
+    """Classic 64-bit pHash of a batch of same-size grayscale images, ``(batch,)`` uint64."""
+    return phash_words(gray, HASH_SIDE)[:, 0]
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Element-wise Hamming distance between two uint64 arrays (broadcasting)."""
     return np.bitwise_count(np.bitwise_xor(a, b)).astype(np.int64)
+
+
+def hamming_words(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamming distance between rows of multi-word hashes ``(n, words)``."""
+    return hamming(a, b).sum(axis=-1)

@@ -13,7 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ecom_kfp.dedupe.near_search import near_edges
+from ecom_kfp.dedupe.near_search import near_item_pairs
+from ecom_kfp.dedupe.phash import hamming, hamming_words
 
 #: Rule names, in the order used to say why a dropped product matches its kept one (the most
 #: certain evidence first: identical bytes, then identical coarse picture, then near picture,
@@ -64,26 +65,53 @@ def key_edges(rule: str, keys: np.ndarray, valid: np.ndarray) -> RuleEdges:
                      distance=np.zeros(int(member.sum()), dtype=np.float64))
 
 
-def colours_agree(colour: np.ndarray, left: np.ndarray, right: np.ndarray, tolerance: int) -> np.ndarray:
-    """Whether the colour grids of item pairs differ by at most ``tolerance`` digits in every cell.
+@dataclass(frozen=True)
+class NearRule:
+    """The pHash rule: 64-bit hashes to search, and the checks a candidate pair must pass.
 
-    pHash sees only luma at low frequency, so on catalogs of objects on white backgrounds it
-    confuses different products of similar outline (and the same item in another colour).
-    Re-encodes, resizes and slight colour shifts keep every grid cell within one digit.
+    pHash sees only luma at low frequency, so on catalogs of objects on white backgrounds the
+    64-bit hash alone confuses different products of similar outline (and one item in other
+    colours). A candidate within ``threshold`` bits is a match only if the finer 256-bit pHash
+    is within ``verify_bits`` and every colour-grid cell within ``colour_tolerance`` digits:
+    re-encodes, resizes and slight colour shifts pass both checks.
     """
-    if len(left) == 0:
-        return np.zeros(0, dtype=bool)
-    diff = np.abs(colour[left].astype(np.int16) - colour[right].astype(np.int16))
-    return diff.max(axis=1) <= tolerance
+
+    phashes: np.ndarray  # (n,) uint64
+    phashes256: np.ndarray  # (n, 4) uint64
+    colour: np.ndarray  # (n, cells * cells * 3) uint8 grid digits
+    threshold: int
+    verify_bits: int
+    colour_tolerance: int
+
+    def check(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which item pairs match, and their 64-bit pHash distances."""
+        bits = hamming(self.phashes[left], self.phashes[right])
+        ok = bits <= self.threshold
+        ok &= hamming_words(self.phashes256[left], self.phashes256[right]) <= self.verify_bits
+        if len(left):
+            diff = np.abs(self.colour[left].astype(np.int16) - self.colour[right].astype(np.int16))
+            ok &= diff.max(axis=1) <= self.colour_tolerance
+        return ok, bits
 
 
-def phash_edges(hashes: np.ndarray, colour: np.ndarray, valid: np.ndarray, threshold: int,
-                colour_tolerance: int, progress: bool) -> RuleEdges:
-    """Link ``valid`` items whose perceptual hashes are within ``threshold`` bits (multi-index
-    search) and whose colour grids agree within ``colour_tolerance`` (see :func:`colours_agree`)."""
+def phash_edges(near: NearRule, valid: np.ndarray, progress: bool) -> RuleEdges:
+    """Link ``valid`` items whose hashes are near (multi-index search) and pass ``near.check``.
+
+    Items with identical hashes and colour grids pass every check with each other; they are
+    collapsed to one representative (linked in a star) so every other pair is checked exactly
+    once between representatives, whatever the input order.
+    """
     items = np.nonzero(valid)[0]
-    pairs = near_edges(hashes[items], threshold, progress=progress)
-    left, right = items[pairs.left], items[pairs.right]
-    agree = colours_agree(colour, left, right, colour_tolerance)
-    return RuleEdges(rule=PHASH, left=left[agree], right=right[agree],
-                     distance=pairs.distance[agree].astype(np.float64))
+    signature = np.concatenate([near.phashes[items, None].view(np.uint8), near.phashes256[items].view(np.uint8),
+                                near.colour[items]], axis=1)
+    _, first, inverse = np.unique(np.ascontiguousarray(signature).view(f"V{signature.shape[1]}"),
+                                  return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    same = np.nonzero(first[inverse] != np.arange(len(items)))[0]
+    representatives = items[first]
+    pairs = near_item_pairs(near.phashes[representatives], near.threshold, progress=progress)
+    left, right = representatives[pairs.left], representatives[pairs.right]
+    ok, bits = near.check(left, right)
+    return RuleEdges(rule=PHASH, left=np.concatenate([items[first[inverse[same]]], left[ok]]),
+                     right=np.concatenate([items[same], right[ok]]),
+                     distance=np.concatenate([np.zeros(len(same)), bits[ok].astype(np.float64)]))

@@ -20,7 +20,7 @@ from ecom_kfp.contracts.layouts import DedupeLayout, IngestLayout
 from ecom_kfp.contracts.tables import DEDUPED_PRODUCTS, DUPLICATES, PRODUCTS, REJECTS, conform, from_rows
 from ecom_kfp.dedupe import grid_hash, rules, samples
 from ecom_kfp.dedupe.config import DedupeConfig
-from ecom_kfp.dedupe.grouping import Groups, NearRule, build_groups, union_groups
+from ecom_kfp.dedupe.grouping import Groups, build_groups, union_groups
 from ecom_kfp.dedupe.image_hashes import ImageHashes, ImageJob, hash_images, read_first
 from ecom_kfp.report import Timings, check_accounting, write_report
 
@@ -53,6 +53,7 @@ class DedupeReport:
     duplicate_groups: int
     near_threshold: int
     near_colour_tolerance: int
+    near_verify_bits: int
     rules: dict[str, RuleReport]
     dropped_transitive: int
     rejects_by_reason: dict[str, int]
@@ -96,7 +97,7 @@ def completeness(table: pa.Table) -> np.ndarray:
 
 
 def find_matches(config: DedupeConfig, table: pa.Table, hashes: ImageHashes,
-                 ) -> tuple[list[rules.RuleEdges], dict[str, np.ndarray], NearRule | None]:
+                 ) -> tuple[list[rules.RuleEdges], dict[str, np.ndarray], rules.NearRule | None]:
     """Edges of every enabled rule, the keys of the key rules and the pHash rule's inputs."""
     keys: dict[str, np.ndarray] = {}
     if config.sha256_rule:
@@ -110,10 +111,10 @@ def find_matches(config: DedupeConfig, table: pa.Table, hashes: ImageHashes,
     edges = [rules.key_edges(name, key, key >= 0) for name, key in keys.items()]
     near = None
     if config.phash_rule:
-        near = NearRule(phashes=hashes.phash, colour=hashes.colour, threshold=config.near_threshold,
-                        colour_tolerance=config.near_colour_tolerance)
-        edges.append(rules.phash_edges(near.phashes, near.colour, detailed, near.threshold,
-                                       near.colour_tolerance, progress=config.progress))
+        near = rules.NearRule(phashes=hashes.phash, phashes256=hashes.phash256, colour=hashes.colour,
+                              threshold=config.near_threshold, verify_bits=config.near_verify_bits,
+                              colour_tolerance=config.near_colour_tolerance)
+        edges.append(rules.phash_edges(near, detailed, progress=config.progress))
     return edges, keys, near
 
 
@@ -231,7 +232,7 @@ def run(config: DedupeConfig) -> DedupeReport:
     report = DedupeReport(
         input=table.num_rows, kept=len(kept_rows), duplicates=len(dropped_rows), rejected=rejects.num_rows,
         duplicate_groups=n_groups, near_threshold=config.near_threshold,
-        near_colour_tolerance=config.near_colour_tolerance,
+        near_colour_tolerance=config.near_colour_tolerance, near_verify_bits=config.near_verify_bits,
         rules=rule_reports(config, edges, groups, len(product_ids)),
         dropped_transitive=int(np.sum(groups.rule == rules.TRANSITIVE)),
         rejects_by_reason={r: reasons.count(r) for r in sorted(set(reasons))},

@@ -79,7 +79,7 @@ def _run_local(args: argparse.Namespace) -> int:
 
     config = LocalRunConfig(out=args.out, products=args.products, epochs=args.epochs,
                             image_size=args.image_size, backbone=args.backbone,
-                            mlflow_uri=args.mlflow_uri, seed=args.seed, cache=args.cache)
+                            mlflow_uri=args.mlflow_uri, seed=args.seed)
     summary = run_local(config)
     print(format_summary(summary))
     return 0
@@ -136,8 +136,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mlflow-uri", default="",
                    help="MLflow tracking/registry URI (default: sqlite store under --out)")
     p.add_argument("--seed", type=int, default=0, help="demo catalog seed (default: 0)")
-    p.add_argument("--cache", action="store_true",
-                   help="reuse kfp.local task outputs from earlier runs under --out")
     p.set_defaults(func=_run_local)
 
     p = subparsers.add_parser("submit", help="submit a compiled pipeline to a KFP host",

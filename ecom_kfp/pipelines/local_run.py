@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ecom_kfp.contracts.layouts import DatasetLayout
 from ecom_kfp.report import write_report
+
+SPLITS = DatasetLayout.SPLITS
 
 #: stage -> (kfp.local task directory, output artifact holding the stage's layout root)
 STAGE_OUTPUTS = {
@@ -41,7 +44,6 @@ class LocalRunConfig:
         backbone: Image backbone (``--backbone``).
         mlflow_uri: MLflow URI; empty = sqlite store under ``out`` (``--mlflow-uri``).
         seed: Demo catalog seed (``--seed``).
-        cache: Reuse kfp.local task outputs of earlier runs under ``out`` (``--cache``).
         min_class_count: Classes with fewer products fold into ``other``; small for the demo.
         batch_size: Global batch size.
     """
@@ -53,7 +55,6 @@ class LocalRunConfig:
     backbone: str = "small-cnn"
     mlflow_uri: str = ""
     seed: int = 0
-    cache: bool = False
     min_class_count: int = 3
     batch_size: int = 32
 
@@ -114,7 +115,7 @@ def _read_json(path: Path) -> Any:
 
 def read_reports(outputs: dict[str, Path]) -> dict[str, Any]:
     """Every stage's ``report.json``, plus evaluate's metrics and blessing and the dataset manifest."""
-    from ecom_kfp.contracts.layouts import DatasetLayout, EvaluationLayout
+    from ecom_kfp.contracts.layouts import EvaluationLayout
 
     reports = {stage: _read_json(root / "report.json") for stage, root in outputs.items()}
     if "dataset" in outputs:
@@ -151,8 +152,7 @@ def run_local(config: LocalRunConfig) -> LocalRunSummary:
                                       seed=config.seed))
     timings["demo_catalog"] = time.perf_counter() - start
     with serve_directory(demo.images) as images_base:
-        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root),
-                   enable_caching=config.cache)
+        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root))
         pipeline_start = time.perf_counter()
         training_pipeline(
             catalog=demo.catalog, catalog_format="jsonl", images_base=images_base,
@@ -208,7 +208,7 @@ def count_checks(reports: dict[str, Any]) -> list[CountCheck]:
         CountCheck("records = train + val + test", dataset["records"],
                    sum(dataset["splits"].values())),
         *[CountCheck(f"{split} records = records train read", dataset["splits"][split],
-                     train["counts"][split]) for split in ("train", "val", "test")],
+                     train["counts"][split]) for split in SPLITS],
         CountCheck("test records = examples evaluated", dataset["splits"]["test"],
                    evaluate["examples"]),
     ]
@@ -239,7 +239,7 @@ def format_summary(summary: LocalRunSummary) -> str:
         + (f": {_by_reason(ingest['rejects_by_reason'])}" if ingest["rejects_by_reason"] else ""),
         f"  dedupe            kept {dedupe['kept']}, duplicates removed {dedupe['duplicates']} "
         f"in {dedupe['duplicate_groups']} groups, rejected {dedupe['rejected']}",
-        f"  tfrecord-build    " + ", ".join(f"{s} {n}" for s, n in dataset["splits"].items())
+        "  tfrecord-build    " + ", ".join(f"{s} {dataset['splits'][s]}" for s in SPLITS)
         + f" records; rejected {dataset['rejected']}"
         + (f": {_by_reason(dataset['rejected_by_reason'])}" if dataset["rejected_by_reason"] else ""),
         f"  train             {train['backbone']}, {train['epochs_trained']} epoch(s), "
@@ -248,7 +248,7 @@ def format_summary(summary: LocalRunSummary) -> str:
         f"  blessed           {'yes' if blessing['blessed'] else 'no'}: "
         f"{'; '.join(blessing['reasons'])}",
         f"  push              {pushed}",
-        f"  counts add up     " + ("yes, " + f"{len(checks)} checks" if not bad else
+        "  counts add up     " + ("yes, " + f"{len(checks)} checks" if not bad else
                                   "NO: " + "; ".join(f"{c.what}: {c.expected} != {c.actual}"
                                                      for c in bad)),
         f"  report            {Path(summary.out) / 'report.json'}",

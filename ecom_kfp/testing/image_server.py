@@ -286,7 +286,7 @@ def image_server(config: ServerConfig, port: int | None = None,
     if separate_process:
         cmd = [sys.executable, "-m", "ecom_kfp.testing.image_server", "--port", str(port),
                *_config_args(config)]
-        process = subprocess.Popen(cmd, start_new_session=True)
+        process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, start_new_session=True)
         try:
             wait_http(f"{handle.base_url}/_stats", timeout=60, process=process)
             yield handle

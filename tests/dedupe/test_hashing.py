@@ -14,7 +14,7 @@ from PIL import Image
 
 from ecom_kfp.dedupe import grid_hash
 from ecom_kfp.dedupe.image_hashes import decode_ycc
-from ecom_kfp.dedupe.near_search import brute_force_neighbours, near_edges, near_value_pairs
+from ecom_kfp.dedupe.near_search import brute_force_neighbours, near_item_pairs, near_value_pairs
 from ecom_kfp.dedupe.phash import hamming, phash_batch
 from ecom_kfp.dedupe.union_find import UnionFind
 
@@ -80,14 +80,14 @@ def test_near_value_pairs_equal_brute_force(radius):
     assert (pairs.distance <= radius).all()
 
 
-def test_near_edges_link_equal_hashes_in_a_star():
-    hashes = np.array([0x07, 0x07, 0x07, 0xF0, 0xF1, 0xFFFF_FFFF_0000_0000], dtype=np.uint64)
-    edges = near_edges(hashes, 3)
-    assert list(zip(edges.left.tolist(), edges.right.tolist(), edges.distance.tolist())) == [
-        (0, 1, 0), (0, 2, 0), (3, 4, 1)]
-    edges = near_edges(hashes, 6)
-    assert list(zip(edges.left.tolist(), edges.right.tolist(), edges.distance.tolist())) == [
-        (0, 1, 0), (0, 2, 0), (0, 4, 6), (3, 4, 1)]
+def test_near_item_pairs_include_equal_hashes_once():
+    hashes = np.array([0x07, 0xF0, 0x07, 0xF1, 0x07, 0xFFFF_FFFF_0000_0000], dtype=np.uint64)
+    pairs = near_item_pairs(hashes, 3)
+    assert list(zip(pairs.left.tolist(), pairs.right.tolist(), pairs.distance.tolist())) == [
+        (0, 2, 0), (0, 4, 0), (1, 3, 1), (2, 4, 0)]
+    pairs = near_item_pairs(hashes, 6)
+    assert list(zip(pairs.left.tolist(), pairs.right.tolist(), pairs.distance.tolist())) == [
+        (0, 2, 0), (0, 3, 6), (0, 4, 0), (1, 3, 1), (2, 3, 6), (2, 4, 0), (3, 4, 6)]
 
 
 def test_union_find_matches_connected_components():

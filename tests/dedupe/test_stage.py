@@ -70,13 +70,23 @@ def test_resized_copy_matches_by_phash_and_threshold_is_inclusive(make_layout, t
     src = make_layout([{"product_id": "small", "title": "x", "image": small},
                        {"product_id": "big", "title": "y", "image": big},
                        {"product_id": "other", "title": "z", "image": jpeg(picture(12))}])
-    kept, dups, _, _ = dedupe(src, tmp_path / "at", near_threshold=distance)
+    unverified = {"near_verify_bits": 256, "near_colour_tolerance": 9}  # the 64-bit threshold alone
+    kept, dups, _, _ = dedupe(src, tmp_path / "at", near_threshold=distance, **unverified)
     # Kept: the larger picture, although its id sorts later.
     assert set(kept) == {"big", "other"}
     assert dups == [{"product_id": "small", "group_id": "big", "rule": "phash", "distance": float(distance),
                      "kept_product_id": "big"}]
-    _, dups, _, _ = dedupe(src, tmp_path / "below", near_threshold=distance - 1)
+    _, dups, _, _ = dedupe(src, tmp_path / "below", near_threshold=distance - 1, **unverified)
     assert dups == []
+
+
+def test_near_candidates_must_pass_the_256_bit_and_colour_checks(make_layout, tmp_path):
+    image = picture(11)
+    src = make_layout([{"product_id": "big", "title": "y", "image": jpeg(image)},
+                       {"product_id": "small", "title": "x", "image": jpeg(image.resize((72, 96)), quality=20)}])
+    assert len(dedupe(src, tmp_path / "loose", near_verify_bits=256, near_colour_tolerance=9)[1]) == 1
+    assert dedupe(src, tmp_path / "strict-bits", near_verify_bits=0, near_colour_tolerance=9)[1] == []
+    assert dedupe(src, tmp_path / "strict-colour", near_verify_bits=256, near_colour_tolerance=0)[1] == []
 
 
 def test_identical_normalised_titles_group_unless_disabled(make_layout, tmp_path):
@@ -173,7 +183,7 @@ def test_cli_runs_with_summary_and_help(make_layout, tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli_main(["dedupe", "--help"])
     help_text = capsys.readouterr().out
-    for flag in ("--products", "--out", "--near-threshold", "--near-colour-tolerance", "--no-title-rule",
+    for flag in ("--products", "--out", "--near-threshold", "--near-verify-bits", "--near-colour-tolerance", "--no-title-rule",
                  "--no-sha256-rule", "--no-grid-rule", "--no-phash-rule", "--grid-cells", "--workers",
                  "--chunk-size", "--sample-groups", "--no-progress"):
         assert flag in help_text

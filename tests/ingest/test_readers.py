@@ -17,7 +17,8 @@ from ecom_kfp.ingest.readers import BadRecord, RawRecord, open_catalog
 AMAZON_2014 = [
     {"asin": "B0001", "title": "Levi's Men 501 Original Fit Jeans", "price": 39.99, "imUrl": "http://x/1.jpg",
      "salesRank": {"Clothing": 1234}, "categories": [["Clothing, Shoes & Jewelry", "Men", "Jeans"], ["Sale"]]},
-    {"asin": "B0002", "title": "Nike Running Shoe Air Zoom", "imUrl": "http://x/2.jpg", "related": {"also_bought": ["B0001"]},
+    {"asin": "B0002", "title": "Nike Running Shoe Air Zoom", "imUrl": "http://x/2.jpg",
+     "related": {"also_bought": ["B0001"]},
      "categories": [["Clothing, Shoes & Jewelry", "Men", "Shoes"]], "brand": "Nike"},
     {"asin": "B0003", "title": "Casio Digital Sports Watch", "imUrl": "http://x/3.jpg",
      "categories": [["Clothing, Shoes & Jewelry", "Watches"]], "salesRank": {}},

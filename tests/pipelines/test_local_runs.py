@@ -13,7 +13,9 @@ from ecom_kfp.pipelines.data import PIPELINE_NAME as DATA_PIPELINE_NAME
 from ecom_kfp.pipelines.data import data_pipeline
 from ecom_kfp.pipelines.local_run import find_run_dir
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e,
+              # kfp.local ignores resources, retries and display names; that is expected here.
+              pytest.mark.filterwarnings("ignore:.*have no effect in the current local runner")]
 
 
 def _report(directory: Path) -> dict:
