@@ -126,3 +126,12 @@ def test_bad_inputs_name_the_flag(mlflow, good_model, tmp_path, capsys):
     args[2] = good_model.root
     assert main(args) == 2
     assert "--evaluation" in capsys.readouterr().err
+
+
+def test_every_flag_has_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["push", "--help"])
+    text = capsys.readouterr().out
+    for flag in ("--model", "--evaluation", "--registry-uri", "--serving-uri", "--out", "--registered-model-name",
+                 "--alias", "--force"):
+        assert flag in text
