@@ -16,6 +16,9 @@ def shard_plan_op(num_shards: int) -> List[int]:
 
     Args:
         num_shards: How many shards to split the catalog into (at least 1).
+
+    Returns:
+        Output: The shard indices, the items of the ``dsl.ParallelFor`` fan-out.
     """
     if num_shards < 1:
         raise ValueError(f"num_shards must be at least 1, got {num_shards}")

@@ -7,7 +7,9 @@ JSON object so no input information is lost, whatever the catalog format.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -82,6 +84,30 @@ def from_rows(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
     rows = list(rows)
     columns = {name: [row.get(name) for row in rows] for name in schema.names}
     return pa.table(columns, schema=schema)
+
+
+@dataclass(frozen=True)
+class Reject:
+    """One rejected product; with the name of the stage that rejected it, a row of :data:`REJECTS`.
+
+    Attributes:
+        product_id: The product's id, None when the entry had none (e.g. a malformed line).
+        reason: The rejecting stage's reason code (a ``str`` enum, so reports count by its value).
+        detail: What exactly was wrong with this one entry.
+    """
+
+    product_id: str | None
+    reason: enum.Enum
+    detail: str
+
+    def row(self, stage: str) -> dict[str, str | None]:
+        """The :data:`REJECTS` row, as rejected by ``stage``."""
+        return {"product_id": self.product_id, "stage": stage, "reason": self.reason.value, "detail": self.detail}
+
+
+def rejects_table(rejects: Iterable[Reject], stage: str) -> pa.Table:
+    """The :data:`REJECTS` table of ``rejects``, all rejected by ``stage``."""
+    return from_rows((r.row(stage) for r in rejects), REJECTS)
 
 
 def empty(schema: pa.Schema) -> pa.Table:

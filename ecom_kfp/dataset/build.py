@@ -30,6 +30,7 @@ from ecom_kfp.dataset import manifest as manifest_keys
 from ecom_kfp.dataset.config import SPLITS, BuildConfig
 from ecom_kfp.dataset.inputs import InputError, Product, read_products
 from ecom_kfp.dataset.labels import LabelSpace, OtherReason
+from ecom_kfp.dataset.rejects import STAGE
 from ecom_kfp.dataset.splits import assign_splits
 from ecom_kfp.dataset.taxonomy import TaxonomyMapping
 from ecom_kfp.dataset.text import save_doc2vec, sentencepiece_processor, train_doc2vec, train_sentencepiece
@@ -43,8 +44,6 @@ from ecom_kfp.dataset.writer import (
     write_shards,
 )
 from ecom_kfp.report import Timings, check_accounting, write_report
-
-STAGE = "tfrecord-build"
 
 
 @dataclass
@@ -144,15 +143,15 @@ def run(config: BuildConfig) -> BuildReport:
         with timings.phase("write"):
             results = write_shards(mine, settings, config.worker_count, config.progress)
 
-    rejects = ([r.row() for r in early_rejects] if config.shard_index == 0 else []) + \
-        [row for result in results for row in result.rejects]
+    rejects = (early_rejects if config.shard_index == 0 else []) + \
+        [reject for result in results for reject in result.rejects]
     written = sum(r.records for r in results)
     others = sum(len(t.records) for t in plan) - sum(len(t.records) for t in mine)
     if config.shard_index != 0:
         others += len(early_rejects)
     check_accounting(STAGE, len(products) + len(early_rejects), records=written, rejected=len(rejects),
                      in_other_pieces=others)
-    uri.write_parquet(tables.from_rows(rejects, tables.REJECTS), layout.rejects)
+    uri.write_parquet(tables.rejects_table(rejects, STAGE), layout.rejects)
 
     counts = _counts(results, label_space)
     folding = {"min_class_count": config.min_class_count, "levels": label_space.folding_report(),
@@ -180,7 +179,7 @@ def run(config: BuildConfig) -> BuildReport:
     shard_seconds = sum(r.seconds for r in results)
     report = BuildReport(
         input_products=len(products) + len(early_rejects), records=written, rejected=len(rejects),
-        rejected_by_reason=dict(Counter(r["reason"] for r in rejects)), in_other_pieces=others,
+        rejected_by_reason=dict(Counter(r.reason.value for r in rejects)), in_other_pieces=others,
         splits={s: counts[s]["total"] for s in SPLITS}, split_products={s: split_products.get(s, 0) for s in SPLITS},
         num_levels=label_space.num_levels,
         classes={f"level_{v.level}": len(v) - 1 for v in label_space.vocabularies},

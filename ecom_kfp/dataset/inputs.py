@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from ecom_kfp import uri
 from ecom_kfp.contracts import tables
 from ecom_kfp.contracts.layouts import DedupeLayout
-from ecom_kfp.dataset.rejects import Reason, Reject
+from ecom_kfp.contracts.tables import Reject
+from ecom_kfp.dataset.rejects import Reason
 
 
 class InputError(ValueError):

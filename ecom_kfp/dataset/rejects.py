@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
 STAGE = "tfrecord-build"
 
@@ -17,14 +16,3 @@ class Reason(str, enum.Enum):
     IMAGE_READ_ERROR = "image_read_error"  # the image exists but could not be read
     CORRUPT_IMAGE = "corrupt_image"  # read, but Pillow cannot decode it (corrupt, truncated, not an image)
 
-
-@dataclass(frozen=True)
-class Reject:
-    """One rejected product (a row of :data:`ecom_kfp.contracts.tables.REJECTS`)."""
-
-    product_id: str | None
-    reason: Reason
-    detail: str
-
-    def row(self) -> dict[str, str | None]:
-        return {"product_id": self.product_id, "stage": STAGE, "reason": self.reason.value, "detail": self.detail}

@@ -27,8 +27,8 @@ from tqdm import tqdm
 from ecom_kfp import uri
 from ecom_kfp.contracts.features import FeatureSpec
 from ecom_kfp.contracts.layouts import DatasetLayout
+from ecom_kfp.contracts.tables import Reject
 from ecom_kfp.dataset.imaging import ImageReject, read_image, reencode
-from ecom_kfp.dataset.rejects import Reject
 from ecom_kfp.dataset.splits import unit_hash
 from ecom_kfp.dataset.text import TitleEmbedder, load_doc2vec
 
@@ -91,7 +91,7 @@ class ShardResult:
         target: Its URI.
         records: Records written.
         bytes: Size of the shard file.
-        rejects: Reject rows of products whose image failed.
+        rejects: Products whose image failed.
         class_counts: Per level, records per class id.
         other_reasons: Per level, records labelled ``other`` per reason.
         product_ids: Ids written, in order.
@@ -103,7 +103,7 @@ class ShardResult:
     target: str
     records: int = 0
     bytes: int = 0
-    rejects: list[dict[str, Any]] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
     class_counts: list[Counter[int]] = field(default_factory=list)
     other_reasons: list[Counter[str]] = field(default_factory=list)
     product_ids: list[str] = field(default_factory=list)
@@ -182,7 +182,7 @@ def write_shard(task: ShardTask) -> ShardResult:
                     image = reencode(read_image(record.image_uri), spec.image_size, spec.resize_mode,
                                      settings.jpeg_quality)
                 except ImageReject as err:
-                    result.rejects.append(Reject(record.product_id, err.reason, err.detail).row())
+                    result.rejects.append(Reject(record.product_id, err.reason, err.detail))
                     continue
                 writer.write(spec.serialize(
                     image_jpeg=image, title=record.title,

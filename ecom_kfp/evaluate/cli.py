@@ -16,8 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="dataset directory URI (a build-tfrecords output); test/ is scored")
     p.add_argument("--out", required=True, help="output directory URI (metrics.json, blessing.json, report.html, ...)")
     p.add_argument("--business-value", default="", metavar="URI",
-                   help="CSV/Parquet table category_path,business_value (default: the records' business_value, "
-                        "else category frequency)")
+                   help="category_path,business_value table (CSV, JSON or Parquet; the one ingest read) "
+                        "(default: the records' business_value, else category frequency)")
     p.add_argument("--baseline", default="",
                    help="model directory URI, models:/NAME@ALIAS, models:/NAME/VERSION or a registered model name "
                         "(default: the registry champion when --mlflow-tracking-uri is set)")

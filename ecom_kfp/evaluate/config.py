@@ -35,7 +35,7 @@ class EvaluateConfig:
         model_uri: A train output (``ModelLayout``).
         data_uri: A tfrecord-build output (``DatasetLayout``); its ``test/`` split is scored.
         out_uri: Where the ``EvaluationLayout`` files go.
-        business_value_uri: Category -> value table (CSV/Parquet); empty = records' values, else frequency.
+        business_value_uri: Category -> value table (:mod:`ecom_kfp.contracts.business_value`); empty = records' values, else frequency.
         baseline: Empty = the registry champion when ``mlflow_tracking_uri`` is set; a model
             directory URI (re-evaluated on the same test split); ``models:/NAME@ALIAS`` or
             ``models:/NAME/VERSION``; or a registered model name (its champion).

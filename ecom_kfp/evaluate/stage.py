@@ -12,10 +12,11 @@ import io
 from dataclasses import asdict, dataclass, field
 
 from ecom_kfp import uri
+from ecom_kfp.contracts.business_value import BusinessValueTable
 from ecom_kfp.contracts.layouts import EvaluationLayout
 from ecom_kfp.evaluate import html_report
 from ecom_kfp.evaluate.baseline import resolve_baseline
-from ecom_kfp.evaluate.business_value import ExampleWeights, ValueTable, example_weights
+from ecom_kfp.evaluate.business_value import ExampleWeights, example_weights
 from ecom_kfp.evaluate.config import EvaluateConfig
 from ecom_kfp.evaluate.confusion import ConfusionTable, worst_confusions
 from ecom_kfp.evaluate.gate import Blessing, decide
@@ -63,7 +64,7 @@ class EvaluateReport:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def evaluate_model(model_uri: str, config: EvaluateConfig, table: ValueTable | None) -> ModelEvaluation:
+def evaluate_model(model_uri: str, config: EvaluateConfig, table: BusinessValueTable | None) -> ModelEvaluation:
     """Score ``model_uri`` on ``config.data_uri``'s test split (also used for re-evaluating a baseline)."""
     inputs = load_inputs(model_uri, config.data_uri)
     predictions = predict_test_split(inputs, config.batch_size, config.top_k)
@@ -97,7 +98,7 @@ def run(config: EvaluateConfig) -> EvaluateReport:
     config.validate()
     timings = Timings()
     with timings.phase("load"):
-        table = ValueTable.load(config.business_value_uri) if config.business_value_uri else None
+        table = BusinessValueTable.load(config.business_value_uri) if config.business_value_uri else None
     with timings.phase("inference"):
         evaluation = evaluate_model(config.model_uri, config, table)
     inputs, predictions = evaluation.inputs, evaluation.predictions

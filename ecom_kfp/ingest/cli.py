@@ -32,7 +32,7 @@ def register(subparsers) -> None:
                         help="URL, gs:// prefix or directory that relative image references resolve "
                              "against (default: the catalog's directory)")
     parser.add_argument("--business-value", default="",
-                        help="per-category value table (CSV category_path,business_value or JSON); "
+                        help="per-category value table (CSV category_path,business_value, JSON or Parquet); "
                              "products in categories it does not list are rejected as unknown_category")
     parser.add_argument("--shard-index", type=int, default=0, help="this shard (0-based)")
     parser.add_argument("--num-shards", type=int, default=1, help="shards the catalog is split into")

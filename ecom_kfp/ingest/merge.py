@@ -18,8 +18,8 @@ from tqdm import tqdm
 
 from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import IngestLayout
-from ecom_kfp.contracts.tables import PRODUCTS, REJECTS, conform, from_rows
-from ecom_kfp.ingest.reasons import STAGE, Reason, Reject
+from ecom_kfp.contracts.tables import PRODUCTS, REJECTS, Reject, conform, rejects_table
+from ecom_kfp.ingest.reasons import STAGE, Reason
 from ecom_kfp.ingest.stage import ImageCounts
 from ecom_kfp.report import Timings, check_accounting, write_report
 
@@ -92,7 +92,7 @@ def merge_shards(shard_uris: list[str], out: str, progress: bool = True) -> Merg
                 seen.add(pid)
             dupes = [Reject(pid, Reason.DUPLICATE_PRODUCT_ID, f"also in an earlier shard than {shard_uri}")
                      for pid, kept in zip(ids, keep) if not kept]
-            rejects.append(from_rows([d.row() for d in dupes], REJECTS))
+            rejects.append(rejects_table(dupes, STAGE))
             rejects.append(conform(uri.read_parquet(shard.rejects), REJECTS))
             table = table.filter(pa.array(keep, pa.bool_()))
             shas = table.column("image_sha256").to_pylist()

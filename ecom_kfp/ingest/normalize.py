@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ecom_kfp.ingest import sources
-from ecom_kfp.ingest.business_value import BusinessValueTable, split_path
+from ecom_kfp.contracts.business_value import BusinessValueTable, split_path
+from ecom_kfp.contracts.tables import Reject
 from ecom_kfp.ingest.column_map import ColumnMap
-from ecom_kfp.ingest.reasons import Reason, Reject
+from ecom_kfp.ingest.reasons import Reason
 
 #: Business value of a product when neither a column nor a table gives one.
 DEFAULT_BUSINESS_VALUE = 1.0

@@ -1,13 +1,13 @@
-"""Why a catalog entry was rejected: the reason codes of ``rejects.parquet`` and the reject record.
+"""Why a catalog entry was rejected: the reason codes of ``rejects.parquet``.
 
 Every code is a stable, machine-readable string (reports count by it, dashboards filter on it);
-the free-text ``detail`` says what exactly was wrong with that one entry.
+the free-text ``detail`` of a :class:`ecom_kfp.contracts.tables.Reject` says what exactly was wrong
+with that one entry.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
 STAGE = "ingest"
 
@@ -41,16 +41,3 @@ class Reason(str, enum.Enum):
     TOO_SMALL = "too_small"  # shorter side below the minimum
     TOO_LARGE = "too_large"  # more bytes or pixels than allowed
 
-
-@dataclass(frozen=True)
-class Reject:
-    """One rejected catalog entry (a row of ``rejects.parquet``)."""
-
-    product_id: str | None
-    reason: Reason
-    detail: str
-
-    def row(self) -> dict[str, str | None]:
-        """The row in :data:`ecom_kfp.contracts.tables.REJECTS` form."""
-        return {"product_id": self.product_id, "stage": STAGE, "reason": self.reason.value,
-                "detail": self.detail}

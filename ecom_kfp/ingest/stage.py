@@ -17,14 +17,14 @@ from tqdm import tqdm
 
 from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import IngestLayout
-from ecom_kfp.contracts.tables import PRODUCTS, REJECTS, from_rows
+from ecom_kfp.contracts.tables import PRODUCTS, Reject, from_rows, rejects_table
 from ecom_kfp.ingest import sharding, sources
-from ecom_kfp.ingest.business_value import BusinessValueTable
+from ecom_kfp.contracts.business_value import BusinessValueTable
 from ecom_kfp.ingest.column_map import ColumnMap
 from ecom_kfp.ingest.fetch import FetchConfig, FetchedImage, FetchFailure, FetchOutcome, fetch_images
 from ecom_kfp.ingest.normalize import CatalogProduct, Normalizer
 from ecom_kfp.ingest.readers import BadRecord, open_catalog
-from ecom_kfp.ingest.reasons import STAGE, Reason, Reject
+from ecom_kfp.ingest.reasons import STAGE, Reason
 from ecom_kfp.ingest.store import ImageStore
 from ecom_kfp.report import Timings, check_accounting, write_report
 
@@ -41,7 +41,7 @@ class IngestConfig:
         format: ``auto``, ``jsonl``, ``amazon``, ``csv`` or ``parquet``.
         column_map: ``--column-map`` text (see :mod:`ecom_kfp.ingest.column_map`).
         images_base: Base that relative image references resolve against; default the catalog's directory.
-        business_value_uri: Per-category business value table (see :mod:`ecom_kfp.ingest.business_value`).
+        business_value_uri: Per-category business value table (see :mod:`ecom_kfp.contracts.business_value`).
         shard_index: This shard, ``0 <= shard_index < num_shards``.
         num_shards: How many shards the catalog is split into.
         min_title_tokens: e-CLIP's minimum title length in tokens.
@@ -223,7 +223,7 @@ def run(config: IngestConfig) -> IngestReport:
     check_accounting(STAGE, report.input_records, accepted=report.accepted, rejected=report.rejected)
     with timings.phase("write"):
         uri.makedirs(config.out)
-        uri.write_parquet(from_rows([r.row() for r in rejects], REJECTS), layout.rejects)
+        uri.write_parquet(rejects_table(rejects, STAGE), layout.rejects)
         uri.write_parquet(from_rows(rows, PRODUCTS), layout.products)
     report.timings = {k: round(v, 3) for k, v in timings.seconds.items()}
     write_report(report, config.out)

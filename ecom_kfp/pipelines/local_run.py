@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ecom_kfp.contracts.layouts import DatasetLayout
+from ecom_kfp.contracts.layouts import DatasetLayout, EvaluationLayout
 from ecom_kfp.report import write_report
 
 SPLITS = DatasetLayout.SPLITS
@@ -96,8 +96,8 @@ def find_run_dir(pipeline_root: Path, pipeline_name: str) -> Path:
 def stage_outputs(run_dir: Path) -> dict[str, Path]:
     """Stage -> its output layout root in a kfp.local run (push is absent when not blessed).
 
-    kfp.local writes a task's outputs to ``<run>/<task>/<output>``, nested under the
-    sub-pipeline's task directory for tasks inside one (push runs inside ``push-blessed``).
+    kfp.local writes a task's outputs to ``<run>/<task>/<output>``; tasks of loops are nested one
+    directory deeper, so the search does not assume the depth.
     """
     found = {}
     for stage, (task, output) in STAGE_OUTPUTS.items():
@@ -115,8 +115,6 @@ def _read_json(path: Path) -> Any:
 
 def read_reports(outputs: dict[str, Path]) -> dict[str, Any]:
     """Every stage's ``report.json``, plus evaluate's metrics and blessing and the dataset manifest."""
-    from ecom_kfp.contracts.layouts import EvaluationLayout
-
     reports = {stage: _read_json(root / "report.json") for stage, root in outputs.items()}
     if "dataset" in outputs:
         reports["dataset_manifest"] = _read_json(Path(DatasetLayout(str(outputs["dataset"])).manifest))

@@ -7,9 +7,9 @@ import pyarrow as pa
 import pytest
 
 from ecom_kfp import uri
+from ecom_kfp.contracts.business_value import BusinessValueTable
 from ecom_kfp.contracts.labels import OTHER, Vocabulary
-from ecom_kfp.evaluate.business_value import (SOURCE_FREQUENCY, SOURCE_RECORDS, SOURCE_TABLE, ValueTable,
-                                              example_weights)
+from ecom_kfp.evaluate.business_value import SOURCE_FREQUENCY, SOURCE_RECORDS, SOURCE_TABLE, example_weights
 
 VOCABS = [Vocabulary(1, (OTHER, "Apparel", "Footwear")),
           Vocabulary(2, (OTHER, "Apparel > Topwear", "Footwear > Shoes", "Footwear > Sandal"))]
@@ -22,7 +22,7 @@ def _csv(tmp_path, text: str) -> str:
 
 
 def test_table_lookup_exact_finer_and_ancestor(tmp_path):
-    table = ValueTable.load(_csv(tmp_path, "category_path,business_value\n"
+    table = BusinessValueTable.load(_csv(tmp_path, "category_path,business_value\n"
                                            "Apparel > Topwear > Tshirts,4\nApparel > Topwear > Shirts,2\n"
                                            "Footwear,7\nFootwear > Shoes,10\n"))
     assert table.value_of(("Footwear", "Shoes")) == 10.0           # exact row
@@ -32,7 +32,7 @@ def test_table_lookup_exact_finer_and_ancestor(tmp_path):
 
 
 def test_table_weights_use_the_deepest_known_category(tmp_path):
-    table = ValueTable.load(_csv(tmp_path, "category_path,business_value\nFootwear > Shoes,10\nFootwear,7\n"))
+    table = BusinessValueTable.load(_csv(tmp_path, "category_path,business_value\nFootwear > Shoes,10\nFootwear,7\n"))
     labels = np.array([[2, 2], [2, 3], [2, 0], [1, 1], [0, 0]])
     weights = example_weights(labels, np.ones(5), VOCABS, table)
     assert weights.source == SOURCE_TABLE
@@ -45,17 +45,17 @@ def test_table_weights_use_the_deepest_known_category(tmp_path):
 def test_parquet_table_with_list_paths(tmp_path):
     target = str(tmp_path / "values.parquet")
     uri.write_parquet(pa.table({"category_path": [["Apparel", "Topwear"]], "business_value": [3.5]}), target)
-    assert ValueTable.load(target).value_of(("Apparel", "Topwear")) == 3.5
+    assert BusinessValueTable.load(target).value_of(("Apparel", "Topwear")) == 3.5
 
 
 def test_bad_tables_fail_naming_the_flag(tmp_path):
     with pytest.raises(FileNotFoundError, match="--business-value"):
-        ValueTable.load(str(tmp_path / "nope.csv"))
+        BusinessValueTable.load(str(tmp_path / "nope.csv"))
     with pytest.raises(ValueError, match="missing column"):
-        ValueTable.load(_csv(tmp_path, "category,value\nA,1\n"))
+        BusinessValueTable.load(_csv(tmp_path, "category,value\nA,1\n"))
     with pytest.raises(ValueError, match="non-numeric"):
-        ValueTable.load(_csv(tmp_path, "category_path,business_value\nA,lots\n"))
-    unrelated = ValueTable.load(_csv(tmp_path, "category_path,business_value\nToys,1\n"))
+        BusinessValueTable.load(_csv(tmp_path, "category_path,business_value\nA,lots\n"))
+    unrelated = BusinessValueTable.load(_csv(tmp_path, "category_path,business_value\nToys,1\n"))
     with pytest.raises(ValueError, match="--business-value: no test example"):
         example_weights(np.array([[1, 1]]), np.ones(1), VOCABS, unrelated)
 

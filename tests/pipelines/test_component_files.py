@@ -28,6 +28,8 @@ def test_readme_lists_every_input_and_output(compiled_root: Path, name: str) -> 
     assert set(spec.inputs or {}) | set(spec.outputs or {}) == set(rows)
     for input_name, inp in (spec.inputs or {}).items():
         assert ("**required**" in rows[input_name]) == (not inp.optional)
+    for name, row in rows.items():
+        assert not row.rstrip().endswith("|  |"), f"{name} has no description"
 
 
 @pytest.mark.parametrize("name", list(catalog.components()))

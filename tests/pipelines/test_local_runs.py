@@ -14,8 +14,10 @@ from ecom_kfp.pipelines.data import data_pipeline
 from ecom_kfp.pipelines.local_run import find_run_dir
 
 pytestmark = [pytest.mark.e2e,
-              # kfp.local ignores resources, retries and display names; that is expected here.
-              pytest.mark.filterwarnings("ignore:.*have no effect in the current local runner")]
+              # kfp.local ignores resources, retries and display names, and runs our image's
+              # components in this environment (which is that image's content); both expected.
+              pytest.mark.filterwarnings("ignore:.*have no effect in the current local runner"),
+              pytest.mark.filterwarnings("ignore:You may be attemping to run a task that uses")]
 
 
 def _report(directory: Path) -> dict:

@@ -54,6 +54,7 @@ def test_malformed_param_flag_fails_fast() -> None:
         parse_params(["epochs"])
 
 
+@pytest.mark.filterwarnings("ignore:This client only works:FutureWarning")
 def test_submit_creates_experiment_once_and_sends_spec_and_parameters(training_yaml: str) -> None:
     with kfp_api_server() as (host, state):
         first = submit(host, training_yaml, {"catalog": "gs://b/c.jsonl", "epochs": 3},
@@ -73,6 +74,7 @@ def test_submit_creates_experiment_once_and_sends_spec_and_parameters(training_y
     assert caching and all(not c.get("enableCache") for c in caching)
 
 
+@pytest.mark.filterwarnings("ignore:This client only works:FutureWarning")
 def test_submit_cli(training_yaml: str, tmp_path: Path, capsys) -> None:
     with kfp_api_server() as (host, state):
         code = main(["submit", "--host", host, "--pipeline", training_yaml,
