@@ -41,7 +41,7 @@ def main() -> None:
     from ecom_kfp.train.text import TitleTokenizer
 
     data = TrainingData.load(myntra_dataset(Path(args.work), args.image_size).root)
-    tokenizer = TitleTokenizer(uri.read_bytes(data.layout.spm_model), 32)
+    tokenizer = TitleTokenizer(data.layout.spm_model, 32)
     options = PipelineOptions(batch_size=args.batch_size, image_size=args.image_size, training=False)
 
     def one_pass() -> int:

@@ -82,7 +82,7 @@ def main() -> None:
         run(BuildConfig(products=inputs.root, out=out, image_size=args.image_size, workers=1, shard_target_mb=2.0,
                         min_class_count=2, progress=False))
         data = TrainingData.load(out)
-        tokenizer = TitleTokenizer(uri.read_bytes(data.layout.spm_model), max_tokens=32)
+        tokenizer = TitleTokenizer(data.layout.spm_model, max_tokens=32)
         options = PipelineOptions(batch_size=BATCH, image_size=args.image_size, training=True)
         pipeline = make_dataset(data, "train", tokenizer, options)
         parse_only = (tf.data.TFRecordDataset(data.shards("train"), compression_type="GZIP").repeat()

@@ -37,7 +37,7 @@ def main() -> None:
     from ecom_kfp.train.text import TitleTokenizer
 
     data = TrainingData.load(myntra_dataset(Path(args.work), args.image_size).root)
-    tokenizer = TitleTokenizer(uri.read_bytes(data.layout.spm_model), 32)
+    tokenizer = TitleTokenizer(data.layout.spm_model, 32)
     pipeline = make_dataset(data, "train", tokenizer, PipelineOptions(batch_size=args.batch_size,
                                                                       image_size=args.image_size, training=True))
     iterator = iter(pipeline)

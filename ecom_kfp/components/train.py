@@ -13,7 +13,22 @@ def train_op(dataset: Input[Dataset], model: Output[Model], metrics: Output[Metr
              backbone: str = "efficientnetv2-b0", epochs: int = 10, batch_size: int = 64,
              learning_rate: float = 1e-3, num_processes: int = 1, mlflow_tracking_uri: str = "",
              experiment_name: str = "ecom-kfp", launcher: str = "local"):
-    """Train the classifier; ``launcher='mpijob'`` runs it as a multi-node MPIJob on object-store URIs."""
+    """Train the image + title classifier with Horovod and log it to MLflow.
+
+    Args:
+        dataset: A tfrecord-build output (shards, labels, text models, manifest.json).
+        model: Where the trained model goes: saved_model/, model.keras, history.json, report.json.
+        metrics: Training throughput and final per-level metrics, shown in the Kubeflow UI.
+        backbone: Image backbone: small-cnn, mobilenetv3-small, efficientnetv2-b0, resnet50 or xception.
+        epochs: Passes over the training split.
+        batch_size: Examples per step on each Horovod process.
+        learning_rate: Base learning rate, scaled by the number of processes.
+        num_processes: Horovod processes (one per GPU).
+        mlflow_tracking_uri: MLflow server; empty logs to a sqlite store inside the model output.
+        experiment_name: MLflow experiment to log the run under.
+        launcher: ``local`` runs horovodrun in this pod; ``mpijob`` creates a kubeflow.org/v2beta1
+            MPIJob (one worker pod per process) on object-store URIs and waits for it.
+    """
     from ecom_kfp.report import scalar_metrics
     from ecom_kfp.train.config import TrainConfig
     from ecom_kfp.train.launch import run_with_launcher

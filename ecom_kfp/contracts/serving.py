@@ -20,3 +20,18 @@ INPUT_TITLE = "title"
 def output_key(level: int) -> str:
     """Output name of the probabilities at ``level`` (1-based)."""
     return f"level_{level}"
+
+
+def load_signature(saved_model_dir: str):
+    """Load a local ``saved_model/`` and return its :data:`SIGNATURE` callable.
+
+    tensorflow-text must be imported before loading: it registers the SentencePiece ops the
+    in-graph tokenizer uses, and without it loading fails with "Op type not registered".
+    """
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers SentencepieceOp)
+
+    loaded = tf.saved_model.load(saved_model_dir)
+    signature = loaded.signatures[SIGNATURE]
+    signature._ecom_kfp_owner = loaded  # keep the loaded object (and its variables) alive
+    return signature

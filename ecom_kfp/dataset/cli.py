@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
+from ecom_kfp.cli_support import add_progress_flag, bad_input, reject_lines
 from ecom_kfp.contracts.features import JPEG_QUALITY, RESIZE_MODES
 
 DESCRIPTION = """Turn a dedupe output into training data: train/val/test GZIP TFRecord shards split by
@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the text models and record order (default: %(default)s)")
     p.add_argument("--merge-pieces", nargs="+", default=None, metavar="URI",
                    help="instead of building, join these fan-out outputs into --out")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+    add_progress_flag(p)
     p.set_defaults(func=main)
 
 
@@ -77,8 +77,7 @@ def main(args: argparse.Namespace) -> int:
                   f"({_splits(merged.splits)}), {merged.rejected} rejected")
             return 0
         if not args.products:
-            print("ecom-kfp build-tfrecords: error: --products is required (unless --merge-pieces)", file=sys.stderr)
-            return 2
+            return bad_input("build-tfrecords", "--products is required (unless --merge-pieces)")
         from ecom_kfp.dataset.build import run
 
         config = BuildConfig(
@@ -91,13 +90,12 @@ def main(args: argparse.Namespace) -> int:
             num_shards=args.num_shards, seed=args.seed, progress=args.progress)
         report = run(config)
     except (ValueError, FileNotFoundError) as err:
-        print(f"ecom-kfp build-tfrecords: error: {err}", file=sys.stderr)
-        return 2
+        return bad_input("build-tfrecords", err)
     print(f"build-tfrecords: {report.records} of {report.input_products} products written to {args.out} "
           f"({_splits(report.splits)}); {report.rejected} rejected"
           + (f", {report.in_other_pieces} left to other pieces" if report.in_other_pieces else ""))
-    for reason, count in sorted(report.rejected_by_reason.items()):
-        print(f"  rejected {reason}: {count}")
+    for line in reject_lines(report.rejected_by_reason):
+        print(line)
     for level in range(1, report.num_levels + 1):
         key = f"level_{level}"
         folded = report.folding["levels"][key]

@@ -6,6 +6,7 @@ import math
 import os
 from dataclasses import dataclass
 
+from ecom_kfp.config_checks import require
 from ecom_kfp.contracts.features import JPEG_QUALITY, RESIZE_MODES
 
 SPLITS = ("train", "val", "test")
@@ -87,7 +88,7 @@ class BuildConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        checks = [
+        require([
             (bool(self.products), "--products", self.products, "is required"),
             (bool(self.out), "--out", self.out, "is required"),
             (self.image_size >= 8, "--image-size", self.image_size, "must be at least 8"),
@@ -106,10 +107,7 @@ class BuildConfig:
             (self.num_shards >= 1, "--num-shards", self.num_shards, "must be at least 1"),
             (0 <= self.shard_index < max(self.num_shards, 1), "--shard-index", self.shard_index,
              f"must be in 0..{self.num_shards - 1}"),
-        ]
-        for ok, flag, value, rule in checks:
-            if not ok:
-                raise ConfigError(f"{flag} {value!r}: {rule}")
+        ], ConfigError)
         parse_fractions(",".join(str(f) for f in self.split_fractions))
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ecom_kfp.cli_support import add_progress_flag, bad_input, reject_lines
 from ecom_kfp.dedupe.config import DedupeConfig
 from ecom_kfp.dedupe.grid_hash import DEFAULT_GRID
 
@@ -50,15 +51,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="images per unit of work sent to a hashing process (default: %(default)s)")
     parser.add_argument("--sample-groups", type=int, default=24, metavar="N",
                         help="duplicate groups shown in samples.html (default: %(default)s)")
-    parser.add_argument("--no-progress", dest="progress", action="store_false",
-                        help="hide progress bars")
+    add_progress_flag(parser)
     parser.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the stage and print a human summary."""
-    import sys
-
     from ecom_kfp.dedupe.stage import run
 
     config = DedupeConfig(
@@ -71,16 +69,15 @@ def main(args: argparse.Namespace) -> int:
     try:
         report = run(config)
     except (ValueError, FileNotFoundError) as err:
-        print(f"ecom-kfp dedupe: error: {err}", file=sys.stderr)
-        return 2
+        return bad_input("dedupe", err)
     print(f"dedupe: {report.message}")
     for name, rule in report.rules.items():
         state = "on " if rule.enabled else "off"
         print(f"  {name:<7} {state} matched {rule.matched_products:>8} products in {rule.groups:>7} "
               f"groups; explains {rule.dropped} dropped")
     print(f"  transitive-only duplicates: {report.dropped_transitive}")
-    for reason, count in report.rejects_by_reason.items():
-        print(f"  rejected {reason}: {count}")
+    for line in reject_lines(report.rejects_by_reason):
+        print(line)
     print(f"  hashing: {report.images_per_second:,.0f} images/s; total {sum(report.seconds.values()):.1f} s")
     print(f"  outputs: {args.out} (samples.html to judge groups by eye)")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ecom_kfp.config_checks import require
 from ecom_kfp.dedupe.grid_hash import DEFAULT_GRID
 
 #: pHash thresholds beyond this match unrelated pictures, and the exact index grows steeply.
@@ -54,7 +55,7 @@ class DedupeConfig:
         Raises:
             ValueError: a setting is out of range.
         """
-        checks = [
+        require([
             (bool(self.products_uri), "--products", self.products_uri, "must be given"),
             (bool(self.out_uri), "--out", self.out_uri, "must be given"),
             (self.out_uri.rstrip("/") != self.products_uri.rstrip("/"), "--out", self.out_uri,
@@ -69,7 +70,4 @@ class DedupeConfig:
             (self.workers >= 0, "--workers", self.workers, "must be >= 0"),
             (self.chunk_size >= 1, "--chunk-size", self.chunk_size, "must be >= 1"),
             (self.sample_groups >= 0, "--sample-groups", self.sample_groups, "must be >= 0"),
-        ]
-        for ok, flag, value, rule in checks:
-            if not ok:
-                raise ValueError(f"{flag}={value!r}: {rule}")
+        ])

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import threading
 
 from ecom_kfp import uri
+from ecom_kfp.cli_support import add_progress_flag, bad_input
 from ecom_kfp.demo.generate import DemoCatalogConfig, DemoCatalogReport, generate
 from ecom_kfp.demo.serve import serve_directory
 
@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--serve", action="store_true",
                         help="after writing, serve images/ on http://127.0.0.1:PORT/ until Ctrl-C")
     parser.add_argument("--port", type=int, default=0, help="port for --serve (default: a free one)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_progress_flag(parser)
     parser.set_defaults(func=run)
 
 
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     """Generate, print the summary, and serve when asked; 2 on a bad flag."""
     config = DemoCatalogConfig(out=args.out, products=args.products, seed=args.seed,
                                image_size=args.image_size, fault_rate=args.fault_rate,
-                               duplicate_rate=args.duplicate_rate, progress=not args.no_progress)
+                               duplicate_rate=args.duplicate_rate, progress=args.progress)
     try:
         config.validate()
         if args.serve and uri.is_gcs(args.out):
@@ -69,8 +69,7 @@ def run(args: argparse.Namespace) -> int:
         if not 0 <= args.port <= 65535:
             raise ValueError(f"--port={args.port!r}: must be within 0..65535")
     except ValueError as err:
-        print(f"ecom-kfp demo-catalog: {err}", file=sys.stderr)
-        return 2
+        return bad_input("demo-catalog", err)
     report = generate(config)
     print(summary(report))
     if not args.serve:

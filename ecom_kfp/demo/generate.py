@@ -30,6 +30,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ecom_kfp import uri
+from ecom_kfp.config_checks import require
 from ecom_kfp.demo import faults
 from ecom_kfp.demo.drawing import draw_product
 from ecom_kfp.demo.products import ProductSpec, garbage_title, make_product, product_id, short_title
@@ -83,16 +84,13 @@ class DemoCatalogConfig:
         Raises:
             ValueError: for an out-of-range value.
         """
-        checks = (
+        require((
             (self.products >= MIN_PRODUCTS, "--products", self.products, f"must be at least {MIN_PRODUCTS}"),
             (32 <= self.image_size <= 1024, "--image-size", self.image_size, "must be within 32..1024"),
             (0 < self.fault_rate <= 0.05, "--fault-rate", self.fault_rate, "must be within (0, 0.05]"),
             (0 < self.duplicate_rate <= 0.05, "--duplicate-rate", self.duplicate_rate, "must be within (0, 0.05]"),
             (bool(self.out), "--out", self.out, "must name a directory or gs:// prefix"),
-        )
-        for ok, flag, value, rule in checks:
-            if not ok:
-                raise ValueError(f"{flag}={value!r}: {rule}")
+        ))
 
 
 @dataclass

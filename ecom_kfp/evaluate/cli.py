@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
+from ecom_kfp.cli_support import bad_input
 from ecom_kfp.evaluate.config import EvaluateConfig, GateConfig
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` verb."""
@@ -69,8 +70,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         report = run(config_from_args(args))
     except (FileNotFoundError, ValueError) as err:
-        print(f"ecom-kfp evaluate: error: {err}", file=sys.stderr)
-        return 2
+        return bad_input("evaluate", err)
     print(f"evaluated {report.model_uri} on {report.examples} test examples "
           f"({report.examples_per_second:.0f} examples/s)")
     for level, values in report.levels.items():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ecom_kfp.config_checks import require_given
+
 
 @dataclass(frozen=True)
 class GateConfig:
@@ -77,9 +79,7 @@ class EvaluateConfig:
 
     def validate(self) -> None:
         """Fail fast on values no evaluation can run with, naming the flag."""
-        for flag, value in (("--model", self.model_uri), ("--data", self.data_uri), ("--out", self.out_uri)):
-            if not value:
-                raise ValueError(f"{flag} is required")
+        require_given((("--model", self.model_uri), ("--data", self.data_uri), ("--out", self.out_uri)))
         for flag, value in (("--confidence-threshold", self.confidence_threshold),
                             ("--target-precision", self.target_precision), ("--slice-floor", self.slice_floor)):
             if not 0.0 <= value <= 1.0:

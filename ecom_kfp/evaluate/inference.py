@@ -81,8 +81,7 @@ def predict_test_split(inputs: EvaluationInputs, batch_size: int = 64, top_k: in
     start = time.perf_counter()
     with uri.local_copy(inputs.model.saved_model) as saved_model, \
             uri.local_copy(inputs.dataset.split_dir("test")) as test_dir:
-        loaded = tf.saved_model.load(saved_model)
-        signature = loaded.signatures[serving.SIGNATURE]
+        signature = serving.load_signature(saved_model)
         shards = uri.list_files(test_dir, suffix=".tfrecord.gz")
         records = (tf.data.TFRecordDataset(shards, compression_type="GZIP")
                    .batch(batch_size).map(inputs.spec.parse, num_parallel_calls=tf.data.AUTOTUNE)

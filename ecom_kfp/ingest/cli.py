@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
+from ecom_kfp.cli_support import add_progress_flag, bad_input, reject_lines
 from ecom_kfp.ingest.image_check import ImageLimits
 from ecom_kfp.ingest.readers import FORMATS
 
@@ -49,7 +49,7 @@ def register(subparsers) -> None:
                         help="reject images larger than this")
     parser.add_argument("--min-title-tokens", type=int, default=3,
                         help="reject titles with fewer tokens once special characters are spaces")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_flag(parser)
     parser.add_argument("--merge-shards", nargs="+", metavar="SHARD_URI", default=None,
                         help="merge these shard outputs into --out instead of reading a catalog")
     parser.set_defaults(func=main)
@@ -61,8 +61,7 @@ def summary(report) -> str:
              f"{report.rejected} rejected"]
     if report.catalog_truncated:
         lines.append("  WARNING: the catalog file is truncated (compressed stream cut off)")
-    for reason, count in sorted(report.rejects_by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
-        lines.append(f"  {reason:<22} {count}")
+    lines.extend(reject_lines(report.rejects_by_reason))
     images = report.images
     lines.append(f"images: {images.sources} distinct, {images.fetched} fetched, {images.reused} reused, "
                  f"{images.failed} failed, {images.retries} retries, {images.stored_new} new files, "
@@ -77,7 +76,7 @@ def main(args: argparse.Namespace) -> int:
     from ecom_kfp.ingest.merge import merge_shards
     from ecom_kfp.ingest.stage import IngestConfig, run
 
-    progress = not args.no_progress
+    progress = args.progress
     try:
         if args.merge_shards:
             report = merge_shards(args.merge_shards, args.out, progress=progress)
@@ -94,8 +93,7 @@ def main(args: argparse.Namespace) -> int:
                 shard_index=args.shard_index, num_shards=args.num_shards,
                 min_title_tokens=args.min_title_tokens, fetch=fetch, progress=progress))
     except (ValueError, FileNotFoundError) as err:
-        print(f"ecom-kfp ingest: error: {err}", file=sys.stderr)
-        return 2
+        return bad_input("ingest", err)
     print(summary(report))
     print(f"wrote {args.out} (report.json, products.parquet, rejects.parquet, images/)")
     return 0

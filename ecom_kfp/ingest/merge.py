@@ -9,9 +9,8 @@ still add up: accepted + rejected = the shards' input records.
 
 from __future__ import annotations
 
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 import pyarrow as pa
 from tqdm import tqdm
@@ -20,28 +19,22 @@ from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import IngestLayout
 from ecom_kfp.contracts.tables import PRODUCTS, REJECTS, Reject, conform, rejects_table
 from ecom_kfp.ingest.reasons import STAGE, Reason
-from ecom_kfp.ingest.stage import ImageCounts
-from ecom_kfp.report import Timings, check_accounting, write_report
+from ecom_kfp.ingest.stage import ImageCounts, IngestCounts
+from ecom_kfp.report import Timings, write_report
 
 _COPY_THREADS = 16
 
 
 @dataclass
-class MergeReport:
-    """``report.json`` of a merged ingest output."""
+class MergeReport(IngestCounts):
+    """``report.json`` of a merged ingest output.
+
+    ``images_per_second`` is the sum of the shards' rates: shards run side by side, so that is the
+    fan-out's throughput.
+    """
 
     shards: list[str]
-    stage: str = STAGE
-    input_records: int = 0
-    accepted: int = 0
-    rejected: int = 0
-    rejects_by_reason: dict[str, int] = field(default_factory=dict)
-    catalog_truncated: bool = False
-    images: ImageCounts = field(default_factory=ImageCounts)
     images_copied: int = 0
-    #: Sum of the shards' rates: shards run side by side, so this is the fan-out's throughput.
-    images_per_second: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 def _copy_images(shard: IngestLayout, merged: IngestLayout, progress: bool) -> int:
@@ -101,13 +94,10 @@ def merge_shards(shard_uris: list[str], out: str, progress: bool = True) -> Merg
             products.append(table)
         all_products = pa.concat_tables(products)
         all_rejects = pa.concat_tables(rejects)
-        report.accepted = all_products.num_rows
-        report.rejected = all_rejects.num_rows
-        report.rejects_by_reason = dict(sorted(Counter(all_rejects.column("reason").to_pylist()).items()))
         report.images_per_second = round(report.images_per_second, 2)
-        check_accounting(STAGE, report.input_records, accepted=report.accepted, rejected=report.rejected)
+        report.tally(all_products.num_rows, all_rejects.column("reason").to_pylist())
         uri.write_parquet(all_rejects, merged.rejects)
         uri.write_parquet(conform(all_products, PRODUCTS), merged.products)
-    report.timings = {k: round(v, 3) for k, v in timings.seconds.items()}
+    report.set_timings(timings)
     write_report(report, out)
     return report

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tqdm import tqdm
@@ -87,15 +88,10 @@ class ImageCounts:
     bytes_stored: int = 0
 
 
-@dataclass
-class IngestReport:
-    """``report.json`` of the ingest stage."""
+@dataclass(kw_only=True)
+class IngestCounts:
+    """The counts of an ingest output, whether one shard wrote it or a merge of shards did."""
 
-    catalog: str
-    out: str
-    format: str
-    shard_index: int
-    num_shards: int
     stage: str = STAGE
     input_records: int = 0
     accepted: int = 0
@@ -105,6 +101,28 @@ class IngestReport:
     images: ImageCounts = field(default_factory=ImageCounts)
     images_per_second: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+
+    def tally(self, accepted: int, reject_reasons: Sequence[str]) -> None:
+        """Record the accepted and rejected counts, failing unless they add up to ``input_records``."""
+        self.accepted = accepted
+        self.rejected = len(reject_reasons)
+        self.rejects_by_reason = dict(sorted(Counter(reject_reasons).items()))
+        check_accounting(STAGE, self.input_records, accepted=self.accepted, rejected=self.rejected)
+
+    def set_timings(self, timings: Timings) -> None:
+        """Record the seconds of each phase, rounded to milliseconds."""
+        self.timings = {k: round(v, 3) for k, v in timings.seconds.items()}
+
+
+@dataclass
+class IngestReport(IngestCounts):
+    """``report.json`` of the ingest stage."""
+
+    catalog: str
+    out: str
+    format: str
+    shard_index: int
+    num_shards: int
 
 
 def _previous_images(layout: IngestLayout, store: ImageStore) -> dict[str, FetchedImage]:
@@ -217,14 +235,11 @@ def run(config: IngestConfig) -> IngestReport:
                                   f"{product.image_source}: {outcome.detail}"))
         else:
             rows.append(_product_row(product, outcome))
-    report.accepted = len(rows)
-    report.rejected = len(rejects)
-    report.rejects_by_reason = dict(sorted(Counter(r.reason.value for r in rejects).items()))
-    check_accounting(STAGE, report.input_records, accepted=report.accepted, rejected=report.rejected)
+    report.tally(len(rows), [r.reason.value for r in rejects])
     with timings.phase("write"):
         uri.makedirs(config.out)
         uri.write_parquet(rejects_table(rejects, STAGE), layout.rejects)
         uri.write_parquet(from_rows(rows, PRODUCTS), layout.products)
-    report.timings = {k: round(v, 3) for k, v in timings.seconds.items()}
+    report.set_timings(timings)
     write_report(report, config.out)
     return report

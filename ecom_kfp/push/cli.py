@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ecom_kfp.cli_support import bad_input
 from ecom_kfp.contracts import registry
 from ecom_kfp.push.config import PushConfig
 
-#: Exit status when the model is not blessed (distinct from bad input, 2, and failed copy, 1).
+#: Exit status when the model is not blessed (distinct from bad input, :data:`~ecom_kfp.cli_support.EXIT_BAD_INPUT`,
+#: and from a failed copy, 1).
 EXIT_NOT_BLESSED = 3
 
 
@@ -51,8 +53,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"ecom-kfp push: refused: {err}", file=sys.stderr)
         return EXIT_NOT_BLESSED
     except (FileNotFoundError, ValueError) as err:
-        print(f"ecom-kfp push: error: {err}", file=sys.stderr)
-        return 2
+        return bad_input("push", err)
     except (ServingConflictError, VerificationError) as err:
         print(f"ecom-kfp push: copy failed, 'latest' unchanged: {err}", file=sys.stderr)
         return 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ecom_kfp.config_checks import require_given
 from ecom_kfp.contracts import registry
 
 
@@ -37,11 +38,9 @@ class PushConfig:
 
     def validate(self) -> None:
         """Fail fast on missing flags, naming them."""
-        for flag, value in (("--model", self.model_uri), ("--evaluation", self.evaluation_uri),
-                            ("--registry-uri", self.registry_uri), ("--out", self.out_uri),
-                            ("--registered-model-name", self.registered_model_name), ("--alias", self.alias)):
-            if not value:
-                raise ValueError(f"{flag} is required")
+        require_given((("--model", self.model_uri), ("--evaluation", self.evaluation_uri),
+                       ("--registry-uri", self.registry_uri), ("--out", self.out_uri),
+                       ("--registered-model-name", self.registered_model_name), ("--alias", self.alias)))
         if "/" in self.registered_model_name:
             raise ValueError(f"--registered-model-name {self.registered_model_name!r} must not contain '/' "
                              "(it names a serving directory)")

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ecom_kfp.testing.servers import LOOPBACK, free_port, wait_http
+from ecom_kfp.testing.servers import LOOPBACK, free_port, stop_process, wait_http
 
 
 class Fault(str, enum.Enum):
@@ -291,12 +291,7 @@ def image_server(config: ServerConfig, port: int | None = None,
             wait_http(f"{handle.base_url}/_stats", timeout=60, process=process)
             yield handle
         finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
         return
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="image-server", daemon=True)

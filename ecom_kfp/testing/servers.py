@@ -50,6 +50,16 @@ def wait_http(url: str, timeout: float, process: subprocess.Popen | None = None)
     raise TimeoutError(f"{url} did not answer within {timeout}s: {last}")
 
 
+def stop_process(process: subprocess.Popen) -> None:
+    """Terminate a server process; kill it when it does not exit within 10 s."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def _bin(name: str) -> str:
     """A console script from this interpreter's environment (works without an activated venv)."""
     candidate = Path(sys.executable).parent / name
@@ -70,12 +80,7 @@ def _process(cmd: list[str], health_url: str, log_path: Path, timeout: float,
                 raise RuntimeError(f"{cmd[0]} failed to start; log:\n{log_path.read_text()[-3000:]}") from exc
             yield process
         finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
 
 
 @dataclass(frozen=True)

@@ -103,10 +103,9 @@ def train_worker(config: TrainConfig, workers: Workers) -> TrainReport | None:
                               f"{data.spec.num_levels} levels")
         if config.weights and config.inputs == "title":
             raise ConfigError(f"--weights {config.weights} needs an image backbone, but --inputs is title")
-        spm_model = uri.read_bytes(data.layout.spm_model)
-        tokenizer = TitleTokenizer(spm_model, config.max_title_tokens)
+        tokenizer = TitleTokenizer(data.layout.spm_model, config.max_title_tokens)
         embeddings, from_doc2vec = (None, 0) if config.inputs == "image" else piece_embeddings(
-            spm_model, data.layout.doc2vec_model, config.embedding_dim, config.seed)
+            data.layout.spm_model, data.layout.doc2vec_model, config.embedding_dim, config.seed)
 
     report = TrainReport(data=config.data, out=config.out, backbone=config.backbone, inputs=config.inputs,
                          num_processes=workers.size, image_size=image_size, counts=data.counts,

@@ -1,9 +1,12 @@
 """Titles in the graph: the dataset's SentencePiece model through tensorflow-text, and the
 Doc2Vec piece vectors that initialise the token embedding.
 
-The same :class:`TitleTokenizer` runs in the input pipeline and inside the serving signature,
-so a title is tokenised identically in training and serving. Token ids are shifted by one so
-that 0 is padding (SentencePiece uses 0 for ``<unk>``).
+Both build on the dataset stage's helpers (:func:`ecom_kfp.dataset.text.load_tf_tokenizer`,
+:func:`ecom_kfp.dataset.text.doc2vec_piece_embeddings`), adding what a Keras model needs: token
+ids are shifted by one so that 0 is padding (SentencePiece uses 0 for ``<unk>``), and the
+embedding matrix gets the matching padding row. The same :class:`TitleTokenizer` runs in the
+input pipeline and inside the serving signature, so a title is tokenised identically in
+training and serving.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ecom_kfp import uri
+from ecom_kfp.dataset.text import doc2vec_piece_embeddings, load_doc2vec, load_tf_tokenizer, sentencepiece_processor
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
@@ -29,11 +33,9 @@ class TitleTokenizer:
     titles), so a serving request in upper case tokenises like its training twin.
     """
 
-    def __init__(self, spm_model: bytes, max_tokens: int) -> None:
-        import tensorflow_text as tf_text
-
+    def __init__(self, spm_model_uri: str, max_tokens: int) -> None:
         self.max_tokens = max_tokens
-        self.sentencepiece = tf_text.SentencepieceTokenizer(model=spm_model, out_type="int32")
+        self.sentencepiece = load_tf_tokenizer(spm_model_uri)
 
     @property
     def vocab_size(self) -> int:
@@ -49,28 +51,25 @@ class TitleTokenizer:
         return tf.cast(ids.to_tensor(default_value=PAD_ID, shape=[None, self.max_tokens]), tf.int32)
 
 
-def piece_embeddings(spm_model: bytes, doc2vec_uri: str, fallback_dim: int, seed: int) -> tuple[np.ndarray, int]:
-    """Embedding matrix ``[pieces + 1, dim]`` from the Doc2Vec model's vectors of the pieces.
+def piece_embeddings(spm_model_uri: str, doc2vec_uri: str, fallback_dim: int, seed: int) -> tuple[np.ndarray, int]:
+    """Embedding matrix ``[pieces + 1, dim]``: a padding row, then the Doc2Vec vector of each piece.
 
-    Rows of pieces the Doc2Vec model has no vector for (and the padding row) start small and
-    random. When it has none at all (a pure DBOW model), the matrix is random with
+    Rows of pieces the Doc2Vec model has no vector for start small and random (the dataset
+    helper's rule). When it has none at all (a pure DBOW model), the matrix is random with
     ``fallback_dim`` columns.
 
     Returns:
         The matrix and how many piece rows came from Doc2Vec.
     """
-    import sentencepiece
-    from gensim.models.doc2vec import Doc2Vec
-
-    processor = sentencepiece.SentencePieceProcessor(model_proto=spm_model)
-    with uri.local_copy(doc2vec_uri) as path:
-        vectors = Doc2Vec.load(path).wv
-    pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
-    known = [i for i, piece in enumerate(pieces) if piece in vectors.key_to_index]
-    dim = vectors.vector_size if known else fallback_dim
+    processor = sentencepiece_processor(uri.read_bytes(spm_model_uri))
+    vectors = load_doc2vec(doc2vec_uri).wv
+    known = sum(processor.id_to_piece(i) in vectors.key_to_index for i in range(processor.get_piece_size()))
     rng = np.random.default_rng(seed)
-    matrix = rng.normal(0.0, 0.05, size=(len(pieces) + 1, dim)).astype(np.float32)
-    for i in known:
-        matrix[i + 1] = vectors[pieces[i]]
-    log.info("title embedding: %d of %d pieces initialised from Doc2Vec (dim %d)", len(known), len(pieces), dim)
-    return matrix, len(known)
+    if known:
+        pieces = doc2vec_piece_embeddings(spm_model_uri, doc2vec_uri, seed)
+        matrix = np.concatenate([rng.normal(0.0, 0.05, size=(1, pieces.shape[1])).astype(np.float32), pieces])
+    else:
+        matrix = rng.normal(0.0, 0.05, size=(processor.get_piece_size() + 1, fallback_dim)).astype(np.float32)
+    log.info("title embedding: %d of %d pieces initialised from Doc2Vec (dim %d)", known,
+             processor.get_piece_size(), matrix.shape[1])
+    return matrix, known

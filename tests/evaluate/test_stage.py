@@ -22,7 +22,7 @@ from ecom_kfp.testing import tiny_classifier as tiny
 
 def _served_predictions(model, records) -> list[np.ndarray]:
     """Arg-max per level from calling the SavedModel directly on the raw records (not via TFRecords)."""
-    signature = tf.saved_model.load(model.saved_model).signatures[serving.SIGNATURE]
+    signature = serving.load_signature(model.saved_model)
     out = signature(image_bytes=tf.constant([r.image_jpeg for r in records]), title=tf.constant([r.title for r in records]))
     return [out[serving.output_key(k)].numpy().argmax(axis=1) for k in (1, 2)]
 

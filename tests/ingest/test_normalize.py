@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ecom_kfp.ingest import column_map
 from ecom_kfp.contracts.business_value import BusinessValueTable
+from ecom_kfp.contracts.tables import Reject
+from ecom_kfp.ingest import column_map
 from ecom_kfp.ingest.column_map import ColumnMap
 from ecom_kfp.ingest.normalize import CatalogProduct, Normalizer, category_path, normalize_title, parse_number
 from ecom_kfp.ingest.reasons import Reason

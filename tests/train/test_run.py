@@ -107,8 +107,7 @@ def test_saved_model_serves_raw_jpeg_bytes_and_titles_in_a_fresh_process(trained
 
     # The same prediction through model.keras and the training-time preprocessing.
     model = keras.models.load_model(layout.keras_model)
-    spm = Path(DatasetLayout(trained.data).spm_model).read_bytes()
-    tokens = TitleTokenizer(spm, 32)(tf.constant(titles))
+    tokens = TitleTokenizer(DatasetLayout(trained.data).spm_model, 32)(tf.constant(titles))
     images = tf.stack([decode_and_resize(tf.constant(Path(p).read_bytes()), trained.image_size) for p in paths])
     expected = model({"image": images, "title_tokens": tokens})
     for k in (1, 2, 3):
