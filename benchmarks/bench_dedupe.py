@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance
 
+from _common import add_myntra_flag
+
 from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import IngestLayout
 from ecom_kfp.contracts.tables import PRODUCTS, from_rows
@@ -34,7 +36,6 @@ from ecom_kfp.dedupe import DedupeConfig, run
 from ecom_kfp.dedupe.image_hashes import ImageJob, hash_chunk
 from ecom_kfp.dedupe.near_search import brute_force_neighbours, near_value_pairs
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def best_of(repeats: int, fn) -> float:
@@ -206,8 +207,7 @@ def bench_quality(myntra: Path, per_kind: int, thresholds: list[int]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "myntra-dev",
-                        help="myntra-dev directory (styles.csv + images/)")
+    add_myntra_flag(parser, "--data")
     parser.add_argument("--sections", nargs="+", default=["hashing", "near_search", "quality"],
                         choices=["hashing", "near_search", "quality"], help="which benchmarks to run")
     parser.add_argument("--images", type=int, default=2000, help="thumbnails hashed in the hashing benchmark")

@@ -34,8 +34,7 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-MYNTRA = Path(os.environ.get("ECOM_KFP_SHARED_DATA", REPO.parent / "shared" / "data")) / "myntra-dev"
+from _common import MYNTRA
 COLUMN_MAP = ("product_id=id,title=productDisplayName,"
               "category_path=masterCategory>subCategory>articleType,image_url=image")
 

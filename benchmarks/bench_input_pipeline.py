@@ -18,22 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from bench_tfrecords import myntra_products  # noqa: E402
+from _common import add_myntra_flag, myntra_products, write_deduped_products  # noqa: E402
 
 from ecom_kfp import uri  # noqa: E402
-from ecom_kfp.contracts import tables  # noqa: E402
-from ecom_kfp.contracts.layouts import DedupeLayout  # noqa: E402
 from ecom_kfp.dataset import BuildConfig, run  # noqa: E402
 
 BATCH = 64
@@ -61,8 +54,7 @@ def one_thread(dataset):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--myntra", default=str(REPO.parent / "shared" / "data" / "myntra-dev"),
-                        help="myntra-dev directory (styles.csv + images/)")
+    add_myntra_flag(parser)
     parser.add_argument("--records", type=int, default=1500, help="products to build the shards from")
     parser.add_argument("--batches", type=int, default=20, help="batches of 64 timed per measurement")
     parser.add_argument("--image-size", type=int, default=224, help="stored and model image size")
@@ -74,10 +66,7 @@ def main() -> None:
     from ecom_kfp.train.text import TitleTokenizer
 
     with tempfile.TemporaryDirectory(prefix="bench-input-") as tmp:
-        rows = [{**p, "title_normalized": p["title"].lower(), "business_value": 1.0, "group_id": p["product_id"]}
-                for p in myntra_products(Path(args.myntra), args.records)]
-        inputs = DedupeLayout(str(Path(tmp) / "in"))
-        uri.write_parquet(tables.from_rows(rows, tables.DEDUPED_PRODUCTS), inputs.products)
+        inputs = write_deduped_products(myntra_products(args.myntra, args.records), Path(tmp) / "in")
         out = str(Path(tmp) / "dataset")
         run(BuildConfig(products=inputs.root, out=out, image_size=args.image_size, workers=1, shard_target_mb=2.0,
                         min_class_count=2, progress=False))

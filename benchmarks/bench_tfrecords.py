@@ -23,7 +23,6 @@ import io
 import json
 import os
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,28 +32,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from _common import add_myntra_flag, myntra_products, write_deduped_products  # noqa: E402
 
 from ecom_kfp import uri  # noqa: E402
-from ecom_kfp.contracts import tables  # noqa: E402
 from ecom_kfp.contracts.features import FeatureSpec, resize_pil  # noqa: E402
-from ecom_kfp.contracts.layouts import DatasetLayout, DedupeLayout  # noqa: E402
+from ecom_kfp.contracts.layouts import DatasetLayout  # noqa: E402
 from ecom_kfp.dataset import BuildConfig, run  # noqa: E402
 from ecom_kfp.dataset.text import save_doc2vec, sentencepiece_processor, train_doc2vec, train_sentencepiece  # noqa: E402
 from ecom_kfp.dataset.writer import RecordInput, ShardTask, WriterSettings, init_worker, write_shard  # noqa: E402
 
 QUALITY = 90
-
-
-def myntra_products(myntra: Path, limit: int) -> list[dict]:
-    import csv
-
-    with open(myntra / "styles.csv", newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.DictReader(fh) if (myntra / "images" / r["image"]).exists()][:limit]
-    return [{"product_id": r["id"], "title": r["productDisplayName"],
-             "category_path": [r["masterCategory"], r["subCategory"], r["articleType"]],
-             "image_uri": str(myntra / "images" / r["image"])} for r in rows]
 
 
 def large_products(root: Path, count: int, titles: list[str]) -> list[dict]:
@@ -137,10 +124,7 @@ def bench_pillow(products: list[dict], size: int, draft: bool) -> float:
 
 
 def bench_stage(products: list[dict], size: int, root: Path, workers: int, target_mb: float) -> dict:
-    rows = [{**p, "title_normalized": p["title"].lower(), "business_value": 1.0, "group_id": p["product_id"],
-             "group_size": 1} for p in products]
-    inputs = DedupeLayout(str(root / f"in-{workers}"))
-    uri.write_parquet(tables.from_rows(rows, tables.DEDUPED_PRODUCTS), inputs.products)
+    inputs = write_deduped_products(products, root / f"in-{workers}")
     report = run(BuildConfig(products=inputs.root, out=str(root / f"stage-{workers}"), image_size=size, workers=workers,
                              shard_target_mb=target_mb, min_class_count=1, doc2vec_dim=64, progress=False))
     return {"workers": workers, "records": report.records, "write_records_per_second": round(report.records_per_second, 1),
@@ -175,14 +159,13 @@ def bench_set(name: str, products: list[dict], size: int, root: Path, target_mb:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--myntra", default=str(REPO.parent / "shared" / "data" / "myntra-dev"),
-                        help="myntra-dev directory (styles.csv + images/)")
+    add_myntra_flag(parser)
     parser.add_argument("--records", type=int, default=2000, help="Myntra products to write")
     parser.add_argument("--large", type=int, default=200, help="generated 800x800 images to write")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-tfrecords-") as tmp:
         root = Path(tmp)
-        myntra = myntra_products(Path(args.myntra), args.records)
+        myntra = myntra_products(args.myntra, args.records)
         # Small targets so each split has several shards to spread over the writer processes.
         results = [bench_set("myntra-dev 60x80 -> 224", myntra, 224, root / "myntra", target_mb=2.0)]
         large = large_products(root / "large-images", args.large, [p["title"] for p in myntra])

@@ -92,7 +92,8 @@ def _submit(args: argparse.Namespace) -> int:
         params = parse_params(args.param, args.params_file)
         result = submit(args.host, args.pipeline, params, experiment=args.experiment,
                         run_name=args.run_name, namespace=args.namespace,
-                        enable_caching=False if args.no_cache else None)
+                        enable_caching=False if args.no_cache else None,
+                        service_account=args.service_account)
     except ParameterError as exc:
         print(f"ecom-kfp submit: {exc}", file=sys.stderr)
         return 2
@@ -150,6 +151,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="run parameter (repeatable; VALUE is read as YAML)")
     p.add_argument("--params-file", default=None,
                    help="YAML mapping of run parameters (--param wins)")
+    p.add_argument("--service-account", default=None,
+                   help="Kubernetes service account for the run's pods (e.g. ecom-kfp-runner, which "
+                        "may create MPIJobs for launcher=mpijob; default: the namespace's default)")
     p.add_argument("--no-cache", action="store_true",
                    help="disable caching for this run (re-read a catalog URI whose content changed)")
     _add_report_dir(p)

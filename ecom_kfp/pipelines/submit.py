@@ -98,7 +98,8 @@ class Submission:
 
 def submit(host: str, pipeline_file: str, params: dict[str, Any], *,
            experiment: str = "ecom-kfp", run_name: str | None = None,
-           namespace: str | None = None, enable_caching: bool | None = None) -> Submission:
+           namespace: str | None = None, enable_caching: bool | None = None,
+           service_account: str | None = None) -> Submission:
     """Create a run of ``pipeline_file`` on the KFP endpoint ``host``.
 
     Args:
@@ -109,6 +110,8 @@ def submit(host: str, pipeline_file: str, params: dict[str, Any], *,
         run_name: Run display name (KFP makes one from the file name when None).
         namespace: Kubernetes namespace (multi-user deployments).
         enable_caching: None keeps the compiled setting (on); False reruns every task.
+        service_account: Kubernetes service account the run's pods use (``ecom-kfp-runner`` from
+            ``manifests/`` may create MPIJobs); None uses the namespace default.
     """
     import kfp
 
@@ -116,6 +119,6 @@ def submit(host: str, pipeline_file: str, params: dict[str, Any], *,
     client = kfp.Client(host=host, namespace=namespace or "kubeflow")
     result = client.create_run_from_pipeline_package(
         pipeline_file, arguments=checked, run_name=run_name, experiment_name=experiment,
-        namespace=namespace, enable_caching=enable_caching)
+        namespace=namespace, enable_caching=enable_caching, service_account=service_account)
     return Submission(host=host, run_id=result.run_id, experiment=experiment,
                       run_name=run_name or "", parameters=checked)

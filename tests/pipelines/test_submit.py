@@ -60,7 +60,8 @@ def test_submit_creates_experiment_once_and_sends_spec_and_parameters(training_y
         first = submit(host, training_yaml, {"catalog": "gs://b/c.jsonl", "epochs": 3},
                        experiment="catalog-nightly", run_name="nightly-1")
         second = submit(host, training_yaml, {"catalog": "gs://b/c.jsonl"},
-                        experiment="catalog-nightly", enable_caching=False)
+                        experiment="catalog-nightly", enable_caching=False,
+                        service_account="ecom-kfp-runner")
     assert (first.run_id, second.run_id) == ("run-1", "run-2")
     assert [e["display_name"] for e in state.experiments] == ["catalog-nightly"]
     run = state.runs[0]
@@ -69,6 +70,8 @@ def test_submit_creates_experiment_once_and_sends_spec_and_parameters(training_y
     assert run["runtime_config"]["parameters"] == {"catalog": "gs://b/c.jsonl", "epochs": 3}
     spec = next(iter(yaml.safe_load_all(Path(training_yaml).read_text())))
     assert run["pipeline_spec"]["pipeline_spec"]["pipelineInfo"] == spec["pipelineInfo"]
+    assert "service_account" not in state.runs[0] or not state.runs[0]["service_account"]
+    assert state.runs[1]["service_account"] == "ecom-kfp-runner"
     caching = [t["cachingOptions"] for t in
                state.runs[1]["pipeline_spec"]["pipeline_spec"]["root"]["dag"]["tasks"].values()]
     assert caching and all(not c.get("enableCache") for c in caching)

@@ -1,0 +1,43 @@
+"""What the data benchmarks share: where myntra-dev is, its products, and a dedupe-shaped table of them.
+
+Benchmarks run as scripts (``python benchmarks/bench_<name>.py``), which puts ``benchmarks/`` on
+``sys.path``, so they ``from _common import ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+from pathlib import Path
+
+from ecom_kfp import uri
+from ecom_kfp.contracts import tables
+from ecom_kfp.contracts.layouts import DedupeLayout
+
+REPO = Path(__file__).resolve().parents[1]
+#: ``styles.csv`` + ``images/``; ``ECOM_KFP_SHARED_DATA`` points at another copy of the shared data.
+MYNTRA = Path(os.environ.get("ECOM_KFP_SHARED_DATA", REPO.parent / "shared" / "data")) / "myntra-dev"
+
+
+def add_myntra_flag(parser: argparse.ArgumentParser, flag: str = "--myntra") -> None:
+    """The flag naming the myntra-dev directory (a :class:`~pathlib.Path`, default :data:`MYNTRA`)."""
+    parser.add_argument(flag, type=Path, default=MYNTRA, help="myntra-dev directory (styles.csv + images/)")
+
+
+def myntra_products(myntra: Path, limit: int) -> list[dict]:
+    """The first ``limit`` myntra-dev products whose image exists, as products-table fields."""
+    with open(myntra / "styles.csv", newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if (myntra / "images" / r["image"]).exists()][:limit]
+    return [{"product_id": r["id"], "title": r["productDisplayName"],
+             "category_path": [r["masterCategory"], r["subCategory"], r["articleType"]],
+             "image_uri": str(myntra / "images" / r["image"])} for r in rows]
+
+
+def write_deduped_products(products: list[dict], root: Path) -> DedupeLayout:
+    """Write ``products`` under ``root`` as a dedupe output (each its own group, value 1), the build's input."""
+    rows = [{**p, "title_normalized": p["title"].lower(), "business_value": 1.0, "group_id": p["product_id"],
+             "group_size": 1} for p in products]
+    layout = DedupeLayout(str(root))
+    uri.write_parquet(tables.from_rows(rows, tables.DEDUPED_PRODUCTS), layout.products)
+    return layout
