@@ -50,6 +50,11 @@ class RecordInput:
     business_value: float
     group_id: str
 
+    def serialize(self, spec: FeatureSpec, image_jpeg: bytes, title_vector: Sequence[float]) -> bytes:
+        """This record with its stored image and title vector, as ``spec`` serializes it."""
+        return spec.serialize(image_jpeg=image_jpeg, title=self.title, title_vector=title_vector, labels=self.labels,
+                              business_value=self.business_value, product_id=self.product_id, group_id=self.group_id)
+
 
 @dataclass(frozen=True)
 class ShardTask:
@@ -128,9 +133,7 @@ def estimate_record_bytes(records: Sequence[RecordInput], settings: WriterSettin
             image = reencode(read_image(record.image_uri), spec.image_size, spec.resize_mode, settings.jpeg_quality)
         except ImageReject:
             continue
-        sizes.append(len(spec.serialize(
-            image_jpeg=image, title=record.title, title_vector=[0.0] * spec.title_vector_dim, labels=record.labels,
-            business_value=record.business_value, product_id=record.product_id, group_id=record.group_id)))
+        sizes.append(len(record.serialize(spec, image, [0.0] * spec.title_vector_dim)))
     return math.ceil(statistics.fmean(sizes)) if sizes else None
 
 
@@ -184,11 +187,7 @@ def write_shard(task: ShardTask) -> ShardResult:
                 except ImageReject as err:
                     result.rejects.append(Reject(record.product_id, err.reason, err.detail))
                     continue
-                writer.write(spec.serialize(
-                    image_jpeg=image, title=record.title,
-                    title_vector=embedder.vector(record.title, record.product_id).tolist(),
-                    labels=record.labels, business_value=record.business_value,
-                    product_id=record.product_id, group_id=record.group_id))
+                writer.write(record.serialize(spec, image, embedder.vector(record.title, record.product_id).tolist()))
                 result.records += 1
                 result.product_ids.append(record.product_id)
                 for level, (label, reason) in enumerate(zip(record.labels, record.other_reasons, strict=True)):
