@@ -167,14 +167,21 @@ def score(out: Path, cluster: dict, kind_of: dict) -> dict:
     size = {g: len(m) for g, m in members.items()}
     same_truth = collections.Counter((g, cluster[p]) for p, g in group_of.items())
     cluster_sizes = collections.Counter(cluster.values())
+    same_truth_originals = collections.Counter((g, cluster[p]) for p, g in group_of.items() if p not in kind_of)
+    originals_per_cluster = collections.Counter(cluster[p] for p in cluster if p not in kind_of)
     result = {}
     for kind in VARIANTS:
         variants = [v for v, k in kind_of.items() if k == kind]
         partners = sum(size[group_of[v]] - 1 for v in variants)
         true_partners = sum(same_truth[(group_of[v], cluster[v])] - 1 for v in variants)
         possible = sum(cluster_sizes[cluster[v]] - 1 for v in variants)
+        # Pairs with other generated variants of the same source (e.g. a crop no rule finds)
+        # count in "recall"; "recall_vs_originals" counts only the pairs with myntra's own rows.
+        with_originals = sum(same_truth_originals[(group_of[v], cluster[v])] for v in variants)
+        possible_originals = sum(originals_per_cluster[cluster[v]] for v in variants)
         result[kind] = {"precision": true_partners / partners if partners else 1.0,
-                        "recall": true_partners / possible if possible else 1.0}
+                        "recall": true_partners / possible if possible else 1.0,
+                        "recall_vs_originals": with_originals / possible_originals if possible_originals else 1.0}
     originals = [p for p in group_of if p not in kind_of]
     original_groups = collections.Counter(group_of[p] for p in originals)
     pairs = sum(c * (c - 1) // 2 for c in original_groups.values())

@@ -13,7 +13,7 @@ from ecom_kfp.components.common import cpu_component
 def hash_dedupe_op(products: Input[Dataset], deduped: Output[Dataset], samples: Output[HTML],
                    metrics: Output[Metrics], near_threshold: int = 6, title_rule: bool = True,
                    sha256_rule: bool = True, grid_rule: bool = True, phash_rule: bool = True,
-                   workers: int = 0):
+                   workers: int = 0, embedding_model: str = ''):
     """Find exact and near-duplicate products in an ingest output; keep one per group.
 
     Args:
@@ -27,6 +27,7 @@ def hash_dedupe_op(products: Input[Dataset], deduped: Output[Dataset], samples: 
         grid_rule: Equal e-CLIP colour-grid keys are duplicates.
         phash_rule: Search near-duplicate images by perceptual hash.
         workers: Hashing processes (0 = one per CPU).
+        embedding_model: Keras .keras file or SavedModel dir (path or gs://) embedding images; '' = rule off.
     """
     import shutil
 
@@ -36,7 +37,8 @@ def hash_dedupe_op(products: Input[Dataset], deduped: Output[Dataset], samples: 
 
     report = run(DedupeConfig(products_uri=products.path, out_uri=deduped.path, near_threshold=near_threshold,
                               title_rule=title_rule, sha256_rule=sha256_rule, grid_rule=grid_rule,
-                              phash_rule=phash_rule, workers=workers, progress=False))
+                              phash_rule=phash_rule, workers=workers, embedding_model=embedding_model,
+                              progress=False))
     shutil.copyfile(DedupeLayout(deduped.path).samples_html, samples.path)
     for name, value in scalar_metrics(report).items():
         metrics.log_metric(name, value)

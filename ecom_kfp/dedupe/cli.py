@@ -11,7 +11,9 @@ from ecom_kfp.dedupe.grid_hash import DEFAULT_GRID
 DESCRIPTION = """Find exact and near-duplicate products in an ingest output and keep one per group.
 
 Rules: identical normalised titles, identical image bytes (SHA-256), e-CLIP colour-grid key
-(5x5 mean colours + image size), perceptual hash (pHash) within --near-threshold bits.
+(5x5 mean colours + image size), perceptual hash (pHash) within --near-threshold bits, and
+optionally image embeddings (--embedding-model) within --embedding-threshold cosine similarity
+(exact blocked search, quadratic in the number of products: for up to about a million).
 Kept product of a group: most image pixels, then most complete metadata (title, brand, price,
 category path, business value), then smallest product_id. Writes products.parquet (kept, with
 group_id/group_size), duplicates.parquet, rejects.parquet, samples.html and report.json to --out."""
@@ -35,6 +37,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="a pHash match also needs every 5x5 colour-grid cell within this many digits "
                              "(0-9 scale; 9 = off) so same-outline products of other colours do not "
                              "match (default: %(default)s)")
+    parser.add_argument("--embedding-model", default="", metavar="URI",
+                        help="Keras .keras file or SavedModel directory (local or gs://) mapping float32 "
+                             "[N,S,S,3] images in 0..255 to vectors; turns on the embedding rule "
+                             "(default: off)")
+    parser.add_argument("--embedding-threshold", type=float, default=0.97, metavar="COS",
+                        help="min cosine similarity of near-duplicate embeddings (default: %(default)s)")
+    parser.add_argument("--embedding-batch-size", type=int, default=64, metavar="N",
+                        help="images per embedding model call (default: %(default)s)")
     parser.add_argument("--no-title-rule", dest="title_rule", action="store_false",
                         help="do not treat identical normalised titles as duplicates")
     parser.add_argument("--no-sha256-rule", dest="sha256_rule", action="store_false",
@@ -64,6 +74,8 @@ def main(args: argparse.Namespace) -> int:
         sha256_rule=args.sha256_rule, grid_rule=args.grid_rule, phash_rule=args.phash_rule,
         near_threshold=args.near_threshold,
         near_verify_bits=args.near_verify_bits, near_colour_tolerance=args.near_colour_tolerance,
+        embedding_model=args.embedding_model, embedding_threshold=args.embedding_threshold,
+        embedding_batch_size=args.embedding_batch_size,
         grid_cells=args.grid_cells, workers=args.workers,
         chunk_size=args.chunk_size, sample_groups=args.sample_groups, progress=args.progress)
     try:

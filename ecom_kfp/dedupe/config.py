@@ -27,6 +27,10 @@ class DedupeConfig:
             bits; 256 turns the check off.
         near_colour_tolerance: A pHash match also needs every colour-grid cell within this many
             digits (0-9 scale); 9 turns the check off.
+        embedding_model: Keras ``.keras`` file or SavedModel directory (local or ``gs://``)
+            mapping ``[N, S, S, 3]`` float32 0..255 images to vectors; empty = embedding rule off.
+        embedding_threshold: Minimum cosine similarity of near-duplicate embeddings.
+        embedding_batch_size: Images per model call.
         grid_cells: Side of the colour grid (e-CLIP uses 5).
         workers: Hashing processes; 0 = one per CPU.
         chunk_size: Images per unit of work sent to a hashing process.
@@ -43,6 +47,9 @@ class DedupeConfig:
     near_threshold: int = 6
     near_verify_bits: int = 20
     near_colour_tolerance: int = 1
+    embedding_model: str = ""
+    embedding_threshold: float = 0.97
+    embedding_batch_size: int = 64
     grid_cells: int = DEFAULT_GRID
     workers: int = 0
     chunk_size: int = 512
@@ -66,6 +73,9 @@ class DedupeConfig:
              "must be in [0, 256]"),
             (0 <= self.near_colour_tolerance <= 9, "--near-colour-tolerance", self.near_colour_tolerance,
              "must be in [0, 9]"),
+            (-1.0 <= self.embedding_threshold <= 1.0, "--embedding-threshold", self.embedding_threshold,
+             "must be a cosine similarity in [-1, 1]"),
+            (self.embedding_batch_size >= 1, "--embedding-batch-size", self.embedding_batch_size, "must be >= 1"),
             (self.grid_cells >= 1, "--grid-cells", self.grid_cells, "must be >= 1"),
             (self.workers >= 0, "--workers", self.workers, "must be >= 0"),
             (self.chunk_size >= 1, "--chunk-size", self.chunk_size, "must be >= 1"),

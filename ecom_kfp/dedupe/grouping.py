@@ -7,8 +7,9 @@ The group id is the kept product's id, so it is stable and readable.
 
 Every dropped product records why it belongs with the kept one: the first rule in
 :data:`~ecom_kfp.dedupe.rules.RULES` order that matches the two directly, with its distance
-(Hamming bits for pHash, 0 for key rules); or ``transitive`` (distance null) when it only reaches
-the kept product through other members of the group.
+(Hamming bits for pHash, ``1 - cosine similarity`` for embeddings, 0 for key rules); or
+``transitive`` (distance null) when it only reaches the kept product through other members of
+the group.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecom_kfp.dedupe.rules import PHASH, RULES, TRANSITIVE, NearRule, RuleEdges
+from ecom_kfp.dedupe.rules import RULES, TRANSITIVE, PairRule, RuleEdges
 from ecom_kfp.dedupe.union_find import UnionFind
 
 
@@ -58,24 +59,24 @@ def choose_kept(roots: np.ndarray, pixels: np.ndarray, completeness: np.ndarray,
     return best_of_root[roots]
 
 
-def explain(kept_index: np.ndarray, rule_keys: Mapping[str, np.ndarray], near: NearRule | None,
-            ) -> tuple[np.ndarray, np.ndarray]:
+def explain(kept_index: np.ndarray, rule_keys: Mapping[str, np.ndarray],
+            pair_rules: Mapping[str, PairRule]) -> tuple[np.ndarray, np.ndarray]:
     """Rule and distance of each dropped item against its kept item (see module docstring).
 
     Args:
         kept_index: Kept item per item.
         rule_keys: Enabled key rules -> integer key per item (-1: the item has no key).
-        near: The pHash rule's inputs when it is enabled, else None.
+        pair_rules: Enabled pair rules (pHash, embedding) by name.
     """
     n = len(kept_index)
     rule = np.full(n, None, dtype=object)
     distance = np.full(n, np.nan)
     undecided = kept_index != np.arange(n)
     for name in RULES:
-        if name == PHASH and near is not None:
-            ok, bits = near.check(np.arange(n), kept_index)
+        if name in pair_rules:
+            ok, rule_distance = pair_rules[name].check(np.arange(n), kept_index)
             hit = undecided & ok
-            distance[hit] = bits[hit]
+            distance[hit] = rule_distance[hit]
         elif name in rule_keys:
             keys = rule_keys[name]
             hit = undecided & (keys >= 0) & (keys == keys[kept_index])
@@ -89,12 +90,12 @@ def explain(kept_index: np.ndarray, rule_keys: Mapping[str, np.ndarray], near: N
 
 
 def build_groups(edges: Sequence[RuleEdges], rule_keys: Mapping[str, np.ndarray],
-                 near: NearRule | None, pixels: np.ndarray,
+                 pair_rules: Mapping[str, PairRule], pixels: np.ndarray,
                  completeness: np.ndarray, product_ids: np.ndarray) -> Groups:
     """Union all edges, pick kept items and explain every dropped one."""
     n = len(product_ids)
     roots = union_groups(n, edges)
     kept_index = choose_kept(roots, pixels, completeness, product_ids)
-    rule, distance = explain(kept_index, rule_keys, near)
+    rule, distance = explain(kept_index, rule_keys, pair_rules)
     sizes = np.bincount(roots, minlength=n)[roots] if n else np.zeros(0, dtype=np.int64)
     return Groups(kept_index=kept_index, group_size=sizes, rule=rule, distance=distance)

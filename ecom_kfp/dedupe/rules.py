@@ -1,26 +1,29 @@
 """The duplicate rules: each turns per-product keys or hashes into match edges.
 
 Key rules (identical SHA-256, identical grid key, identical normalised title) link products with
-equal keys; the pHash rule links products whose hashes are within the Hamming threshold. Edges of
-all rules go into one union-find (see :mod:`ecom_kfp.dedupe.grouping`).
+equal keys; pair rules link products whose pHashes are within the Hamming threshold (and pass its
+checks) or whose image embeddings are within the cosine threshold. Edges of all rules go into one
+union-find (see :mod:`ecom_kfp.dedupe.grouping`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ecom_kfp.dedupe.embedding import similar_pairs
 from ecom_kfp.dedupe.near_search import near_item_pairs
 from ecom_kfp.dedupe.phash import hamming, hamming_words
 
 #: Rule names, in the order used to say why a dropped product matches its kept one (the most
 #: certain evidence first: identical bytes, then identical coarse picture, then near picture,
-#: then title alone).
-SHA256, GRID, PHASH, TITLE = "sha256", "grid", "phash", "title"
-RULES = (SHA256, GRID, PHASH, TITLE)
+#: then similar embedding, then title alone).
+SHA256, GRID, PHASH, EMBEDDING, TITLE = "sha256", "grid", "phash", "embedding", "title"
+RULES = (SHA256, GRID, PHASH, EMBEDDING, TITLE)
 #: A dropped product that matches no rule with the kept product itself, only other group members.
 TRANSITIVE = "transitive"
 
@@ -63,6 +66,13 @@ def key_edges(rule: str, keys: np.ndarray, valid: np.ndarray) -> RuleEdges:
     member = ~run_start
     return RuleEdges(rule=rule, left=first[member], right=order[member],
                      distance=np.zeros(int(member.sum()), dtype=np.float64))
+
+
+class PairRule(Protocol):
+    """A rule that decides any given pair (used to explain dropped products against kept ones)."""
+
+    def check(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which item pairs match, and the rule's distance for each pair."""
 
 
 @dataclass(frozen=True)
@@ -115,3 +125,25 @@ def phash_edges(near: NearRule, valid: np.ndarray, progress: bool) -> RuleEdges:
     return RuleEdges(rule=PHASH, left=np.concatenate([items[first[inverse[same]]], left[ok]]),
                      right=np.concatenate([items[same], right[ok]]),
                      distance=np.concatenate([np.zeros(len(same)), bits[ok].astype(np.float64)]))
+
+
+@dataclass(frozen=True)
+class EmbeddingRule:
+    """Rule 5: L2-normalised image embeddings with cosine similarity ``>= threshold``.
+
+    Its distance is ``1 - cosine similarity`` (0 = same direction).
+    """
+
+    vectors: np.ndarray  # (n, D) float32, unit rows
+    threshold: float
+
+    def check(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which item pairs match, and ``1 - cosine similarity`` of each."""
+        similarity = np.einsum("ij,ij->i", self.vectors[left], self.vectors[right]) if len(left) else np.zeros(0)
+        return similarity >= self.threshold, 1.0 - similarity.astype(np.float64)
+
+
+def embedding_edges(rule: EmbeddingRule, progress: bool) -> RuleEdges:
+    """Link items whose embeddings are within the cosine threshold (exact blocked search)."""
+    left, right, similarity = similar_pairs(rule.vectors, rule.threshold, progress=progress)
+    return RuleEdges(rule=EMBEDDING, left=left, right=right, distance=1.0 - similarity.astype(np.float64))

@@ -19,6 +19,7 @@ from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import DedupeLayout, IngestLayout
 from ecom_kfp.contracts.tables import DEDUPED_PRODUCTS, DUPLICATES, PRODUCTS, REJECTS, conform, from_rows
 from ecom_kfp.dedupe import grid_hash, rules, samples
+from ecom_kfp.dedupe.embedding import EmbeddingModel, embed_images, load_embedding_model
 from ecom_kfp.dedupe.config import DedupeConfig
 from ecom_kfp.dedupe.grouping import Groups, build_groups, union_groups
 from ecom_kfp.dedupe.image_hashes import ImageHashes, ImageJob, hash_images, read_first
@@ -54,6 +55,8 @@ class DedupeReport:
     near_threshold: int
     near_colour_tolerance: int
     near_verify_bits: int
+    embedding_model: str
+    embedding_threshold: float
     rules: dict[str, RuleReport]
     dropped_transitive: int
     rejects_by_reason: dict[str, int]
@@ -96,9 +99,14 @@ def completeness(table: pa.Table) -> np.ndarray:
     return score
 
 
-def find_matches(config: DedupeConfig, table: pa.Table, hashes: ImageHashes,
-                 ) -> tuple[list[rules.RuleEdges], dict[str, np.ndarray], rules.NearRule | None]:
-    """Edges of every enabled rule, the keys of the key rules and the pHash rule's inputs."""
+def find_matches(config: DedupeConfig, table: pa.Table, hashes: ImageHashes, jobs: list[ImageJob],
+                 model: EmbeddingModel | None,
+                 ) -> tuple[list[rules.RuleEdges], dict[str, np.ndarray], dict[str, rules.PairRule]]:
+    """Edges of every enabled rule, the keys of the key rules and the enabled pair rules.
+
+    ``jobs`` are the readable images (row i of ``table``), read again only when ``model`` (the
+    embedding rule's) is given.
+    """
     keys: dict[str, np.ndarray] = {}
     if config.sha256_rule:
         keys[rules.SHA256] = rules.equal_value_ids(pa.array(hashes.sha256, pa.string()))
@@ -109,20 +117,27 @@ def find_matches(config: DedupeConfig, table: pa.Table, hashes: ImageHashes,
     if config.title_rule:
         keys[rules.TITLE] = rules.equal_value_ids(table["title_normalized"])
     edges = [rules.key_edges(name, key, key >= 0) for name, key in keys.items()]
-    near = None
+    pair_rules: dict[str, rules.PairRule] = {}
     if config.phash_rule:
         near = rules.NearRule(phashes=hashes.phash, phashes256=hashes.phash256, colour=hashes.colour,
                               threshold=config.near_threshold, verify_bits=config.near_verify_bits,
                               colour_tolerance=config.near_colour_tolerance)
         edges.append(rules.phash_edges(near, detailed, progress=config.progress))
-    return edges, keys, near
+        pair_rules[rules.PHASH] = near
+    if model is not None and len(jobs):
+        vectors = embed_images(jobs, model, batch_size=config.embedding_batch_size, progress=config.progress)
+        similar = rules.EmbeddingRule(vectors=vectors, threshold=config.embedding_threshold)
+        edges.append(rules.embedding_edges(similar, progress=config.progress))
+        pair_rules[rules.EMBEDDING] = similar
+    return edges, keys, pair_rules
 
 
 def rule_reports(config: DedupeConfig, edges: list[rules.RuleEdges], groups: Groups,
                  n: int) -> dict[str, RuleReport]:
     """Per-rule counts: matches on its own, and dropped products it explains."""
     enabled = {rules.SHA256: config.sha256_rule, rules.GRID: config.grid_rule,
-               rules.PHASH: config.phash_rule, rules.TITLE: config.title_rule}
+               rules.PHASH: config.phash_rule, rules.EMBEDDING: bool(config.embedding_model),
+               rules.TITLE: config.title_rule}
     out = {name: RuleReport(enabled=on) for name, on in enabled.items()}
     for rule_edges in edges:
         report = out[rule_edges.rule]
@@ -179,7 +194,8 @@ def run(config: DedupeConfig) -> DedupeReport:
 
     Raises:
         ValueError: bad configuration (the message names the flag).
-        FileNotFoundError: ``--products`` holds no ``products.parquet``.
+        FileNotFoundError: ``--products`` holds no ``products.parquet``, or nothing is at
+            ``--embedding-model``.
     """
     config.validate()
     timings = Timings()
@@ -189,6 +205,8 @@ def run(config: DedupeConfig) -> DedupeReport:
             raise FileNotFoundError(f"--products={config.products_uri!r}: no {source.products} "
                                     "(expected an ingest output directory)")
         table = conform(uri.read_parquet(source.products), PRODUCTS)
+        # Loaded before hashing so a bad --embedding-model fails fast.
+        model = load_embedding_model(config.embedding_model) if config.embedding_model else None
     all_jobs = image_jobs(table, source)
     with timings.phase("hash"):
         hashes = hash_images(all_jobs, workers=config.workers, chunk_size=config.chunk_size,
@@ -199,9 +217,9 @@ def run(config: DedupeConfig) -> DedupeReport:
     good = ImageHashes(**{name: getattr(hashes, name)[ok] for name in ImageHashes.__dataclass_fields__})
     product_ids = np.array(readable["product_id"].to_pylist(), dtype=object)
     with timings.phase("match"):
-        edges, keys, near = find_matches(config, readable, good)
+        edges, keys, pair_rules = find_matches(config, readable, good, [all_jobs[i] for i in readable_rows], model)
     with timings.phase("group"):
-        groups = build_groups(edges, keys, near,
+        groups = build_groups(edges, keys, pair_rules,
                               pixels=good.width * good.height, completeness=completeness(readable),
                               product_ids=product_ids.astype(str))
     kept_rows = np.nonzero(groups.kept)[0]
@@ -233,6 +251,7 @@ def run(config: DedupeConfig) -> DedupeReport:
         input=table.num_rows, kept=len(kept_rows), duplicates=len(dropped_rows), rejected=rejects.num_rows,
         duplicate_groups=n_groups, near_threshold=config.near_threshold,
         near_colour_tolerance=config.near_colour_tolerance, near_verify_bits=config.near_verify_bits,
+        embedding_model=config.embedding_model, embedding_threshold=config.embedding_threshold,
         rules=rule_reports(config, edges, groups, len(product_ids)),
         dropped_transitive=int(np.sum(groups.rule == rules.TRANSITIVE)),
         rejects_by_reason={r: reasons.count(r) for r in sorted(set(reasons))},

@@ -181,7 +181,8 @@ def test_cli_runs_with_summary_and_help(make_layout, tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli_main(["dedupe", "--help"])
     help_text = capsys.readouterr().out
-    for flag in ("--products", "--out", "--near-threshold", "--near-verify-bits", "--near-colour-tolerance", "--no-title-rule",
+    for flag in ("--products", "--out", "--near-threshold", "--near-verify-bits", "--near-colour-tolerance",
+                 "--embedding-model", "--embedding-threshold", "--embedding-batch-size", "--no-title-rule",
                  "--no-sha256-rule", "--no-grid-rule", "--no-phash-rule", "--grid-cells", "--workers",
                  "--chunk-size", "--sample-groups", "--no-progress"):
         assert flag in help_text
