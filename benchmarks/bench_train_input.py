@@ -31,7 +31,6 @@ def main() -> None:
     import keras
     import tensorflow as tf
 
-    from ecom_kfp import uri
     from ecom_kfp.train.data import PipelineOptions, TrainingData, make_dataset, output_name
     from ecom_kfp.train.model import ModelSpec, build_classifier
     from ecom_kfp.train.text import TitleTokenizer

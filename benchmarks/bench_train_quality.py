@@ -5,7 +5,7 @@ regression, scikit-learn), on the same splits, with each one's wall time.
 Goal (issue 7): the fused model, trained on this 2-core machine in under 30 minutes, beats the
 baseline at every level with level 2 >= 0.985 and level 3 >= 0.955.
 
-Usage: ``python benchmarks/bench_train_quality.py [--backbone small-cnn] [--epochs 12] [--models fused,title,image]``
+Usage: ``python benchmarks/bench_train_quality.py [--backbone small-cnn] [--epochs 18] [--models fused,title,image]``
 """
 
 from __future__ import annotations
@@ -20,6 +20,12 @@ from pathlib import Path
 from train_data import myntra_dataset  # benchmarks/ is on sys.path when run as a script
 
 GOALS = {"level_2": 0.985, "level_3": 0.955}
+#: Settings measured best for small-cnn at 64 px on 2 cores (about 20 s per epoch): with 1e-3 and
+#: 8 epochs the model still underfit (train level-3 accuracy 0.956); 3e-3 fits the training
+#: titles within about 10 epochs, after which validation accuracy is flat.
+EPOCHS = 18
+LEARNING_RATE = 3e-3
+DROPOUT = 0.1
 
 
 def read_split(data, split: str) -> tuple[list[str], list[list[int]]]:
@@ -57,9 +63,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "ecom-kfp-bench"), help="cache directory")
     parser.add_argument("--backbone", default="small-cnn", help="image backbone")
-    parser.add_argument("--epochs", type=int, default=12, help="training epochs per model")
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help="training epochs per model")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size")
     parser.add_argument("--image-size", type=int, default=64, help="stored and model image size")
+    parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help="base learning rate")
+    parser.add_argument("--dropout", type=float, default=DROPOUT, help="dropout before the heads")
     parser.add_argument("--models", default="fused,title,image", help="which input modes to train")
     args = parser.parse_args()
 
@@ -69,14 +77,16 @@ def main() -> None:
 
     work = Path(args.work)
     data = TrainingData.load(myntra_dataset(work, args.image_size).root)
-    results = {"benchmark": "train_quality", "backbone": args.backbone, "epochs": args.epochs, "counts": data.counts,
+    results = {"benchmark": "train_quality", "backbone": args.backbone, "epochs": args.epochs,
+               "learning_rate": args.learning_rate, "dropout": args.dropout, "counts": data.counts,
                "num_classes": data.num_classes, "baseline_tfidf_logreg": tfidf_baseline(data)}
     for mode in args.models.split(","):
         out = work / f"quality-{mode}"
         shutil.rmtree(out, ignore_errors=True)
         start = time.perf_counter()
         report = run(TrainConfig(data=data.layout.root, out=str(out), backbone=args.backbone, inputs=mode,
-                                 epochs=args.epochs, batch_size=args.batch_size, level_weights=[1.0, 1.0, 2.0], resume=False))
+                                 epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                                 dropout=args.dropout, level_weights=[1.0, 1.0, 2.0], resume=False))
         results[mode] = {"test_accuracy": {f"level_{k}": report.test_metrics[f"level_{k}_accuracy"]
                                            for k in range(1, data.spec.num_levels + 1)},
                          "wall_seconds": time.perf_counter() - start}

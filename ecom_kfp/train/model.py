@@ -23,7 +23,6 @@ from ecom_kfp.train.text import PAD_ID
 GradientReducer = Callable[[list[tf.Tensor]], list[tf.Tensor]]
 BACKBONE_LAYER = "backbone"
 EMBEDDING_LAYER = "title_embedding"
-BIGRAM_EMBEDDING_LAYER = "title_bigram_embedding"
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,6 @@ class ModelSpec:
         embedding_dim: Piece embedding size.
         hidden_units: Width of the fused dense layer.
         dropout: Dropout before the heads.
-        bigram_buckets: Hash buckets of the title's piece-bigram embedding.
     """
 
     num_classes: Sequence[int]
@@ -52,7 +50,6 @@ class ModelSpec:
     embedding_dim: int
     hidden_units: int = 256
     dropout: float = 0.2
-    bigram_buckets: int = 1 << 15
 
 
 class ProductClassifier(keras.Model):
@@ -109,25 +106,14 @@ def build_classifier(spec: ModelSpec, embeddings: np.ndarray | None = None) -> P
 
 
 def _title_branch(tokens: keras.KerasTensor, spec: ModelSpec) -> keras.KerasTensor:
-    """Masked means of piece and hashed piece-bigram embeddings plus max-pooled n-gram filters.
-
-    The bigram bag is the embedding analogue of a TF-IDF bigram feature: word pairs such as
-    "sports shoes" vs "casual shoes" decide the article type where single pieces cannot. Each
-    position pairs its piece with the previous one (a start marker before the first), so the
-    bigram mask equals the piece mask and a one-piece title still has a bigram.
-    """
+    """Masked mean of piece embeddings (bag of pieces) plus max-pooled bigram/trigram filters."""
     embedded = keras.layers.Embedding(spec.vocab_size, spec.embedding_dim, name=EMBEDDING_LAYER)(tokens)
-    # An explicit mask (not mask_zero) so the means skip padding while the convolution, which
+    # An explicit mask (not mask_zero) so the mean skips padding while the convolution, which
     # cannot take a mask, does not warn about dropping one.
-    present = keras.ops.not_equal(tokens, PAD_ID)
-    mean = keras.layers.GlobalAveragePooling1D(name="title_mean")(embedded, mask=present)
+    mean = keras.layers.GlobalAveragePooling1D(name="title_mean")(embedded, mask=keras.ops.not_equal(tokens, PAD_ID))
     grams = keras.layers.Conv1D(2 * spec.embedding_dim, 3, padding="same", activation="relu", name="title_ngrams")(embedded)
     peak = keras.layers.GlobalMaxPooling1D(name="title_max")(grams)
-    previous = keras.ops.pad(tokens, [[0, 0], [1, 0]], constant_values=PAD_ID)[:, :-1]
-    bigram_ids = keras.ops.mod(previous * spec.vocab_size + tokens, spec.bigram_buckets)
-    bigrams = keras.layers.Embedding(spec.bigram_buckets, spec.embedding_dim, name=BIGRAM_EMBEDDING_LAYER)(bigram_ids)
-    bigram_mean = keras.layers.GlobalAveragePooling1D(name="title_bigram_mean")(bigrams, mask=present)
-    return keras.layers.Concatenate(name="title_features")([mean, peak, bigram_mean])
+    return keras.layers.Concatenate(name="title_features")([mean, peak])
 
 
 def plain_functional(model: keras.Model) -> keras.Model:

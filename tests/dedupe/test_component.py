@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from conftest import jpeg, picture
+from .conftest import jpeg, picture
 
 
 def test_component_runs_locally(make_layout, tmp_path):

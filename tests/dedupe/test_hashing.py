@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse
 import scipy.sparse.csgraph
-from conftest import jpeg, picture
+from .conftest import jpeg, picture
 from PIL import Image
 
 from ecom_kfp.dedupe import grid_hash

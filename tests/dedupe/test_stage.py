@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import jpeg, picture
+from .conftest import jpeg, picture
 
 from ecom_kfp import uri
 from ecom_kfp.cli import main as cli_main
