@@ -26,7 +26,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from _common import add_myntra_flag, myntra_products, write_deduped_products  # noqa: E402
 
-from ecom_kfp import uri  # noqa: E402
 from ecom_kfp.dataset import BuildConfig, run  # noqa: E402
 
 BATCH = 64
