@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from ecom_kfp.pipelines.local_run import LocalRunConfig
 from ecom_kfp.report import write_report
 
 
@@ -75,7 +76,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _run_local(args: argparse.Namespace) -> int:
-    from ecom_kfp.pipelines.local_run import LocalRunConfig, format_summary, run_local
+    from ecom_kfp.pipelines.local_run import format_summary, run_local
 
     config = LocalRunConfig(out=args.out, products=args.products, epochs=args.epochs,
                             image_size=args.image_size, backbone=args.backbone,
@@ -128,8 +129,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "127.0.0.1 and run training_pipeline under "
                                           "kfp.local.SubprocessRunner.")
     p.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
-    p.add_argument("--products", type=int, default=600, help="demo catalog size (default: 600)")
-    p.add_argument("--epochs", type=int, default=2, help="training epochs (default: 2)")
+    p.add_argument("--products", type=int, default=LocalRunConfig.products,
+                   help=f"demo catalog size (default: {LocalRunConfig.products}, the demo catalog's own)")
+    p.add_argument("--epochs", type=int, default=LocalRunConfig.epochs,
+                   help=f"training epochs (default: {LocalRunConfig.epochs})")
     p.add_argument("--image-size", type=int, default=64,
                    help="model input side in pixels (default: 64, small for CPU)")
     p.add_argument("--backbone", default="small-cnn",

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ecom_kfp.contracts.layouts import DatasetLayout, EvaluationLayout
+from ecom_kfp.demo import DemoCatalogConfig
 from ecom_kfp.report import write_report
 
 SPLITS = DatasetLayout.SPLITS
@@ -49,8 +50,8 @@ class LocalRunConfig:
     """
 
     out: str
-    products: int = 600
-    epochs: int = 2
+    products: int = DemoCatalogConfig.products
+    epochs: int = 5
     image_size: int = 64
     backbone: str = "small-cnn"
     mlflow_uri: str = ""
@@ -134,7 +135,7 @@ def run_local(config: LocalRunConfig) -> LocalRunSummary:
     """
     from kfp import local
 
-    from ecom_kfp.demo import DemoCatalogConfig, generate, serve_directory
+    from ecom_kfp.demo import generate, serve_directory
     from ecom_kfp.pipelines.training import PIPELINE_NAME, training_pipeline
 
     config.validate()
