@@ -32,11 +32,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="base rate for one process, scaled by --np after warm-up (default %(default)s)")
     p.add_argument("--warmup-epochs", type=float, default=DEFAULTS.warmup_epochs, help="linear warm-up epochs (default %(default)s)")
     p.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay, help="AdamW weight decay (default %(default)s)")
+    p.add_argument("--ema-momentum", type=float, default=DEFAULTS.ema_momentum,
+                   help="momentum of the exported moving average of the weights, 0 = off (default %(default)s)")
+    p.add_argument("--label-smoothing", type=float, default=DEFAULTS.label_smoothing,
+                   help="share of each target spread over all classes (default %(default)s)")
     p.add_argument("--image-size", type=int, default=DEFAULTS.image_size,
                    help="model input side in pixels; 0 = the dataset's stored size from its manifest (default)")
     p.add_argument("--level-weights", default="", help="comma-separated loss weight per level, level 1 first (default all 1)")
     p.add_argument("--business-value-weights", action="store_true", help="weight each example's loss by its business value")
     p.add_argument("--max-title-tokens", type=int, default=DEFAULTS.max_title_tokens, help="title pieces kept (default %(default)s)")
+    p.add_argument("--title-word-buckets", type=int, default=DEFAULTS.title_word_buckets,
+                   help="hash buckets of the word + word-bigram title embedding, 0 = off (default %(default)s)")
     p.add_argument("--embedding-dim", type=int, default=DEFAULTS.embedding_dim,
                    help="piece embedding size when Doc2Vec has no piece vectors (default %(default)s)")
     p.add_argument("--hidden-units", type=int, default=DEFAULTS.hidden_units, help="fused dense width (default %(default)s)")
@@ -61,9 +67,11 @@ def main(args: argparse.Namespace) -> int:
         config = TrainConfig(
             data=args.data, out=args.out, backbone=args.backbone, inputs=args.inputs, epochs=args.epochs,
             batch_size=args.batch_size, learning_rate=args.learning_rate, warmup_epochs=args.warmup_epochs,
-            weight_decay=args.weight_decay, image_size=args.image_size,
+            weight_decay=args.weight_decay, ema_momentum=args.ema_momentum,
+            label_smoothing=args.label_smoothing, image_size=args.image_size,
             level_weights=parse_level_weights(args.level_weights), business_value_weights=args.business_value_weights,
-            max_title_tokens=args.max_title_tokens, embedding_dim=args.embedding_dim, hidden_units=args.hidden_units,
+            max_title_tokens=args.max_title_tokens, title_word_buckets=args.title_word_buckets,
+            embedding_dim=args.embedding_dim, hidden_units=args.hidden_units,
             dropout=args.dropout, augment=args.augment, weights=args.weights,
             freeze_backbone_epochs=args.freeze_backbone_epochs, num_processes=args.num_processes,
             fp16_allreduce=args.fp16_allreduce, mlflow_tracking_uri=args.mlflow_tracking_uri,

@@ -27,6 +27,7 @@ MANIFEST_COUNTS = "counts"
 #: Model input names (the Keras model's, not the serving signature's).
 IMAGE_INPUT = "image"
 TITLE_INPUT = "title_tokens"
+TITLE_WORDS_INPUT = "title_words"
 SHUFFLE_BUFFER = 2048
 
 
@@ -144,7 +145,7 @@ def eval_steps(records: int, batch_size: int, world: int) -> int:
 
 
 def make_dataset(data: TrainingData, split: str, tokenizer: TitleTokenizer, options: PipelineOptions) -> tf.data.Dataset:
-    """Batches of ``({image, title_tokens}, {level_k: label}[, weight])`` for ``split``.
+    """Batches of ``({image, title_tokens[, title_words]}, {level_k: label}[, weight])`` for ``split``.
 
     Each rank reads its own shards when there are at least as many shards as ranks, else every
     ``world``-th record. Training data repeats forever: the caller fixes the steps per epoch so
@@ -192,7 +193,7 @@ def make_dataset(data: TrainingData, split: str, tokenizer: TitleTokenizer, opti
         images = batch[IMAGE_INPUT]
         if augment is not None:
             images = augment(images, training=True)
-        x = {IMAGE_INPUT: images, TITLE_INPUT: tokenizer(batch[features.TITLE])}
+        x = {IMAGE_INPUT: images, **tokenizer.model_inputs(batch[features.TITLE])}
         y = {output_name(level): batch[key] for level, key in enumerate(level_keys, start=1)}
         if options.business_value_weights:
             return x, y, batch[features.BUSINESS_VALUE]

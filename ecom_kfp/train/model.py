@@ -17,12 +17,13 @@ import numpy as np
 import tensorflow as tf
 
 from ecom_kfp.train.backbones import build_backbone
-from ecom_kfp.train.data import IMAGE_INPUT, TITLE_INPUT, output_name
+from ecom_kfp.train.data import IMAGE_INPUT, TITLE_INPUT, TITLE_WORDS_INPUT, output_name
 from ecom_kfp.train.text import PAD_ID
 
 GradientReducer = Callable[[list[tf.Tensor]], list[tf.Tensor]]
 BACKBONE_LAYER = "backbone"
 EMBEDDING_LAYER = "title_embedding"
+WORD_EMBEDDING_LAYER = "title_word_embedding"
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,11 @@ class ModelSpec:
         backbone: Backbone registry name (unused for ``title``).
         image_size: Square input side.
         vocab_size: Token ids the title branch embeds (pieces + padding).
-        max_title_tokens: Padded title length.
+        max_title_tokens: Padded title length (pieces, and word hashes).
         embedding_dim: Piece embedding size.
         hidden_units: Width of the fused dense layer.
         dropout: Dropout before the heads.
+        word_buckets: Hash buckets of the word/bigram input ``title_words``; 0 = no such input.
     """
 
     num_classes: Sequence[int]
@@ -50,6 +52,7 @@ class ModelSpec:
     embedding_dim: int
     hidden_units: int = 256
     dropout: float = 0.2
+    word_buckets: int = 0
 
 
 class ProductClassifier(keras.Model):
@@ -75,6 +78,26 @@ class ProductClassifier(keras.Model):
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
 
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy on integer labels with label smoothing, which Keras' sparse loss lacks.
+
+    A share ``smoothing`` of each target is spread evenly over all classes, so the model is not
+    pushed towards certainty on titles it has memorised.
+    """
+
+    def __init__(self, smoothing: float = 0.0, name: str = "smoothed_sparse_crossentropy", **kwargs) -> None:
+        super().__init__(name=name, **kwargs)
+        self.smoothing = smoothing
+
+    def call(self, y_true, y_pred):
+        labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
+        targets = keras.ops.one_hot(labels, keras.ops.shape(y_pred)[-1], dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(targets, y_pred, label_smoothing=self.smoothing)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "smoothing": self.smoothing}
+
+
 def build_classifier(spec: ModelSpec, embeddings: np.ndarray | None = None) -> ProductClassifier:
     """Build the classifier; ``embeddings`` (``[vocab_size, embedding_dim]``) seeds the title branch.
 
@@ -83,13 +106,16 @@ def build_classifier(spec: ModelSpec, embeddings: np.ndarray | None = None) -> P
     """
     image = keras.Input((spec.image_size, spec.image_size, 3), name=IMAGE_INPUT)
     tokens = keras.Input((spec.max_title_tokens,), dtype="int32", name=TITLE_INPUT)
+    inputs = {IMAGE_INPUT: image, TITLE_INPUT: tokens}
+    if spec.word_buckets:
+        inputs[TITLE_WORDS_INPUT] = keras.Input((spec.max_title_tokens,), dtype="int32", name=TITLE_WORDS_INPUT)
     branches = []
     if spec.inputs in ("fused", "image"):
         backbone = build_backbone(spec.backbone, spec.image_size)
         backbone.name = BACKBONE_LAYER
         branches.append(backbone(image))
     if spec.inputs in ("fused", "title"):
-        branches.append(_title_branch(tokens, spec))
+        branches.append(_title_branch(tokens, inputs.get(TITLE_WORDS_INPUT), spec))
     features = branches[0] if len(branches) == 1 else keras.layers.Concatenate(name="fuse")(branches)
     features = keras.layers.Dense(spec.hidden_units, activation="relu", name="shared")(features)
     features = keras.layers.Dropout(spec.dropout, name="shared_dropout")(features)
@@ -99,21 +125,36 @@ def build_classifier(spec: ModelSpec, embeddings: np.ndarray | None = None) -> P
         head_input = features if parent is None else keras.layers.Concatenate(name=f"level_{level}_input")([features, parent])
         parent = keras.layers.Dense(classes, activation="softmax", dtype="float32", name=output_name(level))(head_input)
         outputs[output_name(level)] = parent
-    model = ProductClassifier(inputs={IMAGE_INPUT: image, TITLE_INPUT: tokens}, outputs=outputs, name="product_classifier")
+    model = ProductClassifier(inputs=inputs, outputs=outputs, name="product_classifier")
     if embeddings is not None and spec.inputs != "image":
         model.get_layer(EMBEDDING_LAYER).set_weights([embeddings])
     return model
 
 
-def _title_branch(tokens: keras.KerasTensor, spec: ModelSpec) -> keras.KerasTensor:
-    """Masked mean of piece embeddings (bag of pieces) plus max-pooled bigram/trigram filters."""
+def _title_branch(tokens: keras.KerasTensor, words: keras.KerasTensor | None, spec: ModelSpec) -> keras.KerasTensor:
+    """Masked mean of piece embeddings (bag of pieces) plus max-pooled bigram/trigram filters,
+    plus the masked mean of word/bigram hash embeddings (a fastText-style bag of n-grams) when
+    ``words`` is given."""
     embedded = keras.layers.Embedding(spec.vocab_size, spec.embedding_dim, name=EMBEDDING_LAYER)(tokens)
     # An explicit mask (not mask_zero) so the mean skips padding while the convolution, which
     # cannot take a mask, does not warn about dropping one.
-    mean = keras.layers.GlobalAveragePooling1D(name="title_mean")(embedded, mask=keras.ops.not_equal(tokens, PAD_ID))
+    mean = keras.layers.GlobalAveragePooling1D(name="title_mean")(embedded, mask=_mean_mask(tokens))
     grams = keras.layers.Conv1D(2 * spec.embedding_dim, 3, padding="same", activation="relu", name="title_ngrams")(embedded)
     peak = keras.layers.GlobalMaxPooling1D(name="title_max")(grams)
-    return keras.layers.Concatenate(name="title_features")([mean, peak])
+    parts = [mean, peak]
+    if words is not None:
+        word_vectors = keras.layers.Embedding(spec.word_buckets + 1, spec.embedding_dim, name=WORD_EMBEDDING_LAYER)(words)
+        parts.append(keras.layers.GlobalAveragePooling1D(name="title_word_mean")(
+            word_vectors, mask=_mean_mask(words)))
+    return keras.layers.Concatenate(name="title_features")(parts)
+
+
+def _mean_mask(ids: keras.KerasTensor) -> keras.KerasTensor:
+    """Non-padding positions, plus always the first: a title with no tokens (empty, or only
+    punctuation for the word hashes) then averages the padding row instead of dividing 0 by 0."""
+    first = np.zeros((1, ids.shape[1]), bool)
+    first[0, 0] = True
+    return keras.ops.logical_or(keras.ops.not_equal(ids, PAD_ID), first)
 
 
 def plain_functional(model: keras.Model) -> keras.Model:

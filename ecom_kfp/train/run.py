@@ -89,7 +89,7 @@ def train_worker(config: TrainConfig, workers: Workers) -> TrainReport | None:
 
     from ecom_kfp.train import callbacks as cb
     from ecom_kfp.train.data import PipelineOptions, TrainingData, eval_steps, make_dataset, output_name, steps_per_epoch
-    from ecom_kfp.train.model import ModelSpec, build_classifier, set_backbone_trainable
+    from ecom_kfp.train.model import ModelSpec, SmoothedSparseCrossentropy, build_classifier, set_backbone_trainable
     from ecom_kfp.train.text import TitleTokenizer, piece_embeddings
 
     # Seeding resets TensorFlow's eager context, which would drop the tokenizer's resource.
@@ -103,7 +103,8 @@ def train_worker(config: TrainConfig, workers: Workers) -> TrainReport | None:
                               f"{data.spec.num_levels} levels")
         if config.weights and config.inputs == "title":
             raise ConfigError(f"--weights {config.weights} needs an image backbone, but --inputs is title")
-        tokenizer = TitleTokenizer(data.layout.spm_model, config.max_title_tokens)
+        tokenizer = TitleTokenizer(data.layout.spm_model, config.max_title_tokens,
+                                   config.title_word_buckets if config.inputs != "image" else 0)
         embeddings, from_doc2vec = (None, 0) if config.inputs == "image" else piece_embeddings(
             data.layout.spm_model, data.layout.doc2vec_model, config.embedding_dim, config.seed)
 
@@ -119,7 +120,8 @@ def train_worker(config: TrainConfig, workers: Workers) -> TrainReport | None:
                              image_size=image_size, vocab_size=tokenizer.vocab_size,
                              max_title_tokens=config.max_title_tokens,
                              embedding_dim=embeddings.shape[1] if embeddings is not None else config.embedding_dim,
-                             hidden_units=config.hidden_units, dropout=config.dropout)
+                             hidden_units=config.hidden_units, dropout=config.dropout,
+                             word_buckets=tokenizer.word_buckets)
             model = build_classifier(spec, embeddings)
             if config.weights:
                 _load_backbone_weights(model, config.weights)
@@ -158,15 +160,20 @@ def train_worker(config: TrainConfig, workers: Workers) -> TrainReport | None:
                 set_backbone_trainable(model, not frozen)
                 schedule = cb.WarmupCosine(config.learning_rate, peak, int(config.warmup_epochs * steps),
                                            config.epochs * steps, step_offset=first * steps)
+                # With EMA, fit() ends by copying the averaged weights into the model, so the test
+                # evaluation, checksums and exports all see them; SwapEMAWeights validates on them.
                 model.compile(
-                    optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
-                    loss={h: keras.losses.SparseCategoricalCrossentropy() for h in heads},
+                    optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
+                                                     use_ema=config.ema_momentum > 0,
+                                                     ema_momentum=config.ema_momentum or 0.99),
+                    loss={h: SmoothedSparseCrossentropy(config.label_smoothing) for h in heads},
                     loss_weights=dict(zip(heads, level_weights, strict=True)),
                     metrics={h: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")] for h in heads},
                 )
                 fitted = model.fit(train_ds, epochs=last, initial_epoch=first, steps_per_epoch=steps,
                                    validation_data=val_ds,
-                                   validation_steps=val_steps if workers.size > 1 else None, callbacks=callbacks,
+                                   validation_steps=val_steps if workers.size > 1 else None,
+                                   callbacks=callbacks + ([keras.callbacks.SwapEMAWeights()] if config.ema_momentum else []),
                                    verbose=2 if workers.is_chief else 0)
                 for key, values in fitted.history.items():
                     history.setdefault(key, []).extend(float(v) for v in values)

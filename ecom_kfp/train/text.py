@@ -31,11 +31,38 @@ class TitleTokenizer:
 
     Titles are case-folded first (NFKC + lower case, the same op on build output and raw shop
     titles), so a serving request in upper case tokenises like its training twin.
+
+    With ``word_buckets`` > 0 it also hashes whole words and word bigrams (:meth:`word_ids`):
+    SentencePiece pieces generalise across spellings, but word n-grams are what a TF-IDF model
+    wins with ("track pants" is not "track" + "pants").
     """
 
-    def __init__(self, spm_model_uri: str, max_tokens: int) -> None:
+    def __init__(self, spm_model_uri: str, max_tokens: int, word_buckets: int = 0) -> None:
         self.max_tokens = max_tokens
+        self.word_buckets = word_buckets
         self.sentencepiece = load_tf_tokenizer(spm_model_uri)
+
+    def model_inputs(self, titles: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The model's title inputs for raw titles ``[B]``: piece ids, and word-hash ids when enabled."""
+        from ecom_kfp.train.data import TITLE_INPUT, TITLE_WORDS_INPUT
+
+        inputs = {TITLE_INPUT: self(titles)}
+        if self.word_buckets:
+            inputs[TITLE_WORDS_INPUT] = self.word_ids(titles)
+        return inputs
+
+    def word_ids(self, titles: tf.Tensor) -> tf.Tensor:
+        """Hash ids (1..word_buckets, 0 = padding) of each title's words, then its word bigrams,
+        as int32 ``[B, max_tokens]``; FarmHash buckets are stable across processes and versions."""
+        import tensorflow as tf
+        import tensorflow_text as tf_text
+
+        text = tf.strings.regex_replace(tf_text.case_fold_utf8(titles), r"[^\pL\pN]+", " ")
+        words = tf.strings.split(text)
+        bigrams = tf_text.ngrams(words, 2, reduction_type=tf_text.Reduction.STRING_JOIN, string_separator=" ")
+        grams = tf.concat([words, bigrams], axis=1)[:, : self.max_tokens]
+        ids = tf.strings.to_hash_bucket_fast(grams, self.word_buckets) + 1
+        return tf.cast(ids.to_tensor(default_value=PAD_ID, shape=[None, self.max_tokens]), tf.int32)
 
     @property
     def vocab_size(self) -> int:

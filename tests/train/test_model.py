@@ -8,7 +8,8 @@ import pytest
 
 from ecom_kfp.train import backbones
 from ecom_kfp.train.config import BACKBONE_NAMES
-from ecom_kfp.train.model import ModelSpec, ProductClassifier, build_classifier, plain_functional, set_backbone_trainable
+from ecom_kfp.train.model import (ModelSpec, ProductClassifier, SmoothedSparseCrossentropy, build_classifier, plain_functional,
+                                  set_backbone_trainable)
 
 CLASSES = [3, 5, 7]
 
@@ -68,3 +69,34 @@ def test_plain_functional_round_trips_through_model_keras(tmp_path) -> None:
     loaded = keras.models.load_model(path)
     assert not isinstance(loaded, ProductClassifier)
     np.testing.assert_allclose(np.asarray(loaded(_inputs(16))["level_2"]), np.asarray(model(_inputs(16))["level_2"]), rtol=1e-5)
+
+
+def test_word_hash_input_changes_the_prediction_and_its_padding_is_ignored() -> None:
+    spec = ModelSpec(CLASSES, "title", "small-cnn", 16, vocab_size=20, max_title_tokens=8, embedding_dim=4, word_buckets=50)
+    model = build_classifier(spec)
+    x = {**_inputs(16), "title_words": np.array([[7, 11, 0, 0, 0, 0, 0, 0], [3] + [0] * 7], np.int32)}
+    mean = keras.Model(model.inputs, model.get_layer("title_word_mean").output)
+    table = model.get_layer("title_word_embedding").get_weights()[0]
+    np.testing.assert_allclose(np.asarray(mean(x))[0], table[[7, 11]].mean(axis=0), rtol=1e-5)
+    other = {**x, "title_words": np.array([[8, 12, 0, 0, 0, 0, 0, 0], [3] + [0] * 7], np.int32)}
+    assert not np.allclose(np.asarray(model(x)["level_3"])[0], np.asarray(model(other)["level_3"])[0])
+
+
+def test_smoothed_crossentropy_matches_the_one_hot_formula() -> None:
+    probabilities = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], np.float32)
+    labels = np.array([0, 2])
+    targets = np.eye(3)[labels] * 0.7 + 0.3 / 3
+    expected = -(targets * np.log(probabilities)).sum(axis=1).mean()
+    assert float(SmoothedSparseCrossentropy(0.3)(labels, probabilities)) == pytest.approx(expected, rel=1e-5)
+    plain = -np.log(probabilities[[0, 1], labels]).mean()
+    assert float(SmoothedSparseCrossentropy(0.0)(labels, probabilities)) == pytest.approx(plain, rel=1e-5)
+
+
+def test_a_title_without_tokens_still_gets_finite_probabilities(tmp_path) -> None:
+    spec = ModelSpec(CLASSES, "title", "small-cnn", 16, vocab_size=20, max_title_tokens=8, embedding_dim=4, word_buckets=50)
+    empty = {**_inputs(16), "title_tokens": np.zeros((2, 8), np.int32), "title_words": np.zeros((2, 8), np.int32)}
+    path = tmp_path / "model.keras"
+    plain_functional(build_classifier(spec)).save(path)
+    probs = np.asarray(keras.models.load_model(path)(empty)["level_3"])
+    assert np.isfinite(probs).all()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-4)

@@ -23,6 +23,8 @@ from ecom_kfp.train.data import DatasetError
 from ecom_kfp.train.run import TrainReport, run
 
 EPOCHS = 3
+#: The module's trained model also exercises the word-hash title input, weight EMA and smoothing.
+WORD_BUCKETS = 64
 
 
 def _config(data: str, out: Path, **overrides) -> TrainConfig:
@@ -34,7 +36,8 @@ def _config(data: str, out: Path, **overrides) -> TrainConfig:
 @pytest.fixture(scope="module")
 def trained(tiny_dataset: DatasetLayout, mlflow: MlflowServer, tmp_path_factory: pytest.TempPathFactory) -> TrainReport:
     out = tmp_path_factory.mktemp("train") / "model"
-    return run(_config(tiny_dataset.root, out, mlflow_tracking_uri=mlflow.tracking_uri, experiment_name="train-test"))
+    return run(_config(tiny_dataset.root, out, mlflow_tracking_uri=mlflow.tracking_uri, experiment_name="train-test",
+                       title_word_buckets=WORD_BUCKETS, ema_momentum=0.9, label_smoothing=0.1))
 
 
 def test_run_writes_the_model_layout(trained: TrainReport) -> None:
@@ -107,9 +110,9 @@ def test_saved_model_serves_raw_jpeg_bytes_and_titles_in_a_fresh_process(trained
 
     # The same prediction through model.keras and the training-time preprocessing.
     model = keras.models.load_model(layout.keras_model)
-    tokens = TitleTokenizer(DatasetLayout(trained.data).spm_model, 32)(tf.constant(titles))
+    tokenizer = TitleTokenizer(DatasetLayout(trained.data).spm_model, 32, WORD_BUCKETS)
     images = tf.stack([decode_and_resize(tf.constant(Path(p).read_bytes()), trained.image_size) for p in paths])
-    expected = model({"image": images, "title_tokens": tokens})
+    expected = model({"image": images, **tokenizer.model_inputs(tf.constant(titles))})
     for k in (1, 2, 3):
         got = np.array(served[serving.output_key(k)])
         assert got.shape == (2, trained.num_classes[k - 1])
@@ -170,6 +173,12 @@ def test_config_rejects_values_naming_the_flag() -> None:
         TrainConfig(data="d", out="o", backbone="vgg")
     with pytest.raises(ConfigError, match="--dropout"):
         TrainConfig(data="d", out="o", dropout=1.5)
+    with pytest.raises(ConfigError, match="--ema-momentum must be in \\[0, 1\\) \\(0 = off\\), got 1.0"):
+        TrainConfig(data="d", out="o", ema_momentum=1.0)
+    with pytest.raises(ConfigError, match="--label-smoothing must be in \\[0, 1\\), got -0.1"):
+        TrainConfig(data="d", out="o", label_smoothing=-0.1)
+    with pytest.raises(ConfigError, match="--title-word-buckets must be >= 0"):
+        TrainConfig(data="d", out="o", title_word_buckets=-1)
 
 
 def test_np_above_one_without_horovod_says_how_to_get_it(monkeypatch, tiny_dataset: DatasetLayout, tmp_path: Path) -> None:
