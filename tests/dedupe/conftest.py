@@ -11,12 +11,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
 from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import IngestLayout
 from ecom_kfp.contracts.tables import PRODUCTS, from_rows
+from ecom_kfp.dedupe import DedupeConfig, run
 
 
 def picture(seed: int, size: tuple[int, int] = (96, 128)) -> Image.Image:
@@ -118,3 +120,14 @@ def write_myntra_layout(myntra_dir: Path, root: Path) -> Path:
             })
     uri.write_parquet(from_rows(rows, PRODUCTS), layout.products)
     return root
+
+
+def dedupe(products_dir: Path, out: Path, **options) -> tuple[dict, list[dict], list[dict], dict]:
+    """Run the stage; return kept rows by id, duplicates, rejects and the report JSON."""
+    run(DedupeConfig(str(products_dir), str(out), workers=1, progress=False, **options))
+    kept = {r["product_id"]: r for r in pq.read_table(out / "products.parquet").to_pylist()}
+    duplicates = pq.read_table(out / "duplicates.parquet").to_pylist()
+    rejects = pq.read_table(out / "rejects.parquet").to_pylist()
+    report = json.loads((out / "report.json").read_text())
+    assert len(kept) + len(duplicates) + len(rejects) == report["input"]
+    return kept, duplicates, rejects, report

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from .conftest import jpeg, picture
+from .conftest import dedupe, jpeg, picture
 
 from ecom_kfp import uri
 from ecom_kfp.dedupe import DedupeConfig, run
 from ecom_kfp.dedupe.embedding import l2_normalise, load_embedding_model, similar_pairs
-from .test_stage import dedupe
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SIDE = 32

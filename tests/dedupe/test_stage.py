@@ -9,24 +9,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from .conftest import jpeg, picture
+from .conftest import dedupe, jpeg, picture
 
 from ecom_kfp import uri
 from ecom_kfp.cli import main as cli_main
 from ecom_kfp.dedupe import DedupeConfig, run
 from ecom_kfp.dedupe.image_hashes import decode_ycc
 from ecom_kfp.dedupe.phash import hamming, phash_batch
-
-
-def dedupe(products_dir: Path, out: Path, **options) -> tuple[dict, list[dict], list[dict], dict]:
-    """Run the stage; return kept rows by id, duplicates, rejects and the report JSON."""
-    run(DedupeConfig(str(products_dir), str(out), workers=1, progress=False, **options))
-    kept = {r["product_id"]: r for r in pq.read_table(out / "products.parquet").to_pylist()}
-    duplicates = pq.read_table(out / "duplicates.parquet").to_pylist()
-    rejects = pq.read_table(out / "rejects.parquet").to_pylist()
-    report = json.loads((out / "report.json").read_text())
-    assert len(kept) + len(duplicates) + len(rejects) == report["input"]
-    return kept, duplicates, rejects, report
 
 
 def by_id(rows: list[dict]) -> dict:
