@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ecom_kfp.config_checks import require
 from ecom_kfp.contracts.layouts import DatasetLayout, EvaluationLayout
 from ecom_kfp.demo import DemoCatalogConfig
 from ecom_kfp.report import write_report
@@ -61,13 +62,10 @@ class LocalRunConfig:
 
     def validate(self) -> None:
         """Fail fast, naming the flag, on values the run cannot use."""
-        checks = ((self.products > 0, "--products", self.products, "must be positive"),
-                  (self.epochs > 0, "--epochs", self.epochs, "must be positive"),
-                  (self.image_size >= 32, "--image-size", self.image_size, "must be at least 32"),
-                  (bool(self.out), "--out", self.out, "must name a directory"))
-        for ok, flag, value, rule in checks:
-            if not ok:
-                raise ValueError(f"{flag}={value!r}: {rule}")
+        require(((self.products > 0, "--products", self.products, "must be positive"),
+                 (self.epochs > 0, "--epochs", self.epochs, "must be positive"),
+                 (self.image_size >= 32, "--image-size", self.image_size, "must be at least 32"),
+                 (bool(self.out), "--out", self.out, "must name a directory")))
 
 
 @dataclass
