@@ -33,3 +33,11 @@ def image_ref(name: str = "ecom-kfp") -> str:
 
 CPU_IMAGE = image_ref("ecom-kfp")
 GPU_IMAGE = image_ref("ecom-kfp-gpu")
+
+#: How the GPU image serves as an MPI Operator launcher/worker (images/gpu/Dockerfile and
+#: images/gpu/sshd_config): a non-root user whose sshd listens on an unprivileged port and reads
+#: the operator's keys from its home directory.
+GPU_IMAGE_UID = 1000
+GPU_IMAGE_SSH_DIR = "/home/ecom/.ssh"
+GPU_IMAGE_SSH_PORT = 2222
+GPU_IMAGE_SSHD_COMMAND = ("/usr/sbin/sshd", "-De", "-f", "/home/ecom/.sshd_config")

@@ -59,6 +59,22 @@ def run_horovod(config: TrainConfig):
 LAUNCHERS = ("local", "mpijob")
 
 
+#: Installed by manifests/base (rbac.yaml, scheduling.yaml).
+TRAINER_SERVICE_ACCOUNT = "ecom-kfp-trainer"
+TRAINING_PRIORITY_CLASS = "ecom-kfp-training"
+#: Where Kubernetes tells a pod its own namespace.
+NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+def _own_namespace() -> str:
+    """The namespace this pod runs in; ``kubeflow`` (standalone KFP's) outside a pod."""
+    try:
+        with open(NAMESPACE_FILE, encoding="utf-8") as fh:
+            return fh.read().strip() or "kubeflow"
+    except OSError:
+        return "kubeflow"
+
+
 def run_with_launcher(config: TrainConfig, launcher: str):
     """Run in this pod (``local``: in-process or horovodrun) or as an MPIJob (``mpijob``).
 
@@ -75,5 +91,9 @@ def run_with_launcher(config: TrainConfig, launcher: str):
         from ecom_kfp.train.mpijob import MpiJobSpec, run_mpijob
 
         name = "ecom-kfp-train-" + hashlib.sha256(config.out.encode()).hexdigest()[:10]
-        return run_mpijob(config, MpiJobSpec(name=name, workers=config.num_processes))
+        # The job goes where manifests/ installed its service account, priority class and RBAC:
+        # the namespace of the pipeline pod creating it.
+        spec = MpiJobSpec(name=name, namespace=_own_namespace(), workers=config.num_processes,
+                          service_account=TRAINER_SERVICE_ACCOUNT, priority_class=TRAINING_PRIORITY_CLASS)
+        return run_mpijob(config, spec)
     raise ConfigError(f"launcher must be one of {', '.join(LAUNCHERS)}, got {launcher!r}")

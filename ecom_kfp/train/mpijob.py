@@ -16,7 +16,8 @@ from typing import Any, Protocol
 
 from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import ModelLayout
-from ecom_kfp.images import GPU_IMAGE
+from ecom_kfp.images import (GPU_IMAGE, GPU_IMAGE_SSH_DIR, GPU_IMAGE_SSH_PORT, GPU_IMAGE_SSHD_COMMAND,
+                             GPU_IMAGE_UID)
 from ecom_kfp.train.config import ConfigError, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ class MpiJobSpec:
         cpu / memory: Requests of each worker.
         node_selector / tolerations: Where workers may run (e.g. a GPU node pool).
         clean_pod_policy: Which pods to delete when the job ends.
-        service_account: Launcher service account (it needs to exec into workers).
+        service_account: Service account of launcher and workers (``ecom-kfp-trainer`` in manifests/).
+        priority_class: PriorityClass of the pods (``ecom-kfp-training`` in manifests/); empty for none.
     """
 
     name: str
@@ -54,6 +56,7 @@ class MpiJobSpec:
     tolerations: list[dict[str, Any]] = field(default_factory=list)
     clean_pod_policy: str = "Running"
     service_account: str = ""
+    priority_class: str = ""
 
     def __post_init__(self) -> None:
         if self.workers < 1 or self.slots_per_worker < 1:
@@ -67,25 +70,42 @@ class MpiJobSpec:
 
 
 def build_mpijob(spec: MpiJobSpec, config_uri: str) -> dict[str, Any]:
-    """The MPIJob manifest running ``ecom_kfp.train.worker`` on ``spec.processes`` ranks."""
+    """The MPIJob manifest running ``ecom_kfp.train.worker`` on ``spec.processes`` ranks.
+
+    Same shape as ``manifests/examples/mpijob``: workers run the GPU image's non-root sshd, and the
+    launcher starts only once every worker is ready, so mpirun never races them.
+    """
     launcher_command = [
-        "mpirun", "--allow-run-as-root", "-np", str(spec.processes), "-bind-to", "none", "-map-by", "slot",
+        "mpirun", "-np", str(spec.processes), "-bind-to", "none", "-map-by", "slot",
         "-x", "LD_LIBRARY_PATH", "-x", "PATH", "-x", "NCCL_DEBUG=WARN", "-mca", "pml", "ob1", "-mca", "btl", "^openib",
         "python", "-m", "ecom_kfp.train.worker", config_uri,
     ]
+    container_security = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    pod_common: dict[str, Any] = {"securityContext": {
+        "runAsNonRoot": True, "runAsUser": GPU_IMAGE_UID, "runAsGroup": GPU_IMAGE_UID, "fsGroup": GPU_IMAGE_UID,
+        "seccompProfile": {"type": "RuntimeDefault"}}}
+    if spec.service_account:
+        pod_common["serviceAccountName"] = spec.service_account
+    if spec.priority_class:
+        pod_common["priorityClassName"] = spec.priority_class
     worker_resources: dict[str, Any] = {"requests": {"cpu": spec.cpu, "memory": spec.memory}}
     if spec.gpus_per_worker:
         worker_resources["limits"] = {"nvidia.com/gpu": spec.gpus_per_worker}
-    worker_pod: dict[str, Any] = {"containers": [{"name": "worker", "image": spec.image, "resources": worker_resources}]}
+    worker_pod: dict[str, Any] = {**pod_common, "containers": [{
+        "name": "worker", "image": spec.image, "command": list(GPU_IMAGE_SSHD_COMMAND),
+        "ports": [{"name": "ssh", "containerPort": GPU_IMAGE_SSH_PORT}],
+        "readinessProbe": {"tcpSocket": {"port": "ssh"}, "periodSeconds": 5},
+        "resources": worker_resources, "securityContext": container_security,
+        # NCCL exchanges through shared memory; the container default (64 MiB) is too small.
+        "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}]}],
+        "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory"}}]}
     if spec.node_selector:
         worker_pod["nodeSelector"] = dict(spec.node_selector)
     if spec.tolerations:
         worker_pod["tolerations"] = [dict(t) for t in spec.tolerations]
-    launcher_pod: dict[str, Any] = {"containers": [{
+    launcher_pod: dict[str, Any] = {**pod_common, "containers": [{
         "name": "launcher", "image": spec.image, "command": launcher_command,
-        "resources": {"requests": {"cpu": "1", "memory": "2Gi"}}}]}
-    if spec.service_account:
-        launcher_pod["serviceAccountName"] = spec.service_account
+        "resources": {"requests": {"cpu": "1", "memory": "2Gi"}}, "securityContext": container_security}]}
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": KIND,
@@ -94,6 +114,8 @@ def build_mpijob(spec: MpiJobSpec, config_uri: str) -> dict[str, Any]:
             "slotsPerWorker": spec.slots_per_worker,
             "runPolicy": {"cleanPodPolicy": spec.clean_pod_policy, "backoffLimit": 0},
             "mpiImplementation": "OpenMPI",
+            "sshAuthMountPath": GPU_IMAGE_SSH_DIR,
+            "launcherCreationPolicy": "WaitForWorkersReady",
             "mpiReplicaSpecs": {
                 "Launcher": {"replicas": 1, "restartPolicy": "OnFailure", "template": {"spec": launcher_pod}},
                 "Worker": {"replicas": spec.workers, "restartPolicy": "Never", "template": {"spec": worker_pod}},

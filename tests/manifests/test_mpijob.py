@@ -28,6 +28,19 @@ def example() -> dict[str, Any]:
     return objects(EXAMPLE, "MPIJob")[0]
 
 
+def generated() -> dict[str, Any]:
+    """What the train component creates with ``launcher=mpijob`` (2 workers x 8 GPUs)."""
+    from ecom_kfp.train.mpijob import MpiJobSpec, build_mpijob
+
+    spec = MpiJobSpec(name="ecom-kfp-train-0123456789", namespace="ecom-kfp", workers=2, slots_per_worker=8,
+                      gpus_per_worker=8, service_account="ecom-kfp-trainer", priority_class="ecom-kfp-training")
+    return build_mpijob(spec, "gs://bucket/model/train_config.json")
+
+
+def test_generated_mpijob_validates_against_the_stored_schema() -> None:
+    validate_mpijob(generated())
+
+
 def replica(mpijob: dict[str, Any], role: str) -> dict[str, Any]:
     return mpijob["spec"]["mpiReplicaSpecs"][role]
 
@@ -81,8 +94,9 @@ def test_launcher_runs_ecom_kfp_train_with_flags_the_cli_accepts() -> None:
     assert args.mlflow_tracking_uri.startswith("http://mlflow.")
 
 
-def test_workers_match_the_gpu_image_ssh_setup_and_user() -> None:
-    mpijob = example()
+@pytest.mark.parametrize("source", [example, generated], ids=["example", "generated"])
+def test_workers_match_the_gpu_image_ssh_setup_and_user(source) -> None:
+    mpijob = source()
     sshd_config = REPO / "images" / "gpu" / "sshd_config"
     ssh_config = REPO / "images" / "gpu" / "ssh_config"
     gpu = DockerfileParser(fileobj=io.BytesIO((REPO / IMAGES["ecom-kfp-gpu"]).read_bytes()))
