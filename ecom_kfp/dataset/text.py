@@ -22,7 +22,7 @@ import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -201,12 +201,24 @@ def doc2vec_piece_embeddings(spm_model_uri: str, doc2vec_model_uri: str, seed: i
     (normal, std :data:`UNSEEN_PIECE_SCALE`, seeded) rather than zeros, so they stay distinguishable.
     """
     processor = sentencepiece_processor(uri.read_bytes(spm_model_uri))
-    vectors = load_doc2vec(doc2vec_model_uri).wv
+    return piece_vectors(processor, load_doc2vec(doc2vec_model_uri).wv, seed)[0]
+
+
+def piece_vectors(processor: Any, vectors: Any, seed: int = 0) -> tuple[np.ndarray, int]:
+    """:func:`doc2vec_piece_embeddings` on loaded models, plus how many rows came from Doc2Vec.
+
+    Args:
+        processor: The ``sentencepiece.SentencePieceProcessor`` of the dataset.
+        vectors: The Doc2Vec model's ``wv`` (piece vectors).
+        seed: Seed of the rows of unseen pieces.
+    """
     rng = np.random.default_rng(seed)
     matrix = rng.normal(0.0, UNSEEN_PIECE_SCALE, size=(processor.get_piece_size(), vectors.vector_size))
     matrix = matrix.astype(np.float32)
+    known = 0
     for piece_id in range(processor.get_piece_size()):
         piece = processor.id_to_piece(piece_id)
         if piece in vectors.key_to_index:
             matrix[piece_id] = vectors[piece]
-    return matrix
+            known += 1
+    return matrix, known

@@ -2,7 +2,7 @@
 Doc2Vec piece vectors that initialise the token embedding.
 
 Both build on the dataset stage's helpers (:func:`ecom_kfp.dataset.text.load_tf_tokenizer`,
-:func:`ecom_kfp.dataset.text.doc2vec_piece_embeddings`), adding what a Keras model needs: token
+:func:`ecom_kfp.dataset.text.piece_vectors`), adding what a Keras model needs: token
 ids are shifted by one so that 0 is padding (SentencePiece uses 0 for ``<unk>``), and the
 embedding matrix gets the matching padding row. The same :class:`TitleTokenizer` runs in the
 input pipeline and inside the serving signature, so a title is tokenised identically in
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ecom_kfp import uri
-from ecom_kfp.dataset.text import doc2vec_piece_embeddings, load_doc2vec, load_tf_tokenizer, sentencepiece_processor
+from ecom_kfp.dataset.text import load_doc2vec, load_tf_tokenizer, piece_vectors, sentencepiece_processor
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
@@ -89,11 +89,9 @@ def piece_embeddings(spm_model_uri: str, doc2vec_uri: str, fallback_dim: int, se
         The matrix and how many piece rows came from Doc2Vec.
     """
     processor = sentencepiece_processor(uri.read_bytes(spm_model_uri))
-    vectors = load_doc2vec(doc2vec_uri).wv
-    known = sum(processor.id_to_piece(i) in vectors.key_to_index for i in range(processor.get_piece_size()))
+    pieces, known = piece_vectors(processor, load_doc2vec(doc2vec_uri).wv, seed)
     rng = np.random.default_rng(seed)
     if known:
-        pieces = doc2vec_piece_embeddings(spm_model_uri, doc2vec_uri, seed)
         matrix = np.concatenate([rng.normal(0.0, 0.05, size=(1, pieces.shape[1])).astype(np.float32), pieces])
     else:
         matrix = rng.normal(0.0, 0.05, size=(processor.get_piece_size() + 1, fallback_dim)).astype(np.float32)
