@@ -11,7 +11,8 @@ from ecom_kfp.components.common import cpu_component
 
 @cpu_component
 def hash_dedupe_op(products: Input[Dataset], deduped: Output[Dataset], samples: Output[HTML],
-                   metrics: Output[Metrics], near_threshold: int = 6, title_rule: bool = True,
+                   metrics: Output[Metrics], near_threshold: int = 6, near_colour_tolerance: int = 8,
+                   title_rule: bool = True,
                    sha256_rule: bool = True, grid_rule: bool = True, phash_rule: bool = True,
                    workers: int = 0, embedding_model: str = ''):
     """Find exact and near-duplicate products in an ingest output; keep one per group.
@@ -22,6 +23,7 @@ def hash_dedupe_op(products: Input[Dataset], deduped: Output[Dataset], samples: 
         samples: HTML page of sample duplicate groups with thumbnails.
         metrics: Counts per rule, rejects, timings.
         near_threshold: Max pHash Hamming distance of near-duplicate images.
+        near_colour_tolerance: Max difference (levels, 255 = off) of a pHash match's 8x8 YCbCr thumbnails.
         title_rule: Identical normalised titles are duplicates.
         sha256_rule: Byte-identical images are duplicates.
         grid_rule: Equal e-CLIP colour-grid keys are duplicates.
@@ -36,9 +38,9 @@ def hash_dedupe_op(products: Input[Dataset], deduped: Output[Dataset], samples: 
     from ecom_kfp.report import scalar_metrics
 
     report = run(DedupeConfig(products_uri=products.path, out_uri=deduped.path, near_threshold=near_threshold,
-                              title_rule=title_rule, sha256_rule=sha256_rule, grid_rule=grid_rule,
-                              phash_rule=phash_rule, workers=workers, embedding_model=embedding_model,
-                              progress=False))
+                              near_colour_tolerance=near_colour_tolerance, title_rule=title_rule,
+                              sha256_rule=sha256_rule, grid_rule=grid_rule, phash_rule=phash_rule,
+                              workers=workers, embedding_model=embedding_model, progress=False))
     shutil.copyfile(DedupeLayout(deduped.path).samples_html, samples.path)
     for name, value in scalar_metrics(report).items():
         metrics.log_metric(name, value)

@@ -19,7 +19,7 @@ def train_op(dataset: Input[Dataset], model: Output[Model], metrics: Output[Metr
         dataset: A tfrecord-build output (shards, labels, text models, manifest.json).
         model: Where the trained model goes: saved_model/, model.keras, history.json, report.json.
         metrics: Training throughput and final per-level metrics, shown in the Kubeflow UI.
-        backbone: Image backbone: small-cnn, mobilenetv3-small, efficientnetv2-b0, resnet50 or xception.
+        backbone: Image backbone: small-cnn, resnet-small, mobilenetv3-small, efficientnetv2-b0, resnet50 or xception.
         epochs: Passes over the training split.
         batch_size: Examples per step on each Horovod process.
         learning_rate: Base learning rate, scaled by the number of processes.

@@ -2,8 +2,9 @@
 
 Rules (each switchable): identical normalised titles, identical image bytes (SHA-256), e-CLIP's
 colour-grid key, and 64-bit DCT perceptual hashes within a Hamming threshold (found with an exact
-multi-index search, not all pairs), plus optionally image-embedding cosine similarity (exact
-blocked search) when an embedding model is given. Matches merge into groups with union-find;
+multi-index search, not all pairs; checked with a finer pHash and colour thumbnails), plus
+optionally image-embedding cosine similarity (exact blocked search) when an embedding model is
+given. Matches merge into groups with union-find;
 ``group_id`` lets the TFRecord build keep each group inside one split.
 """
 

@@ -11,7 +11,8 @@ from ecom_kfp.dedupe.grid_hash import DEFAULT_GRID
 DESCRIPTION = """Find exact and near-duplicate products in an ingest output and keep one per group.
 
 Rules: identical normalised titles, identical image bytes (SHA-256), e-CLIP colour-grid key
-(5x5 mean colours + image size), perceptual hash (pHash) within --near-threshold bits, and
+(5x5 mean colours + image size), perceptual hash (pHash) within --near-threshold bits, checked
+with a 256-bit pHash and 8x8 colour thumbnails (--near-verify-bits, --near-colour-tolerance), and
 optionally image embeddings (--embedding-model) within --embedding-threshold cosine similarity
 (exact blocked search, quadratic in the number of products: for up to about a million).
 Kept product of a group: most image pixels, then most complete metadata (title, brand, price,
@@ -33,10 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--near-verify-bits", type=int, default=20, metavar="BITS",
                         help="a pHash match also needs the finer 256-bit pHash within this many bits "
                              "(256 = off) (default: %(default)s)")
-    parser.add_argument("--near-colour-tolerance", type=int, default=1, metavar="DIGITS",
-                        help="a pHash match also needs every 5x5 colour-grid cell within this many digits "
-                             "(0-9 scale; 9 = off) so same-outline products of other colours do not "
-                             "match (default: %(default)s)")
+    parser.add_argument("--near-colour-tolerance", type=int, default=8, metavar="LEVELS",
+                        help="a pHash match also needs every value of the two 8x8 YCbCr colour "
+                             "thumbnails within this many levels (0..255; 255 = off), so the same "
+                             "studio shot of another colour or shade does not match while resized and "
+                             "re-encoded copies do (default: %(default)s)")
     parser.add_argument("--embedding-model", default="", metavar="URI",
                         help="Keras .keras file or SavedModel directory (local or gs://) mapping float32 "
                              "[N,S,S,3] images in 0..255 to vectors; turns on the embedding rule "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ecom_kfp.config_checks import require
+from ecom_kfp.dedupe.colour_thumbnail import MAX_LEVELS
 from ecom_kfp.dedupe.grid_hash import DEFAULT_GRID
 
 #: pHash thresholds beyond this match unrelated pictures, and the exact index grows steeply.
@@ -25,8 +26,10 @@ class DedupeConfig:
         near_threshold: Maximum pHash Hamming distance of near duplicates.
         near_verify_bits: A pHash match also needs the 256-bit (16x16) pHash within this many
             bits; 256 turns the check off.
-        near_colour_tolerance: A pHash match also needs every colour-grid cell within this many
-            digits (0-9 scale); 9 turns the check off.
+        near_colour_tolerance: A pHash match also needs every value of the two images' 8x8
+            YCbCr colour thumbnails within this many levels (0..255); 255 turns the check off.
+            Resizes and re-encodes stay within about 7 levels on myntra; the same studio shot
+            of another colour or shade mostly differs by more.
         embedding_model: Keras ``.keras`` file or SavedModel directory (local or ``gs://``)
             mapping ``[N, S, S, 3]`` float32 0..255 images to vectors; empty = embedding rule off.
         embedding_threshold: Minimum cosine similarity of near-duplicate embeddings.
@@ -46,7 +49,7 @@ class DedupeConfig:
     phash_rule: bool = True
     near_threshold: int = 6
     near_verify_bits: int = 20
-    near_colour_tolerance: int = 1
+    near_colour_tolerance: int = 8
     embedding_model: str = ""
     embedding_threshold: float = 0.97
     embedding_batch_size: int = 64
@@ -71,8 +74,8 @@ class DedupeConfig:
              f"must be in [0, {MAX_NEAR_THRESHOLD}]"),
             (0 <= self.near_verify_bits <= 256, "--near-verify-bits", self.near_verify_bits,
              "must be in [0, 256]"),
-            (0 <= self.near_colour_tolerance <= 9, "--near-colour-tolerance", self.near_colour_tolerance,
-             "must be in [0, 9]"),
+            (0 <= self.near_colour_tolerance <= MAX_LEVELS, "--near-colour-tolerance",
+             self.near_colour_tolerance, f"must be in [0, {MAX_LEVELS}]"),
             (-1.0 <= self.embedding_threshold <= 1.0, "--embedding-threshold", self.embedding_threshold,
              "must be a cosine similarity in [-1, 1]"),
             (self.embedding_batch_size >= 1, "--embedding-batch-size", self.embedding_batch_size, "must be >= 1"),

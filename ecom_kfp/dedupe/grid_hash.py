@@ -37,23 +37,21 @@ def cell_average_matrix(in_size: int, cells: int) -> np.ndarray:
     return (overlap / overlap.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def grid_digits(ycc: np.ndarray, cells: int = DEFAULT_GRID) -> np.ndarray:
+def grid_digits(planes: np.ndarray, cells: int = DEFAULT_GRID) -> np.ndarray:
     """Quantised mean RGB colour of each grid cell for a batch of same-size YCbCr images.
 
     Args:
-        ycc: ``(batch, height, width, 3)`` YCbCr pixels.
+        planes: ``(batch, 3, height, width)`` YCbCr channel planes (float32 avoids a copy), so
+            both averages are batched BLAS matrix products.
         cells: Grid side.
 
     Returns:
         ``(batch, cells * cells * 3)`` uint8 digits in ``0..LEVELS-1``, row-major cells, RGB order.
     """
-    batch, height, width, _ = ycc.shape
-    pixels = ycc.astype(np.float32, copy=False)
+    batch, _, height, width = planes.shape
     rows = cell_average_matrix(height, cells)
     cols = cell_average_matrix(width, cells)
-    # (batch, 3, h, w) so both averages are batched BLAS matrix products.
-    planes = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))
-    means = (rows @ planes @ cols.T).transpose(0, 2, 3, 1)  # (batch, cells, cells, 3)
+    means = (rows @ planes.astype(np.float32, copy=False) @ cols.T).transpose(0, 2, 3, 1)  # (batch, cells, cells, 3)
     rgb = np.clip((means - _YCC_OFFSET) @ _YCC_TO_RGB.T, 0.0, 255.0)
     digits = np.minimum((rgb * LEVELS / 256.0).astype(np.uint8), LEVELS - 1)
     return digits.reshape(batch, cells * cells * 3)

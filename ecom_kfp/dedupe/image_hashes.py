@@ -2,7 +2,8 @@
 
 Images are decoded at reduced size with Pillow's JPEG ``draft`` (libjpeg scales in the DCT domain,
 so a large photo costs a fraction of a full decode) straight into YCbCr: the luma plane feeds the
-pHash and the three planes the colour grid. Images of one decoded size are hashed as a batch.
+pHash and the three planes the colour grid and the colour thumbnail that checks pHash matches.
+Images of one decoded size are hashed as a batch.
 An image that cannot be read is returned as a reject reason, never raised.
 """
 
@@ -22,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from ecom_kfp import uri
-from ecom_kfp.dedupe import grid_hash, phash
+from ecom_kfp.dedupe import colour_thumbnail, grid_hash, phash
 
 #: Smallest decoded side requested from ``draft``: pHash resamples to 32x32, so decoding at no
 #: less than that keeps every frequency the hash looks at.
@@ -52,7 +53,8 @@ class ImageHashes:
     phash: np.ndarray  # uint64
     phash256: np.ndarray  # (n, 4) uint64: 16x16 pHash that verifies 64-bit candidates
     grid: np.ndarray  # uint64
-    colour: np.ndarray  # (n, cells*cells*3) uint8 grid digits, for the pHash colour check
+    colour: np.ndarray  # (n, cells*cells*3) uint8 grid digits (which pictures have detail)
+    thumbnail: np.ndarray  # (n, 3*side*side) uint8 YCbCr thumbnail, for the pHash colour check
     width: np.ndarray  # int64, original size before draft
     height: np.ndarray  # int64
     reason: np.ndarray  # object: reject reason or None
@@ -77,7 +79,9 @@ class ImageHashes:
         return cls(sha256=np.full(n, None, dtype=object), phash=np.zeros(n, dtype=np.uint64),
                    phash256=np.zeros((n, phash.VERIFY_SIDE ** 2 // 64), dtype=np.uint64),
                    grid=np.zeros(n, dtype=np.uint64),
-                   colour=np.zeros((n, grid_cells * grid_cells * 3), dtype=np.uint8), width=np.zeros(n, dtype=np.int64),
+                   colour=np.zeros((n, grid_cells * grid_cells * 3), dtype=np.uint8),
+                   thumbnail=np.zeros((n, 3 * colour_thumbnail.THUMBNAIL_SIDE ** 2), dtype=np.uint8),
+                   width=np.zeros(n, dtype=np.int64),
                    height=np.zeros(n, dtype=np.int64), reason=np.full(n, None, dtype=object),
                    detail=np.full(n, None, dtype=object))
 
@@ -134,11 +138,14 @@ def hash_chunk(jobs: Sequence[ImageJob], grid_cells: int = grid_hash.DEFAULT_GRI
         by_shape[ycc.shape].append((row, ycc))
     for items in by_shape.values():
         rows = np.array([row for row, _ in items])
-        stack = np.stack([ycc for _, ycc in items])
-        out.phash[rows] = phash.phash_batch(stack[..., 0])
-        out.phash256[rows] = phash.phash_words(stack[..., 0], phash.VERIFY_SIDE)
-        digits = grid_hash.grid_digits(stack, grid_cells)
+        # One float32 copy as (batch, channel, h, w) planes serves every hash: the conversion
+        # costs more than the small matrix products that follow it.
+        planes = np.ascontiguousarray(np.stack([ycc for _, ycc in items]).transpose(0, 3, 1, 2), dtype=np.float32)
+        out.phash[rows] = phash.phash_batch(planes[:, 0])
+        out.phash256[rows] = phash.phash_words(planes[:, 0], phash.VERIFY_SIDE)
+        digits = grid_hash.grid_digits(planes, grid_cells)
         out.colour[rows] = digits
+        out.thumbnail[rows] = colour_thumbnail.colour_thumbnails(planes)
         out.grid[rows] = [grid_hash.grid_key(d, int(out.width[r]), int(out.height[r]))
                           for d, r in zip(digits, rows)]
     return out

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ecom_kfp.dedupe.colour_thumbnail import max_level_difference
 from ecom_kfp.dedupe.embedding import similar_pairs
 from ecom_kfp.dedupe.near_search import near_item_pairs
 from ecom_kfp.dedupe.phash import hamming, hamming_words
@@ -80,15 +81,16 @@ class NearRule:
     """The pHash rule: 64-bit hashes to search, and the checks a candidate pair must pass.
 
     pHash sees only luma at low frequency, so on catalogs of objects on white backgrounds the
-    64-bit hash alone confuses different products of similar outline (and one item in other
-    colours). A candidate within ``threshold`` bits is a match only if the finer 256-bit pHash
-    is within ``verify_bits`` and every colour-grid cell within ``colour_tolerance`` digits:
-    re-encodes, resizes and slight colour shifts pass both checks.
+    64-bit hash alone confuses different products of similar outline, and one item in other
+    colours or shades. A candidate within ``threshold`` bits is a match only if the finer 256-bit
+    pHash is within ``verify_bits`` and every value of the 8x8 YCbCr colour thumbnails within
+    ``colour_tolerance`` levels (0..255): resizes and re-encodes keep the colour of every region
+    and pass both checks; a recoloured garment or another lipstick shade does not.
     """
 
     phashes: np.ndarray  # (n,) uint64
     phashes256: np.ndarray  # (n, 4) uint64
-    colour: np.ndarray  # (n, cells * cells * 3) uint8 grid digits
+    thumbnails: np.ndarray  # (n, 3 * side * side) uint8 YCbCr colour thumbnails
     threshold: int
     verify_bits: int
     colour_tolerance: int
@@ -98,22 +100,20 @@ class NearRule:
         bits = hamming(self.phashes[left], self.phashes[right])
         ok = bits <= self.threshold
         ok &= hamming_words(self.phashes256[left], self.phashes256[right]) <= self.verify_bits
-        if len(left):
-            diff = np.abs(self.colour[left].astype(np.int16) - self.colour[right].astype(np.int16))
-            ok &= diff.max(axis=1) <= self.colour_tolerance
+        ok &= max_level_difference(self.thumbnails[left], self.thumbnails[right]) <= self.colour_tolerance
         return ok, bits
 
 
 def phash_edges(near: NearRule, valid: np.ndarray, progress: bool) -> RuleEdges:
     """Link ``valid`` items whose hashes are near (multi-index search) and pass ``near.check``.
 
-    Items with identical hashes and colour grids pass every check with each other; they are
+    Items with identical hashes and colour thumbnails pass every check with each other; they are
     collapsed to one representative (linked in a star) so every other pair is checked exactly
     once between representatives, whatever the input order.
     """
     items = np.nonzero(valid)[0]
     signature = np.concatenate([near.phashes[items, None].view(np.uint8), near.phashes256[items].view(np.uint8),
-                                near.colour[items]], axis=1)
+                                near.thumbnails[items]], axis=1)
     _, first, inverse = np.unique(np.ascontiguousarray(signature).view(f"V{signature.shape[1]}"),
                                   return_index=True, return_inverse=True)
     inverse = inverse.ravel()

@@ -119,7 +119,7 @@ def find_matches(config: DedupeConfig, table: pa.Table, hashes: ImageHashes, job
     edges = [rules.key_edges(name, key, key >= 0) for name, key in keys.items()]
     pair_rules: dict[str, rules.PairRule] = {}
     if config.phash_rule:
-        near = rules.NearRule(phashes=hashes.phash, phashes256=hashes.phash256, colour=hashes.colour,
+        near = rules.NearRule(phashes=hashes.phash, phashes256=hashes.phash256, thumbnails=hashes.thumbnail,
                               threshold=config.near_threshold, verify_bits=config.near_verify_bits,
                               colour_tolerance=config.near_colour_tolerance)
         edges.append(rules.phash_edges(near, detailed, progress=config.progress))

@@ -48,6 +48,34 @@ def _small_cnn(image_size: int) -> keras.Model:
     return keras.Model(inputs, x, name="small_cnn")
 
 
+def _resnet_small(image_size: int, widths: tuple[int, ...] = (32, 64, 128, 256), blocks_per_stage: int = 2) -> keras.Model:
+    """A ResNet-18-shaped network at half width (~2.8 M parameters): basic residual blocks, a
+    stride-2 projection shortcut where the width changes.
+
+    The stem is one stride-2 3x3 convolution instead of ResNet's 7x7 convolution and max pool (4x
+    down): product thumbnails are small (Myntra's are 60x80), and the 4x stem would discard the
+    detail that tells a sports shoe from a casual one.
+    """
+    inputs = keras.Input((image_size, image_size, 3), name="resnet_small_input")
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0)(inputs)
+    x = _conv_bn(x, widths[0], 3, 2, relu=True)
+    for stage, filters in enumerate(widths):
+        for block in range(blocks_per_stage):
+            stride = 2 if stage > 0 and block == 0 else 1
+            shortcut = x if stride == 1 and x.shape[-1] == filters else _conv_bn(x, filters, 1, stride, relu=False)
+            y = _conv_bn(x, filters, 3, stride, relu=True)
+            y = _conv_bn(y, filters, 3, 1, relu=False)
+            x = keras.layers.Activation("relu")(keras.layers.Add()([shortcut, y]))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, x, name="resnet_small")
+
+
+def _conv_bn(x: keras.KerasTensor, filters: int, kernel: int, stride: int, relu: bool) -> keras.KerasTensor:
+    x = keras.layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False)(x)
+    x = keras.layers.BatchNormalization()(x)
+    return keras.layers.Activation("relu")(x) if relu else x
+
+
 def _mobilenetv3_small(image_size: int) -> keras.Model:
     # include_preprocessing rescales 0..255 itself.
     return keras.applications.MobileNetV3Small(input_shape=(image_size, image_size, 3), include_top=False,
@@ -62,6 +90,7 @@ def _efficientnetv2_b0(image_size: int) -> keras.Model:
 
 REGISTRY: dict[str, BackboneSpec] = {
     "small-cnn": BackboneSpec(_small_cnn, 16),
+    "resnet-small": BackboneSpec(_resnet_small, 16),
     "mobilenetv3-small": BackboneSpec(_mobilenetv3_small, 32),
     "resnet50": BackboneSpec(lambda s: _scaled("resnet50", s, keras.applications.ResNet50, 1 / 127.5, -1.0), 32),
     "efficientnetv2-b0": BackboneSpec(_efficientnetv2_b0, 32),

@@ -47,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="piece embedding size when Doc2Vec has no piece vectors (default %(default)s)")
     p.add_argument("--hidden-units", type=int, default=DEFAULTS.hidden_units, help="fused dense width (default %(default)s)")
     p.add_argument("--dropout", type=float, default=DEFAULTS.dropout, help="dropout before the heads (default %(default)s)")
+    p.add_argument("--title-dropout", type=float, default=DEFAULTS.title_dropout,
+                   help="share of training examples whose title a fused model does not see, so the image branch keeps "
+                        "learning after the titles are fitted (default %(default)s)")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="turn off keras-cv flips and shifts")
     p.add_argument("--weights", default="", help="URI of backbone weights (.weights.h5) to fine-tune from")
     p.add_argument("--freeze-backbone-epochs", type=int, default=0, help="epochs to keep the backbone frozen first (default 0)")
@@ -72,7 +75,7 @@ def main(args: argparse.Namespace) -> int:
             level_weights=parse_level_weights(args.level_weights), business_value_weights=args.business_value_weights,
             max_title_tokens=args.max_title_tokens, title_word_buckets=args.title_word_buckets,
             embedding_dim=args.embedding_dim, hidden_units=args.hidden_units,
-            dropout=args.dropout, augment=args.augment, weights=args.weights,
+            dropout=args.dropout, title_dropout=args.title_dropout, augment=args.augment, weights=args.weights,
             freeze_backbone_epochs=args.freeze_backbone_epochs, num_processes=args.num_processes,
             fp16_allreduce=args.fp16_allreduce, mlflow_tracking_uri=args.mlflow_tracking_uri,
             experiment_name=args.experiment_name, seed=args.seed, resume=args.resume)

@@ -10,7 +10,7 @@ from typing import Any
 INPUT_MODES = ("fused", "image", "title")
 #: Image backbones known to :mod:`ecom_kfp.train.backbones` (kept here so validating a config
 #: does not import TensorFlow).
-BACKBONE_NAMES = ("small-cnn", "mobilenetv3-small", "resnet50", "efficientnetv2-b0", "xception")
+BACKBONE_NAMES = ("small-cnn", "resnet-small", "mobilenetv3-small", "resnet50", "efficientnetv2-b0", "xception")
 
 
 class ConfigError(ValueError):
@@ -53,6 +53,8 @@ class TrainConfig:
             (``--embedding-dim``).
         hidden_units: Width of the fused dense layer (``--hidden-units``).
         dropout: Dropout before the heads (``--dropout``).
+        title_dropout: Share of training examples whose title a fused model does not see, so its
+            image branch keeps learning after the titles are fitted (``--title-dropout``).
         augment: Random flips/translations of training images (``--no-augment`` turns off).
         weights: URI of backbone weights (``.weights.h5``) to start from (``--weights``).
         freeze_backbone_epochs: Epochs the backbone stays frozen when fine-tuning
@@ -85,6 +87,7 @@ class TrainConfig:
     embedding_dim: int = 64
     hidden_units: int = 256
     dropout: float = 0.2
+    title_dropout: float = 0.0
     augment: bool = True
     weights: str = ""
     freeze_backbone_epochs: int = 0
@@ -118,8 +121,9 @@ class TrainConfig:
         for flag, value in positive.items():
             if value <= 0:
                 raise ConfigError(f"{flag} must be > 0, got {value}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
+        for flag, rate in (("--dropout", self.dropout), ("--title-dropout", self.title_dropout)):
+            if not 0.0 <= rate < 1.0:
+                raise ConfigError(f"{flag} must be in [0, 1), got {rate}")
         if not 0.0 <= self.ema_momentum < 1.0:
             raise ConfigError(f"--ema-momentum must be in [0, 1) (0 = off), got {self.ema_momentum}")
         if not 0.0 <= self.label_smoothing < 1.0:

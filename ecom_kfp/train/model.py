@@ -41,6 +41,8 @@ class ModelSpec:
         hidden_units: Width of the fused dense layer.
         dropout: Dropout before the heads.
         word_buckets: Hash buckets of the word/bigram input ``title_words``; 0 = no such input.
+        title_dropout: In a fused model, the share of training examples whose whole title
+            branch is zeroed, so the image branch must learn to classify alone.
     """
 
     num_classes: Sequence[int]
@@ -53,6 +55,7 @@ class ModelSpec:
     hidden_units: int = 256
     dropout: float = 0.2
     word_buckets: int = 0
+    title_dropout: float = 0.0
 
 
 class ProductClassifier(keras.Model):
@@ -115,7 +118,13 @@ def build_classifier(spec: ModelSpec, embeddings: np.ndarray | None = None) -> P
         backbone.name = BACKBONE_LAYER
         branches.append(backbone(image))
     if spec.inputs in ("fused", "title"):
-        branches.append(_title_branch(tokens, inputs.get(TITLE_WORDS_INPUT), spec))
+        title = _title_branch(tokens, inputs.get(TITLE_WORDS_INPUT), spec)
+        if spec.inputs == "fused" and spec.title_dropout:
+            # Modality dropout: titles fit the training set within a few epochs, after which the
+            # image branch gets almost no gradient; hiding the title from some examples keeps
+            # the images learning what titles miss ("Shoe": casual or sports?).
+            title = keras.layers.Dropout(spec.title_dropout, noise_shape=(None, 1), name="title_modality_dropout")(title)
+        branches.append(title)
     features = branches[0] if len(branches) == 1 else keras.layers.Concatenate(name="fuse")(branches)
     features = keras.layers.Dense(spec.hidden_units, activation="relu", name="shared")(features)
     features = keras.layers.Dropout(spec.dropout, name="shared_dropout")(features)

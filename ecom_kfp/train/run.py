@@ -121,7 +121,7 @@ def train_worker(config: TrainConfig, workers: Workers) -> TrainReport | None:
                              max_title_tokens=config.max_title_tokens,
                              embedding_dim=embeddings.shape[1] if embeddings is not None else config.embedding_dim,
                              hidden_units=config.hidden_units, dropout=config.dropout,
-                             word_buckets=tokenizer.word_buckets)
+                             word_buckets=tokenizer.word_buckets, title_dropout=config.title_dropout)
             model = build_classifier(spec, embeddings)
             if config.weights:
                 _load_backbone_weights(model, config.weights)

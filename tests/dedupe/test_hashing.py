@@ -38,13 +38,17 @@ def test_phash_batch_equals_one_by_one():
     assert len(set(batch.tolist())) == 8
 
 
+def ycc_planes(image: Image.Image) -> np.ndarray:
+    """A batch of one image as ``(1, 3, h, w)`` YCbCr planes, the layout the hashes take."""
+    return np.asarray(image.convert("YCbCr")).transpose(2, 0, 1)[None]
+
+
 def test_grid_key_depends_on_picture_and_size():
     image = picture(3)
-    ycc = np.asarray(image.convert("YCbCr"))[None]
-    digits = grid_hash.grid_digits(ycc)
+    digits = grid_hash.grid_digits(ycc_planes(image))
     assert digits.shape == (1, 75) and digits.max() <= 9
     assert grid_hash.grid_key(digits[0], 96, 128) != grid_hash.grid_key(digits[0], 192, 256)
-    other = grid_hash.grid_digits(np.asarray(picture(4).convert("YCbCr"))[None])
+    other = grid_hash.grid_digits(ycc_planes(picture(4)))
     assert grid_hash.grid_key(digits[0], 96, 128) != grid_hash.grid_key(other[0], 96, 128)
 
 
@@ -52,15 +56,16 @@ def test_grid_digits_are_quantised_cell_means():
     left_red = np.zeros((50, 50, 3), dtype=np.uint8)
     left_red[:, :25] = (255, 0, 0)
     left_red[:, 25:] = (0, 0, 255)
-    digits = grid_hash.grid_digits(np.asarray(Image.fromarray(left_red).convert("YCbCr"))[None])
+    digits = grid_hash.grid_digits(ycc_planes(Image.fromarray(left_red)))
     cells = digits.reshape(5, 5, 3)
     assert (cells[:, 0] == (9, 0, 0)).all() and (cells[:, 4] == (0, 0, 9)).all()
     assert (cells[:, 2, 0] == 4).all() and (cells[:, 2, 2] == 4).all()  # the split cell averages both
 
 
 def test_blank_pictures_have_no_detail():
-    blank = np.full((1, 40, 40, 3), (235, 128, 128), dtype=np.uint8)
-    busy = np.asarray(picture(1).convert("YCbCr"))[None]
+    blank = np.full((1, 3, 40, 40), 128, dtype=np.uint8)
+    blank[:, 0] = 235
+    busy = ycc_planes(picture(1))
     assert grid_hash.has_detail(grid_hash.grid_digits(blank)).tolist() == [False]
     assert grid_hash.has_detail(grid_hash.grid_digits(busy)).tolist() == [True]
 

@@ -56,7 +56,7 @@ def test_resized_copy_matches_by_phash_and_threshold_is_inclusive(make_layout, t
     src = make_layout([{"product_id": "small", "title": "x", "image": small},
                        {"product_id": "big", "title": "y", "image": big},
                        {"product_id": "other", "title": "z", "image": jpeg(picture(12))}])
-    unverified = {"near_verify_bits": 256, "near_colour_tolerance": 9}  # the 64-bit threshold alone
+    unverified = {"near_verify_bits": 256, "near_colour_tolerance": 255}  # the 64-bit threshold alone
     kept, dups, _, _ = dedupe(src, tmp_path / "at", near_threshold=distance, **unverified)
     # Kept: the larger picture, although its id sorts later.
     assert set(kept) == {"big", "other"}
@@ -70,8 +70,8 @@ def test_near_candidates_must_pass_the_256_bit_and_colour_checks(make_layout, tm
     image = picture(11)
     src = make_layout([{"product_id": "big", "title": "y", "image": jpeg(image)},
                        {"product_id": "small", "title": "x", "image": jpeg(image.resize((72, 96)), quality=20)}])
-    assert len(dedupe(src, tmp_path / "loose", near_verify_bits=256, near_colour_tolerance=9)[1]) == 1
-    assert dedupe(src, tmp_path / "strict-bits", near_verify_bits=0, near_colour_tolerance=9)[1] == []
+    assert len(dedupe(src, tmp_path / "loose", near_verify_bits=256, near_colour_tolerance=255)[1]) == 1
+    assert dedupe(src, tmp_path / "strict-bits", near_verify_bits=0, near_colour_tolerance=255)[1] == []
     assert dedupe(src, tmp_path / "strict-colour", near_verify_bits=256, near_colour_tolerance=0)[1] == []
 
 

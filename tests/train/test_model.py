@@ -100,3 +100,25 @@ def test_a_title_without_tokens_still_gets_finite_probabilities(tmp_path) -> Non
     probs = np.asarray(keras.models.load_model(path)(empty)["level_3"])
     assert np.isfinite(probs).all()
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-4)
+
+
+def test_title_dropout_hides_whole_titles_in_training_only() -> None:
+    spec = ModelSpec(CLASSES, "fused", "small-cnn", 16, vocab_size=20, max_title_tokens=8, embedding_dim=4,
+                     title_dropout=0.5)
+    model = build_classifier(spec)
+    x = {"image": np.full((64, 16, 16, 3), 128.0, np.float32),
+         "title_tokens": np.tile(np.array([[5, 9, 2, 0, 0, 0, 0, 0]], np.int32), (64, 1))}
+    title = keras.Model(model.inputs, model.get_layer("title_features").output)(x)
+    hidden = np.asarray(keras.Model(model.inputs, model.get_layer("title_modality_dropout").output)(x, training=True))
+    dropped = np.all(hidden == 0.0, axis=1)
+    assert 0 < dropped.sum() < 64  # whole rows go, per example, not single features
+    np.testing.assert_allclose(hidden[~dropped], np.asarray(title)[~dropped] * 2.0, rtol=1e-5)
+    served = keras.Model(model.inputs, model.get_layer("title_modality_dropout").output)(x)
+    np.testing.assert_allclose(np.asarray(served), np.asarray(title), rtol=1e-6)
+
+
+def test_title_dropout_exists_only_in_fused_models() -> None:
+    for inputs in ("image", "title"):
+        model = build_classifier(ModelSpec(CLASSES, inputs, "small-cnn", 16, vocab_size=20, max_title_tokens=8,
+                                           embedding_dim=4, title_dropout=0.5))
+        assert "title_modality_dropout" not in [layer.name for layer in model.layers]

@@ -173,6 +173,8 @@ def test_config_rejects_values_naming_the_flag() -> None:
         TrainConfig(data="d", out="o", backbone="vgg")
     with pytest.raises(ConfigError, match="--dropout"):
         TrainConfig(data="d", out="o", dropout=1.5)
+    with pytest.raises(ConfigError, match="--title-dropout must be in \\[0, 1\\), got 1.0"):
+        TrainConfig(data="d", out="o", title_dropout=1.0)
     with pytest.raises(ConfigError, match="--ema-momentum must be in \\[0, 1\\) \\(0 = off\\), got 1.0"):
         TrainConfig(data="d", out="o", ema_momentum=1.0)
     with pytest.raises(ConfigError, match="--label-smoothing must be in \\[0, 1\\), got -0.1"):
