@@ -11,6 +11,7 @@ Modules, one responsibility each:
 - :mod:`.text`: SentencePiece + Doc2Vec training, and the helpers the trainer and serving use
   (:func:`~.text.load_tf_tokenizer`, :func:`~.text.doc2vec_piece_embeddings`).
 - :mod:`.imaging`: decode / resize / re-encode one image.
+- :mod:`.records`: serialized ``tf.train.Example`` records of the feature spec.
 - :mod:`.writer`: shard planning and the parallel shard writers.
 - :mod:`.manifest`: ``manifest.json``.
 - :mod:`.build`: :func:`run`, the stage itself; :mod:`.merge`: joins fan-out pieces.

@@ -132,7 +132,8 @@ def run(config: BuildConfig) -> BuildReport:
             uri.copy(local_doc2vec, layout.doc2vec_model)
             local_spm = os.path.join(text_dir, "spm.model")
             uri.write_bytes(local_spm, sentencepiece.model)
-        settings = WriterSettings(spec, config.jpeg_quality, local_spm, local_doc2vec, config.seed)
+        settings = WriterSettings(spec, config.jpeg_quality, local_spm, local_doc2vec, config.seed,
+                                  config.doc2vec_infer_epochs)
         with timings.phase("plan"):
             by_split = {split: record_order((_record_input(p, label_space, paths) for p in products
                                              if split_of[p.product_id] == split), config.seed) for split in SPLITS}
@@ -158,7 +159,8 @@ def run(config: BuildConfig) -> BuildReport:
                "other_records": _other_records(results, label_space.num_levels)}
     text = {"spm_vocab_size_requested": sentencepiece.requested_vocab_size, "spm_vocab_size": sentencepiece.vocab_size,
             "spm_vocab_lowered": sentencepiece.lowered, "doc2vec_dim": config.doc2vec_dim,
-            "doc2vec_epochs": config.doc2vec_epochs, "doc2vec_pieces": len(doc2vec.wv),
+            "doc2vec_epochs": config.doc2vec_epochs,
+            "doc2vec_infer_epochs": config.doc2vec_infer_epochs, "doc2vec_pieces": len(doc2vec.wv),
             "training_titles": len(train)}
     shard_files = Counter(r.split for r in results)
     uri.write_json(layout.manifest, {

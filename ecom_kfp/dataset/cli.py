@@ -6,6 +6,7 @@ import argparse
 
 from ecom_kfp.cli_support import add_progress_flag, bad_input, reject_lines
 from ecom_kfp.contracts.features import JPEG_QUALITY, RESIZE_MODES
+from ecom_kfp.dataset.config import DOC2VEC_INFER_EPOCHS
 
 DESCRIPTION = """Turn a dedupe output into training data: train/val/test GZIP TFRecord shards split by
 duplicate group (no group crosses splits), label vocabularies per taxonomy level with rare classes
@@ -48,7 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--doc2vec-dim", type=int, default=64, metavar="D",
                    help="Doc2Vec vector size of the title_vector feature (default: %(default)s)")
     p.add_argument("--doc2vec-epochs", type=int, default=20, metavar="N",
-                   help="Doc2Vec training and inference epochs (default: %(default)s)")
+                   help="Doc2Vec training epochs (default: %(default)s)")
+    p.add_argument("--doc2vec-infer-epochs", type=int, default=DOC2VEC_INFER_EPOCHS, metavar="N",
+                   help="Doc2Vec inference epochs per title vector; benchmarks/bench_tfrecords.py measures "
+                        "vector quality against it (default: %(default)s)")
     p.add_argument("--shard-target-mb", type=float, default=64.0, metavar="MB",
                    help="aimed-for size of one shard file in MiB (default: %(default)s)")
     p.add_argument("--workers", type=int, default=0, metavar="N",
@@ -86,6 +90,7 @@ def main(args: argparse.Namespace) -> int:
             stratify=args.stratify, split_salt=args.split_salt, max_levels=args.max_levels,
             min_class_count=args.min_class_count, taxonomy=args.taxonomy, taxonomy_mapping=args.taxonomy_mapping,
             spm_vocab_size=args.spm_vocab_size, doc2vec_dim=args.doc2vec_dim, doc2vec_epochs=args.doc2vec_epochs,
+            doc2vec_infer_epochs=args.doc2vec_infer_epochs,
             shard_target_mb=args.shard_target_mb, workers=args.workers, shard_index=args.shard_index,
             num_shards=args.num_shards, seed=args.seed, progress=args.progress)
         report = run(config)

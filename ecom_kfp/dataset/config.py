@@ -10,6 +10,12 @@ from ecom_kfp.config_checks import require
 from ecom_kfp.contracts.features import JPEG_QUALITY, RESIZE_MODES
 
 SPLITS = ("train", "val", "test")
+#: Doc2Vec inference epochs per title vector: the cost of a record's vector grows linearly with
+#: them. ``benchmarks/bench_tfrecords.py`` measures the quality on myntra-dev titles held out from a
+#: 20-epoch model: at 10 epochs the vectors stay nearly as close to a 20-epoch inference (another
+#: seed) as two 20-epoch inferences are to each other, and nearest-neighbour category agreement
+#: drops about a point, the size of its seed-to-seed spread; at 5 it drops several points.
+DOC2VEC_INFER_EPOCHS = 10
 
 
 class ConfigError(ValueError):
@@ -56,7 +62,9 @@ class BuildConfig:
         spm_vocab_size: Requested SentencePiece vocabulary (lowered, and reported, when the
             training titles cannot support it).
         doc2vec_dim: Doc2Vec vector size (the ``title_vector`` feature).
-        doc2vec_epochs: Doc2Vec training (and inference) epochs.
+        doc2vec_epochs: Doc2Vec training epochs.
+        doc2vec_infer_epochs: Epochs of the inference that gives each record its title vector
+            (:data:`DOC2VEC_INFER_EPOCHS`).
         shard_target_mb: Aimed-for size of one shard file, in MiB.
         workers: Parallel writer processes; 0 = one per CPU.
         shard_index: This piece of a fan-out (0-based).
@@ -80,6 +88,7 @@ class BuildConfig:
     spm_vocab_size: int = 8000
     doc2vec_dim: int = 64
     doc2vec_epochs: int = 20
+    doc2vec_infer_epochs: int = DOC2VEC_INFER_EPOCHS
     shard_target_mb: float = 64.0
     workers: int = 0
     shard_index: int = 0
@@ -102,6 +111,8 @@ class BuildConfig:
              "must be at least 300 (256 byte-fallback pieces are always in the vocabulary)"),
             (self.doc2vec_dim >= 1, "--doc2vec-dim", self.doc2vec_dim, "must be at least 1"),
             (self.doc2vec_epochs >= 1, "--doc2vec-epochs", self.doc2vec_epochs, "must be at least 1"),
+            (self.doc2vec_infer_epochs >= 1, "--doc2vec-infer-epochs", self.doc2vec_infer_epochs,
+             "must be at least 1"),
             (self.shard_target_mb > 0, "--shard-target-mb", self.shard_target_mb, "must be positive"),
             (self.workers >= 0, "--workers", self.workers, "must be 0 (one per CPU) or more"),
             (self.num_shards >= 1, "--num-shards", self.num_shards, "must be at least 1"),

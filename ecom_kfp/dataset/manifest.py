@@ -8,7 +8,8 @@ Keys (the trainer reads ``feature_spec`` and ``counts``):
 - ``folding``: the ``min_class_count``, and per level the classes kept, the folded classes with
   their training counts, and per split how many records are ``other`` and why.
 - ``splits``: the fractions, stratification and salt used.
-- ``text``: SentencePiece vocabulary size (requested and actual) and Doc2Vec settings.
+- ``text``: SentencePiece vocabulary size (requested and actual) and Doc2Vec settings (training
+  ``doc2vec_epochs`` and the ``doc2vec_infer_epochs`` of the records' title vectors).
 - ``taxonomy``: the mapping files and how many products they mapped, or ``null``.
 - ``shards``: shard files per split and the fan-out (``shard_index`` / ``num_shards``) that wrote them.
 - ``input``: the ``--products`` URI; ``versions``: library versions.

@@ -8,12 +8,13 @@ it with :func:`load_tf_tokenizer`). Doc2Vec runs PV-DBOW with skip-gram piece tr
 lines those up with SentencePiece ids to initialise a token embedding.
 
 Determinism: both models train single-threaded from fixed seeds, and :meth:`TitleEmbedder.vector`
-seeds each inference from the product id instead of gensim's ``infer_vector`` (which seeds from
+seeds each inference from the title's pieces instead of gensim's ``infer_vector`` (which seeds from
 Python's per-process ``hash``), so re-runs and fan-out pieces write identical vectors.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -44,6 +45,9 @@ MAX_TRAINING_SENTENCES = 2_000_000
 _TOO_LARGE = re.compile(r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)")
 #: Scale of the random rows for pieces Doc2Vec never saw: small next to trained vectors.
 UNSEEN_PIECE_SCALE = 0.01
+#: Distinct titles whose vectors a :class:`TitleEmbedder` keeps (about 0.6 KiB each at 64 dimensions,
+#: so ~12 MiB per writer process).
+VECTOR_CACHE_SIZE = 20_000
 
 
 class TextModelError(ValueError):
@@ -144,42 +148,86 @@ def load_doc2vec(model_uri: str) -> Doc2Vec:
 
 
 class TitleEmbedder:
-    """Title -> pieces -> Doc2Vec vector, deterministic per product.
+    """Title -> pieces -> Doc2Vec vector: a deterministic function of the title's pieces.
+
+    Each inference is seeded from the pieces (not from gensim's per-process ``hash``), so re-runs,
+    writer processes and fan-out pieces give a title the same vector, and titles that normalise
+    to the same pieces (case, width, spacing) share one vector. That makes vectors cacheable: the
+    last ``cache_size`` distinct titles are kept, so repeated titles cost a dictionary lookup.
 
     Args:
         spm_model: Serialized SentencePiece model.
         doc2vec: The Doc2Vec model trained on its pieces.
-        seed: Mixed into each product's inference seed.
+        seed: Mixed into each title's inference seed.
+        epochs: Inference epochs (``None`` = the model's training epochs, like ``infer_vector``).
+        cache_size: Distinct titles whose vectors are kept.
     """
 
-    def __init__(self, spm_model: bytes, doc2vec: Doc2Vec, seed: int) -> None:
+    def __init__(self, spm_model: bytes, doc2vec: Doc2Vec, seed: int, epochs: int | None = None,
+                 cache_size: int = VECTOR_CACHE_SIZE) -> None:
         self.processor = sentencepiece_processor(spm_model)
         self.doc2vec = doc2vec
         self.seed = seed
+        self.epochs = doc2vec.epochs if epochs is None else epochs
+        if self.epochs < 1:
+            raise ValueError(f"inference epochs must be at least 1, got {self.epochs}")
+        # Re-seeded per title: building a RandomState costs tens of times more than re-seeding one.
+        self._rng = np.random.RandomState(0)
+        self._cached = functools.lru_cache(maxsize=cache_size)(self._infer)
 
     def pieces(self, title: str) -> list[str]:
         return self.processor.encode(title, out_type=str)
 
-    def vector(self, title: str, key: str) -> np.ndarray:
-        """Infer the title's vector like ``Doc2Vec.infer_vector``, seeded from ``key`` (the product id)."""
+    def vector(self, title: str) -> np.ndarray:
+        """The title's vector (read-only: it may be shared with other records of the same title)."""
+        return self._cached(tuple(self.pieces(title)))
+
+    def _infer(self, pieces: tuple[str, ...]) -> np.ndarray:
+        """Infer like ``Doc2Vec.infer_vector(pieces, epochs=self.epochs)``, seeded from the pieces."""
         from gensim.models.doc2vec_inner import train_document_dbow
 
         model = self.doc2vec
-        digest = hashlib.sha256(f"{self.seed}\x00{key}".encode()).digest()
-        rng = np.random.RandomState(int.from_bytes(digest[:4], "big"))
+        digest = hashlib.sha256("\x00".join((str(self.seed), *pieces)).encode()).digest()
+        rng = self._rng
+        rng.seed(int.from_bytes(digest[:4], "big"))
         # Same start as gensim's pseudorandom_weak_vector, same update loop as infer_vector.
         vector = ((rng.random_sample(model.vector_size) - 0.5) / model.vector_size).astype(np.float32)[None, :]
-        model.random = rng  # negative sampling draws from it
+        model.random = _PrefetchedSeeds(rng, 2 * self.epochs)  # negative sampling is seeded from it
         work = np.zeros(model.layer1_size, dtype=np.float32)
         lockf = np.ones(1, dtype=np.float32)
-        words = self.pieces(title)
-        alpha, epochs = model.alpha, model.epochs
-        delta = (alpha - model.min_alpha) / max(epochs - 1, 1)
-        for _ in range(epochs):
+        words = list(pieces)
+        alpha = model.alpha
+        delta = (alpha - model.min_alpha) / max(self.epochs - 1, 1)
+        for _ in range(self.epochs):
             train_document_dbow(model, words, [0], alpha, work, learn_words=False, learn_hidden=False,
                                 doctag_vectors=vector, doctags_lockf=lockf)
             alpha -= delta
-        return vector[0]
+        result = vector[0]
+        result.setflags(write=False)
+        return result
+
+
+class _PrefetchedSeeds:
+    """``model.random`` during one inference, answering gensim's seed draws from one numpy call.
+
+    Each ``train_document_dbow`` call seeds its negative-sampling generator with two
+    ``randint(0, 2**24)`` draws, and one numpy call costs as much as a tenth of the epoch's work.
+    The draws are made up front in one call, which gives the same numbers in the same order; any
+    other or further call goes to the generator itself.
+    """
+
+    _HIGH = 2**24
+
+    def __init__(self, rng: np.random.RandomState, count: int) -> None:
+        self._rng = rng
+        self._seeds = rng.randint(0, self._HIGH, size=count).tolist()
+        self._next = 0
+
+    def randint(self, low: int, high: int | None = None, size: Any = None) -> Any:
+        if (low, high, size) == (0, self._HIGH, None) and self._next < len(self._seeds):
+            self._next += 1
+            return self._seeds[self._next - 1]
+        return self._rng.randint(low, high, size)
 
 
 def load_tf_tokenizer(spm_model_uri: str) -> tensorflow_text.SentencepieceTokenizer:

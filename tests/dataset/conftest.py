@@ -82,7 +82,8 @@ def write_dedupe_output(root: Path, myntra_dir: Path, rows: int = ROWS, broken: 
 
 def small_config(products: str, out: str, **overrides) -> BuildConfig:
     """A build config sized for tests: tiny images and text models, several shards, one process."""
-    settings = dict(products=products, out=out, image_size=32, doc2vec_dim=8, doc2vec_epochs=5, spm_vocab_size=2000,
+    settings = dict(products=products, out=out, image_size=32, doc2vec_dim=8, doc2vec_epochs=5, doc2vec_infer_epochs=3,
+                    spm_vocab_size=2000,
                     min_class_count=3, shard_target_mb=0.05, workers=1, progress=False)
     settings.update(overrides)
     return BuildConfig(**settings)

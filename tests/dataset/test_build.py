@@ -6,6 +6,7 @@ import io
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -17,6 +18,7 @@ from ecom_kfp.dataset import run
 from ecom_kfp.dataset.config import ConfigError
 from ecom_kfp.dataset.inputs import InputError
 from ecom_kfp.dataset.manifest import COUNTS, FEATURE_SPEC
+from ecom_kfp.dataset.text import TitleEmbedder, load_doc2vec
 from tests.dataset.conftest import DedupeOutput, small_config
 
 
@@ -80,6 +82,25 @@ def test_records_parse_and_images_are_stored_at_the_configured_size(built, recor
     assert record["title_vector"].shape == (8,) and abs(record["title_vector"]).sum() > 0
 
 
+def test_title_vectors_are_inferred_with_the_configured_epochs(built, records) -> None:
+    layout = DatasetLayout(str(built[0]))
+    text = uri.read_json(layout.manifest)["text"]
+    assert (text["doc2vec_epochs"], text["doc2vec_infer_epochs"]) == (5, 3) == (built[1].text["doc2vec_epochs"],
+                                                                            built[1].text["doc2vec_infer_epochs"])
+    spm_model, doc2vec = uri.read_bytes(layout.spm_model), load_doc2vec(layout.doc2vec_model)
+    configured = TitleEmbedder(spm_model, doc2vec, seed=0, epochs=3)
+    trained = TitleEmbedder(spm_model, doc2vec, seed=0)
+    rows = [r for rows in records.values() for r in rows][:20]
+    assert all(np.allclose(r["title_vector"], configured.vector(r["title"].decode())) for r in rows)
+    assert not any(np.allclose(r["title_vector"], trained.vector(r["title"].decode())) for r in rows)
+    # Products with the same title (one duplicate group here) carry the same vector.
+    by_title: dict[bytes, set[bytes]] = defaultdict(set)
+    for r in (r for rows in records.values() for r in rows):
+        by_title[r["title"]].add(r["title_vector"].tobytes())
+    assert all(len(v) == 1 for v in by_title.values())
+    assert len(by_title) < sum(len(rows) for rows in records.values())
+
+
 def test_manifest_counts_match_the_records(built, records, dedupe_output: DedupeOutput) -> None:
     layout = DatasetLayout(str(built[0]))
     manifest = uri.read_json(layout.manifest)
@@ -128,6 +149,8 @@ def test_a_rebuild_writes_the_same_records(built, records, dedupe_output: Dedupe
         assert [r["product_id"] for r in again[split]] == [r["product_id"] for r in records[split]]
         assert all((a["title_vector"] == b["title_vector"]).all() and a["image"] == b["image"]
                    for a, b in zip(again[split], records[split], strict=True))
+    shards = sorted(Path(built[0]).glob("*/*.tfrecord.gz"))
+    assert shards and all(s.read_bytes() == (tmp_path / "again" / s.parent.name / s.name).read_bytes() for s in shards)
     assert (Path(built[0]) / "text" / "spm.model").read_bytes() == (tmp_path / "again" / "text" / "spm.model").read_bytes()
 
 
@@ -150,6 +173,8 @@ def test_bad_config_names_the_flag(tmp_path: Path) -> None:
         small_config("in", "out", resize_mode="stretch")
     with pytest.raises(ConfigError, match="--shard-index"):
         small_config("in", "out", shard_index=2, num_shards=2)
+    with pytest.raises(ConfigError, match="--doc2vec-infer-epochs=0"):
+        small_config("in", "out", doc2vec_infer_epochs=0)
 
 
 def test_gcs_output(gcs_bucket: str, dedupe_output: DedupeOutput) -> None:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from ecom_kfp.cli import main
+from ecom_kfp.dataset.config import DOC2VEC_INFER_EPOCHS
 from tests.dataset.conftest import DedupeOutput
 
 
 def test_cli_builds_and_prints_a_summary(dedupe_output: DedupeOutput, tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
     code = main(["build-tfrecords", "--products", dedupe_output.layout.root, "--out", str(out), "--image-size", "24",
-                 "--doc2vec-dim", "4", "--doc2vec-epochs", "2", "--min-class-count", "3", "--workers", "1",
+                 "--doc2vec-dim", "4", "--doc2vec-epochs", "2", "--doc2vec-infer-epochs", "4",
+                 "--min-class-count", "3", "--workers", "1",
                  "--split-fractions", "0.8,0.1,0.1", "--stratify", "--no-progress"])
     printed = capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
@@ -20,6 +24,17 @@ def test_cli_builds_and_prints_a_summary(dedupe_output: DedupeOutput, tmp_path: 
     assert f"{report['records']} of {report['input_products']} products" in printed
     assert f"train {report['splits']['train']}" in printed and "golden test covers" in printed
     assert "rejected corrupt_image: 2" in printed and "lowered from 8000" in printed
+    assert (report["text"]["doc2vec_epochs"], report["text"]["doc2vec_infer_epochs"]) == (2, 4)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["text"]["doc2vec_infer_epochs"] == 4
+
+
+def test_help_documents_the_doc2vec_epochs(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["build-tfrecords", "--help"])
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "--doc2vec-infer-epochs N Doc2Vec inference epochs per title vector" in printed
+    assert f"(default: {DOC2VEC_INFER_EPOCHS})" in printed
 
 
 def test_cli_reports_bad_input_and_flags(tmp_path: Path, capsys) -> None:
@@ -27,3 +42,5 @@ def test_cli_reports_bad_input_and_flags(tmp_path: Path, capsys) -> None:
     assert "--products" in capsys.readouterr().err
     assert main(["build-tfrecords", "--products", "x", "--out", "o", "--split-fractions", "0.9,0.9,0.1"]) == 2
     assert "--split-fractions" in capsys.readouterr().err
+    assert main(["build-tfrecords", "--products", "x", "--out", "o", "--doc2vec-infer-epochs", "0"]) == 2
+    assert "--doc2vec-infer-epochs" in capsys.readouterr().err

@@ -100,8 +100,60 @@ def test_title_vectors_do_not_depend_on_the_process(text_models: tuple[str, str]
     spm_uri, d2v_uri = text_models
     code = ("import sys; from ecom_kfp import uri; from ecom_kfp.dataset.text import TitleEmbedder, load_doc2vec;"
             "e = TitleEmbedder(uri.read_bytes(sys.argv[1]), load_doc2vec(sys.argv[2]), seed=0);"
-            "print(e.vector('Puma Men Blue Shoes', 'p1').tobytes().hex())")
+            "print(e.vector('Puma Men Blue Shoes').tobytes().hex())")
     outputs = {subprocess.run([sys.executable, "-c", code, spm_uri, d2v_uri], check=True, capture_output=True,
                               text=True, env={"PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2)}
-    here = TitleEmbedder(uri.read_bytes(spm_uri), load_doc2vec(d2v_uri), seed=0).vector("Puma Men Blue Shoes", "p1")
+    here = TitleEmbedder(uri.read_bytes(spm_uri), load_doc2vec(d2v_uri), seed=0).vector("Puma Men Blue Shoes")
     assert outputs == {here.tobytes().hex() + "\n"}
+
+
+@pytest.fixture(scope="module")
+def embedder_parts(text_models: tuple[str, str]) -> tuple[bytes, object]:
+    spm_uri, d2v_uri = text_models
+    return uri.read_bytes(spm_uri), load_doc2vec(d2v_uri)
+
+
+def test_titles_that_normalise_alike_share_one_vector_cached_or_not(embedder_parts, titles: list[str]) -> None:
+    spm_model, doc2vec = embedder_parts
+    cached = TitleEmbedder(spm_model, doc2vec, seed=0)
+    uncached = TitleEmbedder(spm_model, doc2vec, seed=0, cache_size=0)
+    first = cached.vector("Puma Men Blue Shoes")
+    assert np.array_equal(cached.vector("PUMA  men blue shoes"), first)  # case-folded, spaces collapsed
+    assert cached.vector("Puma Men Blue Shoes") is first  # from the cache, which callers cannot alter
+    assert not first.flags.writeable
+    assert np.array_equal(uncached.vector("Puma Men Blue Shoes"), first)
+    assert not np.array_equal(cached.vector("Puma Men Red Shoes"), first)
+    # The cache changes no vector: a title in the middle of a stream gets what it gets alone.
+    stream = [cached.vector(t) for t in titles[:30] + titles[:30]]
+    assert all(np.array_equal(v, uncached.vector(t)) for v, t in zip(stream, titles[:30] * 2))
+    assert not np.array_equal(TitleEmbedder(spm_model, doc2vec, seed=1).vector("Puma Men Blue Shoes"), first)
+
+
+def test_inference_epochs_default_to_training_epochs_and_change_the_vector(embedder_parts) -> None:
+    spm_model, doc2vec = embedder_parts
+    default = TitleEmbedder(spm_model, doc2vec, seed=0)
+    assert default.epochs == doc2vec.epochs == 3
+    same = TitleEmbedder(spm_model, doc2vec, seed=0, epochs=3).vector("Nike Men Black Tshirt")
+    assert np.array_equal(default.vector("Nike Men Black Tshirt"), same)
+    assert not np.array_equal(TitleEmbedder(spm_model, doc2vec, seed=0, epochs=1).vector("Nike Men Black Tshirt"),
+                              same)
+    with pytest.raises(ValueError, match="inference epochs"):
+        TitleEmbedder(spm_model, doc2vec, seed=0, epochs=-1)
+
+
+def test_prefetched_seed_draws_give_the_vectors_of_drawing_each_seed_when_asked(embedder_parts, titles, monkeypatch):
+    from ecom_kfp.dataset import text
+
+    spm_model, doc2vec = embedder_parts
+    prefetched = [TitleEmbedder(spm_model, doc2vec, seed=0, cache_size=0).vector(t) for t in titles[:20]]
+
+    class DrawWhenAsked:
+        def __init__(self, rng: np.random.RandomState, count: int) -> None:
+            self.rng = rng
+
+        def randint(self, *args, **kwargs):
+            return self.rng.randint(*args, **kwargs)
+
+    monkeypatch.setattr(text, "_PrefetchedSeeds", DrawWhenAsked)
+    drawn = [TitleEmbedder(spm_model, doc2vec, seed=0, cache_size=0).vector(t) for t in titles[:20]]
+    assert all(np.array_equal(a, b) for a, b in zip(prefetched, drawn, strict=True))
