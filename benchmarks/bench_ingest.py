@@ -11,7 +11,9 @@ with a fixed per-request latency that models a CDN round trip, and fetches the s
   K = ``--threads`` (32) is the baseline of ``ratio``; on clean runs a control pool as wide as our
   concurrency shows how much of the gain is concurrency and how much is cost per image.
 
-Each contender runs in its own process so peak memory (``ru_maxrss``) is its own. Runs: a clean
+Each contender runs in its own process so peak memory (``ru_maxrss``) is its own; its CPU per image
+and the server's (read from ``/_stats``) give ``cpu_ceiling_images_per_second``, the rate at which
+client and server together would saturate every core of this machine. Runs: a clean
 server; a server where 10% of names fail once (500, slow beyond the timeout, truncated body,
 connection reset), where ``ours`` must lose nothing; ``ours`` at a quarter and at the full URL
 count (memory must not grow with catalog size); and the whole stage (``run``) over the 5,249
@@ -173,7 +175,14 @@ def main() -> None:
                     server.reset()  # re-arms the fail-once faults for each contender
                     extra = ["--urls-file", str(urls_file), "--out", str(Path(tmp, f"{label}-{kind}{threads}")),
                              "--threads", threads or str(args.threads)]
-                    out[kind if kind == "ours" else f"threads_{threads or args.threads}"] = _spawn(kind, extra, args)
+                    server_cpu = server.stats()["process_cpu_seconds"]
+                    figures = _spawn(kind, extra, args)
+                    figures["server_cpu_ms_per_image"] = round(
+                        (server.stats()["process_cpu_seconds"] - server_cpu) / count * 1000, 3)
+                    # Client and server share this machine's cores: at most this many images/s fit.
+                    figures["cpu_ceiling_images_per_second"] = round(
+                        os.cpu_count() * 1000 / (figures["cpu_ms_per_image"] + figures["server_cpu_ms_per_image"]), 1)
+                    out[kind if kind == "ours" else f"threads_{threads or args.threads}"] = figures
             if baseline in out:
                 out["ratio"] = round(out["ours"]["images_per_second"] / out[baseline]["images_per_second"], 2)
             return out

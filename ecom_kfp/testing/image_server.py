@@ -9,7 +9,8 @@ It serves the files of a directory at ``/img/<name>`` and injects faults two way
 A fixed ``latency_seconds`` before every response models a CDN's round trip. ``*_once`` faults hit
 the first ``transient_count`` requests of a path and then serve normally, so retries can recover.
 ``GET /_stats`` returns request counters (per path, per status, peak concurrency, per-path request
-times) for asserting retry behaviour; ``POST /_reset`` clears them.
+times) for asserting retry behaviour, and the serving process's CPU seconds (so a benchmark on a
+shared machine can tell what the server itself costs); ``POST /_reset`` clears the counters.
 
 Run in a thread of the current process (tests) or as a separate process (benchmarks, so the
 server does not share the client's interpreter): ``python -m ecom_kfp.testing.image_server``.
@@ -129,7 +130,7 @@ class FaultyImageServer:
         return app
 
     async def _stats(self, request: web.Request) -> web.Response:
-        return web.json_response(self.counters.snapshot())
+        return web.json_response({**self.counters.snapshot(), "process_cpu_seconds": time.process_time()})
 
     async def _reset(self, request: web.Request) -> web.Response:
         self.counters = _Counters()
