@@ -8,14 +8,15 @@ also compared as 8x8 YCbCr thumbnails, channel by channel.
 The thumbnail uses pHash's own antialiased Lanczos resize (:func:`~ecom_kfp.dedupe.phash.
 lanczos_resize_matrix`) rather than box-averaged cells: a smooth window hardly moves when a
 resize blurs an edge a pixel across a cell border, so copies stay within a few levels of each
-other while a recoloured region of a cell still shows. It is computed from the same decoded
-draft image as the hashes, as two small matrix products per batch.
+other while a recoloured region of a cell still shows. It is computed from the same reduced-size
+decode as the hashes, as two small matrix products per batch.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ecom_kfp.dedupe import separable, ycc
 from ecom_kfp.dedupe.phash import lanczos_resize_matrix
 
 #: Thumbnail side: 8x8 x 3 channels = 192 bytes per image.
@@ -24,22 +25,36 @@ THUMBNAIL_SIDE = 8
 MAX_LEVELS = 255
 
 
-def colour_thumbnails(planes: np.ndarray, side: int = THUMBNAIL_SIDE) -> np.ndarray:
-    """Lanczos-resized ``side x side`` YCbCr thumbnails of a batch of same-size images.
+def thumbnail_map(height: int, width: int, side: int = THUMBNAIL_SIDE) -> separable.SeparableMap:
+    """Lanczos resize of RGB pixels to ``side x side``, converted to YCbCr less its offset.
+
+    The resize's rows sum to one, so it commutes with the affine RGB -> YCbCr conversion, which
+    therefore runs on the thumbnail-sized data instead of on every pixel.
+    """
+    return separable.SeparableMap(lanczos_resize_matrix(height, side).astype(np.float32),
+                                  lanczos_resize_matrix(width, side).astype(np.float32), ycc.RGB_TO_YCC)
+
+
+def thumbnails_of(small: np.ndarray) -> np.ndarray:
+    """``(batch, 3, side, side)`` output of :func:`thumbnail_map` -> ``(batch, 3 * side * side)`` uint8.
+
+    Channel-major (all Y, then Cb, then Cr), rounded.
+    """
+    batch = len(small)
+    # Lanczos lobes may overshoot 0..255 next to hard edges; clip before the cast.
+    levels = np.clip(np.rint(small + ycc.YCC_OFFSET[:, None, None]), 0, MAX_LEVELS)
+    return levels.astype(np.uint8).reshape(batch, -1)
+
+
+def colour_thumbnails(pixels: np.ndarray, side: int = THUMBNAIL_SIDE) -> np.ndarray:
+    """Lanczos-resized ``side x side`` YCbCr thumbnails of a batch of same-size RGB images.
 
     Args:
-        planes: ``(batch, 3, height, width)`` YCbCr channel planes (float32 avoids a copy).
+        pixels: ``(height, batch, 3, width)`` float32 RGB, see :func:`~ecom_kfp.dedupe.separable.batch_layout`.
         side: Thumbnail side.
-
-    Returns:
-        ``(batch, 3 * side * side)`` uint8, channel-major (all Y, then Cb, then Cr), rounded.
     """
-    batch, _, height, width = planes.shape
-    rows = lanczos_resize_matrix(height, side).astype(np.float32)
-    cols = lanczos_resize_matrix(width, side).astype(np.float32)
-    small = rows @ planes.astype(np.float32, copy=False) @ cols.T  # (batch, 3, side, side)
-    # Lanczos lobes may overshoot 0..255 next to hard edges; clip before the cast.
-    return np.clip(np.rint(small), 0, MAX_LEVELS).astype(np.uint8).reshape(batch, 3 * side * side)
+    height, _, _, width = pixels.shape
+    return thumbnails_of(separable.project(pixels, thumbnail_map(height, width, side)))
 
 
 def max_level_difference(left: np.ndarray, right: np.ndarray) -> np.ndarray:

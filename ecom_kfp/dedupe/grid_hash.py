@@ -12,15 +12,11 @@ import hashlib
 
 import numpy as np
 
+from ecom_kfp.dedupe import separable
+
 DEFAULT_GRID = 5
 #: One decimal digit per channel: 256 levels -> 0..9.
 LEVELS = 10
-
-# JPEG/JFIF full-range YCbCr -> RGB (what Pillow uses both ways), applied to cell means: the
-# conversion is affine, so converting the means equals averaging the converted pixels.
-_YCC_TO_RGB = np.array([[1.0, 0.0, 1.402], [1.0, -0.344136, -0.714136], [1.0, 1.772, 0.0]],
-                       dtype=np.float32)
-_YCC_OFFSET = np.array([0.0, 128.0, 128.0], dtype=np.float32)
 
 
 @functools.lru_cache(maxsize=256)
@@ -37,24 +33,30 @@ def cell_average_matrix(in_size: int, cells: int) -> np.ndarray:
     return (overlap / overlap.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def grid_digits(planes: np.ndarray, cells: int = DEFAULT_GRID) -> np.ndarray:
-    """Quantised mean RGB colour of each grid cell for a batch of same-size YCbCr images.
+def cell_mean_map(height: int, width: int, cells: int = DEFAULT_GRID) -> separable.SeparableMap:
+    """The map to each grid cell's mean, per channel."""
+    return separable.SeparableMap(cell_average_matrix(height, cells), cell_average_matrix(width, cells))
+
+
+def digits_of_means(means: np.ndarray) -> np.ndarray:
+    """Quantise ``(batch, 3, cells, cells)`` RGB cell means to ``(batch, cells * cells * 3)`` uint8 digits.
+
+    Digits are in ``0..LEVELS-1``, row-major cells, RGB order.
+    """
+    batch, _, cells, _ = means.shape
+    digits = np.minimum((means.transpose(0, 2, 3, 1) * LEVELS / 256.0).astype(np.uint8), LEVELS - 1)
+    return digits.reshape(batch, cells * cells * 3)
+
+
+def grid_digits(pixels: np.ndarray, cells: int = DEFAULT_GRID) -> np.ndarray:
+    """Quantised mean RGB colour of each grid cell for a batch of same-size RGB images.
 
     Args:
-        planes: ``(batch, 3, height, width)`` YCbCr channel planes (float32 avoids a copy), so
-            both averages are batched BLAS matrix products.
+        pixels: ``(height, batch, 3, width)`` float32 RGB, see :func:`~ecom_kfp.dedupe.separable.batch_layout`.
         cells: Grid side.
-
-    Returns:
-        ``(batch, cells * cells * 3)`` uint8 digits in ``0..LEVELS-1``, row-major cells, RGB order.
     """
-    batch, _, height, width = planes.shape
-    rows = cell_average_matrix(height, cells)
-    cols = cell_average_matrix(width, cells)
-    means = (rows @ planes.astype(np.float32, copy=False) @ cols.T).transpose(0, 2, 3, 1)  # (batch, cells, cells, 3)
-    rgb = np.clip((means - _YCC_OFFSET) @ _YCC_TO_RGB.T, 0.0, 255.0)
-    digits = np.minimum((rgb * LEVELS / 256.0).astype(np.uint8), LEVELS - 1)
-    return digits.reshape(batch, cells * cells * 3)
+    height, _, _, width = pixels.shape
+    return digits_of_means(separable.project(pixels, cell_mean_map(height, width, cells)))
 
 
 def grid_key(digits: np.ndarray, width: int, height: int) -> int:

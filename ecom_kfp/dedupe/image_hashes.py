@@ -1,9 +1,13 @@
 """Read each product's image once and compute every image hash the rules need, in parallel.
 
-Images are decoded at reduced size with Pillow's JPEG ``draft`` (libjpeg scales in the DCT domain,
-so a large photo costs a fraction of a full decode) straight into YCbCr: the luma plane feeds the
-pHash and the three planes the colour grid and the colour thumbnail that checks pHash matches.
-Images of one decoded size are hashed as a batch.
+JPEGs are decoded by libjpeg-turbo (``simplejpeg``) straight into a numpy RGB array at reduced
+size: it scales in the DCT domain, so a large photo costs a fraction of a full decode. Other
+formats, and JPEGs it refuses, go through Pillow (with its JPEG ``draft``). On myntra's 60x80
+thumbnails Pillow's path (``Image.open`` parsing the headers in Python, decoder set-up, array
+export) took ~155 us an image against ~45 us for libjpeg-turbo's decode, which is why JPEGs bypass
+it. Luma (see :mod:`~ecom_kfp.dedupe.ycc`) feeds the pHash; the RGB pixels feed the colour grid
+and the colour thumbnail that checks pHash matches. Images of one decoded size are hashed in
+small batches, as matrix products.
 An image that cannot be read is returned as a reject reason, never raised.
 """
 
@@ -19,15 +23,22 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+import simplejpeg
+import threadpoolctl
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from ecom_kfp import uri
-from ecom_kfp.dedupe import colour_thumbnail, grid_hash, phash
+from ecom_kfp.dedupe import colour_thumbnail, grid_hash, phash, separable, ycc
 
-#: Smallest decoded side requested from ``draft``: pHash resamples to 32x32, so decoding at no
-#: less than that keeps every frequency the hash looks at.
+#: Smallest decoded side asked of the reduced-size decode: pHash resamples to 32x32, so decoding
+#: at no less than that keeps every frequency the hash looks at.
 DRAFT_SIDE = phash.RESIZED_SIDE
+#: Images hashed per batch of matrix products: 64 thumbnails' float pixels (~3.7 MB at 60x80) stay
+#: in cache; a batch of a whole 512-image chunk measured 2-3x slower per image (memory-bound).
+BATCH = 64
+#: JPEG colour spaces libjpeg-turbo's RGB output agrees with Pillow on; CMYK/YCCK go to Pillow.
+TURBO_COLOURSPACES = frozenset({"YCbCr", "Gray"})
 
 REASON_MISSING = "image_missing"
 REASON_UNREADABLE = "image_unreadable"
@@ -100,14 +111,43 @@ def read_first(candidates: Sequence[str]) -> bytes:
     raise FileNotFoundError("not found at " + ", ".join(candidates) if candidates else "no image_uri")
 
 
-def decode_ycc(data: bytes) -> tuple[np.ndarray, int, int]:
-    """Decode at reduced size to a ``(h, w, 3)`` YCbCr array; also return the original width, height."""
+def draft_shrink(width: int, height: int) -> int:
+    """Pillow's ``draft`` factor: the largest of 1, 2, 4, 8 that keeps both sides >= ``DRAFT_SIDE``.
+
+    libjpeg-turbo could shrink by any M/8, but on myntra's 60x80 thumbnails its finer factors (a
+    5/8 decode) moved the colour thumbnails of resized copies by up to 21 levels, far past the
+    pHash colour tolerance; the power-of-two factors keep both decoders' output the same size.
+    """
+    fits = min(width, height) // DRAFT_SIDE
+    return next(factor for factor in (8, 4, 2, 1) if factor <= max(fits, 1))
+
+
+def decode_rgb(data: bytes) -> tuple[np.ndarray, int, int]:
+    """Decode at reduced size to a ``(3, h, w)`` uint8 array of RGB channel planes.
+
+    Both decoders shrink a JPEG in the DCT domain by :func:`draft_shrink`.
+
+    Returns:
+        The pixels, and the original width and height.
+
+    Raises:
+        UnidentifiedImageError: not an image format Pillow reads.
+        Exception: any decoder failure (truncated or corrupt data).
+    """
+    if simplejpeg.is_jpeg(data):
+        try:
+            height, width, colourspace, _ = simplejpeg.decode_jpeg_header(data)
+            if colourspace in TURBO_COLOURSPACES:
+                shrink = draft_shrink(width, height)
+                rgb = simplejpeg.decode_jpeg(data, "RGB", min_height=-(-height // shrink),
+                                             min_width=-(-width // shrink))
+                return rgb.transpose(2, 0, 1), width, height
+        except ValueError:
+            pass  # strict libjpeg-turbo refused it: Pillow decides whether it is readable, and why not
     with Image.open(io.BytesIO(data)) as image:
         width, height = image.size
-        image.draft("YCbCr", (DRAFT_SIDE, DRAFT_SIDE))
-        if image.mode != "YCbCr":
-            image = image.convert("RGB").convert("YCbCr")
-        return np.asarray(image), width, height
+        image.draft("RGB", (DRAFT_SIDE, DRAFT_SIDE))
+        return np.asarray(image.convert("RGB")).transpose(2, 0, 1), width, height
 
 
 def hash_chunk(jobs: Sequence[ImageJob], grid_cells: int = grid_hash.DEFAULT_GRID) -> ImageHashes:
@@ -126,7 +166,7 @@ def hash_chunk(jobs: Sequence[ImageJob], grid_cells: int = grid_hash.DEFAULT_GRI
             out.detail[row] = f"expected {job.expected_sha256}, file has {digest}"
             continue
         try:
-            ycc, out.width[row], out.height[row] = decode_ycc(data)
+            rgb, out.width[row], out.height[row] = decode_rgb(data)
         except UnidentifiedImageError:
             out.reason[row] = REASON_UNREADABLE
             out.detail[row] = f"not an image format Pillow reads; starts with {data[:24]!r}"
@@ -135,29 +175,46 @@ def hash_chunk(jobs: Sequence[ImageJob], grid_cells: int = grid_hash.DEFAULT_GRI
             out.reason[row], out.detail[row] = REASON_UNREADABLE, f"{type(err).__name__}: {err}"
             continue
         out.sha256[row] = digest
-        by_shape[ycc.shape].append((row, ycc))
+        by_shape[rgb.shape].append((row, rgb))
     for items in by_shape.values():
-        rows = np.array([row for row, _ in items])
-        # One float32 copy as (batch, channel, h, w) planes serves every hash: the conversion
-        # costs more than the small matrix products that follow it.
-        planes = np.ascontiguousarray(np.stack([ycc for _, ycc in items]).transpose(0, 3, 1, 2), dtype=np.float32)
-        out.phash[rows] = phash.phash_batch(planes[:, 0])
-        out.phash256[rows] = phash.phash_words(planes[:, 0], phash.VERIFY_SIDE)
-        digits = grid_hash.grid_digits(planes, grid_cells)
-        out.colour[rows] = digits
-        out.thumbnail[rows] = colour_thumbnail.colour_thumbnails(planes)
-        out.grid[rows] = [grid_hash.grid_key(d, int(out.width[r]), int(out.height[r]))
-                          for d, r in zip(digits, rows)]
+        for start in range(0, len(items), BATCH):
+            batch = items[start:start + BATCH]
+            rows = np.array([row for row, _ in batch])
+            _hash_batch(out, rows, separable.batch_layout([rgb for _, rgb in batch]), grid_cells)
     return out
+
+
+def _hash_batch(out: ImageHashes, rows: np.ndarray, pixels: np.ndarray, grid_cells: int) -> None:
+    """Fill ``rows`` of ``out`` from their RGB planes in :func:`~ecom_kfp.dedupe.separable.batch_layout`."""
+    height, _, _, width = pixels.shape
+    low, means, small = separable.project_many(pixels, [
+        phash.low_frequency_map(height, width, phash.VERIFY_SIDE, ycc.RGB_TO_YCC[:1]),
+        grid_hash.cell_mean_map(height, width, grid_cells),
+        colour_thumbnail.thumbnail_map(height, width)])
+    out.phash[rows] = phash.hash_words(low[:, 0, :phash.HASH_SIDE, :phash.HASH_SIDE])[:, 0]
+    out.phash256[rows] = phash.hash_words(low[:, 0])
+    digits = grid_hash.digits_of_means(means)
+    out.colour[rows] = digits
+    out.thumbnail[rows] = colour_thumbnail.thumbnails_of(small)
+    out.grid[rows] = [grid_hash.grid_key(d, int(out.width[r]), int(out.height[r])) for d, r in zip(digits, rows)]
 
 
 def _hash_chunk_args(args: tuple[Sequence[ImageJob], int]) -> ImageHashes:
     return hash_chunk(*args)
 
 
+def one_blas_thread() -> threadpoolctl.threadpool_limits:
+    """Keep BLAS to one thread in this process (until the returned limits' ``restore_original_limits``).
+
+    Hashing runs one process per core; OpenBLAS would otherwise start a thread per core for each
+    batch's matrix product in every one of them and make them wait on each other.
+    """
+    return threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+
+
 def hash_images(jobs: Sequence[ImageJob], workers: int = 0, chunk_size: int = 512,
                 grid_cells: int = grid_hash.DEFAULT_GRID, progress: bool = True) -> ImageHashes:
-    """Hash all images, in ``workers`` processes (0 = one per CPU).
+    """Hash all images, in ``workers`` processes (0 = one per CPU), each with one BLAS thread.
 
     A single chunk is hashed in this process: starting workers would cost more than it saves.
     Workers are spawned, not forked, so no HTTP client or thread of the parent leaks into them.
@@ -168,12 +225,14 @@ def hash_images(jobs: Sequence[ImageJob], workers: int = 0, chunk_size: int = 51
     parts = []
     with bar:
         if workers == 1 or len(chunks) <= 1:
-            for chunk in chunks:
-                parts.append(_hash_chunk_args(chunk))
-                bar.update(len(chunk[0]))
+            with one_blas_thread():
+                for chunk in chunks:
+                    parts.append(_hash_chunk_args(chunk))
+                    bar.update(len(chunk[0]))
         else:
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=context) as pool:
+            with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=context,
+                                     initializer=one_blas_thread) as pool:
                 for chunk, part in zip(chunks, pool.map(_hash_chunk_args, chunks)):
                     parts.append(part)
                     bar.update(len(chunk[0]))

@@ -13,6 +13,8 @@ import functools
 
 import numpy as np
 
+from ecom_kfp.dedupe import separable
+
 #: pHash geometry shared with ``imagehash.phash`` (hash_size=8, highfreq_factor=4).
 HASH_SIDE = 8
 RESIZED_SIDE = 32
@@ -60,28 +62,53 @@ def lowfreq_projection(in_size: int, side: int = HASH_SIDE) -> np.ndarray:
     return (_dct_rows(side) @ lanczos_resize_matrix(in_size)).astype(np.float32)
 
 
-def phash_words(gray: np.ndarray, side: int = HASH_SIDE) -> np.ndarray:
-    """pHash with ``side * side`` bits of a batch of same-size grayscale images.
+def low_frequency_map(height: int, width: int, side: int = HASH_SIDE,
+                      mix: np.ndarray | None = None) -> separable.SeparableMap:
+    """The map to the ``side x side`` lowest DCT coefficients of an image's 32x32 resize.
+
+    The ``s x s`` top-left block of a larger ``side`` is the same as asking for ``s`` directly, so one
+    map serves the 64-bit hash and its 256-bit check.
 
     Args:
-        gray: ``(batch, height, width)`` array of luma values (any numeric dtype).
+        height: Image height.
+        width: Image width.
         side: Low-frequency block side; 8 is the classic 64-bit pHash.
-
-    Returns:
-        ``(batch, side * side // 64)`` uint64 words; the first word's bit 63 is coefficient (0, 0),
-        row-major like ``imagehash``.
+        mix: ``(1, channels)`` weights that turn the channels into the luma the hash looks at
+            (``None`` for one channel of luma already).
     """
-    if gray.ndim != 3:
-        raise ValueError(f"expected (batch, height, width), got shape {gray.shape}")
-    batch, height, width = gray.shape
+    return separable.SeparableMap(lowfreq_projection(height, side), lowfreq_projection(width, side), mix)
+
+
+def hash_words(low: np.ndarray) -> np.ndarray:
+    """One bit per coefficient above its image's median, ``(batch, side * side // 64)`` uint64.
+
+    The first word's bit 63 is coefficient (0, 0), row-major like ``imagehash``.
+
+    Args:
+        low: ``(batch, side, side)`` low-frequency coefficients.
+    """
+    batch, side, _ = low.shape
     words = side * side // 64
     if batch == 0:
         return np.zeros((0, words), dtype=np.uint64)
-    pixels = gray.astype(np.float32, copy=False)
-    low = lowfreq_projection(height, side) @ pixels @ lowfreq_projection(width, side).T
     flat = low.reshape(batch, side * side)
-    bits = flat > np.median(flat, axis=1, keepdims=True)
+    half = side * side // 2
+    middle = np.partition(flat, (half - 1, half), axis=1)  # the median without np.median's checks
+    bits = flat > (middle[:, half - 1:half] + middle[:, half:half + 1]) / 2
     return np.packbits(bits, axis=1, bitorder="big").view(">u8").astype(np.uint64).reshape(batch, words)
+
+
+def phash_words(gray: np.ndarray, side: int = HASH_SIDE) -> np.ndarray:
+    """pHash with ``side * side`` bits of a batch of same-size grayscale images (see :func:`hash_words`).
+
+    Args:
+        gray: ``(batch, height, width)`` array of luma values (any numeric dtype).
+    """
+    if gray.ndim != 3:
+        raise ValueError(f"expected (batch, height, width), got shape {gray.shape}")
+    _, height, width = gray.shape
+    low = separable.project(separable.batch_layout(gray[:, None]), low_frequency_map(height, width, side))
+    return hash_words(low[:, 0])
 
 
 def phash_batch(gray: np.ndarray) -> np.ndarray:

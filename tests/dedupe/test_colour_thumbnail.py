@@ -14,6 +14,7 @@ from ecom_kfp.dedupe import DedupeConfig
 from ecom_kfp.dedupe.colour_thumbnail import THUMBNAIL_SIDE, colour_thumbnails, max_level_difference
 from ecom_kfp.dedupe.image_hashes import ImageHashes, ImageJob, hash_chunk
 from ecom_kfp.dedupe.phash import hamming, hamming_words
+from ecom_kfp.dedupe.separable import batch_layout
 
 DEFAULTS = DedupeConfig("in", "out")
 #: Myntra products photographed like each other in another colour: pHash (64 and 256 bit)
@@ -43,17 +44,21 @@ def hashes_of(paths: list[Path | str]) -> ImageHashes:
 
 
 def test_thumbnail_of_a_flat_picture_is_its_colour_at_any_size():
+    rgb = (200, 90, 160)
+    expected = Image.new("RGB", (1, 1), rgb).convert("YCbCr").getpixel((0, 0))  # Pillow's own conversion
     for height, width in ((7, 5), (80, 60), (1066, 800)):
-        planes = np.empty((1, 3, height, width), dtype=np.float32)
-        planes[0, :] = np.array([200.0, 90.0, 160.0])[:, None, None]
-        thumbnail = colour_thumbnails(planes).reshape(3, THUMBNAIL_SIDE, THUMBNAIL_SIDE)
-        assert [np.unique(channel).tolist() for channel in thumbnail] == [[200], [90], [160]]
+        flat = np.empty((3, height, width), dtype=np.uint8)
+        flat[:] = np.array(rgb, dtype=np.uint8)[:, None, None]
+        thumbnail = colour_thumbnails(batch_layout([flat])).reshape(3, THUMBNAIL_SIDE, THUMBNAIL_SIDE).astype(int)
+        assert [np.unique(channel).size for channel in thumbnail] == [1, 1, 1]
+        assert np.abs(thumbnail[:, 0, 0] - expected).max() <= 1  # Pillow rounds in integer steps
 
 
 def test_thumbnail_sees_a_recoloured_corner():
-    planes = np.full((2, 3, 80, 60), 128, dtype=np.float32)
-    planes[1, 1, :20, :15] = 200  # top-left quarter of the width and height turns blue
-    difference = int(max_level_difference(*colour_thumbnails(planes)[:, None]).item())
+    images = np.full((2, 3, 80, 60), 128, dtype=np.uint8)
+    # The top-left quarter of the width and height turns blue.
+    images[1, :, :20, :15] = np.array([40, 40, 230])[:, None, None]
+    difference = int(max_level_difference(*colour_thumbnails(batch_layout(images))[:, None]).item())
     assert difference > 60
 
 

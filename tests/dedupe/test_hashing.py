@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import imagehash
@@ -13,9 +14,12 @@ from .conftest import jpeg, picture
 from PIL import Image
 
 from ecom_kfp.dedupe import grid_hash
-from ecom_kfp.dedupe.image_hashes import decode_ycc
+from ecom_kfp.dedupe.colour_thumbnail import max_level_difference
+from ecom_kfp.dedupe.image_hashes import ImageJob, decode_rgb, hash_chunk
 from ecom_kfp.dedupe.near_search import brute_force_neighbours, near_item_pairs, near_value_pairs
 from ecom_kfp.dedupe.phash import hamming, phash_batch
+from ecom_kfp.dedupe.ycc import RGB_TO_YCC
+from ecom_kfp.dedupe.separable import batch_layout
 from ecom_kfp.dedupe.union_find import UnionFind
 
 
@@ -23,8 +27,8 @@ def test_phash_agrees_with_imagehash_on_real_images(myntra_dir: Path):
     files = sorted((myntra_dir / "images").glob("*.jpg"))[:200]
     ours = []
     for path in files:
-        ycc, _, _ = decode_ycc(path.read_bytes())
-        ours.append(phash_batch(ycc[None, ..., 0])[0])
+        rgb, _, _ = decode_rgb(path.read_bytes())
+        ours.append(phash_batch((np.moveaxis(rgb, 0, -1) @ RGB_TO_YCC[0])[None])[0])
     reference = np.array([int(str(imagehash.phash(Image.open(p))), 16) for p in files], dtype=np.uint64)
     distance = hamming(np.array(ours, dtype=np.uint64), reference)
     # Same algorithm; only float vs 8-bit rounding of the resize flips coefficients at the median.
@@ -38,17 +42,17 @@ def test_phash_batch_equals_one_by_one():
     assert len(set(batch.tolist())) == 8
 
 
-def ycc_planes(image: Image.Image) -> np.ndarray:
-    """A batch of one image as ``(1, 3, h, w)`` YCbCr planes, the layout the hashes take."""
-    return np.asarray(image.convert("YCbCr")).transpose(2, 0, 1)[None]
+def rgb_batch(image: Image.Image) -> np.ndarray:
+    """A batch of one image's RGB pixels in the layout the hashes take."""
+    return batch_layout([np.asarray(image.convert("RGB")).transpose(2, 0, 1)])
 
 
 def test_grid_key_depends_on_picture_and_size():
     image = picture(3)
-    digits = grid_hash.grid_digits(ycc_planes(image))
+    digits = grid_hash.grid_digits(rgb_batch(image))
     assert digits.shape == (1, 75) and digits.max() <= 9
     assert grid_hash.grid_key(digits[0], 96, 128) != grid_hash.grid_key(digits[0], 192, 256)
-    other = grid_hash.grid_digits(ycc_planes(picture(4)))
+    other = grid_hash.grid_digits(rgb_batch(picture(4)))
     assert grid_hash.grid_key(digits[0], 96, 128) != grid_hash.grid_key(other[0], 96, 128)
 
 
@@ -56,16 +60,15 @@ def test_grid_digits_are_quantised_cell_means():
     left_red = np.zeros((50, 50, 3), dtype=np.uint8)
     left_red[:, :25] = (255, 0, 0)
     left_red[:, 25:] = (0, 0, 255)
-    digits = grid_hash.grid_digits(ycc_planes(Image.fromarray(left_red)))
+    digits = grid_hash.grid_digits(rgb_batch(Image.fromarray(left_red)))
     cells = digits.reshape(5, 5, 3)
     assert (cells[:, 0] == (9, 0, 0)).all() and (cells[:, 4] == (0, 0, 9)).all()
     assert (cells[:, 2, 0] == 4).all() and (cells[:, 2, 2] == 4).all()  # the split cell averages both
 
 
 def test_blank_pictures_have_no_detail():
-    blank = np.full((1, 3, 40, 40), 128, dtype=np.uint8)
-    blank[:, 0] = 235
-    busy = ycc_planes(picture(1))
+    blank = batch_layout([np.full((3, 40, 40), 235, dtype=np.uint8)])
+    busy = rgb_batch(picture(1))
     assert grid_hash.has_detail(grid_hash.grid_digits(blank)).tolist() == [False]
     assert grid_hash.has_detail(grid_hash.grid_digits(busy)).tolist() == [True]
 
@@ -111,6 +114,34 @@ def test_union_find_matches_connected_components():
 
 
 def test_decode_uses_reduced_size_for_large_jpegs():
-    ycc, width, height = decode_ycc(jpeg(picture(1, size=(800, 1000))))
+    rgb, width, height = decode_rgb(jpeg(picture(1, size=(800, 1000))))
     assert (width, height) == (800, 1000)
-    assert 32 <= min(ycc.shape[:2]) < 800
+    assert rgb.shape[0] == 3 and 32 <= min(rgb.shape[1:]) < 800
+
+
+def test_pillow_fallback_hashes_like_libjpeg_turbo(myntra_dir: Path, tmp_path: Path):
+    """A PNG of a JPEG's decoded pixels (Pillow's path) hashes like the JPEG itself (libjpeg-turbo's)."""
+    jpegs = sorted((myntra_dir / "images").glob("*.jpg"))[:40]
+    pngs = []
+    for path in jpegs:
+        target = tmp_path / f"{path.stem}.png"
+        Image.open(path).convert("RGB").save(target)
+        pngs.append(target)
+    turbo, pillow = (hash_chunk([ImageJob((str(p),), None) for p in paths]) for paths in (jpegs, pngs))
+    assert turbo.ok.all() and pillow.ok.all()
+    assert (turbo.width == pillow.width).all() and (turbo.height == pillow.height).all()
+    # The PNG holds Pillow's decode of the JPEG (its bundled libjpeg); the two decodes differ slightly.
+    assert np.percentile(hamming(turbo.phash, pillow.phash), 95) <= 2
+    assert max_level_difference(turbo.thumbnail, pillow.thumbnail).max() <= 4  # half the colour tolerance
+    # Grid digits are exact keys; across decoders a cell mean on a digit boundary may step by one.
+    assert np.abs(turbo.colour.astype(int) - pillow.colour).max() <= 1
+
+
+@pytest.mark.parametrize("size", [(60, 80), (100, 100), (300, 200), (800, 1066)])
+def test_libjpeg_turbo_decodes_at_pillows_draft_size(size):
+    data = jpeg(picture(2, size=size))
+    with Image.open(io.BytesIO(data)) as image:
+        image.draft("RGB", (32, 32))
+        expected = image.size
+    rgb, width, height = decode_rgb(data)
+    assert (width, height) == size and (rgb.shape[2], rgb.shape[1]) == expected

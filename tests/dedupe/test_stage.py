@@ -13,8 +13,9 @@ from .conftest import dedupe, jpeg, picture
 from ecom_kfp import uri
 from ecom_kfp.cli import main as cli_main
 from ecom_kfp.dedupe import DedupeConfig, run
-from ecom_kfp.dedupe.image_hashes import decode_ycc
+from ecom_kfp.dedupe.image_hashes import decode_rgb
 from ecom_kfp.dedupe.phash import hamming, phash_batch
+from ecom_kfp.dedupe.ycc import RGB_TO_YCC
 
 
 def by_id(rows: list[dict]) -> dict:
@@ -22,8 +23,8 @@ def by_id(rows: list[dict]) -> dict:
 
 
 def image_phash(data: bytes) -> int:
-    ycc, _, _ = decode_ycc(data)
-    return int(phash_batch(ycc[None, ..., 0])[0])
+    rgb, _, _ = decode_rgb(data)
+    return int(phash_batch((np.moveaxis(rgb, 0, -1) @ RGB_TO_YCC[0])[None])[0])
 
 
 def test_identical_bytes_are_grouped_by_sha256(make_layout, tmp_path):
