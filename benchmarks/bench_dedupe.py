@@ -229,7 +229,7 @@ def bench_quality(myntra: Path, per_kind: int, thresholds: list[int], colour_tol
             target = Path(tmp) / name
             run(DedupeConfig(str(Path(tmp) / "ingest"), str(target), progress=False, **options))
             out[name] = score(target, cluster, kind_of)
-            print(name, json.dumps(out[name]), flush=True)
+            print(name, json.dumps(out[name]), file=sys.stderr, flush=True)  # progress; stdout is one JSON document
     return {"variants_per_kind": per_kind, "products": len(cluster), "by_rule": out}
 
 
@@ -247,10 +247,10 @@ def main() -> None:
     result = {}
     if "hashing" in args.sections:
         result["hashing"] = bench_hashing(args.data / "images", args.images, args.large_images, args.repeats)
-        print(json.dumps(result["hashing"]), flush=True)
+        print(json.dumps(result["hashing"]), file=sys.stderr, flush=True)
     if "near_search" in args.sections:
         result["near_search"] = bench_near_search(args.hashes, planted=10_000, radius=6, sample=400)
-        print(json.dumps(result["near_search"]), flush=True)
+        print(json.dumps(result["near_search"]), file=sys.stderr, flush=True)
     if "quality" in args.sections:
         result["quality"] = bench_quality(args.data, args.per_kind, thresholds=[2, 4, 6, 8],
                                           colour_tolerances=[4, 16, 255])
