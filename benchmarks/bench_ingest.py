@@ -5,13 +5,15 @@ with a fixed per-request latency that models a CDN round trip, and fetches the s
 (the images repeated with ``?v=i`` so every URL is distinct) with:
 
 - ``ours``: :func:`ecom_kfp.ingest.fetch.fetch_images` (asyncio + aiohttp, every image fully
-  decoded and checked, stored content-addressed);
+  decoded and checked, stored content-addressed) with its default worker processes (one per
+  available CPU; ``processes`` in the JSON), so its CPU figures include the workers';
 - ``threads_K``: a ``ThreadPoolExecutor(K)`` calling ``requests.get`` through one Session per thread
   and writing each body to a file (no validation, no retries), the usual hand-written downloader;
   K = ``--threads`` (32) is the baseline of ``ratio``; on clean runs a control pool as wide as our
   concurrency shows how much of the gain is concurrency and how much is cost per image.
 
-Each contender runs in its own process so peak memory (``ru_maxrss``) is its own; its CPU per image
+Each contender runs in its own process so peak memory (``ru_maxrss``; with worker processes, the
+parent's plus workers x the largest worker's) is its own; its CPU per image (workers included)
 and the server's (read from ``/_stats``) give ``cpu_ceiling_images_per_second``, the rate at which
 client and server together would saturate every core of this machine. Runs: a clean
 server; a server where 10% of names fail once (500, slow beyond the timeout, truncated body,
@@ -36,7 +38,6 @@ import threading
 import time
 from pathlib import Path
 
-from _common import MYNTRA
 COLUMN_MAP = ("product_id=id,title=productDisplayName,"
               "category_path=masterCategory>subCategory>articleType,image_url=image")
 
@@ -46,19 +47,22 @@ def _rss_mb() -> float:
         return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS")) / 1024
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _peak_mb(workers: int = 0) -> float:
+    """Peak RSS of this process plus ``workers`` times that of its largest finished child (a bound)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return (own + workers * resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
 
 
 def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    """CPU seconds of this process and its finished children (fetch worker processes)."""
+    return sum(usage.ru_utime + usage.ru_stime
+               for usage in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))
 
 
-def _figures(count: int, ok: int, seconds: float, cpu: float, rss_before: float) -> dict:
+def _figures(count: int, ok: int, seconds: float, cpu: float, rss_before: float, workers: int = 0) -> dict:
     return {"images": count, "ok": ok, "lost": count - ok, "seconds": round(seconds, 3),
             "images_per_second": round(count / seconds, 1), "cpu_ms_per_image": round(cpu / count * 1000, 3),
-            "rss_before_mb": round(rss_before, 1), "peak_rss_mb": round(_peak_mb(), 1)}
+            "rss_before_mb": round(rss_before, 1), "peak_rss_mb": round(_peak_mb(workers), 1)}
 
 
 def worker_ours(urls: list[str], out: str, args: argparse.Namespace) -> dict:
@@ -72,8 +76,10 @@ def worker_ours(urls: list[str], out: str, args: argparse.Namespace) -> dict:
     rss_before, cpu_before = _rss_mb(), _cpu_seconds()
     stats = fetch_images(urls, ImageStore(IngestLayout(out)), config,
                          lambda _s, outcome: ok.append(isinstance(outcome, FetchedImage)))
-    return {**_figures(len(urls), sum(ok), stats.seconds, _cpu_seconds() - cpu_before, rss_before),
-            "retries": stats.retries}
+    processes = config.process_count(len(urls))
+    workers = processes if processes > 1 else 0
+    return {**_figures(len(urls), sum(ok), stats.seconds, _cpu_seconds() - cpu_before, rss_before, workers),
+            "retries": stats.retries, "processes": processes}
 
 
 def worker_threads(urls: list[str], out: str, args: argparse.Namespace) -> dict:
@@ -107,19 +113,23 @@ def worker_threads(urls: list[str], out: str, args: argparse.Namespace) -> dict:
 
 
 def worker_stage(base_url: str, out: str, args: argparse.Namespace) -> dict:
+    from _common import MYNTRA
+
     from ecom_kfp.ingest import IngestConfig, run
     from ecom_kfp.ingest.fetch import FetchConfig
 
+    fetch = FetchConfig(concurrency=args.concurrency, per_host=args.concurrency, timeout_seconds=args.timeout,
+                        backoff_seconds=0.05)
     start = time.perf_counter()
-    report = run(IngestConfig(
-        catalog=str(MYNTRA / "styles.csv"), out=out, column_map=COLUMN_MAP, images_base=f"{base_url}/img/",
-        progress=False, fetch=FetchConfig(concurrency=args.concurrency, per_host=args.concurrency,
-                                          timeout_seconds=args.timeout, backoff_seconds=0.05)))
+    report = run(IngestConfig(catalog=str(MYNTRA / "styles.csv"), out=out, column_map=COLUMN_MAP,
+                              images_base=f"{base_url}/img/", progress=False, fetch=fetch))
     seconds = time.perf_counter() - start
+    processes = fetch.process_count(report.images.fetched)
     return {"input_records": report.input_records, "accepted": report.accepted, "rejected": report.rejected,
             "rejects_by_reason": report.rejects_by_reason, "retries": report.images.retries,
             "seconds": round(seconds, 3), "products_per_second": round(report.input_records / seconds, 1),
-            "images_per_second": report.images_per_second, "peak_rss_mb": round(_peak_mb(), 1)}
+            "images_per_second": report.images_per_second, "processes": processes,
+            "peak_rss_mb": round(_peak_mb(processes if processes > 1 else 0), 1)}
 
 
 def _spawn(kind: str, extra: list[str], args: argparse.Namespace) -> dict:
@@ -155,6 +165,7 @@ def main() -> None:
         print(json.dumps(result))
         return
 
+    from _common import MYNTRA  # not at the top: fetch worker processes re-import this module
     from ecom_kfp.testing.image_server import ServerConfig, image_server
 
     names = sorted(p.name for p in (MYNTRA / "images").iterdir())

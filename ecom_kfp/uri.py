@@ -9,6 +9,7 @@ google-cloud-storage itself; with it set, the client is anonymous so tests can t
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import io
 import json
@@ -103,12 +104,24 @@ def read_bytes(uri: str) -> bytes:
         return fh.read()
 
 
-def write_bytes(uri: str, data: bytes, content_type: str | None = None) -> None:
-    """Write ``data`` atomically: readers never see a half-written local file or object."""
+def write_bytes(uri: str, data: bytes, content_type: str | None = None, *, exclusive: bool = False) -> bool:
+    """Write ``data`` atomically: readers never see a half-written local file or object.
+
+    Args:
+        uri: Local path or ``gs://`` URI.
+        data: The bytes.
+        content_type: MIME type of a ``gs://`` object.
+        exclusive: Local files: keep a file already at ``uri`` instead of replacing it, and say so,
+            so that of several threads or processes writing the same path exactly one wins
+            (content-addressed stores). ``gs://`` objects are always uploaded.
+
+    Returns:
+        False when ``exclusive`` and a local file was already at ``uri``; True when this call wrote it.
+    """
     if is_gcs(uri):
         # A GCS upload is atomic per object: it appears only once complete.
         _blob(uri).upload_from_string(data, content_type=content_type or "application/octet-stream")
-        return
+        return True
     path = Path(uri)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     # os.open with mode 0o666 honours the umask, unlike mkstemp's owner-only 0o600, so files are
@@ -128,11 +141,36 @@ def write_bytes(uri: str, data: bytes, content_type: str | None = None) -> None:
                 view = view[os.write(fd, view):]
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        if not exclusive:
+            os.replace(tmp, path)
+            return True
+        return _move_unless_exists(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _move_unless_exists(tmp: Path, path: Path) -> bool:
+    """Move ``tmp`` to ``path`` unless a file is there (then drop ``tmp``); True when moved."""
+    try:
+        # link() fails if the name exists, atomically: of concurrent writers exactly one wins.
+        os.link(tmp, path)
+    except FileExistsError:
+        os.unlink(tmp)
+        return False
+    except OSError as err:
+        if err.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS):
+            raise
+        # No hard links here (some FUSE and SMB mounts): check, then rename. Two writers may then
+        # both report a win, but with identical content, as a content-addressed store writes.
+        if os.path.exists(path):
+            os.unlink(tmp)
+            return False
+        os.replace(tmp, path)
+        return True
+    os.unlink(tmp)
+    return True
 
 
 def read_text(uri: str) -> str:

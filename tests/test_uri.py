@@ -6,6 +6,7 @@ being interchangeable; cross-backend copies are checked for every direction.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 from pathlib import Path
@@ -97,6 +98,33 @@ def test_local_write_honours_umask(tmp_path: Path) -> None:
     finally:
         os.umask(previous)
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_exclusive_write_keeps_the_first_file_and_says_so(tmp_path: Path) -> None:
+    target = tmp_path / "images" / "ab" / "ab12.jpg"
+    previous = os.umask(0o022)
+    try:
+        assert uri.write_bytes(str(target), b"first", exclusive=True) is True
+        assert uri.write_bytes(str(target), b"second", exclusive=True) is False
+    finally:
+        os.umask(previous)
+    assert target.read_bytes() == b"first"
+    assert target.stat().st_mode & 0o777 == 0o644 and target.stat().st_nlink == 1
+    assert [p.name for p in target.parent.iterdir()] == ["ab12.jpg"]  # no temp files left
+    assert uri.write_bytes(str(target), b"third") is True  # the default still replaces
+    assert target.read_bytes() == b"third"
+
+
+def test_exclusive_write_without_hard_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Some FUSE/SMB mounts refuse link(); none is available here, so os.link is made to refuse (a mock)."""
+    def refuse(*_args) -> None:
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refuse)
+    target = tmp_path / "ab12.jpg"
+    assert uri.write_bytes(str(target), b"first", exclusive=True) is True
+    assert uri.write_bytes(str(target), b"second", exclusive=True) is False
+    assert target.read_bytes() == b"first" and [p.name for p in tmp_path.iterdir()] == ["ab12.jpg"]
 
 
 def test_exists(root: str) -> None:

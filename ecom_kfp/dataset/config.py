@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 from ecom_kfp.config_checks import require
 from ecom_kfp.contracts.features import JPEG_QUALITY, RESIZE_MODES
+from ecom_kfp.resources import available_cpus
 
 SPLITS = ("train", "val", "test")
 #: Doc2Vec inference epochs per title vector: the cost of a record's vector grows linearly with
@@ -124,7 +124,7 @@ class BuildConfig:
     @property
     def worker_count(self) -> int:
         """Writer processes actually used."""
-        return self.workers or os.cpu_count() or 1
+        return self.workers or available_cpus()
 
     @property
     def shard_target_bytes(self) -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import io
 import multiprocessing
-import os
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -30,6 +29,7 @@ from tqdm import tqdm
 
 from ecom_kfp import uri
 from ecom_kfp.dedupe import colour_thumbnail, grid_hash, phash, separable, ycc
+from ecom_kfp.resources import available_cpus
 
 #: Smallest decoded side asked of the reduced-size decode: pHash resamples to 32x32, so decoding
 #: at no less than that keeps every frequency the hash looks at.
@@ -220,7 +220,7 @@ def hash_images(jobs: Sequence[ImageJob], workers: int = 0, chunk_size: int = 51
     Workers are spawned, not forked, so no HTTP client or thread of the parent leaks into them.
     """
     chunks = [(jobs[i:i + chunk_size], grid_cells) for i in range(0, len(jobs), chunk_size)]
-    workers = workers or os.cpu_count() or 1
+    workers = workers or available_cpus()
     bar = tqdm(total=len(jobs), unit="img", desc="hash images", disable=not progress)
     parts = []
     with bar:

@@ -7,6 +7,14 @@ rules), ``business_value``, ``reasons`` (reject codes), ``sources`` (image refer
 ``merge`` (shard outputs), ``cli`` (``ecom-kfp ingest``).
 """
 
-from ecom_kfp.ingest.stage import IngestConfig, IngestReport, run
-
 __all__ = ["IngestConfig", "IngestReport", "run"]
+
+
+def __getattr__(name: str):
+    # Imported on first use: image fetch worker processes import only the fetching modules, not the
+    # stage's pyarrow and numpy, which would double their start-up time.
+    if name in __all__:
+        from ecom_kfp.ingest import stage
+
+        return getattr(stage, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -43,6 +43,10 @@ def register(subparsers) -> None:
                         help="retries after a timeout, reset, truncated transfer, 429 or 5xx")
     parser.add_argument("--backoff", type=float, default=0.5, help="first retry delay in seconds (doubles)")
     parser.add_argument("--io-threads", type=int, default=16, help="threads decoding and storing images")
+    parser.add_argument("--fetch-processes", type=int, default=0,
+                        help="worker processes fetching images, each with its own event loop and a share of "
+                             "--concurrency, --per-host and --io-threads; 0 = one per available CPU, "
+                             "1 = fetch in this process")
     parser.add_argument("--min-image-side", type=int, default=_DEFAULT_LIMITS.min_side,
                         help="reject images whose shorter side is below this many pixels")
     parser.add_argument("--max-image-bytes", type=int, default=_DEFAULT_LIMITS.max_bytes,
@@ -86,7 +90,8 @@ def main(args: argparse.Namespace) -> int:
             limits = ImageLimits(min_side=args.min_image_side, max_bytes=args.max_image_bytes)
             fetch = FetchConfig(concurrency=args.concurrency, per_host=args.per_host,
                                 timeout_seconds=args.timeout, max_retries=args.max_retries,
-                                backoff_seconds=args.backoff, io_threads=args.io_threads, limits=limits)
+                                backoff_seconds=args.backoff, io_threads=args.io_threads,
+                                processes=args.fetch_processes, limits=limits)
             report = run(IngestConfig(
                 catalog=args.catalog, out=args.out, format=args.format, column_map=args.column_map,
                 images_base=args.images_base, business_value_uri=args.business_value,

@@ -12,6 +12,10 @@ retried up to ``max_retries`` times with exponential backoff and jitter, waiting
 as a ``Retry-After`` header asks (capped at ``max_backoff_seconds``). A 404, any other 4xx, or
 content that is not an image is final at once. Image decoding and storing run in the thread pool
 (Pillow releases the GIL while decoding) so the event loop keeps downloading meanwhile.
+
+One event loop is bound by one core, so with ``processes`` > 1 that many worker processes each
+run this fetcher over a share of the limits (:mod:`ecom_kfp.ingest.fetch_processes`); outcomes
+are the same, only faster where the CPU is the limit.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import random
 import time
 import urllib.parse
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -35,6 +39,7 @@ from ecom_kfp.ingest import sources
 from ecom_kfp.ingest.image_check import CheckedImage, ImageLimits, ImageProblem, check_image
 from ecom_kfp.ingest.reasons import Reason
 from ecom_kfp.ingest.store import ImageStore
+from ecom_kfp.resources import available_cpus
 
 _RETRYABLE_STATUS = frozenset({408, 429})
 _CHUNK = 64 << 10
@@ -53,6 +58,9 @@ class FetchConfig:
         max_backoff_seconds: Longest wait between attempts, ``Retry-After`` included.
         limits: Accepted image sizes.
         io_threads: Threads reading local/``gs://`` sources, decoding and storing.
+        processes: Worker processes, each with its own event loop and a share of ``concurrency``,
+            ``per_host`` and ``io_threads``; 0 = one per CPU this process may run on; 1 = fetch
+            in this process.
     """
 
     concurrency: int = 64
@@ -63,6 +71,7 @@ class FetchConfig:
     max_backoff_seconds: float = 30.0
     limits: ImageLimits = field(default_factory=ImageLimits)
     io_threads: int = 16
+    processes: int = 0
 
     def __post_init__(self) -> None:
         for name in ("concurrency", "per_host", "io_threads"):
@@ -72,6 +81,17 @@ class FetchConfig:
             raise ValueError(f"--timeout must be positive, got {self.timeout_seconds}")
         if self.max_retries < 0:
             raise ValueError(f"--max-retries must be >= 0, got {self.max_retries}")
+        if self.processes < 0:
+            raise ValueError(f"--fetch-processes must be >= 0 (0 = one per CPU), got {self.processes}")
+
+    def process_count(self, total: int | None = None) -> int:
+        """Worker processes a fetch of ``total`` sources uses.
+
+        Each process needs at least one slot of ``concurrency`` and ``per_host``, and more processes
+        than sources would only cost start-up time.
+        """
+        wanted = self.processes or available_cpus()
+        return max(1, min(wanted, self.concurrency, self.per_host, wanted if total is None else total))
 
 
 @dataclass(frozen=True)
@@ -267,8 +287,23 @@ class _Fetcher:
             return _Body(bytes(body), resp.headers.get("Content-Type"))
 
 
-async def _fetch_all(items: Iterable[str], store: ImageStore, config: FetchConfig,
-                     on_result: Callable[[str, FetchOutcome], None], stats: FetchStats) -> None:
+SourceQueue = Callable[[], Awaitable[str | None]]
+"""Gives the next source to fetch, or None when there are no more."""
+
+
+def sources_of(items: Iterable[str]) -> SourceQueue:
+    """A :data:`SourceQueue` over an iterable, read lazily."""
+    pending = iter(items)
+
+    async def next_source() -> str | None:
+        return next(pending, None)
+
+    return next_source
+
+
+async def fetch_all(next_source: SourceQueue, store: ImageStore, config: FetchConfig,
+                    on_result: Callable[[str, FetchOutcome], None], stats: FetchStats) -> None:
+    """Fetch every source ``next_source`` gives on this event loop, ``config.concurrency`` at a time."""
     connector = aiohttp.TCPConnector(limit=config.concurrency, limit_per_host=config.per_host,
                                      ttl_dns_cache=300)
     # Per-attempt deadlines are ours (see module docstring); the session only bounds connecting.
@@ -277,11 +312,10 @@ async def _fetch_all(items: Iterable[str], store: ImageStore, config: FetchConfi
     with ThreadPoolExecutor(config.io_threads, thread_name_prefix="ingest-io") as pool:
         async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as session:
             fetcher = _Fetcher(store, config, session, pool, stats)
-            pending = iter(items)
 
             async def worker() -> None:
-                # Workers share one iterator: a source is read only when a worker is free for it.
-                for source in pending:
+                # Workers share one queue: a source is taken only when a worker is free for it.
+                while (source := await next_source()) is not None:
                     stats.sources += 1
                     outcome = await fetcher.fetch(source)
                     if isinstance(outcome, FetchedImage):
@@ -304,10 +338,14 @@ def fetch_images(items: Iterable[str], store: ImageStore, config: FetchConfig,
         items: Image sources (``http(s)://`` URLs, ``gs://`` URIs, local paths); each is fetched
             once per occurrence, so pass unique sources.
         store: Where accepted images go.
-        config: Concurrency, timeouts, retries and image limits.
-        on_result: Called on the event loop thread with ``(source, outcome)`` as each finishes.
+        config: Concurrency, processes, timeouts, retries and image limits.
+        on_result: Called on the calling thread with ``(source, outcome)`` as each finishes.
         progress: Show a tqdm bar with the rate and failure count.
-        total: Number of sources, for the progress bar.
+        total: Number of sources, for the progress bar (and so that a handful of sources does
+            not start more processes than it has sources).
+
+    Raises:
+        RuntimeError: a worker process failed or died; its sources would otherwise be lost.
 
     Returns:
         Totals, with the wall-clock seconds of the whole call.
@@ -323,7 +361,13 @@ def fetch_images(items: Iterable[str], store: ImageStore, config: FetchConfig,
             if on_result is not None:
                 on_result(source, outcome)
 
-        asyncio.run(_fetch_all(items, store, config, record, stats))
+        processes = config.process_count(total)
+        if processes == 1:
+            asyncio.run(fetch_all(sources_of(items), store, config, record, stats))
+        else:
+            from ecom_kfp.ingest.fetch_processes import fetch_in_processes  # it imports this module
+
+            fetch_in_processes(items, store, config, processes, record, stats)
     stats.seconds = time.perf_counter() - start
     return stats
 

@@ -12,7 +12,12 @@ from ecom_kfp.contracts.layouts import IngestLayout
 
 
 class ImageStore:
-    """Writes images under an :class:`IngestLayout`; safe to call from several threads."""
+    """Writes images under an :class:`IngestLayout`; safe to call from several threads.
+
+    Several processes may share one local store (each with its own ``ImageStore``): the final
+    step of a write fails atomically when the file exists, so each image counts as newly stored
+    once however many processes fetched it.
+    """
 
     def __init__(self, layout: IngestLayout):
         self.layout = layout
@@ -48,9 +53,8 @@ class ImageStore:
                 return False
             self._known.add(sha256)
         try:
-            uri.write_bytes(self.uri_of(sha256), data, content_type="image/jpeg")
+            return uri.write_bytes(self.uri_of(sha256), data, content_type="image/jpeg", exclusive=True)
         except BaseException:
             with self._lock:
                 self._known.discard(sha256)
             raise
-        return True

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from ecom_kfp.resources import available_cpus
+
 LAUNCHER_RANK_VARIABLES = ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
 HOROVOD_MISSING = ("Horovod is not installed in this environment, so --np > 1 cannot run; build it with "
                    "scripts/build_horovod.sh (or use --np 1)")
@@ -104,7 +106,7 @@ def init_workers(fp16_allreduce: bool = False) -> Workers:
     import tensorflow as tf
 
     if hvd.local_size() > 1 and not tf.config.list_physical_devices("GPU"):
-        threads = max(1, (os.cpu_count() or 1) // hvd.local_size())
+        threads = max(1, available_cpus() // hvd.local_size())
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     for gpu_index, gpu in enumerate(tf.config.list_physical_devices("GPU")):
