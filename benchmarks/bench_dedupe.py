@@ -34,6 +34,7 @@ import csv
 import hashlib
 import io
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
