@@ -46,17 +46,6 @@ def thumbnails_of(small: np.ndarray) -> np.ndarray:
     return levels.astype(np.uint8).reshape(batch, -1)
 
 
-def colour_thumbnails(pixels: np.ndarray, side: int = THUMBNAIL_SIDE) -> np.ndarray:
-    """Lanczos-resized ``side x side`` YCbCr thumbnails of a batch of same-size RGB images.
-
-    Args:
-        pixels: ``(height, batch, 3, width)`` float32 RGB, see :func:`~ecom_kfp.dedupe.separable.batch_layout`.
-        side: Thumbnail side.
-    """
-    height, _, _, width = pixels.shape
-    return thumbnails_of(separable.project(pixels, thumbnail_map(height, width, side)))
-
-
 def max_level_difference(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Largest absolute difference of any thumbnail value, per row pair (``(n,)`` int64)."""
     if not len(left):

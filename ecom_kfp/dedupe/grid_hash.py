@@ -48,17 +48,6 @@ def digits_of_means(means: np.ndarray) -> np.ndarray:
     return digits.reshape(batch, cells * cells * 3)
 
 
-def grid_digits(pixels: np.ndarray, cells: int = DEFAULT_GRID) -> np.ndarray:
-    """Quantised mean RGB colour of each grid cell for a batch of same-size RGB images.
-
-    Args:
-        pixels: ``(height, batch, 3, width)`` float32 RGB, see :func:`~ecom_kfp.dedupe.separable.batch_layout`.
-        cells: Grid side.
-    """
-    height, _, _, width = pixels.shape
-    return digits_of_means(separable.project(pixels, cell_mean_map(height, width, cells)))
-
-
 def grid_key(digits: np.ndarray, width: int, height: int) -> int:
     """64-bit key of one image's grid digits plus its original size.
 
@@ -81,7 +70,7 @@ def has_detail(digits: np.ndarray, min_cells: int = MIN_DETAIL_CELLS) -> np.ndar
     products; such images are matched by their bytes only.
 
     Args:
-        digits: ``(n, cells * cells * 3)`` grid digits from :func:`grid_digits`.
+        digits: ``(n, cells * cells * 3)`` grid digits from :func:`digits_of_means`.
     """
     codes = digits.reshape(len(digits), digits.shape[1] // 3, 3).astype(np.int16) @ np.array([100, 10, 1], np.int16)
     codes = np.sort(codes, axis=1)

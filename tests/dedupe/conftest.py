@@ -18,7 +18,7 @@ from PIL import Image
 from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import IngestLayout
 from ecom_kfp.contracts.tables import PRODUCTS, from_rows
-from ecom_kfp.dedupe import DedupeConfig, run
+from ecom_kfp.dedupe import DedupeConfig, run, separable
 
 
 def picture(seed: int, size: tuple[int, int] = (96, 128)) -> Image.Image:
@@ -26,6 +26,14 @@ def picture(seed: int, size: tuple[int, int] = (96, 128)) -> Image.Image:
     rng = np.random.default_rng(seed)
     field = rng.integers(0, 256, size=(6, 6, 3), dtype=np.uint8)
     return Image.fromarray(field).resize(size, Image.Resampling.BICUBIC)
+
+
+def project_batch(pixels: np.ndarray, map_for: Callable[[int, int], separable.SeparableMap],
+                  finish: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Run a ``batch_layout`` batch through one of the hashing maps and its finishing step, as
+    :func:`ecom_kfp.dedupe.image_hashes.hash_chunk` does with all of them at once."""
+    height, _, _, width = pixels.shape
+    return finish(separable.project(pixels, map_for(height, width)))
 
 
 def jpeg(image: Image.Image, quality: int = 90) -> bytes:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from .conftest import dedupe, jpeg
+from .conftest import dedupe, jpeg, project_batch
 from PIL import Image
 
 from ecom_kfp.dedupe import DedupeConfig
-from ecom_kfp.dedupe.colour_thumbnail import THUMBNAIL_SIDE, colour_thumbnails, max_level_difference
+from ecom_kfp.dedupe.colour_thumbnail import THUMBNAIL_SIDE, max_level_difference, thumbnail_map, thumbnails_of
 from ecom_kfp.dedupe.image_hashes import ImageHashes, ImageJob, hash_chunk
 from ecom_kfp.dedupe.phash import hamming, hamming_words
 from ecom_kfp.dedupe.separable import batch_layout
@@ -49,7 +49,7 @@ def test_thumbnail_of_a_flat_picture_is_its_colour_at_any_size():
     for height, width in ((7, 5), (80, 60), (1066, 800)):
         flat = np.empty((3, height, width), dtype=np.uint8)
         flat[:] = np.array(rgb, dtype=np.uint8)[:, None, None]
-        thumbnail = colour_thumbnails(batch_layout([flat])).reshape(3, THUMBNAIL_SIDE, THUMBNAIL_SIDE).astype(int)
+        thumbnail = project_batch(batch_layout([flat]), thumbnail_map, thumbnails_of).reshape(3, THUMBNAIL_SIDE, THUMBNAIL_SIDE).astype(int)
         assert [np.unique(channel).size for channel in thumbnail] == [1, 1, 1]
         assert np.abs(thumbnail[:, 0, 0] - expected).max() <= 1  # Pillow rounds in integer steps
 
@@ -58,7 +58,7 @@ def test_thumbnail_sees_a_recoloured_corner():
     images = np.full((2, 3, 80, 60), 128, dtype=np.uint8)
     # The top-left quarter of the width and height turns blue.
     images[1, :, :20, :15] = np.array([40, 40, 230])[:, None, None]
-    difference = int(max_level_difference(*colour_thumbnails(batch_layout(images))[:, None]).item())
+    difference = int(max_level_difference(*project_batch(batch_layout(images), thumbnail_map, thumbnails_of)[:, None]).item())
     assert difference > 60
 
 
