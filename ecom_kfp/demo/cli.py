@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import threading
+import time
 
 from ecom_kfp import uri
 from ecom_kfp.cli_support import add_progress_flag, bad_input
@@ -80,7 +80,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"next: ecom-kfp ingest --catalog {report.catalog} --images-base {base_url} --out OUT",
               flush=True)
         try:
-            threading.Event().wait()
+            # Sleep in short steps rather than block on a lock: the kernel may deliver Ctrl-C to
+            # a server thread, which does not wake a main thread blocked on a lock, while a sleep
+            # that ends lets the main thread run the pending KeyboardInterrupt.
+            while True:
+                time.sleep(0.2)
         except KeyboardInterrupt:
-            print("stopped serving")
+            print("stopped serving", flush=True)
     return 0
