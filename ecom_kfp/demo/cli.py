@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import time
+import threading
 
 from ecom_kfp import uri
 from ecom_kfp.cli_support import add_progress_flag, bad_input
@@ -80,11 +80,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"next: ecom-kfp ingest --catalog {report.catalog} --images-base {base_url} --out OUT",
               flush=True)
         try:
-            # Sleep in short steps rather than block on a lock: the kernel may deliver Ctrl-C to
-            # a server thread, which does not wake a main thread blocked on a lock, while a sleep
-            # that ends lets the main thread run the pending KeyboardInterrupt.
-            while True:
-                time.sleep(0.2)
+            threading.Event().wait()
         except KeyboardInterrupt:
-            print("stopped serving", flush=True)
+            print("stopped serving")
     return 0

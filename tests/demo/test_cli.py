@@ -52,10 +52,17 @@ def test_bad_flags_exit_2_naming_the_flag(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "x").exists()
 
 
+def _sigint_as_at_a_terminal() -> None:
+    # A shell without job control starts background jobs (e.g. CI's `make test &`) with SIGINT
+    # ignored, and children inherit that: Python then installs no KeyboardInterrupt handler.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_serve_until_interrupted(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) stops serving cleanly."""
     out = tmp_path / "demo"
     process = _cli("--out", str(out), "--products", "60", "--image-size", "32", "--no-progress", "--serve",
-                   start_new_session=True)
+                   start_new_session=True, preexec_fn=_sigint_as_at_a_terminal)
     try:
         base = None
         for _ in range(100):  # bounded: the summary has ~25 lines before the URL
