@@ -9,7 +9,7 @@ Modules, one responsibility each:
 - :mod:`.splits`: train/val/test assignment by hashing the duplicate group.
 - :mod:`.labels`: per-level vocabularies with rare classes folded into ``other``.
 - :mod:`.text`: SentencePiece + Doc2Vec training, and the helpers the trainer and serving use
-  (:func:`~.text.load_tf_tokenizer`, :func:`~.text.doc2vec_piece_embeddings`).
+  (:func:`~.text.load_tf_tokenizer`, :func:`~.text.piece_vectors`).
 - :mod:`.imaging`: decode / resize / re-encode one image.
 - :mod:`.records`: serialized ``tf.train.Example`` records of the feature spec.
 - :mod:`.writer`: shard planning and the parallel shard writers.

@@ -4,7 +4,7 @@ The SentencePiece model case-folds (``nmt_nfkc_cf``), splits digits into single 
 back to UTF-8 bytes, so ``S23C550H``, ``s23c550h`` and an emoji all tokenise without ``<unk>``,
 and identically in Python and in ``tensorflow_text`` (the trainer and the serving signature load
 it with :func:`load_tf_tokenizer`). Doc2Vec runs PV-DBOW with skip-gram piece training
-(``dbow_words=1``), so it learns a vector for every piece as well; :func:`doc2vec_piece_embeddings`
+(``dbow_words=1``), so it learns a vector for every piece as well; :func:`piece_vectors`
 lines those up with SentencePiece ids to initialise a token embedding.
 
 Determinism: both models train single-threaded from fixed seeds, and :meth:`TitleEmbedder.vector`
@@ -242,18 +242,12 @@ def load_tf_tokenizer(spm_model_uri: str) -> tensorflow_text.SentencepieceTokeni
     return tensorflow_text.SentencepieceTokenizer(model=uri.read_bytes(spm_model_uri), out_type=tf.int32)
 
 
-def doc2vec_piece_embeddings(spm_model_uri: str, doc2vec_model_uri: str, seed: int = 0) -> np.ndarray:
-    """Embedding matrix ``[spm vocab size, dim]``: row ``i`` is Doc2Vec's vector of piece ``i``.
+def piece_vectors(processor: Any, vectors: Any, seed: int = 0) -> tuple[np.ndarray, int]:
+    """Embedding matrix ``[spm vocab size, dim]`` whose row ``i`` is Doc2Vec's vector of piece ``i``,
+    and how many rows came from Doc2Vec.
 
     Pieces Doc2Vec never saw (control pieces, unused byte pieces) get small random rows
     (normal, std :data:`UNSEEN_PIECE_SCALE`, seeded) rather than zeros, so they stay distinguishable.
-    """
-    processor = sentencepiece_processor(uri.read_bytes(spm_model_uri))
-    return piece_vectors(processor, load_doc2vec(doc2vec_model_uri).wv, seed)[0]
-
-
-def piece_vectors(processor: Any, vectors: Any, seed: int = 0) -> tuple[np.ndarray, int]:
-    """:func:`doc2vec_piece_embeddings` on loaded models, plus how many rows came from Doc2Vec.
 
     Args:
         processor: The ``sentencepiece.SentencePieceProcessor`` of the dataset.

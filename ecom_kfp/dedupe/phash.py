@@ -98,24 +98,6 @@ def hash_words(low: np.ndarray) -> np.ndarray:
     return np.packbits(bits, axis=1, bitorder="big").view(">u8").astype(np.uint64).reshape(batch, words)
 
 
-def phash_words(gray: np.ndarray, side: int = HASH_SIDE) -> np.ndarray:
-    """pHash with ``side * side`` bits of a batch of same-size grayscale images (see :func:`hash_words`).
-
-    Args:
-        gray: ``(batch, height, width)`` array of luma values (any numeric dtype).
-    """
-    if gray.ndim != 3:
-        raise ValueError(f"expected (batch, height, width), got shape {gray.shape}")
-    _, height, width = gray.shape
-    low = separable.project(separable.batch_layout(gray[:, None]), low_frequency_map(height, width, side))
-    return hash_words(low[:, 0])
-
-
-def phash_batch(gray: np.ndarray) -> np.ndarray:
-    """Classic 64-bit pHash of a batch of same-size grayscale images, ``(batch,)`` uint64."""
-    return phash_words(gray, HASH_SIDE)[:, 0]
-
-
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Element-wise Hamming distance between two uint64 arrays (broadcasting)."""
     return np.bitwise_count(np.bitwise_xor(a, b)).astype(np.int64)

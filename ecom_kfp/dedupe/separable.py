@@ -70,7 +70,3 @@ def project_many(pixels: np.ndarray, maps: Sequence[SeparableMap]) -> list[np.nd
         results.append((small.reshape(-1, width) @ m.cols.T).reshape(*small.shape[:3], len(m.cols)))
     return results
 
-
-def project(pixels: np.ndarray, one: SeparableMap) -> np.ndarray:
-    """:func:`project_many` with a single map."""
-    return project_many(pixels, [one])[0]

@@ -1,7 +1,7 @@
 """JFIF full-range RGB -> YCbCr, the conversion JPEG and Pillow use both ways.
 
 Images are decoded to RGB; the pHash looks at luma (the first row) and the colour thumbnails are
-kept in YCbCr. Both apply it as the ``mix`` of :func:`~ecom_kfp.dedupe.separable.project`.
+kept in YCbCr. Both apply it as the ``mix`` of :func:`~ecom_kfp.dedupe.separable.project_many`.
 
 Luma recomputed from RGB (rounded to 8 bits and clipped by the decoder) is not quite the luma a
 JPEG stores: on myntra's resized and re-encoded copies it moved copies' 64-bit pHashes apart by

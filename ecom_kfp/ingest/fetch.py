@@ -134,6 +134,13 @@ class FetchStats:
     images_stored: int = 0
     seconds: float = 0.0
 
+    def count_finished(self, outcome: FetchOutcome) -> None:
+        """Count one source's final outcome as a success or a failure."""
+        if isinstance(outcome, FetchedImage):
+            self.succeeded += 1
+        else:
+            self.failed += 1
+
     @property
     def images_per_second(self) -> float:
         return self.sources / self.seconds if self.seconds > 0 else 0.0
@@ -318,10 +325,7 @@ async def fetch_all(next_source: SourceQueue, store: ImageStore, config: FetchCo
                 while (source := await next_source()) is not None:
                     stats.sources += 1
                     outcome = await fetcher.fetch(source)
-                    if isinstance(outcome, FetchedImage):
-                        stats.succeeded += 1
-                    else:
-                        stats.failed += 1
+                    stats.count_finished(outcome)
                     on_result(source, outcome)
 
             async with asyncio.TaskGroup() as group:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from ecom_kfp.contracts.layouts import IngestLayout
-from ecom_kfp.ingest.fetch import FetchConfig, FetchedImage, FetchOutcome, FetchStats, fetch_all
+from ecom_kfp.ingest.fetch import FetchConfig, FetchOutcome, FetchStats, fetch_all
 from ecom_kfp.ingest.store import ImageStore
 
 _RESULTS, _DONE, _ERROR = "results", "done", "error"
@@ -157,10 +157,7 @@ class _Pool:
                 stats.sources += 1
                 stats.attempts += outcome.attempts
                 stats.retries += outcome.attempts - 1
-                if isinstance(outcome, FetchedImage):
-                    stats.succeeded += 1
-                else:
-                    stats.failed += 1
+                stats.count_finished(outcome)
                 on_result(source, outcome)
         elif kind == _DONE:
             name, worker_stats = body

@@ -121,13 +121,12 @@ class TrainConfig:
         for flag, value in positive.items():
             if value <= 0:
                 raise ConfigError(f"{flag} must be > 0, got {value}")
-        for flag, rate in (("--dropout", self.dropout), ("--title-dropout", self.title_dropout)):
+        fractions = (("--dropout", self.dropout, ""), ("--title-dropout", self.title_dropout, ""),
+                     ("--ema-momentum", self.ema_momentum, " (0 = off)"),
+                     ("--label-smoothing", self.label_smoothing, ""))
+        for flag, rate, note in fractions:
             if not 0.0 <= rate < 1.0:
-                raise ConfigError(f"{flag} must be in [0, 1), got {rate}")
-        if not 0.0 <= self.ema_momentum < 1.0:
-            raise ConfigError(f"--ema-momentum must be in [0, 1) (0 = off), got {self.ema_momentum}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ConfigError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+                raise ConfigError(f"{flag} must be in [0, 1){note}, got {rate}")
         if self.title_word_buckets < 0:
             raise ConfigError(f"--title-word-buckets must be >= 0 (0 = off), got {self.title_word_buckets}")
         if self.image_size < 0:

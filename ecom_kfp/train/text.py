@@ -61,8 +61,7 @@ class TitleTokenizer:
         words = tf.strings.split(text)
         bigrams = tf_text.ngrams(words, 2, reduction_type=tf_text.Reduction.STRING_JOIN, string_separator=" ")
         grams = tf.concat([words, bigrams], axis=1)[:, : self.max_tokens]
-        ids = tf.strings.to_hash_bucket_fast(grams, self.word_buckets) + 1
-        return tf.cast(ids.to_tensor(default_value=PAD_ID, shape=[None, self.max_tokens]), tf.int32)
+        return self._padded(tf.strings.to_hash_bucket_fast(grams, self.word_buckets) + 1)
 
     @property
     def vocab_size(self) -> int:
@@ -70,11 +69,15 @@ class TitleTokenizer:
         return int(self.sentencepiece.vocab_size()) + 1
 
     def __call__(self, titles: tf.Tensor) -> tf.Tensor:
-        import tensorflow as tf
         import tensorflow_text as tf_text
 
         pieces = self.sentencepiece.tokenize(tf_text.case_fold_utf8(titles))
-        ids = (pieces + 1)[:, : self.max_tokens]
+        return self._padded((pieces + 1)[:, : self.max_tokens])
+
+    def _padded(self, ids: tf.RaggedTensor) -> tf.Tensor:
+        """Ragged ids of at most ``max_tokens`` per title -> int32 ``[B, max_tokens]``, 0-padded."""
+        import tensorflow as tf
+
         return tf.cast(ids.to_tensor(default_value=PAD_ID, shape=[None, self.max_tokens]), tf.int32)
 
 

@@ -14,9 +14,9 @@ from ecom_kfp import uri
 from ecom_kfp.dataset.text import (
     TextModelError,
     TitleEmbedder,
-    doc2vec_piece_embeddings,
     load_doc2vec,
     load_tf_tokenizer,
+    piece_vectors,
     save_doc2vec,
     sentencepiece_processor,
     train_doc2vec,
@@ -84,9 +84,9 @@ def test_no_titles_is_a_clear_error() -> None:
 
 def test_piece_embeddings_line_up_with_sentencepiece_ids(text_models: tuple[str, str]) -> None:
     spm_uri, d2v_uri = text_models
-    matrix = doc2vec_piece_embeddings(spm_uri, d2v_uri)
     processor = sentencepiece_processor(uri.read_bytes(spm_uri))
     vectors = load_doc2vec(d2v_uri).wv
+    matrix, _ = piece_vectors(processor, vectors)
     assert matrix.shape == (processor.get_piece_size(), 8)
     piece = processor.id_to_piece(processor.encode("Men Tshirt")[0])
     assert np.array_equal(matrix[processor.piece_to_id(piece)], vectors[piece])

@@ -18,7 +18,7 @@ from PIL import Image
 from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import IngestLayout
 from ecom_kfp.contracts.tables import PRODUCTS, from_rows
-from ecom_kfp.dedupe import DedupeConfig, run, separable
+from ecom_kfp.dedupe import DedupeConfig, phash, run, separable, ycc
 
 
 def picture(seed: int, size: tuple[int, int] = (96, 128)) -> Image.Image:
@@ -33,7 +33,16 @@ def project_batch(pixels: np.ndarray, map_for: Callable[[int, int], separable.Se
     """Run a ``batch_layout`` batch through one of the hashing maps and its finishing step, as
     :func:`ecom_kfp.dedupe.image_hashes.hash_chunk` does with all of them at once."""
     height, _, _, width = pixels.shape
-    return finish(separable.project(pixels, map_for(height, width)))
+    return finish(separable.project_many(pixels, [map_for(height, width)])[0])
+
+
+def phash64(planes: Sequence[np.ndarray]) -> np.ndarray:
+    """Classic 64-bit pHashes of same-size ``(channels, height, width)`` images, the stage's way:
+    luma mixed from RGB planes (or one plane that already is luma), ``(batch,)`` uint64."""
+    pixels = separable.batch_layout(planes)
+    mix = ycc.RGB_TO_YCC[:1] if pixels.shape[2] == 3 else None
+    return project_batch(pixels, lambda height, width: phash.low_frequency_map(height, width, mix=mix),
+                         lambda low: phash.hash_words(low[:, 0])[:, 0])
 
 
 def jpeg(image: Image.Image, quality: int = 90) -> bytes:

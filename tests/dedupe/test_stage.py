@@ -8,14 +8,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from .conftest import dedupe, jpeg, picture
+from .conftest import dedupe, jpeg, phash64, picture
 
 from ecom_kfp import uri
 from ecom_kfp.cli import main as cli_main
 from ecom_kfp.dedupe import DedupeConfig, run
 from ecom_kfp.dedupe.image_hashes import decode_rgb
-from ecom_kfp.dedupe.phash import hamming, phash_batch
-from ecom_kfp.dedupe.ycc import RGB_TO_YCC
+from ecom_kfp.dedupe.phash import hamming
 
 
 def by_id(rows: list[dict]) -> dict:
@@ -24,7 +23,7 @@ def by_id(rows: list[dict]) -> dict:
 
 def image_phash(data: bytes) -> int:
     rgb, _, _ = decode_rgb(data)
-    return int(phash_batch((np.moveaxis(rgb, 0, -1) @ RGB_TO_YCC[0])[None])[0])
+    return int(phash64([rgb])[0])
 
 
 def test_identical_bytes_are_grouped_by_sha256(make_layout, tmp_path):
