@@ -32,6 +32,7 @@ EPOCHS = 18
 LEARNING_RATE = 3e-3
 DROPOUT = 0.3
 TITLE_DROPOUT = 0.0
+IMAGE_HEAD_WEIGHT = 0.0
 WEIGHT_DECAY = 0.05
 EMA_MOMENTUM = 0.99
 LABEL_SMOOTHING = 0.1
@@ -80,6 +81,8 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help="base learning rate")
     parser.add_argument("--dropout", type=float, default=DROPOUT, help="dropout before the heads")
     parser.add_argument("--title-dropout", type=float, default=TITLE_DROPOUT, help="share of examples a fused model sees without title")
+    parser.add_argument("--image-head-weight", type=float, default=IMAGE_HEAD_WEIGHT,
+                        help="loss weight of a fused model's auxiliary image-only heads, 0 = off")
     parser.add_argument("--weight-decay", type=float, default=WEIGHT_DECAY, help="AdamW weight decay")
     parser.add_argument("--ema-momentum", type=float, default=EMA_MOMENTUM, help="weight EMA momentum, 0 = off")
     parser.add_argument("--label-smoothing", type=float, default=LABEL_SMOOTHING, help="label smoothing")
@@ -96,6 +99,7 @@ def main() -> None:
     data = TrainingData.load(myntra_dataset(work, args.image_size).root)
     results = {"benchmark": "train_quality", "backbone": args.backbone, "epochs": args.epochs,
                "learning_rate": args.learning_rate, "dropout": args.dropout, "title_dropout": args.title_dropout,
+               "image_head_weight": args.image_head_weight,
                "weight_decay": args.weight_decay, "ema_momentum": args.ema_momentum,
                "label_smoothing": args.label_smoothing, "level_weights": args.level_weights,
                "title_word_buckets": args.title_word_buckets, "counts": data.counts,
@@ -106,12 +110,16 @@ def main() -> None:
         start = time.perf_counter()
         report = run(TrainConfig(data=data.layout.root, out=str(out), backbone=args.backbone, inputs=mode,
                                  epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                                 dropout=args.dropout, title_dropout=args.title_dropout, weight_decay=args.weight_decay,
+                                 dropout=args.dropout, title_dropout=args.title_dropout,
+                                 image_head_weight=args.image_head_weight if mode == "fused" else 0.0, weight_decay=args.weight_decay,
                                  title_word_buckets=args.title_word_buckets, ema_momentum=args.ema_momentum, label_smoothing=args.label_smoothing,
                                  level_weights=parse_level_weights(args.level_weights), resume=False))
         results[mode] = {"test_accuracy": {f"level_{k}": report.test_metrics[f"level_{k}_accuracy"]
                                            for k in range(1, data.spec.num_levels + 1)},
                          "wall_seconds": time.perf_counter() - start}
+        if "image_level_1_accuracy" in report.test_metrics:  # what the fused model's image branch knows alone
+            results[mode]["image_heads_test_accuracy"] = {f"level_{k}": report.test_metrics[f"image_level_{k}_accuracy"]
+                                                          for k in range(1, data.spec.num_levels + 1)}
     baseline = results["baseline_tfidf_logreg"]["test_accuracy"]
     if "fused" in results:
         fused = results["fused"]["test_accuracy"]

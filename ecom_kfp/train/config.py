@@ -55,6 +55,10 @@ class TrainConfig:
         dropout: Dropout before the heads (``--dropout``).
         title_dropout: Share of training examples whose title a fused model does not see, so its
             image branch keeps learning after the titles are fitted (``--title-dropout``).
+        image_head_weight: In a fused model, loss weight (relative to each level's weight) of
+            auxiliary image-only heads, one per level, that keep the image branch learning after
+            the titles are fitted; 0 = no such heads (``--image-head-weight``). Training only:
+            the served model and ``model.keras`` have the level heads alone.
         augment: Random flips/translations of training images (``--no-augment`` turns off).
         weights: URI of backbone weights (``.weights.h5``) to start from (``--weights``).
         freeze_backbone_epochs: Epochs the backbone stays frozen when fine-tuning
@@ -88,6 +92,7 @@ class TrainConfig:
     hidden_units: int = 256
     dropout: float = 0.2
     title_dropout: float = 0.0
+    image_head_weight: float = 0.0
     augment: bool = True
     weights: str = ""
     freeze_backbone_epochs: int = 0
@@ -127,6 +132,10 @@ class TrainConfig:
         for flag, rate, note in fractions:
             if not 0.0 <= rate < 1.0:
                 raise ConfigError(f"{flag} must be in [0, 1){note}, got {rate}")
+        if self.image_head_weight < 0:
+            raise ConfigError(f"--image-head-weight must be >= 0 (0 = off), got {self.image_head_weight}")
+        if self.image_head_weight and self.inputs != "fused":
+            raise ConfigError(f"--image-head-weight {self.image_head_weight} needs --inputs fused, got {self.inputs}")
         if self.title_word_buckets < 0:
             raise ConfigError(f"--title-word-buckets must be >= 0 (0 = off), got {self.title_word_buckets}")
         if self.image_size < 0:

@@ -121,6 +121,8 @@ class PipelineOptions:
         business_value_weights: Yield business value as the sample weight.
         augment: Random flips and translations (training only).
         seed: Shuffle and augmentation seed.
+        image_heads: Also yield each level's label under :func:`image_head_name`, for a fused
+            model's auxiliary image-only heads.
     """
 
     batch_size: int
@@ -131,6 +133,7 @@ class PipelineOptions:
     business_value_weights: bool = False
     augment: bool = True
     seed: int = 0
+    image_heads: bool = False
 
 
 def steps_per_epoch(records: int, batch_size: int, world: int) -> int:
@@ -195,6 +198,8 @@ def make_dataset(data: TrainingData, split: str, tokenizer: TitleTokenizer, opti
             images = augment(images, training=True)
         x = {IMAGE_INPUT: images, **tokenizer.model_inputs(batch[features.TITLE])}
         y = {output_name(level): batch[key] for level, key in enumerate(level_keys, start=1)}
+        if options.image_heads:
+            y.update({image_head_name(level): batch[key] for level, key in enumerate(level_keys, start=1)})
         if options.business_value_weights:
             return x, y, batch[features.BUSINESS_VALUE]
         return x, y
@@ -205,6 +210,11 @@ def make_dataset(data: TrainingData, split: str, tokenizer: TitleTokenizer, opti
 def output_name(level: int) -> str:
     """Name of the model's head (and the label key in ``y``) at ``level``."""
     return f"level_{level}"
+
+
+def image_head_name(level: int) -> str:
+    """Name of a fused model's auxiliary image-only head at ``level`` (training only, never served)."""
+    return f"image_{output_name(level)}"
 
 
 def _augmenter(seed: int):

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from ecom_kfp.train.backbones import build_backbone
-from ecom_kfp.train.data import IMAGE_INPUT, TITLE_INPUT, TITLE_WORDS_INPUT, output_name
+from ecom_kfp.train.data import IMAGE_INPUT, TITLE_INPUT, TITLE_WORDS_INPUT, image_head_name, output_name
 from ecom_kfp.train.text import PAD_ID
 
 GradientReducer = Callable[[list[tf.Tensor]], list[tf.Tensor]]
@@ -43,6 +43,8 @@ class ModelSpec:
         word_buckets: Hash buckets of the word/bigram input ``title_words``; 0 = no such input.
         title_dropout: In a fused model, the share of training examples whose whole title
             branch is zeroed, so the image branch must learn to classify alone.
+        image_heads: In a fused model, add one auxiliary softmax head per level on the image
+            features alone (outputs named by :func:`~ecom_kfp.train.data.image_head_name`).
     """
 
     num_classes: Sequence[int]
@@ -56,6 +58,7 @@ class ModelSpec:
     dropout: float = 0.2
     word_buckets: int = 0
     title_dropout: float = 0.0
+    image_heads: bool = False
 
 
 class ProductClassifier(keras.Model):
@@ -113,10 +116,18 @@ def build_classifier(spec: ModelSpec, embeddings: np.ndarray | None = None) -> P
     if spec.word_buckets:
         inputs[TITLE_WORDS_INPUT] = keras.Input((spec.max_title_tokens,), dtype="int32", name=TITLE_WORDS_INPUT)
     branches = []
+    auxiliary = {}
     if spec.inputs in ("fused", "image"):
         backbone = build_backbone(spec.backbone, spec.image_size)
         backbone.name = BACKBONE_LAYER
         branches.append(backbone(image))
+        if spec.inputs == "fused" and spec.image_heads:
+            # Titles fit the training set within a few epochs, after which the fused heads pass
+            # the image branch almost no gradient; heads of its own keep it learning what titles
+            # miss, while the fused heads still see every title (unlike --title-dropout).
+            auxiliary = {image_head_name(level): keras.layers.Dense(
+                classes, activation="softmax", dtype="float32", name=image_head_name(level))(branches[0])
+                for level, classes in enumerate(spec.num_classes, start=1)}
     if spec.inputs in ("fused", "title"):
         title = _title_branch(tokens, inputs.get(TITLE_WORDS_INPUT), spec)
         if spec.inputs == "fused" and spec.title_dropout:
@@ -134,7 +145,7 @@ def build_classifier(spec: ModelSpec, embeddings: np.ndarray | None = None) -> P
         head_input = features if parent is None else keras.layers.Concatenate(name=f"level_{level}_input")([features, parent])
         parent = keras.layers.Dense(classes, activation="softmax", dtype="float32", name=output_name(level))(head_input)
         outputs[output_name(level)] = parent
-    model = ProductClassifier(inputs=inputs, outputs=outputs, name="product_classifier")
+    model = ProductClassifier(inputs=inputs, outputs={**outputs, **auxiliary}, name="product_classifier")
     if embeddings is not None and spec.inputs != "image":
         model.get_layer(EMBEDDING_LAYER).set_weights([embeddings])
     return model
@@ -166,9 +177,11 @@ def _mean_mask(ids: keras.KerasTensor) -> keras.KerasTensor:
     return keras.ops.logical_or(keras.ops.not_equal(ids, PAD_ID), first)
 
 
-def plain_functional(model: keras.Model) -> keras.Model:
-    """The same layers as a plain ``keras.Model``: loads anywhere without this package's classes."""
-    return keras.Model(model.input, model.output, name=model.name)
+def plain_functional(model: keras.Model, num_levels: int) -> keras.Model:
+    """The served part of ``model`` as a plain ``keras.Model``: the ``num_levels`` level heads
+    (auxiliary image heads dropped), loadable anywhere without this package's classes."""
+    served = {output_name(level): model.get_layer(output_name(level)).output for level in range(1, num_levels + 1)}
+    return keras.Model(model.input, served, name=model.name)
 
 
 def set_backbone_trainable(model: keras.Model, trainable: bool) -> bool:

@@ -88,7 +88,8 @@ def train_worker(config: TrainConfig, workers: Workers) -> TrainReport | None:
     import tensorflow as tf
 
     from ecom_kfp.train import callbacks as cb
-    from ecom_kfp.train.data import PipelineOptions, TrainingData, eval_steps, make_dataset, output_name, steps_per_epoch
+    from ecom_kfp.train.data import (PipelineOptions, TrainingData, eval_steps, image_head_name, make_dataset,
+                                     output_name, steps_per_epoch)
     from ecom_kfp.train.model import ModelSpec, SmoothedSparseCrossentropy, build_classifier, set_backbone_trainable
     from ecom_kfp.train.text import TitleTokenizer, piece_embeddings
 
@@ -121,7 +122,8 @@ def train_worker(config: TrainConfig, workers: Workers) -> TrainReport | None:
                              max_title_tokens=config.max_title_tokens,
                              embedding_dim=embeddings.shape[1] if embeddings is not None else config.embedding_dim,
                              hidden_units=config.hidden_units, dropout=config.dropout,
-                             word_buckets=tokenizer.word_buckets, title_dropout=config.title_dropout)
+                             word_buckets=tokenizer.word_buckets, title_dropout=config.title_dropout,
+                             image_heads=config.image_head_weight > 0)
             model = build_classifier(spec, embeddings)
             if config.weights:
                 _load_backbone_weights(model, config.weights)
@@ -134,7 +136,8 @@ def train_worker(config: TrainConfig, workers: Workers) -> TrainReport | None:
             workers.broadcast_variables(model.weights)
 
         options = dict(batch_size=config.batch_size, image_size=image_size, rank=workers.rank, world=workers.size,
-                       business_value_weights=config.business_value_weights, seed=config.seed + workers.rank)
+                       business_value_weights=config.business_value_weights, seed=config.seed + workers.rank,
+                       image_heads=spec.image_heads)
         train_ds = make_dataset(data, "train", tokenizer, PipelineOptions(training=True, augment=config.augment, **options))
         val_ds = make_dataset(data, "val", tokenizer, PipelineOptions(training=False, **options))
         steps = steps_per_epoch(data.counts["train"], config.batch_size, workers.size)
@@ -143,7 +146,11 @@ def train_worker(config: TrainConfig, workers: Workers) -> TrainReport | None:
         report.steps_per_epoch, report.batch_size = steps, config.batch_size
         report.global_batch_size, report.peak_learning_rate = config.batch_size * workers.size, peak
         level_weights = config.level_weights or [1.0] * data.spec.num_levels
-        heads = [output_name(k) for k in range(1, data.spec.num_levels + 1)]
+        head_weights = {output_name(k): w for k, w in enumerate(level_weights, start=1)}
+        if spec.image_heads:
+            head_weights.update({image_head_name(k): w * config.image_head_weight
+                                 for k, w in enumerate(level_weights, start=1)})
+        heads = list(head_weights)
 
         sync = cb.SyncAcrossRanks(workers)
         times = cb.EpochTimes()
@@ -167,7 +174,7 @@ def train_worker(config: TrainConfig, workers: Workers) -> TrainReport | None:
                                                      use_ema=config.ema_momentum > 0,
                                                      ema_momentum=config.ema_momentum or 0.99),
                     loss={h: SmoothedSparseCrossentropy(config.label_smoothing) for h in heads},
-                    loss_weights=dict(zip(heads, level_weights, strict=True)),
+                    loss_weights=head_weights,
                     metrics={h: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")] for h in heads},
                 )
                 fitted = model.fit(train_ds, epochs=last, initial_epoch=first, steps_per_epoch=steps,
@@ -192,7 +199,7 @@ def train_worker(config: TrainConfig, workers: Workers) -> TrainReport | None:
 
         with timings.phase("evaluate"), _corrupt_shards_name_the_flag(config.data):
             test_ds = make_dataset(data, "test", tokenizer, PipelineOptions(
-                batch_size=config.batch_size, image_size=image_size, training=False))
+                batch_size=config.batch_size, image_size=image_size, training=False, image_heads=spec.image_heads))
             report.test_metrics = {k: float(v) for k, v in model.evaluate(test_ds, return_dict=True, verbose=0).items()}
         with timings.phase("export"):
             _write_outputs(config, data, model, tokenizer, image_size, history, report, tracker, timings)
@@ -255,7 +262,7 @@ def _write_outputs(config, data, model, tokenizer, image_size, history, report, 
     with uri.local_output_dir(config.out) as local:
         layout = ModelLayout(local)
         export_serving(model, tokenizer, image_size, data.spec.resize_mode, data.spec.num_levels, layout.saved_model)
-        plain_functional(model).save(layout.keras_model)
+        plain_functional(model, data.spec.num_levels).save(layout.keras_model)
         uri.write_json(layout.history, history)
         uri.copy_tree(data.layout.labels, layout.labels)
         uri.write_json(layout.manifest, data.manifest)

@@ -65,7 +65,7 @@ def test_title_embedding_starts_from_given_vectors_and_padding_is_ignored() -> N
 def test_plain_functional_round_trips_through_model_keras(tmp_path) -> None:
     model = build_classifier(ModelSpec(CLASSES, "fused", "small-cnn", 16, vocab_size=20, max_title_tokens=8, embedding_dim=4))
     path = tmp_path / "model.keras"
-    plain_functional(model).save(path)
+    plain_functional(model, len(CLASSES)).save(path)
     loaded = keras.models.load_model(path)
     assert not isinstance(loaded, ProductClassifier)
     np.testing.assert_allclose(np.asarray(loaded(_inputs(16))["level_2"]), np.asarray(model(_inputs(16))["level_2"]), rtol=1e-5)
@@ -96,7 +96,7 @@ def test_a_title_without_tokens_still_gets_finite_probabilities(tmp_path) -> Non
     spec = ModelSpec(CLASSES, "title", "small-cnn", 16, vocab_size=20, max_title_tokens=8, embedding_dim=4, word_buckets=50)
     empty = {**_inputs(16), "title_tokens": np.zeros((2, 8), np.int32), "title_words": np.zeros((2, 8), np.int32)}
     path = tmp_path / "model.keras"
-    plain_functional(build_classifier(spec)).save(path)
+    plain_functional(build_classifier(spec), len(CLASSES)).save(path)
     probs = np.asarray(keras.models.load_model(path)(empty)["level_3"])
     assert np.isfinite(probs).all()
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-4)
@@ -122,3 +122,27 @@ def test_title_dropout_exists_only_in_fused_models() -> None:
         model = build_classifier(ModelSpec(CLASSES, inputs, "small-cnn", 16, vocab_size=20, max_title_tokens=8,
                                            embedding_dim=4, title_dropout=0.5))
         assert "title_modality_dropout" not in [layer.name for layer in model.layers]
+
+
+def test_image_heads_read_the_image_alone_and_are_not_served(tmp_path) -> None:
+    spec = ModelSpec(CLASSES, "fused", "small-cnn", 16, vocab_size=20, max_title_tokens=8, embedding_dim=4,
+                     image_heads=True)
+    model = build_classifier(spec)
+    x = _inputs(16)
+    out = model(x)
+    assert set(out) == {f"{prefix}level_{k}" for prefix in ("", "image_") for k in (1, 2, 3)}
+    other_title = {**x, "title_tokens": np.ones_like(x["title_tokens"])}
+    np.testing.assert_allclose(np.asarray(model(other_title)["image_level_3"]), np.asarray(out["image_level_3"]), rtol=1e-6)
+    path = tmp_path / "model.keras"
+    plain_functional(model, len(CLASSES)).save(path)
+    loaded = keras.models.load_model(path)
+    served = loaded(x)
+    assert set(served) == {"level_1", "level_2", "level_3"}
+    np.testing.assert_allclose(np.asarray(served["level_3"]), np.asarray(out["level_3"]), rtol=1e-5)
+
+
+def test_image_heads_exist_only_in_fused_models() -> None:
+    for inputs in ("image", "title"):
+        model = build_classifier(ModelSpec(CLASSES, inputs, "small-cnn", 16, vocab_size=20, max_title_tokens=8,
+                                           embedding_dim=4, image_heads=True))
+        assert set(model.output_names) == {"level_1", "level_2", "level_3"}

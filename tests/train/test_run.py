@@ -23,7 +23,8 @@ from ecom_kfp.train.data import DatasetError
 from ecom_kfp.train.run import TrainReport, run
 
 EPOCHS = 3
-#: The module's trained model also exercises the word-hash title input, weight EMA and smoothing.
+#: The module's trained model also exercises the word-hash title input, weight EMA, smoothing and
+#: auxiliary image heads.
 WORD_BUCKETS = 64
 
 
@@ -37,7 +38,7 @@ def _config(data: str, out: Path, **overrides) -> TrainConfig:
 def trained(tiny_dataset: DatasetLayout, mlflow: MlflowServer, tmp_path_factory: pytest.TempPathFactory) -> TrainReport:
     out = tmp_path_factory.mktemp("train") / "model"
     return run(_config(tiny_dataset.root, out, mlflow_tracking_uri=mlflow.tracking_uri, experiment_name="train-test",
-                       title_word_buckets=WORD_BUCKETS, ema_momentum=0.9, label_smoothing=0.1))
+                       title_word_buckets=WORD_BUCKETS, ema_momentum=0.9, label_smoothing=0.1, image_head_weight=0.5))
 
 
 def test_run_writes_the_model_layout(trained: TrainReport) -> None:
@@ -51,7 +52,9 @@ def test_run_writes_the_model_layout(trained: TrainReport) -> None:
     assert report["mlflow_run_id"] == trained.mlflow_run_id
     assert report["epochs_trained"] == EPOCHS and report["num_processes"] == 1
     assert report["examples_per_second"] > 0 and report["timings"]["fit"] > 0
-    assert set(report["test_metrics"]) >= {"level_1_accuracy", "level_2_accuracy", "level_3_accuracy"}
+    assert set(report["test_metrics"]) >= {"level_1_accuracy", "level_2_accuracy", "level_3_accuracy",
+                                           "image_level_3_accuracy"}
+    assert "val_image_level_3_accuracy" in history
     assert report["embedding_rows_from_doc2vec"] > 0
 
 
@@ -179,6 +182,10 @@ def test_config_rejects_values_naming_the_flag() -> None:
         TrainConfig(data="d", out="o", ema_momentum=1.0)
     with pytest.raises(ConfigError, match="--label-smoothing must be in \\[0, 1\\), got -0.1"):
         TrainConfig(data="d", out="o", label_smoothing=-0.1)
+    with pytest.raises(ConfigError, match="--image-head-weight must be >= 0"):
+        TrainConfig(data="d", out="o", image_head_weight=-1.0)
+    with pytest.raises(ConfigError, match="--image-head-weight 0.5 needs --inputs fused, got title"):
+        TrainConfig(data="d", out="o", inputs="title", image_head_weight=0.5)
     with pytest.raises(ConfigError, match="--title-word-buckets must be >= 0"):
         TrainConfig(data="d", out="o", title_word_buckets=-1)
 
