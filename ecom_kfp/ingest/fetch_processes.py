@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from ecom_kfp.contracts.layouts import IngestLayout
-from ecom_kfp.ingest.fetch import FetchConfig, FetchOutcome, FetchStats, fetch_all
+from ecom_kfp.ingest.fetch import FetchConfig, FetchOutcome, FetchStats, fetch_all, run_event_loop
 from ecom_kfp.ingest.store import ImageStore
 
 _RESULTS, _DONE, _ERROR = "results", "done", "error"
@@ -104,7 +104,7 @@ def _worker_main(layout: IngestLayout, config: FetchConfig, tasks: multiprocessi
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent stops us
     stats = FetchStats()
     try:
-        asyncio.run(_serve(tasks, results, ImageStore(layout), config, stats))
+        run_event_loop(_serve(tasks, results, ImageStore(layout), config, stats))
     except BaseException:
         results.put((_ERROR, multiprocessing.current_process().name, traceback.format_exc()))
         raise

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 from pathlib import Path
 
 import pytest
+import uvloop
 
 from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import IngestLayout
-from ecom_kfp.ingest.fetch import FetchConfig, FetchedImage, FetchFailure, fetch_images, retry_after_seconds
+from ecom_kfp.ingest.fetch import (FetchConfig, FetchedImage, FetchFailure, fetch_images, retry_after_seconds,
+                                   run_event_loop)
 from ecom_kfp.ingest.reasons import Reason
 from ecom_kfp.ingest.store import ImageStore
 from ecom_kfp.testing.image_server import Fault, ServerHandle
@@ -143,3 +146,10 @@ def test_retry_after_header_forms() -> None:
     assert retry_after_seconds("7") == 7.0
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
     assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+
+
+def test_fetching_runs_on_uvloop() -> None:
+    async def loop_type() -> type:
+        return type(asyncio.get_running_loop())
+
+    assert run_event_loop(loop_type()) is uvloop.Loop
