@@ -130,7 +130,13 @@ def train_worker(config: TrainConfig, workers: Workers) -> TrainReport | None:
             checkpoint = cb.last_checkpoint(config.out) if config.resume else None
             if checkpoint is not None and workers.is_chief:
                 with uri.local_copy(checkpoint[1]) as local:
-                    model.load_weights(local)
+                    try:
+                        model.load_weights(local)
+                    except ValueError as err:  # Keras names a layer, not the flag that changed it
+                        raise ConfigError(
+                            f"--out {config.out} holds a checkpoint of a different model (epoch {checkpoint[0]}); "
+                            "were model flags changed since it was written? Pass --no-resume to start over, or "
+                            f"use a new --out ({str(err).splitlines()[0]})") from err
             report.resumed_from_epoch = checkpoint[0] if checkpoint is not None else 0
             model.gradient_reducer = workers.reduce_gradients
             workers.broadcast_variables(model.weights)

@@ -131,6 +131,14 @@ def test_rerun_resumes_from_the_last_checkpoint(tiny_dataset: DatasetLayout, tmp
     assert second.mlflow_tracking_uri.startswith("sqlite:///") and (out / "mlflow.db").exists()
 
 
+def test_resuming_with_a_different_model_names_the_flags(tiny_dataset: DatasetLayout, tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    run(_config(tiny_dataset.root, out, epochs=1, inputs="title"))
+    with pytest.raises(ConfigError, match="holds a checkpoint of a different model.*--no-resume"):
+        run(_config(tiny_dataset.root, out, epochs=2, inputs="fused"))
+    assert run(_config(tiny_dataset.root, out, epochs=1, inputs="fused", resume=False)).resumed_from_epoch == 0
+
+
 def _broken_copy(tiny_dataset: DatasetLayout, tmp_path: Path) -> Path:
     copy = tmp_path / "dataset"
     shutil.copytree(tiny_dataset.root, copy)
