@@ -4,7 +4,7 @@ Serves the myntra-dev images from the fault-injecting server (a separate process
 with a fixed per-request latency that models a CDN round trip, and fetches the same URL list
 (the images repeated with ``?v=i`` so every URL is distinct) with:
 
-- ``ours``: :func:`ecom_kfp.ingest.fetch.fetch_images` (asyncio + aiohttp, every image fully
+- ``ours``: :func:`ecom_kfp.ingest.fetch.fetch_images` (aiohttp on a uvloop event loop, every image fully
   decoded and checked, stored content-addressed) with its default worker processes (one per
   available CPU; ``processes`` in the JSON), so its CPU figures include the workers';
 - ``threads_K``: a ``ThreadPoolExecutor(K)`` calling ``requests.get`` through one Session per thread
