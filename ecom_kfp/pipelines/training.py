@@ -56,6 +56,7 @@ def training_pipeline(
     epochs: int = 10,
     batch_size: int = 64,
     learning_rate: float = 1e-3,
+    fit_on_val: bool = False,
     num_gpus: int = 1,
     gpu_accelerator: str = "nvidia.com/gpu",
     gpu_node_selector: dict = DEFAULT_GPU_NODE_SELECTOR,
@@ -91,6 +92,8 @@ def training_pipeline(
         epochs: Training epochs.
         batch_size: Global batch size.
         learning_rate: Base learning rate.
+        fit_on_val: Train on the train and validation splits together (a final model once the
+            settings were chosen on validation); the test split still decides the blessing.
         num_gpus: GPUs for the train task, also its number of Horovod processes (at least 1).
         gpu_accelerator: Kubernetes extended resource name of the GPU.
         gpu_node_selector: Node labels of the GPU pool, e.g. the GPU model label.
@@ -115,7 +118,7 @@ def training_pipeline(
         max_levels=max_levels, min_class_count=min_class_count, cpu=cpu_request, memory=memory)
 
     train = train_op(dataset=build.outputs["dataset"], backbone=backbone, epochs=epochs,
-                     batch_size=batch_size, learning_rate=learning_rate,
+                     batch_size=batch_size, learning_rate=learning_rate, fit_on_val=fit_on_val,
                      num_processes=num_gpus, mlflow_tracking_uri=mlflow_tracking_uri,
                      experiment_name=experiment_name, launcher=train_launcher)
     set_resources(train.set_display_name("train"), train_cpu_request, train_memory)

@@ -48,12 +48,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden-units", type=int, default=DEFAULTS.hidden_units, help="fused dense width (default %(default)s)")
     p.add_argument("--dropout", type=float, default=DEFAULTS.dropout, help="dropout before the heads (default %(default)s)")
     p.add_argument("--title-dropout", type=float, default=DEFAULTS.title_dropout,
-                   help="share of training examples whose title a fused model does not see, so the image branch keeps "
-                        "learning after the titles are fitted (default %(default)s)")
+                   help="fused models only: share of training examples whose title the model does not see, so "
+                        "the image branch keeps learning after the titles are fitted (default %(default)s)")
     p.add_argument("--image-head-weight", type=float, default=DEFAULTS.image_head_weight,
                    help="fused models only: loss weight of auxiliary image-only heads that keep the image branch "
                         "learning after the titles are fitted; training only, not served; 0 = off (default %(default)s)")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="turn off keras-cv flips and shifts")
+    p.add_argument("--fit-on-val", action="store_true",
+                   help="train on the train and validation splits together, for the final model once the settings "
+                        "were chosen on validation; no validation metrics are then computed (the test split stays "
+                        "unseen)")
     p.add_argument("--weights", default="", help="URI of backbone weights (.weights.h5) to fine-tune from")
     p.add_argument("--freeze-backbone-epochs", type=int, default=0, help="epochs to keep the backbone frozen first (default 0)")
     p.add_argument("--fp16-allreduce", action="store_true", help="compress gradients to float16 for the allreduce")
@@ -79,8 +83,8 @@ def main(args: argparse.Namespace) -> int:
             max_title_tokens=args.max_title_tokens, title_word_buckets=args.title_word_buckets,
             embedding_dim=args.embedding_dim, hidden_units=args.hidden_units,
             dropout=args.dropout, title_dropout=args.title_dropout,
-            image_head_weight=args.image_head_weight, augment=args.augment, weights=args.weights,
-            freeze_backbone_epochs=args.freeze_backbone_epochs, num_processes=args.num_processes,
+            image_head_weight=args.image_head_weight, augment=args.augment, fit_on_val=args.fit_on_val,
+            weights=args.weights, freeze_backbone_epochs=args.freeze_backbone_epochs, num_processes=args.num_processes,
             fp16_allreduce=args.fp16_allreduce, mlflow_tracking_uri=args.mlflow_tracking_uri,
             experiment_name=args.experiment_name, seed=args.seed, resume=args.resume)
         from ecom_kfp.train.run import run

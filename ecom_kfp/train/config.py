@@ -60,6 +60,9 @@ class TrainConfig:
             the titles are fitted; 0 = no such heads (``--image-head-weight``). Training only:
             the served model and ``model.keras`` have the level heads alone.
         augment: Random flips/translations of training images (``--no-augment`` turns off).
+        fit_on_val: Train on the train and validation splits together, for the final model once
+            the settings were chosen on validation (``--fit-on-val``). Nothing is then held out
+            for validation, so no ``val_*`` metrics are computed; the test split stays unseen.
         weights: URI of backbone weights (``.weights.h5``) to start from (``--weights``).
         freeze_backbone_epochs: Epochs the backbone stays frozen when fine-tuning
             (``--freeze-backbone-epochs``).
@@ -94,6 +97,7 @@ class TrainConfig:
     title_dropout: float = 0.0
     image_head_weight: float = 0.0
     augment: bool = True
+    fit_on_val: bool = False
     weights: str = ""
     freeze_backbone_epochs: int = 0
     num_processes: int = 1
@@ -134,8 +138,10 @@ class TrainConfig:
                 raise ConfigError(f"{flag} must be in [0, 1){note}, got {rate}")
         if self.image_head_weight < 0:
             raise ConfigError(f"--image-head-weight must be >= 0 (0 = off), got {self.image_head_weight}")
-        if self.image_head_weight and self.inputs != "fused":
-            raise ConfigError(f"--image-head-weight {self.image_head_weight} needs --inputs fused, got {self.inputs}")
+        fused_only = (("--title-dropout", self.title_dropout), ("--image-head-weight", self.image_head_weight))
+        for flag, value in fused_only:
+            if value and self.inputs != "fused":
+                raise ConfigError(f"{flag} {value} needs --inputs fused, got {self.inputs}")
         if self.title_word_buckets < 0:
             raise ConfigError(f"--title-word-buckets must be >= 0 (0 = off), got {self.title_word_buckets}")
         if self.image_size < 0:
@@ -145,6 +151,11 @@ class TrainConfig:
                               f"{self.warmup_epochs}, {self.weight_decay}, {self.freeze_backbone_epochs}")
         if any(w < 0 for w in self.level_weights) or (self.level_weights and not any(self.level_weights)):
             raise ConfigError(f"--level-weights must be >= 0 and not all zero, got {self.level_weights}")
+
+    @property
+    def fit_splits(self) -> tuple[str, ...]:
+        """The dataset splits training reads."""
+        return ("train", "val") if self.fit_on_val else ("train",)
 
     def to_json(self) -> str:
         """Serialise for the worker processes horovodrun starts."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -147,17 +147,10 @@ def eval_steps(records: int, batch_size: int, world: int) -> int:
     return max(1, math.ceil(records / (batch_size * world)))
 
 
-def make_dataset(data: TrainingData, split: str, tokenizer: TitleTokenizer, options: PipelineOptions) -> tf.data.Dataset:
-    """Batches of ``({image, title_tokens[, title_words]}, {level_k: label}[, weight])`` for ``split``.
-
-    Each rank reads its own shards when there are at least as many shards as ranks, else every
-    ``world``-th record. Training data repeats forever: the caller fixes the steps per epoch so
-    that all ranks step in lock-step. Evaluation data (``training=False``) repeats too when
-    ``world > 1`` for the same reason; with one process it is read exactly once.
-    """
+def _split_records(data: TrainingData, split: str, options: PipelineOptions) -> tf.data.Dataset:
+    """This rank's serialized records of ``split``, repeated as :func:`make_dataset` describes."""
     import tensorflow as tf
 
-    autotune = tf.data.AUTOTUNE
     files = data.shards(split)
     if not files:
         raise DatasetError(f"--data {data.layout.root}: no {split}/*.tfrecord.gz shards")
@@ -168,12 +161,42 @@ def make_dataset(data: TrainingData, split: str, tokenizer: TitleTokenizer, opti
     if options.training:
         ds = ds.shuffle(len(files), seed=options.seed, reshuffle_each_iteration=True)
     ds = ds.interleave(lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
-                       cycle_length=min(len(files), 8), num_parallel_calls=autotune,
+                       cycle_length=min(len(files), 8), num_parallel_calls=tf.data.AUTOTUNE,
                        deterministic=not options.training)
     if not shard_files:
         ds = ds.shard(options.world, options.rank)
     if options.training or options.world > 1:
         ds = ds.repeat()
+    return ds
+
+
+def make_dataset(data: TrainingData, split: str | Sequence[str], tokenizer: TitleTokenizer,
+                 options: PipelineOptions) -> tf.data.Dataset:
+    """Batches of ``({image, title_tokens[, title_words]}, {level_k: label}[, weight])`` for ``split``.
+
+    Each rank reads its own shards when there are at least as many shards as ranks, else every
+    ``world``-th record. Training data repeats forever: the caller fixes the steps per epoch so
+    that all ranks step in lock-step. Evaluation data (``training=False``) repeats too when
+    ``world > 1`` for the same reason; with one process it is read exactly once.
+
+    Training may read several splits as one (``("train", "val")`` for ``--fit-on-val``). Each
+    split is sharded on its own, so a rank never ends up with one split's shards alone, and
+    records are drawn from the splits in proportion to their sizes, so every record is seen
+    about once per epoch whichever split holds it.
+    """
+    import tensorflow as tf
+
+    autotune = tf.data.AUTOTUNE
+    splits = [split] if isinstance(split, str) else list(split)
+    if len(splits) > 1 and not options.training:
+        raise ValueError(f"only training reads several splits at once, got {splits}")
+    parts = [_split_records(data, name, options) for name in splits]
+    if len(parts) == 1:
+        ds = parts[0]
+    else:
+        total = sum(data.counts[name] for name in splits)
+        ds = tf.data.Dataset.sample_from_datasets(parts, weights=[data.counts[name] / total for name in splits],
+                                                  seed=options.seed)
     if options.training:
         ds = ds.shuffle(SHUFFLE_BUFFER, seed=options.seed, reshuffle_each_iteration=True)
 

@@ -32,6 +32,7 @@ class TrainReport:
         epochs_trained / resumed_from_epoch: This run's epochs and the checkpoint it started from.
         steps_per_epoch / batch_size / global_batch_size / peak_learning_rate: The schedule.
         counts: Records per split; num_classes: classes per level.
+        fit_splits: The splits the model was trained on (``val`` too with ``--fit-on-val``).
         embedding_rows_from_doc2vec: Title pieces whose embedding started from Doc2Vec.
         final_metrics: Last epoch's metrics, averaged over ranks.
         test_metrics: Rank 0's evaluation of the whole test split.
@@ -56,6 +57,7 @@ class TrainReport:
     global_batch_size: int = 0
     peak_learning_rate: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)
+    fit_splits: list[str] = field(default_factory=list)
     num_classes: list[int] = field(default_factory=list)
     embedding_rows_from_doc2vec: int = 0
     final_metrics: dict[str, float] = field(default_factory=dict)
@@ -144,10 +146,14 @@ def train_worker(config: TrainConfig, workers: Workers) -> TrainReport | None:
         options = dict(batch_size=config.batch_size, image_size=image_size, rank=workers.rank, world=workers.size,
                        business_value_weights=config.business_value_weights, seed=config.seed + workers.rank,
                        image_heads=spec.image_heads)
-        train_ds = make_dataset(data, "train", tokenizer, PipelineOptions(training=True, augment=config.augment, **options))
-        val_ds = make_dataset(data, "val", tokenizer, PipelineOptions(training=False, **options))
-        steps = steps_per_epoch(data.counts["train"], config.batch_size, workers.size)
-        val_steps = eval_steps(data.counts["val"], config.batch_size, workers.size)
+        fit_splits = config.fit_splits
+        train_ds = make_dataset(data, fit_splits, tokenizer, PipelineOptions(training=True, augment=config.augment, **options))
+        # With --fit-on-val nothing is held out for validation: the test split is the only check.
+        val_ds = None if "val" in fit_splits else make_dataset(data, "val", tokenizer, PipelineOptions(training=False, **options))
+        steps = steps_per_epoch(sum(data.counts[split] for split in fit_splits), config.batch_size, workers.size)
+        several_ranks_validate = val_ds is not None and workers.size > 1
+        val_steps = eval_steps(data.counts["val"], config.batch_size, workers.size) if several_ranks_validate else None
+        report.fit_splits = list(fit_splits)
         peak = config.learning_rate * workers.size
         report.steps_per_epoch, report.batch_size = steps, config.batch_size
         report.global_batch_size, report.peak_learning_rate = config.batch_size * workers.size, peak
@@ -185,7 +191,7 @@ def train_worker(config: TrainConfig, workers: Workers) -> TrainReport | None:
                 )
                 fitted = model.fit(train_ds, epochs=last, initial_epoch=first, steps_per_epoch=steps,
                                    validation_data=val_ds,
-                                   validation_steps=val_steps if workers.size > 1 else None,
+                                   validation_steps=val_steps,
                                    callbacks=callbacks + ([keras.callbacks.SwapEMAWeights()] if config.ema_momentum else []),
                                    verbose=2 if workers.is_chief else 0)
                 for key, values in fitted.history.items():

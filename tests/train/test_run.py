@@ -22,6 +22,8 @@ from ecom_kfp.train.config import ConfigError, TrainConfig
 from ecom_kfp.train.data import DatasetError
 from ecom_kfp.train.run import TrainReport, run
 
+from .conftest import SPLIT_SIZES
+
 EPOCHS = 3
 #: The module's trained model also exercises the word-hash title input, weight EMA, smoothing and
 #: auxiliary image heads.
@@ -50,7 +52,7 @@ def test_run_writes_the_model_layout(trained: TrainReport) -> None:
     assert len(history["loss"]) == EPOCHS and history["loss"][-1] < history["loss"][0]
     report = json.loads(Path(layout.report).read_text())
     assert report["mlflow_run_id"] == trained.mlflow_run_id
-    assert report["epochs_trained"] == EPOCHS and report["num_processes"] == 1
+    assert report["epochs_trained"] == EPOCHS and report["num_processes"] == 1 and report["fit_splits"] == ["train"]
     assert report["examples_per_second"] > 0 and report["timings"]["fit"] > 0
     assert set(report["test_metrics"]) >= {"level_1_accuracy", "level_2_accuracy", "level_3_accuracy",
                                            "image_level_3_accuracy"}
@@ -194,6 +196,8 @@ def test_config_rejects_values_naming_the_flag() -> None:
         TrainConfig(data="d", out="o", image_head_weight=-1.0)
     with pytest.raises(ConfigError, match="--image-head-weight 0.5 needs --inputs fused, got title"):
         TrainConfig(data="d", out="o", inputs="title", image_head_weight=0.5)
+    with pytest.raises(ConfigError, match="--title-dropout 0.3 needs --inputs fused, got image"):
+        TrainConfig(data="d", out="o", inputs="image", title_dropout=0.3)
     with pytest.raises(ConfigError, match="--title-word-buckets must be >= 0"):
         TrainConfig(data="d", out="o", title_word_buckets=-1)
 
@@ -208,8 +212,12 @@ def test_np_above_one_without_horovod_says_how_to_get_it(monkeypatch, tiny_datas
 def test_cli_trains_and_prints_a_summary(tiny_dataset: DatasetLayout, tmp_path: Path, capsys) -> None:
     out = tmp_path / "model"
     code = cli.main(["train", "--data", tiny_dataset.root, "--out", str(out), "--backbone", "small-cnn", "--inputs", "title",
-                     "--epochs", "1", "--batch-size", "32", "--level-weights", "1,1,2"])
+                     "--epochs", "1", "--batch-size", "32", "--level-weights", "1,1,2", "--fit-on-val"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "trained small-cnn (title)" in printed and "test top-1: L1" in printed
-    assert json.loads((out / "report.json").read_text())["inputs"] == "title"
+    report = json.loads((out / "report.json").read_text())
+    assert report["inputs"] == "title" and report["fit_splits"] == ["train", "val"]
+    assert report["steps_per_epoch"] == (SPLIT_SIZES["train"] + SPLIT_SIZES["val"]) // 32
+    history = json.loads((out / "history.json").read_text())
+    assert history["loss"] and not [key for key in history if key.startswith("val_")]

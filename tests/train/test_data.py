@@ -1,0 +1,55 @@
+"""The training input pipeline reading several splits as one (``--fit-on-val``)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from ecom_kfp.contracts.layouts import DatasetLayout
+from ecom_kfp.train.data import TITLE_INPUT, PipelineOptions, TrainingData, make_dataset
+from ecom_kfp.train.text import TitleTokenizer
+
+from .conftest import SPLIT_SIZES
+
+BATCH = 8
+
+
+def _titles(ds, batches: int | None = None) -> list[tuple[int, ...]]:
+    """Token-id tuples of the records in the first ``batches`` batches (all when None)."""
+    return [tuple(row) for x, _ in itertools.islice(ds, batches) for row in x[TITLE_INPUT].numpy().tolist()]
+
+
+@pytest.fixture(scope="module")
+def reading(tiny_dataset: DatasetLayout):
+    data = TrainingData.load(tiny_dataset.root)
+    tokenizer = TitleTokenizer(data.layout.spm_model, max_tokens=16)
+    held_out = PipelineOptions(batch_size=BATCH, image_size=32, training=False)
+    train, val = (set(_titles(make_dataset(data, split, tokenizer, held_out))) for split in ("train", "val"))
+    return data, tokenizer, train, val - train  # titles only the validation split has
+
+
+def test_train_and_val_are_drawn_in_proportion_to_their_sizes(reading) -> None:
+    data, tokenizer, train, val_only = reading
+    options = PipelineOptions(batch_size=BATCH, image_size=32, training=True, augment=False)
+    drawn = _titles(make_dataset(data, ("train", "val"), tokenizer, options), batches=60)
+    assert set(drawn) <= train | val_only
+    share = sum(title in val_only for title in drawn) / len(drawn)
+    # Records are drawn in proportion to split size; val-only titles are some of val's records.
+    val_share = SPLIT_SIZES["val"] / (SPLIT_SIZES["train"] + SPLIT_SIZES["val"])
+    assert 0.05 < share < val_share + 0.08, share
+
+
+def test_every_rank_reads_both_splits(reading) -> None:
+    """train has 2 shards (one per rank), val 1 (split by record): no rank trains on one split alone."""
+    data, tokenizer, train, val_only = reading
+    for rank in (0, 1):
+        options = PipelineOptions(batch_size=BATCH, image_size=32, training=True, augment=False, rank=rank, world=2)
+        drawn = set(_titles(make_dataset(data, ("train", "val"), tokenizer, options), batches=30))
+        assert drawn & val_only and drawn & train, rank
+
+
+def test_only_training_reads_several_splits(reading) -> None:
+    data, tokenizer, _, _ = reading
+    with pytest.raises(ValueError, match="only training reads several splits"):
+        make_dataset(data, ("train", "val"), tokenizer, PipelineOptions(batch_size=BATCH, image_size=32, training=False))
