@@ -11,6 +11,8 @@ from ecom_kfp.contracts.layouts import DatasetLayout, ModelLayout
 from ecom_kfp.train.config import TrainConfig
 from ecom_kfp.train.run import run
 
+from .conftest import SPLIT_SIZES
+
 pytestmark = pytest.mark.e2e
 
 
@@ -43,3 +45,13 @@ def test_two_horovod_processes_train_in_lock_step(tiny_dataset: DatasetLayout, t
     runs = client.search_runs([client.get_experiment_by_name("ecom-kfp").experiment_id])
     assert [r.info.run_id for r in runs] == [report.mlflow_run_id]
     assert Path(ModelLayout(str(out)).saved_model).is_dir()
+
+
+def test_two_horovod_processes_fit_on_train_and_val(tiny_dataset: DatasetLayout, tmp_path: Path) -> None:
+    """``--fit-on-val`` under two ranks: both step through train + val in lock-step, nothing validates."""
+    report = run(TrainConfig(data=tiny_dataset.root, out=str(tmp_path / "model"), backbone="small-cnn", epochs=1,
+                             batch_size=8, image_size=32, num_processes=2, fit_on_val=True))
+    assert report.fit_splits == ["train", "val"] and report.steps_per_epoch == (SPLIT_SIZES["train"] + SPLIT_SIZES["val"]) // 16
+    ranks = sorted(report.per_rank, key=lambda r: r["rank"])
+    assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
+    assert not [key for key in report.final_metrics if key.startswith("val_")]
