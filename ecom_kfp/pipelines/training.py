@@ -90,7 +90,8 @@ def training_pipeline(
         min_class_count: Classes with fewer products are folded into 'other'.
         backbone: Image backbone architecture (efficientnetv2-b0, ... or a tiny one for CPU runs).
         epochs: Training epochs.
-        batch_size: Global batch size.
+        batch_size: Examples per step on each GPU; the global batch is this times num_gpus (the
+            learning rate is scaled by num_gpus too).
         learning_rate: Base learning rate.
         fit_on_val: Train on the train and validation splits together (a final model once the
             settings were chosen on validation); the test split still decides the blessing.
