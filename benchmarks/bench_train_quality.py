@@ -97,7 +97,7 @@ def main() -> None:
                         help="train every model and the baseline on the train and validation splits together")
     args = parser.parse_args()
 
-    from ecom_kfp.train.config import TrainConfig, parse_level_weights
+    from ecom_kfp.train.config import TrainConfig, parse_level_weights, training_splits
     from ecom_kfp.train.data import TrainingData
     from ecom_kfp.train.run import run
 
@@ -110,7 +110,7 @@ def main() -> None:
                "label_smoothing": args.label_smoothing, "level_weights": args.level_weights,
                "title_word_buckets": args.title_word_buckets, "counts": data.counts,
                "fit_on_val": args.fit_on_val, "num_classes": data.num_classes,
-               "baseline_tfidf_logreg": tfidf_baseline(data, ("train", "val") if args.fit_on_val else ("train",))}
+               "baseline_tfidf_logreg": tfidf_baseline(data, training_splits(args.fit_on_val))}
     for mode in args.models.split(","):
         out = work / f"quality-{mode}"
         shutil.rmtree(out, ignore_errors=True)

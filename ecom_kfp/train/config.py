@@ -155,7 +155,7 @@ class TrainConfig:
     @property
     def fit_splits(self) -> tuple[str, ...]:
         """The dataset splits training reads."""
-        return ("train", "val") if self.fit_on_val else ("train",)
+        return training_splits(self.fit_on_val)
 
     def to_json(self) -> str:
         """Serialise for the worker processes horovodrun starts."""
@@ -167,6 +167,11 @@ class TrainConfig:
         data: dict[str, Any] = json.loads(text)
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def training_splits(fit_on_val: bool) -> tuple[str, ...]:
+    """The dataset splits a model is trained on: ``train``, plus ``val`` with ``--fit-on-val``."""
+    return ("train", "val") if fit_on_val else ("train",)
 
 
 def parse_level_weights(text: str) -> list[float]:
