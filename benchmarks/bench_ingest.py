@@ -4,9 +4,9 @@ Serves the myntra-dev images from the fault-injecting server (a separate process
 with a fixed per-request latency that models a CDN round trip, and fetches the same URL list
 (the images repeated with ``?v=i`` so every URL is distinct) with:
 
-- ``ours``: :func:`ecom_kfp.ingest.fetch.fetch_images` (aiohttp on a uvloop event loop, every image fully
-  decoded and checked, stored content-addressed) with its default worker processes (one per
-  available CPU; ``processes`` in the JSON), so its CPU figures include the workers';
+- ``ours``: :func:`ecom_kfp.ingest.fetch.fetch_images` (aiohttp on a uvloop event loop, every image
+  decoded and checked, stored content-addressed), by default in one process (``--fetch-processes``;
+  ``processes`` in the JSON; with worker processes its CPU figures include the workers');
 - ``threads_K``: a ``ThreadPoolExecutor(K)`` calling ``requests.get`` through one Session per thread
   and writing each body to a file (no validation, no retries), the usual hand-written downloader;
   K = ``--threads`` (32) is the baseline of ``ratio``; on clean runs a control pool as wide as our
@@ -71,11 +71,11 @@ def worker_ours(urls: list[str], out: str, args: argparse.Namespace) -> dict:
     from ecom_kfp.ingest.store import ImageStore
 
     config = FetchConfig(concurrency=args.concurrency, per_host=args.concurrency, timeout_seconds=args.timeout,
-                         max_retries=2, backoff_seconds=0.05)
+                         max_retries=2, backoff_seconds=0.05, processes=args.fetch_processes)
     ok = []
     rss_before, cpu_before = _rss_mb(), _cpu_seconds()
     stats = fetch_images(urls, ImageStore(IngestLayout(out)), config,
-                         lambda _s, outcome: ok.append(isinstance(outcome, FetchedImage)))
+                         lambda _s, outcome: ok.append(isinstance(outcome, FetchedImage)), total=len(urls))
     processes = config.process_count(len(urls))
     workers = processes if processes > 1 else 0
     return {**_figures(len(urls), sum(ok), stats.seconds, _cpu_seconds() - cpu_before, rss_before, workers),
@@ -119,7 +119,7 @@ def worker_stage(base_url: str, out: str, args: argparse.Namespace) -> dict:
     from ecom_kfp.ingest.fetch import FetchConfig
 
     fetch = FetchConfig(concurrency=args.concurrency, per_host=args.concurrency, timeout_seconds=args.timeout,
-                        backoff_seconds=0.05)
+                        backoff_seconds=0.05, processes=args.fetch_processes)
     start = time.perf_counter()
     report = run(IngestConfig(catalog=str(MYNTRA / "styles.csv"), out=out, column_map=COLUMN_MAP,
                               images_base=f"{base_url}/img/", progress=False, fetch=fetch))
@@ -134,7 +134,7 @@ def worker_stage(base_url: str, out: str, args: argparse.Namespace) -> dict:
 
 def _spawn(kind: str, extra: list[str], args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--worker", kind, "--timeout", str(args.timeout),
-           "--concurrency", str(args.concurrency), *extra]
+           "--concurrency", str(args.concurrency), "--fetch-processes", str(args.fetch_processes), *extra]
     result = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=1800)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -148,6 +148,8 @@ def main() -> None:
     parser.add_argument("--control-threads", type=int, default=64,
                         help="a second pool, as wide as our concurrency, on the clean runs (0: skip)")
     parser.add_argument("--concurrency", type=int, default=64, help="our images in flight (= per-host limit)")
+    parser.add_argument("--fetch-processes", type=int, default=1,
+                        help="our fetch worker processes (1, the default: none; 0: one per CPU)")
     parser.add_argument("--timeout", type=float, default=2.0, help="per-request timeout of both")
     parser.add_argument("--skip-stage", action="store_true", help="skip the whole-stage run")
     parser.add_argument("--worker", choices=("ours", "threads", "stage"), help=argparse.SUPPRESS)

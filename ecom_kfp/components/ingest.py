@@ -16,7 +16,7 @@ from ecom_kfp.components.common import cpu_component
 def ingest_op(catalog: str, products: Output[Dataset], metrics: Output[Metrics], format: str = "auto",
               column_map: str = "", images_base: str = "", business_value_uri: str = "",
               shard_index: int = 0, num_shards: int = 1, concurrency: int = 64,
-              timeout_seconds: float = 20.0, max_retries: int = 2, fetch_processes: int = 0):
+              timeout_seconds: float = 20.0, max_retries: int = 2, fetch_processes: int = 1):
     """Read one shard of a catalog, fetch and check its images, write the products table.
 
     Args:
@@ -32,7 +32,7 @@ def ingest_op(catalog: str, products: Output[Dataset], metrics: Output[Metrics],
         concurrency: Images in flight at once.
         timeout_seconds: Seconds per download attempt.
         max_retries: Retries of transient download failures.
-        fetch_processes: Worker processes fetching images (0 = one per CPU of the pod, 1 = none).
+        fetch_processes: Worker processes fetching images (1 = none, one event loop; 0 = one per CPU).
     """
     from ecom_kfp.ingest import IngestConfig, run
     from ecom_kfp.ingest.fetch import FetchConfig

@@ -1,13 +1,11 @@
 """Read each product's image once and compute every image hash the rules need, in parallel.
 
-JPEGs are decoded by libjpeg-turbo (``simplejpeg``) straight into a numpy RGB array at reduced
-size: it scales in the DCT domain, so a large photo costs a fraction of a full decode. Other
-formats, and JPEGs it refuses, go through Pillow (with its JPEG ``draft``). On myntra's 60x80
-thumbnails Pillow's path (``Image.open`` parsing the headers in Python, decoder set-up, array
-export) took ~155 us an image against ~45 us for libjpeg-turbo's decode, which is why JPEGs bypass
-it. Luma (see :mod:`~ecom_kfp.dedupe.ycc`) feeds the pHash; the RGB pixels feed the colour grid
-and the colour thumbnail that checks pHash matches. Images of one decoded size are hashed in
-small batches, as matrix products.
+JPEGs are decoded by libjpeg-turbo (:mod:`ecom_kfp.jpeg`) straight into a numpy RGB array at
+reduced size: it scales in the DCT domain, so a large photo costs a fraction of a full decode.
+Other formats, and JPEGs it refuses, go through Pillow (with its JPEG ``draft``). Luma (see
+:mod:`~ecom_kfp.dedupe.ycc`) feeds the pHash; the RGB pixels feed the colour grid and the colour
+thumbnail that checks pHash matches. Images of one decoded size are hashed in small batches, as
+matrix products.
 An image that cannot be read is returned as a reject reason, never raised.
 """
 
@@ -27,7 +25,7 @@ import threadpoolctl
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from ecom_kfp import uri
+from ecom_kfp import jpeg, uri
 from ecom_kfp.dedupe import colour_thumbnail, grid_hash, phash, separable, ycc
 from ecom_kfp.resources import available_cpus
 
@@ -37,8 +35,6 @@ DRAFT_SIDE = phash.RESIZED_SIDE
 #: Images hashed per batch of matrix products: 64 thumbnails' float pixels (~3.7 MB at 60x80) stay
 #: in cache; a batch of a whole 512-image chunk measured 2-3x slower per image (memory-bound).
 BATCH = 64
-#: JPEG colour spaces libjpeg-turbo's RGB output agrees with Pillow on; CMYK/YCCK go to Pillow.
-TURBO_COLOURSPACES = frozenset({"YCbCr", "Gray"})
 
 REASON_MISSING = "image_missing"
 REASON_UNREADABLE = "image_unreadable"
@@ -134,14 +130,12 @@ def decode_rgb(data: bytes) -> tuple[np.ndarray, int, int]:
         UnidentifiedImageError: not an image format Pillow reads.
         Exception: any decoder failure (truncated or corrupt data).
     """
-    if simplejpeg.is_jpeg(data):
+    if (size := jpeg.turbo_size(data)) is not None:
+        width, height = size
+        shrink = draft_shrink(width, height)
         try:
-            height, width, colourspace, _ = simplejpeg.decode_jpeg_header(data)
-            if colourspace in TURBO_COLOURSPACES:
-                shrink = draft_shrink(width, height)
-                rgb = simplejpeg.decode_jpeg(data, "RGB", min_height=-(-height // shrink),
-                                             min_width=-(-width // shrink))
-                return rgb.transpose(2, 0, 1), width, height
+            rgb = simplejpeg.decode_jpeg(data, "RGB", min_height=-(-height // shrink), min_width=-(-width // shrink))
+            return rgb.transpose(2, 0, 1), width, height
         except ValueError:
             pass  # strict libjpeg-turbo refused it: Pillow decides whether it is readable, and why not
     with Image.open(io.BytesIO(data)) as image:

@@ -43,10 +43,11 @@ def register(subparsers) -> None:
                         help="retries after a timeout, reset, truncated transfer, 429 or 5xx")
     parser.add_argument("--backoff", type=float, default=0.5, help="first retry delay in seconds (doubles)")
     parser.add_argument("--io-threads", type=int, default=16, help="threads decoding and storing images")
-    parser.add_argument("--fetch-processes", type=int, default=0,
+    parser.add_argument("--fetch-processes", type=int, default=1,
                         help="worker processes fetching images, each with its own event loop and a share of "
-                             "--concurrency, --per-host and --io-threads; 0 = one per available CPU, "
-                             "1 = fetch in this process")
+                             "--concurrency, --per-host and --io-threads; 1 (default) = fetch in this process, "
+                             "whose --io-threads already decode and store on every core; 0 = one per available "
+                             "CPU, for machines where one event loop saturates its core")
     parser.add_argument("--min-image-side", type=int, default=_DEFAULT_LIMITS.min_side,
                         help="reject images whose shorter side is below this many pixels")
     parser.add_argument("--max-image-bytes", type=int, default=_DEFAULT_LIMITS.max_bytes,

@@ -135,8 +135,8 @@ def test_an_interrupt_in_the_caller_stops_the_workers(server: ServerHandle, fast
 
 
 def test_process_count_and_validation() -> None:
-    assert FetchConfig().processes == 0
-    assert FetchConfig().process_count() == min(len(os.sched_getaffinity(0)), 16)
+    assert FetchConfig().process_count() == 1  # one event loop, its threads on every core
+    assert FetchConfig(processes=0).process_count() == min(len(os.sched_getaffinity(0)), 16)
     assert FetchConfig(processes=8, concurrency=64, per_host=3).process_count() == 3  # a per-host slot each
     assert FetchConfig(processes=8, concurrency=2).process_count() == 2
     assert FetchConfig(processes=4).process_count(total=1) == 1

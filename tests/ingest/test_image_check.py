@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import io
 
+import pytest
 from PIL import Image
 
+from ecom_kfp import jpeg
 from ecom_kfp.ingest.image_check import CheckedImage, ImageLimits, check_image
 from ecom_kfp.ingest.reasons import Reason
 
@@ -21,6 +23,31 @@ def test_jpeg_is_stored_byte_for_byte() -> None:
     assert isinstance(checked, CheckedImage)
     assert checked.data == data and checked.sha256 == hashlib.sha256(data).hexdigest()
     assert (checked.width, checked.height) == (64, 48)
+
+
+def test_clean_jpegs_need_no_pillow(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_pillow(*_args, **_kwargs) -> None:
+        raise AssertionError("Pillow opened a JPEG libjpeg-turbo decodes cleanly")
+
+    monkeypatch.setattr(Image, "open", no_pillow)
+    checked = check_image(jpeg_bytes((80, 60)), "image/jpeg", LIMITS)
+    assert isinstance(checked, CheckedImage) and (checked.width, checked.height) == (80, 60)
+    assert check_image(jpeg_bytes((20, 60)), None, LIMITS).reason is Reason.TOO_SMALL  # from the header
+
+
+def test_jpegs_libjpeg_turbo_refuses_or_skips_are_judged_by_pillow() -> None:
+    noise = io.BytesIO()
+    Image.effect_noise((200, 150), 64).convert("RGB").save(noise, format="JPEG", quality=90)
+    data = noise.getvalue()
+    zeroed = data[: len(data) // 2] + bytes(64) + data[len(data) // 2 + 64:]
+    assert not jpeg.decodes_cleanly(zeroed)
+    checked = check_image(zeroed, "image/jpeg", LIMITS)  # Pillow decodes it, with a warning
+    assert isinstance(checked, CheckedImage) and checked.data == zeroed
+    out = io.BytesIO()
+    Image.new("CMYK", (40, 40), (0, 80, 160, 20)).save(out, format="JPEG")
+    assert jpeg.turbo_size(out.getvalue()) is None
+    checked = check_image(out.getvalue(), "image/jpeg", LIMITS)
+    assert isinstance(checked, CheckedImage) and (checked.width, checked.height) == (40, 40)
 
 
 def test_png_is_converted_to_jpeg_over_white() -> None:
