@@ -87,8 +87,7 @@ def check_image(data: bytes, content_type: str | None, limits: ImageLimits) -> C
         return ImageProblem(Reason.NOT_AN_IMAGE, _describe(data, content_type))
     if fmt == "JPEG" and (size := jpeg.turbo_size(data)) is not None:
         # Most catalog images: libjpeg-turbo alone, without Pillow's per-image overhead.
-        problem = _size_problem(*size, limits)
-        if problem is not None:
+        if (problem := _size_problem(*size, limits)) is not None:
             return problem
         if jpeg.decodes_cleanly(data):
             return CheckedImage(data, hashlib.sha256(data).hexdigest(), *size, fmt)
