@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,26 +88,38 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 class Checkpoint(keras.callbacks.Callback):
-    """Rank 0 saves the weights and the finished epoch under ``out`` after every epoch."""
+    """Rank 0 saves the weights, the finished epoch and the splits trained on under ``out`` after every epoch."""
 
-    def __init__(self, out: str) -> None:
+    def __init__(self, out: str, fit_splits: Sequence[str]) -> None:
         super().__init__()
         self.out = out
+        self.fit_splits = list(fit_splits)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         with tempfile.TemporaryDirectory(prefix="ecom-kfp-ckpt-") as tmp:
             local = str(Path(tmp) / "last.weights.h5")
             self.model.save_weights(local)
             uri.copy(local, uri.join(self.out, CHECKPOINT_WEIGHTS))
-        uri.write_json(uri.join(self.out, CHECKPOINT_STATE), {"epoch": epoch + 1})
+        uri.write_json(uri.join(self.out, CHECKPOINT_STATE), {"epoch": epoch + 1, "fit_splits": self.fit_splits})
 
 
-def last_checkpoint(out: str) -> tuple[int, str] | None:
-    """``(epochs done, weights URI)`` of the checkpoint under ``out``, if any."""
-    state = uri.join(out, CHECKPOINT_STATE)
-    if not uri.exists(state):
+@dataclass(frozen=True)
+class SavedCheckpoint:
+    """What :class:`Checkpoint` left under a run's ``out``."""
+
+    epoch: int
+    weights: str
+    fit_splits: list[str]
+
+
+def last_checkpoint(out: str) -> SavedCheckpoint | None:
+    """The checkpoint under ``out``, if any."""
+    state_uri = uri.join(out, CHECKPOINT_STATE)
+    if not uri.exists(state_uri):
         return None
-    return int(uri.read_json(state)["epoch"]), uri.join(out, CHECKPOINT_WEIGHTS)
+    state = uri.read_json(state_uri)
+    # Checkpoints from before --fit-on-val existed trained on the train split.
+    return SavedCheckpoint(int(state["epoch"]), uri.join(out, CHECKPOINT_WEIGHTS), state.get("fit_splits", ["train"]))
 
 
 class EpochMetricsLogger(keras.callbacks.Callback):

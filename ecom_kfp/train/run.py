@@ -131,15 +131,21 @@ def train_worker(config: TrainConfig, workers: Workers) -> TrainReport | None:
                 _load_backbone_weights(model, config.weights)
             checkpoint = cb.last_checkpoint(config.out) if config.resume else None
             if checkpoint is not None and workers.is_chief:
-                with uri.local_copy(checkpoint[1]) as local:
+                if checkpoint.fit_splits != list(config.fit_splits):
+                    # The same weights fit, but the run would train on other data part-way through.
+                    raise ConfigError(
+                        f"--out {config.out} holds a checkpoint trained on {' + '.join(checkpoint.fit_splits)} "
+                        f"(epoch {checkpoint.epoch}); this run trains on {' + '.join(config.fit_splits)}: was "
+                        "--fit-on-val switched since it was written? Pass --no-resume to start over, or use a new --out")
+                with uri.local_copy(checkpoint.weights) as local:
                     try:
                         model.load_weights(local)
                     except ValueError as err:  # Keras names a layer, not the flag that changed it
                         raise ConfigError(
-                            f"--out {config.out} holds a checkpoint of a different model (epoch {checkpoint[0]}); "
+                            f"--out {config.out} holds a checkpoint of a different model (epoch {checkpoint.epoch}); "
                             "were model flags changed since it was written? Pass --no-resume to start over, or "
                             f"use a new --out ({str(err).splitlines()[0]})") from err
-            report.resumed_from_epoch = checkpoint[0] if checkpoint is not None else 0
+            report.resumed_from_epoch = checkpoint.epoch if checkpoint is not None else 0
             model.gradient_reducer = workers.reduce_gradients
             workers.broadcast_variables(model.weights)
 
@@ -167,7 +173,7 @@ def train_worker(config: TrainConfig, workers: Workers) -> TrainReport | None:
         times = cb.EpochTimes()
         callbacks: list[keras.callbacks.Callback] = [sync, cb.EpochTimer(times)]
         if workers.is_chief:
-            callbacks += [cb.Checkpoint(config.out), cb.EpochMetricsLogger(tracker.log_metrics)]
+            callbacks += [cb.Checkpoint(config.out, fit_splits), cb.EpochMetricsLogger(tracker.log_metrics)]
         history: dict[str, list[float]] = {}
         start = report.resumed_from_epoch
         freeze_until = min(config.freeze_backbone_epochs, config.epochs)

@@ -18,6 +18,7 @@ from ecom_kfp import cli
 from ecom_kfp.contracts import serving
 from ecom_kfp.contracts.layouts import DatasetLayout, ModelLayout
 from ecom_kfp.testing.servers import MlflowServer
+from ecom_kfp.train.callbacks import CHECKPOINT_STATE
 from ecom_kfp.train.config import ConfigError, TrainConfig
 from ecom_kfp.train.data import DatasetError
 from ecom_kfp.train.run import TrainReport, run
@@ -139,6 +140,15 @@ def test_resuming_with_a_different_model_names_the_flags(tiny_dataset: DatasetLa
     with pytest.raises(ConfigError, match="holds a checkpoint of a different model.*--no-resume"):
         run(_config(tiny_dataset.root, out, epochs=2, inputs="fused"))
     assert run(_config(tiny_dataset.root, out, epochs=1, inputs="fused", resume=False)).resumed_from_epoch == 0
+
+
+def test_resuming_after_switching_fit_on_val_is_refused(tiny_dataset: DatasetLayout, tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    run(_config(tiny_dataset.root, out, epochs=1))
+    assert json.loads((out / CHECKPOINT_STATE).read_text())["fit_splits"] == ["train"]
+    with pytest.raises(ConfigError, match=r"trained on train \(epoch 1\); this run trains on train \+ val.*--fit-on-val"):
+        run(_config(tiny_dataset.root, out, epochs=2, fit_on_val=True))
+    assert run(_config(tiny_dataset.root, out, epochs=1, fit_on_val=True, resume=False)).resumed_from_epoch == 0
 
 
 def _broken_copy(tiny_dataset: DatasetLayout, tmp_path: Path) -> Path:
