@@ -10,16 +10,17 @@ after the host slot is acquired, so queueing behind the per-host limit never cou
 Transient failures (timeouts, connection resets, truncated transfers, HTTP 429 and 5xx) are
 retried up to ``max_retries`` times with exponential backoff and jitter, waiting at least as long
 as a ``Retry-After`` header asks (capped at ``max_backoff_seconds``). A 404, any other 4xx, or
-content that is not an image is final at once. Image checking and storing run in the thread pool
-(decoders, SHA-256 and file writes release the GIL) so the event loop keeps downloading meanwhile
-and the checks use the other cores.
+content that is not an image is final at once. Images above ``INLINE_MAX_BYTES``, and every
+upload to a ``gs://`` store, are checked and stored in the thread pool (decoders, SHA-256 and file
+writes release the GIL) so the event loop keeps downloading meanwhile and the checks use the other
+cores; smaller ones cost less on the loop itself than the hop to the pool and back.
 
 The event loop is uvloop's (libuv): with small images the client's CPU per request is the limit,
 and the loop's share of it is lower there than on asyncio's default loop. One event loop is bound
 by one core, so with ``processes`` > 1 that many worker processes each run this fetcher over a
 share of the limits (:mod:`ecom_kfp.ingest.fetch_processes`); outcomes are the same. The default
-is one process: on 2 CPUs it matched two worker processes in images/s (myntra thumbnails: 1,210-1,297
-vs 1,194-1,283 img/s; 800x1066 photos: 540-558 vs 538-541) with 10-30% less CPU per image, and
+is one process: on 2 CPUs it did as well as two worker processes or better (myntra thumbnails:
+1,282-1,447 vs 1,256-1,279 img/s; 800x1066 photos: 532-551 vs 534-543) with 10-30% less CPU, and
 starts at once, where a worker process spends ~0.3 s of CPU importing aiohttp before its first
 request. More processes pay where one event loop saturates its core: many cores, small images,
 a fast server.
@@ -53,6 +54,11 @@ from ecom_kfp.resources import available_cpus
 _T = TypeVar("_T")
 _RETRYABLE_STATUS = frozenset({408, 429})
 _CHUNK = 64 << 10
+#: Bodies up to this size going to a local store are checked and stored on the event loop itself.
+#: A thumbnail is checked and stored in ~100 us, while the hop through the thread pool and back
+#: cost ~280 us of CPU more per image (GIL hand-offs included) and delays the loop; a 14 KB
+#: 450x600 JPEG takes 355 us. Larger bodies decode in the pool, in parallel with downloading.
+INLINE_MAX_BYTES = 16 << 10
 
 
 @dataclass(frozen=True)
@@ -212,7 +218,10 @@ class _Fetcher:
             self.stats.retries += 1
             await asyncio.sleep(self._backoff(attempts, got.retry_after))
         self.stats.bytes_downloaded += len(got.data)
-        checked, newly = await self._in_pool(self._check_and_store, got)
+        if len(got.data) <= INLINE_MAX_BYTES and self.store.is_local:
+            checked, newly = self._check_and_store(got)
+        else:
+            checked, newly = await self._in_pool(self._check_and_store, got)
         if not isinstance(checked, CheckedImage):
             return FetchFailure(checked.reason, checked.detail, attempts)
         if newly:
@@ -222,7 +231,6 @@ class _Fetcher:
                             checked.height, len(checked.data), len(got.data), newly, attempts)
 
     def _check_and_store(self, body: _Body) -> tuple[CheckedImage | ImageProblem, bool]:
-        # One trip to the thread pool per image: the hop costs about as much as decoding a thumbnail.
         checked = check_image(body.data, body.content_type, self.config.limits)
         if not isinstance(checked, CheckedImage):
             return checked, False

@@ -24,6 +24,11 @@ class ImageStore:
         self._known: set[str] = set()
         self._lock = threading.Lock()
 
+    @property
+    def is_local(self) -> bool:
+        """True for a store on a local (or mounted) file system, False for ``gs://``."""
+        return not uri.is_gcs(self.layout.root)
+
     def uri_of(self, sha256: str) -> str:
         """Where the image with this hash lives."""
         return self.layout.image(sha256)

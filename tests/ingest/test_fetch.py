@@ -5,18 +5,22 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import io
 from pathlib import Path
 
 import pytest
 import uvloop
+from PIL import Image
 
 from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import IngestLayout
-from ecom_kfp.ingest.fetch import (FetchConfig, FetchedImage, FetchFailure, fetch_images, retry_after_seconds,
-                                   run_event_loop)
+from ecom_kfp.ingest.fetch import (INLINE_MAX_BYTES, FetchConfig, FetchedImage, FetchFailure, _Fetcher,
+                                   fetch_images, retry_after_seconds, run_event_loop)
 from ecom_kfp.ingest.reasons import Reason
 from ecom_kfp.ingest.store import ImageStore
-from ecom_kfp.testing.image_server import Fault, ServerHandle
+from ecom_kfp.testing.image_server import Fault, ServerConfig, ServerHandle, image_server
+
+from .conftest import jpeg_bytes
 
 
 def fetch(sources: list[str], out: Path | str, config: FetchConfig):
@@ -52,6 +56,33 @@ def test_permanent_faults_are_rejected_with_their_reason(server: ServerHandle, f
     assert outcome.attempts == requests and stats.retries == requests - 1
     assert server.requests_for(url) == requests
     assert not (tmp_path / "images").exists()
+
+
+def test_small_images_are_checked_on_the_loop_and_large_ones_in_the_pool(
+        fast_fetch: FetchConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both paths store the image; a spy on the hop to the thread pool shows which one each took."""
+    noise = io.BytesIO()
+    Image.effect_noise((400, 300), 64).convert("RGB").save(noise, format="JPEG", quality=95)
+    images = {"small.jpg": jpeg_bytes(), "large.jpg": noise.getvalue()}
+    assert len(images["small.jpg"]) <= INLINE_MAX_BYTES < len(images["large.jpg"])
+    served = tmp_path / "served"
+    served.mkdir()
+    for name, data in images.items():
+        (served / name).write_bytes(data)
+    hops = []
+    to_pool = _Fetcher._in_pool
+
+    async def counted(self: _Fetcher, fn, *args):
+        hops.append(len(args[0].data))
+        return await to_pool(self, fn, *args)
+
+    monkeypatch.setattr(_Fetcher, "_in_pool", counted)
+    with image_server(ServerConfig(str(served))) as handle:
+        urls = {name: handle.url(name) for name in images}
+        outcomes, _ = fetch(list(urls.values()), tmp_path / "out", fast_fetch)
+    assert hops == [len(images["large.jpg"])]
+    for name, url in urls.items():
+        assert isinstance(outcomes[url], FetchedImage) and Path(outcomes[url].uri).read_bytes() == images[name]
 
 
 def test_connection_reset_every_time_is_a_connection_error(server: ServerHandle, fast_fetch: FetchConfig,
