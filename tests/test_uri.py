@@ -117,7 +117,7 @@ def test_exclusive_write_keeps_the_first_file_and_says_so(tmp_path: Path) -> Non
 
 def test_exclusive_write_without_hard_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Some FUSE/SMB mounts refuse link(); none is available here, so os.link is made to refuse (a mock)."""
-    def refuse(*_args) -> None:
+    def refuse(*_args, **_kwargs) -> None:
         raise PermissionError(errno.EPERM, "Operation not permitted")
 
     monkeypatch.setattr(os, "link", refuse)
@@ -125,6 +125,23 @@ def test_exclusive_write_without_hard_links(tmp_path: Path, monkeypatch: pytest.
     assert uri.write_bytes(str(target), b"first", exclusive=True) is True
     assert uri.write_bytes(str(target), b"second", exclusive=True) is False
     assert target.read_bytes() == b"first" and [p.name for p in tmp_path.iterdir()] == ["ab12.jpg"]
+
+
+def test_exclusive_write_without_unnamed_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """File systems without O_TMPFILE (some network and FUSE mounts) refuse it with EOPNOTSUPP;
+    ext4 here has it, so os.open is made to refuse (a mock) and the named temporary file serves."""
+    real_open = os.open
+
+    def no_tmpfile(path, flags, *args):
+        if flags & os.O_TMPFILE == os.O_TMPFILE:
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", no_tmpfile)
+    target = tmp_path / "cd" / "cd34.jpg"
+    assert uri.write_bytes(str(target), b"first", exclusive=True) is True
+    assert uri.write_bytes(str(target), b"second", exclusive=True) is False
+    assert target.read_bytes() == b"first" and [p.name for p in target.parent.iterdir()] == ["cd34.jpg"]
 
 
 def test_exists(root: str) -> None:
