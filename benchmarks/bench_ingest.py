@@ -4,24 +4,30 @@ Serves the myntra-dev images from the fault-injecting server (a separate process
 with a fixed per-request latency that models a CDN round trip, and fetches the same URL list
 (the images repeated with ``?v=i`` so every URL is distinct) with:
 
-- ``ours``: :func:`ecom_kfp.ingest.fetch.fetch_images` (aiohttp on a uvloop event loop, every image
-  decoded and checked, stored content-addressed), by default in one process (``--fetch-processes``;
-  ``processes`` in the JSON; with worker processes its CPU figures include the workers');
-- ``threads_K``: a ``ThreadPoolExecutor(K)`` calling ``requests.get`` through one Session per thread
-  and writing each body to a file (no validation, no retries), the usual hand-written downloader;
-  K = ``--threads`` (32) is the baseline of ``ratio``; on clean runs a control pool as wide as our
-  concurrency shows how much of the gain is concurrency and how much is cost per image.
+- ``ours_W``: :func:`ecom_kfp.ingest.fetch.fetch_images` with ``W`` images in flight (aiohttp on a
+  uvloop event loop, every image decoded and checked, stored content-addressed), by default in
+  one process (``--fetch-processes``; ``processes`` in the JSON; with worker processes its CPU
+  figures include the workers');
+- ``threads_W``: a ``ThreadPoolExecutor(W)`` calling ``requests.get`` through one Session per
+  thread and writing each body to a file (no validation, no retries), the usual hand-written
+  downloader (the text-to-image project's had 200 threads).
+
+How many requests are in flight decides the rate at high latency (``W`` / latency at most) and
+the CPU per image at low latency (a wide thread pool loses time to the GIL), so both sides run at
+every width of ``--widths`` on the clean server, and ``ratio`` compares each side at its best
+width; ``ratio_at_equal_width`` compares them width by width. The 10%-fault run (500, slow beyond
+the timeout, truncated body, connection reset; ``ours`` must lose nothing) uses each side's best
+clean width.
 
 Each contender runs in its own process so peak memory (``ru_maxrss``; with worker processes, the
 parent's plus workers x the largest worker's) is its own; its CPU per image (workers included)
 and the server's (read from ``/_stats``) give ``cpu_ceiling_images_per_second``, the rate at which
-client and server together would saturate every core of this machine. Runs: a clean
-server; a server where 10% of names fail once (500, slow beyond the timeout, truncated body,
-connection reset), where ``ours`` must lose nothing; ``ours`` at a quarter and at the full URL
-count (memory must not grow with catalog size); and the whole stage (``run``) over the 5,249
-products of ``styles.csv``. Prints one JSON document.
+client and server together would saturate every core of this machine. Also: ``ours`` at its
+default width (64) at a quarter and at the full URL count (memory must not grow with catalog
+size), and the whole stage (``run``) over the 5,249 products of ``styles.csv``. Prints one JSON
+document.
 
-    .venv/bin/python benchmarks/bench_ingest.py [--urls 4000] [--latencies-ms 30,100]
+    .venv/bin/python benchmarks/bench_ingest.py [--urls 4000] [--latencies-ms 30,100] [--widths 32,64,200]
 """
 
 from __future__ import annotations
@@ -134,7 +140,7 @@ def worker_stage(base_url: str, out: str, args: argparse.Namespace) -> dict:
 
 def _spawn(kind: str, extra: list[str], args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--worker", kind, "--timeout", str(args.timeout),
-           "--concurrency", str(args.concurrency), "--fetch-processes", str(args.fetch_processes), *extra]
+           "--fetch-processes", str(args.fetch_processes), *extra]
     result = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=1800)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -144,10 +150,10 @@ def main() -> None:
     parser.add_argument("--urls", type=int, default=4000, help="distinct image URLs to fetch")
     parser.add_argument("--latencies-ms", default="30,100",
                         help="comma-separated server delays per request; each gets a clean and a 10%%-fault run")
-    parser.add_argument("--threads", type=int, default=32, help="thread pool size of the baseline")
-    parser.add_argument("--control-threads", type=int, default=64,
-                        help="a second pool, as wide as our concurrency, on the clean runs (0: skip)")
-    parser.add_argument("--concurrency", type=int, default=64, help="our images in flight (= per-host limit)")
+    parser.add_argument("--widths", default="32,64,200",
+                        help="comma-separated requests in flight, tried for both sides on the clean server")
+    parser.add_argument("--threads", type=int, help=argparse.SUPPRESS)  # a worker's width: the pool's
+    parser.add_argument("--concurrency", type=int, help=argparse.SUPPRESS)  # and ours
     parser.add_argument("--fetch-processes", type=int, default=1,
                         help="our fetch worker processes (1, the default: none; 0: one per CPU)")
     parser.add_argument("--timeout", type=float, default=2.0, help="per-request timeout of both")
@@ -168,26 +174,27 @@ def main() -> None:
         return
 
     from _common import MYNTRA  # not at the top: fetch worker processes re-import this module
+    from ecom_kfp.ingest.fetch import FetchConfig
     from ecom_kfp.testing.image_server import ServerConfig, image_server
 
+    default_width = FetchConfig().concurrency
     names = sorted(p.name for p in (MYNTRA / "images").iterdir())
-    baseline = f"threads_{args.threads}"
-    results: dict = {"urls": args.urls, "threads": args.threads, "concurrency": args.concurrency,
-                     "timeout_seconds": args.timeout, "cpu_count": os.cpu_count(),
-                     "load_average_at_start": os.getloadavg()[0], "latencies": []}
+    widths = [int(w) for w in args.widths.split(",")]
+    results: dict = {"urls": args.urls, "widths": widths, "timeout_seconds": args.timeout,
+                     "cpu_count": os.cpu_count(), "load_average_at_start": os.getloadavg()[0], "latencies": []}
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
 
-        def contest(label: str, server_config: ServerConfig, count: int, kinds: list[str]) -> dict:
+        def contest(label: str, server_config: ServerConfig, count: int, contenders: list[tuple[str, int]]) -> dict:
             out = {}
             with image_server(server_config, separate_process=True) as server:
                 urls = [f"{server.url(names[i % len(names)])}?v={i}" for i in range(count)]
                 urls_file = Path(tmp, f"{label}.urls")
                 urls_file.write_text("\n".join(urls))
-                for kind in kinds:
-                    kind, _, threads = kind.partition(":")
+                for kind, width in contenders:
                     server.reset()  # re-arms the fail-once faults for each contender
-                    extra = ["--urls-file", str(urls_file), "--out", str(Path(tmp, f"{label}-{kind}{threads}")),
-                             "--threads", threads or str(args.threads)]
+                    name = f"{kind}_{width}"
+                    extra = ["--urls-file", str(urls_file), "--out", str(Path(tmp, f"{label}-{name}")),
+                             "--threads", str(width), "--concurrency", str(width)]
                     server_cpu = server.stats()["process_cpu_seconds"]
                     figures = _spawn(kind, extra, args)
                     figures["server_cpu_ms_per_image"] = round(
@@ -195,33 +202,43 @@ def main() -> None:
                     # Client and server share this machine's cores: at most this many images/s fit.
                     figures["cpu_ceiling_images_per_second"] = round(
                         os.cpu_count() * 1000 / (figures["cpu_ms_per_image"] + figures["server_cpu_ms_per_image"]), 1)
-                    out[kind if kind == "ours" else f"threads_{threads or args.threads}"] = figures
-            if baseline in out:
-                out["ratio"] = round(out["ours"]["images_per_second"] / out[baseline]["images_per_second"], 2)
+                    out[name] = figures
             return out
+
+        def best(runs: dict, kind: str) -> tuple[int, float]:
+            rates = {int(name.split("_")[1]): figures["images_per_second"]
+                     for name, figures in runs.items() if name.startswith(kind + "_")}
+            width = max(rates, key=rates.get)
+            return width, rates[width]
 
         for latency_ms in (float(v) for v in args.latencies_ms.split(",")):
             clean = ServerConfig(str(MYNTRA / "images"), latency_seconds=latency_ms / 1000)
             faulty = ServerConfig(str(MYNTRA / "images"), latency_seconds=latency_ms / 1000, fault_fraction=0.10,
                                   slow_seconds=args.timeout + 1.0, seed=7)
+            runs = contest(f"clean{latency_ms}", clean, args.urls,
+                           [(kind, width) for width in widths for kind in ("ours", "threads")])
+            (ours_width, ours_rate), (pool_width, pool_rate) = best(runs, "ours"), best(runs, "threads")
+            faults = contest(f"faults{latency_ms}", faulty, args.urls, [("ours", ours_width), ("threads", pool_width)])
             results["latencies"].append({
                 "latency_ms": latency_ms,
-                "clean": contest(f"clean{latency_ms}", clean, args.urls, ["ours", "threads"] + (
-                    [f"threads:{args.control_threads}"] if args.control_threads else [])),
-                "faults_10pct": contest(f"faults{latency_ms}", faulty, args.urls, ["ours", "threads"]),
+                "clean": {**runs, "best_widths": {"ours": ours_width, "threads": pool_width},
+                          "ratio": round(ours_rate / pool_rate, 2),
+                          "ratio_at_equal_width": {
+                              width: round(runs[f"ours_{width}"]["images_per_second"]
+                                           / runs[f"threads_{width}"]["images_per_second"], 2) for width in widths}},
+                "faults_10pct": {**faults, "ratio": round(faults[f"ours_{ours_width}"]["images_per_second"]
+                                                          / faults[f"threads_{pool_width}"]["images_per_second"], 2)},
             })
         first = float(args.latencies_ms.split(",")[0]) / 1000
         clean = ServerConfig(str(MYNTRA / "images"), latency_seconds=first)
-        quarter = contest("quarter", clean, max(1, args.urls // 4), ["ours"])["ours"]
-        results["memory_vs_size"] = {
-            "ours_quarter": {"images": quarter["images"], "peak_rss_mb": quarter["peak_rss_mb"]},
-            "ours_full": {"images": args.urls,
-                          "peak_rss_mb": results["latencies"][0]["clean"]["ours"]["peak_rss_mb"]},
-        }
+        sizes = {count: contest(f"memory{count}", clean, count, [("ours", default_width)])[f"ours_{default_width}"]
+                 for count in (max(1, args.urls // 4), args.urls)}
+        results["memory_vs_size"] = {f"ours_{count}_urls": {"peak_rss_mb": figures["peak_rss_mb"]}
+                                     for count, figures in sizes.items()}
         if not args.skip_stage:
             with image_server(clean, separate_process=True) as server:
-                results["stage_myntra"] = _spawn("stage", ["--base-url", server.base_url,
-                                                           "--out", str(Path(tmp, "stage"))], args)
+                results["stage_myntra"] = _spawn("stage", ["--base-url", server.base_url, "--concurrency",
+                                                           str(default_width), "--out", str(Path(tmp, "stage"))], args)
     print(json.dumps(results, indent=2))
 
 
