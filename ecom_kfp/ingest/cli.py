@@ -42,11 +42,13 @@ def register(subparsers) -> None:
     parser.add_argument("--max-retries", type=int, default=2,
                         help="retries after a timeout, reset, truncated transfer, 429 or 5xx")
     parser.add_argument("--backoff", type=float, default=0.5, help="first retry delay in seconds (doubles)")
-    parser.add_argument("--io-threads", type=int, default=16, help="threads decoding and storing images")
+    parser.add_argument("--io-threads", type=int, default=16,
+                        help="threads reading local and gs:// sources, and checking and storing images over "
+                             "16 KiB or bound for a gs:// store (smaller ones are checked on the event loop)")
     parser.add_argument("--fetch-processes", type=int, default=1,
                         help="worker processes fetching images, each with its own event loop and a share of "
                              "--concurrency, --per-host and --io-threads; 1 (default) = fetch in this process, "
-                             "whose --io-threads already decode and store on every core; 0 = one per available "
+                             "whose --io-threads already decode large images on every core; 0 = one per available "
                              "CPU, for machines where one event loop saturates its core")
     parser.add_argument("--min-image-side", type=int, default=_DEFAULT_LIMITS.min_side,
                         help="reject images whose shorter side is below this many pixels")

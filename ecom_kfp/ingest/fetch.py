@@ -73,7 +73,8 @@ class FetchConfig:
         backoff_seconds: First retry delay; doubles per attempt, with +-50% jitter.
         max_backoff_seconds: Longest wait between attempts, ``Retry-After`` included.
         limits: Accepted image sizes.
-        io_threads: Threads reading local/``gs://`` sources, decoding and storing.
+        io_threads: Threads reading local/``gs://`` sources, and checking and storing the images
+            that do not fit ``INLINE_MAX_BYTES`` or go to a ``gs://`` store.
         processes: Worker processes, each with its own event loop and a share of ``concurrency``,
             ``per_host`` and ``io_threads``; 0 = one per CPU this process may run on; 1 = fetch
             in this process (the default: see the module docstring).
