@@ -161,6 +161,10 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+#: What link(2) answers on file systems without hard links (some FUSE and SMB mounts).
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS})
+
+
 @functools.cache
 def _any_dir_fd() -> int:
     return os.open("/", os.O_RDONLY | os.O_CLOEXEC)
@@ -195,8 +199,8 @@ def _link_unnamed_file(path: Path, data: bytes) -> bool | None:
     except FileExistsError:
         return False
     except OSError as err:
-        # No /proc (ENOENT), or no hard links here (some FUSE and SMB mounts).
-        if err.errno in (errno.ENOENT, errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV):
+        # No hard links here, no /proc (ENOENT), or a link(2) that named /proc's link itself (EXDEV).
+        if err.errno in _NO_HARD_LINKS or err.errno in (errno.ENOENT, errno.EXDEV):
             return None
         raise
     finally:
@@ -213,7 +217,7 @@ def _move_unless_exists(tmp: Path, path: Path) -> bool:
         os.unlink(tmp)
         return False
     except OSError as err:
-        if err.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS):
+        if err.errno not in _NO_HARD_LINKS:
             raise
         # No hard links here (some FUSE and SMB mounts): check, then rename. Two writers may then
         # both report a win, but with identical content, as a content-addressed store writes.
