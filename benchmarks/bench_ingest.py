@@ -76,7 +76,7 @@ def worker_ours(urls: list[str], out: str, args: argparse.Namespace) -> dict:
     from ecom_kfp.ingest.fetch import FetchConfig, FetchedImage, fetch_images
     from ecom_kfp.ingest.store import ImageStore
 
-    config = FetchConfig(concurrency=args.concurrency, per_host=args.concurrency, timeout_seconds=args.timeout,
+    config = FetchConfig(concurrency=args.width, per_host=args.width, timeout_seconds=args.timeout,
                          max_retries=2, backoff_seconds=0.05, processes=args.fetch_processes)
     ok = []
     rss_before, cpu_before = _rss_mb(), _cpu_seconds()
@@ -112,7 +112,7 @@ def worker_threads(urls: list[str], out: str, args: argparse.Namespace) -> dict:
 
     rss_before, cpu_before = _rss_mb(), _cpu_seconds()
     start = time.perf_counter()
-    with ThreadPoolExecutor(args.threads) as pool:
+    with ThreadPoolExecutor(args.width) as pool:
         ok = sum(pool.map(download, urls))
     seconds = time.perf_counter() - start
     return _figures(len(urls), ok, seconds, _cpu_seconds() - cpu_before, rss_before)
@@ -124,7 +124,7 @@ def worker_stage(base_url: str, out: str, args: argparse.Namespace) -> dict:
     from ecom_kfp.ingest import IngestConfig, run
     from ecom_kfp.ingest.fetch import FetchConfig
 
-    fetch = FetchConfig(concurrency=args.concurrency, per_host=args.concurrency, timeout_seconds=args.timeout,
+    fetch = FetchConfig(concurrency=args.width, per_host=args.width, timeout_seconds=args.timeout,
                         backoff_seconds=0.05, processes=args.fetch_processes)
     start = time.perf_counter()
     report = run(IngestConfig(catalog=str(MYNTRA / "styles.csv"), out=out, column_map=COLUMN_MAP,
@@ -152,8 +152,7 @@ def main() -> None:
                         help="comma-separated server delays per request; each gets a clean and a 10%%-fault run")
     parser.add_argument("--widths", default="32,64,200",
                         help="comma-separated requests in flight, tried for both sides on the clean server")
-    parser.add_argument("--threads", type=int, help=argparse.SUPPRESS)  # a worker's width: the pool's
-    parser.add_argument("--concurrency", type=int, help=argparse.SUPPRESS)  # and ours
+    parser.add_argument("--width", type=int, help=argparse.SUPPRESS)  # a worker's requests in flight
     parser.add_argument("--fetch-processes", type=int, default=1,
                         help="our fetch worker processes (1, the default: none; 0: one per CPU)")
     parser.add_argument("--timeout", type=float, default=2.0, help="per-request timeout of both")
@@ -194,7 +193,7 @@ def main() -> None:
                     server.reset()  # re-arms the fail-once faults for each contender
                     name = f"{kind}_{width}"
                     extra = ["--urls-file", str(urls_file), "--out", str(Path(tmp, f"{label}-{name}")),
-                             "--threads", str(width), "--concurrency", str(width)]
+                             "--width", str(width)]
                     server_cpu = server.stats()["process_cpu_seconds"]
                     figures = _spawn(kind, extra, args)
                     figures["server_cpu_ms_per_image"] = round(
@@ -237,7 +236,7 @@ def main() -> None:
                                      for count, figures in sizes.items()}
         if not args.skip_stage:
             with image_server(clean, separate_process=True) as server:
-                results["stage_myntra"] = _spawn("stage", ["--base-url", server.base_url, "--concurrency",
+                results["stage_myntra"] = _spawn("stage", ["--base-url", server.base_url, "--width",
                                                            str(default_width), "--out", str(Path(tmp, "stage"))], args)
     print(json.dumps(results, indent=2))
 
