@@ -5,12 +5,14 @@ reduced size: it scales in the DCT domain, so a large photo costs a fraction of 
 Other formats, and JPEGs it refuses, go through Pillow (with its JPEG ``draft``). Luma (see
 :mod:`~ecom_kfp.dedupe.ycc`) feeds the pHash; the RGB pixels feed the colour grid and the colour
 thumbnail that checks pHash matches. Images of one decoded size are hashed in small batches, as
-matrix products.
+matrix products in buffers each process keeps for the sizes it sees
+(:class:`~ecom_kfp.dedupe.separable.BatchBuffers`).
 An image that cannot be read is returned as a reject reason, never raised.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import multiprocessing
@@ -114,12 +116,12 @@ def draft_shrink(width: int, height: int) -> int:
     5/8 decode) moved the colour thumbnails of resized copies by up to 21 levels, far past the
     pHash colour tolerance; the power-of-two factors keep both decoders' output the same size.
     """
-    fits = min(width, height) // DRAFT_SIDE
-    return next(factor for factor in (8, 4, 2, 1) if factor <= max(fits, 1))
+    fits = max(min(width, height) // DRAFT_SIDE, 1)
+    return min(8, 1 << (fits.bit_length() - 1))
 
 
 def decode_rgb(data: bytes) -> tuple[np.ndarray, int, int]:
-    """Decode at reduced size to a ``(3, h, w)`` uint8 array of RGB channel planes.
+    """Decode at reduced size to a ``(h, w, 3)`` uint8 RGB array.
 
     Both decoders shrink a JPEG in the DCT domain by :func:`draft_shrink`.
 
@@ -135,19 +137,20 @@ def decode_rgb(data: bytes) -> tuple[np.ndarray, int, int]:
         shrink = draft_shrink(width, height)
         try:
             rgb = simplejpeg.decode_jpeg(data, "RGB", min_height=-(-height // shrink), min_width=-(-width // shrink))
-            return rgb.transpose(2, 0, 1), width, height
+            return rgb, width, height
         except ValueError:
             pass  # strict libjpeg-turbo refused it: Pillow decides whether it is readable, and why not
     with Image.open(io.BytesIO(data)) as image:
         width, height = image.size
         image.draft("RGB", (DRAFT_SIDE, DRAFT_SIDE))
-        return np.asarray(image.convert("RGB")).transpose(2, 0, 1), width, height
+        return np.asarray(image.convert("RGB")), width, height
 
 
 def hash_chunk(jobs: Sequence[ImageJob], grid_cells: int = grid_hash.DEFAULT_GRID) -> ImageHashes:
     """Hash one chunk of images in this process (the unit of work of :func:`hash_images`)."""
     out = ImageHashes.empty(len(jobs), grid_cells)
-    by_shape: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = defaultdict(list)
+    # Each size's batch is hashed as soon as it is full, while its pixels are still in cache.
+    pending: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = defaultdict(list)
     for row, job in enumerate(jobs):
         try:
             data = read_first(job.candidates)
@@ -169,19 +172,33 @@ def hash_chunk(jobs: Sequence[ImageJob], grid_cells: int = grid_hash.DEFAULT_GRI
             out.reason[row], out.detail[row] = REASON_UNREADABLE, f"{type(err).__name__}: {err}"
             continue
         out.sha256[row] = digest
-        by_shape[rgb.shape].append((row, rgb))
-    for items in by_shape.values():
-        for start in range(0, len(items), BATCH):
-            batch = items[start:start + BATCH]
-            rows = np.array([row for row, _ in batch])
-            _hash_batch(out, rows, separable.batch_layout([rgb for _, rgb in batch]), grid_cells)
+        batch = pending[rgb.shape]
+        batch.append((row, rgb))
+        if len(batch) == BATCH:
+            _hash_batch(out, batch, grid_cells)
+            batch.clear()
+    for batch in pending.values():
+        if batch:
+            _hash_batch(out, batch, grid_cells)
     return out
 
 
-def _hash_batch(out: ImageHashes, rows: np.ndarray, pixels: np.ndarray, grid_cells: int) -> None:
-    """Fill ``rows`` of ``out`` from their RGB planes in :func:`~ecom_kfp.dedupe.separable.batch_layout`."""
-    height, _, _, width = pixels.shape
-    low, means, small = separable.project_many(pixels, [
+@functools.lru_cache(maxsize=8)
+def _buffers(height: int, width: int, channels: int) -> separable.BatchBuffers:
+    """This process's batch buffers for one decoded size, kept for the next batch of that size.
+
+    Each process hashes one batch at a time, so a set is never in use twice at once. Catalogs have
+    a few common sizes; a size seen once costs one small allocation, sized to its batch.
+    """
+    return separable.BatchBuffers(height, width, channels)
+
+
+def _hash_batch(out: ImageHashes, batch: Sequence[tuple[int, np.ndarray]], grid_cells: int) -> None:
+    """Fill the rows of ``out`` named in ``batch`` from their same-size ``(height, width, 3)`` RGB pixels."""
+    rows = np.array([row for row, _ in batch])
+    images = [rgb for _, rgb in batch]
+    height, width, channels = images[0].shape
+    low, means, small = _buffers(height, width, channels).project(images, [
         phash.low_frequency_map(height, width, phash.VERIFY_SIDE, ycc.RGB_TO_YCC[:1]),
         grid_hash.cell_mean_map(height, width, grid_cells),
         colour_thumbnail.thumbnail_map(height, width)])

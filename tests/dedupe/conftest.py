@@ -32,15 +32,15 @@ def project_batch(pixels: np.ndarray, map_for: Callable[[int, int], separable.Se
                   finish: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """Run a ``batch_layout`` batch through one of the hashing maps and its finishing step, as
     :func:`ecom_kfp.dedupe.image_hashes.hash_chunk` does with all of them at once."""
-    height, _, _, width = pixels.shape
+    height, _, width, _ = pixels.shape
     return finish(separable.project_many(pixels, [map_for(height, width)])[0])
 
 
-def phash64(planes: Sequence[np.ndarray]) -> np.ndarray:
-    """Classic 64-bit pHashes of same-size ``(channels, height, width)`` images, the stage's way:
-    luma mixed from RGB planes (or one plane that already is luma), ``(batch,)`` uint64."""
-    pixels = separable.batch_layout(planes)
-    mix = ycc.RGB_TO_YCC[:1] if pixels.shape[2] == 3 else None
+def phash64(images: Sequence[np.ndarray]) -> np.ndarray:
+    """Classic 64-bit pHashes of same-size ``(height, width, channels)`` images, the stage's way:
+    luma mixed from RGB (or one channel that already is luma), ``(batch,)`` uint64."""
+    pixels = separable.batch_layout(images)
+    mix = ycc.RGB_TO_YCC[:1] if pixels.shape[3] == 3 else None
     return project_batch(pixels, lambda height, width: phash.low_frequency_map(height, width, mix=mix),
                          lambda low: phash.hash_words(low[:, 0])[:, 0])
 

@@ -47,17 +47,17 @@ def test_thumbnail_of_a_flat_picture_is_its_colour_at_any_size():
     rgb = (200, 90, 160)
     expected = Image.new("RGB", (1, 1), rgb).convert("YCbCr").getpixel((0, 0))  # Pillow's own conversion
     for height, width in ((7, 5), (80, 60), (1066, 800)):
-        flat = np.empty((3, height, width), dtype=np.uint8)
-        flat[:] = np.array(rgb, dtype=np.uint8)[:, None, None]
+        flat = np.empty((height, width, 3), dtype=np.uint8)
+        flat[:] = np.array(rgb, dtype=np.uint8)
         thumbnail = project_batch(batch_layout([flat]), thumbnail_map, thumbnails_of).reshape(3, THUMBNAIL_SIDE, THUMBNAIL_SIDE).astype(int)
         assert [np.unique(channel).size for channel in thumbnail] == [1, 1, 1]
         assert np.abs(thumbnail[:, 0, 0] - expected).max() <= 1  # Pillow rounds in integer steps
 
 
 def test_thumbnail_sees_a_recoloured_corner():
-    images = np.full((2, 3, 80, 60), 128, dtype=np.uint8)
+    images = np.full((2, 80, 60, 3), 128, dtype=np.uint8)
     # The top-left quarter of the width and height turns blue.
-    images[1, :, :20, :15] = np.array([40, 40, 230])[:, None, None]
+    images[1, :20, :15] = np.array([40, 40, 230])
     difference = int(max_level_difference(*project_batch(batch_layout(images), thumbnail_map, thumbnails_of)[:, None]).item())
     assert difference > 60
 
