@@ -188,7 +188,8 @@ def _buffers(height: int, width: int, channels: int) -> separable.BatchBuffers:
     """This process's batch buffers for one decoded size, kept for the next batch of that size.
 
     Each process hashes one batch at a time, so a set is never in use twice at once. Catalogs have
-    a few common sizes; a size seen once costs one small allocation, sized to its batch.
+    a few common sizes; a size seen once costs one small allocation, sized to its batch. Worker
+    processes free them on exit; :func:`hash_images` frees them when it hashed in its own process.
     """
     return separable.BatchBuffers(height, width, channels)
 
@@ -236,10 +237,13 @@ def hash_images(jobs: Sequence[ImageJob], workers: int = 0, chunk_size: int = 51
     parts = []
     with bar:
         if workers == 1 or len(chunks) <= 1:
-            with one_blas_thread():
-                for chunk in chunks:
-                    parts.append(_hash_chunk_args(chunk))
-                    bar.update(len(chunk[0]))
+            try:
+                with one_blas_thread():
+                    for chunk in chunks:
+                        parts.append(_hash_chunk_args(chunk))
+                        bar.update(len(chunk[0]))
+            finally:
+                _buffers.cache_clear()  # this process goes on; its batch buffers are done with
         else:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=context,

@@ -13,7 +13,7 @@ import scipy.sparse.csgraph
 from .conftest import jpeg, phash64, picture, project_batch
 from PIL import Image
 
-from ecom_kfp.dedupe import grid_hash
+from ecom_kfp.dedupe import grid_hash, image_hashes
 from ecom_kfp.dedupe.colour_thumbnail import max_level_difference
 from ecom_kfp.dedupe.image_hashes import ImageJob, decode_rgb, hash_chunk
 from ecom_kfp.dedupe.near_search import brute_force_neighbours, near_item_pairs, near_value_pairs
@@ -114,6 +114,24 @@ def test_union_find_matches_connected_components():
     # Same partition: each component maps to exactly one root and vice versa.
     assert len(set(zip(roots.tolist(), labels.tolist()))) == count
     assert (roots <= np.arange(n)).all()
+
+
+def test_batches_of_mixed_sizes_hash_like_single_images(tmp_path: Path):
+    """More images than a batch, two sizes interleaved and an unreadable file among them: each row
+    gets its own image's hashes, and hashing in this process leaves no batch buffers behind."""
+    paths = []
+    for i in range(2 * image_hashes.BATCH + 6):
+        path = tmp_path / f"{i}.jpg"
+        path.write_bytes(b"<html>" if i == 5 else jpeg(picture(i, size=(96, 128) if i % 3 else (40, 50))))
+        paths.append(path)
+    jobs = [ImageJob((str(p),), None) for p in paths]
+    together = image_hashes.hash_images(jobs, workers=1, chunk_size=len(jobs), progress=False)
+    assert image_hashes._buffers.cache_info().currsize == 0
+    assert together.reason[5] == image_hashes.REASON_UNREADABLE and together.ok.sum() == len(jobs) - 1
+    for row, job in enumerate(jobs):
+        alone = hash_chunk([job])
+        for field in ("phash", "phash256", "grid", "colour", "thumbnail", "width", "height", "reason"):
+            assert np.array_equal(getattr(together, field)[row], getattr(alone, field)[0]), (row, field)
 
 
 def test_decode_uses_reduced_size_for_large_jpegs():
