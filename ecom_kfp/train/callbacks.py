@@ -16,6 +16,7 @@ from pathlib import Path
 import keras
 
 from ecom_kfp import uri
+from ecom_kfp.train.config import training_splits
 from ecom_kfp.train.distributed import Workers
 
 CHECKPOINT_WEIGHTS = "checkpoints/last.weights.h5"
@@ -118,8 +119,9 @@ def last_checkpoint(out: str) -> SavedCheckpoint | None:
     if not uri.exists(state_uri):
         return None
     state = uri.read_json(state_uri)
-    # Checkpoints from before --fit-on-val existed trained on the train split.
-    return SavedCheckpoint(int(state["epoch"]), uri.join(out, CHECKPOINT_WEIGHTS), state.get("fit_splits", ["train"]))
+    # Checkpoints from before --fit-on-val existed trained on what training without it reads.
+    return SavedCheckpoint(int(state["epoch"]), uri.join(out, CHECKPOINT_WEIGHTS),
+                           state.get("fit_splits", list(training_splits(fit_on_val=False))))
 
 
 class EpochMetricsLogger(keras.callbacks.Callback):
