@@ -4,7 +4,8 @@
    and colour thumbnail, batched)
    against ``imagehash.phash`` (open + pHash) on the same images, one process each (per core, one
    BLAS thread), on myntra's 60x80 thumbnails and on the same pictures as 800x1066 JPEGs (typical
-   listing size). The two run in turn for ``--repeats`` rounds; each one's fastest round counts.
+   listing size) and as 2400x2400 JPEGs (high-resolution photos). The two run in turn for
+   ``--repeats`` rounds; each one's fastest round counts.
 2. ``near_search``: all pairs within 6 bits among 1M random 64-bit hashes with planted
    neighbours; recall against brute force on a query sample, and brute force's projected time.
 3. ``quality``: myntra-dev plus generated near-duplicate variants (resize, re-encode, crop,
@@ -68,18 +69,27 @@ def best_of_interleaved(repeats: int, **contenders) -> dict[str, float]:
     return {name: min(t) for name, t in times.items()}
 
 
-def bench_hashing(image_dir: Path, count: int, large_count: int, repeats: int) -> dict:
+def enlarged(files: list[Path], size: tuple[int, int], out_dir: Path) -> list[Path]:
+    """The pictures in ``files`` resized to ``size`` and saved as JPEGs under ``out_dir``."""
+    out_dir.mkdir()
+    targets = []
+    for path in files:
+        target = out_dir / path.name
+        Image.open(path).convert("RGB").resize(size, Image.Resampling.BICUBIC).save(target, quality=90)
+        targets.append(target)
+    return targets
+
+
+def bench_hashing(image_dir: Path, count: int, large_count: int, photo_count: int, repeats: int) -> dict:
     import imagehash
 
     files = sorted(image_dir.glob("*.jpg"))[:count]
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        large = []
-        for path in files[:large_count]:
-            target = Path(tmp) / path.name
-            Image.open(path).convert("RGB").resize((800, 1066), Image.Resampling.BICUBIC).save(target, quality=90)
-            large.append(target)
-        for name, paths in (("thumbnails_60x80", files), ("large_800x1066", large)):
+        sets = (("thumbnails_60x80", files),
+                ("large_800x1066", enlarged(files[:large_count], (800, 1066), Path(tmp) / "large")),
+                ("photos_2400x2400", enlarged(files[:photo_count], (2400, 2400), Path(tmp) / "photos")))
+        for name, paths in sets:
             jobs = [ImageJob((str(p),), None) for p in paths]
             # Per core: the stage gives each hashing process one BLAS thread; so does this one.
             with one_blas_thread():
@@ -241,13 +251,15 @@ def main() -> None:
                         choices=["hashing", "near_search", "quality"], help="which benchmarks to run")
     parser.add_argument("--images", type=int, default=2000, help="thumbnails hashed in the hashing benchmark")
     parser.add_argument("--large-images", type=int, default=200, help="800x1066 images hashed")
+    parser.add_argument("--photo-images", type=int, default=64, help="2400x2400 images hashed")
     parser.add_argument("--repeats", type=int, default=7, help="hashing rounds (ours and imagehash in turn); best kept")
     parser.add_argument("--hashes", type=int, default=1_000_000, help="hashes in the near-search benchmark")
     parser.add_argument("--per-kind", type=int, default=200, help="generated variants per kind (quality)")
     args = parser.parse_args()
     result = {}
     if "hashing" in args.sections:
-        result["hashing"] = bench_hashing(args.data / "images", args.images, args.large_images, args.repeats)
+        result["hashing"] = bench_hashing(args.data / "images", args.images, args.large_images, args.photo_images,
+                                          args.repeats)
         print(json.dumps(result["hashing"]), file=sys.stderr, flush=True)
     if "near_search" in args.sections:
         result["near_search"] = bench_near_search(args.hashes, planted=10_000, radius=6, sample=400)

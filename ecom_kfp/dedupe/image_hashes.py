@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import math
 import multiprocessing
 from collections import defaultdict
 from collections.abc import Sequence
@@ -34,9 +35,12 @@ from ecom_kfp.resources import available_cpus
 #: Smallest decoded side asked of the reduced-size decode: pHash resamples to 32x32, so decoding
 #: at no less than that keeps every frequency the hash looks at.
 DRAFT_SIDE = phash.RESIZED_SIDE
-#: Images hashed per batch of matrix products: 64 thumbnails' float pixels (~3.7 MB at 60x80) stay
-#: in cache; a batch of a whole 512-image chunk measured 2-3x slower per image (memory-bound).
+#: Most images hashed per batch of matrix products: 64 thumbnails' float pixels (~3.7 MB at 60x80)
+#: stay in cache; a batch of a whole 512-image chunk measured 2-3x slower per image (memory-bound).
 BATCH = 64
+#: Most float pixel bytes per batch, so larger decoded sizes get fewer images per batch: it keeps
+#: their batches in cache too, and bounds each process's kept buffers (:func:`_buffers`).
+BATCH_BYTES = 4 << 20
 
 REASON_MISSING = "image_missing"
 REASON_UNREADABLE = "image_unreadable"
@@ -146,6 +150,12 @@ def decode_rgb(data: bytes) -> tuple[np.ndarray, int, int]:
         return np.asarray(image.convert("RGB")), width, height
 
 
+def batch_capacity(shape: tuple[int, ...]) -> int:
+    """Images of one decoded ``shape`` hashed per batch: :data:`BATCH`, fewer when their float
+    pixels would exceed :data:`BATCH_BYTES`, and always at least one."""
+    return max(1, min(BATCH, BATCH_BYTES // (4 * math.prod(shape))))
+
+
 def hash_chunk(jobs: Sequence[ImageJob], grid_cells: int = grid_hash.DEFAULT_GRID) -> ImageHashes:
     """Hash one chunk of images in this process (the unit of work of :func:`hash_images`)."""
     out = ImageHashes.empty(len(jobs), grid_cells)
@@ -174,7 +184,7 @@ def hash_chunk(jobs: Sequence[ImageJob], grid_cells: int = grid_hash.DEFAULT_GRI
         out.sha256[row] = digest
         batch = pending[rgb.shape]
         batch.append((row, rgb))
-        if len(batch) == BATCH:
+        if len(batch) == batch_capacity(rgb.shape):
             _hash_batch(out, batch, grid_cells)
             batch.clear()
     for batch in pending.values():
@@ -188,8 +198,10 @@ def _buffers(height: int, width: int, channels: int) -> separable.BatchBuffers:
     """This process's batch buffers for one decoded size, kept for the next batch of that size.
 
     Each process hashes one batch at a time, so a set is never in use twice at once. Catalogs have
-    a few common sizes; a size seen once costs one small allocation, sized to its batch. Worker
-    processes free them on exit; :func:`hash_images` frees them when it hashed in its own process.
+    a few common sizes; a size seen once costs one small allocation, sized to its batch. A set holds
+    at most one batch of :func:`batch_capacity`, about :data:`BATCH_BYTES` of pixels, so the eight
+    kept stay within a few tens of MB however large the photos. Worker processes free them on exit;
+    :func:`hash_images` frees them when it hashed in its own process.
     """
     return separable.BatchBuffers(height, width, channels)
 

@@ -166,3 +166,33 @@ def test_libjpeg_turbo_decodes_at_pillows_draft_size(size):
         expected = image.size
     rgb, width, height = decode_rgb(data)
     assert (width, height) == size and (rgb.shape[1], rgb.shape[0]) == expected
+
+
+def test_batch_capacity_bounds_the_float_pixels_of_a_batch():
+    assert image_hashes.batch_capacity((80, 60, 3)) == image_hashes.BATCH  # myntra thumbnails
+    for shape in ((133, 100, 3), (300, 300, 3), (4000, 4000, 3)):
+        capacity = image_hashes.batch_capacity(shape)
+        assert 1 <= capacity < image_hashes.BATCH
+        assert capacity == 1 or capacity * 4 * np.prod(shape) <= image_hashes.BATCH_BYTES
+
+
+def test_large_decoded_sizes_hash_in_smaller_batches_like_single_images(tmp_path: Path, monkeypatch):
+    """When a size's batch is capped by bytes, full and partial batches still give each row its own
+    image's hashes (the cap set so that 60x80 pictures, decoded at full size, go two to a batch)."""
+    monkeypatch.setattr(image_hashes, "BATCH_BYTES", 2 * 4 * 80 * 60 * 3)
+    assert image_hashes.batch_capacity((80, 60, 3)) == 2
+    paths = []
+    for i in range(7):
+        path = tmp_path / f"{i}.jpg"
+        path.write_bytes(jpeg(picture(i, size=(60, 80))))
+        paths.append(path)
+    jobs = [ImageJob((str(p),), None) for p in paths]
+    image_hashes._buffers.cache_clear()
+    together = hash_chunk(jobs)
+    assert image_hashes._buffers(80, 60, 3)._pixels.shape[1] == 2  # the buffer kept holds one capped batch
+    image_hashes._buffers.cache_clear()
+    assert together.ok.all()
+    for row, job in enumerate(jobs):
+        alone = hash_chunk([job])
+        for field in ("phash", "phash256", "grid", "colour", "thumbnail"):
+            assert np.array_equal(getattr(together, field)[row], getattr(alone, field)[0]), (row, field)
