@@ -157,7 +157,9 @@ def train_worker(config: TrainConfig, workers: Workers) -> TrainReport | None:
         # With --fit-on-val nothing is held out for validation: the test split is the only check.
         val_ds = None if "val" in fit_splits else make_dataset(data, "val", tokenizer, PipelineOptions(training=False, **options))
         steps = steps_per_epoch(sum(data.counts[split] for split in fit_splits), config.batch_size, workers.size)
-        val_steps = eval_steps(data.counts["val"], config.batch_size, workers.size)
+        val_steps = None  # one process reads the validation split once
+        if val_ds is not None and workers.size > 1:  # several ranks repeat it, so they need a count
+            val_steps = eval_steps(data.counts["val"], config.batch_size, workers.size)
         report.fit_splits = list(fit_splits)
         peak = config.learning_rate * workers.size
         report.steps_per_epoch, report.batch_size = steps, config.batch_size
@@ -196,7 +198,7 @@ def train_worker(config: TrainConfig, workers: Workers) -> TrainReport | None:
                 )
                 fitted = model.fit(train_ds, epochs=last, initial_epoch=first, steps_per_epoch=steps,
                                    validation_data=val_ds,
-                                   validation_steps=val_steps if workers.size > 1 else None,
+                                   validation_steps=val_steps,
                                    callbacks=callbacks + ([keras.callbacks.SwapEMAWeights()] if config.ema_momentum else []),
                                    verbose=2 if workers.is_chief else 0)
                 for key, values in fitted.history.items():
