@@ -93,6 +93,8 @@ def main() -> None:
     parser.add_argument("--level-weights", default=LEVEL_WEIGHTS, help="loss weight per level, level 1 first")
     parser.add_argument("--title-word-buckets", type=int, default=TITLE_WORD_BUCKETS, help="word-hash buckets, 0 = off")
     parser.add_argument("--models", default="fused,title,image", help="which input modes to train")
+    parser.add_argument("--weights", default="", help="backbone weights to start from (.weights.h5)")
+    parser.add_argument("--freeze-backbone-epochs", type=int, default=0, help="epochs the backbone stays frozen")
     parser.add_argument("--fit-on-val", action="store_true",
                         help="train every model and the baseline on the train and validation splits together")
     args = parser.parse_args()
@@ -109,7 +111,8 @@ def main() -> None:
                "weight_decay": args.weight_decay, "ema_momentum": args.ema_momentum,
                "label_smoothing": args.label_smoothing, "level_weights": args.level_weights,
                "title_word_buckets": args.title_word_buckets, "counts": data.counts,
-               "fit_on_val": args.fit_on_val, "num_classes": data.num_classes,
+               "fit_on_val": args.fit_on_val, "num_classes": data.num_classes, "weights": args.weights,
+               "freeze_backbone_epochs": args.freeze_backbone_epochs,
                "baseline_tfidf_logreg": tfidf_baseline(data, training_splits(args.fit_on_val))}
     for mode in args.models.split(","):
         out = work / f"quality-{mode}"
@@ -121,6 +124,8 @@ def main() -> None:
                                  image_head_weight=args.image_head_weight if mode == "fused" else 0.0, weight_decay=args.weight_decay,
                                  title_word_buckets=args.title_word_buckets, ema_momentum=args.ema_momentum, label_smoothing=args.label_smoothing,
                                  level_weights=parse_level_weights(args.level_weights), fit_on_val=args.fit_on_val,
+                                 weights=args.weights if mode != "title" else "",
+                                 freeze_backbone_epochs=args.freeze_backbone_epochs, image_size=args.image_size,
                                  resume=False))
         results[mode] = {"test_accuracy": {f"level_{k}": report.test_metrics[f"level_{k}_accuracy"]
                                            for k in range(1, data.spec.num_levels + 1)},

@@ -26,7 +26,8 @@ def train_op(dataset: Input[Dataset], model: Output[Model], metrics: Output[Metr
         dataset: A tfrecord-build output (shards, labels, text models, manifest.json).
         model: Where the trained model goes: saved_model/, model.keras, history.json, report.json.
         metrics: Training throughput and final per-level metrics, shown in the Kubeflow UI.
-        backbone: Image backbone: small-cnn, resnet-small, mobilenetv3-small, efficientnetv2-b0, resnet50 or xception.
+        backbone: Image backbone: small-cnn, resnet-small, mobilenetv3-small, efficientnetv2-b0,
+            efficientnet-lite0, resnet50 or xception.
         inputs: fused (image + title), image or title.
         epochs: Passes over the training split.
         batch_size: Examples per step on each Horovod process.
@@ -44,6 +45,7 @@ def train_op(dataset: Input[Dataset], model: Output[Model], metrics: Output[Metr
         fit_on_val: Train on the train and validation splits together (the final model once the
             settings were chosen on validation); no validation metrics are then computed.
         weights: URI of backbone weights (.weights.h5) to fine-tune from; empty = random init.
+            ``python -m ecom_kfp.train.pretrained OUT`` writes efficientnet-lite0's ImageNet weights.
         freeze_backbone_epochs: Epochs the backbone stays frozen when fine-tuning.
         fp16_allreduce: Compress gradients to float16 for the allreduce.
         seed: Seed of initialisation, shuffling and augmentation.

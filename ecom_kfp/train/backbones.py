@@ -76,6 +76,43 @@ def _conv_bn(x: keras.KerasTensor, filters: int, kernel: int, stride: int, relu:
     return keras.layers.Activation("relu")(x) if relu else x
 
 
+#: EfficientNet-Lite0's stages: (expansion, kernel, stride, output channels, blocks). Lite drops
+#: B0's squeeze-and-excitation and swish (ReLU6 instead), which quantise and run well on CPUs.
+LITE0_STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
+                (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
+LITE0_STEM, LITE0_HEAD, LITE0_BN_EPSILON = 32, 1280, 1e-3
+
+
+def _efficientnet_lite0(image_size: int) -> keras.Model:
+    """EfficientNet-Lite0 (~3.4 M parameters), layers named after the reference checkpoint's
+    modules (``stem``, ``block{i}_expand``, ``block{i}_depthwise``, ``block{i}_project``, ``head``)
+    so :mod:`ecom_kfp.train.pretrained` can load its ImageNet weights. Input scaling: (x - 127) / 128."""
+    inputs = keras.Input((image_size, image_size, 3), name="efficientnet_lite0_input")
+    x = keras.layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0)(inputs)
+    x = _conv_bn_relu6(x, "stem", keras.layers.Conv2D, LITE0_STEM, 3, strides=2, padding="same")
+    block = 0
+    for expansion, kernel, stride, filters, repeats in LITE0_STAGES:
+        for repeat in range(repeats):
+            shortcut, step = x, stride if repeat == 0 else 1
+            if expansion != 1:
+                x = _conv_bn_relu6(x, f"block{block}_expand", keras.layers.Conv2D, x.shape[-1] * expansion, 1)
+            x = _conv_bn_relu6(x, f"block{block}_depthwise", keras.layers.DepthwiseConv2D, kernel, strides=step,
+                               padding="same")
+            x = _conv_bn_relu6(x, f"block{block}_project", keras.layers.Conv2D, filters, 1, relu6=False)
+            if step == 1 and shortcut.shape[-1] == filters:
+                x = keras.layers.Add(name=f"block{block}_add")([shortcut, x])
+            block += 1
+    x = _conv_bn_relu6(x, "head", keras.layers.Conv2D, LITE0_HEAD, 1)
+    return keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x), name="efficientnet_lite0")
+
+
+def _conv_bn_relu6(x: keras.KerasTensor, name: str, conv: type[keras.layers.Layer], *args,
+                   relu6: bool = True, **kwargs) -> keras.KerasTensor:
+    x = conv(*args, use_bias=False, name=f"{name}_conv", **kwargs)(x)
+    x = keras.layers.BatchNormalization(epsilon=LITE0_BN_EPSILON, name=f"{name}_bn")(x)
+    return keras.layers.ReLU(6.0, name=f"{name}_relu6")(x) if relu6 else x
+
+
 def _mobilenetv3_small(image_size: int) -> keras.Model:
     # include_preprocessing rescales 0..255 itself.
     return keras.applications.MobileNetV3Small(input_shape=(image_size, image_size, 3), include_top=False,
@@ -94,6 +131,7 @@ REGISTRY: dict[str, BackboneSpec] = {
     "mobilenetv3-small": BackboneSpec(_mobilenetv3_small, 32),
     "resnet50": BackboneSpec(lambda s: _scaled("resnet50", s, keras.applications.ResNet50, 1 / 127.5, -1.0), 32),
     "efficientnetv2-b0": BackboneSpec(_efficientnetv2_b0, 32),
+    "efficientnet-lite0": BackboneSpec(_efficientnet_lite0, 32),
     "xception": BackboneSpec(lambda s: _scaled("xception", s, keras.applications.Xception, 1 / 127.5, -1.0), 71),
 }
 

@@ -58,7 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="train on the train and validation splits together, for the final model once the settings "
                         "were chosen on validation; no validation metrics are then computed (the test split stays "
                         "unseen)")
-    p.add_argument("--weights", default="", help="URI of backbone weights (.weights.h5) to fine-tune from")
+    p.add_argument("--weights", default="", help="URI of backbone weights (.weights.h5) to fine-tune from; "
+                   "'python -m ecom_kfp.train.pretrained OUT' writes efficientnet-lite0's ImageNet weights")
     p.add_argument("--freeze-backbone-epochs", type=int, default=0, help="epochs to keep the backbone frozen first (default 0)")
     p.add_argument("--fp16-allreduce", action="store_true", help="compress gradients to float16 for the allreduce")
     p.add_argument("--mlflow-tracking-uri", default="",
