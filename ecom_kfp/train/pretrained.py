@@ -68,12 +68,13 @@ def read_legacy_state_dict(path: str | Path) -> dict[str, np.ndarray]:
         if f.read(2) == b"PK":
             raise ValueError(f"{path} is a zip-format PyTorch checkpoint; only the legacy format is read")
         f.seek(0)
+        # Every pickle in the file goes through the restricted unpickler, the header ones too.
         for _ in range(3):  # magic number, protocol version, system info
-            pickle.load(f)  # noqa: S301 - plain ints and dicts of ints
+            _StateDictUnpickler(f).load()
         unpickler = _StateDictUnpickler(f)
         state = unpickler.load()
         storages = {}
-        for key in pickle.load(f):  # noqa: S301 - a list of strings
+        for key in _StateDictUnpickler(f).load():  # the storage keys, in the order their data follows
             count = struct.unpack("<q", f.read(8))[0]
             dtype = np.dtype(_DTYPES[unpickler.storage_kinds[key]])
             storages[key] = np.frombuffer(f.read(count * dtype.itemsize), dtype=dtype)

@@ -58,6 +58,10 @@ def test_reader_refuses_anything_but_a_state_dict(tmp_path: Path):
         f.write(b"cos\nsystem\n(S'true'\ntR.")
     with pytest.raises(pickle.UnpicklingError, match="os.system"):
         read_legacy_state_dict(evil)
+    evil_header = tmp_path / "evil_header.pth"
+    evil_header.write_bytes(b"cos\nsystem\n(S'true'\ntR.")  # in place of the magic number
+    with pytest.raises(pickle.UnpicklingError, match="os.system"):
+        read_legacy_state_dict(evil_header)
     zipped = tmp_path / "new.pth"
     zipped.write_bytes(b"PK\x03\x04" + bytes(32))
     with pytest.raises(ValueError, match="zip-format"):
