@@ -125,7 +125,7 @@ def main() -> None:
                                  title_word_buckets=args.title_word_buckets, ema_momentum=args.ema_momentum, label_smoothing=args.label_smoothing,
                                  level_weights=parse_level_weights(args.level_weights), fit_on_val=args.fit_on_val,
                                  weights=args.weights if mode != "title" else "",
-                                 freeze_backbone_epochs=args.freeze_backbone_epochs, image_size=args.image_size,
+                                 freeze_backbone_epochs=args.freeze_backbone_epochs,
                                  resume=False))
         results[mode] = {"test_accuracy": {f"level_{k}": report.test_metrics[f"level_{k}_accuracy"]
                                            for k in range(1, data.spec.num_levels + 1)},

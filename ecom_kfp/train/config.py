@@ -10,7 +10,8 @@ from typing import Any
 INPUT_MODES = ("fused", "image", "title")
 #: Image backbones known to :mod:`ecom_kfp.train.backbones` (kept here so validating a config
 #: does not import TensorFlow).
-BACKBONE_NAMES = ("small-cnn", "resnet-small", "mobilenetv3-small", "resnet50", "efficientnetv2-b0", "efficientnet-lite0", "xception")
+BACKBONE_NAMES = ("small-cnn", "resnet-small", "mobilenetv3-small", "resnet50", "efficientnetv2-b0",
+                  "efficientnet-lite0", "xception")
 
 
 class ConfigError(ValueError):
