@@ -1,4 +1,5 @@
-"""What the data benchmarks share: where myntra-dev is, its products, and a dedupe-shaped table of them.
+"""What the benchmarks share: where myntra-dev is, its products, a dedupe-shaped table of them, and
+a stdout kept for the one JSON document each benchmark prints.
 
 Benchmarks run as scripts (``python benchmarks/bench_<name>.py``), which puts ``benchmarks/`` on
 ``sys.path``, so they ``from _common import ...``.
@@ -7,8 +8,11 @@ Benchmarks run as scripts (``python benchmarks/bench_<name>.py``), which puts ``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from ecom_kfp import uri
@@ -18,6 +22,22 @@ from ecom_kfp.contracts.layouts import DedupeLayout
 REPO = Path(__file__).resolve().parents[1]
 #: ``styles.csv`` + ``images/``; ``ECOM_KFP_SHARED_DATA`` points at another copy of the shared data.
 MYNTRA = Path(os.environ.get("ECOM_KFP_SHARED_DATA", REPO.parent / "shared" / "data")) / "myntra-dev"
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send whatever is written to stdout meanwhile to stderr, down to file descriptor 1, so that
+    Keras' epoch lines and ``horovodrun``'s children do not mix into the one JSON document a
+    benchmark prints on stdout."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def add_myntra_flag(parser: argparse.ArgumentParser, flag: str = "--myntra") -> None:

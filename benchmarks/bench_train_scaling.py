@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from _common import stdout_to_stderr
 from train_data import myntra_dataset  # benchmarks/ is on sys.path when run as a script
 from ecom_kfp.train.config import TrainConfig
 from ecom_kfp.train.run import run
@@ -35,8 +36,9 @@ def main() -> None:
     for processes in (1, 2):
         out = work / f"scaling-np{processes}"
         shutil.rmtree(out, ignore_errors=True)
-        report = run(TrainConfig(data=data.root, out=str(out), backbone=args.backbone, epochs=args.epochs,
-                                 batch_size=args.batch_size, num_processes=processes, resume=False))
+        with stdout_to_stderr():  # Keras' epoch lines and horovodrun's; stdout is the JSON document
+            report = run(TrainConfig(data=data.root, out=str(out), backbone=args.backbone, epochs=args.epochs,
+                                     batch_size=args.batch_size, num_processes=processes, resume=False))
         results[processes] = {"examples_per_second": report.examples_per_second,
                                "per_rank": [r["examples_per_second"] for r in report.per_rank],
                                "fit_seconds": report.timings["fit"], "final_loss": report.final_metrics.get("loss")}
