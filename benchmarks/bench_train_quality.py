@@ -54,6 +54,11 @@ def read_split(data, split: str) -> tuple[list[str], list[list[int]]]:
     return titles, labels
 
 
+def per_level_accuracy(metrics: dict[str, float], prefix: str, levels: int) -> dict[str, float]:
+    """``{"level_k": metrics["<prefix>level_k_accuracy"]}`` for each level, from a training report."""
+    return {f"level_{k}": metrics[f"{prefix}level_{k}_accuracy"] for k in range(1, levels + 1)}
+
+
 def tfidf_baseline(data, fit_splits: tuple[str, ...]) -> dict:
     """Per-level top-1 of TF-IDF + logistic regression on test, and on validation when it was
     not trained on (settings are chosen there: test alone swings by several products per run)."""
@@ -134,15 +139,13 @@ def main() -> None:
                                      weights=args.weights if mode != "title" else "",
                                      freeze_backbone_epochs=args.freeze_backbone_epochs,
                                      resume=False))
-        results[mode] = {"test_accuracy": {f"level_{k}": report.test_metrics[f"level_{k}_accuracy"]
-                                           for k in range(1, data.spec.num_levels + 1)},
+        levels = data.spec.num_levels
+        results[mode] = {"test_accuracy": per_level_accuracy(report.test_metrics, "", levels),
                          "wall_seconds": time.perf_counter() - start}
         if "val_level_1_accuracy" in report.final_metrics:  # the last epoch's, where settings are chosen
-            results[mode]["validation_accuracy"] = {f"level_{k}": report.final_metrics[f"val_level_{k}_accuracy"]
-                                                    for k in range(1, data.spec.num_levels + 1)}
+            results[mode]["validation_accuracy"] = per_level_accuracy(report.final_metrics, "val_", levels)
         if "image_level_1_accuracy" in report.test_metrics:  # what the fused model's image branch knows alone
-            results[mode]["image_heads_test_accuracy"] = {f"level_{k}": report.test_metrics[f"image_level_{k}_accuracy"]
-                                                          for k in range(1, data.spec.num_levels + 1)}
+            results[mode]["image_heads_test_accuracy"] = per_level_accuracy(report.test_metrics, "image_", levels)
     baseline = results["baseline_tfidf_logreg"]["test_accuracy"]
     if "fused" in results:
         fused = results["fused"]["test_accuracy"]
