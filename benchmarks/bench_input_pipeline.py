@@ -1,6 +1,6 @@
 """Read side: decoded, augmented training examples/s the trainer's input pipeline gets from our shards.
 
-Builds a dataset from ``../shared/data/myntra-dev`` with :func:`ecom_kfp.dataset.run`, then times,
+Builds a dataset from ``../shared/data/myntra-dev`` with :func:`ecom_kfp.tfrecord_build.run`, then times,
 in the same run:
 
 - ``training_pipeline``: :func:`ecom_kfp.train.data.make_dataset` (interleaved GZIP reads, parse,
@@ -26,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from _common import add_myntra_flag, myntra_products, write_deduped_products  # noqa: E402
 
-from ecom_kfp.dataset import BuildConfig, run  # noqa: E402
+from ecom_kfp.tfrecord_build import TFRecordBuildConfig, run  # noqa: E402
 
 BATCH = 64
 WARMUP_BATCHES = 3
@@ -67,7 +67,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-input-") as tmp:
         inputs = write_deduped_products(myntra_products(args.myntra, args.records), Path(tmp) / "in")
         out = str(Path(tmp) / "dataset")
-        run(BuildConfig(products=inputs.root, out=out, image_size=args.image_size, workers=1, shard_target_mb=2.0,
+        run(TFRecordBuildConfig(products=inputs.root, out=out, image_size=args.image_size, workers=1, shard_target_mb=2.0,
                         min_class_count=2, progress=False))
         data = TrainingData.load(out)
         tokenizer = TitleTokenizer(data.layout.spm_model, max_tokens=32)

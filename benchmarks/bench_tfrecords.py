@@ -5,7 +5,7 @@ chunk by chunk so that load from other processes slows every way alike (:func:`i
 as records per wall second and per CPU second (``records_per_cpu_second``, ``cpu_ratios``: the
 per-core cost, unaffected by waiting for a core on a shared machine):
 
-- ``ours``: :func:`ecom_kfp.dataset.writer.write_shard` (read, decode, resize, JPEG encode, Doc2Vec
+- ``ours``: :func:`ecom_kfp.tfrecord_build.writer.write_shard` (read, decode, resize, JPEG encode, Doc2Vec
   inference at the default ``--doc2vec-infer-epochs`` with an initially empty title vector cache,
   record serialization, GZIP write), TensorFlow already imported.
 - ``tf_loop``: the same records written by a plain loop, one example at a time:
@@ -13,7 +13,7 @@ per-core cost, unaffected by waiting for a core on a shared machine):
 - ``pillow_limit``: Pillow decode + :func:`resize_pil` + JPEG encode from bytes in memory, nothing
   else (the practical limit); ``pillow_draft_limit`` the same with libjpeg DCT scaling, which ours uses.
 
-Then the whole stage (:func:`ecom_kfp.dataset.run`) with one writer process per CPU, for scaling.
+Then the whole stage (:func:`ecom_kfp.tfrecord_build.run`) with one writer process per CPU, for scaling.
 
 On Myntra it also measures what the Doc2Vec inference epochs of the title vectors cost in quality
 (:func:`title_vector_quality`), the evidence behind ``--doc2vec-infer-epochs``'s default.
@@ -46,21 +46,21 @@ from _common import add_myntra_flag, myntra_products, write_deduped_products  # 
 from ecom_kfp import uri  # noqa: E402
 from ecom_kfp.contracts.features import FeatureSpec, resize_pil  # noqa: E402
 from ecom_kfp.contracts.layouts import DatasetLayout  # noqa: E402
-from ecom_kfp.dataset import BuildConfig, run  # noqa: E402
-from ecom_kfp.dataset.config import DOC2VEC_INFER_EPOCHS  # noqa: E402
-from ecom_kfp.dataset.splits import unit_hash  # noqa: E402
-from ecom_kfp.dataset.text import (  # noqa: E402
+from ecom_kfp.tfrecord_build import TFRecordBuildConfig, run  # noqa: E402
+from ecom_kfp.tfrecord_build.config import DOC2VEC_INFER_EPOCHS  # noqa: E402
+from ecom_kfp.tfrecord_build.splits import unit_hash  # noqa: E402
+from ecom_kfp.tfrecord_build.text import (  # noqa: E402
     TitleEmbedder,
     save_doc2vec,
     sentencepiece_processor,
     train_doc2vec,
     train_sentencepiece,
 )
-from ecom_kfp.dataset.writer import RecordInput, ShardTask, WriterSettings, init_worker, write_shard  # noqa: E402
+from ecom_kfp.tfrecord_build.writer import RecordInput, ShardTask, WriterSettings, init_worker, write_shard  # noqa: E402
 
 QUALITY = 90
 #: Doc2Vec training epochs (the build's default) and the inference epochs compared against it.
-TRAIN_EPOCHS = next(f.default for f in dataclasses.fields(BuildConfig) if f.name == "doc2vec_epochs")
+TRAIN_EPOCHS = next(f.default for f in dataclasses.fields(TFRecordBuildConfig) if f.name == "doc2vec_epochs")
 INFER_EPOCHS = (3, 5, 10, 20)
 
 
@@ -238,7 +238,7 @@ def interleaved_rates(runners: dict[str, Runner], count: int, chunk: int) -> dic
 
 def bench_stage(products: list[dict], size: int, root: Path, workers: int, target_mb: float) -> dict:
     inputs = write_deduped_products(products, root / f"in-{workers}")
-    report = run(BuildConfig(products=inputs.root, out=str(root / f"stage-{workers}"), image_size=size, workers=workers,
+    report = run(TFRecordBuildConfig(products=inputs.root, out=str(root / f"stage-{workers}"), image_size=size, workers=workers,
                              shard_target_mb=target_mb, min_class_count=1, doc2vec_dim=64, progress=False))
     return {"workers": workers, "records": report.records, "write_records_per_second": round(report.records_per_second, 1),
             "write_records_per_second_per_worker": round(report.records_per_second / workers, 1),

@@ -112,7 +112,7 @@ def main() -> None:
 
     from ecom_kfp.train.config import TrainConfig, parse_level_weights, training_splits
     from ecom_kfp.train.data import TrainingData
-    from ecom_kfp.train.run import run
+    from ecom_kfp.train.stage import run
 
     work = Path(args.work)
     data = TrainingData.load(myntra_dataset(work, args.image_size).root)

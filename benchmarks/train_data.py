@@ -1,8 +1,8 @@
-"""The myntra-dev dataset the training benchmarks share, built once with ``ecom_kfp.dataset``.
+"""The myntra-dev dataset the training benchmarks share, built once with ``ecom_kfp.tfrecord_build``.
 
 styles.csv becomes a dedupe-shaped products table (category path masterCategory > subCategory >
 articleType, the local image as ``image_uri``, each product its own group), then
-``build-tfrecords`` writes the shards. Cached under ``--work`` so each benchmark pays once.
+``tfrecord-build`` writes the shards. Cached under ``--work`` so each benchmark pays once.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ MYNTRA = REPO.parent / "shared" / "data" / "myntra-dev"
 
 def myntra_dataset(work: Path, image_size: int = 64) -> DatasetLayout:
     """Build (or reuse) the myntra-dev TFRecord dataset under ``work``."""
-    from ecom_kfp.dataset.build import run
-    from ecom_kfp.dataset.config import BuildConfig
+    from ecom_kfp.tfrecord_build.stage import run
+    from ecom_kfp.tfrecord_build.config import TFRecordBuildConfig
 
     layout = DatasetLayout(str(work / f"myntra-dataset-{image_size}"))
     if uri.exists(layout.manifest):
@@ -36,5 +36,5 @@ def myntra_dataset(work: Path, image_size: int = 64) -> DatasetLayout:
                          "business_value": 1.0, "image_uri": str(MYNTRA / "images" / row["image"]),
                          "group_id": row["id"], "group_size": 1, "source": "myntra-dev"})
     uri.write_parquet(tables.from_rows(rows, tables.DEDUPED_PRODUCTS), products.products)
-    run(BuildConfig(products=products.root, out=layout.root, image_size=image_size, max_levels=3))
+    run(TFRecordBuildConfig(products=products.root, out=layout.root, image_size=image_size, max_levels=3))
     return layout

@@ -20,7 +20,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "demo-catalog": ("ecom_kfp.demo.cli", "write the deterministic demo catalog (and serve it)"),
     "ingest": ("ecom_kfp.ingest.cli", "read a catalog, fetch images, write a clean products table"),
     "dedupe": ("ecom_kfp.dedupe.cli", "find exact and near duplicate products, keep one per group"),
-    "build-tfrecords": ("ecom_kfp.dataset.cli", "split, label, embed titles and write TFRecord shards"),
+    "tfrecord-build": ("ecom_kfp.tfrecord_build.cli", "split, label, embed titles and write TFRecord shards"),
     "train": ("ecom_kfp.train.cli", "train the classifier with Horovod (horovodrun --np N)"),
     "evaluate": ("ecom_kfp.evaluate.cli", "score a model, write plots and the blessing decision"),
     "push": ("ecom_kfp.push.cli", "register a blessed model in MLflow and copy it for serving"),

@@ -5,8 +5,8 @@
 ``ecom-kfp compile`` for teams that load them from a file or URL instead.
 """
 
-from ecom_kfp.components.dataset import tfrecord_build_op
-from ecom_kfp.components.dedupe import hash_dedupe_op
+from ecom_kfp.components.tfrecord_build import tfrecord_build_op
+from ecom_kfp.components.dedupe import dedupe_op
 from ecom_kfp.components.evaluate import evaluate_op
 from ecom_kfp.components.ingest import ingest_op, merge_ingest_shards_op
 from ecom_kfp.components.push import push_op
@@ -15,7 +15,7 @@ from ecom_kfp.components.train import train_op
 
 __all__ = [
     "evaluate_op",
-    "hash_dedupe_op",
+    "dedupe_op",
     "ingest_op",
     "merge_ingest_shards_op",
     "push_op",

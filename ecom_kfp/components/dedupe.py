@@ -7,30 +7,20 @@ No ``from __future__ import annotations`` here: KFP reads the artifact annotatio
 from kfp.dsl import HTML, Dataset, Input, Metrics, Output
 
 from ecom_kfp.components.common import cpu_component
+from ecom_kfp.dedupe.config import DedupeConfig
+from ecom_kfp.settings import component_doc
 
 
 @cpu_component
-def hash_dedupe_op(products: Input[Dataset], deduped: Output[Dataset], samples: Output[HTML],
-                   metrics: Output[Metrics], near_threshold: int = 6, near_colour_tolerance: int = 8,
-                   title_rule: bool = True,
-                   sha256_rule: bool = True, grid_rule: bool = True, phash_rule: bool = True,
-                   workers: int = 0, embedding_model: str = ''):
-    """Find exact and near-duplicate products in an ingest output; keep one per group.
-
-    Args:
-        products: Ingest output (IngestLayout directory).
-        deduped: DedupeLayout directory: kept products with group_id, duplicates, rejects, report.
-        samples: HTML page of sample duplicate groups with thumbnails.
-        metrics: Counts per rule, rejects, timings.
-        near_threshold: Max pHash Hamming distance of near-duplicate images.
-        near_colour_tolerance: Max difference (levels, 255 = off) of a pHash match's 8x8 YCbCr thumbnails.
-        title_rule: Identical normalised titles are duplicates.
-        sha256_rule: Byte-identical images are duplicates.
-        grid_rule: Equal e-CLIP colour-grid keys are duplicates.
-        phash_rule: Search near-duplicate images by perceptual hash.
-        workers: Hashing processes (0 = one per CPU).
-        embedding_model: Keras .keras file or SavedModel dir (path or gs://) embedding images; '' = rule off.
-    """
+@component_doc(DedupeConfig, "Find exact and near-duplicate products in an ingest output; keep one per group.",
+               products="Ingest output (IngestLayout directory).",
+               deduped="DedupeLayout directory: kept products with group_id, duplicates, rejects, report.",
+               samples="HTML page of sample duplicate groups with thumbnails.",
+               metrics="Counts per rule, rejects, timings.")
+def dedupe_op(products: Input[Dataset], deduped: Output[Dataset], samples: Output[HTML],
+              metrics: Output[Metrics], near_threshold: int = 6, near_colour_tolerance: int = 8,
+              title_rule: bool = True, sha256_rule: bool = True, grid_rule: bool = True, phash_rule: bool = True,
+              workers: int = 0, embedding_model: str = ''):
     import shutil
 
     from ecom_kfp.contracts.layouts import DedupeLayout

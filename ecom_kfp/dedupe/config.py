@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ecom_kfp.config_checks import require
+from ecom_kfp.settings import require, setting
 from ecom_kfp.dedupe.colour_thumbnail import MAX_LEVELS
 from ecom_kfp.dedupe.grid_hash import DEFAULT_GRID
 
@@ -14,50 +14,34 @@ MAX_NEAR_THRESHOLD = 16
 
 @dataclass
 class DedupeConfig:
-    """What ``ecom-kfp dedupe`` / ``hash_dedupe_op`` run on.
+    """What ``ecom-kfp dedupe`` and ``dedupe_op`` run on; each field's help is its documentation."""
 
-    Attributes:
-        products_uri: Ingest output (``IngestLayout`` root: ``products.parquet`` + ``images/``).
-        out_uri: Where the ``DedupeLayout`` is written (local directory or ``gs://`` prefix).
-        title_rule: Identical non-empty normalised titles are duplicates (e-CLIP).
-        sha256_rule: Byte-identical images are duplicates.
-        grid_rule: Equal e-CLIP colour-grid keys (same picture, same size) are duplicates.
-        phash_rule: Perceptual hashes within ``near_threshold`` bits are duplicates.
-        near_threshold: Maximum pHash Hamming distance of near duplicates.
-        near_verify_bits: A pHash match also needs the 256-bit (16x16) pHash within this many
-            bits; 256 turns the check off.
-        near_colour_tolerance: A pHash match also needs every value of the two images' 8x8
-            YCbCr colour thumbnails within this many levels (0..255); 255 turns the check off.
-            Resizes and re-encodes stay within about 7 levels on myntra; the same studio shot
-            of another colour or shade mostly differs by more.
-        embedding_model: Keras ``.keras`` file or SavedModel directory (local or ``gs://``)
-            mapping ``[N, S, S, 3]`` float32 0..255 images to vectors; empty = embedding rule off.
-        embedding_threshold: Minimum cosine similarity of near-duplicate embeddings.
-        embedding_batch_size: Images per model call.
-        grid_cells: Side of the colour grid (e-CLIP uses 5).
-        workers: Hashing processes; 0 = one per CPU.
-        chunk_size: Images per unit of work sent to a hashing process.
-        sample_groups: Duplicate groups shown in ``samples.html``.
-        progress: Show tqdm progress bars.
-    """
-
-    products_uri: str
-    out_uri: str
-    title_rule: bool = True
-    sha256_rule: bool = True
-    grid_rule: bool = True
-    phash_rule: bool = True
-    near_threshold: int = 6
-    near_verify_bits: int = 20
-    near_colour_tolerance: int = 8
-    embedding_model: str = ""
-    embedding_threshold: float = 0.97
-    embedding_batch_size: int = 64
-    grid_cells: int = DEFAULT_GRID
-    workers: int = 0
-    chunk_size: int = 512
-    sample_groups: int = 24
-    progress: bool = True
+    products_uri: str = setting(flag="--products", metavar="URI",
+                                help="ingest output directory or gs:// prefix (holds products.parquet and images/)")
+    out_uri: str = setting(flag="--out", metavar="URI", help="output directory or gs:// prefix for the dedupe layout")
+    title_rule: bool = setting(True, help="treat identical non-empty normalised titles as duplicates (e-CLIP)")
+    sha256_rule: bool = setting(True, help="treat byte-identical images as duplicates")
+    grid_rule: bool = setting(True, help="treat equal e-CLIP colour-grid keys (same picture, same size) as duplicates")
+    phash_rule: bool = setting(True, help="search near-duplicate images by perceptual hash")
+    near_threshold: int = setting(6, metavar="BITS", help="max pHash Hamming distance of near-duplicate images")
+    near_verify_bits: int = setting(
+        20, metavar="BITS", help="a pHash match also needs the finer 256-bit pHash within this many bits (256 = off)")
+    near_colour_tolerance: int = setting(
+        8, metavar="LEVELS",
+        help="a pHash match also needs every value of the two 8x8 YCbCr colour thumbnails within this many "
+             "levels (0..255; 255 = off): resizes and re-encodes stay within about 7 levels on myntra, the "
+             "same studio shot of another colour or shade mostly differs by more")
+    embedding_model: str = setting(
+        "", metavar="URI",
+        help="Keras .keras file or SavedModel directory (local or gs://) mapping float32 [N,S,S,3] images in "
+             "0..255 to vectors; turns on the embedding rule (empty = off)")
+    embedding_threshold: float = setting(0.97, metavar="COS", help="min cosine similarity of near-duplicate embeddings")
+    embedding_batch_size: int = setting(64, metavar="N", help="images per embedding model call")
+    grid_cells: int = setting(DEFAULT_GRID, metavar="N", help="side of the colour grid (e-CLIP uses 5)")
+    workers: int = setting(0, metavar="N", help="image hashing processes; 0 = one per CPU")
+    chunk_size: int = setting(512, metavar="N", help="images per unit of work sent to a hashing process")
+    sample_groups: int = setting(24, metavar="N", help="duplicate groups shown in samples.html")
+    progress: bool = setting(True, flag="--no-progress", help="show progress bars")
 
     def validate(self) -> None:
         """Fail fast on bad settings, naming the CLI flag and the value.

@@ -30,7 +30,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ecom_kfp import uri
-from ecom_kfp.config_checks import require
+from ecom_kfp.settings import require
 from ecom_kfp.demo import faults
 from ecom_kfp.demo.drawing import draw_product
 from ecom_kfp.demo.products import ProductSpec, garbage_title, make_product, product_id, short_title

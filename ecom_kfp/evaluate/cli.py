@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="Score a model on a dataset's test split through its serving signature, "
                                           "compare with a baseline and decide whether it is blessed.")
     p.add_argument("--model", required=True, help="model directory URI (a train output: saved_model/, labels/)")
-    p.add_argument("--data", required=True, help="dataset directory URI (a build-tfrecords output); test/ is scored")
+    p.add_argument("--data", required=True, help="dataset directory URI (a tfrecord-build output); test/ is scored")
     p.add_argument("--out", required=True, help="output directory URI (metrics.json, blessing.json, report.html, ...)")
     p.add_argument("--business-value", default="", metavar="URI",
                    help="category_path,business_value table (CSV, JSON or Parquet; the one ingest read) "

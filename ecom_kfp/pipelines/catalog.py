@@ -23,7 +23,7 @@ def components() -> dict[str, BaseComponent]:
         "ingest": c.ingest_op,
         "shard-plan": c.shard_plan_op,
         "merge-ingest-shards": c.merge_ingest_shards_op,
-        "hash-dedupe": c.hash_dedupe_op,
+        "dedupe": c.dedupe_op,
         "tfrecord-build": c.tfrecord_build_op,
         "train": c.train_op,
         "evaluate": c.evaluate_op,

@@ -1,6 +1,6 @@
 """``data_pipeline``: sharded ingest for catalogs too large for one pod, then dedupe and TFRecords.
 
-``shard-plan -> ParallelFor(ingest shard) -> Collected -> merge -> hash-dedupe -> tfrecord-build``.
+``shard-plan -> ParallelFor(ingest shard) -> Collected -> merge -> dedupe -> tfrecord-build``.
 Dedupe needs one global view (duplicates cross shards), so the shards are merged first; it works
 on compact hash tables and handles tens of millions of products in one pod.
 """

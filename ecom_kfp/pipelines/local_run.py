@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ecom_kfp.config_checks import require
+from ecom_kfp.settings import require
 from ecom_kfp.contracts.layouts import DatasetLayout, EvaluationLayout
 from ecom_kfp.demo import DemoCatalogConfig
 from ecom_kfp.report import write_report
@@ -26,7 +26,7 @@ SPLITS = DatasetLayout.SPLITS
 #: stage -> (kfp.local task directory, output artifact holding the stage's layout root)
 STAGE_OUTPUTS = {
     "ingest": ("ingest-op", "products"),
-    "dedupe": ("hash-dedupe-op", "deduped"),
+    "dedupe": ("dedupe-op", "deduped"),
     "dataset": ("tfrecord-build-op", "dataset"),
     "train": ("train-op", "model"),
     "evaluate": ("evaluate-op", "evaluation"),

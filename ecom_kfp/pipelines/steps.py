@@ -9,7 +9,7 @@ from __future__ import annotations
 from kfp import dsl
 from kfp.dsl import PipelineTask
 
-from ecom_kfp.components import hash_dedupe_op, ingest_op, tfrecord_build_op
+from ecom_kfp.components import dedupe_op, ingest_op, tfrecord_build_op
 from ecom_kfp.pipelines.task_settings import Value, set_resources, with_network_retries
 
 
@@ -28,8 +28,8 @@ def dedupe_and_build(products: dsl.PipelineChannel, *, near_threshold: Value, ta
                      image_size: Value, split_fractions: Value, max_levels: Value,
                      min_class_count: Value, cpu: Value, memory: Value) -> PipelineTask:
     """Hash-dedupe ``products`` (an ingest output), then build the TFRecord dataset."""
-    dedupe = hash_dedupe_op(products=products, near_threshold=near_threshold)
-    set_resources(dedupe.set_display_name("hash-dedupe"), cpu, memory)
+    dedupe = dedupe_op(products=products, near_threshold=near_threshold)
+    set_resources(dedupe.set_display_name("dedupe"), cpu, memory)
     build = tfrecord_build_op(products=dedupe.outputs["deduped"], image_size=image_size,
                               split_fractions=split_fractions, max_levels=max_levels,
                               min_class_count=min_class_count, taxonomy_uri=taxonomy_uri)

@@ -1,6 +1,6 @@
 """``training_pipeline``: catalog -> blessed, registered product-category classifier.
 
-``ingest -> hash-dedupe -> tfrecord-build -> train -> evaluate -> push``; push runs only when
+``ingest -> dedupe -> tfrecord-build -> train -> evaluate -> push``; push runs only when
 evaluate blesses the model (``dsl.If``). Every argument is a run parameter in the Kubeflow UI.
 """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ecom_kfp.config_checks import require_given
+from ecom_kfp.settings import require_given
 from ecom_kfp.contracts import registry
 
 

@@ -1,4 +1,4 @@
-"""``ecom-kfp train``: train the classifier on a build-tfrecords output.
+"""``ecom-kfp train``: train the classifier on a tfrecord-build output.
 
 ``--np N`` re-launches the run as ``horovodrun --gloo -np N -H localhost:N python -m
 ecom_kfp.train.worker CONFIG`` (N CPU processes or N GPUs in one machine or pod); every rank
@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train`` verb."""
     p = subparsers.add_parser("train", help="train the classifier with Horovod (horovodrun --np N)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="URI of a build-tfrecords output (local path or gs://)")
+    p.add_argument("--data", required=True, help="URI of a tfrecord-build output (local path or gs://)")
     p.add_argument("--out", required=True, help="URI to write the model to (saved_model/, model.keras, report.json ...)")
     p.add_argument("--np", dest="num_processes", type=int, default=DEFAULTS.num_processes,
                    help="Horovod processes; > 1 runs horovodrun --gloo -np N -H localhost:N (default %(default)s)")
@@ -88,7 +88,7 @@ def main(args: argparse.Namespace) -> int:
             weights=args.weights, freeze_backbone_epochs=args.freeze_backbone_epochs, num_processes=args.num_processes,
             fp16_allreduce=args.fp16_allreduce, mlflow_tracking_uri=args.mlflow_tracking_uri,
             experiment_name=args.experiment_name, seed=args.seed, resume=args.resume)
-        from ecom_kfp.train.run import run
+        from ecom_kfp.train.stage import run
 
         report = run(config)
     except (ConfigError, DatasetError, RuntimeError) as err:
@@ -99,7 +99,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def summary(report) -> str:
-    """Human summary of a :class:`~ecom_kfp.train.run.TrainReport`."""
+    """Human summary of a :class:`~ecom_kfp.train.stage.TrainReport`."""
     levels = len(report.num_classes)
     test = ", ".join(f"L{k} {report.test_metrics.get(f'level_{k}_accuracy', float('nan')):.3f}" for k in range(1, levels + 1))
     return (f"trained {report.backbone} ({report.inputs}) on {report.counts.get('train', 0)} products, "

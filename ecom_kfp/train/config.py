@@ -6,16 +6,14 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from ecom_kfp.settings import ConfigError
+
 #: Which branches feed the heads: image only, title only, or both fused.
 INPUT_MODES = ("fused", "image", "title")
 #: Image backbones known to :mod:`ecom_kfp.train.backbones` (kept here so validating a config
 #: does not import TensorFlow).
 BACKBONE_NAMES = ("small-cnn", "resnet-small", "mobilenetv3-small", "resnet50", "efficientnetv2-b0",
                   "efficientnet-lite0", "xception")
-
-
-class ConfigError(ValueError):
-    """A flag has a value the stage cannot run with; the message names the flag and the value."""
 
 
 @dataclass

@@ -71,7 +71,7 @@ class TrainingData:
         layout = DatasetLayout(data_uri)
         where = f"--data {data_uri}"
         if not uri.exists(layout.manifest):
-            raise DatasetError(f"{where}: no manifest.json; is this a build-tfrecords output?")
+            raise DatasetError(f"{where}: no manifest.json; is this a tfrecord-build output?")
         try:
             manifest = uri.read_json(layout.manifest)
         except (json.JSONDecodeError, UnicodeDecodeError) as err:

@@ -43,7 +43,7 @@ def run_horovod(config: TrainConfig):
     Raises:
         RuntimeError: Horovod is missing, or the workers failed (with horovodrun's exit code).
     """
-    from ecom_kfp.train.run import TrainReport
+    from ecom_kfp.train.stage import TrainReport
 
     import_horovod()  # fail here with a clear message rather than inside N workers
     with tempfile.TemporaryDirectory(prefix="ecom-kfp-hvd-") as tmp:
@@ -84,7 +84,7 @@ def run_with_launcher(config: TrainConfig, launcher: str):
         ConfigError: unknown ``launcher``.
     """
     if launcher == "local":
-        from ecom_kfp.train.run import run
+        from ecom_kfp.train.stage import run
 
         return run(config)
     if launcher == "mpijob":

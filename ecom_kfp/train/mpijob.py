@@ -185,7 +185,7 @@ def run_mpijob(config: TrainConfig, spec: MpiJobSpec, api: CustomObjectsApi | No
     Raises:
         ConfigError: ``--data``/``--out`` are local paths other pods cannot see.
     """
-    from ecom_kfp.train.run import TrainReport
+    from ecom_kfp.train.stage import TrainReport
 
     for flag, value in (("--data", config.data), ("--out", config.out)):
         if not uri.is_gcs(value):

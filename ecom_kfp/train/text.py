@@ -1,8 +1,8 @@
 """Titles in the graph: the dataset's SentencePiece model through tensorflow-text, and the
 Doc2Vec piece vectors that initialise the token embedding.
 
-Both build on the dataset stage's helpers (:func:`ecom_kfp.dataset.text.load_tf_tokenizer`,
-:func:`ecom_kfp.dataset.text.piece_vectors`), adding what a Keras model needs: token
+Both build on the dataset stage's helpers (:func:`ecom_kfp.tfrecord_build.text.load_tf_tokenizer`,
+:func:`ecom_kfp.tfrecord_build.text.piece_vectors`), adding what a Keras model needs: token
 ids are shifted by one so that 0 is padding (SentencePiece uses 0 for ``<unk>``), and the
 embedding matrix gets the matching padding row. The same :class:`TitleTokenizer` runs in the
 input pipeline and inside the serving signature, so a title is tokenised identically in
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ecom_kfp import uri
-from ecom_kfp.dataset.text import load_doc2vec, load_tf_tokenizer, piece_vectors, sentencepiece_processor
+from ecom_kfp.tfrecord_build.text import load_doc2vec, load_tf_tokenizer, piece_vectors, sentencepiece_processor
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf

@@ -1,4 +1,4 @@
-"""``hash_dedupe_op`` in a real ``kfp.local`` run (SubprocessRunner, no containers).
+"""``dedupe_op`` in a real ``kfp.local`` run (SubprocessRunner, no containers).
 
 No ``from __future__ import annotations``: KFP reads the pipeline parameter annotations as types.
 """
@@ -14,7 +14,7 @@ from .conftest import jpeg, picture
 def test_component_runs_locally(make_layout, tmp_path):
     from kfp import dsl, local
 
-    from ecom_kfp.components.dedupe import hash_dedupe_op
+    from ecom_kfp.components.dedupe import dedupe_op
 
     same = jpeg(picture(1))
     src = make_layout([{"product_id": "a", "title": "x", "image": same}, {"product_id": "b", "title": "y", "image": same},
@@ -24,7 +24,7 @@ def test_component_runs_locally(make_layout, tmp_path):
     @dsl.pipeline
     def dedupe_pipeline(products_uri: str):
         products = dsl.importer(artifact_uri=products_uri, artifact_class=dsl.Dataset)
-        hash_dedupe_op(products=products.output, near_threshold=4, title_rule=False, workers=1)
+        dedupe_op(products=products.output, near_threshold=4, title_rule=False, workers=1)
 
     dedupe_pipeline(products_uri=str(src))
     outputs = list((tmp_path / "root").rglob("duplicates.parquet"))

@@ -59,7 +59,7 @@ def test_foreign_pipeline_from_two_loaded_component_files(compiled_root: Path, t
                                                           components_url: str) -> None:
     """Another team's pipeline: dedupe an ingest output they already have, then build TFRecords."""
     dedupe = components.load_component_from_file(
-        str(compiled_root / "components" / "hash-dedupe" / "component.yaml"))
+        str(compiled_root / "components" / "dedupe" / "component.yaml"))
     build = components.load_component_from_url(f"{components_url}/tfrecord-build/component.yaml")
 
     @dsl.pipeline(name="their-catalog-dataset")
@@ -72,4 +72,4 @@ def test_foreign_pipeline_from_two_loaded_component_files(compiled_root: Path, t
     compiler.Compiler().compile(their_pipeline, str(path))
     assert validate_file(path) == []
     text = path.read_text()
-    assert "comp-hash-dedupe-op" in text and "comp-tfrecord-build-op" in text
+    assert "comp-dedupe-op" in text and "comp-tfrecord-build-op" in text

@@ -75,7 +75,7 @@ def test_data_pipeline_with_two_shards(tmp_path: Path) -> None:
     merged = _report(run_dir / "merge-ingest-shards-op" / "products")
     assert merged["accepted"] == sum(s["accepted"] for s in shards)
     assert merged["rejected"] == sum(s["rejected"] for s in shards)
-    dedupe = _report(run_dir / "hash-dedupe-op" / "deduped")
+    dedupe = _report(run_dir / "dedupe-op" / "deduped")
     assert dedupe["input"] == merged["accepted"]
     dataset = run_dir / "tfrecord-build-op" / "dataset"
     build = _report(dataset)

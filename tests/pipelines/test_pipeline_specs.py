@@ -46,8 +46,8 @@ def test_training_pipeline_exposes_the_ui_parameters(training) -> None:
 def test_stage_order_and_push_only_when_blessed(training) -> None:
     spec = training[0]
     root = spec["root"]["dag"]["tasks"]
-    assert root["hash-dedupe-op"]["dependentTasks"] == ["ingest-op"]
-    assert root["tfrecord-build-op"]["dependentTasks"] == ["hash-dedupe-op"]
+    assert root["dedupe-op"]["dependentTasks"] == ["ingest-op"]
+    assert root["tfrecord-build-op"]["dependentTasks"] == ["dedupe-op"]
     assert root["train-op"]["dependentTasks"] == ["tfrecord-build-op"]
     assert "push-op" not in root
     gate = root["push-if-blessed"]
@@ -97,4 +97,4 @@ def test_data_pipeline_fans_out_over_planned_shards_and_collects(data) -> None:
     assert merge["inputs"]["artifacts"]["shards"]["taskOutputArtifact"]["producerTask"] == loop_name
     assert spec["components"]["comp-merge-ingest-shards-op"]["inputDefinitions"]["artifacts"][
         "shards"]["isArtifactList"] is True
-    assert root["hash-dedupe-op"]["dependentTasks"] == ["merge-ingest-shards-op"]
+    assert root["dedupe-op"]["dependentTasks"] == ["merge-ingest-shards-op"]

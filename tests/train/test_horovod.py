@@ -9,7 +9,7 @@ import pytest
 
 from ecom_kfp.contracts.layouts import DatasetLayout, ModelLayout
 from ecom_kfp.train.config import TrainConfig
-from ecom_kfp.train.run import run
+from ecom_kfp.train.stage import run
 
 from .conftest import SPLIT_SIZES
 

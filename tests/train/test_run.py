@@ -21,7 +21,7 @@ from ecom_kfp.testing.servers import MlflowServer
 from ecom_kfp.train.callbacks import CHECKPOINT_STATE
 from ecom_kfp.train.config import ConfigError, TrainConfig
 from ecom_kfp.train.data import DatasetError
-from ecom_kfp.train.run import TrainReport, run
+from ecom_kfp.train.stage import TrainReport, run
 
 from .conftest import SPLIT_SIZES
 

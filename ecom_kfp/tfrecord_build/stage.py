@@ -9,7 +9,7 @@ was actually written.
 
 Fan-out: every piece (``shard_index`` of ``num_shards``) fits the same vocabularies and text
 models (all deterministic) and writes every ``num_shards``-th shard file of the global plan, so
-the pieces' directories merge by copying (:mod:`ecom_kfp.dataset.merge`). Products rejected
+the pieces' directories merge by copying (:mod:`ecom_kfp.tfrecord_build.merge`). Products rejected
 before writing are reported by piece 0 only, so merged rejects count each product once.
 """
 
@@ -26,15 +26,15 @@ from ecom_kfp.contracts import labels as label_files
 from ecom_kfp.contracts import tables
 from ecom_kfp.contracts.features import FeatureSpec
 from ecom_kfp.contracts.layouts import DatasetLayout
-from ecom_kfp.dataset import manifest as manifest_keys
-from ecom_kfp.dataset.config import SPLITS, BuildConfig
-from ecom_kfp.dataset.inputs import InputError, Product, read_products
-from ecom_kfp.dataset.labels import LabelSpace, OtherReason
-from ecom_kfp.dataset.rejects import STAGE
-from ecom_kfp.dataset.splits import assign_splits
-from ecom_kfp.dataset.taxonomy import TaxonomyMapping
-from ecom_kfp.dataset.text import save_doc2vec, sentencepiece_processor, train_doc2vec, train_sentencepiece
-from ecom_kfp.dataset.writer import (
+from ecom_kfp.tfrecord_build import manifest as manifest_keys
+from ecom_kfp.tfrecord_build.config import SPLITS, TFRecordBuildConfig
+from ecom_kfp.tfrecord_build.inputs import InputError, Product, read_products
+from ecom_kfp.tfrecord_build.labels import LabelSpace, OtherReason
+from ecom_kfp.tfrecord_build.rejects import STAGE
+from ecom_kfp.tfrecord_build.splits import assign_splits
+from ecom_kfp.tfrecord_build.taxonomy import TaxonomyMapping
+from ecom_kfp.tfrecord_build.text import save_doc2vec, sentencepiece_processor, train_doc2vec, train_sentencepiece
+from ecom_kfp.tfrecord_build.writer import (
     RecordInput,
     ShardResult,
     WriterSettings,
@@ -47,7 +47,7 @@ from ecom_kfp.report import Timings, check_accounting, write_report
 
 
 @dataclass
-class BuildReport:
+class TFRecordBuildReport:
     """``report.json`` of the TFRecord build.
 
     Attributes:
@@ -94,7 +94,7 @@ class BuildReport:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def run(config: BuildConfig) -> BuildReport:
+def run(config: TFRecordBuildConfig) -> TFRecordBuildReport:
     """Build the dataset described by ``config``; writes everything under ``config.out``.
 
     Raises:
@@ -179,7 +179,7 @@ def run(config: BuildConfig) -> BuildReport:
     })
     split_products = Counter(split_of.values())
     shard_seconds = sum(r.seconds for r in results)
-    report = BuildReport(
+    report = TFRecordBuildReport(
         input_products=len(products) + len(early_rejects), records=written, rejected=len(rejects),
         rejected_by_reason=dict(Counter(r.reason.value for r in rejects)), in_other_pieces=others,
         splits={s: counts[s]["total"] for s in SPLITS}, split_products={s: split_products.get(s, 0) for s in SPLITS},
@@ -196,7 +196,7 @@ def run(config: BuildConfig) -> BuildReport:
     return report
 
 
-def _category_paths(products: list[Product], config: BuildConfig) -> tuple[dict[str, tuple[str, ...] | None], dict | None]:
+def _category_paths(products: list[Product], config: TFRecordBuildConfig) -> tuple[dict[str, tuple[str, ...] | None], dict | None]:
     """Each product's category path, mapped onto the taxonomy when one is given (``None`` = unmapped)."""
     if not config.taxonomy:
         return {p.product_id: p.category_path for p in products}, None

@@ -16,8 +16,8 @@ import pyarrow as pa
 from ecom_kfp import uri
 from ecom_kfp.contracts import tables
 from ecom_kfp.contracts.layouts import DatasetLayout
-from ecom_kfp.dataset import manifest as manifest_keys
-from ecom_kfp.dataset.config import SPLITS
+from ecom_kfp.tfrecord_build import manifest as manifest_keys
+from ecom_kfp.tfrecord_build.config import SPLITS
 from ecom_kfp.report import write_report
 
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from ecom_kfp import uri
 from ecom_kfp.contracts.features import resize_pil
-from ecom_kfp.dataset.rejects import Reason
+from ecom_kfp.tfrecord_build.rejects import Reason
 
 #: Everything Pillow raises for bytes it cannot turn into pixels (truncated data raises OSError).
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError)

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from ecom_kfp.contracts.layouts import DatasetLayout
-from tests.dataset.conftest import DedupeOutput
+from tests.tfrecord_build.conftest import DedupeOutput
 
 
 @pytest.mark.e2e
 def test_component_runs_locally(dedupe_output: DedupeOutput, tmp_path: Path) -> None:
     from kfp import dsl, local
 
-    from ecom_kfp.components.dataset import tfrecord_build_op
+    from ecom_kfp.components.tfrecord_build import tfrecord_build_op
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
 

@@ -8,7 +8,7 @@ from ecom_kfp import uri
 from ecom_kfp.contracts import tables
 from ecom_kfp.contracts.layouts import DedupeLayout
 from ecom_kfp.contracts.tables import Reject
-from ecom_kfp.dataset.rejects import Reason
+from ecom_kfp.tfrecord_build.rejects import Reason
 
 
 class InputError(ValueError):

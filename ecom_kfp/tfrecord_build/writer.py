@@ -28,10 +28,10 @@ from ecom_kfp import uri
 from ecom_kfp.contracts.features import FeatureSpec
 from ecom_kfp.contracts.layouts import DatasetLayout
 from ecom_kfp.contracts.tables import Reject
-from ecom_kfp.dataset.imaging import ImageReject, read_image, reencode
-from ecom_kfp.dataset.records import RecordSerializer
-from ecom_kfp.dataset.splits import unit_hash
-from ecom_kfp.dataset.text import TitleEmbedder, load_doc2vec
+from ecom_kfp.tfrecord_build.imaging import ImageReject, read_image, reencode
+from ecom_kfp.tfrecord_build.records import RecordSerializer
+from ecom_kfp.tfrecord_build.splits import unit_hash
+from ecom_kfp.tfrecord_build.text import TitleEmbedder, load_doc2vec
 
 #: Records whose images are re-encoded to estimate the record size before planning.
 SIZE_SAMPLE = 32
@@ -231,7 +231,7 @@ def _writer_context() -> Any:
     libraries, and run no TensorFlow op before the fork, are safe.
     """
     context = get_context("forkserver")
-    context.set_forkserver_preload(["tensorflow", "gensim.models.doc2vec", "ecom_kfp.dataset.writer"])
+    context.set_forkserver_preload(["tensorflow", "gensim.models.doc2vec", "ecom_kfp.tfrecord_build.writer"])
     return context
 
 

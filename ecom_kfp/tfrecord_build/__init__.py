@@ -3,7 +3,7 @@ models and GZIP TFRecord shards (:class:`~ecom_kfp.contracts.layouts.DatasetLayo
 
 Modules, one responsibility each:
 
-- :mod:`.config`: :class:`BuildConfig`, the typed configuration shared by the CLI and the component.
+- :mod:`.config`: :class:`TFRecordBuildConfig`, the typed configuration shared by the CLI and the component.
 - :mod:`.inputs`: reads the dedupe output and rejects products that cannot become records.
 - :mod:`.taxonomy`: the optional Google Product Taxonomy mapping of source categories.
 - :mod:`.splits`: train/val/test assignment by hashing the duplicate group.
@@ -17,7 +17,7 @@ Modules, one responsibility each:
 - :mod:`.build`: :func:`run`, the stage itself; :mod:`.merge`: joins fan-out pieces.
 """
 
-from ecom_kfp.dataset.build import BuildReport, run
-from ecom_kfp.dataset.config import BuildConfig
+from ecom_kfp.tfrecord_build.stage import TFRecordBuildReport, run
+from ecom_kfp.tfrecord_build.config import TFRecordBuildConfig
 
-__all__ = ["BuildConfig", "BuildReport", "run"]
+__all__ = ["TFRecordBuildConfig", "TFRecordBuildReport", "run"]

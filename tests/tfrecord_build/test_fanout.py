@@ -8,10 +8,10 @@ import pytest
 
 from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import DatasetLayout
-from ecom_kfp.dataset import run
-from ecom_kfp.dataset.merge import MergeError, merge_pieces
-from tests.dataset.conftest import DedupeOutput, small_config
-from tests.dataset.test_build import read_records
+from ecom_kfp.tfrecord_build import run
+from ecom_kfp.tfrecord_build.merge import MergeError, merge_pieces
+from tests.tfrecord_build.conftest import DedupeOutput, small_config
+from tests.tfrecord_build.test_build import read_records
 
 
 def _by_id(records: dict[str, list[dict]]) -> dict[bytes, tuple]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ecom_kfp.config_checks import require
+from ecom_kfp.settings import require
 from ecom_kfp.contracts.features import JPEG_QUALITY, RESIZE_MODES
 from ecom_kfp.resources import available_cpus
 
@@ -42,7 +42,7 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
 
 
 @dataclass(frozen=True)
-class BuildConfig:
+class TFRecordBuildConfig:
     """Everything one TFRecord build (or one fan-out piece of it) needs.
 
     Attributes:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ecom_kfp import uri
-from ecom_kfp.dataset.text import (
+from ecom_kfp.tfrecord_build.text import (
     TextModelError,
     TitleEmbedder,
     load_doc2vec,
@@ -98,7 +98,7 @@ def test_piece_embeddings_line_up_with_sentencepiece_ids(text_models: tuple[str,
 def test_title_vectors_do_not_depend_on_the_process(text_models: tuple[str, str]) -> None:
     """gensim's own infer_vector seeds from Python's randomised hash; ours must not."""
     spm_uri, d2v_uri = text_models
-    code = ("import sys; from ecom_kfp import uri; from ecom_kfp.dataset.text import TitleEmbedder, load_doc2vec;"
+    code = ("import sys; from ecom_kfp import uri; from ecom_kfp.tfrecord_build.text import TitleEmbedder, load_doc2vec;"
             "e = TitleEmbedder(uri.read_bytes(sys.argv[1]), load_doc2vec(sys.argv[2]), seed=0);"
             "print(e.vector('Puma Men Blue Shoes').tobytes().hex())")
     outputs = {subprocess.run([sys.executable, "-c", code, spm_uri, d2v_uri], check=True, capture_output=True,
@@ -142,7 +142,7 @@ def test_inference_epochs_default_to_training_epochs_and_change_the_vector(embed
 
 
 def test_prefetched_seed_draws_give_the_vectors_of_drawing_each_seed_when_asked(embedder_parts, titles, monkeypatch):
-    from ecom_kfp.dataset import text
+    from ecom_kfp.tfrecord_build import text
 
     spm_model, doc2vec = embedder_parts
     prefetched = [TitleEmbedder(spm_model, doc2vec, seed=0, cache_size=0).vector(t) for t in titles[:20]]

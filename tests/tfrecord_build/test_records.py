@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from ecom_kfp.contracts.features import FeatureSpec
-from ecom_kfp.dataset.records import RecordSerializer
+from ecom_kfp.tfrecord_build.records import RecordSerializer
 
 SPEC = FeatureSpec(num_levels=3, title_vector_dim=4)
 RECORDS = [
@@ -34,7 +34,7 @@ def test_records_parse_as_the_feature_spec_serializes_them() -> None:
 def test_serialized_bytes_do_not_depend_on_the_process() -> None:
     """Proto maps serialize in a per-process hash order unless asked for sorted keys."""
     code = ("from ecom_kfp.contracts.features import FeatureSpec;"
-            "from ecom_kfp.dataset.records import RecordSerializer;"
+            "from ecom_kfp.tfrecord_build.records import RecordSerializer;"
             "s = RecordSerializer(FeatureSpec(num_levels=3, title_vector_dim=4));"
             "print(s.serialize(image_jpeg=b'x', title='t', title_vector=[1.0] * 4, labels=[1, 2, 3],"
             " business_value=1.0, product_id='p', group_id='g').hex())")

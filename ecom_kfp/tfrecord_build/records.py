@@ -38,7 +38,7 @@ class RecordSerializer:
         filled = {IMAGE, TITLE, TITLE_VECTOR, BUSINESS_VALUE, PRODUCT_ID, GROUP_ID, *spec.label_keys}
         if set(feature) != filled:
             raise ValueError(f"RecordSerializer fills {sorted(filled)} but FeatureSpec.serialize writes "
-                             f"{sorted(feature)}; update ecom_kfp/dataset/records.py to the feature spec")
+                             f"{sorted(feature)}; update ecom_kfp/tfrecord_build/records.py to the feature spec")
         self._image = feature[IMAGE].bytes_list.value
         self._title = feature[TITLE].bytes_list.value
         self._title_vector = feature[TITLE_VECTOR].float_list.value
@@ -51,7 +51,7 @@ class RecordSerializer:
                      labels=list(range(1, spec.num_levels + 1)), business_value=2.0, product_id="p", group_id="g")
         if parse(self.serialize(**probe)) != parse(spec.serialize(**probe)):
             raise ValueError("RecordSerializer no longer writes what FeatureSpec.serialize writes; update "
-                             "ecom_kfp/dataset/records.py to the feature spec")
+                             "ecom_kfp/tfrecord_build/records.py to the feature spec")
 
     def serialize(self, *, image_jpeg: bytes, title: str, title_vector: Sequence[float], labels: Sequence[int],
                   business_value: float, product_id: str, group_id: str) -> bytes:

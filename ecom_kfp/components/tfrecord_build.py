@@ -1,4 +1,4 @@
-"""KFP component of the TFRecord build stage (logic in :mod:`ecom_kfp.dataset`)."""
+"""KFP component of the TFRecord build stage (logic in :mod:`ecom_kfp.tfrecord_build`)."""
 
 from kfp.dsl import Dataset, Input, Metrics, Output
 
@@ -29,11 +29,11 @@ def tfrecord_build_op(products: Input[Dataset], dataset: Output[Dataset], metric
         num_shards: Pieces in the fan-out.
         taxonomy_mapping_uri: TSV mapping source category paths to taxonomy ids or paths (with taxonomy_uri).
     """
-    from ecom_kfp.dataset import BuildConfig, run
-    from ecom_kfp.dataset.config import parse_fractions
+    from ecom_kfp.tfrecord_build import TFRecordBuildConfig, run
+    from ecom_kfp.tfrecord_build.config import parse_fractions
     from ecom_kfp.report import scalar_metrics
 
-    report = run(BuildConfig(
+    report = run(TFRecordBuildConfig(
         products=products.path, out=dataset.path, image_size=image_size, resize_mode=resize_mode,
         split_fractions=parse_fractions(split_fractions), max_levels=max_levels, min_class_count=min_class_count,
         taxonomy=taxonomy_uri, taxonomy_mapping=taxonomy_mapping_uri, doc2vec_dim=doc2vec_dim,

@@ -13,8 +13,8 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 
-from ecom_kfp.dataset.config import SPLITS
-from ecom_kfp.dataset.inputs import Product
+from ecom_kfp.tfrecord_build.config import SPLITS
+from ecom_kfp.tfrecord_build.inputs import Product
 
 _HASH_SPACE = float(2**64)
 

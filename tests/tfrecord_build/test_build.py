@@ -14,12 +14,12 @@ from ecom_kfp import uri
 from ecom_kfp.contracts import labels
 from ecom_kfp.contracts.features import FeatureSpec
 from ecom_kfp.contracts.layouts import DatasetLayout
-from ecom_kfp.dataset import run
-from ecom_kfp.dataset.config import ConfigError
-from ecom_kfp.dataset.inputs import InputError
-from ecom_kfp.dataset.manifest import COUNTS, FEATURE_SPEC
-from ecom_kfp.dataset.text import TitleEmbedder, load_doc2vec
-from tests.dataset.conftest import DedupeOutput, small_config
+from ecom_kfp.tfrecord_build import run
+from ecom_kfp.tfrecord_build.config import ConfigError
+from ecom_kfp.tfrecord_build.inputs import InputError
+from ecom_kfp.tfrecord_build.manifest import COUNTS, FEATURE_SPEC
+from ecom_kfp.tfrecord_build.text import TitleEmbedder, load_doc2vec
+from tests.tfrecord_build.conftest import DedupeOutput, small_config
 
 
 def read_records(root: str) -> dict[str, list[dict]]:

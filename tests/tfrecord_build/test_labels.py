@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ecom_kfp.contracts.labels import OTHER, Vocabulary, load_all, save_all
-from ecom_kfp.dataset.labels import LabelSpace, OtherReason
+from ecom_kfp.tfrecord_build.labels import LabelSpace, OtherReason
 
 TRAIN = [("A", "x", "1")] * 5 + [("A", "y", "2")] * 2 + [("B", "z")] * 4 + [("C",)] + [()]
 

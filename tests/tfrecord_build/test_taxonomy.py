@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from ecom_kfp.contracts import labels
-from ecom_kfp.dataset import run
-from ecom_kfp.dataset.taxonomy import TaxonomyError, TaxonomyMapping, read_taxonomy
-from tests.dataset.conftest import DedupeOutput, small_config
+from ecom_kfp.tfrecord_build import run
+from ecom_kfp.tfrecord_build.taxonomy import TaxonomyError, TaxonomyMapping, read_taxonomy
+from tests.tfrecord_build.conftest import DedupeOutput, small_config
 
 MAPPING = """# source path <TAB> taxonomy id or path
 Apparel > Topwear\t212

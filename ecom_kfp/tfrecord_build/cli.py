@@ -1,4 +1,4 @@
-"""``ecom-kfp build-tfrecords``: the TFRecord build stage from a shell."""
+"""``ecom-kfp tfrecord-build``: the TFRecord build stage from a shell."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 from ecom_kfp.cli_support import add_progress_flag, bad_input, reject_lines
 from ecom_kfp.contracts.features import JPEG_QUALITY, RESIZE_MODES
-from ecom_kfp.dataset.config import DOC2VEC_INFER_EPOCHS
+from ecom_kfp.tfrecord_build.config import DOC2VEC_INFER_EPOCHS
 
 DESCRIPTION = """Turn a dedupe output into training data: train/val/test GZIP TFRecord shards split by
 duplicate group (no group crosses splits), label vocabularies per taxonomy level with rare classes
@@ -17,8 +17,8 @@ join the pieces with --merge-pieces."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``build-tfrecords`` verb."""
-    p = subparsers.add_parser("build-tfrecords", help="split, label, embed titles and write TFRecord shards",
+    """Add the ``tfrecord-build`` verb."""
+    p = subparsers.add_parser("tfrecord-build", help="split, label, embed titles and write TFRecord shards",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--products", metavar="URI",
                    help="dedupe output directory or gs:// prefix (holds products.parquet), or the Parquet file")
@@ -70,21 +70,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the stage (or the merge) and print a human summary."""
-    from ecom_kfp.dataset.config import BuildConfig, parse_fractions
+    from ecom_kfp.tfrecord_build.config import TFRecordBuildConfig, parse_fractions
 
     try:
         if args.merge_pieces:
-            from ecom_kfp.dataset.merge import merge_pieces
+            from ecom_kfp.tfrecord_build.merge import merge_pieces
 
             merged = merge_pieces(args.merge_pieces, args.out)
-            print(f"build-tfrecords: merged {merged.pieces} pieces into {args.out}: {merged.records} records "
+            print(f"tfrecord-build: merged {merged.pieces} pieces into {args.out}: {merged.records} records "
                   f"({_splits(merged.splits)}), {merged.rejected} rejected")
             return 0
         if not args.products:
-            return bad_input("build-tfrecords", "--products is required (unless --merge-pieces)")
-        from ecom_kfp.dataset.build import run
+            return bad_input("tfrecord-build", "--products is required (unless --merge-pieces)")
+        from ecom_kfp.tfrecord_build.stage import run
 
-        config = BuildConfig(
+        config = TFRecordBuildConfig(
             products=args.products, out=args.out, image_size=args.image_size, resize_mode=args.resize_mode,
             jpeg_quality=args.jpeg_quality, split_fractions=parse_fractions(args.split_fractions),
             stratify=args.stratify, split_salt=args.split_salt, max_levels=args.max_levels,
@@ -95,8 +95,8 @@ def main(args: argparse.Namespace) -> int:
             num_shards=args.num_shards, seed=args.seed, progress=args.progress)
         report = run(config)
     except (ValueError, FileNotFoundError) as err:
-        return bad_input("build-tfrecords", err)
-    print(f"build-tfrecords: {report.records} of {report.input_products} products written to {args.out} "
+        return bad_input("tfrecord-build", err)
+    print(f"tfrecord-build: {report.records} of {report.input_products} products written to {args.out} "
           f"({_splits(report.splits)}); {report.rejected} rejected"
           + (f", {report.in_other_pieces} left to other pieces" if report.in_other_pieces else ""))
     for line in reject_lines(report.rejected_by_reason):

@@ -7,9 +7,9 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from ecom_kfp.dataset.config import ConfigError, parse_fractions
-from ecom_kfp.dataset.inputs import Product
-from ecom_kfp.dataset.splits import assign_splits
+from ecom_kfp.tfrecord_build.config import ConfigError, parse_fractions
+from ecom_kfp.tfrecord_build.inputs import Product
+from ecom_kfp.tfrecord_build.splits import assign_splits
 
 TOPS = ["Apparel", "Footwear", "Accessories", "Personal Care"]
 

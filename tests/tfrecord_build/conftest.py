@@ -20,7 +20,7 @@ from PIL import Image
 from ecom_kfp import uri
 from ecom_kfp.contracts import tables
 from ecom_kfp.contracts.layouts import DedupeLayout
-from ecom_kfp.dataset import BuildConfig
+from ecom_kfp.tfrecord_build import TFRecordBuildConfig
 
 ROWS = 240
 
@@ -80,13 +80,13 @@ def write_dedupe_output(root: Path, myntra_dir: Path, rows: int = ROWS, broken: 
     return DedupeOutput(layout, [p["product_id"] for p in products], expected, uncategorised)
 
 
-def small_config(products: str, out: str, **overrides) -> BuildConfig:
+def small_config(products: str, out: str, **overrides) -> TFRecordBuildConfig:
     """A build config sized for tests: tiny images and text models, several shards, one process."""
     settings = dict(products=products, out=out, image_size=32, doc2vec_dim=8, doc2vec_epochs=5, doc2vec_infer_epochs=3,
                     spm_vocab_size=2000,
                     min_class_count=3, shard_target_mb=0.05, workers=1, progress=False)
     settings.update(overrides)
-    return BuildConfig(**settings)
+    return TFRecordBuildConfig(**settings)
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +98,7 @@ def dedupe_output(tmp_path_factory: pytest.TempPathFactory, myntra_dir: Path) ->
 @pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory, dedupe_output: DedupeOutput):
     """One build of :func:`dedupe_output`, shared by the read-only tests: ``(output dir, report)``."""
-    from ecom_kfp.dataset import run
+    from ecom_kfp.tfrecord_build import run
 
     out = tmp_path_factory.mktemp("dataset") / "out"
     return out, run(small_config(dedupe_output.layout.root, str(out)))

@@ -1,4 +1,4 @@
-"""``ecom-kfp build-tfrecords`` from a shell: summary, report.json, clear errors."""
+"""``ecom-kfp tfrecord-build`` from a shell: summary, report.json, clear errors."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from ecom_kfp.cli import main
-from ecom_kfp.dataset.config import DOC2VEC_INFER_EPOCHS
-from tests.dataset.conftest import DedupeOutput
+from ecom_kfp.tfrecord_build.config import DOC2VEC_INFER_EPOCHS
+from tests.tfrecord_build.conftest import DedupeOutput
 
 
 def test_cli_builds_and_prints_a_summary(dedupe_output: DedupeOutput, tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
-    code = main(["build-tfrecords", "--products", dedupe_output.layout.root, "--out", str(out), "--image-size", "24",
+    code = main(["tfrecord-build", "--products", dedupe_output.layout.root, "--out", str(out), "--image-size", "24",
                  "--doc2vec-dim", "4", "--doc2vec-epochs", "2", "--doc2vec-infer-epochs", "4",
                  "--min-class-count", "3", "--workers", "1",
                  "--split-fractions", "0.8,0.1,0.1", "--stratify", "--no-progress"])
@@ -31,16 +31,16 @@ def test_cli_builds_and_prints_a_summary(dedupe_output: DedupeOutput, tmp_path: 
 
 def test_help_documents_the_doc2vec_epochs(capsys) -> None:
     with pytest.raises(SystemExit):
-        main(["build-tfrecords", "--help"])
+        main(["tfrecord-build", "--help"])
     printed = " ".join(capsys.readouterr().out.split())
     assert "--doc2vec-infer-epochs N Doc2Vec inference epochs per title vector" in printed
     assert f"(default: {DOC2VEC_INFER_EPOCHS})" in printed
 
 
 def test_cli_reports_bad_input_and_flags(tmp_path: Path, capsys) -> None:
-    assert main(["build-tfrecords", "--products", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
+    assert main(["tfrecord-build", "--products", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
     assert "--products" in capsys.readouterr().err
-    assert main(["build-tfrecords", "--products", "x", "--out", "o", "--split-fractions", "0.9,0.9,0.1"]) == 2
+    assert main(["tfrecord-build", "--products", "x", "--out", "o", "--split-fractions", "0.9,0.9,0.1"]) == 2
     assert "--split-fractions" in capsys.readouterr().err
-    assert main(["build-tfrecords", "--products", "x", "--out", "o", "--doc2vec-infer-epochs", "0"]) == 2
+    assert main(["tfrecord-build", "--products", "x", "--out", "o", "--doc2vec-infer-epochs", "0"]) == 2
     assert "--doc2vec-infer-epochs" in capsys.readouterr().err
