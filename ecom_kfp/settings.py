@@ -190,18 +190,24 @@ def component_doc(config_cls: type, summary: str, **artifacts: str) -> Callable[
     """
     def decorate(func: Callable) -> Callable:
         helps = {f.name: decl.help for f, decl in _all_settings(config_cls)}
-        lines = [summary, "", "Args:"]
-        for name in typing.get_type_hints(func, include_extras=True):
+        inputs, outputs = ["Args:"], ["Returns:"]
+        for name, hint in typing.get_type_hints(func, include_extras=True).items():
             if name == "return":
                 continue
             text = artifacts.get(name) or helps.get(name)
             if text is None:
                 raise TypeError(f"{func.__name__}: parameter {name!r} is neither a setting of "
                                 f"{config_cls.__name__} nor described")
-            lines.append(f"    {name}: {text}")
-        func.__doc__ = "\n".join(lines)
+            # KFP takes output artifact descriptions from a Returns: section, inputs from Args:.
+            (outputs if _is_output(hint) else inputs).append(f"    {name}: {text}")
+        func.__doc__ = "\n".join([summary, "", *inputs, *([""] + outputs if len(outputs) > 1 else [])])
         return func
     return decorate
+
+
+def _is_output(hint: Any) -> bool:
+    """Whether a component parameter is ``Output[...]`` (told by name: settings must not import kfp)."""
+    return any(getattr(extra, "__name__", "") == "OutputAnnotation" for extra in typing.get_args(hint)[1:])
 
 
 def _all_settings(config_cls: type) -> list[tuple[dataclasses.Field, Setting]]:
