@@ -1,6 +1,6 @@
 """Read and write URIs: local paths and ``gs://bucket/key`` through google-cloud-storage.
 
-Every stage moves data across its boundary through this module (DESIGN.md rule 5), so a stage
+Every stage moves data across its boundary through this module (docs/design.md rule 5), so a stage
 works the same on a laptop and on a cluster. ``STORAGE_EMULATOR_HOST`` is honoured by
 google-cloud-storage itself; with it set, the client is anonymous so tests can talk to
 ``gcp-storage-emulator`` on loopback.

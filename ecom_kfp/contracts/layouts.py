@@ -1,4 +1,4 @@
-"""The files each stage writes under its output URI (the "Stage output layouts" table of DESIGN.md).
+"""The files each stage writes under its output URI (the "Stage output layouts" table of docs/design.md).
 
 Producers and consumers name files only through these classes, so a rename happens in one place.
 Every layout is rooted at a URI (local directory or ``gs://`` prefix).

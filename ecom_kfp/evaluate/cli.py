@@ -79,5 +79,5 @@ def main(args: argparse.Namespace) -> int:
     print(f"  business value from: {report.business_value_source}; flagged slices: {report.flagged_slices}")
     print(f"  baseline: {report.baseline or 'none (absolute thresholds only)'}")
     print(f"  {'BLESSED' if report.blessed else 'NOT BLESSED'}; details in {report.out_uri}")
-    # Not blessed is a result, not a failure (DESIGN.md CLI contract): exit 0 either way.
+    # Not blessed is a result, not a failure (docs/design.md CLI contract): exit 0 either way.
     return 0

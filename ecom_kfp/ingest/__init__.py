@@ -1,6 +1,6 @@
 """The ingest stage: read a catalog, fetch and check images, write a clean products table.
 
-``run(IngestConfig(...)) -> IngestReport`` (in :mod:`ecom_kfp.ingest.stage`); see DESIGN.md for
+``run(IngestConfig(...)) -> IngestReport`` (in :mod:`ecom_kfp.ingest.stage`); see docs/design.md for
 the output layout. Modules: ``readers`` (catalog formats), ``column_map``, ``normalize`` (metadata
 rules), ``business_value``, ``reasons`` (reject codes), ``sources`` (image references), ``fetch``
 (concurrent download), ``image_check``, ``store`` (content-addressed images), ``sharding``,

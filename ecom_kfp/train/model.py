@@ -2,7 +2,7 @@
 
 :class:`ProductClassifier` is a functional ``keras.Model`` whose ``train_step`` averages
 gradients across Horovod ranks before applying them. Keras 3 breaks
-``hvd.DistributedGradientTape``/``DistributedOptimizer`` (DESIGN.md), so the reduction is a
+``hvd.DistributedGradientTape``/``DistributedOptimizer`` (docs/design.md), so the reduction is a
 plain function, :attr:`ProductClassifier.gradient_reducer`, called between ``tape.gradient`` and
 ``optimizer.apply``; it is the identity in a single process.
 """
