@@ -116,8 +116,9 @@ def _list_parser(item: type, flag: str) -> Callable[[str], list]:
     def parse(text: str) -> list:
         try:
             return [item(part.strip()) for part in text.split(",") if part.strip()]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} takes comma-separated {item.__name__} values, got {text!r}")
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(
+                f"{flag} takes comma-separated {item.__name__} values, got {text!r}") from err
     return parse
 
 
