@@ -20,9 +20,9 @@ from typing import Any
 
 from ecom_kfp import uri
 from ecom_kfp.ingest import column_map
+from ecom_kfp.ingest.config import FORMATS
 from ecom_kfp.ingest.reasons import Reason
 
-FORMATS = ("auto", "jsonl", "amazon", "csv", "parquet")
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
 _SNIFF_BYTES = 64 << 10
