@@ -137,10 +137,10 @@ def _read(config: IngestConfig, report: IngestReport) -> tuple[list[CatalogProdu
                 continue
             report.input_records += 1
             if isinstance(record, BadRecord):
-                rejects.append(Reject(None, record.reason, f"record {record.position}: {record.detail}"))
+                rejects.append(Reject(None, record.reason, f"line {record.position}: {record.detail}"))
             elif pid is not None and pid in seen_ids:
                 rejects.append(Reject(pid, Reason.DUPLICATE_PRODUCT_ID,
-                                      f"record {record.position} repeats an earlier product id"))
+                                      f"line {record.position} repeats an earlier product id"))
             else:
                 if pid is not None:
                     seen_ids.add(pid)
