@@ -78,7 +78,7 @@ def test_data_pipeline_with_two_shards(tmp_path: Path) -> None:
                    pipeline_root=str(tmp_path / "pipeline_root"))
         data_pipeline(catalog=demo.catalog, catalog_format="jsonl", images_base=images_base,
                       business_value_uri=demo.business_value, num_shards=2, image_size=32,
-                      min_class_count=3, ingest_concurrency=8)
+                      min_class_count=3, ingest_concurrency=8, allow_private_networks=True)
     run_dir = find_run_dir(tmp_path / "pipeline_root", DATA_PIPELINE_NAME)
     shards = [_report(p) for p in sorted(run_dir.rglob("products")) if p.parent.name == "ingest-op"]
     assert sorted(s["shard_index"] for s in shards) == [0, 1]
