@@ -140,7 +140,8 @@ class ModelLayout(_Layout):
 
 @dataclass(frozen=True)
 class EvaluationLayout(_Layout):
-    """``metrics.json``, ``confusion_<level>.csv``, ``coverage.csv``, ``report.html``, ``blessing.json``."""
+    """``metrics.json``, ``confusion_<level>.csv``, ``coverage.csv``, ``report.html``, ``blessing.json``,
+    ``thresholds.json``, ``suspect_labels.csv``."""
 
     @property
     def metrics(self) -> str:
@@ -161,6 +162,16 @@ class EvaluationLayout(_Layout):
     @property
     def blessing(self) -> str:
         return self._at("blessing.json")
+
+    @property
+    def thresholds(self) -> str:
+        """:class:`ecom_kfp.contracts.serving.Thresholds` chosen on the test split; push serves it beside the labels."""
+        return self._at(THRESHOLDS_FILE)
+
+    @property
+    def suspect_labels(self) -> str:
+        """Test products whose recorded label looks wrong (:mod:`ecom_kfp.evaluate.suspects`)."""
+        return self._at("suspect_labels.csv")
 
 
 @dataclass(frozen=True)
