@@ -52,6 +52,8 @@ def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray, tempe
 def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """The temperature minimising :func:`negative_log_likelihood` on ``(probabilities, labels)``.
 
+    1.0 when every arg-max is right: the likelihood then has no minimum (sharper is always better).
+
     The search runs over ``log T`` (bounded, :data:`TEMPERATURE_BOUNDS`): the likelihood is smooth
     and unimodal in it for a softmax, and a multiplicative step treats 0.5 and 2 alike.
 
@@ -62,6 +64,9 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     if len(labels) == 0:
         raise ValueError("cannot fit a temperature on zero examples")
     log_p = log_probabilities(probabilities)
+    if (log_p.argmax(axis=1) == labels).all():
+        # Without a single mistake the likelihood keeps rising as T -> 0: no evidence to calibrate on.
+        return 1.0
     rows = np.arange(len(labels))
     true_log_p = log_p[rows, labels]
 

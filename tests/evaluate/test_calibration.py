@@ -61,3 +61,9 @@ def test_evaluate_scales_probabilities_exactly_as_the_served_thresholds_do():
     p, _ = _overconfident(50, 4, sharpen=2.0, seed=5)
     served = Thresholds(0.9, (LevelThreshold(1, 0.5, 0.9, 0.5),), (1.7,))
     assert np.allclose(served.calibrate(1, p), cal.temperature_scale(p, 1.7), atol=1e-6)
+
+
+def test_no_mistakes_on_validation_leaves_the_temperature_at_one():
+    """The likelihood of an always-right model rises without bound as T -> 0; there is nothing to fit."""
+    p = np.array([[0.6, 0.4], [0.3, 0.7], [0.8, 0.2]])
+    assert cal.fit_temperature(p, np.array([0, 1, 0])) == 1.0
