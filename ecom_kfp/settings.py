@@ -181,24 +181,29 @@ def from_args(config_cls: type, args: argparse.Namespace, **overrides: Any) -> A
     return config_cls(**values)
 
 
-def component_doc(config_cls: type, summary: str, **artifacts: str) -> Callable[[Callable], Callable]:
+def component_doc(config_cls: type, summary: str, returns: dict[str, str] | None = None,
+                  **artifacts: str) -> Callable[[Callable], Callable]:
     """Decorator that writes a KFP component's docstring from its config's settings.
 
     KFP reads input descriptions from the function's ``Args:`` section; writing it here keeps the
     help text in one place. Parameters that are artifacts, or not config fields, are described by
-    ``artifacts`` (name -> description).
+    ``artifacts`` (name -> description). ``returns`` describes outputs in a ``Returns:`` section:
+    named return values and ``Output[...]`` parameters, whose descriptions KFP reads only there.
     """
+    returns = returns or {}
     def decorate(func: Callable) -> Callable:
         helps = {f.name: decl.help for f, decl in _all_settings(config_cls)}
         lines = [summary, "", "Args:"]
         for name in typing.get_type_hints(func, include_extras=True):
-            if name == "return":
+            if name == "return" or name in returns:
                 continue
             text = artifacts.get(name) or helps.get(name)
             if text is None:
                 raise TypeError(f"{func.__name__}: parameter {name!r} is neither a setting of "
                                 f"{config_cls.__name__} nor described")
             lines.append(f"    {name}: {text}")
+        if returns:
+            lines += ["", "Returns:", *(f"    {name}: {text}" for name, text in returns.items())]
         func.__doc__ = "\n".join(lines)
         return func
     return decorate

@@ -17,11 +17,14 @@ from ecom_kfp.settings import component_doc
                                "served with it, compare with the registry champion, decide the blessing.",
                model="Train output (ModelLayout directory).",
                dataset="Tfrecord-build output (DatasetLayout directory); its test split is scored, val calibrates.",
-               evaluation="EvaluationLayout directory: metrics.json, confusion CSVs, coverage.csv, thresholds.json, "
-                          "suspect_labels.csv, report.html, blessing.json.",
-               metrics="Headline numbers per level, calibration, thresholds, tail, suspect labels, timings.",
-               confusion="Confusion matrix of the deepest level over its most valuable classes.",
-               report="The HTML report (plots, calibration, tail, suspect labels and worst confusions with images).")
+               returns={
+                   "evaluation": "EvaluationLayout directory: metrics.json, confusion CSVs, coverage.csv, "
+                                 "thresholds.json, suspect_labels.csv, report.html, blessing.json.",
+                   "metrics": "Headline numbers per level, calibration, thresholds, tail, suspect labels, timings.",
+                   "confusion": "Confusion matrix of the deepest level over its most valuable classes.",
+                   "report": "The HTML report (plots, calibration, tail, suspect labels and worst confusions "
+                             "with images).",
+                   "blessed": "Whether the model passed every gate check (condition the push on it)."})
 def evaluate_op(model: Input[Model], dataset: Input[Dataset], evaluation: Output[Artifact],
                 metrics: Output[Metrics], confusion: Output[ClassificationMetrics], report: Output[HTML],
                 business_value_uri: str = "", mlflow_tracking_uri: str = "",

@@ -59,7 +59,8 @@ class EvaluateConfig:
     top_k: int = setting(5, metavar="K", help="k of top-k accuracy")
     confusion_top_n: int = setting(50, metavar="N",
                                    help="classes (by business value) with their own row in the confusion matrices")
-    confusion_level: int = setting(0, metavar="LEVEL", help="level shown as the Kubeflow confusion matrix (0 = deepest)")
+    confusion_level: int = setting(0, metavar="LEVEL",
+                                   help="level shown as the Kubeflow confusion matrix (0 = deepest)")
     slice_table_uri: str = setting("", flag="--slice-table", metavar="URI",
                                    help="products table (Parquet/CSV with product_id) supplying --slice-columns")
     slice_columns: list[str] = setting(factory=list, metavar="COLUMN,...",
@@ -82,7 +83,8 @@ class EvaluateConfig:
                                   ("--target-precision", self.target_precision), ("--slice-floor", self.slice_floor))),
             *((value >= 1, flag, value, "must be >= 1")
               for flag, value in (("--top-k", self.top_k), ("--confusion-top-n", self.confusion_top_n),
-                                  ("--batch-size", self.batch_size), ("--tail-train-examples", self.tail_train_examples))),
+                                  ("--batch-size", self.batch_size),
+                                  ("--tail-train-examples", self.tail_train_examples))),
             (self.confusion_level >= 0, "--confusion-level", self.confusion_level, "must be >= 0"),
             (not self.slice_columns or bool(self.slice_table_uri), "--slice-columns", ",".join(self.slice_columns),
              "needs --slice-table"),

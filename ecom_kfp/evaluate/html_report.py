@@ -82,6 +82,7 @@ def _coverage_plot(curves: dict[int, list[CoveragePoint]], threshold: float, cho
     axis.set_xlabel("coverage (share of products accepted)")
     axis.set_ylabel("precision of accepted")
     axis.set_xlim(0, 1.02)
+    axis.set_ylim(top=1.01)  # a level at precision 1.0 stays inside the frame
     axis.set_title(f"Precision vs coverage over calibrated thresholds\n(dot: threshold {threshold:g}; star: "
                    f"published threshold for precision {chosen.target_precision:g})", fontsize=10)
     axis.legend(fontsize=8)
@@ -118,14 +119,19 @@ def _reliability_plot(calibration: Sequence[LevelCalibration]) -> str:
         for bins, label in ((c.reliability_before, f"model (ECE {c.ece_before:.3f})"),
                             (c.reliability_after, f"T={c.temperature:.2f} (ECE {c.ece_after:.3f})")):
             used = [b for b in bins if b.examples]
-            axis.plot([b.mean_confidence for b in used], [b.accuracy for b in used], "o-", markersize=3, label=label)
+            line, = axis.plot([b.mean_confidence for b in used], [b.accuracy for b in used], "-", linewidth=1,
+                              label=label)
+            # Marker area grows with the bin's examples: a bin of two products should not look like a finding.
+            axis.scatter([b.mean_confidence for b in used], [b.accuracy for b in used], color=line.get_color(),
+                         s=[4 + 60 * b.examples / max(u.examples for u in used) for b in used])
         axis.set_xlim(0, 1)
         axis.set_ylim(0, 1.02)
         axis.set_xlabel("confidence (top probability)")
         axis.set_title(f"level {c.level}")
         axis.legend(fontsize=7, loc="upper left")
     axes[0][0].set_ylabel("accuracy")
-    figure.suptitle("Reliability on the test split: before and after temperature scaling")
+    figure.suptitle("Reliability on the test split before and after temperature scaling (marker size: examples)",
+                    y=1.04)
     return _png(figure)
 
 

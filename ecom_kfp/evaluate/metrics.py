@@ -16,9 +16,10 @@ examples of c``: each class's accuracy counts with the business value it carries
 so getting shoes right matters more than tractor tyres. With equal weights it is plain accuracy.
 
 Precision/coverage (iQON-style): a prediction is *accepted* when its confidence (the top
-probability after temperature scaling, :mod:`ecom_kfp.evaluate.calibration`) is at least a threshold; coverage is the share of accepted examples and precision the
-accuracy among them. Raising the threshold trades coverage for precision, which lets an imperfect
-model label the products it is sure about and leave the rest to people.
+probability after temperature scaling, :mod:`ecom_kfp.evaluate.calibration`) is at least a
+threshold; coverage is the share of accepted examples and precision the accuracy among them.
+Raising the threshold trades coverage for precision, which lets an imperfect model label the
+products it is sure about and leave the rest to people.
 """
 
 from __future__ import annotations

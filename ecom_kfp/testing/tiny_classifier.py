@@ -137,7 +137,8 @@ def write_dataset(root: str, test: Sequence[Record], vocabs: Sequence[Vocabulary
             f"level_{v.level}": {name: counts.get(name, 0) for name in v.classes}
             for v, counts in zip(vocabs, train_counts, strict=True)}
         manifest["folding"] = {"levels": {
-            f"level_{v.level}": {"folded_classes": {n: c for n, c in counts.items() if not v.contains(n) and n != OTHER}}
+            f"level_{v.level}": {
+                "folded_classes": {n: c for n, c in counts.items() if not v.contains(n) and n != OTHER}}
             for v, counts in zip(vocabs, train_counts, strict=True)}}
     uri.write_json(layout.manifest, manifest)
     return layout

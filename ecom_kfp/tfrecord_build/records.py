@@ -13,8 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ecom_kfp.contracts.features import (BUSINESS_VALUE, CATEGORY_PATH, GROUP_ID, IMAGE, PRODUCT_ID, TITLE, TITLE_VECTOR,
-                                         FeatureSpec)
+from ecom_kfp.contracts.features import (
+    BUSINESS_VALUE,
+    CATEGORY_PATH,
+    GROUP_ID,
+    IMAGE,
+    PRODUCT_ID,
+    TITLE,
+    TITLE_VECTOR,
+    FeatureSpec,
+)
 
 
 class RecordSerializer:
