@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ecom_kfp import uri
+from ecom_kfp.contracts.serving import THRESHOLDS_FILE
 
 REPORT = "report.json"
 
@@ -127,6 +128,11 @@ class ModelLayout(_Layout):
         return self._at("labels")
 
     @property
+    def thresholds(self) -> str:
+        """``labels/thresholds.json`` (:class:`ecom_kfp.contracts.serving.Thresholds`), written by evaluate."""
+        return self._at("labels", THRESHOLDS_FILE)
+
+    @property
     def manifest(self) -> str:
         """Copy of the dataset manifest the model was trained on."""
         return self._at("dataset_manifest.json")
@@ -134,7 +140,8 @@ class ModelLayout(_Layout):
 
 @dataclass(frozen=True)
 class EvaluationLayout(_Layout):
-    """``metrics.json``, ``confusion_<level>.csv``, ``coverage.csv``, ``report.html``, ``blessing.json``."""
+    """``metrics.json``, ``confusion_<level>.csv``, ``coverage.csv``, ``report.html``, ``blessing.json``,
+    ``thresholds.json``, ``suspect_labels.csv``."""
 
     @property
     def metrics(self) -> str:
@@ -155,6 +162,16 @@ class EvaluationLayout(_Layout):
     @property
     def blessing(self) -> str:
         return self._at("blessing.json")
+
+    @property
+    def thresholds(self) -> str:
+        """:class:`ecom_kfp.contracts.serving.Thresholds` chosen on the test split; push serves it beside the labels."""
+        return self._at(THRESHOLDS_FILE)
+
+    @property
+    def suspect_labels(self) -> str:
+        """Test products whose recorded label looks wrong (:mod:`ecom_kfp.evaluate.suspects`)."""
+        return self._at("suspect_labels.csv")
 
 
 @dataclass(frozen=True)

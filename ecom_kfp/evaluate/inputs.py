@@ -22,6 +22,7 @@ class EvaluationInputs:
         spec: Feature spec of the records (from the dataset's ``manifest.json``).
         vocabularies: The model's label vocabularies, level 1 first (equal to the dataset's).
         test_shards: URIs of the test split's shards, sorted.
+        manifest: The dataset's ``manifest.json``.
     """
 
     model: ModelLayout
@@ -29,6 +30,7 @@ class EvaluationInputs:
     spec: FeatureSpec
     vocabularies: list[Vocabulary]
     test_shards: list[str]
+    manifest: dict
 
 
 def check_model_dir(model_uri: str, flag: str = "--model") -> ModelLayout:
@@ -68,4 +70,4 @@ def load_inputs(model_uri: str, data_uri: str) -> EvaluationInputs:
     shards = uri.list_files(dataset.split_dir("test"), suffix=TFRECORD_SUFFIX)
     if not shards:
         raise ValueError(f"--data {data_uri}: the test split has no shards under {dataset.split_dir('test')}")
-    return EvaluationInputs(model, dataset, spec, vocabularies, shards)
+    return EvaluationInputs(model, dataset, spec, vocabularies, shards, manifest)

@@ -71,6 +71,9 @@ def register(client, *, name: str, experiment: str, model: ModelLayout, evaluati
         local = ModelLayout(local_model)
         client.log_artifacts(run_id, local.saved_model, f"{registry.MODEL_ARTIFACT}/saved_model")
         client.log_artifacts(run_id, local.labels, f"{registry.MODEL_ARTIFACT}/labels")
+        thresholds = EvaluationLayout(local_evaluation).thresholds
+        if Path(thresholds).exists():  # the registered model carries what evaluate chose, as the served one does
+            client.log_artifact(run_id, thresholds, f"{registry.MODEL_ARTIFACT}/labels")
         if Path(local.manifest).exists():
             client.log_artifact(run_id, local.manifest, registry.MODEL_ARTIFACT)
         client.log_artifacts(run_id, local_evaluation, registry.EVALUATION_ARTIFACT)

@@ -73,7 +73,7 @@ def run(config: PushConfig) -> PushReport:
                               + "; ".join(blessing.get("reasons", [])) + ". Pass --force to push it anyway "
                               "(as challenger only).")
     with timings.phase("hash"):
-        payload = ServingPayload.from_model(model)
+        payload = ServingPayload.from_model(model, evaluation.thresholds if uri.exists(evaluation.thresholds) else "")
     client = registry_client(config.registry_uri)
     name = config.registered_model_name
     with timings.phase("register"):

@@ -209,10 +209,11 @@ def _category_paths(products: list[Product], config: TFRecordBuildConfig) -> tup
 
 
 def _record_input(product: Product, label_space: LabelSpace, paths: dict[str, tuple[str, ...] | None]) -> RecordInput:
-    labels = label_space.label(paths[product.product_id])
+    path = paths[product.product_id]
+    labels = label_space.label(path)
     return RecordInput(product.product_id, product.title, product.image_uri, labels.ids,
                        tuple(r.value if r else None for r in labels.other_reasons), product.business_value,
-                       product.group_id)
+                       product.group_id, label_files.SEPARATOR.join(path) if path else "")
 
 
 def _counts(results: list[ShardResult], label_space: LabelSpace) -> dict[str, Any]:
