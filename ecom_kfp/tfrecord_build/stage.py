@@ -108,7 +108,8 @@ def run(config: TFRecordBuildConfig) -> TFRecordBuildReport:
         products, early_rejects = read_products(config.products)
         paths, taxonomy_report = _category_paths(products, config)
     with timings.phase("split"):
-        split_of = assign_splits(products, config.split_fractions, salt=config.split_salt, stratify=config.stratify)
+        split_of = assign_splits(products, config.split_fractions, salt=config.split_salt, stratify=config.stratify,
+                                 folds=config.cv_folds, fold=config.cv_fold)
     train = [p for p in products if split_of[p.product_id] == "train"]
     if not train:
         raise InputError(f"--products {config.products}: none of its {len(products)} usable products fell in the "
@@ -167,7 +168,8 @@ def run(config: TFRecordBuildConfig) -> TFRecordBuildReport:
         manifest_keys.FEATURE_SPEC: spec.to_dict(),
         manifest_keys.COUNTS: counts,
         "folding": folding,
-        "splits": {"fractions": list(config.split_fractions), "stratify": config.stratify, "salt": config.split_salt},
+        "splits": {"fractions": list(config.split_fractions), "stratify": config.stratify, "salt": config.split_salt,
+                   "cv_folds": config.cv_folds, "cv_fold": config.cv_fold},
         "text": text,
         "taxonomy": taxonomy_report,
         "shards": {"files": {s: shard_files.get(s, 0) for s in SPLITS},
