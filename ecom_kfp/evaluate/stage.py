@@ -2,7 +2,8 @@
 
 Writes the :class:`~ecom_kfp.contracts.layouts.EvaluationLayout` files under ``out_uri``:
 ``metrics.json`` (everything), ``confusion_level_<k>.csv`` (every level), ``coverage.csv`` (every
-level), ``report.html``, ``blessing.json`` and ``report.json`` (headline numbers, timings).
+level), ``report.html``, ``blessing.json`` (with ``model_sha256``, the content digest of the model
+scored) and ``report.json`` (headline numbers, timings).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 from ecom_kfp import uri
 from ecom_kfp.contracts.business_value import BusinessValueTable
+from ecom_kfp.contracts.digests import BLESSED_MODEL_SHA256
 from ecom_kfp.contracts.layouts import EvaluationLayout
 from ecom_kfp.evaluate import html_report
 from ecom_kfp.evaluate.baseline import resolve_baseline
@@ -154,7 +156,8 @@ def _write_outputs(config: EvaluateConfig, evaluation: ModelEvaluation, confusio
         "worst_confusions": worst,
         "slices": [asdict(s) | {"flagged": s.flagged} for s in slices],
     }))
-    uri.write_json(layout.blessing, to_jsonable(blessing))
+    # The digest of what was evaluated: push publishes only a model with this content.
+    uri.write_json(layout.blessing, to_jsonable(blessing) | {BLESSED_MODEL_SHA256: evaluation.inputs.model_sha256})
     uri.write_text(layout.html, html_report.render(
         title=f"Evaluation of {config.model_uri}", metrics=evaluation.metrics, curves=evaluation.curves,
         confusion=confusions[confusion_level - 1], slices=slices, worst=worst,

@@ -23,6 +23,7 @@ from PIL import Image
 
 from ecom_kfp import uri
 from ecom_kfp.contracts import serving
+from ecom_kfp.contracts.digests import DIGESTS_KEY, tree_digests, write_model_digests
 from ecom_kfp.contracts.features import FeatureSpec, decode_and_resize, resize_pil
 from ecom_kfp.contracts.labels import OTHER, Vocabulary, class_name, save_all
 from ecom_kfp.contracts.layouts import DatasetLayout, ModelLayout
@@ -110,7 +111,8 @@ def write_dataset(root: str, test: Sequence[Record], vocabs: Sequence[Vocabulary
                                             business_value=record.business_value, product_id=record.product_id,
                                             group_id=record.product_id))
     save_all(vocabs or vocabularies(), layout.labels)
-    uri.write_json(layout.manifest, {"feature_spec": SPEC.to_dict(), "counts": {"test": len(test)}})
+    uri.write_json(layout.manifest, {"feature_spec": SPEC.to_dict(), "counts": {"test": len(test)},
+                                     DIGESTS_KEY: tree_digests(root)})
     return layout
 
 
@@ -161,6 +163,7 @@ def export_model(root: str, train: Sequence[Record], dataset: DatasetLayout, use
     tf.saved_model.save(module, layout.saved_model, signatures={serving.SIGNATURE: module.serve.get_concrete_function()})
     save_all(vocabularies(), layout.labels)
     uri.write_text(layout.manifest, json.dumps(uri.read_json(dataset.manifest), sort_keys=True))
+    write_model_digests(layout)
     return layout
 
 
