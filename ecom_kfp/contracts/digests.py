@@ -154,5 +154,5 @@ def verify_pinned(model_uri: str, expected_sha256: str, flag: str) -> None:
     """
     actual = file_sha256(model_uri) if _is_file(model_uri) else content_digest(tree_digests(model_uri))
     if actual != expected_sha256.lower():
-        raise DigestError(f"{flag} {model_uri}: SHA-256 {actual}, expected {expected_sha256}: the model is not the "
-                          "one pinned; refusing to load it")
+        raise DigestError(f"{flag}: SHA-256 {actual}, expected {expected_sha256}: the model is not the one "
+                          "pinned; refusing to load it")
