@@ -106,7 +106,8 @@ def verify_tree(root: str, expected: Mapping[str, str] | None, parts: Iterable[s
                               "refusing to load it")
     missing = [rel for rel in expected if _under(rel, parts) and rel not in actual]
     if missing:
-        raise DigestError(f"{what}: {missing[0]} is recorded but missing ({len(missing)} file(s) missing)")
+        raise DigestError(f"{what}: {missing[0]} is recorded but missing ({len(missing)} file(s) missing); "
+                          "refusing to load an incomplete artifact")
     return actual
 
 
