@@ -17,6 +17,7 @@ STAGES: dict[str, tuple[str, set[str]]] = {
     "dedupe_op": ("ecom_kfp.dedupe.config:DedupeConfig", set()),
     "ingest_op": ("ecom_kfp.ingest.config:IngestConfig", set()),
     "evaluate_op": ("ecom_kfp.evaluate.config:EvaluateConfig", set()),
+    "push_op": ("ecom_kfp.push.config:PushConfig", set()),
 }
 
 
@@ -39,7 +40,9 @@ def test_component_parameters_are_config_settings_with_its_defaults(component_na
                   if not spec.type.startswith("system.")}
     settings = set(parameters) - not_settings
     assert settings <= set(defaults), f"not settings of the config: {sorted(settings - set(defaults))}"
-    assert {n: parameters[n].default for n in settings} == {n: defaults[n] for n in settings}
+    # A required setting (no default) is a required parameter (default None).
+    required = {n: None if defaults[n] is dataclasses.MISSING else defaults[n] for n in settings}
+    assert {n: parameters[n].default for n in settings} == required
     for name in settings:
         assert parameters[name].description, f"{component_name}.{name} has no description"
 

@@ -20,7 +20,7 @@ from ecom_kfp.settings import component_doc
 def dedupe_op(products: Input[Dataset], deduped: Output[Dataset], samples: Output[HTML],
               metrics: Output[Metrics], near_threshold: int = 6, near_colour_tolerance: int = 8,
               title_rule: bool = True, sha256_rule: bool = True, grid_rule: bool = True, phash_rule: bool = True,
-              workers: int = 0, embedding_model: str = ''):
+              workers: int = 0, embedding_model: str = '', embedding_model_sha256: str = ''):
     import shutil
 
     from ecom_kfp.contracts.layouts import DedupeLayout
@@ -30,7 +30,8 @@ def dedupe_op(products: Input[Dataset], deduped: Output[Dataset], samples: Outpu
     report = run(DedupeConfig(products_uri=products.path, out_uri=deduped.path, near_threshold=near_threshold,
                               near_colour_tolerance=near_colour_tolerance, title_rule=title_rule,
                               sha256_rule=sha256_rule, grid_rule=grid_rule, phash_rule=phash_rule,
-                              workers=workers, embedding_model=embedding_model, progress=False))
+                              workers=workers, embedding_model=embedding_model,
+                              embedding_model_sha256=embedding_model_sha256, progress=False))
     shutil.copyfile(DedupeLayout(deduped.path).samples_html, samples.path)
     for name, value in scalar_metrics(report).items():
         metrics.log_metric(name, value)

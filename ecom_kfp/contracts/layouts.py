@@ -71,9 +71,15 @@ class DedupeLayout(_Layout):
 
 @dataclass(frozen=True)
 class DatasetLayout(_Layout):
-    """``train|val|test/part-XXXXX-of-YYYYY.tfrecord.gz``, ``labels/``, ``text/``, ``manifest.json``."""
+    """``train|val|test/part-XXXXX-of-YYYYY.tfrecord.gz``, ``labels/``, ``text/``, ``manifest.json``.
+
+    ``text/`` holds ``spm.model`` and Doc2Vec's piece vectors as data (``piece_vectors.npy`` +
+    ``piece_vectors.json``), never a pickle; ``manifest.json`` records every file's SHA-256.
+    """
 
     SPLITS = ("train", "val", "test")
+    #: What consumers read (everything the manifest's digests cover).
+    PARTS = (*SPLITS, "labels", "text")
 
     def split_dir(self, split: str) -> str:
         if split not in self.SPLITS:
@@ -95,8 +101,14 @@ class DatasetLayout(_Layout):
         return self._at("text", "spm.model")
 
     @property
-    def doc2vec_model(self) -> str:
-        return self._at("text", "doc2vec.model")
+    def piece_vectors(self) -> str:
+        """Doc2Vec's vector of each piece it learnt (float32 ``.npy``, rows in :attr:`piece_vocabulary` order)."""
+        return self._at("text", "piece_vectors.npy")
+
+    @property
+    def piece_vocabulary(self) -> str:
+        """The pieces of :attr:`piece_vectors`' rows (JSON list of strings), and the Doc2Vec settings."""
+        return self._at("text", "piece_vectors.json")
 
     @property
     def manifest(self) -> str:
@@ -109,7 +121,19 @@ class DatasetLayout(_Layout):
 
 @dataclass(frozen=True)
 class ModelLayout(_Layout):
-    """``saved_model/``, ``model.keras``, ``history.json``, ``labels/``, ``text/``, ``report.json``."""
+    """``saved_model/``, ``model.keras``, ``history.json``, ``labels/``, ``dataset_manifest.json``,
+    ``digests.json``, ``report.json``.
+
+    ``digests.json`` holds the SHA-256 of every file of ``saved_model/``, ``labels/``,
+    ``dataset_manifest.json`` and ``model.keras`` (see :mod:`ecom_kfp.contracts.digests`), written
+    by train after them; evaluate, dedupe and push verify it before loading. It is a file of its own
+    rather than a key of ``report.json`` so that a model copied without its run summary (the
+    registry's ``model/`` artifact) still carries it.
+    """
+
+    #: What is loaded and served (relative to the root); its digest is the model's content digest.
+    PAYLOAD = ("saved_model", "labels", "dataset_manifest.json")
+    KERAS_MODEL = "model.keras"
 
     @property
     def saved_model(self) -> str:
@@ -117,7 +141,11 @@ class ModelLayout(_Layout):
 
     @property
     def keras_model(self) -> str:
-        return self._at("model.keras")
+        return self._at(self.KERAS_MODEL)
+
+    @property
+    def digests(self) -> str:
+        return self._at("digests.json")
 
     @property
     def history(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ecom_kfp.settings import require, setting
@@ -35,6 +36,11 @@ class DedupeConfig:
         "", metavar="URI",
         help="Keras .keras file or SavedModel directory (local or gs://) mapping float32 [N,S,S,3] images in "
              "0..255 to vectors; turns on the embedding rule (empty = off)")
+    embedding_model_sha256: str = setting(
+        "", metavar="HEX",
+        help="SHA-256 the embedding model must have (of the .keras file; of a SavedModel directory, the content "
+             "digest of its files as ecom_kfp.contracts.digests computes it); checked before the model is loaded. "
+             "A SavedModel runs its own graph: pin models you did not write")
     embedding_threshold: float = setting(0.97, metavar="COS", help="min cosine similarity of near-duplicate embeddings")
     embedding_batch_size: int = setting(64, metavar="N", help="images per embedding model call")
     grid_cells: int = setting(DEFAULT_GRID, metavar="N", help="side of the colour grid (e-CLIP uses 5)")
@@ -60,6 +66,10 @@ class DedupeConfig:
              "must be in [0, 256]"),
             (0 <= self.near_colour_tolerance <= MAX_LEVELS, "--near-colour-tolerance",
              self.near_colour_tolerance, f"must be in [0, {MAX_LEVELS}]"),
+            (not self.embedding_model_sha256 or bool(self.embedding_model), "--embedding-model-sha256",
+             self.embedding_model_sha256, "needs --embedding-model"),
+            (not self.embedding_model_sha256 or re.fullmatch(r"[0-9a-fA-F]{64}", self.embedding_model_sha256)
+             is not None, "--embedding-model-sha256", self.embedding_model_sha256, "must be 64 hex digits"),
             (-1.0 <= self.embedding_threshold <= 1.0, "--embedding-threshold", self.embedding_threshold,
              "must be a cosine similarity in [-1, 1]"),
             (self.embedding_batch_size >= 1, "--embedding-batch-size", self.embedding_batch_size, "must be >= 1"),

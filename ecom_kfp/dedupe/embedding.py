@@ -25,6 +25,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ecom_kfp import uri
+from ecom_kfp.contracts.digests import verify_pinned
 from ecom_kfp.contracts.features import resize_pil
 from ecom_kfp.dedupe.image_hashes import ImageJob, read_first
 
@@ -80,15 +81,22 @@ def _load_saved_model(path: str, model_uri: str) -> EmbeddingModel:
     return EmbeddingModel(embed=embed, image_size=size)
 
 
-def load_embedding_model(model_uri: str) -> EmbeddingModel:
+def load_embedding_model(model_uri: str, sha256: str = "") -> EmbeddingModel:
     """Load a ``.keras`` file or a SavedModel directory, local or ``gs://``.
+
+    A SavedModel runs its own graph when called, so with ``sha256`` (``--embedding-model-sha256``)
+    the local copy is checked before it is loaded: the file's SHA-256, or a directory's
+    :func:`~ecom_kfp.contracts.digests.content_digest`.
 
     Raises:
         FileNotFoundError: nothing at ``model_uri`` (the message names the flag).
+        DigestError: the model is not the one ``sha256`` pins.
         ValueError: the model's input is not ``[N, S, S, 3]``.
     """
     try:
         with uri.local_copy(model_uri) as path:
+            if sha256:
+                verify_pinned(path, sha256, f"{FLAG}={model_uri!r} (--embedding-model-sha256)")
             if path.endswith(".keras"):
                 return _load_keras(path, model_uri)
             return _load_saved_model(path, model_uri)

@@ -206,7 +206,8 @@ def run(config: DedupeConfig) -> DedupeReport:
                                     "(expected an ingest output directory)")
         table = conform(uri.read_parquet(source.products), PRODUCTS)
         # Loaded before hashing so a bad --embedding-model fails fast.
-        model = load_embedding_model(config.embedding_model) if config.embedding_model else None
+        model = load_embedding_model(config.embedding_model, config.embedding_model_sha256) \
+            if config.embedding_model else None
     all_jobs = image_jobs(table, source)
     with timings.phase("hash"):
         hashes = hash_images(all_jobs, workers=config.workers, chunk_size=config.chunk_size,

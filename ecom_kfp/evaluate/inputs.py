@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ecom_kfp import uri
+from ecom_kfp.contracts.digests import DIGESTS_KEY, verify_model, verify_tree
 from ecom_kfp.contracts.features import FeatureSpec
 from ecom_kfp.contracts.labels import Vocabulary, load_all
 from ecom_kfp.contracts.layouts import DatasetLayout, ModelLayout
@@ -23,6 +24,8 @@ class EvaluationInputs:
         vocabularies: The model's label vocabularies, level 1 first (equal to the dataset's).
         test_shards: URIs of the test split's shards, sorted.
         manifest: The dataset's ``manifest.json``.
+        model_sha256: Content digest of the model's payload, verified against its ``digests.json``
+            (:mod:`ecom_kfp.contracts.digests`) before anything loaded it.
     """
 
     model: ModelLayout
@@ -31,6 +34,7 @@ class EvaluationInputs:
     vocabularies: list[Vocabulary]
     test_shards: list[str]
     manifest: dict
+    model_sha256: str = ""
 
 
 def check_model_dir(model_uri: str, flag: str = "--model") -> ModelLayout:
@@ -47,13 +51,15 @@ def check_model_dir(model_uri: str, flag: str = "--model") -> ModelLayout:
 
 
 def load_inputs(model_uri: str, data_uri: str) -> EvaluationInputs:
-    """Check both directories and that the model's label vocabularies are the dataset's.
+    """Check both directories, their digests, and that the model's label vocabularies are the dataset's.
 
     Raises:
         FileNotFoundError: a directory or required file is missing (message names the flag).
+        DigestError: a file of the model or of the test split differs from its producer's digests.
         ValueError: vocabularies differ, or the test split has no shards.
     """
     model = check_model_dir(model_uri)
+    model_sha256 = verify_model(model)
     dataset = DatasetLayout(data_uri)
     if not uri.exists(dataset.manifest):
         raise FileNotFoundError(f"--data {data_uri}: not a dataset directory ({dataset.manifest} is missing)")
@@ -61,6 +67,7 @@ def load_inputs(model_uri: str, data_uri: str) -> EvaluationInputs:
     if "feature_spec" not in manifest:
         raise ValueError(f"--data {data_uri}: {dataset.manifest} has no 'feature_spec'")
     spec = FeatureSpec.from_dict(manifest["feature_spec"])
+    verify_tree(data_uri, manifest.get(DIGESTS_KEY), ("test", "labels"), f"--data {data_uri}")
     vocabularies = load_all(model.labels, spec.num_levels)
     data_vocabularies = load_all(dataset.labels, spec.num_levels)
     for ours, theirs in zip(vocabularies, data_vocabularies, strict=True):
@@ -70,4 +77,4 @@ def load_inputs(model_uri: str, data_uri: str) -> EvaluationInputs:
     shards = uri.list_files(dataset.split_dir("test"), suffix=TFRECORD_SUFFIX)
     if not shards:
         raise ValueError(f"--data {data_uri}: the test split has no shards under {dataset.split_dir('test')}")
-    return EvaluationInputs(model, dataset, spec, vocabularies, shards, manifest)
+    return EvaluationInputs(model, dataset, spec, vocabularies, shards, manifest, model_sha256)

@@ -4,7 +4,8 @@ Writes the :class:`~ecom_kfp.contracts.layouts.EvaluationLayout` files under ``o
 ``metrics.json`` (everything), ``confusion_level_<k>.csv`` (every level), ``coverage.csv`` (every
 level, calibrated confidence), ``thresholds.json`` (the per-level threshold reaching the target
 precision and the temperatures, which push serves beside the labels), ``suspect_labels.csv``,
-``report.html``, ``blessing.json`` and ``report.json`` (headline numbers, timings).
+``report.html``, ``blessing.json`` (with ``model_sha256``, the content digest of the model scored)
+and ``report.json`` (headline numbers, timings).
 
 Order of work: temperatures are fitted on (a sample of) the validation split first, so every
 threshold on the test split is chosen on calibrated probabilities.
@@ -20,6 +21,7 @@ import numpy as np
 
 from ecom_kfp import uri
 from ecom_kfp.contracts.business_value import BusinessValueTable
+from ecom_kfp.contracts.digests import BLESSED_MODEL_SHA256
 from ecom_kfp.contracts.layouts import EvaluationLayout
 from ecom_kfp.contracts.serving import LevelThreshold, Thresholds
 from ecom_kfp.evaluate import html_report
@@ -317,7 +319,8 @@ def _write_outputs(config: EvaluateConfig, evaluation: ModelEvaluation, analysis
         "worst_confusions": analysis.worst,
         "slices": [asdict(s) | {"flagged": s.flagged} for s in analysis.slices],
     }))
-    uri.write_json(layout.blessing, to_jsonable(blessing))
+    # The digest of what was evaluated: push publishes only a model with this content.
+    uri.write_json(layout.blessing, to_jsonable(blessing) | {BLESSED_MODEL_SHA256: evaluation.inputs.model_sha256})
     uri.write_text(layout.html, html_report.render(
         title=f"Evaluation of {config.model_uri}", evaluation=evaluation, analysis=analysis,
         confusion_level=confusion_level, blessing=blessing))

@@ -6,36 +6,27 @@ import argparse
 import sys
 
 from ecom_kfp.cli_support import bad_input
-from ecom_kfp.contracts import registry
 from ecom_kfp.push.config import PushConfig
+from ecom_kfp.settings import add_arguments, from_args
 
-#: Exit status when the model is not blessed (distinct from bad input, :data:`~ecom_kfp.cli_support.EXIT_BAD_INPUT`,
-#: and from a failed copy, 1).
+#: Exit status when the model is not blessed, or not the model evaluated (distinct from bad input,
+#: :data:`~ecom_kfp.cli_support.EXIT_BAD_INPUT`, and from a failed copy, 1).
 EXIT_NOT_BLESSED = 3
+
+DESCRIPTION = """Register a blessed model in the MLflow model registry, copy it to <serving-uri>/<name>/<version>/,
+verify the copy, run its serving signature, then move 'latest' and the aliases.
+
+Refuses a model whose content digest differs from the one its evaluation recorded in
+blessing.json. Re-running with the same model is a no-op; re-running after an interrupted push
+completes it."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``push`` verb."""
-    p = subparsers.add_parser("push", help="register a blessed model in MLflow and copy it for serving",
-                              description="Register a blessed model in the MLflow model registry, copy it to "
-                                          "<serving-uri>/<name>/<version>/, verify the copy, then move 'latest' "
-                                          "and the aliases. Re-running with the same model is a no-op.")
-    p.add_argument("--model", required=True, help="model directory URI (a train output)")
-    p.add_argument("--evaluation", required=True, help="evaluate output URI (blessing.json, metrics.json)")
-    p.add_argument("--registry-uri", required=True, help="MLflow tracking/registry server URI")
-    p.add_argument("--serving-uri", default="",
-                   help="serving root (local or gs://); the model goes to <serving-uri>/<name>/<version>/ "
-                        "(default: register only)")
-    p.add_argument("--out", required=True, help="output directory URI for report.json")
-    p.add_argument("--registered-model-name", default="ecom-product-category",
-                   help="registered model name (also the serving sub-directory)")
-    p.add_argument("--alias", default=registry.CHAMPION,
-                   help="alias a blessed model gets (every pushed version is also 'challenger')")
-    p.add_argument("--experiment-name", default="ecom-kfp", help="MLflow experiment of the registration run")
-    p.add_argument("--force", action="store_true",
-                   help="push an unblessed model anyway (registered and copied as challenger; never champion "
-                        "or latest)")
-    p.set_defaults(func=main)
+    """Add the ``push`` verb; its flags come from :class:`PushConfig`."""
+    parser = subparsers.add_parser("push", help="register a blessed model in MLflow and copy it for serving",
+                                   description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser, PushConfig)
+    parser.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -43,12 +34,8 @@ def main(args: argparse.Namespace) -> int:
     from ecom_kfp.push.serving import ServingConflictError, VerificationError
     from ecom_kfp.push.stage import NotBlessedError, run
 
-    config = PushConfig(model_uri=args.model, evaluation_uri=args.evaluation, registry_uri=args.registry_uri,
-                        out_uri=args.out, serving_uri=args.serving_uri,
-                        registered_model_name=args.registered_model_name, alias=args.alias,
-                        experiment_name=args.experiment_name, force=args.force)
     try:
-        report = run(config)
+        report = run(from_args(PushConfig, args))
     except NotBlessedError as err:
         print(f"ecom-kfp push: refused: {err}", file=sys.stderr)
         return EXIT_NOT_BLESSED
@@ -61,8 +48,10 @@ def main(args: argparse.Namespace) -> int:
     print(f"{state} {report.registered_model_name} version {report.version} "
           f"(content {report.content_sha256[:12]}, {report.files} files, {report.bytes} bytes)")
     print(f"  aliases: {', '.join(report.aliases)}" + ("  [forced: not blessed]" if report.forced else ""))
+    print(f"  serving signature answered on {report.signature_examples} inputs "
+          f"({'serving copy' if report.serving_uri else 'model directory'})")
     if report.serving_uri:
-        print(f"  serving copy verified at {report.serving_uri} "
-              f"({report.files_copied} copied, {report.files_already_present} already there)")
+        print(f"  serving copy verified at {report.serving_uri} ({report.files_copied} copied, "
+              f"{report.files_already_present} already there, {report.files_replaced} partial replaced)")
         print(f"  latest -> version {report.version}" if report.latest_pointer else "  latest unchanged (not blessed)")
     return 0

@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass
 
 from ecom_kfp import uri
+from ecom_kfp.contracts.digests import model_content_sha256
 from ecom_kfp.contracts.layouts import ModelLayout
 from ecom_kfp.contracts.serving import THRESHOLDS_FILE
 
@@ -21,10 +22,19 @@ EXTRA = "assets.extra"
 
 @dataclass(frozen=True)
 class PayloadFile:
-    """One published file: where it comes from, where it goes (relative), and what it holds."""
+    """One published file: where it comes from, where it goes (relative), and what it holds.
+
+    Attributes:
+        source: Its URI in the model directory.
+        relative: Its path in the serving version directory.
+        model_relative: Its path in the model directory (as ``digests.json`` names it).
+        size: Bytes.
+        sha256: Hex SHA-256.
+    """
 
     source: str
     relative: str
+    model_relative: str
     size: int
     sha256: str
 
@@ -47,22 +57,24 @@ class ServingPayload:
         Raises:
             FileNotFoundError: the model has no SavedModel.
         """
-        mapping = [(model.saved_model, "")] + [(model.labels, f"{EXTRA}/labels")]
+        mapping = [(model.saved_model, "", "saved_model"), (model.labels, f"{EXTRA}/labels", "labels")]
         entries = []
-        for root, prefix in mapping:
+        for root, prefix, model_prefix in mapping:
             for rel in uri.relative_files(root):
-                entries.append((uri.join(root, *rel.split("/")), f"{prefix}/{rel}" if prefix else rel))
+                entries.append((uri.join(root, *rel.split("/")), f"{prefix}/{rel}" if prefix else rel,
+                                f"{model_prefix}/{rel}"))
         if thresholds:
+            # Not part of the trained model (evaluate chose it), so not in its digest: model_relative "".
             served = f"{EXTRA}/labels/{THRESHOLDS_FILE}"
-            entries = [e for e in entries if e[1] != served] + [(thresholds, served)]
+            entries = [e for e in entries if e[1] != served] + [(thresholds, served, "")]
         if uri.exists(model.manifest):
-            entries.append((model.manifest, f"{EXTRA}/dataset_manifest.json"))
-        if not any(rel == "saved_model.pb" for _, rel in entries):
+            entries.append((model.manifest, f"{EXTRA}/dataset_manifest.json", "dataset_manifest.json"))
+        if not any(rel == "saved_model.pb" for _, rel, _ in entries):
             raise FileNotFoundError(f"--model {model.root}: no saved_model/saved_model.pb")
         files = []
-        for source, rel in sorted(entries, key=lambda e: e[1]):
+        for source, rel, model_rel in sorted(entries, key=lambda e: e[1]):
             data = uri.read_bytes(source)
-            files.append(PayloadFile(source, rel, len(data), hashlib.sha256(data).hexdigest()))
+            files.append(PayloadFile(source, rel, model_rel, len(data), hashlib.sha256(data).hexdigest()))
         return cls(tuple(files))
 
     @property
@@ -70,6 +82,12 @@ class ServingPayload:
         """Hash of every file's path, size and hash: equal payloads, equal hash."""
         lines = "".join(f"{f.relative}\t{f.size}\t{f.sha256}\n" for f in self.files)
         return hashlib.sha256(lines.encode("utf-8")).hexdigest()
+
+    @property
+    def model_sha256(self) -> str:
+        """The model's content digest (:func:`ecom_kfp.contracts.digests.model_content_sha256`) of these files:
+        what evaluate records in ``blessing.json``."""
+        return model_content_sha256({f.model_relative: f.sha256 for f in self.files if f.model_relative})
 
     @property
     def total_bytes(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from ecom_kfp import __version__, uri
 from ecom_kfp.contracts import registry
 from ecom_kfp.contracts.layouts import EvaluationLayout, ModelLayout
+from ecom_kfp.settings import require
 
 
 def git_version() -> str:
@@ -20,6 +22,24 @@ def git_version() -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+SQLITE = "sqlite:///"
+
+
+def check_registry_uri(registry_uri: str) -> None:
+    """Refuse a sqlite registry whose directory does not exist: MLflow would create a new, empty
+    registry there, in which the pushed model silently becomes the first champion.
+
+    Raises:
+        ConfigError: naming ``--registry-uri``.
+    """
+    if not registry_uri.startswith(SQLITE):
+        return
+    directory = os.path.dirname(registry_uri[len(SQLITE):])
+    require([(not directory or os.path.isdir(directory), "--registry-uri", registry_uri,
+              f"the sqlite database's directory {directory} does not exist (a typo would start a new, empty "
+              "registry)")])
 
 
 def find_version_by_hash(client, name: str, content_sha256: str):
@@ -74,8 +94,9 @@ def register(client, *, name: str, experiment: str, model: ModelLayout, evaluati
         thresholds = EvaluationLayout(local_evaluation).thresholds
         if Path(thresholds).exists():  # the registered model carries what evaluate chose, as the served one does
             client.log_artifact(run_id, thresholds, f"{registry.MODEL_ARTIFACT}/labels")
-        if Path(local.manifest).exists():
-            client.log_artifact(run_id, local.manifest, registry.MODEL_ARTIFACT)
+        for path in (local.manifest, local.digests):  # digests: evaluate verifies a downloaded champion too
+            if Path(path).exists():
+                client.log_artifact(run_id, path, registry.MODEL_ARTIFACT)
         client.log_artifacts(run_id, local_evaluation, registry.EVALUATION_ARTIFACT)
     client.set_terminated(run_id)
     try:

@@ -2,30 +2,41 @@
 
 Layout under the serving root (local directory or ``gs://`` prefix)::
 
-    <serving_uri>/<name>/<version>/...   the payload (see :mod:`ecom_kfp.push.payload`)
-    <serving_uri>/<name>/latest          JSON pointer: version, uri, content_sha256
+    <serving_uri>/<name>/<version>/...           the payload (see :mod:`ecom_kfp.push.payload`)
+    <serving_uri>/<name>/latest                  JSON pointer: version, uri, content_sha256
+    <serving_uri>/<name>/.pending/<version>.json claim of a copy in progress: version, content_sha256
 
-A published version is immutable: an existing file with the same content is kept (so a re-run
-resumes an interrupted copy), one with different content stops the push with
-:class:`ServingConflictError` instead of being overwritten (e.g. a registry that was reset and
-hands out version numbers the serving bucket already used). ``latest`` is written once, after
-every file has been read back and matched by size and SHA-256, so a half-copied version is
-never ``latest``; each file write is itself atomic (:func:`ecom_kfp.uri.write_bytes`).
+Every file is written under a temporary name and renamed (a ``gs://`` upload appears only once
+complete), from bytes whose SHA-256 was checked against the payload at the moment of copying.
+A push that starts on an empty version directory first writes a claim; a re-run of the same
+content under that claim resumes the copy, replacing any partial file and temporary leftover,
+and the claim is removed once the copy is verified and serves. A version directory that holds
+other content without our claim (e.g. a registry that was reset and hands out version numbers
+the serving bucket already used) stops the push with :class:`ServingConflictError`: published
+versions are never overwritten. ``latest`` is written once, after every file has been read back
+and matched by size and SHA-256, so a half-copied version is never ``latest``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
+import uuid
 from dataclasses import dataclass
 
 from tqdm import tqdm
 
 from ecom_kfp import uri
 from ecom_kfp.push.payload import ServingPayload
+from ecom_kfp.settings import ConfigError
 
 log = logging.getLogger(__name__)
 LATEST = "latest"
+PENDING = ".pending"
+#: The temporary name :func:`ecom_kfp.uri.write_bytes` writes a local file under before renaming it;
+#: a push killed mid-write leaves one behind.
+_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{32}\.tmp")
 
 
 class ServingConflictError(RuntimeError):
@@ -43,6 +54,7 @@ class PublishResult:
     version_uri: str
     copied: int
     already_present: int
+    replaced: int
     extra_files: list[str]
     verified_files: int
     verified_bytes: int
@@ -83,31 +95,77 @@ def verify(payload: ServingPayload, target: str) -> tuple[int, int, list[str]]:
     return len(payload.files), payload.total_bytes, sorted(present - {f.relative for f in payload.files})
 
 
-def publish(payload: ServingPayload, target: str) -> PublishResult:
-    """Copy ``payload`` to the version directory ``target`` (resuming a partial copy), then verify.
+def claim_uri(serving_uri: str, name: str, version: str) -> str:
+    """``<serving_uri>/<name>/.pending/<version>.json``."""
+    return uri.join(serving_uri, name, PENDING, f"{version}.json")
+
+
+def check_writable(serving_uri: str, name: str) -> None:
+    """Write and delete a probe under ``<serving_uri>/<name>/``, so a push fails before it registers anything.
 
     Raises:
-        ServingConflictError: ``target`` holds a file with different content.
-        VerificationError: the copy does not read back as the payload.
+        ConfigError: the serving location cannot be written (the message names ``--serving-uri``).
     """
+    probe = uri.join(serving_uri, name, PENDING, f"probe-{uuid.uuid4().hex}")
+    try:
+        uri.write_bytes(probe, b"")
+        uri.delete(probe)
+    except Exception as err:  # OSError locally, google.api_core errors on gs://: both mean "cannot publish"
+        raise ConfigError(f"--serving-uri={serving_uri!r}: cannot write {probe} ({type(err).__name__}: {err}); "
+                          "nothing was registered") from err
+
+
+def _claimed(claim: str, payload: ServingPayload) -> bool:
+    return uri.exists(claim) and uri.read_json(claim).get("content_sha256") == payload.content_sha256
+
+
+def publish(payload: ServingPayload, serving_uri: str, name: str, version: str) -> PublishResult:
+    """Copy ``payload`` to ``<serving_uri>/<name>/<version>/`` (resuming a copy of ours), then verify.
+
+    Raises:
+        ServingConflictError: the version directory holds a file with other content and no claim of ours.
+        VerificationError: a source file changed since it was hashed, or the copy does not read back as
+            the payload.
+    """
+    target = version_uri(serving_uri, name, version)
+    claim = claim_uri(serving_uri, name, version)
     present = set(uri.relative_files(target))
-    copied = kept = 0
+    ours = _claimed(claim, payload)
+    if not present and not ours:
+        uri.write_json(claim, {"version": str(version), "content_sha256": payload.content_sha256})
+        ours = True
+    copied = kept = replaced = 0
     for f in tqdm(payload.files, desc="push copy", unit="file", leave=False):
         destination = uri.join(target, *f.relative.split("/"))
         if f.relative in present:
             existing = _sha256(uri.read_bytes(destination))
-            if existing != f.sha256:
+            if existing == f.sha256:
+                kept += 1
+                continue
+            if not ours:
                 raise ServingConflictError(
                     f"{destination} already exists with other content (sha256 {existing[:12]}, ours "
                     f"{f.sha256[:12]}); published versions are never overwritten: remove it if it is a leftover")
-            kept += 1
-            continue
-        uri.copy(f.source, destination)
+            replaced += 1  # a partial file of our own interrupted copy
+        data = uri.read_bytes(f.source)
+        if _sha256(data) != f.sha256:
+            raise VerificationError(f"{f.source} changed while being pushed (sha256 {_sha256(data)[:12]}, hashed "
+                                    f"as {f.sha256[:12]}); nothing of it was published")
+        uri.write_bytes(destination, data)
         copied += 1
+    if ours:
+        for rel in present - {f.relative for f in payload.files}:
+            if _TEMPORARY.fullmatch(rel.rsplit("/", 1)[-1]):
+                uri.delete(uri.join(target, *rel.split("/")))
     files, size, extra = verify(payload, target)
     if extra:
         log.warning("%s holds %d file(s) not in the model: %s", target, len(extra), extra[:5])
-    return PublishResult(target, copied, kept, extra, files, size)
+    return PublishResult(target, copied, kept, replaced, extra, files, size)
+
+
+def release_claim(serving_uri: str, name: str, version: str) -> None:
+    """Drop the claim of a version whose copy is verified and serves."""
+    uri.delete(claim_uri(serving_uri, name, version))
 
 
 def read_latest(serving_uri: str, name: str) -> dict | None:

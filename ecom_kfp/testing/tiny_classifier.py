@@ -23,6 +23,7 @@ from PIL import Image
 
 from ecom_kfp import uri
 from ecom_kfp.contracts import serving
+from ecom_kfp.contracts.digests import DIGESTS_KEY, tree_digests, write_model_digests
 from ecom_kfp.contracts.features import FeatureSpec, decode_and_resize, resize_pil
 from ecom_kfp.contracts.labels import OTHER, SEPARATOR, Vocabulary, class_name, save_all
 from ecom_kfp.contracts.layouts import DatasetLayout, ModelLayout
@@ -140,6 +141,7 @@ def write_dataset(root: str, test: Sequence[Record], vocabs: Sequence[Vocabulary
             f"level_{v.level}": {
                 "folded_classes": {n: c for n, c in counts.items() if not v.contains(n) and n != OTHER}}
             for v, counts in zip(vocabs, train_counts, strict=True)}}
+    manifest[DIGESTS_KEY] = tree_digests(root)
     uri.write_json(layout.manifest, manifest)
     return layout
 
@@ -194,6 +196,7 @@ def export_model(root: str, train: Sequence[Record], dataset: DatasetLayout, use
     tf.saved_model.save(module, layout.saved_model, signatures={serving.SIGNATURE: module.serve.get_concrete_function()})
     save_all(vocabs, layout.labels)
     uri.write_text(layout.manifest, json.dumps(uri.read_json(dataset.manifest), sort_keys=True))
+    write_model_digests(layout)
     return layout
 
 

@@ -13,6 +13,9 @@ Keys (the trainer reads ``feature_spec`` and ``counts``):
 - ``taxonomy``: the mapping files and how many products they mapped, or ``null``.
 - ``shards``: shard files per split and the fan-out (``shard_index`` / ``num_shards``) that wrote them.
 - ``input``: the ``--products`` URI; ``versions``: library versions.
+- ``digests``: relative path -> SHA-256 of every other file of the dataset (shards, labels, text
+  models, rejects), which train and evaluate verify before reading
+  (:mod:`ecom_kfp.contracts.digests`).
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
 
+from ecom_kfp.contracts import digests
 from ecom_kfp.contracts.labels import Vocabulary
 
 FEATURE_SPEC = "feature_spec"
 COUNTS = "counts"
+DIGESTS = digests.DIGESTS_KEY
 LIBRARIES = ("ecom-kfp", "tensorflow", "tensorflow-text", "sentencepiece", "gensim", "pillow", "numpy", "pyarrow")
 
 
@@ -46,3 +51,8 @@ def split_counts(records: int, class_counts: Sequence[Counter[int]], vocabularie
     for vocabulary, per_id in zip(vocabularies, class_counts, strict=True):
         counts[f"level_{vocabulary.level}"] = {name: per_id.get(i, 0) for i, name in enumerate(vocabulary.classes)}
     return counts
+
+
+def dataset_digests(root: str) -> dict[str, str]:
+    """SHA-256 of every file of the dataset at ``root`` but ``manifest.json`` and ``report.json``."""
+    return digests.tree_digests(root)

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from ecom_kfp import uri
 from ecom_kfp.contracts import tables
+from ecom_kfp.contracts.digests import verify_tree
 from ecom_kfp.contracts.layouts import DatasetLayout
 from ecom_kfp.tfrecord_build import manifest as manifest_keys
 from ecom_kfp.tfrecord_build.config import SPLITS
@@ -51,6 +52,8 @@ def merge_pieces(pieces: Sequence[str], out: str) -> MergeReport:
     """
     layouts = [DatasetLayout(p) for p in pieces]
     manifests = [uri.read_json(layout.manifest) for layout in layouts]
+    for layout, manifest in zip(layouts, manifests, strict=True):
+        verify_tree(layout.root, manifest.get(manifest_keys.DIGESTS), DatasetLayout.PARTS, f"--merge-pieces {layout.root}")
     first = manifests[0]
     expected = first["shards"]["num_shards"]
     indices = sorted(m["shards"]["shard_index"] for m in manifests)
@@ -65,7 +68,7 @@ def merge_pieces(pieces: Sequence[str], out: str) -> MergeReport:
             if uri.read_bytes(uri.join(layout.root, rel)) != uri.read_bytes(uri.join(layouts[0].root, rel)):
                 raise MergeError(f"--merge-pieces: {rel} of {layout.root} differs from {layouts[0].root}")
     target = DatasetLayout(out)
-    for rel in [*shared, "text/doc2vec.model"]:
+    for rel in [*shared, "text/piece_vectors.npy", "text/piece_vectors.json"]:
         uri.copy(uri.join(layouts[0].root, rel), uri.join(out, rel))
     files = {split: 0 for split in SPLITS}
     for layout in layouts:
@@ -87,6 +90,7 @@ def merge_pieces(pieces: Sequence[str], out: str) -> MergeReport:
     merged[manifest_keys.COUNTS] = counts
     merged["folding"] = {**first["folding"], "other_records": other}
     merged["shards"] = {**first["shards"], "files": files, "shard_index": None, "merged_pieces": list(pieces)}
+    merged[manifest_keys.DIGESTS] = manifest_keys.dataset_digests(out)
     uri.write_json(target.manifest, merged)
     report = MergeReport(pieces=len(pieces), records=sum(counts[s]["total"] for s in SPLITS), rejected=rejects.num_rows,
                          splits={s: counts[s]["total"] for s in SPLITS}, shards=files)

@@ -33,7 +33,8 @@ from ecom_kfp.tfrecord_build.labels import LabelSpace, OtherReason
 from ecom_kfp.tfrecord_build.rejects import STAGE
 from ecom_kfp.tfrecord_build.splits import assign_splits
 from ecom_kfp.tfrecord_build.taxonomy import TaxonomyMapping
-from ecom_kfp.tfrecord_build.text import save_doc2vec, sentencepiece_processor, train_doc2vec, train_sentencepiece
+from ecom_kfp.tfrecord_build.text import (PieceVectors, save_doc2vec, sentencepiece_processor, train_doc2vec,
+                                         train_sentencepiece)
 from ecom_kfp.tfrecord_build.writer import (
     RecordInput,
     ShardResult,
@@ -130,7 +131,7 @@ def run(config: TFRecordBuildConfig) -> TFRecordBuildReport:
                                     config.doc2vec_dim, config.doc2vec_epochs, config.seed)
             local_doc2vec = os.path.join(text_dir, "doc2vec.model")
             save_doc2vec(doc2vec, local_doc2vec)
-            uri.copy(local_doc2vec, layout.doc2vec_model)
+            PieceVectors.of(doc2vec).save(layout, {"dim": config.doc2vec_dim, "epochs": config.doc2vec_epochs})
             local_spm = os.path.join(text_dir, "spm.model")
             uri.write_bytes(local_spm, sentencepiece.model)
         settings = WriterSettings(spec, config.jpeg_quality, local_spm, local_doc2vec, config.seed,
@@ -178,6 +179,7 @@ def run(config: TFRecordBuildConfig) -> TFRecordBuildReport:
                    "target_mb": config.shard_target_mb, "estimated_record_bytes": record_bytes},
         "input": config.products,
         "versions": manifest_keys.versions(),
+        manifest_keys.DIGESTS: manifest_keys.dataset_digests(config.out),
     })
     split_products = Counter(split_of.values())
     shard_seconds = sum(r.seconds for r in results)

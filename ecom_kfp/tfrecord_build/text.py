@@ -7,6 +7,13 @@ it with :func:`load_tf_tokenizer`). Doc2Vec runs PV-DBOW with skip-gram piece tr
 (``dbow_words=1``), so it learns a vector for every piece as well; :func:`piece_vectors`
 lines those up with SentencePiece ids to initialise a token embedding.
 
+What later stages need from Doc2Vec, the piece vectors and their pieces, is published as data
+(:class:`PieceVectors`: ``text/piece_vectors.npy`` read with ``allow_pickle=False``, and
+``text/piece_vectors.json``), never as a gensim pickle: a replaced file in a shared bucket must not
+run code in the trainer. The whole gensim model exists only inside the build, for its own writer
+processes (:func:`save_doc2vec` to a private temporary directory, the same trust as the pickles
+``multiprocessing`` itself passes between them).
+
 Determinism: both models train single-threaded from fixed seeds, and :meth:`TitleEmbedder.vector`
 seeds each inference from the title's pieces instead of gensim's ``infer_vector`` (which seeds from
 Python's per-process ``hash``), so re-runs and fan-out pieces write identical vectors.
@@ -28,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ecom_kfp import uri
+from ecom_kfp.contracts.layouts import DatasetLayout
 
 if TYPE_CHECKING:  # pragma: no cover
     import sentencepiece
@@ -132,7 +140,7 @@ def train_doc2vec(documents: Sequence[tuple[str, Sequence[str]]], dim: int, epoc
 
 
 def save_doc2vec(model: Doc2Vec, target: str) -> None:
-    """Save as one file (no side ``.npy`` arrays), so a single URI copies the whole model."""
+    """Save as one local file for this build's writer processes; never published (see the module docstring)."""
     with tempfile.TemporaryDirectory(prefix="ecom-kfp-d2v-") as tmp:
         path = os.path.join(tmp, "doc2vec.model")
         model.save(path, separately=[])
@@ -140,11 +148,64 @@ def save_doc2vec(model: Doc2Vec, target: str) -> None:
 
 
 def load_doc2vec(model_uri: str) -> Doc2Vec:
-    """Load a model written by :func:`save_doc2vec` from any URI."""
+    """Load a model this build wrote with :func:`save_doc2vec` (a pickle: never another stage's output)."""
     from gensim.models.doc2vec import Doc2Vec
 
     with uri.local_copy(model_uri) as path:
         return Doc2Vec.load(path)
+
+
+class PieceVectorsError(ValueError):
+    """Published piece vectors that are not a float matrix with one string piece per row."""
+
+
+@dataclass(frozen=True)
+class PieceVectors:
+    """Doc2Vec's vector of every piece it learnt: the part of the model later stages use.
+
+    Attributes:
+        pieces: Piece strings, one per row of ``vectors``.
+        vectors: float32 ``[len(pieces), dim]``.
+    """
+
+    pieces: tuple[str, ...]
+    vectors: np.ndarray
+
+    @classmethod
+    def of(cls, model: Doc2Vec) -> PieceVectors:
+        return cls(tuple(model.wv.index_to_key), np.asarray(model.wv.vectors, dtype=np.float32))
+
+    @property
+    def vector_size(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def save(self, layout: DatasetLayout, settings: dict[str, Any]) -> None:
+        """Write ``text/piece_vectors.npy`` and ``text/piece_vectors.json`` (pieces + ``settings``)."""
+        buffer = io.BytesIO()
+        np.save(buffer, self.vectors, allow_pickle=False)
+        uri.write_bytes(layout.piece_vectors, buffer.getvalue())
+        uri.write_json(layout.piece_vocabulary, {"pieces": list(self.pieces), "doc2vec": settings})
+
+    @classmethod
+    def load(cls, layout: DatasetLayout) -> PieceVectors:
+        """Read what :meth:`save` wrote, as data only (``np.load(allow_pickle=False)``).
+
+        Raises:
+            PieceVectorsError: the files do not hold a float matrix with one string piece per row.
+        """
+        try:
+            vectors = np.load(io.BytesIO(uri.read_bytes(layout.piece_vectors)), allow_pickle=False)
+        except ValueError as err:  # object arrays, or not an .npy file
+            raise PieceVectorsError(f"{layout.piece_vectors}: not a numeric .npy array ({err})") from err
+        pieces = uri.read_json(layout.piece_vocabulary).get("pieces")
+        if vectors.ndim != 2 or vectors.dtype.kind != "f":
+            raise PieceVectorsError(f"{layout.piece_vectors}: expected a 2-D float array, got {vectors.dtype} "
+                                    f"{list(vectors.shape)}")
+        if not isinstance(pieces, list) or not all(isinstance(p, str) for p in pieces) \
+                or len(pieces) != vectors.shape[0]:
+            raise PieceVectorsError(f"{layout.piece_vocabulary}: 'pieces' must list {vectors.shape[0]} strings, "
+                                    "one per row of the vectors")
+        return cls(tuple(pieces), vectors.astype(np.float32, copy=False))
 
 
 class TitleEmbedder:
@@ -242,7 +303,7 @@ def load_tf_tokenizer(spm_model_uri: str) -> tensorflow_text.SentencepieceTokeni
     return tensorflow_text.SentencepieceTokenizer(model=uri.read_bytes(spm_model_uri), out_type=tf.int32)
 
 
-def piece_vectors(processor: Any, vectors: Any, seed: int = 0) -> tuple[np.ndarray, int]:
+def piece_vectors(processor: Any, vectors: PieceVectors, seed: int = 0) -> tuple[np.ndarray, int]:
     """Embedding matrix ``[spm vocab size, dim]`` whose row ``i`` is Doc2Vec's vector of piece ``i``,
     and how many rows came from Doc2Vec.
 
@@ -251,16 +312,17 @@ def piece_vectors(processor: Any, vectors: Any, seed: int = 0) -> tuple[np.ndarr
 
     Args:
         processor: The ``sentencepiece.SentencePieceProcessor`` of the dataset.
-        vectors: The Doc2Vec model's ``wv`` (piece vectors).
+        vectors: The Doc2Vec model's piece vectors.
         seed: Seed of the rows of unseen pieces.
     """
     rng = np.random.default_rng(seed)
     matrix = rng.normal(0.0, UNSEEN_PIECE_SCALE, size=(processor.get_piece_size(), vectors.vector_size))
     matrix = matrix.astype(np.float32)
+    row_of = {piece: row for row, piece in enumerate(vectors.pieces)}
     known = 0
     for piece_id in range(processor.get_piece_size()):
-        piece = processor.id_to_piece(piece_id)
-        if piece in vectors.key_to_index:
-            matrix[piece_id] = vectors[piece]
+        row = row_of.get(processor.id_to_piece(piece_id))
+        if row is not None:
+            matrix[piece_id] = vectors.vectors[row]
             known += 1
     return matrix, known

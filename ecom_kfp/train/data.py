@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ecom_kfp import uri
 from ecom_kfp.contracts import features, labels
+from ecom_kfp.contracts.digests import DIGESTS_KEY, DigestError, verify_tree
 from ecom_kfp.contracts.layouts import DatasetLayout
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -83,7 +84,7 @@ class TrainingData:
         except (TypeError, ValueError) as err:
             raise DatasetError(f"{where}: bad {MANIFEST_FEATURE_SPEC!r} in manifest.json ({err})") from err
         counts = {split: _split_count(manifest.get(MANIFEST_COUNTS, {}), split, where) for split in layout.SPLITS}
-        for name, target in (("text/spm.model", layout.spm_model), ("text/doc2vec.model", layout.doc2vec_model)):
+        for name, target in (("text/spm.model", layout.spm_model), ("text/piece_vectors.npy", layout.piece_vectors)):
             if not uri.exists(target):
                 raise DatasetError(f"{where}: {name} is missing")
         try:
@@ -96,6 +97,10 @@ class TrainingData:
                 raise DatasetError(f"{where}: no {split}/*.tfrecord.gz shards")
             if counts[split] < 1:
                 raise DatasetError(f"{where}: manifest counts {counts[split]} {split} records")
+        try:  # before any record or text model is read
+            verify_tree(data_uri, manifest.get(DIGESTS_KEY), layout.PARTS, where)
+        except DigestError as err:
+            raise DatasetError(str(err)) from err
         return data
 
 

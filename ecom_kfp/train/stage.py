@@ -110,7 +110,7 @@ def train_worker(config: TrainConfig, workers: Workers) -> TrainReport | None:
         tokenizer = TitleTokenizer(data.layout.spm_model, config.max_title_tokens,
                                    config.title_word_buckets if config.inputs != "image" else 0)
         embeddings, from_doc2vec = (None, 0) if config.inputs == "image" else piece_embeddings(
-            data.layout.spm_model, data.layout.doc2vec_model, config.embedding_dim, config.seed)
+            data.layout, config.embedding_dim, config.seed)
 
     report = TrainReport(data=config.data, out=config.out, backbone=config.backbone, inputs=config.inputs,
                          num_processes=workers.size, image_size=image_size, counts=data.counts,
@@ -287,7 +287,8 @@ def weights_checksum(model) -> str:
 
 
 def _write_outputs(config, data, model, tokenizer, image_size, history, report, tracker, timings) -> None:
-    """Rank 0: SavedModel, model.keras, history, labels, manifest copy, report; then MLflow artifacts."""
+    """Rank 0: SavedModel, model.keras, history, labels, manifest copy, digests, report; then MLflow artifacts."""
+    from ecom_kfp.contracts.digests import write_model_digests
     from ecom_kfp.train.export import export_serving
     from ecom_kfp.train.model import plain_functional
 
@@ -298,11 +299,12 @@ def _write_outputs(config, data, model, tokenizer, image_size, history, report, 
         uri.write_json(layout.history, history)
         uri.copy_tree(data.layout.labels, layout.labels)
         uri.write_json(layout.manifest, data.manifest)
+        write_model_digests(layout)  # after every file it covers; consumers verify it before loading
         report.timings = dict(timings.seconds)
         started = time.perf_counter()
         tracker.log_artifacts(layout.saved_model, "saved_model")
         tracker.log_artifacts(layout.labels, "labels")
-        for path in (layout.keras_model, layout.history, layout.manifest):
+        for path in (layout.keras_model, layout.history, layout.manifest, layout.digests):
             tracker.log_artifact(path)
         report.timings["mlflow_artifacts"] = time.perf_counter() - started
         write_report(report, local)

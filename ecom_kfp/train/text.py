@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ecom_kfp import uri
-from ecom_kfp.tfrecord_build.text import load_doc2vec, load_tf_tokenizer, piece_vectors, sentencepiece_processor
+from ecom_kfp.contracts.layouts import DatasetLayout
+from ecom_kfp.tfrecord_build.text import PieceVectors, load_tf_tokenizer, piece_vectors, sentencepiece_processor
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
@@ -81,18 +82,19 @@ class TitleTokenizer:
         return tf.cast(ids.to_tensor(default_value=PAD_ID, shape=[None, self.max_tokens]), tf.int32)
 
 
-def piece_embeddings(spm_model_uri: str, doc2vec_uri: str, fallback_dim: int, seed: int) -> tuple[np.ndarray, int]:
+def piece_embeddings(dataset: DatasetLayout, fallback_dim: int, seed: int) -> tuple[np.ndarray, int]:
     """Embedding matrix ``[pieces + 1, dim]``: a padding row, then the Doc2Vec vector of each piece.
 
-    Rows of pieces the Doc2Vec model has no vector for start small and random (the dataset
+    Reads the dataset's SentencePiece model and :class:`~ecom_kfp.tfrecord_build.text.PieceVectors`
+    (data, never a pickle). Rows of pieces the Doc2Vec model has no vector for start small and random (the dataset
     helper's rule). When it has none at all (a pure DBOW model), the matrix is random with
     ``fallback_dim`` columns.
 
     Returns:
         The matrix and how many piece rows came from Doc2Vec.
     """
-    processor = sentencepiece_processor(uri.read_bytes(spm_model_uri))
-    pieces, known = piece_vectors(processor, load_doc2vec(doc2vec_uri).wv, seed)
+    processor = sentencepiece_processor(uri.read_bytes(dataset.spm_model))
+    pieces, known = piece_vectors(processor, PieceVectors.load(dataset), seed)
     rng = np.random.default_rng(seed)
     if known:
         matrix = np.concatenate([rng.normal(0.0, 0.05, size=(1, pieces.shape[1])).astype(np.float32), pieces])

@@ -15,8 +15,10 @@ import pytest
 from .conftest import dedupe, jpeg, picture
 
 from ecom_kfp import uri
+from ecom_kfp.contracts.digests import DigestError, content_digest, file_sha256, tree_digests
 from ecom_kfp.dedupe import DedupeConfig, run
 from ecom_kfp.dedupe.embedding import l2_normalise, load_embedding_model, similar_pairs
+from ecom_kfp.testing.hostile import embedder_writing_a_file
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SIDE = 32
@@ -100,6 +102,29 @@ def test_bad_model_fails_fast_naming_the_flag(make_layout, tmp_path):
         run(DedupeConfig(str(src), str(tmp_path / "out"), embedding_model=str(tmp_path / "wide.keras")))
     with pytest.raises(ValueError, match="--embedding-threshold=1.5"):
         run(DedupeConfig(str(src), str(tmp_path / "out"), embedding_threshold=1.5))
+
+
+def test_a_pinned_embedding_model_is_verified_before_its_graph_runs(models, make_layout, tmp_path, gcs_bucket):
+    src = make_layout(products())
+    hostile_model, marker = tmp_path / "hostile", tmp_path / "graph-ran"
+    embedder_writing_a_file(str(hostile_model), str(marker), SIDE)
+    pinned = content_digest(tree_digests(str(models["saved_model"])))
+    with pytest.raises(DigestError, match="--embedding-model=.*--embedding-model-sha256.*refusing to load it"):
+        run(DedupeConfig(str(src), str(tmp_path / "out"), embedding_model=str(hostile_model),
+                         embedding_model_sha256=pinned, **ONLY_EMBEDDING))
+    assert not marker.exists()
+    load_embedding_model(str(hostile_model)).embed(np.zeros((1, SIDE, SIDE, 3), np.float32))
+    assert marker.exists(), "the hostile SavedModel must really run code when called, or this test proves nothing"
+    # the pinned models load, from a file, a directory and a gs:// prefix alike
+    uri.copy_tree(str(models["saved_model"]), f"{gcs_bucket}/models/pinned")
+    _, from_gcs, _, _ = dedupe(src, tmp_path / "gcs", embedding_model=f"{gcs_bucket}/models/pinned",
+                               embedding_model_sha256=pinned, **ONLY_EMBEDDING)
+    _, from_file, _, _ = dedupe(src, tmp_path / "file", embedding_model=str(models["keras"]),
+                                embedding_model_sha256=file_sha256(str(models["keras"])).upper(), **ONLY_EMBEDDING)
+    assert [(d["product_id"], d["kept_product_id"]) for d in from_gcs + from_file] == [("small", "big")] * 2
+    with pytest.raises(ValueError, match="--embedding-model-sha256='abc': must be 64 hex digits"):
+        run(DedupeConfig(str(src), str(tmp_path / "out"), embedding_model=str(models["keras"]),
+                         embedding_model_sha256="abc"))
 
 
 @pytest.mark.parametrize("block", [1, 7, 64, 4096])

@@ -16,9 +16,10 @@ from ecom_kfp.contracts.features import FeatureSpec
 from ecom_kfp.contracts.layouts import DatasetLayout
 from ecom_kfp.tfrecord_build import run
 from ecom_kfp.tfrecord_build.config import ConfigError
-from ecom_kfp.tfrecord_build.inputs import InputError
+from ecom_kfp.tfrecord_build.inputs import InputError, read_products
 from ecom_kfp.tfrecord_build.manifest import COUNTS, FEATURE_SPEC
-from ecom_kfp.tfrecord_build.text import TitleEmbedder, load_doc2vec
+from ecom_kfp.tfrecord_build.splits import assign_splits
+from ecom_kfp.tfrecord_build.text import PieceVectors, TitleEmbedder, sentencepiece_processor, train_doc2vec
 from tests.tfrecord_build.conftest import DedupeOutput, small_config
 
 
@@ -82,12 +83,28 @@ def test_records_parse_and_images_are_stored_at_the_configured_size(built, recor
     assert record["title_vector"].shape == (8,) and abs(record["title_vector"]).sum() > 0
 
 
-def test_title_vectors_are_inferred_with_the_configured_epochs(built, records) -> None:
+def _doc2vec_of_the_build(layout: DatasetLayout, products: str):
+    """The build's Doc2Vec, trained again as the stage trains it (single thread, seeded, same titles in the
+    same order): the dataset publishes only its piece vectors, as data."""
+    config = small_config(products, layout.root)
+    read, _ = read_products(products)
+    split_of = assign_splits(read, config.split_fractions, salt=config.split_salt, stratify=config.stratify)
+    train = [p for p in read if split_of[p.product_id] == "train"]
+    processor = sentencepiece_processor(uri.read_bytes(layout.spm_model))
+    return train_doc2vec([(p.product_id, processor.encode(p.title, out_type=str)) for p in train],
+                         config.doc2vec_dim, config.doc2vec_epochs, config.seed)
+
+
+def test_title_vectors_are_inferred_with_the_configured_epochs(built, records, dedupe_output: DedupeOutput) -> None:
     layout = DatasetLayout(str(built[0]))
     text = uri.read_json(layout.manifest)["text"]
     assert (text["doc2vec_epochs"], text["doc2vec_infer_epochs"]) == (5, 3) == (built[1].text["doc2vec_epochs"],
                                                                             built[1].text["doc2vec_infer_epochs"])
-    spm_model, doc2vec = uri.read_bytes(layout.spm_model), load_doc2vec(layout.doc2vec_model)
+    doc2vec = _doc2vec_of_the_build(layout, dedupe_output.layout.root)
+    published = PieceVectors.load(layout)
+    assert published.pieces == tuple(doc2vec.wv.index_to_key)
+    assert np.array_equal(published.vectors, doc2vec.wv.vectors)
+    spm_model = uri.read_bytes(layout.spm_model)
     configured = TitleEmbedder(spm_model, doc2vec, seed=0, epochs=3)
     trained = TitleEmbedder(spm_model, doc2vec, seed=0)
     rows = [r for rows in records.values() for r in rows][:20]
@@ -181,7 +198,10 @@ def test_gcs_output(gcs_bucket: str, dedupe_output: DedupeOutput) -> None:
     out = f"{gcs_bucket}/dataset"
     report = run(small_config(dedupe_output.layout.root, out, resize_mode="crop"))
     layout = DatasetLayout(out)
-    assert uri.exists(layout.manifest) and uri.exists(layout.spm_model) and uri.exists(layout.doc2vec_model)
+    assert uri.exists(layout.manifest) and uri.exists(layout.spm_model) and uri.exists(layout.piece_vectors)
+    manifest = uri.read_json(layout.manifest)
+    written = {rel for rel in uri.relative_files(out) if rel not in ("manifest.json", "report.json")}
+    assert set(manifest["digests"]) == written and "text/piece_vectors.npy" in written
     with uri.local_copy(out) as local:  # TensorFlow's own GCS client cannot reach the emulator
         records = read_records(local)
     assert sum(len(r) for r in records.values()) == report.records > 0

@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 
 from ecom_kfp import uri
+from ecom_kfp.contracts.layouts import DatasetLayout
 from ecom_kfp.tfrecord_build.text import (
+    PieceVectors,
+    PieceVectorsError,
     TextModelError,
     TitleEmbedder,
     load_doc2vec,
@@ -87,13 +90,38 @@ def test_piece_embeddings_line_up_with_sentencepiece_ids(text_models: tuple[str,
     spm_uri, d2v_uri = text_models
     processor = sentencepiece_processor(uri.read_bytes(spm_uri))
     vectors = load_doc2vec(d2v_uri).wv
-    matrix, _ = piece_vectors(processor, vectors)
+    matrix, _ = piece_vectors(processor, PieceVectors.of(load_doc2vec(d2v_uri)))
     assert matrix.shape == (processor.get_piece_size(), 8)
     piece = processor.id_to_piece(processor.encode("Men Tshirt")[0])
     assert np.array_equal(matrix[processor.piece_to_id(piece)], vectors[piece])
     unseen = processor.piece_to_id("<0xF0>")  # a byte piece no Myntra title needs
     assert piece in vectors.key_to_index and "<0xF0>" not in vectors.key_to_index
     assert 0 < np.abs(matrix[unseen]).max() < 0.1
+
+
+def test_piece_vectors_are_published_as_data_and_read_back_exactly(text_models: tuple[str, str],
+                                                                   tmp_path: Path) -> None:
+    vectors = PieceVectors.of(load_doc2vec(text_models[1]))
+    layout = DatasetLayout(str(tmp_path))
+    vectors.save(layout, {"dim": 8})
+    assert np.load(layout.piece_vectors, allow_pickle=False).dtype == np.float32
+    again = PieceVectors.load(layout)
+    assert again.pieces == vectors.pieces and np.array_equal(again.vectors, vectors.vectors)
+    assert uri.read_json(layout.piece_vocabulary)["doc2vec"] == {"dim": 8}
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda layout: np.save(layout.piece_vectors, np.zeros(3, np.float32)), "2-D float array"),
+    (lambda layout: np.save(layout.piece_vectors, np.zeros((2, 8), np.int64)), "2-D float array"),
+    (lambda layout: uri.write_json(layout.piece_vocabulary, {"pieces": ["a"]}), "must list 2 strings"),
+    (lambda layout: uri.write_bytes(layout.piece_vectors, b"\x80\x04not an npy"), "not a numeric .npy array"),
+])
+def test_malformed_piece_vectors_are_refused(tmp_path: Path, damage, message) -> None:
+    layout = DatasetLayout(str(tmp_path))
+    PieceVectors(("a", "b"), np.ones((2, 8), np.float32)).save(layout, {})
+    damage(layout)
+    with pytest.raises(PieceVectorsError, match=message):
+        PieceVectors.load(layout)
 
 
 def test_title_vectors_do_not_depend_on_the_process(text_models: tuple[str, str]) -> None:

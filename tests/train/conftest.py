@@ -1,8 +1,8 @@
 """A tiny but real tfrecord-build output for training tests.
 
-Written with the shared contracts (FeatureSpec.serialize, Vocabulary.save), a SentencePiece model
-trained on the titles and a gensim Doc2Vec trained on their pieces, so the trainer reads exactly
-what the build stage writes. Classes are learnable from both the image (colour and stripe
+Written with the shared contracts (FeatureSpec.serialize, Vocabulary.save, PieceVectors.save, the
+manifest's digests), a SentencePiece model trained on the titles and a gensim Doc2Vec trained on
+their pieces, so the trainer reads exactly what the build stage writes. Classes are learnable from both the image (colour and stripe
 pattern) and the title (article words), so a few epochs move the loss.
 """
 
@@ -17,7 +17,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from ecom_kfp.contracts import features, labels
+from ecom_kfp.contracts.digests import DIGESTS_KEY, tree_digests
 from ecom_kfp.contracts.layouts import DatasetLayout
+from ecom_kfp.tfrecord_build.text import PieceVectors
 from ecom_kfp.train.data import MANIFEST_COUNTS, MANIFEST_FEATURE_SPEC
 
 #: (category path, colour, title words) per leaf class.
@@ -94,7 +96,7 @@ def write_dataset(root: Path, seed: int = 0) -> DatasetLayout:
     documents = [TaggedDocument(processor.encode(title.lower(), out_type=str), [pid])
                  for rows in products.values() for pid, title, _, _ in rows]
     doc2vec = Doc2Vec(documents, vector_size=TITLE_VECTOR_DIM, min_count=1, epochs=5, dm=1, workers=1, seed=seed)
-    doc2vec.save(layout.doc2vec_model)
+    PieceVectors.of(doc2vec).save(layout, {"dim": TITLE_VECTOR_DIM, "epochs": 5})
 
     for split, rows in products.items():
         per_shard = -(-len(rows) // SHARDS[split])
@@ -106,7 +108,8 @@ def write_dataset(root: Path, seed: int = 0) -> DatasetLayout:
                     writer.write(spec.serialize(image_jpeg=jpeg, title=title, title_vector=list(doc2vec.dv[pid]),
                                                 labels=level_ids, business_value=1.0 + level_ids[-1] / 10,
                                                 product_id=pid, group_id=pid))
-    manifest = {MANIFEST_FEATURE_SPEC: spec.to_dict(), MANIFEST_COUNTS: dict(SPLIT_SIZES)}
+    manifest = {MANIFEST_FEATURE_SPEC: spec.to_dict(), MANIFEST_COUNTS: dict(SPLIT_SIZES),
+                DIGESTS_KEY: tree_digests(str(root))}
     Path(layout.manifest).write_text(json.dumps(manifest, indent=2))
     return layout
 
