@@ -21,7 +21,7 @@ from ecom_kfp.settings import component_doc
                metrics="Counts per rule, rejects, timings.")
 def dedupe_op(products: Input[Dataset], deduped: Output[Dataset], samples: Output[HTML],
               metrics: Output[Metrics], near_threshold: int = 6, near_colour_tolerance: int = 8,
-              title_near_threshold: int = 12, title_colour_tolerance: int = 32, sha256_rule: bool = True,
+              title_near_threshold: int = 6, title_colour_tolerance: int = 8, sha256_rule: bool = True,
               phash_title_rule: bool = True, phash_rule: bool = True, title_rule: bool = True,
               grid_rule: bool = True, near_removes: bool = False, workers: int = 0, embedding_model: str = ''):
     import shutil

@@ -41,9 +41,11 @@ class DedupeConfig:
              "levels (0..255; 255 = off): resizes and re-encodes stay within about 7 levels on myntra, the "
              "same studio shot of another colour or shade mostly differs by more")
     title_near_threshold: int = setting(
-        12, metavar="BITS", help="max pHash Hamming distance of two same-title images for a removal")
+        6, metavar="BITS", help="max pHash Hamming distance of two same-title images for a removal (they also need "
+                                "the 256-bit pHash within --near-verify-bits)")
     title_colour_tolerance: int = setting(
-        32, metavar="LEVELS", help="max colour-thumbnail difference of two same-title images for a removal")
+        8, metavar="LEVELS", help="max colour-thumbnail difference of two same-title images for a removal: looser "
+                                  "values remove different ties and sunglasses of one brand shot alike")
     variant_columns: list[str] = setting(
         factory=lambda: list(DEFAULT_VARIANT_COLUMNS), metavar="NAME,...",
         help="catalog (source) columns that tell product variants apart; products whose values differ are "

@@ -4,9 +4,9 @@ Everything here works on numpy arrays, never on images or rows, so it runs on te
 products in one process (``benchmarks/bench_dedupe_scale.py``). Two kinds of output:
 
 - **removal candidates**: pairs that are the same product. Byte-identical images, or the same
-  normalised title with images within the looser ``--title-near-threshold`` and
-  ``--title-colour-tolerance`` (and, with ``--near-removes``, near-identical images or embeddings
-  alone), and
+  normalised title with near-identical images (within ``--title-near-threshold``,
+  ``--near-verify-bits`` and ``--title-colour-tolerance``; with ``--near-removes``, also
+  near-identical images or embeddings alone), and
   in every case no disagreement of the catalog's labels (category path and the
   ``--variant-columns``, e.g. colour or gender): a shirt in red and the same shirt in peach may
   share a photo, but removing one loses a product.
@@ -25,9 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ecom_kfp.dedupe import rules
-from ecom_kfp.dedupe.colour_thumbnail import MAX_LEVELS, max_level_difference
+from ecom_kfp.dedupe.colour_thumbnail import MAX_LEVELS
 from ecom_kfp.dedupe.config import DedupeConfig
-from ecom_kfp.dedupe.phash import hamming
 
 #: Column 0 of :attr:`Evidence.labels` is the category path; the others are variant attributes.
 CATEGORY = 0
@@ -111,12 +110,13 @@ def _near_edges(config: DedupeConfig, evidence: Evidence) -> tuple[rules.RuleEdg
 
 
 def _title_image_pairs(config: DedupeConfig, evidence: Evidence, usable_title: np.ndarray) -> rules.RuleEdges:
-    """Products with the same title whose pictures agree within the looser title thresholds."""
+    """Products with the same title whose pictures agree within the title thresholds and the
+    256-bit pHash check."""
     left, right = rules.key_pairs(evidence.title, usable_title & evidence.detailed)
-    bits = hamming(evidence.phash[left], evidence.phash[right])
-    ok = bits <= config.title_near_threshold
-    ok[ok] = max_level_difference(evidence.thumbnail[left[ok]], evidence.thumbnail[right[ok]]) \
-        <= config.title_colour_tolerance
+    near = rules.NearRule(phashes=evidence.phash, phashes256=evidence.phash256, thumbnails=evidence.thumbnail,
+                          threshold=config.title_near_threshold, verify_bits=config.near_verify_bits,
+                          colour_tolerance=config.title_colour_tolerance)
+    ok, bits = near.check(left, right)
     return _edges(rules.PHASH_TITLE, left[ok], right[ok], bits[ok])
 
 

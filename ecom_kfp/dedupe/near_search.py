@@ -80,16 +80,17 @@ def _sort_by_blocks(values: np.ndarray, masks: list[int]) -> tuple[np.ndarray, n
 def run_pairs(sorted_keys: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every pair of positions inside runs of equal keys (keys sorted; ``order`` maps to items)."""
     lefts, rights = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-    starts = np.arange(max(len(sorted_keys) - 1, 0))
+    # One pass over all keys finds the neighbours in runs; later offsets only look at those.
+    starts = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1])
     offset = 1
     # A pair (i, i + d) is in a run only if (i, i + d - 1) is, so the candidates only shrink;
     # the loop ends after (longest run) iterations.
     while len(starts):
-        starts = starts[starts + offset < len(sorted_keys)]
-        starts = starts[sorted_keys[starts + offset] == sorted_keys[starts]]
         lefts.append(order[starts])
         rights.append(order[starts + offset])
         offset += 1
+        starts = starts[starts + offset < len(sorted_keys)]
+        starts = starts[sorted_keys[starts + offset] == sorted_keys[starts]]
     return np.concatenate(lefts), np.concatenate(rights)
 
 

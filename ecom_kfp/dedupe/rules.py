@@ -125,21 +125,60 @@ class NearRule:
         return ok, bits
 
 
+#: Rows per block when digesting signatures: a block's words (~15 MB) stay in cache, and no full
+#: copy of the thumbnails is ever made.
+DIGEST_BLOCK = 1 << 16
+
+
+def _signature_words(near: NearRule, items: np.ndarray | slice) -> np.ndarray:
+    """``(len(items), words)`` uint64: each item's 64-bit pHash, 256-bit pHash and thumbnail bytes."""
+    thumbnails = near.thumbnails[items]
+    pad = -thumbnails.shape[1] % 8
+    if pad:
+        thumbnails = np.pad(thumbnails, ((0, 0), (0, pad)))
+    return np.concatenate([near.phashes[items, None] if isinstance(items, np.ndarray) else near.phashes[items][:, None],
+                           near.phashes256[items], np.ascontiguousarray(thumbnails).view(np.uint64)], axis=1)
+
+
+def signature_digests(near: NearRule, items: np.ndarray) -> np.ndarray:
+    """A 64-bit digest of each item's hashes and thumbnail (equal signatures, equal digests).
+
+    A random linear map of the words (mod 2**64), then a multiply-xorshift finish: not
+    collision-free for crafted input, which is why :func:`phash_edges` compares collapsed items in full.
+    """
+    out = np.empty(len(items), dtype=np.uint64)
+    multipliers = None
+    with np.errstate(over="ignore"):
+        for start in range(0, len(items), DIGEST_BLOCK):
+            block = items[start:start + DIGEST_BLOCK]
+            # The usual case, every item valid: a slice reads the rows without a fancy-index copy.
+            contiguous = len(block) and block[-1] - block[0] == len(block) - 1
+            words = _signature_words(near, slice(int(block[0]), int(block[-1]) + 1) if contiguous else block)
+            if multipliers is None:
+                multipliers = np.random.default_rng(0).integers(0, 2**63, words.shape[1], dtype=np.uint64) * 2 + 1
+            digest = words @ multipliers
+            digest ^= digest >> np.uint64(31)
+            digest *= np.uint64(0x9E3779B97F4A7C15)
+            out[start:start + DIGEST_BLOCK] = digest ^ (digest >> np.uint64(29))
+    return out
+
+
 def phash_edges(near: NearRule, valid: np.ndarray, progress: bool) -> RuleEdges:
     """Link ``valid`` items whose hashes are near (multi-index search) and pass ``near.check``.
 
     Items with identical hashes and colour thumbnails pass every check with each other; they are
     collapsed to one representative (linked in a star) so every other pair is checked exactly
-    once between representatives, whatever the input order.
+    once between representatives, whatever the input order. They are found by a 64-bit digest of
+    the signature and then compared in full, so a digest collision never links different items.
     """
     items = np.nonzero(valid)[0]
-    signature = np.concatenate([near.phashes[items, None].view(np.uint8), near.phashes256[items].view(np.uint8),
-                                near.thumbnails[items]], axis=1)
-    _, first, inverse = np.unique(np.ascontiguousarray(signature).view(f"V{signature.shape[1]}"),
-                                  return_index=True, return_inverse=True)
+    _, first, inverse = np.unique(signature_digests(near, items), return_index=True, return_inverse=True)
     inverse = inverse.ravel()
     same = np.nonzero(first[inverse] != np.arange(len(items)))[0]
-    representatives = items[first]
+    equal = np.all(_signature_words(near, items[same]) == _signature_words(near, items[first[inverse[same]]]),
+                   axis=1)
+    representatives = np.sort(np.concatenate([items[first], items[same[~equal]]]))  # disjoint sets
+    same = same[equal]
     pairs = near_item_pairs(near.phashes[representatives], near.threshold, progress=progress)
     left, right = representatives[pairs.left], representatives[pairs.right]
     ok, bits = near.check(left, right)

@@ -90,11 +90,13 @@ def test_same_title_and_near_picture_removes_within_the_title_thresholds(make_la
     distance = int(hamming(np.uint64(image_phash(big)), np.uint64(image_phash(small))))
     src = make_layout([{"product_id": "big", "title": "Blue Shirt", "image": big},
                        {"product_id": "small", "title": "blue  shirt", "image": small}])
-    _, dups, _, _ = dedupe(src, tmp_path / "at", title_near_threshold=distance)
+    unverified = {"near_verify_bits": 256, "title_colour_tolerance": 255}  # the 64-bit threshold alone
+    _, dups, _, _ = dedupe(src, tmp_path / "at", title_near_threshold=distance, **unverified)
     assert [(d["product_id"], d["rule"], d["distance"]) for d in dups] == [("small", "phash_title", float(distance))]
-    kept, dups, _, _ = dedupe(src, tmp_path / "below", title_near_threshold=distance - 1)
+    kept, dups, _, _ = dedupe(src, tmp_path / "below", title_near_threshold=distance - 1, **unverified)
     assert dups == [] and split_groups(kept) == {"big": "big", "small": "big"}
-    assert dedupe(src, tmp_path / "colour", title_colour_tolerance=0)[1] == []
+    assert dedupe(src, tmp_path / "colour", **{**unverified, "title_colour_tolerance": 0})[1] == []
+    assert dedupe(src, tmp_path / "bits", **{**unverified, "near_verify_bits": 0})[1] == []
 
 
 def test_identical_titles_with_different_pictures_share_a_leak_group_but_are_not_removed(make_layout, tmp_path):
