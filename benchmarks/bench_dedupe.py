@@ -138,8 +138,8 @@ def bench_near_search(n: int, planted: int, radius: int, sample: int) -> dict:
     expected = sum(len(t) - 1 for t in truth)
     hits = sum(len(partners[int(q)] & set(t.tolist())) for q, t in zip(queries, truth))
     brute_total = brute_seconds / len(queries) * len(values) / 2  # each pair once
-    return {"hashes": int(len(values)), "radius": radius, "pairs_found": int(len(pairs)),
-            "seconds": seconds, "sample_queries": int(len(queries)), "sample_true_neighbours": int(expected),
+    return {"hashes": len(values), "radius": radius, "pairs_found": len(pairs),
+            "seconds": seconds, "sample_queries": len(queries), "sample_true_neighbours": int(expected),
             "recall_vs_brute_force": hits / expected if expected else 1.0,
             "brute_force_projected_seconds": brute_total, "speedup_vs_brute_force": brute_total / seconds}
 
@@ -330,7 +330,8 @@ def score_removals(out: Path, myntra: Path) -> dict:
         "input": report["input"], "removed": len(duplicates), "share_removed": len(duplicates) / report["input"],
         "by_rule": rules,
         "exact_groups": len(exact), "exact_copies": sum(len(ids) - 1 for ids in exact),
-        "exact_recall_found": found / len(exact), "exact_recall_removed": removed_copies / sum(len(i) - 1 for i in exact),
+        "exact_recall_found": found / len(exact),
+        "exact_recall_removed": removed_copies / sum(len(ids) - 1 for ids in exact),
         "conflicts": len(conflicted), "label_conflicts": report.get("label_conflicts", 0),
         "exact_groups_split_across_leak_groups": sum(len({split_of[p] for p in ids}) > 1 for ids in exact),
         "removal_groups": len(near),

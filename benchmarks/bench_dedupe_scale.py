@@ -184,7 +184,7 @@ def main() -> None:
     for kind in PLANTED:
         s, c = catalog.source[catalog.kind == kind], catalog.copy[catalog.kind == kind]
         together = groups.kept_index[s] == groups.kept_index[c]
-        recall[kind] = {"planted": int(len(c)), "removed_together": float(together.mean()) if len(c) else 1.0,
+        recall[kind] = {"planted": len(c), "removed_together": float(together.mean()) if len(c) else 1.0,
                         "same_leak_group": float((groups.split_index[s] == groups.split_index[c]).mean())}
     removed = np.nonzero(~groups.kept)[0]
     kept_of = groups.kept_index[removed]
@@ -213,14 +213,15 @@ def main() -> None:
         "matching_and_grouping_seconds": sum(seconds[s] for s in steps),
         "matching_and_grouping_cpu_seconds": sum(cpu_seconds[s] for s in steps),
         "peak_rss_mb": {"after_generation": rss_generated, "end": rss_end},
-        "removed": int(len(removed)), "leak_groups": int(np.sum((groups.split_index == np.arange(args.rows))
+        "removed": len(removed), "leak_groups": int(np.sum((groups.split_index == np.arange(args.rows))
                                                                 & (groups.split_size > 1))),
         "largest_leak_group": int(groups.split_size.max()), "label_conflicts": int(groups.label_conflict.sum()),
         "too_common_keys": matches.shared_keys, "max_shared_key": MAX_SHARED_KEY,
         "removal_recall": recall,
-        "direct": {"removed": int(len(removed)), "match_kept_directly": int(direct.sum())},
-        "brute_force": {"queries": int(len(queries)), "seconds": brute_seconds,
-                        "removal_candidates": expected, "removal_candidate_recall": found / expected if expected else 1.0,
+        "direct": {"removed": len(removed), "match_kept_directly": int(direct.sum())},
+        "brute_force": {"queries": len(queries), "seconds": brute_seconds,
+                        "removal_candidates": expected,
+                        "removal_candidate_recall": found / expected if expected else 1.0,
                         "leak_partners": leak_expected,
                         "leak_recall": leak_found / leak_expected if leak_expected else 1.0,
                         "projected_all_pairs_seconds": brute_seconds / len(queries) * args.rows / 2},

@@ -69,10 +69,10 @@ def render(removals: Sequence[Removal], removed_total: int, conflicts: Sequence[
     """The whole HTML page."""
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>ecom-kfp dedupe samples</title>",
-        "<style>body{font-family:sans-serif;margin:1em}.g{border:1px solid #ccc;margin:.5em;padding:.5em;"
-        "display:inline-block;vertical-align:top}.m{display:inline-block;width:140px;vertical-align:top;"
-        "margin:4px;font-size:12px}.kept{background:#e6ffe6}.c{background:#fff0e0}"
-        "img{max-width:120px;max-height:120px}</style>",
+        ("<style>body{font-family:sans-serif;margin:1em}.g{border:1px solid #ccc;margin:.5em;padding:.5em;"
+         "display:inline-block;vertical-align:top}.m{display:inline-block;width:140px;vertical-align:top;"
+         "margin:4px;font-size:12px}.kept{background:#e6ffe6}.c{background:#fff0e0}"
+         "img{max-width:120px;max-height:120px}</style>"),
         "</head><body>",
         f"<p>{html.escape(summary)}</p>",
         f"<h1>Removals: {len(removals)} chosen at random of {removed_total}</h1>",

@@ -168,8 +168,8 @@ def rule_reports(config: DedupeConfig, matches: Matches, groups: Groups) -> dict
     for name, report in out.items():
         edges = [e for e in matches.leak if e.rule == name]
         if edges:
-            report.matched_products = int(len(np.unique(np.concatenate([np.concatenate([e.left, e.right])
-                                                                         for e in edges]))))
+            report.matched_products = len(np.unique(np.concatenate([np.concatenate([e.left, e.right])
+                                                                    for e in edges])))
         report.dropped = int(np.sum(groups.rule == name))
         report.vetoed_pairs = matches.vetoed.get(name, 0)
         report.too_common = matches.shared_keys.get(name, 0)
