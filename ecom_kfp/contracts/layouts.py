@@ -50,7 +50,8 @@ class IngestLayout(_Layout):
 
 @dataclass(frozen=True)
 class DedupeLayout(_Layout):
-    """``products.parquet`` (kept), ``duplicates.parquet``, ``rejects.parquet``, ``samples.html``, ``report.json``."""
+    """``products.parquet`` (kept, with ``group_id``, ``group_size``, ``split_group``, ``label_conflict``),
+    ``duplicates.parquet``, ``rejects.parquet``, ``samples.html`` (random removals, conflicts), ``report.json``."""
 
     @property
     def products(self) -> str:

@@ -6,6 +6,10 @@ the salt), so adding products to the catalog never moves existing groups. With s
 top-level category is split on its own: its groups, ordered by the same hash, are cut at the
 exact shares, so a small category still gets its share of val and test examples.
 
+The groups are dedupe's leak groups (``split_group``). A group holding a product marked
+``label_conflict`` (the same photo as a product of another category) goes to train instead of
+test, so the test split's golden labels are never in doubt.
+
 Cross-validation (``folds`` >= 2): the groups, ordered by the same hash (per top-level category
 with stratification), are cut into ``folds`` equal folds; fold ``fold`` is the test split and
 the other groups go to train or val at the train:val ratio of the shares, by a second hash. The
@@ -54,7 +58,7 @@ def assign_splits(products: Sequence[Product], fractions: Sequence[float], *, sa
         fold: The fold that is the test split (0-based), with ``folds``.
 
     Returns:
-        ``product_id -> "train" | "val" | "test"``.
+        ``product_id -> "train" | "val" | "test"``; never ``"test"`` for a group with a label conflict.
     """
     members: dict[str, list[Product]] = defaultdict(list)
     for product in products:
@@ -68,6 +72,9 @@ def assign_splits(products: Sequence[Product], fractions: Sequence[float], *, sa
         group_split = _stratified(members, fractions, salt)
     else:
         group_split = {group: _split_of(unit_hash(salt, group), fractions) for group in members}
+    for group, rows in members.items():
+        if group_split[group] == "test" and any(p.label_conflict for p in rows):
+            group_split[group] = "train"
     return {p.product_id: group_split[group] for group, rows in members.items() for p in rows}
 
 
