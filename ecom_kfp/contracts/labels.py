@@ -126,6 +126,17 @@ def vocabulary_uri(labels_dir: str, level: int) -> str:
     return uri.join(labels_dir, f"level_{level}.txt")
 
 
+def count_levels(labels_dir: str) -> int:
+    """How many ``level_<k>.txt`` files ``labels_dir`` holds, counting up from level 1.
+
+    Other files may sit beside them (``thresholds.json`` in a serving copy).
+    """
+    levels = 0
+    while uri.exists(vocabulary_uri(labels_dir, levels + 1)):
+        levels += 1
+    return levels
+
+
 def load_all(labels_dir: str, num_levels: int) -> list[Vocabulary]:
     """All level vocabularies, level 1 first."""
     return [Vocabulary.load(labels_dir, k) for k in range(1, num_levels + 1)]

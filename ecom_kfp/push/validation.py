@@ -15,7 +15,7 @@ import numpy as np
 
 from ecom_kfp import uri
 from ecom_kfp.contracts import serving
-from ecom_kfp.contracts.labels import load_all
+from ecom_kfp.contracts.labels import count_levels, load_all
 from ecom_kfp.push.serving import VerificationError
 
 TITLES = ("Men Blue Slim Fit Jeans", "", "ROADSTER Women Black Handbag", "Kurta für Damen – Baumwolle")
@@ -56,8 +56,7 @@ def check_serving(saved_model_uri: str, labels_uri: str) -> int:
     import tensorflow as tf
 
     images, titles = sample_inputs()
-    levels = len(uri.relative_files(labels_uri))
-    widths = [len(v) for v in load_all(labels_uri, levels)]
+    widths = [len(v) for v in load_all(labels_uri, count_levels(labels_uri))]
     with uri.local_copy(saved_model_uri) as local:
         try:
             signature = serving.load_signature(local)
