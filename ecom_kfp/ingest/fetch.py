@@ -275,11 +275,14 @@ class _Fetcher:
             return FetchFailure(refusal[0], refusal[1], attempts=0)
         host = urllib.parse.urlsplit(source).netloc if sources.kind(source) == sources.HTTP else None
         attempts = 0
+        got: _Body | _Failed | None = None
         while True:
             if host is not None and self._breaker.is_open(host):
-                return FetchFailure(Reason.HOST_UNAVAILABLE,
-                                    f"{host}: {self._breaker.limit} consecutive connection failures, not tried again "
-                                    "in this run (--host-failure-limit)", attempts)
+                given_up = f"{host} had {self._breaker.limit} consecutive connection failures (--host-failure-limit)"
+                if isinstance(got, _Failed):  # this source's own failure stays its reason
+                    return FetchFailure(got.reason, f"{got.detail} (after {attempts} attempts; then {given_up})",
+                                        attempts)
+                return FetchFailure(Reason.HOST_UNAVAILABLE, f"not tried: {given_up}", attempts)
             attempts += 1
             self.stats.attempts += 1
             got = await self._attempt(source)
