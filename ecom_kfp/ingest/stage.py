@@ -27,7 +27,7 @@ from ecom_kfp.ingest.fetch import FetchedImage, FetchFailure, FetchOutcome, fetc
 from ecom_kfp.ingest.normalize import CatalogProduct, Normalizer
 from ecom_kfp.ingest.readers import BadRecord, open_catalog
 from ecom_kfp.ingest.reasons import STAGE, Reason
-from ecom_kfp.ingest.store import ImageStore
+from ecom_kfp.ingest.store import FetchJournal, ImageStore
 from ecom_kfp.report import Timings, check_accounting, write_report
 
 log = logging.getLogger(__name__)
@@ -85,17 +85,19 @@ class IngestReport(IngestCounts):
     num_shards: int
 
 
-def _previous_images(layout: IngestLayout, store: ImageStore) -> dict[str, FetchedImage]:
-    """Sources an earlier run into ``layout`` resolved to images that are still stored."""
-    if not uri.exists(layout.products):
-        return {}
-    table = uri.read_parquet(layout.products, columns=["image_url", "image_sha256", "width", "height"])
+def _previous_images(layout: IngestLayout, store: ImageStore, journal: FetchJournal) -> dict[str, FetchedImage]:
+    """Sources an earlier run into ``layout`` (completed, or killed mid-way) resolved to images still stored."""
+    entries: list[dict] = list(journal.entries())
+    if uri.exists(layout.products):
+        table = uri.read_parquet(layout.products, columns=["image_url", "image_sha256", "width", "height"])
+        entries.extend({"source": row["image_url"], "sha256": row["image_sha256"], "width": row["width"],
+                        "height": row["height"]} for row in table.to_pylist())
     known = {}
-    for row in table.to_pylist():
-        sha = row["image_sha256"]
-        if row["image_url"] and sha and row["image_url"] not in known and store.has(sha):
-            known[row["image_url"]] = FetchedImage(sha, store.uri_of(sha), row["width"], row["height"],
-                                                   0, 0, newly_stored=False, attempts=0)
+    for entry in entries:
+        source, sha = entry["source"], entry["sha256"]
+        if source and sha and source not in known and store.has(sha):
+            known[source] = FetchedImage(sha, store.uri_of(sha), entry["width"], entry["height"],
+                                         0, 0, newly_stored=False, attempts=0)
     return known
 
 
@@ -155,13 +157,26 @@ def _read(config: IngestConfig, report: IngestReport) -> tuple[list[CatalogProdu
 def _fetch(config: IngestConfig, candidates: list[CatalogProduct], store: ImageStore,
            report: IngestReport) -> dict[str, FetchOutcome]:
     """The outcome of every distinct image source of ``candidates``."""
-    outcomes: dict[str, FetchOutcome] = dict(_previous_images(IngestLayout(config.out), store))
+    journal = FetchJournal(store.layout)
+    # What an earlier run stored is reused only if this run's source policy allows the source.
+    outcomes: dict[str, FetchOutcome] = {
+        source: image for source, image in _previous_images(store.layout, store, journal).items()
+        if config.fetch.policy.refusal(source) is None}
     wanted = list(dict.fromkeys(p.image_source for p in candidates))
     todo = [s for s in wanted if s not in outcomes]
+
+    def on_result(source: str, outcome: FetchOutcome) -> None:
+        outcomes[source] = outcome
+        if isinstance(outcome, FetchedImage):
+            journal.record(source, outcome.sha256, outcome.width, outcome.height)
+
+    try:
+        stats = fetch_images(todo, store, config.fetch, on_result, progress=config.progress, total=len(todo))
+    finally:
+        journal.close()
     counts = report.images
     counts.sources = len(wanted)
     counts.reused = len(wanted) - len(todo)
-    stats = fetch_images(todo, store, config.fetch, outcomes.__setitem__, progress=config.progress, total=len(todo))
     counts.fetched = stats.sources
     counts.failed = stats.failed
     counts.attempts = stats.attempts
@@ -202,4 +217,5 @@ def run(config: IngestConfig) -> IngestReport:
         uri.write_parquet(from_rows(rows, PRODUCTS), layout.products)
     report.set_timings(timings)
     write_report(report, config.out)
+    FetchJournal(layout).clear()  # products.parquet now maps every fetched source
     return report

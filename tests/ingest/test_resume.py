@@ -1,0 +1,71 @@
+"""A run killed mid-ingest resumes without downloading again what it stored (issue 19, item 11).
+
+A real ``ecom-kfp ingest`` subprocess is killed with SIGKILL while fetching from the loopback
+image server; the rerun's requests are counted on that server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ecom_kfp.ingest.store import FetchJournal
+from ecom_kfp.testing.image_server import ServerConfig, image_server
+
+from .conftest import TRUSTED_FLAGS, jpeg_bytes, read_outputs
+
+COUNT = 60
+
+
+def _journaled(out: Path) -> list[str]:
+    journal = out / FetchJournal.DIRECTORY
+    lines = [line for part in journal.glob("*.jsonl") for line in part.read_text().splitlines()] if journal.is_dir() else []
+    sources = []
+    for line in lines:
+        try:
+            sources.append(json.loads(line)["source"])
+        except ValueError:  # a line the kill cut
+            pass
+    return sources
+
+
+def test_a_killed_run_is_resumed_from_the_stored_images(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(COUNT):
+        (images / f"{i}.jpg").write_bytes(jpeg_bytes(color=(i * 4, 255 - i * 4, 90)))
+    rows = [{"product_id": str(i), "title": f"Cotton shirt model {i}", "category_path": "Apparel > Shirts",
+             "image_url": f"{i}.jpg"} for i in range(COUNT)]
+    catalog = tmp_path / "catalog.jsonl"
+    catalog.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    with image_server(ServerConfig(str(images), latency_seconds=0.1)) as server:
+        cmd = [sys.executable, "-m", "ecom_kfp.cli", "ingest", "--catalog", str(catalog), "--out", str(out),
+               "--images-base", f"{server.base_url}/img/", "--concurrency", "2", "--no-progress", *TRUSTED_FLAGS]
+        process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while len(_journaled(out)) < 10 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(30)
+        assert process.returncode == -signal.SIGKILL, process.stderr.read()
+        assert not (out / "products.parquet").exists()  # killed before the end
+        done = set(_journaled(out))
+        assert 10 <= len(done) < COUNT
+
+        server.reset()
+        rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert rerun.returncode == 0, rerun.stderr
+        requested = server.stats()["by_path"]
+    assert sum(requested.get(f"/img/{Path(s).name}", 0) for s in done) == 0  # nothing stored is downloaded again
+    assert sum(requested.values()) == COUNT - len(done)
+    report = json.loads((out / "report.json").read_text())
+    assert (report["accepted"], report["images"]["reused"]) == (COUNT, len(done))
+    products, rejects = read_outputs(out)
+    assert len(products) == COUNT and rejects == []
+    assert not (out / FetchJournal.DIRECTORY).exists()  # the products table holds the map now
