@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from ecom_kfp import uri
+from ecom_kfp.commit import output_lock, staged_commit
 from ecom_kfp.contracts.layouts import IngestLayout
 from ecom_kfp.contracts.tables import PRODUCTS, Reject, from_rows, rejects_table
 from ecom_kfp.ingest import sharding, sources
@@ -191,9 +192,18 @@ def _fetch(config: IngestConfig, candidates: list[CatalogProduct], store: ImageS
 def run(config: IngestConfig) -> IngestReport:
     """Ingest one shard of a catalog into ``config.out``.
 
+    The run holds the lock on ``config.out`` throughout, and publishes its tables and report together
+    (:mod:`ecom_kfp.commit`); images go straight to the content-addressed store.
+
     Raises:
-        FileNotFoundError / ValueError: bad configuration or missing input, naming the flag.
+        FileNotFoundError / ValueError: bad configuration, missing input or another run writing
+            ``--out``, naming the flag.
     """
+    with output_lock(config.out):
+        return _run(config)
+
+
+def _run(config: IngestConfig) -> IngestReport:
     layout = IngestLayout(config.out)
     report = IngestReport(config.catalog, config.out, config.format, config.shard_index, config.num_shards)
     timings = Timings()
@@ -211,11 +221,12 @@ def run(config: IngestConfig) -> IngestReport:
         else:
             rows.append(_product_row(product, outcome))
     report.tally(len(rows), [r.reason.value for r in rejects])
-    with timings.phase("write"):
-        uri.makedirs(config.out)
-        uri.write_parquet(rejects_table(rejects, STAGE), layout.rejects)
-        uri.write_parquet(from_rows(rows, PRODUCTS), layout.products)
-    report.set_timings(timings)
-    write_report(report, config.out)
+    with staged_commit(config.out) as staging:
+        with timings.phase("write"):
+            staged = IngestLayout(staging)
+            uri.write_parquet(rejects_table(rejects, STAGE), staged.rejects)
+            uri.write_parquet(from_rows(rows, PRODUCTS), staged.products)
+        report.set_timings(timings)
+        write_report(report, staging)
     FetchJournal(layout).clear()  # products.parquet now maps every fetched source
     return report
