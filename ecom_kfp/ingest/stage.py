@@ -18,10 +18,10 @@ from tqdm import tqdm
 
 from ecom_kfp import uri
 from ecom_kfp.commit import output_lock, staged_commit
+from ecom_kfp.contracts.business_value import BusinessValueTable
 from ecom_kfp.contracts.layouts import IngestLayout
 from ecom_kfp.contracts.tables import PRODUCTS, Reject, from_rows, rejects_table
 from ecom_kfp.ingest import sharding, sources
-from ecom_kfp.contracts.business_value import BusinessValueTable
 from ecom_kfp.ingest.column_map import ColumnMap
 from ecom_kfp.ingest.config import IngestConfig
 from ecom_kfp.ingest.fetch import FetchedImage, FetchFailure, FetchOutcome, fetch_images

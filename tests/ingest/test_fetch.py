@@ -212,4 +212,5 @@ def test_dead_hosts_are_given_up_after_a_run_of_connection_failures(server: Serv
         skipped = next(outcomes[url] for url in dead if outcomes[url].reason is Reason.HOST_UNAVAILABLE)
         assert "--host-failure-limit" in skipped.detail
     # Without the breaker: 40 x 3 attempts on the refused port and 40 x 3 lookups of the dead name.
-    assert stats.attempts <= len(alive) + 2 * (config.host_failure_limit + config.concurrency) * (1 + config.max_retries)
+    per_host = (config.host_failure_limit + config.concurrency) * (1 + config.max_retries)
+    assert stats.attempts <= len(alive) + 2 * per_host

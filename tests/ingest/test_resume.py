@@ -24,7 +24,8 @@ COUNT = 60
 
 def _journaled(out: Path) -> list[str]:
     journal = out / FetchJournal.DIRECTORY
-    lines = [line for part in journal.glob("*.jsonl") for line in part.read_text().splitlines()] if journal.is_dir() else []
+    parts = sorted(journal.glob("*.jsonl")) if journal.is_dir() else []
+    lines = [line for part in parts for line in part.read_text().splitlines()]
     sources = []
     for line in lines:
         try:
