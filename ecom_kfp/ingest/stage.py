@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import pyarrow as pa
 from tqdm import tqdm
 
 from ecom_kfp import uri
@@ -189,6 +190,17 @@ def _fetch(config: IngestConfig, candidates: list[CatalogProduct], store: ImageS
     return outcomes
 
 
+def publish(out: str, *, products: pa.Table, rejects: pa.Table, report: IngestCounts, timings: Timings) -> None:
+    """Write the tables and ``report.json`` of an ingest output as one commit (see :mod:`ecom_kfp.commit`)."""
+    with staged_commit(out) as staging:
+        staged = IngestLayout(staging)
+        with timings.phase("write"):
+            uri.write_parquet(rejects, staged.rejects)
+            uri.write_parquet(products, staged.products)
+        report.set_timings(timings)
+        write_report(report, staging)
+
+
 def run(config: IngestConfig) -> IngestReport:
     """Ingest one shard of a catalog into ``config.out``.
 
@@ -221,12 +233,7 @@ def _run(config: IngestConfig) -> IngestReport:
         else:
             rows.append(_product_row(product, outcome))
     report.tally(len(rows), [r.reason.value for r in rejects])
-    with staged_commit(config.out) as staging:
-        with timings.phase("write"):
-            staged = IngestLayout(staging)
-            uri.write_parquet(rejects_table(rejects, STAGE), staged.rejects)
-            uri.write_parquet(from_rows(rows, PRODUCTS), staged.products)
-        report.set_timings(timings)
-        write_report(report, staging)
+    publish(config.out, products=from_rows(rows, PRODUCTS), rejects=rejects_table(rejects, STAGE),
+            report=report, timings=timings)
     FetchJournal(layout).clear()  # products.parquet now maps every fetched source
     return report
