@@ -5,12 +5,21 @@ through one shared aiohttp session, ``gs://`` and local files through a thread p
 ``concurrency`` images are in flight and memory stays flat however long the catalog is. Each host
 gets at most ``per_host`` concurrent requests (politeness to a CDN or a merchant's server).
 
+Every source passes the source policy first (:mod:`ecom_kfp.ingest.source_policy`): refused ones
+are failures with their own reason and no request. Redirects are followed here, each hop checked,
+and the connection pool resolves names through :class:`PolicyResolver`. Local files are read only
+when regular and up to the size limit (:func:`read_local_file`).
+
 Every attempt has one deadline, ``timeout_seconds``, covering connect, headers and body; it starts
 after the host slot is acquired, so queueing behind the per-host limit never counts as a timeout.
 Transient failures (timeouts, connection resets, truncated transfers, HTTP 429 and 5xx) are
 retried up to ``max_retries`` times with exponential backoff and jitter, waiting at least as long
-as a ``Retry-After`` header asks (capped at ``max_backoff_seconds``). A 404, any other 4xx, or
-content that is not an image is final at once. Images above ``INLINE_MAX_BYTES``, and every
+as a ``Retry-After`` header asks (capped at ``max_backoff_seconds``). A 404, any other 4xx, a name
+that does not resolve, or content that is not an image is final at once. A host with
+``host_failure_limit`` consecutive connection failures is not tried again (:class:`_HostBreaker`).
+Decoding holds pixels of a :class:`~ecom_kfp.ingest.image_check.PixelBudget` shared by the threads.
+
+Images above ``INLINE_MAX_BYTES``, and every
 upload to a ``gs://`` store, are checked and stored in the thread pool (decoders, SHA-256 and file
 writes release the GIL) so the event loop keeps downloading meanwhile and the checks use the other
 cores; smaller ones cost less on the loop itself than the hop to the pool and back.
