@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import json
+import logging
 import os
 import socket
 import uuid
@@ -27,7 +29,11 @@ from collections.abc import Iterator
 
 from ecom_kfp import uri
 
+log = logging.getLogger(__name__)
+
 LOCK_NAME = ".lock"
+#: ``flock`` errors of file systems that do not lock at all.
+_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
 STAGING_PREFIX = ".staging-"
 REPORT_NAME = "report.json"
 
@@ -64,6 +70,11 @@ def output_lock(out: str, flag: str = "--out") -> Iterator[None]:
             holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
             raise OutputLocked(f"{flag}={out!r}: another run is writing there ({holder or 'unknown'}); "
                                "wait for it or use another output") from None
+        except OSError as err:
+            if err.errno not in _NO_LOCKS:
+                raise
+            # Some FUSE mounts of object stores (artifact paths on managed KFP) have no locks at all.
+            log.warning("%s=%s: the file system cannot lock (%s); not locked against other runs", flag, out, err)
         os.ftruncate(fd, 0)
         os.pwrite(fd, _owner().encode(), 0)
         yield
