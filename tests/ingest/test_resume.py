@@ -70,3 +70,38 @@ def test_a_killed_run_is_resumed_from_the_stored_images(tmp_path: Path) -> None:
     products, rejects = read_outputs(out)
     assert len(products) == COUNT and rejects == []
     assert not (out / FetchJournal.DIRECTORY).exists()  # the products table holds the map now
+
+
+def test_the_journal_on_gcs_is_written_in_batches_and_cleared(gcs_bucket: str) -> None:
+    from ecom_kfp.contracts.layouts import IngestLayout
+
+    layout = IngestLayout(f"{gcs_bucket}/out")
+    journal = FetchJournal(layout)
+    count = FetchJournal.GCS_BATCH + 10
+    for i in range(count):
+        journal.record(f"http://shop.example/{i}.jpg", f"{i:064x}", 60, 80)
+    assert len(list(FetchJournal(layout).entries())) == FetchJournal.GCS_BATCH  # a full batch is already out
+    journal.close()
+    entries = list(FetchJournal(layout).entries())
+    assert len(entries) == count and entries[0] == {"source": "http://shop.example/0.jpg", "sha256": f"{0:064x}",
+                                                    "width": 60, "height": 80}
+    FetchJournal(layout).clear()
+    assert list(FetchJournal(layout).entries()) == []
+
+
+def test_a_rerun_under_a_stricter_policy_does_not_reuse_what_it_refuses(image_dir: Path, tmp_path: Path) -> None:
+    """Images an earlier run read from local files are not accepted again once local files are refused."""
+    from ecom_kfp.ingest import IngestConfig, run
+    from ecom_kfp.ingest.config import FetchConfig
+
+    from .conftest import TRUSTED
+
+    rows = [{"product_id": name, "title": f"Cotton shirt model {name}", "category_path": "Apparel",
+             "image_url": str(image_dir / f"{name}.jpg")} for name in "abc"]
+    catalog = tmp_path / "catalog.jsonl"
+    catalog.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = str(tmp_path / "out")
+    trusted = run(IngestConfig(catalog=str(catalog), out=out, progress=False, fetch=FetchConfig(policy=TRUSTED)))
+    assert trusted.accepted == 3
+    strict = run(IngestConfig(catalog=str(catalog), out=out, progress=False))
+    assert (strict.accepted, strict.rejects_by_reason, strict.images.reused) == (0, {"local_source_refused": 3}, 0)
