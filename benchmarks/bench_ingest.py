@@ -128,7 +128,8 @@ def worker_stage(base_url: str, out: str, args: argparse.Namespace) -> dict:
     from ecom_kfp.ingest.source_policy import SourcePolicy
 
     fetch = FetchConfig(concurrency=args.width, per_host=args.width, timeout_seconds=args.timeout,
-                        backoff_seconds=0.05, fetch_processes=args.fetch_processes, policy=SourcePolicy(allow_private_networks=True))
+                        backoff_seconds=0.05, fetch_processes=args.fetch_processes,
+                        policy=SourcePolicy(allow_private_networks=True))
     start = time.perf_counter()
     report = run(IngestConfig(catalog=str(MYNTRA / "styles.csv"), out=out, column_map=COLUMN_MAP,
                               images_base=f"{base_url}/img/", progress=False, fetch=fetch))

@@ -6,10 +6,11 @@ used in the TFRecord label features and the model's output heads. JSON escaping 
 round-trip: a newline, a line or paragraph separator (U+2028/2029, U+0085, escaped too although
 JSON does not require it, because ``str.splitlines`` and many editors break lines there) or a quote
 inside a name cannot shift the ids of the classes after it. Files of earlier versions (plain text,
-one name per line) are still read: a line that does not start with ``"`` is a plain name. A class at level ``k`` is the category path prefix of length ``k`` joined
-with ``" > "`` (so "Apparel > Topwear" at level 2), which keeps
-names unique across parents. Line 0 is always :data:`OTHER`: rare and unknown classes fold into it
-so the model always has somewhere to put them, and a lookup never fails.
+one name per line) are still read: a line that does not start with ``"`` is a plain name.
+A class at level ``k`` is the category path prefix of length ``k`` joined with ``" > "`` (so
+"Apparel > Topwear" at level 2), which keeps names unique across parents. Line 0 is always
+:data:`OTHER`: rare and unknown classes fold into it so the model always has somewhere to put
+them, and a lookup never fails.
 """
 
 from __future__ import annotations

@@ -5,12 +5,21 @@ through one shared aiohttp session, ``gs://`` and local files through a thread p
 ``concurrency`` images are in flight and memory stays flat however long the catalog is. Each host
 gets at most ``per_host`` concurrent requests (politeness to a CDN or a merchant's server).
 
+Every source passes the source policy first (:mod:`ecom_kfp.ingest.source_policy`): refused ones
+are failures with their own reason and no request. Redirects are followed here, each hop checked,
+and the connection pool resolves names through :class:`PolicyResolver`. Local files are read only
+when regular and up to the size limit (:func:`read_local_file`).
+
 Every attempt has one deadline, ``timeout_seconds``, covering connect, headers and body; it starts
 after the host slot is acquired, so queueing behind the per-host limit never counts as a timeout.
 Transient failures (timeouts, connection resets, truncated transfers, HTTP 429 and 5xx) are
 retried up to ``max_retries`` times with exponential backoff and jitter, waiting at least as long
-as a ``Retry-After`` header asks (capped at ``max_backoff_seconds``). A 404, any other 4xx, or
-content that is not an image is final at once. Images above ``INLINE_MAX_BYTES``, and every
+as a ``Retry-After`` header asks (capped at ``max_backoff_seconds``). A 404, any other 4xx, a name
+that does not resolve, or content that is not an image is final at once. A host with
+``host_failure_limit`` consecutive connection failures is not tried again (:class:`_HostBreaker`).
+Decoding holds pixels of a :class:`~ecom_kfp.ingest.image_check.PixelBudget` shared by the threads.
+
+Images above ``INLINE_MAX_BYTES``, and every
 upload to a ``gs://`` store, are checked and stored in the thread pool (decoders, SHA-256 and file
 writes release the GIL) so the event loop keeps downloading meanwhile and the checks use the other
 cores; smaller ones cost less on the loop itself than the hop to the pool and back.
@@ -39,7 +48,7 @@ import urllib.parse
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
@@ -275,11 +284,14 @@ class _Fetcher:
             return FetchFailure(refusal[0], refusal[1], attempts=0)
         host = urllib.parse.urlsplit(source).netloc if sources.kind(source) == sources.HTTP else None
         attempts = 0
+        got: _Body | _Failed | None = None
         while True:
             if host is not None and self._breaker.is_open(host):
-                return FetchFailure(Reason.HOST_UNAVAILABLE,
-                                    f"{host}: {self._breaker.limit} consecutive connection failures, not tried again "
-                                    "in this run (--host-failure-limit)", attempts)
+                given_up = f"{host} had {self._breaker.limit} consecutive connection failures (--host-failure-limit)"
+                if isinstance(got, _Failed):  # this source's own failure stays its reason
+                    return FetchFailure(got.reason, f"{got.detail} (after {attempts} attempts; then {given_up})",
+                                        attempts)
+                return FetchFailure(Reason.HOST_UNAVAILABLE, f"not tried: {given_up}", attempts)
             attempts += 1
             self.stats.attempts += 1
             got = await self._attempt(source)

@@ -4,15 +4,17 @@ Checks, in order: the bytes carry an image signature (HTML error pages and text 
 image content type are ``not_an_image``); Pillow identifies them and, for formats with checksums
 (PNG), verifies them (``corrupt_image``);
 the pixel count is bounded before decoding (``too_large``, also a decompression-bomb guard); the
-shorter side is at least the minimum (``too_small``); a full decode succeeds (a cut-off JPEG is
+shorter side is at least the minimum (``too_small``); a full decode succeeds, holding its pixels
+of a :class:`PixelBudget` shared by the decoding threads (a cut-off JPEG is
 ``truncated_image``: ``verify()`` alone does not catch it). JPEGs that libjpeg-turbo decodes
 without a warning are accepted by it directly (:mod:`ecom_kfp.jpeg`), at a fifth of Pillow's cost
 on thumbnails; Pillow checks the rest and names what is wrong.
 
 Stored form: JPEG bytes are kept exactly as served (no generational loss, and byte-identical files
 keep identical SHA-256s for exact-duplicate detection downstream). Other formats are converted once
-to RGB JPEG (quality 95, alpha composited on white) so every stored image is a ``.jpg`` the dataset
-stage decodes the same way. The SHA-256 is that of the stored bytes, so a file's name is its hash.
+to RGB JPEG (quality 95, alpha composited on white; 16-bit and float greyscale scaled to 8 bits,
+or ``unsupported_pixels`` when the values have no 8-bit meaning) so every stored image is a
+``.jpg`` the dataset stage decodes the same way. The SHA-256 is that of the stored bytes, so a file's name is its hash.
 """
 
 from __future__ import annotations

@@ -16,11 +16,12 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from ecom_kfp import uri
+from ecom_kfp.commit import output_lock
 from ecom_kfp.contracts.layouts import IngestLayout
 from ecom_kfp.contracts.tables import PRODUCTS, REJECTS, Reject, conform, rejects_table
 from ecom_kfp.ingest.reasons import STAGE, Reason
-from ecom_kfp.ingest.stage import ImageCounts, IngestCounts
-from ecom_kfp.report import Timings, write_report
+from ecom_kfp.ingest.stage import ImageCounts, IngestCounts, publish
+from ecom_kfp.report import Timings
 
 _COPY_THREADS = 16
 
@@ -52,13 +53,19 @@ def _copy_images(shard: IngestLayout, merged: IngestLayout, progress: bool) -> i
 
 
 def merge_shards(shard_uris: list[str], out: str, progress: bool = True) -> MergeReport:
-    """Merge ingest outputs ``shard_uris`` into ``out``.
+    """Merge ingest outputs ``shard_uris`` into ``out``, holding the lock on ``out`` throughout.
 
     Raises:
-        ValueError: no shards given. FileNotFoundError: a shard lacks its report (it did not finish).
+        ValueError: no shards given, or another run is writing ``out``. FileNotFoundError: a shard
+            lacks its report (it did not finish).
     """
     if not shard_uris:
         raise ValueError("--merge-shards needs at least one shard output")
+    with output_lock(out):
+        return _merge(shard_uris, out, progress)
+
+
+def _merge(shard_uris: list[str], out: str, progress: bool) -> MergeReport:
     merged = IngestLayout(out)
     report = MergeReport(list(shard_uris))
     timings = Timings()
@@ -96,8 +103,5 @@ def merge_shards(shard_uris: list[str], out: str, progress: bool = True) -> Merg
         all_rejects = pa.concat_tables(rejects)
         report.images_per_second = round(report.images_per_second, 2)
         report.tally(all_products.num_rows, all_rejects.column("reason").to_pylist())
-        uri.write_parquet(all_rejects, merged.rejects)
-        uri.write_parquet(conform(all_products, PRODUCTS), merged.products)
-    report.set_timings(timings)
-    write_report(report, out)
+    publish(out, products=conform(all_products, PRODUCTS), rejects=all_rejects, report=report, timings=timings)
     return report

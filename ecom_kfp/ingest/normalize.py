@@ -17,9 +17,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ecom_kfp.ingest import sources
 from ecom_kfp.contracts.business_value import BusinessValueTable, split_path
 from ecom_kfp.contracts.tables import Reject
+from ecom_kfp.ingest import sources
 from ecom_kfp.ingest.column_map import ColumnMap
 from ecom_kfp.ingest.reasons import Reason
 

@@ -143,7 +143,7 @@ def _unencodable(text: str) -> bool:
     """True when ``text`` holds surrogates: undecodable bytes kept by ``surrogateescape``, or a lone
     ``\\udXXX`` escape of JSON or a Python literal. Parquet cannot store them, so such a record would
     fail the run at the final write."""
-    return _SURROGATE.search(text) is not None
+    return not text.isascii() and _SURROGATE.search(text) is not None  # isascii: a flag, no scan
 
 
 def _line_records(lines: _Lines, catalog: Catalog, allow_python_literal: bool) -> Iterator[Record]:
@@ -195,18 +195,20 @@ class _PhysicalLines:
 
 
 class _RecordFeed:
-    """Feeds the lines of one CSV record to ``csv.reader`` and remembers which it took.
+    """Feeds physical lines to ``csv.reader`` and remembers those of the record being read.
 
-    ``ended`` means the reader asked for more after the last line (or after ``_MAX_RECORD_LINES``):
-    a quoted field was still open, so the "record" is an unterminated quote swallowing rows.
+    ``ended`` means the reader asked for more after the last line (or after ``_MAX_RECORD_LINES``
+    lines of one record): a quoted field was still open, so the "record" is an unterminated quote
+    swallowing rows. An ended feed is replaced, with its reader, by a fresh one.
     """
 
     def __init__(self, lines: _PhysicalLines):
         self.lines = lines
         self.taken: list[tuple[int, str]] = []
         self.ended = False
+        self.reader = csv.reader(self._feed())
 
-    def __iter__(self) -> Iterator[str]:
+    def _feed(self) -> Iterator[str]:
         while len(self.taken) < _MAX_RECORD_LINES and (item := self.lines.next()) is not None:
             self.taken.append(item)
             yield _text(item[1]) + "\n"  # newlines go back in so quoted fields spanning lines keep theirs
@@ -223,10 +225,13 @@ def _csv_records(lines: _Lines, header: list[str], catalog: Catalog) -> Iterator
     body = iter(lines)
     next(body, None)  # the header, already read
     physical = _PhysicalLines(body, first_number=2)
+    feed = _RecordFeed(physical)
     while True:
-        feed = _RecordFeed(physical)
+        if feed.ended:
+            feed = _RecordFeed(physical)
+        feed.taken = []
         try:
-            row, error = next(csv.reader(feed)), None
+            row, error = next(feed.reader), None
         except StopIteration:
             break
         except csv.Error as err:
@@ -238,13 +243,14 @@ def _csv_records(lines: _Lines, header: list[str], catalog: Catalog) -> Iterator
             error = f"a quoted field spans lines {first}-{feed.taken[-1][0]} and gives {len(row)} fields"
         if error is not None and spanned:
             physical.push_back(feed.taken[1:])
+            feed.ended = True  # the reader may hold a half-read record: start afresh
             yield BadRecord(first, Reason.MALFORMED_LINE, f"{error}; the lines after it are read on their own")
             continue
         if error is None and (not row or row == [""]):
             continue
         if error is None and len(row) != len(header):
             error = f"{len(row)} fields, header has {len(header)}: {_preview(','.join(row))}"
-        if error is None and _unencodable("".join(row)):
+        if error is None and any(map(_unencodable, row)):
             error = "not UTF-8 text"
         yield BadRecord(first, Reason.MALFORMED_LINE, error) if error else RawRecord(first, dict(zip(header, row)))
     yield from _truncation(lines, catalog, physical.last_number)

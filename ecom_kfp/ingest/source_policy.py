@@ -9,9 +9,9 @@ read. The defaults suit merchant catalogs:
   private, shared (CGNAT), unspecified, multicast or reserved address is refused; IPv4 addresses
   embedded in IPv6 (``::ffff:a.b.c.d``, NAT64, 6to4) are judged by the IPv4 address. Literal
   addresses are checked before connecting (:meth:`SourcePolicy.refusal`), names when they are
-  resolved (:class:`ecom_kfp.ingest.fetch.PolicyResolver`, the resolver of the connection pool), so the connection goes to
-  the address that was checked and a second DNS answer cannot point it elsewhere. Redirects are
-  followed by the fetcher itself, every hop checked the same way.
+  resolved (:class:`ecom_kfp.ingest.fetch.PolicyResolver`, the resolver of the connection pool),
+  so the connection goes to the address that was checked and a second DNS answer cannot point it
+  elsewhere. Redirects are followed by the fetcher itself, every hop checked the same way.
 - ``gs://`` only for buckets listed in ``--allow-gcs-buckets``.
 - Local paths and ``file://`` only with ``--allow-local-files``.
 
@@ -74,7 +74,8 @@ class SourcePolicy:
     def refusal(self, source: str) -> tuple[Reason, str] | None:
         """Why ``source`` may not be read, judged before any connection; None when it may be tried.
 
-        Host names of ``http(s)`` sources are checked when they are resolved (:class:`ecom_kfp.ingest.fetch.PolicyResolver`).
+        Host names of ``http(s)`` sources are checked when they are resolved
+        (:class:`ecom_kfp.ingest.fetch.PolicyResolver`).
         """
         kind = sources.kind(source)
         if kind is None:

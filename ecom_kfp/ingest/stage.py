@@ -14,20 +14,22 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import pyarrow as pa
 from tqdm import tqdm
 
 from ecom_kfp import uri
+from ecom_kfp.commit import output_lock, staged_commit
+from ecom_kfp.contracts.business_value import BusinessValueTable
 from ecom_kfp.contracts.layouts import IngestLayout
 from ecom_kfp.contracts.tables import PRODUCTS, Reject, from_rows, rejects_table
 from ecom_kfp.ingest import sharding, sources
-from ecom_kfp.contracts.business_value import BusinessValueTable
 from ecom_kfp.ingest.column_map import ColumnMap
 from ecom_kfp.ingest.config import IngestConfig
 from ecom_kfp.ingest.fetch import FetchedImage, FetchFailure, FetchOutcome, fetch_images
 from ecom_kfp.ingest.normalize import CatalogProduct, Normalizer
 from ecom_kfp.ingest.readers import BadRecord, open_catalog
 from ecom_kfp.ingest.reasons import STAGE, Reason
-from ecom_kfp.ingest.store import ImageStore
+from ecom_kfp.ingest.store import FetchJournal, ImageStore
 from ecom_kfp.report import Timings, check_accounting, write_report
 
 log = logging.getLogger(__name__)
@@ -85,17 +87,19 @@ class IngestReport(IngestCounts):
     num_shards: int
 
 
-def _previous_images(layout: IngestLayout, store: ImageStore) -> dict[str, FetchedImage]:
-    """Sources an earlier run into ``layout`` resolved to images that are still stored."""
-    if not uri.exists(layout.products):
-        return {}
-    table = uri.read_parquet(layout.products, columns=["image_url", "image_sha256", "width", "height"])
+def _previous_images(layout: IngestLayout, store: ImageStore, journal: FetchJournal) -> dict[str, FetchedImage]:
+    """Sources an earlier run into ``layout`` (completed, or killed mid-way) resolved to images still stored."""
+    entries: list[dict] = list(journal.entries())
+    if uri.exists(layout.products):
+        table = uri.read_parquet(layout.products, columns=["image_url", "image_sha256", "width", "height"])
+        entries.extend({"source": row["image_url"], "sha256": row["image_sha256"], "width": row["width"],
+                        "height": row["height"]} for row in table.to_pylist())
     known = {}
-    for row in table.to_pylist():
-        sha = row["image_sha256"]
-        if row["image_url"] and sha and row["image_url"] not in known and store.has(sha):
-            known[row["image_url"]] = FetchedImage(sha, store.uri_of(sha), row["width"], row["height"],
-                                                   0, 0, newly_stored=False, attempts=0)
+    for entry in entries:
+        source, sha = entry["source"], entry["sha256"]
+        if source and sha and source not in known and store.has(sha):
+            known[source] = FetchedImage(sha, store.uri_of(sha), entry["width"], entry["height"],
+                                         0, 0, newly_stored=False, attempts=0)
     return known
 
 
@@ -155,13 +159,26 @@ def _read(config: IngestConfig, report: IngestReport) -> tuple[list[CatalogProdu
 def _fetch(config: IngestConfig, candidates: list[CatalogProduct], store: ImageStore,
            report: IngestReport) -> dict[str, FetchOutcome]:
     """The outcome of every distinct image source of ``candidates``."""
-    outcomes: dict[str, FetchOutcome] = dict(_previous_images(IngestLayout(config.out), store))
+    journal = FetchJournal(store.layout)
+    # What an earlier run stored is reused only if this run's source policy allows the source.
+    outcomes: dict[str, FetchOutcome] = {
+        source: image for source, image in _previous_images(store.layout, store, journal).items()
+        if config.fetch.policy.refusal(source) is None}
     wanted = list(dict.fromkeys(p.image_source for p in candidates))
     todo = [s for s in wanted if s not in outcomes]
+
+    def on_result(source: str, outcome: FetchOutcome) -> None:
+        outcomes[source] = outcome
+        if isinstance(outcome, FetchedImage):
+            journal.record(source, outcome.sha256, outcome.width, outcome.height)
+
+    try:
+        stats = fetch_images(todo, store, config.fetch, on_result, progress=config.progress, total=len(todo))
+    finally:
+        journal.close()
     counts = report.images
     counts.sources = len(wanted)
     counts.reused = len(wanted) - len(todo)
-    stats = fetch_images(todo, store, config.fetch, outcomes.__setitem__, progress=config.progress, total=len(todo))
     counts.fetched = stats.sources
     counts.failed = stats.failed
     counts.attempts = stats.attempts
@@ -173,12 +190,32 @@ def _fetch(config: IngestConfig, candidates: list[CatalogProduct], store: ImageS
     return outcomes
 
 
+def publish(out: str, *, products: pa.Table, rejects: pa.Table, report: IngestCounts, timings: Timings) -> None:
+    """Write the tables and ``report.json`` of an ingest output as one commit (see :mod:`ecom_kfp.commit`)."""
+    with staged_commit(out) as staging:
+        staged = IngestLayout(staging)
+        with timings.phase("write"):
+            uri.write_parquet(rejects, staged.rejects)
+            uri.write_parquet(products, staged.products)
+        report.set_timings(timings)
+        write_report(report, staging)
+
+
 def run(config: IngestConfig) -> IngestReport:
     """Ingest one shard of a catalog into ``config.out``.
 
+    The run holds the lock on ``config.out`` throughout, and publishes its tables and report together
+    (:mod:`ecom_kfp.commit`); images go straight to the content-addressed store.
+
     Raises:
-        FileNotFoundError / ValueError: bad configuration or missing input, naming the flag.
+        FileNotFoundError / ValueError: bad configuration, missing input or another run writing
+            ``--out``, naming the flag.
     """
+    with output_lock(config.out):
+        return _run(config)
+
+
+def _run(config: IngestConfig) -> IngestReport:
     layout = IngestLayout(config.out)
     report = IngestReport(config.catalog, config.out, config.format, config.shard_index, config.num_shards)
     timings = Timings()
@@ -196,10 +233,7 @@ def run(config: IngestConfig) -> IngestReport:
         else:
             rows.append(_product_row(product, outcome))
     report.tally(len(rows), [r.reason.value for r in rejects])
-    with timings.phase("write"):
-        uri.makedirs(config.out)
-        uri.write_parquet(rejects_table(rejects, STAGE), layout.rejects)
-        uri.write_parquet(from_rows(rows, PRODUCTS), layout.products)
-    report.set_timings(timings)
-    write_report(report, config.out)
+    publish(config.out, products=from_rows(rows, PRODUCTS), rejects=rejects_table(rejects, STAGE),
+            report=report, timings=timings)
+    FetchJournal(layout).clear()  # products.parquet now maps every fetched source
     return report

@@ -1,11 +1,17 @@
 """The content-addressed image store of an ingest output: ``images/<sha[:2]>/<sha>.jpg``.
 
-Identical files are stored once, and a re-run finds what an earlier run already stored.
+Identical files are stored once, and a re-run finds what an earlier run already stored, through
+the products table of a completed run or the :class:`FetchJournal` of an interrupted one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import threading
+import uuid
+from collections.abc import Iterator
 
 from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import IngestLayout
@@ -63,3 +69,70 @@ class ImageStore:
             with self._lock:
                 self._known.discard(sha256)
             raise
+
+
+class FetchJournal:
+    """Which source gave which stored image, written as images are fetched: ``_journal/*.jsonl``.
+
+    ``products.parquet`` maps sources to images only once a run completes; a run killed mid-way
+    (``kill -9``, an evicted pod) leaves its images in the store but no map, and its rerun would
+    download all of them again. Each line here is one fetched source (``{"source", "sha256",
+    "width", "height"}``); a rerun reuses every entry whose image is still stored, and a run that
+    completes deletes the journal. Local outputs get each line written (unbuffered) as it
+    happens; ``gs://`` outputs one object per ``GCS_BATCH`` lines (objects cannot be appended to),
+    so a crash there loses at most that many.
+    """
+
+    DIRECTORY = "_journal"
+    GCS_BATCH = 256
+
+    def __init__(self, layout: IngestLayout):
+        self.root = uri.join(layout.root, self.DIRECTORY)
+        self._run = uuid.uuid4().hex
+        self._pending: list[str] = []
+        self._parts = 0
+        self._file = None
+
+    def entries(self) -> Iterator[dict]:
+        """Every entry of every earlier run's journal (a line cut by a crash is skipped)."""
+        if not uri.exists(self.root):
+            return
+        for part in uri.list_files(self.root, suffix=".jsonl"):
+            for line in uri.read_text(part).splitlines():
+                with contextlib.suppress(ValueError):
+                    entry = json.loads(line)
+                    if isinstance(entry, dict) and {"source", "sha256", "width", "height"} <= entry.keys():
+                        yield entry
+
+    def record(self, source: str, sha256: str, width: int, height: int) -> None:
+        """Add one fetched source."""
+        line = json.dumps({"source": source, "sha256": sha256, "width": width, "height": height}) + "\n"
+        if uri.is_gcs(self.root):
+            self._pending.append(line)
+            if len(self._pending) >= self.GCS_BATCH:
+                self.flush()
+            return
+        if self._file is None:
+            os.makedirs(self.root, exist_ok=True)
+            self._file = open(os.path.join(self.root, f"{self._run}.jsonl"), "a", encoding="utf-8", buffering=1)
+        self._file.write(line)
+
+    def flush(self) -> None:
+        """Write what is pending (``gs://``)."""
+        if self._pending:
+            self._parts += 1
+            uri.write_text(uri.join(self.root, f"{self._run}-{self._parts:05d}.jsonl"), "".join(self._pending))
+            self._pending.clear()
+
+    def close(self) -> None:
+        """Stop recording (the entries stay until :meth:`clear`)."""
+        self.flush()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def clear(self) -> None:
+        """Delete every journal of this output: its products table now holds the map."""
+        self.close()
+        if uri.exists(self.root):
+            uri.delete_tree(self.root)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ecom_kfp.contracts.tables import REJECTS, PRODUCTS
+from ecom_kfp.contracts.tables import PRODUCTS, REJECTS
 from ecom_kfp.ingest.config import FetchConfig
 from ecom_kfp.ingest.source_policy import SourcePolicy
 from ecom_kfp.testing.image_server import ServerConfig, ServerHandle, image_server

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from ecom_kfp.testing.image_server import Fault, ServerHandle
@@ -53,3 +54,31 @@ def test_bad_flags_exit_2_with_the_flag_named(tmp_path: Path) -> None:
     assert result.returncode == 2 and "--num-shards" in result.stderr
     result = cli("--out", str(tmp_path / "out"))
     assert result.returncode == 2 and "--catalog is required" in result.stderr
+
+
+def test_a_second_ingest_into_the_same_out_is_refused_while_the_first_runs(image_dir: Path, tmp_path: Path) -> None:
+    """Before: two ingests of different catalogs into one --out both exited 0, leaving one run's output."""
+    from ecom_kfp.testing.image_server import ServerConfig, image_server
+
+    def catalog(name: str, count: int) -> Path:
+        rows = [{"product_id": f"{name}{i}", "title": f"Cotton shirt model {i}", "category_path": "Apparel",
+                 "image_url": "abcde"[i % 5] + ".jpg"} for i in range(count)]
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return path
+
+    out = tmp_path / "out"
+    with image_server(ServerConfig(str(image_dir), latency_seconds=3.0)) as server:
+        flags = ["--out", str(out), "--images-base", f"{server.base_url}/img/", "--no-progress", *TRUSTED_FLAGS]
+        first = subprocess.Popen([ECOM_KFP, "ingest", "--catalog", str(catalog("a", 5)), *flags],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while server.stats()["requests"] < 2 and time.monotonic() < deadline:  # it holds the lock, fetching
+            time.sleep(0.05)
+        second = cli("--catalog", str(catalog("b", 3)), *flags)
+        stdout, stderr = first.communicate(timeout=120)
+    assert second.returncode == 2 and "--out=" in second.stderr and "another run is writing there" in second.stderr
+    assert first.returncode == 0, stderr
+    report = json.loads((out / "report.json").read_text())
+    assert (report["input_records"], report["accepted"]) == (5, 5)
+    assert report["catalog"].endswith("a.jsonl")

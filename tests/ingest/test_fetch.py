@@ -185,3 +185,32 @@ def test_fetching_runs_on_uvloop() -> None:
         return type(asyncio.get_running_loop())
 
     assert run_event_loop(loop_type()) is uvloop.Loop
+
+
+def test_unresolvable_names_are_not_retried(fast_fetch: FetchConfig, tmp_path: Path) -> None:
+    url = "http://images.closed-shop.invalid/a.jpg"  # .invalid never resolves (RFC 6761)
+    outcome = fetch([url], tmp_path, fast_fetch)[0][url]
+    assert outcome.reason is Reason.NAME_NOT_RESOLVED and outcome.attempts == 1
+
+
+def test_dead_hosts_are_given_up_after_a_run_of_connection_failures(server: ServerHandle, fast_fetch: FetchConfig,
+                                                                    tmp_path: Path) -> None:
+    """A feed whose image hosts are gone costs a few attempts per host, not full retries per product."""
+    from ecom_kfp.testing.servers import free_port
+
+    port = free_port()  # nothing listens there
+    refused = [f"http://127.0.0.1:{port}/img/{i}.jpg" for i in range(40)]
+    unresolvable = [f"http://images.closed-shop.invalid/{i}.jpg" for i in range(40)]
+    alive = [server.url(f"{name}.jpg") for name in "abcde"]
+    config = dataclasses.replace(fast_fetch, host_failure_limit=4, backoff_seconds=0.2, concurrency=4, per_host=4)
+    outcomes, stats = fetch(refused + unresolvable + alive, tmp_path, config)
+    assert all(isinstance(outcomes[url], FetchedImage) for url in alive)
+    for dead, first_reason in ((refused, Reason.CONNECTION_ERROR), (unresolvable, Reason.NAME_NOT_RESOLVED)):
+        reasons = [outcomes[url].reason for url in dead]
+        assert set(reasons) == {first_reason, Reason.HOST_UNAVAILABLE}
+        assert reasons.count(Reason.HOST_UNAVAILABLE) >= len(dead) - config.host_failure_limit - config.concurrency
+        skipped = next(outcomes[url] for url in dead if outcomes[url].reason is Reason.HOST_UNAVAILABLE)
+        assert "--host-failure-limit" in skipped.detail
+    # Without the breaker: 40 x 3 attempts on the refused port and 40 x 3 lookups of the dead name.
+    per_host = (config.host_failure_limit + config.concurrency) * (1 + config.max_retries)
+    assert stats.attempts <= len(alive) + 2 * per_host

@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from ecom_kfp import uri
-from ecom_kfp.ingest.reasons import Reason
 from ecom_kfp.ingest.readers import BadRecord, RawRecord, open_catalog
+from ecom_kfp.ingest.reasons import Reason
 
 AMAZON_2014 = [
     {"asin": "B0001", "title": "Levi's Men 501 Original Fit Jeans", "price": 39.99, "imUrl": "http://x/1.jpg",
@@ -176,7 +176,7 @@ def test_a_lone_surrogate_escape_in_json_is_a_malformed_line(tmp_path: Path, esc
     path = tmp_path / "c.jsonl"
     path.write_text('{"product_id": "1", "title": "Red cotton shirt", "category_path": "A", "image_url": "a.jpg"}\n'
                     '{"product_id": "2", "title": "Bad ' + escape + ' shirt", "category_path": "A", "image_url": "b"}\n'
-                    '{"product_id": "3", "title": "Pair \\ud83d\\ude00 ok shirt", "category_path": "A", "image_url": "c"}\n')
+                    '{"product_id": "3", "title": "Pair \\ud83d\\ude00 ok", "category_path": "A", "image_url": "c"}\n')
     _, records = read_all(str(path))
     assert [type(r) for r in records] == [RawRecord, BadRecord, RawRecord]  # a surrogate pair is fine
     assert records[1].position == 2 and "lone surrogate" in records[1].detail

@@ -102,7 +102,8 @@ def test_default_policy_refuses_local_internal_and_bucket_sources(server: Server
     products, rejects = read_outputs(tmp_path / "out")
     assert products == [] and report.accepted == 0
     assert report.accepted + report.rejected == report.input_records == len(hostile)
-    assert {r["product_id"]: r["reason"] for r in rejects} == {pid: reason.value for pid, (_, reason) in hostile.items()}
+    expected = {pid: reason.value for pid, (_, reason) in hostile.items()}
+    assert {r["product_id"]: r["reason"] for r in rejects} == expected
     assert server.stats()["by_path"].get("/img/a.jpg", 0) == 0  # not even one request reached it
     assert report.images.attempts == 1  # localhost alone: its name resolved, then refused before connecting
     text = (tmp_path / "out" / "rejects.parquet").read_bytes()
