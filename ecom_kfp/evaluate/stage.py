@@ -218,7 +218,7 @@ def _analyse(evaluation: ModelEvaluation, config: EvaluateConfig) -> Analysis:
         for p in evaluation.levels:
             calibrated = temperature_scale(scores.probabilities[p.level - 1], evaluation.temperatures[p.level - 1])
             summary, rows = level_suspects(p, calibrated, inputs.vocabularies[p.level - 1], scores.product_ids,
-                                           scores.titles)
+                                           scores.titles, evaluation.class_names[p.level - 1])
             suspects.append(summary)
             suspect_rows.extend(rows)
     # Images of the worst confusions and of the deepest level's top suspects, in one extra read.

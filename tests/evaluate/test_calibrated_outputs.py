@@ -163,3 +163,10 @@ def test_planted_label_errors_are_ranked_as_suspects(good_model, test_records, t
     assert summary["accuracy_without_suspects"] > summary["accuracy"]
     html = Path(EvaluationLayout(out).html).read_text()
     assert "accuracy with suspects set aside" in html and planted_ids.pop() in html
+
+
+def test_folded_products_recorded_as_other_are_not_suspect_labels(tmp_path):
+    """The sandals' label "other" is what folding made of a real class, not a catalog mistake."""
+    _without_sandal_class(tmp_path, TRAIN_COUNTS)
+    rows = list(csv.DictReader(open(EvaluationLayout(str(tmp_path / "out")).suspect_labels)))
+    assert not [r for r in rows if r["product_id"].startswith("s1-c3-")]  # category 3 = sandals
