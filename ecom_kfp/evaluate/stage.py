@@ -150,11 +150,19 @@ def evaluate_model(model_uri: str, config: EvaluateConfig, table: BusinessValueT
     return ModelEvaluation(inputs, scores, weights, levels, metrics, curves, names, temperatures, note, fitted_on)
 
 
+def _float32_floor(value: float) -> float:
+    """The largest float32 not above ``value``."""
+    single = np.float32(value)
+    return float(np.nextafter(single, np.float32(-np.inf)) if float(single) > value else single)
+
+
 def chosen_thresholds(evaluation: ModelEvaluation, target_precision: float) -> Thresholds:
     """``thresholds.json``: per level the exact threshold reaching ``target_precision`` and its curve.
 
     A level where no threshold reaches the target gets threshold 1.0 (accept only certain answers)
-    with the precision and coverage found there (0 when nothing is that certain).
+    with the precision and coverage found there (0 when nothing is that certain). A threshold is
+    rounded down to float32: consumers calibrate the signature's float32 output and get float32
+    confidences, and the product that set the threshold must still pass it.
     """
     levels = []
     for m in evaluation.metrics:
@@ -165,7 +173,8 @@ def chosen_thresholds(evaluation: ModelEvaluation, target_precision: float) -> T
         else:
             chosen = (m.threshold_for_target_precision, m.precision_at_target_threshold,
                       m.coverage_at_target_precision)
-        levels.append(LevelThreshold(level=m.level, threshold=chosen[0], precision=chosen[1], coverage=chosen[2],
+        levels.append(LevelThreshold(level=m.level, threshold=_float32_floor(chosen[0]), precision=chosen[1],
+                                     coverage=chosen[2],
                                      curve_threshold=tuple(p.threshold for p in curve),
                                      curve_precision=tuple(p.precision for p in curve),
                                      curve_coverage=tuple(p.coverage for p in curve)))
@@ -220,7 +229,7 @@ def _analyse(evaluation: ModelEvaluation, config: EvaluateConfig) -> Analysis:
         for p in evaluation.levels:
             calibrated = temperature_scale(scores.probabilities[p.level - 1], evaluation.temperatures[p.level - 1])
             summary, rows = level_suspects(p, calibrated, inputs.vocabularies[p.level - 1], scores.product_ids,
-                                           scores.titles)
+                                           scores.titles, evaluation.class_names[p.level - 1])
             suspects.append(summary)
             suspect_rows.extend(rows)
     # Images of the worst confusions and of the deepest level's top suspects, in one extra read.

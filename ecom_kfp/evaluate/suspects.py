@@ -5,7 +5,9 @@ learning (``cleanlab.filter.find_label_issues``; Northcutt et al., 2021) estimat
 confident the model is on products truly of that class, and flags a product when the model puts
 more than that confidence on another class. The model never trained on the test split, so its
 probabilities there are out-of-sample, as the method requires. Suspects are ranked by the
-probability the model gives the recorded label (lowest first).
+probability the model gives the recorded label (lowest first). A product recorded as ``other``
+because its class is folded or unseen (:mod:`ecom_kfp.evaluate.tail`) is never a suspect: its
+label is what the label space makes of a real class, not a catalog mistake.
 
 A suspect is a candidate for a person to check, not a proven error. Accuracy with the suspects set
 aside is reported beside the plain figure, never instead of it.
@@ -21,9 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecom_kfp.contracts.labels import Vocabulary
+from ecom_kfp.contracts.labels import OTHER, Vocabulary
 from ecom_kfp.evaluate.metrics import LevelPredictions
 
+#: Class id of ``other`` in every vocabulary (its first line).
+OTHER_ID = 0
 CSV_COLUMNS = ("level", "rank", "product_id", "title", "given", "predicted", "confidence", "given_probability")
 
 
@@ -82,9 +86,23 @@ def find_suspects(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def level_suspects(predictions: LevelPredictions, probabilities: np.ndarray, vocabulary: Vocabulary,
-                   product_ids: Sequence[str], titles: Sequence[str]) -> tuple[LevelSuspects, list[Suspect]]:
-    """The suspects of one level, ranked, and its accuracy with and without them."""
+                   product_ids: Sequence[str], titles: Sequence[str],
+                   class_names: Sequence[str]) -> tuple[LevelSuspects, list[Suspect]]:
+    """The suspects of one level, ranked, and its accuracy with and without them.
+
+    Args:
+        predictions: The level's predictions.
+        probabilities: Calibrated out-of-sample probabilities ``[n, C]``.
+        vocabulary: The level's classes.
+        product_ids: Per example.
+        titles: Per example.
+        class_names: Each example's real class (:func:`ecom_kfp.evaluate.tail.true_class_names`); one
+            recorded as ``other`` but of a real class (folded or unseen) is never a suspect.
+    """
+    stands_in = np.array([y == OTHER_ID and name != OTHER
+                          for y, name in zip(predictions.y_true.tolist(), class_names, strict=True)], dtype=bool)
     ranked = find_suspects(probabilities, predictions.y_true)
+    ranked = ranked[~stands_in[ranked]]
     suspects = [Suspect(level=predictions.level, rank=rank + 1, index=int(i), product_id=product_ids[i],
                         title=titles[i], given=vocabulary.classes[predictions.y_true[i]],
                         predicted=vocabulary.classes[predictions.y_pred[i]],

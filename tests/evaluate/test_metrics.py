@@ -127,3 +127,15 @@ def test_level_metrics_combines_everything():
     assert result.threshold_for_target_precision == 0.7 and result.coverage_at_target_precision == 0.75
     assert result.precision_at_target_threshold == 1.0
     assert len(curve) == len(m.COVERAGE_THRESHOLDS)
+
+
+def test_published_thresholds_round_down_to_float32():
+    """A consumer compares float32 confidences; the example that set the threshold must still pass it."""
+    from ecom_kfp.evaluate.stage import _float32_floor
+
+    value = 0.7301234567891
+    floor = _float32_floor(value)
+    assert floor <= value and np.float32(value) >= np.float32(floor)
+    # the next float32 up is already above the value (compared in float64: NumPy would compare in float32)
+    assert float(np.nextafter(np.float32(floor), np.float32(np.inf))) > value
+    assert _float32_floor(0.5) == 0.5
