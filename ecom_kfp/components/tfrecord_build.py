@@ -8,7 +8,7 @@ from ecom_kfp.components.common import cpu_component
 @cpu_component
 def tfrecord_build_op(products: Input[Dataset], dataset: Output[Dataset], metrics: Output[Metrics],
                       image_size: int = 224, resize_mode: str = "pad", split_fractions: str = "0.7,0.15,0.15",
-                      max_levels: int = 4, min_class_count: int = 5, taxonomy_uri: str = "",
+                      max_levels: int = 4, min_class_count: int = 1, taxonomy_uri: str = "",
                       doc2vec_dim: int = 64, shard_index: int = 0, num_shards: int = 1,
                       taxonomy_mapping_uri: str = ""):
     """Split, label, embed titles and write GZIP TFRecord shards from a dedupe output.
@@ -22,7 +22,7 @@ def tfrecord_build_op(products: Input[Dataset], dataset: Output[Dataset], metric
         resize_mode: pad (white borders) or crop (centre crop).
         split_fractions: Train,val,test shares summing to 1.
         max_levels: Deepest taxonomy level labelled.
-        min_class_count: Classes with fewer training products fold into 'other'.
+        min_class_count: Classes with fewer training products fold into 'other' (1 = keep every class seen).
         taxonomy_uri: Google Product Taxonomy file (taxonomy-with-ids format); '' = source categories.
         doc2vec_dim: Size of the Doc2Vec title vector.
         shard_index: This piece of a fan-out.

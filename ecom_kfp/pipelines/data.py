@@ -53,7 +53,7 @@ def data_pipeline(
     image_size: int = 224,
     split_fractions: str = "0.7,0.15,0.15",
     max_levels: int = 4,
-    min_class_count: int = 5,
+    min_class_count: int = 1,
     cpu_request: str = "2",
     memory: str = "8Gi",
 ) -> Dataset:
@@ -75,7 +75,7 @@ def data_pipeline(
         image_size: Side of the square model input in pixels.
         split_fractions: train,val,test fractions (split by duplicate group).
         max_levels: Taxonomy depth: number of category levels.
-        min_class_count: Classes with fewer products are folded into 'other'.
+        min_class_count: Classes with fewer training products are folded into 'other' (1 = keep every class seen).
         cpu_request: CPU request of every task.
         memory: Memory request and limit of every task.
     """

@@ -54,7 +54,7 @@ def training_pipeline(
     image_size: int = 224,
     split_fractions: str = "0.7,0.15,0.15",
     max_levels: int = 4,
-    min_class_count: int = 5,
+    min_class_count: int = 1,
     backbone: str = "efficientnetv2-b0",
     epochs: int = 10,
     batch_size: int = 64,
@@ -93,7 +93,7 @@ def training_pipeline(
         image_size: Side of the square model input in pixels.
         split_fractions: train,val,test fractions (split by duplicate group).
         max_levels: Taxonomy depth: number of category levels the model predicts.
-        min_class_count: Classes with fewer products are folded into 'other'.
+        min_class_count: Classes with fewer training products are folded into 'other' (1 = keep every class seen).
         backbone: Image backbone architecture (efficientnetv2-b0, ... or a tiny one for CPU runs).
         epochs: Training epochs.
         batch_size: Examples per step on each GPU; the global batch is this times num_gpus (the

@@ -37,8 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="mixed into the group hash; change it for another deterministic split (default: %(default)s)")
     p.add_argument("--max-levels", type=int, default=4, metavar="N",
                    help="deepest taxonomy level to label, from 1 (default: %(default)s)")
-    p.add_argument("--min-class-count", type=int, default=5, metavar="N",
-                   help="classes with fewer training products fold into 'other' (default: %(default)s)")
+    p.add_argument("--min-class-count", type=int, default=1, metavar="N",
+                   help="classes with fewer training products fold into 'other'; 1 keeps every class seen "
+                        "(default: %(default)s)")
     p.add_argument("--taxonomy", default="", metavar="URI",
                    help="Google Product Taxonomy file (taxonomy-with-ids format); needs --taxonomy-mapping")
     p.add_argument("--taxonomy-mapping", default="", metavar="URI",

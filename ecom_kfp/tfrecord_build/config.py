@@ -60,7 +60,9 @@ class TFRecordBuildConfig:
             (:mod:`ecom_kfp.tfrecord_build.splits`).
         cv_fold: The test fold (0-based) when ``cv_folds`` is set.
         max_levels: Deepest taxonomy level labelled (levels count from 1).
-        min_class_count: Classes with fewer training records fold into ``other``.
+        min_class_count: Classes with fewer training records fold into ``other``. 1 (keep every class
+            seen in training) because a class seen 1-4 times is still a class a shop has: folded, its
+            products can only be answered wrongly (``benchmarks/bench_cv.py``, issue 21).
         taxonomy: URI of a Google Product Taxonomy file (``taxonomy-with-ids`` format); needs
             ``taxonomy_mapping``.
         taxonomy_mapping: URI of a TSV mapping source category paths to taxonomy ids or paths.
@@ -89,7 +91,7 @@ class TFRecordBuildConfig:
     cv_folds: int = 0
     cv_fold: int = 0
     max_levels: int = 4
-    min_class_count: int = 5
+    min_class_count: int = 1
     taxonomy: str = ""
     taxonomy_mapping: str = ""
     spm_vocab_size: int = 8000

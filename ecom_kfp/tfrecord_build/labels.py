@@ -1,6 +1,9 @@
-"""Per-level label vocabularies built from the training split, rare classes folded into ``other``.
+"""Per-level label vocabularies built from the training split.
 
-Folding is decided on training records only (val and test never influence the label space), per
+Policy (issue 21): every class seen in training is kept (``min_class_count`` 1, the default), so a
+class seen once is a class the model can answer; ``other`` is then only for classes never seen in
+training (and paths too short for the level). Folding, when a higher ``min_class_count`` asks
+for it, is decided on training records only (val and test never influence the label space), per
 level: a class with fewer than ``min_class_count`` training products is folded. A parent always
 has at least as many products as each of its children, so folding never keeps a child whose
 parent was folded. Why a record ends up ``other`` at a level is one of :class:`OtherReason`.

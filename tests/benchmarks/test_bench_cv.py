@@ -12,14 +12,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("ECOM_KFP_SHARED_DATA", REPO.parent / "shared" / "data"))
-if not (SHARED / "myntra-dev" / "styles.csv").exists():  # worktrees sit deeper than the main checkout
-    SHARED = REPO.parents[1] / "shared" / "data"
 
 
-@pytest.mark.skipif(not (SHARED / "myntra-dev" / "styles.csv").exists(), reason="needs ../shared/data/myntra-dev")
-def test_cv_benchmark_tests_every_product_once_on_identical_folds(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "ECOM_KFP_SHARED_DATA": str(SHARED)}
+def test_cv_benchmark_tests_every_product_once_on_identical_folds(tmp_path: Path, myntra_dir: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ECOM_KFP_SHARED_DATA": str(myntra_dir.parent)}
     done = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "bench_cv.py"), "--work", str(tmp_path), "--limit", "60",
          "--folds", "2", "--epochs", "1", "--image-size", "32", "--models", "title,image,baseline"],
