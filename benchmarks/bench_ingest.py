@@ -4,7 +4,7 @@ Serves the myntra-dev images from the fault-injecting server (a separate process
 with a fixed per-request latency that models a CDN round trip, and fetches the same URL list
 (the images repeated with ``?v=i`` so every URL is distinct) with:
 
-- ``ours_W``: :func:`ecom_kfp.ingest.fetch.fetch_images` with ``W`` images in flight (aiohttp on a
+- ``ours_W``: :func:`ecom_kfp.ingest.download.fetch_images` with ``W`` images in flight (aiohttp on a
   uvloop event loop, every image decoded and checked, stored content-addressed), by default in
   one process (``--fetch-processes``; ``processes`` in the JSON; with worker processes its CPU
   figures include the workers');
@@ -73,7 +73,8 @@ def _figures(count: int, ok: int, seconds: float, cpu: float, rss_before: float,
 
 def worker_ours(urls: list[str], out: str, args: argparse.Namespace) -> dict:
     from ecom_kfp.contracts.layouts import IngestLayout
-    from ecom_kfp.ingest.fetch import FetchConfig, FetchedImage, fetch_images
+    from ecom_kfp.ingest.download import fetch_images
+    from ecom_kfp.ingest.fetch import FetchConfig, FetchedImage
     from ecom_kfp.ingest.source_policy import SourcePolicy
     from ecom_kfp.ingest.store import ImageStore
 
@@ -177,6 +178,7 @@ def main() -> None:
         return
 
     from _common import MYNTRA  # not at the top: fetch worker processes re-import this module
+
     from ecom_kfp.ingest.fetch import FetchConfig
     from ecom_kfp.testing.image_server import ServerConfig, image_server
 

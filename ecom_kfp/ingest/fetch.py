@@ -1,4 +1,4 @@
-"""Fetch, check and store product images concurrently: ``fetch_images``.
+"""Fetch, check and store product images concurrently on one event loop (``fetch_all``).
 
 One asyncio event loop drives ``concurrency`` workers over a stream of sources (``http(s)://``
 through one shared aiohttp session, ``gs://`` and local files through a thread pool), so at most
@@ -55,7 +55,6 @@ import aiohttp
 import uvloop
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
-from tqdm import tqdm
 
 from ecom_kfp import __version__, uri
 from ecom_kfp.ingest import sources
@@ -446,47 +445,3 @@ async def fetch_all(next_source: SourceQueue, store: ImageStore, config: FetchCo
             async with asyncio.TaskGroup() as group:
                 for _ in range(config.concurrency):
                     group.create_task(worker())
-
-
-def fetch_images(items: Iterable[str], store: ImageStore, config: FetchConfig,
-                 on_result: Callable[[str, FetchOutcome], None] | None = None,
-                 progress: bool = False, total: int | None = None) -> FetchStats:
-    """Fetch, check and store every source in ``items``; report each outcome through ``on_result``.
-
-    Args:
-        items: Image sources (``http(s)://`` URLs, ``gs://`` URIs, local paths); each is fetched
-            once per occurrence, so pass unique sources.
-        store: Where accepted images go.
-        config: Concurrency, processes, timeouts, retries and image limits.
-        on_result: Called on the calling thread with ``(source, outcome)`` as each finishes.
-        progress: Show a tqdm bar with the rate and failure count.
-        total: Number of sources, for the progress bar (and so that a handful of sources does
-            not start more processes than it has sources).
-
-    Raises:
-        RuntimeError: a worker process failed or died; its sources would otherwise be lost.
-
-    Returns:
-        Totals, with the wall-clock seconds of the whole call.
-    """
-    stats = FetchStats()
-    start = time.perf_counter()
-    with tqdm(total=total, desc="images", unit="img", disable=not progress, mininterval=0.5,
-              dynamic_ncols=True) as bar:
-        def record(source: str, outcome: FetchOutcome) -> None:
-            if progress:
-                bar.update(1)
-                bar.set_postfix(ok=stats.succeeded, failed=stats.failed, retries=stats.retries, refresh=False)
-            if on_result is not None:
-                on_result(source, outcome)
-
-        processes = config.process_count(total)
-        if processes == 1:
-            run_event_loop(fetch_all(sources_of(items), store, config, record, stats))
-        else:
-            from ecom_kfp.ingest.fetch_processes import fetch_in_processes  # it imports this module
-
-            fetch_in_processes(items, store, config, processes, record, stats)
-    stats.seconds = time.perf_counter() - start
-    return stats
-

@@ -25,7 +25,8 @@ from ecom_kfp.contracts.tables import PRODUCTS, Reject, from_rows, rejects_table
 from ecom_kfp.ingest import sharding, sources
 from ecom_kfp.ingest.column_map import ColumnMap
 from ecom_kfp.ingest.config import IngestConfig
-from ecom_kfp.ingest.fetch import FetchedImage, FetchFailure, FetchOutcome, fetch_images
+from ecom_kfp.ingest.download import fetch_images
+from ecom_kfp.ingest.fetch import FetchedImage, FetchFailure, FetchOutcome
 from ecom_kfp.ingest.normalize import CatalogProduct, Normalizer
 from ecom_kfp.ingest.readers import BadRecord, open_catalog
 from ecom_kfp.ingest.reasons import STAGE, Reason

@@ -14,8 +14,16 @@ from PIL import Image
 
 from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import IngestLayout
-from ecom_kfp.ingest.fetch import (INLINE_MAX_BYTES, FetchConfig, FetchedImage, FetchFailure, _Fetcher,
-                                   fetch_images, retry_after_seconds, run_event_loop)
+from ecom_kfp.ingest.download import fetch_images
+from ecom_kfp.ingest.fetch import (
+    INLINE_MAX_BYTES,
+    FetchConfig,
+    FetchedImage,
+    FetchFailure,
+    _Fetcher,
+    retry_after_seconds,
+    run_event_loop,
+)
 from ecom_kfp.ingest.reasons import Reason
 from ecom_kfp.ingest.store import ImageStore
 from ecom_kfp.testing.image_server import Fault, ServerConfig, ServerHandle, image_server

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from ecom_kfp.contracts.layouts import IngestLayout
-from ecom_kfp.ingest.fetch import FetchConfig, FetchedImage, FetchFailure, fetch_images
+from ecom_kfp.ingest.download import fetch_images
+from ecom_kfp.ingest.fetch import FetchConfig, FetchedImage, FetchFailure
 from ecom_kfp.ingest.reasons import Reason
 from ecom_kfp.ingest.store import ImageStore
 from ecom_kfp.testing.image_server import Fault, ServerHandle

@@ -19,7 +19,7 @@ _FETCH = textwrap.dedent("""
     import json, sys
     from ecom_kfp.contracts.layouts import IngestLayout
     from ecom_kfp.ingest.config import FetchConfig, ImageLimits
-    from ecom_kfp.ingest.fetch import fetch_images
+    from ecom_kfp.ingest.download import fetch_images
     from ecom_kfp.ingest.source_policy import SourcePolicy
     from ecom_kfp.ingest.store import ImageStore
 

@@ -22,7 +22,8 @@ _RUN = textwrap.dedent("""
     import json, resource, sys
     from ecom_kfp.contracts.layouts import IngestLayout
     from ecom_kfp.ingest.config import FetchConfig, ImageLimits
-    from ecom_kfp.ingest.fetch import FetchedImage, fetch_images
+    from ecom_kfp.ingest.download import fetch_images
+    from ecom_kfp.ingest.fetch import FetchedImage
     from ecom_kfp.ingest.source_policy import SourcePolicy
     from ecom_kfp.ingest.store import ImageStore
 
