@@ -3,14 +3,13 @@
 Key rules (identical SHA-256, identical grid key, identical normalised title) link products with
 equal keys; pair rules link products whose pHashes are within a Hamming threshold (and pass its
 checks) or whose image embeddings are within the cosine threshold. What an edge may do, remove a
-product or only keep it in its neighbour's split, is each rule's role (:data:`REMOVES`; measured on
+product or only keep it in its neighbour's split, is each rule's role (:data:`REMOVAL_RULES`; measured on
 myntra-dev, see :mod:`ecom_kfp.dedupe`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -24,7 +23,6 @@ from ecom_kfp.dedupe.phash import hamming, hamming_words
 #: Rule names. A removal names the most certain rule that links the removed product to its kept
 #: one directly, in :data:`REMOVAL_RULES` order.
 SHA256, PHASH_TITLE, PHASH, EMBEDDING, GRID, TITLE = "sha256", "phash_title", "phash", "embedding", "grid", "title"
-RULES = (SHA256, PHASH_TITLE, PHASH, EMBEDDING, GRID, TITLE)
 #: Rules whose matches may remove a product (``phash`` and ``embedding`` only with ``--near-removes``);
 #: every rule's matches join leak groups.
 REMOVAL_RULES = (SHA256, PHASH_TITLE, PHASH, EMBEDDING)
@@ -88,13 +86,6 @@ def key_pairs(keys: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarr
     order = items[np.argsort(keys[items], kind="stable")]
     left, right = run_pairs(keys[order], order)
     return np.minimum(left, right), np.maximum(left, right)
-
-
-class PairRule(Protocol):
-    """A rule that decides any given pair (used to explain dropped products against kept ones)."""
-
-    def check(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Which item pairs match, and the rule's distance for each pair."""
 
 
 @dataclass(frozen=True)
@@ -196,11 +187,6 @@ class EmbeddingRule:
 
     vectors: np.ndarray  # (n, D) float32, unit rows
     threshold: float
-
-    def check(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Which item pairs match, and ``1 - cosine similarity`` of each."""
-        similarity = np.einsum("ij,ij->i", self.vectors[left], self.vectors[right]) if len(left) else np.zeros(0)
-        return similarity >= self.threshold, 1.0 - similarity.astype(np.float64)
 
 
 def embedding_edges(rule: EmbeddingRule, progress: bool) -> RuleEdges:

@@ -83,7 +83,8 @@ def render(removals: Sequence[Removal], removed_total: int, conflicts: Sequence[
         distance = "" if math.isnan(pair.distance) else f" d={pair.distance:g}"
         parts.append("<div class='g'>" + _product(pair.kept, "kept", "m kept")
                      + _product(pair.removed, f"removed: {pair.rule}{distance}") + "</div>")
-    parts.append(f"<h1>Label conflicts: {len(conflicts)} (byte-identical images, labels disagree)</h1>")
+    parts.append(f"<h1>Conflicts: {len(conflicts)} (byte-identical images whose labels disagree; a category "
+                 "disagreement marks both products label_conflict)</h1>")
     if not conflicts:
         parts.append("<p>No conflicts.</p>")
     for conflict in conflicts:
