@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ecom_kfp import uri
+from ecom_kfp.contracts.serving import THRESHOLDS_FILE
 
 REPORT = "report.json"
 
@@ -125,6 +126,11 @@ class ModelLayout(_Layout):
     @property
     def labels(self) -> str:
         return self._at("labels")
+
+    @property
+    def thresholds(self) -> str:
+        """``labels/thresholds.json`` (:class:`ecom_kfp.contracts.serving.Thresholds`), written by evaluate."""
+        return self._at("labels", THRESHOLDS_FILE)
 
     @property
     def manifest(self) -> str:
