@@ -15,6 +15,7 @@ from ecom_kfp.settings import _all_settings, add_arguments, flag_of, flat_defaul
 #: not config settings: artifacts are found from their annotations, these are the rest).
 STAGES: dict[str, tuple[str, set[str]]] = {
     "dedupe_op": ("ecom_kfp.dedupe.config:DedupeConfig", set()),
+    "batch_predict_op": ("ecom_kfp.predict.config:PredictConfig", set()),
 }
 
 
@@ -37,7 +38,9 @@ def test_component_parameters_are_config_settings_with_its_defaults(component_na
                   if not spec.type.startswith("system.")}
     settings = set(parameters) - not_settings
     assert settings <= set(defaults), f"not settings of the config: {sorted(settings - set(defaults))}"
-    assert {n: parameters[n].default for n in settings} == {n: defaults[n] for n in settings}
+    # a required setting (no default) is a required parameter (KFP reports its default as None)
+    assert {n: parameters[n].default for n in settings} == {
+        n: None if defaults[n] is dataclasses.MISSING else defaults[n] for n in settings}
     for name in settings:
         assert parameters[name].description, f"{component_name}.{name} has no description"
 

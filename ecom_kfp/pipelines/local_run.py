@@ -6,6 +6,8 @@ really downloads them), and runs :func:`~ecom_kfp.pipelines.training.training_pi
 an MLflow sqlite store at ``<out>/mlflow.db`` (unless ``--mlflow-uri``) and the serving copy at
 ``<out>/serving``. Then it reads every stage's ``report.json`` from the task outputs, checks that
 the counts add up from ingest to push, prints a summary and writes it to ``<out>/report.json``.
+When a model was pushed, a fresh slice of the demo catalog is then scored with the champion through
+the scoring pipeline (:mod:`ecom_kfp.pipelines.local_scoring`) and its predict summary printed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any
 from ecom_kfp.settings import require
 from ecom_kfp.contracts.layouts import DatasetLayout, EvaluationLayout
 from ecom_kfp.demo import DemoCatalogConfig
+from ecom_kfp.pipelines.local_scoring import score_fresh_slice
+from ecom_kfp.predict.cli import summary_lines
 from ecom_kfp.report import write_report
 
 SPLITS = DatasetLayout.SPLITS
@@ -160,12 +164,19 @@ def run_local(config: LocalRunConfig) -> LocalRunSummary:
         timings["pipeline"] = time.perf_counter() - pipeline_start
     run_dir = find_run_dir(pipeline_root, PIPELINE_NAME)
     outputs = stage_outputs(run_dir)
+    scoring = {}
+    if "push" in outputs:  # the champion exists: score a fresh slice with it
+        scoring_start = time.perf_counter()
+        pushed_name = _read_json(outputs["push"] / "report.json")["registered_model_name"]
+        scoring["scoring"] = score_fresh_slice(out, pipeline_root, mlflow_uri, pushed_name, config.products,
+                                               config.seed)
+        timings["scoring"] = time.perf_counter() - scoring_start
     summary = LocalRunSummary(
         out=str(out), run_dir=str(run_dir), mlflow_uri=mlflow_uri, serving_uri=serving_uri,
         seconds=time.perf_counter() - start, stage_seconds=timings,
         outputs={stage: str(path) for stage, path in outputs.items()},
         reports={"demo_catalog": json.loads(Path(demo.out, "report.json").read_text()),
-                 **read_reports(outputs)})
+                 **read_reports(outputs), **scoring})
     checks = count_checks(summary.reports)
     summary.count_checks = [{"what": c.what, "expected": c.expected, "actual": c.actual}
                             for c in checks]
@@ -250,4 +261,7 @@ def format_summary(summary: LocalRunSummary) -> str:
                                                      for c in bad)),
         f"  report            {Path(summary.out) / 'report.json'}",
     ]
+    if "scoring" in r:
+        lines += ["fresh demo slice scored with the champion (scoring pipeline):",
+                  *("  " + line for line in summary_lines(r["scoring"])), f"  outputs {r['scoring']['outputs']}"]
     return "\n".join(lines)

@@ -6,6 +6,7 @@ import argparse
 
 from ecom_kfp.cli_support import bad_input, reject_lines
 from ecom_kfp.predict.config import PredictConfig
+from ecom_kfp.report import to_jsonable
 from ecom_kfp.settings import ConfigError, add_arguments, from_args
 
 HELP = "score a products table with a trained, pushed or registered model"
@@ -27,17 +28,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=main)
 
 
-def summary_lines(report) -> list[str]:
-    """The human summary of a :class:`~ecom_kfp.predict.PredictReport` (also printed by ``run-local``)."""
-    lines = [f"predict: {report.scored} of {report.input} products scored with {report.model} "
-             f"({report.products_per_second:,.1f} products/s)",
-             f"  accepted {report.accepted} ({report.share_accepted:.1%}) at thresholds "
-             f"{', '.join(f'{t:.3f}' for t in report.thresholds)} ({report.thresholds_source})",
-             f"  catalog category: {report.with_catalog_category} products, agreement {report.agreement_rate:.1%}, "
-             f"suspect labels {report.suspect} ({report.share_suspect:.1%} of scored)"]
-    lines += [f"  drift {name}: total variation {d.total_variation:.3f}, PSI {d.psi:.3f} vs {d.trained} "
-              "training records" for name, d in report.drift.items()]
-    lines += reject_lines(report.rejects_by_reason)
+def summary_lines(report: dict) -> list[str]:
+    """The human summary of a predict ``report.json`` (also printed by ``run-local``)."""
+    lines = [f"predict: {report['scored']} of {report['input']} products scored with {report['model']} "
+             f"({report['products_per_second']:,.1f} products/s)",
+             f"  accepted {report['accepted']} ({report['share_accepted']:.1%}) at thresholds "
+             f"{', '.join(f'{t:.3f}' for t in report['thresholds'])} ({report['thresholds_source']})",
+             f"  catalog category: {report['with_catalog_category']} products, agreement "
+             f"{report['agreement_rate']:.1%}, suspect labels {report['suspect']} ({report['share_suspect']:.1%} "
+             "of scored)"]
+    lines += [f"  drift {name}: total variation {d['total_variation']:.3f}, PSI {d['psi']:.3f} vs {d['trained']} "
+              "training records" for name, d in report["drift"].items()]
+    lines += reject_lines(report["rejects_by_reason"])
     return lines
 
 
@@ -50,6 +52,6 @@ def main(args: argparse.Namespace) -> int:
         report = run(config)
     except (ConfigError, ValueError, FileNotFoundError) as err:
         return bad_input("predict", err)
-    print("\n".join(summary_lines(report)))
+    print("\n".join(summary_lines(to_jsonable(report))))
     print(f"  outputs: {config.out_uri} (predictions.html to judge by eye)")
     return 0

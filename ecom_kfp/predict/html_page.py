@@ -43,8 +43,9 @@ def _card(sample: Sample, show_catalog: bool) -> str:
             f"{sample.confidence:.2f}{catalog}<br>{html.escape(sample.product_id)}<br>{html.escape(sample.title)}</div>")
 
 
-def render(report: Any, samples: Mapping[str, Sequence[Sample]], disagreements: Sequence[Sample]) -> str:
-    """The whole page for a :class:`~ecom_kfp.predict.stage.PredictReport`."""
+def render(report: Any, samples: Mapping[str, Sequence[Sample]], disagreements: Sequence[Sample],
+           note: str = "") -> str:
+    """The whole page for a :class:`~ecom_kfp.predict.stage.PredictReport` (``note`` replaces the samples)."""
     rows = [("products", report.input), ("scored", report.scored), ("rejected", report.rejected),
             ("accepted (confidence >= threshold)", f"{report.accepted} ({report.share_accepted:.1%})"),
             ("suspect catalog labels", f"{report.suspect} ({report.share_suspect:.1%})"),
@@ -56,7 +57,9 @@ def render(report: Any, samples: Mapping[str, Sequence[Sample]], disagreements: 
              f"<style>{STYLE}</style></head><body><h1>Predictions</h1>",
              f"<p>model: {html.escape(report.model)}</p><table>",
              *(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows), "</table>",
-             "<h2>Most confident disagreements with the catalog</h2>"]
+             f"<p>{html.escape(note)}</p>" if note else "<h2>Most confident disagreements with the catalog</h2>"]
+    if note:
+        return "\n".join(parts + ["</body></html>"])
     if not disagreements:
         parts.append("<p>None.</p>")
     parts += [_card(s, True) for s in disagreements]

@@ -115,6 +115,28 @@ class Scorer:
             levels.append(self.policy.calibrate(k, p))
         return levels
 
+    def probabilities_of_decodable(self, images: Sequence[bytes],
+                                   titles: Sequence[str]) -> tuple[list[np.ndarray] | None, list[int]]:
+        """Probabilities of the products whose image decodes (None if none does), and the positions
+        of those whose image does not. The batch is called once; only when the signature refuses it
+        are the products tried one by one, to find the culprits."""
+        import tensorflow as tf
+
+        try:
+            return self.probabilities(images, titles), []
+        except tf.errors.InvalidArgumentError:
+            pass
+        bad, good = [], []
+        for i, (image, title) in enumerate(zip(images, titles)):
+            try:
+                self.probabilities([image], [title])
+                good.append(i)
+            except tf.errors.InvalidArgumentError:
+                bad.append(i)
+        if not good:
+            return None, bad
+        return self.probabilities([images[i] for i in good], [titles[i] for i in good]), bad
+
     def decide(self, probabilities: list[np.ndarray]) -> Decisions:
         n = probabilities[0].shape[0]
         k = min(self.top_k, min(p.shape[1] for p in probabilities))
@@ -134,7 +156,7 @@ class Scorer:
         thresholds = np.asarray(self.policy.thresholds, dtype=np.float64)[np.maximum(predicted_level - 1, 0)]
         accepted = (predicted_level > 0) & (confidence >= thresholds)
         return Decisions(probabilities, top_index, top_probability, predicted_level,
-                         confidence.astype(np.float32), thresholds.astype(np.float32), accepted, accepted_level)
+                         confidence.astype(np.float32), thresholds, accepted, accepted_level)
 
     def class_names(self, level: int, ids: np.ndarray) -> list[str]:
         classes = self.vocabularies[level - 1].classes

@@ -49,7 +49,8 @@ class PredictReport:
 
     ``accepted`` counts scored products whose confidence passes the threshold; ``suspect`` those
     whose catalog category the model confidently contradicts (``with_catalog_category`` had one).
-    ``predicted_classes`` counts predicted paths; ``other_shards`` the rows left to other shards.
+    ``predicted_classes`` counts predicted paths, ``predicted_by_level`` the top class of every level
+    (what ``drift`` compares with the training counts); ``other_shards`` the rows left to other shards.
     """
 
     model: str
@@ -75,7 +76,13 @@ class PredictReport:
     products_per_second: float
     drift: dict[str, LevelDrift] = field(default_factory=dict)
     predicted_classes: dict[str, int] = field(default_factory=dict)
+    predicted_by_level: dict[str, dict[str, int]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+
+
+def share(part: int, whole: int) -> float:
+    """``part / whole``, 0 for an empty whole."""
+    return part / whole if whole else 0.0
 
 
 def _read_image(image_uri: str | None) -> tuple[bytes | None, Reason | None, str]:
@@ -131,26 +138,6 @@ class _Writer:
 
     def close(self) -> None:
         self.writer.close()
-
-
-def _score_batch(scorer: Scorer, images: list[bytes], titles: list[str]) -> tuple[list[np.ndarray] | None, list[int]]:
-    """Probabilities of a batch and the positions of undecodable images (scored one by one to find them)."""
-    import tensorflow as tf
-
-    try:
-        return scorer.probabilities(images, titles), []
-    except tf.errors.InvalidArgumentError:
-        pass
-    bad, good = [], []
-    for i, (image, title) in enumerate(zip(images, titles)):
-        try:
-            scorer.probabilities([image], [title])
-            good.append(i)
-        except tf.errors.InvalidArgumentError:
-            bad.append(i)
-    if not good:
-        return None, bad
-    return scorer.probabilities([images[i] for i in good], [titles[i] for i in good]), bad
 
 
 def _catalog_columns(scorer: Scorer, decisions: Decisions, row: int, catalog: list[str] | None) -> dict:
@@ -227,24 +214,26 @@ def _process(batch: list[dict], scorer: Scorer, pool: ThreadPoolExecutor, tally:
             tally.rejects.append(tables.Reject(product["product_id"], reason, detail).row(STAGE))
     if not ready:
         return []
-    probabilities, undecodable = _score_batch(scorer, [d for _, d in ready], [p.get("title") or "" for p, _ in ready])
+    probabilities, undecodable = scorer.probabilities_of_decodable([d for _, d in ready],
+                                                                   [p.get("title") or "" for p, _ in ready])
     for i in undecodable:
         tally.rejects.append(tables.Reject(ready[i][0]["product_id"], Reason.IMAGE_UNDECODABLE,
                                            f"{ready[i][0].get('image_uri')}: the serving signature cannot decode "
                                            "it").row(STAGE))
     if probabilities is None:
         return []
-    scored = [p for i, (p, _) in enumerate(ready) if i not in set(undecodable)]
+    scored = [p for i, (p, _) in enumerate(ready) if i not in undecodable]
     return _prediction_rows(scorer, scorer.decide(probabilities), scored)
 
 
-def _drift(files: ModelFiles, tally: _Tally) -> dict[str, LevelDrift]:
+def drift(files: ModelFiles, predicted_by_level: dict[str, dict[str, int]]) -> dict[str, LevelDrift]:
+    """Per level, the shift of the predicted classes against the model's training counts."""
     trained = files.train_counts()
     found = {}
-    for level, predicted in enumerate(tally.predicted, start=1):
-        shift = level_drift(level, predicted, trained.get(f"level_{level}", {}))
+    for key, predicted in predicted_by_level.items():
+        shift = level_drift(int(key.split("_")[1]), Counter(predicted), trained.get(key, {}))
         if shift is not None:
-            found[f"level_{level}"] = shift
+            found[key] = shift
     return found
 
 
@@ -295,14 +284,15 @@ def run(config: PredictConfig) -> PredictReport:
             other_shards=tally.other_shards, scored=tally.scored,
             rejected=len(tally.rejects), accepted=tally.accepted, with_catalog_category=tally.with_catalog,
             agreeing=tally.agreeing, suspect=tally.suspect,
-            share_accepted=tally.accepted / tally.scored if tally.scored else 0.0,
-            share_suspect=tally.suspect / tally.scored if tally.scored else 0.0,
-            agreement_rate=tally.agreeing / tally.with_catalog if tally.with_catalog else 0.0,
+            share_accepted=share(tally.accepted, tally.scored), share_suspect=share(tally.suspect, tally.scored),
+            agreement_rate=share(tally.agreeing, tally.with_catalog),
             thresholds=list(policy.thresholds), thresholds_source=policy.source,
             target_precision=policy.target_precision,
             rejects_by_reason=dict(Counter(r["reason"] for r in tally.rejects)),
             products_per_second=tally.input / scored_seconds if scored_seconds else 0.0,
-            drift=_drift(files, tally), predicted_classes=dict(tally.paths.most_common()))
+            predicted_classes=dict(tally.paths.most_common()),
+            predicted_by_level={f"level_{k}": dict(c.most_common()) for k, c in enumerate(tally.predicted, start=1)})
+        report.drift = drift(files, report.predicted_by_level)
     with timings.phase("html"):
         disagreements = [s for _, _, s in sorted(tally.disagreements, key=lambda e: (-e[0], e[1]))]
         uri.write_text(out.html, render(report, tally.samples, disagreements))
