@@ -77,7 +77,8 @@ class LevelThreshold:
     def __post_init__(self) -> None:
         lengths = {len(self.curve_threshold), len(self.curve_precision), len(self.curve_coverage)}
         if len(lengths) != 1:
-            raise ValueError(f"level {self.level}: curve_threshold, curve_precision and curve_coverage differ in length")
+            raise ValueError(f"level {self.level}: curve_threshold, curve_precision and curve_coverage differ "
+                             "in length")
         if any(b < a for a, b in zip(self.curve_threshold, self.curve_threshold[1:])):
             raise ValueError(f"level {self.level}: curve_threshold must be ascending")
 

@@ -12,14 +12,12 @@ disagreements with the catalog (for ``predictions.html``).
 from __future__ import annotations
 
 import heapq
-import logging
 import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
@@ -36,8 +34,6 @@ from ecom_kfp.predict.model import ModelFiles, open_model
 from ecom_kfp.predict.reasons import STAGE, Reason
 from ecom_kfp.predict.scoring import Decisions, Policy, Scorer
 from ecom_kfp.report import Timings, check_accounting, write_report
-
-log = logging.getLogger(__name__)
 
 COLUMNS = ["product_id", "title", "image_uri", "category_path"]
 IMAGE_THREADS = 8

@@ -1,8 +1,8 @@
 """Predict streams: its peak memory does not grow with the catalog.
 
 Each run is a fresh process (peak RSS is per process). Every product of the catalog points at the
-same large noisy JPEG (about 0.13 MB, read anew for each product), so an implementation that held
-the catalog's images would grow by about 80 MB between the two sizes.
+same large noisy JPEG (about 0.18 MB, read anew for each product), so an implementation that held
+the catalog's images would grow by about 110 MB between the two sizes.
 """
 
 from __future__ import annotations
