@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -100,7 +101,7 @@ def test_products_without_a_catalog_category_get_no_agreement(predict_model, tmp
     catalog = write_catalog(str(tmp_path / "ingest"), tiny.make_records(3, seed=9), faults=False)
     table = uri.read_parquet(catalog.layout.products)
     table = table.set_column(table.schema.get_field_index("category_path"), "category_path",
-                             __import__("pyarrow").nulls(table.num_rows, table.schema.field("category_path").type))
+                             pa.nulls(table.num_rows, table.schema.field("category_path").type))
     uri.write_parquet(table, catalog.layout.products)
     report = run(PredictConfig(products_uri=catalog.root, model_uri=predict_model.root, out_uri=str(tmp_path / "p"),
                                progress=False))
@@ -124,3 +125,21 @@ def test_cli_prints_the_summary_and_names_bad_flags(predict_model, catalog, tmp_
     with pytest.raises(ConfigError, match="--top-k"):
         PredictConfig(products_uri="a", model_uri="b", out_uri="c", top_k=0).validate()
     assert main(["predict", "--products", str(tmp_path / "none"), "--model", predict_model.root, "--out", out]) == 2
+
+
+def test_reads_and_writes_gcs(predict_model, catalog, tmp_path, gcs_bucket):
+    """Products, images and outputs on a real GCS emulator give the local run's predictions."""
+    local_out = str(tmp_path / "local")
+    run(PredictConfig(products_uri=catalog.root, model_uri=predict_model.root, out_uri=local_out, progress=False))
+    remote = uri.join(gcs_bucket, "ingest")
+    uri.copy_tree(catalog.root, remote)
+    table = uri.read_parquet(catalog.layout.products)
+    moved = [u.replace(catalog.root, remote) if u else u for u in table.column("image_uri").to_pylist()]
+    table = table.set_column(table.schema.get_field_index("image_uri"), "image_uri",
+                             pa.array(moved, type=pa.string()))
+    uri.write_parquet(table, uri.join(remote, "products.parquet"))
+    out = uri.join(gcs_bucket, "predictions")
+    report = run(PredictConfig(products_uri=remote, model_uri=predict_model.root, out_uri=out, progress=False))
+    with uri.local_copy(PredictionLayout(out).predictions) as remote_predictions:
+        assert pq.read_table(remote_predictions).to_pylist() == _tables(local_out)[0].to_pylist()
+    assert report.rejected == len(catalog.unscorable) and uri.exists(PredictionLayout(out).html)
