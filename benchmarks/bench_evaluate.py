@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from train_data import myntra_dataset  # benchmarks/ is on sys.path when run as a script
+from train_data import myntra_dataset, untrained_serving_model  # benchmarks/ is on sys.path as a script
 
 
 def main() -> None:
@@ -30,13 +30,9 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64, help="stored and model image size")
     args = parser.parse_args()
 
-    from ecom_kfp import uri
-    from ecom_kfp.contracts.layouts import ModelLayout
     from ecom_kfp.evaluate.inference import score_split
     from ecom_kfp.evaluate.inputs import load_inputs
     from ecom_kfp.train.data import PipelineOptions, TrainingData, make_dataset
-    from ecom_kfp.train.export import export_serving
-    from ecom_kfp.train.model import ModelSpec, build_classifier
     from ecom_kfp.train.text import TitleTokenizer
 
     data = TrainingData.load(myntra_dataset(Path(args.work), args.image_size).root)
@@ -51,15 +47,7 @@ def main() -> None:
     pipeline_examples = one_pass()
     pipeline_rate = pipeline_examples / (time.perf_counter() - start)
 
-    model_dir = Path(args.work) / f"bench-evaluate-model-{args.backbone}-{args.image_size}"
-    layout = ModelLayout(str(model_dir))
-    if not uri.exists(uri.join(layout.saved_model, "saved_model.pb")):
-        model = build_classifier(ModelSpec(data.num_classes, "fused", args.backbone, args.image_size,
-                                           tokenizer.vocab_size, 32, 64))
-        export_serving(model, tokenizer, args.image_size, data.spec.resize_mode, data.spec.num_levels,
-                       layout.saved_model)
-        uri.copy_tree(data.layout.labels, layout.labels)
-        uri.copy(data.layout.manifest, layout.manifest)
+    layout = untrained_serving_model(Path(args.work), data, tokenizer, args.backbone, args.image_size)
     inputs = load_inputs(layout.root, data.layout.root)
     score_split(inputs, "test", args.batch_size)  # warm-up: trace the signature, fill caches
     predictions = score_split(inputs, "test", args.batch_size)

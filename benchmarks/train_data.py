@@ -10,12 +10,11 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from _common import MYNTRA  # benchmarks/ is on sys.path as a script; honours ECOM_KFP_SHARED_DATA
+
 from ecom_kfp import uri
 from ecom_kfp.contracts import tables
-from ecom_kfp.contracts.layouts import DatasetLayout, DedupeLayout
-
-REPO = Path(__file__).resolve().parents[1]
-MYNTRA = REPO.parent / "shared" / "data" / "myntra-dev"
+from ecom_kfp.contracts.layouts import DatasetLayout, DedupeLayout, ModelLayout
 
 
 def myntra_dataset(work: Path, image_size: int = 64) -> DatasetLayout:
@@ -37,4 +36,24 @@ def myntra_dataset(work: Path, image_size: int = 64) -> DatasetLayout:
                          "group_id": row["id"], "group_size": 1, "source": "myntra-dev"})
     uri.write_parquet(tables.from_rows(rows, tables.DEDUPED_PRODUCTS), products.products)
     run(TFRecordBuildConfig(products=products.root, out=layout.root, image_size=image_size, max_levels=3))
+    return layout
+
+
+def untrained_serving_model(work: Path, data, tokenizer, backbone: str = "small-cnn",
+                            image_size: int = 64) -> ModelLayout:
+    """The trainer's real architecture with untrained weights, exported with the serving signature (cached).
+
+    Throughput does not depend on the weights. ``data`` is a ``TrainingData`` of the dataset, ``tokenizer``
+    its ``TitleTokenizer``.
+    """
+    from ecom_kfp.train.export import export_serving
+    from ecom_kfp.train.model import ModelSpec, build_classifier
+
+    layout = ModelLayout(str(work / f"bench-evaluate-model-{backbone}-{image_size}"))
+    if not uri.exists(uri.join(layout.saved_model, "saved_model.pb")):
+        model = build_classifier(ModelSpec(data.num_classes, "fused", backbone, image_size, tokenizer.vocab_size,
+                                           32, 64))
+        export_serving(model, tokenizer, image_size, data.spec.resize_mode, data.spec.num_levels, layout.saved_model)
+        uri.copy_tree(data.layout.labels, layout.labels)
+        uri.copy(data.layout.manifest, layout.manifest)
     return layout

@@ -26,6 +26,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "train": ("ecom_kfp.train.cli", "train the classifier with Horovod (horovodrun --np N)"),
     "evaluate": ("ecom_kfp.evaluate.cli", "score a model, write plots and the blessing decision"),
     "push": ("ecom_kfp.push.cli", "register a blessed model in MLflow and copy it for serving"),
+    "predict": ("ecom_kfp.predict.cli", "score a products table with a trained, pushed or registered model"),
     "compile": ("ecom_kfp.pipelines.cli", "compile pipelines and components to YAML"),
     "validate": ("ecom_kfp.pipelines.cli", "strictly validate compiled pipeline/component YAML"),
     "run-local": ("ecom_kfp.pipelines.cli", "run the training pipeline locally with kfp.local"),

@@ -18,6 +18,7 @@ STAGES: dict[str, tuple[str, set[str]]] = {
     "ingest_op": ("ecom_kfp.ingest.config:IngestConfig", set()),
     "evaluate_op": ("ecom_kfp.evaluate.config:EvaluateConfig", set()),
     "push_op": ("ecom_kfp.push.config:PushConfig", set()),
+    "batch_predict_op": ("ecom_kfp.predict.config:PredictConfig", set()),
 }
 
 

@@ -9,15 +9,18 @@ from ecom_kfp.components.tfrecord_build import tfrecord_build_op
 from ecom_kfp.components.dedupe import dedupe_op
 from ecom_kfp.components.evaluate import evaluate_op
 from ecom_kfp.components.ingest import ingest_op, merge_ingest_shards_op
+from ecom_kfp.components.predict import batch_predict_op, merge_predictions_op
 from ecom_kfp.components.push import push_op
 from ecom_kfp.components.shards import shard_plan_op
 from ecom_kfp.components.train import train_op
 
 __all__ = [
+    "batch_predict_op",
     "evaluate_op",
     "dedupe_op",
     "ingest_op",
     "merge_ingest_shards_op",
+    "merge_predictions_op",
     "push_op",
     "shard_plan_op",
     "tfrecord_build_op",

@@ -206,3 +206,20 @@ class EvaluationLayout(_Layout):
 @dataclass(frozen=True)
 class PushLayout(_Layout):
     """``report.json`` (registered model name, version, alias, serving URI)."""
+
+
+@dataclass(frozen=True)
+class PredictionLayout(_Layout):
+    """``predictions.parquet``, ``rejects.parquet``, ``predictions.html``, ``report.json``."""
+
+    @property
+    def predictions(self) -> str:
+        return self._at("predictions.parquet")
+
+    @property
+    def rejects(self) -> str:
+        return self._at("rejects.parquet")
+
+    @property
+    def html(self) -> str:
+        return self._at("predictions.html")

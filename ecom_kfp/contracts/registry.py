@@ -2,8 +2,13 @@
 
 A registered model version is created from an MLflow run that holds two artifact directories:
 
-- ``model/``: the model in :class:`~ecom_kfp.contracts.layouts.ModelLayout` form (``saved_model/``,
-  ``labels/``, ``dataset_manifest.json``), so it can be downloaded and evaluated like any model dir.
+- ``model/``: an MLflow Model (a ``pyfunc`` logged from code, :mod:`ecom_kfp.push.pyfunc_model`) whose
+  ``artifacts/model/`` (:data:`MODEL_LAYOUT_DIR`) is the model in
+  :class:`~ecom_kfp.contracts.layouts.ModelLayout` form (``saved_model/``, ``labels/``,
+  ``dataset_manifest.json``, ``digests.json``), so it loads with ``mlflow.pyfunc.load_model`` and,
+  downloaded, is verified and evaluated like any model dir (:func:`layout_root`). The confidence
+  thresholds evaluate chose sit beside it, ``artifacts/thresholds.json`` (:data:`THRESHOLDS_PATH`):
+  they are not part of the trained model, whose directory holds exactly what its digests name.
 - ``evaluation/``: the evaluation that blessed it (``metrics.json``, ``blessing.json``, ``report.html``).
 
 Model version tags (all strings):
@@ -19,7 +24,13 @@ Model version tags (all strings):
 
 from __future__ import annotations
 
+import os
+
 MODEL_ARTIFACT = "model"
+#: Where the ModelLayout is inside the ``model/`` MLflow Model.
+MODEL_LAYOUT_DIR = "artifacts/model"
+#: Where evaluate's thresholds.json is inside the ``model/`` MLflow Model (absent when it had none).
+THRESHOLDS_PATH = "artifacts/thresholds.json"
 EVALUATION_ARTIFACT = "evaluation"
 
 CONTENT_SHA256 = "ecom_kfp.content_sha256"
@@ -58,3 +69,15 @@ def parse_metric_tags(tags: dict[str, str]) -> dict[int, dict[str, float]]:
         if level_part.isdigit() and name:
             out.setdefault(int(level_part), {})[name] = float(value)
     return out
+
+
+def thresholds_file(model_artifact_dir: str) -> str:
+    """The thresholds file inside a downloaded ``model/`` artifact, or "" when it has none."""
+    path = os.path.join(model_artifact_dir, *THRESHOLDS_PATH.split("/"))
+    return path if os.path.isfile(path) else ""
+
+
+def layout_root(model_artifact_dir: str) -> str:
+    """The ModelLayout root inside a downloaded ``model/`` artifact (itself, for versions pushed as plain files)."""
+    nested = os.path.join(model_artifact_dir, *MODEL_LAYOUT_DIR.split("/"))
+    return nested if os.path.isdir(nested) else model_artifact_dir

@@ -77,7 +77,8 @@ class LevelThreshold:
     def __post_init__(self) -> None:
         lengths = {len(self.curve_threshold), len(self.curve_precision), len(self.curve_coverage)}
         if len(lengths) != 1:
-            raise ValueError(f"level {self.level}: curve_threshold, curve_precision and curve_coverage differ in length")
+            raise ValueError(f"level {self.level}: curve_threshold, curve_precision and curve_coverage differ "
+                             "in length")
         if any(b < a for a, b in zip(self.curve_threshold, self.curve_threshold[1:])):
             raise ValueError(f"level {self.level}: curve_threshold must be ascending")
 
@@ -188,5 +189,11 @@ class Thresholds:
         """Read ``thresholds.json`` from ``labels_dir``, or None when the model has none."""
         from ecom_kfp import uri
 
-        source = uri.join(labels_dir, THRESHOLDS_FILE)
-        return cls.from_json(uri.read_text(source)) if uri.exists(source) else None
+        return cls.load_file(uri.join(labels_dir, THRESHOLDS_FILE))
+
+    @classmethod
+    def load_file(cls, source: str) -> Thresholds | None:
+        """Read a thresholds file, or None when there is none at ``source``."""
+        from ecom_kfp import uri
+
+        return cls.from_json(uri.read_text(source)) if source and uri.exists(source) else None

@@ -50,6 +50,28 @@ REJECTS = pa.schema(
     ]
 )
 
+#: One row per scored product, written by batch prediction (``predictions.parquet``). Per-level
+#: columns are lists indexed by level - 1 (level 1 first); a class is named as in ``labels/level_<k>.txt``.
+#: ``catalog_path``, ``agrees_with_catalog``, ``catalog_probability`` and ``suspect_label`` are null for
+#: products without a catalog category.
+PREDICTIONS = pa.schema(
+    [
+        pa.field("product_id", pa.string(), nullable=False),
+        pa.field("top_classes", pa.list_(pa.list_(pa.string()))),
+        pa.field("top_probabilities", pa.list_(pa.list_(pa.float32()))),
+        pa.field("predicted_path", pa.list_(pa.string())),
+        pa.field("predicted_level", pa.int32()),
+        pa.field("confidence", pa.float32()),
+        pa.field("threshold", pa.float32()),
+        pa.field("accepted", pa.bool_()),
+        pa.field("accepted_level", pa.int32()),
+        pa.field("catalog_path", pa.list_(pa.string())),
+        pa.field("agrees_with_catalog", pa.bool_()),
+        pa.field("catalog_probability", pa.float32()),
+        pa.field("suspect_label", pa.bool_()),
+    ]
+)
+
 #: One row per product dropped as a duplicate of a kept one (``duplicates.parquet``).
 DUPLICATES = pa.schema(
     [

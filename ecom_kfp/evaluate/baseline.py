@@ -88,7 +88,8 @@ def _from_registry(client, tracking_uri: str, ref: RegistryRef, fingerprint: str
 
     with tempfile.TemporaryDirectory(prefix="ecom-kfp-baseline-") as tmp:
         local = mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=tmp, tracking_uri=tracking_uri)
-        return Baseline(description, RE_EVALUATED, reevaluate(local), version.version)
+        model = registry.layout_root(local)  # versions pushed as MLflow Models hold it under artifacts/
+        return Baseline(description, RE_EVALUATED, reevaluate(model), version.version)
 
 
 def resolve_baseline(config: EvaluateConfig, fingerprint: str, reevaluate: Reevaluate) -> tuple[Baseline | None, str]:

@@ -28,12 +28,16 @@ def components() -> dict[str, BaseComponent]:
         "train": c.train_op,
         "evaluate": c.evaluate_op,
         "push": c.push_op,
+        "batch-predict": c.batch_predict_op,
+        "merge-predictions": c.merge_predictions_op,
     }
 
 
 def pipelines() -> dict[str, GraphComponent]:
     """Pipeline file name (without ``.yaml``) -> pipeline."""
     from ecom_kfp.pipelines.data import data_pipeline
+    from ecom_kfp.pipelines.scoring import scoring_pipeline
     from ecom_kfp.pipelines.training import training_pipeline
 
-    return {"training_pipeline": training_pipeline, "data_pipeline": data_pipeline}
+    return {"training_pipeline": training_pipeline, "data_pipeline": data_pipeline,
+            "scoring_pipeline": scoring_pipeline}

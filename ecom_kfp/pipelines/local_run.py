@@ -6,6 +6,8 @@ really downloads them), and runs :func:`~ecom_kfp.pipelines.training.training_pi
 an MLflow sqlite store at ``<out>/mlflow.db`` (unless ``--mlflow-uri``) and the serving copy at
 ``<out>/serving``. Then it reads every stage's ``report.json`` from the task outputs, checks that
 the counts add up from ingest to push, prints a summary and writes it to ``<out>/report.json``.
+When a model was pushed, a fresh slice of the demo catalog is then scored with the champion through
+the scoring pipeline (:mod:`ecom_kfp.pipelines.local_scoring`) and its predict summary printed.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from ecom_kfp.console import log_path, progress
-from ecom_kfp.settings import require, setting
-from ecom_kfp.contracts.layouts import DatasetLayout, DedupeLayout, EvaluationLayout
+from ecom_kfp.contracts.layouts import DatasetLayout, DedupeLayout, EvaluationLayout, PredictionLayout
 from ecom_kfp.demo import DemoCatalogConfig
+from ecom_kfp.pipelines.local_scoring import score_fresh_slice
+from ecom_kfp.predict.cli import summary_lines
 from ecom_kfp.report import write_report
+from ecom_kfp.settings import require, setting
 
 SPLITS = DatasetLayout.SPLITS
 
@@ -153,12 +157,19 @@ def run_local(config: LocalRunConfig) -> LocalRunSummary:
         timings["pipeline"] = time.perf_counter() - pipeline_start
     run_dir = find_run_dir(pipeline_root, PIPELINE_NAME)
     outputs = stage_outputs(run_dir)
+    scoring = {}
+    if "push" in outputs:  # the champion exists: score a fresh slice with it
+        scoring_start = time.perf_counter()
+        pushed_name = _read_json(outputs["push"] / "report.json")["registered_model_name"]
+        scoring["scoring"] = score_fresh_slice(out, pipeline_root, mlflow_uri, pushed_name, config.products,
+                                               config.seed)
+        timings["scoring"] = time.perf_counter() - scoring_start
     summary = LocalRunSummary(
         out=str(out), run_dir=str(run_dir), mlflow_uri=mlflow_uri, serving_uri=serving_uri,
         seconds=time.perf_counter() - start, stage_seconds=timings,
         outputs={stage: str(path) for stage, path in outputs.items()},
         reports={"demo_catalog": json.loads(Path(demo.out, "report.json").read_text()),
-                 **read_reports(outputs)})
+                 **read_reports(outputs), **scoring})
     checks = count_checks(summary.reports)
     summary.count_checks = [{"what": c.what, "expected": c.expected, "actual": c.actual}
                             for c in checks]
@@ -242,6 +253,9 @@ def format_summary(summary: LocalRunSummary) -> str:
                                   "NO: " + "; ".join(f"{c.what}: {c.expected} != {c.actual}"
                                                      for c in bad)),
     ]
+    if "scoring" in r:
+        lines += ["fresh demo slice scored with the champion (scoring pipeline):",
+                  *("  " + line for line in summary_lines(r["scoring"]))]
     return "\n".join(lines + where_to_look(summary))
 
 
@@ -252,6 +266,8 @@ def where_to_look(summary: LocalRunSummary) -> list[str]:
         pages["evaluation"] = Path(EvaluationLayout(summary.outputs["evaluate"]).html)
     if "dedupe" in summary.outputs:
         pages["duplicates"] = Path(DedupeLayout(summary.outputs["dedupe"]).samples_html)
+    if "scoring" in summary.reports:
+        pages["predictions"] = Path(PredictionLayout(summary.reports["scoring"]["outputs"]).html)
     if (log := log_path()) is not None:
         pages["log"] = log
     lines = ["where to look:"]

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 from ecom_kfp import __version__, uri
 from ecom_kfp.contracts import registry
 from ecom_kfp.contracts.layouts import EvaluationLayout, ModelLayout
+from ecom_kfp.push import mlflow_model
 from ecom_kfp.settings import require
 
 
@@ -77,7 +79,7 @@ def _experiment_id(client, name: str) -> str:
 
 def register(client, *, name: str, experiment: str, model: ModelLayout, evaluation: EvaluationLayout,
              tags: dict[str, str]):
-    """Log the model and its evaluation as a run's artifacts and create a model version from it."""
+    """Log the model (as an MLflow Model) and its evaluation as a run's artifacts; create a model version from it."""
     from mlflow.entities import Metric
     from mlflow.exceptions import MlflowException
 
@@ -87,13 +89,12 @@ def register(client, *, name: str, experiment: str, model: ModelLayout, evaluati
     now = int(time.time() * 1000)
     client.log_batch(run_id, metrics=[Metric(k[len(registry.METRIC_PREFIX):], float(v), now, 0)
                                       for k, v in tags.items() if k.startswith(registry.METRIC_PREFIX)])
-    with uri.local_copy(model.root) as local_model, uri.local_copy(evaluation.root) as local_evaluation:
-        local = ModelLayout(local_model)
-        client.log_artifacts(run_id, local.saved_model, f"{registry.MODEL_ARTIFACT}/saved_model")
-        client.log_artifacts(run_id, local.labels, f"{registry.MODEL_ARTIFACT}/labels")
-        for path in (local.manifest, local.digests):  # digests: evaluate verifies a downloaded champion too
-            if Path(path).exists():
-                client.log_artifact(run_id, path, registry.MODEL_ARTIFACT)
+    with uri.local_copy(model.root) as local_model, uri.local_copy(evaluation.root) as local_evaluation, \
+            tempfile.TemporaryDirectory(prefix="ecom-kfp-push-") as tmp:
+        thresholds = EvaluationLayout(local_evaluation).thresholds
+        saved = mlflow_model.save(local_model, str(Path(tmp, "model")),
+                                  thresholds=thresholds if Path(thresholds).exists() else "")
+        client.log_artifacts(run_id, saved, registry.MODEL_ARTIFACT)
         client.log_artifacts(run_id, local_evaluation, registry.EVALUATION_ARTIFACT)
     client.set_terminated(run_id)
     try:

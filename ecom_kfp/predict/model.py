@@ -1,0 +1,119 @@
+"""Find a model's SavedModel, labels and thresholds, whatever form the user names it in.
+
+Three forms are accepted (:func:`open_model`):
+
+- a train output (:class:`~ecom_kfp.contracts.layouts.ModelLayout`: ``saved_model/``, ``labels/``);
+- a pushed serving version (``<serving>/<name>/<version>/``: ``saved_model.pb`` at the root and
+  ``assets.extra/labels/``, see :mod:`ecom_kfp.push.payload`);
+- a registry reference, ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``: the version's verified
+  serving copy when push recorded one, else its registered artifacts, downloaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ecom_kfp import uri
+from ecom_kfp.contracts import registry
+from ecom_kfp.contracts.labels import Vocabulary, vocabulary_uri
+from ecom_kfp.contracts.layouts import ModelLayout
+from ecom_kfp.contracts.serving import Thresholds
+from ecom_kfp.evaluate.baseline import MODELS_SCHEME, RegistryRef, find_version, registry_client
+from ecom_kfp.push.payload import EXTRA
+
+KIND_TRAIN = "train output"
+KIND_SERVING = "serving version"
+KIND_REGISTRY = "registered model"
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """Where a model's serving files are.
+
+    Attributes:
+        description: What the user named, and what it resolved to.
+        kind: :data:`KIND_TRAIN`, :data:`KIND_SERVING` or :data:`KIND_REGISTRY`.
+        saved_model: URI of the SavedModel directory.
+        labels: URI of the directory with ``level_<k>.txt`` and ``thresholds.json``.
+        manifest: URI of the training dataset's manifest, or "" when the model has none.
+        thresholds_file: URI of ``thresholds.json`` when it is not in ``labels`` (an MLflow Model keeps
+            it beside the model directory, whose files are exactly those its digests name).
+    """
+
+    description: str
+    kind: str
+    saved_model: str
+    labels: str
+    manifest: str
+    thresholds_file: str = ""
+
+    def vocabularies(self) -> list[Vocabulary]:
+        """Every level's vocabulary, level 1 first (as many levels as there are label files)."""
+        levels = []
+        while uri.exists(vocabulary_uri(self.labels, len(levels) + 1)):
+            levels.append(Vocabulary.load(self.labels, len(levels) + 1))
+        return levels
+
+    def thresholds(self) -> Thresholds | None:
+        if self.thresholds_file:
+            return Thresholds.load_file(self.thresholds_file)
+        return Thresholds.load(self.labels)
+
+    def train_counts(self) -> dict[str, dict[str, int]]:
+        """``{"level_<k>": {class: training records}}`` from the dataset manifest ({} without one)."""
+        if not self.manifest or not uri.exists(self.manifest):
+            return {}
+        counts = uri.read_json(self.manifest).get("counts", {}).get("train", {})
+        return {key: value for key, value in counts.items() if key.startswith("level_")}
+
+
+def model_files(root: str, description: str = "", kind: str = "", thresholds_file: str = "") -> ModelFiles:
+    """The files of a train output or a serving version at ``root``.
+
+    Raises:
+        FileNotFoundError: ``root`` is neither (the message names ``--model``).
+    """
+    layout = ModelLayout(root)
+    if uri.exists(uri.join(layout.saved_model, "saved_model.pb")):
+        files = ModelFiles(description or root, kind or KIND_TRAIN, layout.saved_model, layout.labels,
+                           layout.manifest, thresholds_file)
+    elif uri.exists(uri.join(root, "saved_model.pb")):
+        files = ModelFiles(description or root, kind or KIND_SERVING, root, uri.join(root, EXTRA, "labels"),
+                           uri.join(root, EXTRA, "dataset_manifest.json"), thresholds_file)
+    else:
+        raise FileNotFoundError(f"--model {root}: neither a train output (saved_model/saved_model.pb) nor a "
+                                "serving version (saved_model.pb)")
+    if not uri.exists(vocabulary_uri(files.labels, 1)):
+        raise FileNotFoundError(f"--model {root}: no label files ({vocabulary_uri(files.labels, 1)} is missing)")
+    return files
+
+
+@contextlib.contextmanager
+def open_model(model: str, registry_uri: str = "") -> Iterator[ModelFiles]:
+    """The model ``model`` names (see the module docstring); a download lives until the block ends.
+
+    Raises:
+        FileNotFoundError: a URI that is not a model, or a reference the registry does not know.
+    """
+    if not model.startswith(MODELS_SCHEME):
+        yield model_files(model)
+        return
+    ref = RegistryRef.parse(model, registry.CHAMPION)
+    version = find_version(registry_client(registry_uri), ref)
+    if version is None:
+        raise FileNotFoundError(f"--model {model}: not found in the registry at {registry_uri}")
+    description = f"{ref} (version {version.version})"
+    serving = version.tags.get(registry.SERVING_URI)
+    if serving and version.tags.get(registry.SERVING_STATUS) == registry.SERVING_VERIFIED and uri.exists(serving):
+        yield model_files(serving, f"{description} at {serving}", KIND_REGISTRY)
+        return
+    import mlflow.artifacts
+
+    with tempfile.TemporaryDirectory(prefix="ecom-kfp-predict-model-") as tmp:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=tmp,
+                                                    tracking_uri=registry_uri)
+        yield model_files(registry.layout_root(local), f"{description} from {version.source}", KIND_REGISTRY,
+                          registry.thresholds_file(local))
