@@ -35,7 +35,7 @@ def score_fresh_slice(out: Path, pipeline_root: Path, mlflow_uri: str, registere
     with serve_directory(demo.images) as images_base:
         scoring_pipeline(catalog=demo.catalog, catalog_format="jsonl", images_base=images_base,
                          model_uri=f"models:/{registered_model_name}@{registry.CHAMPION}", registry_uri=mlflow_uri,
-                         num_shards=SHARDS, ingest_concurrency=16)
+                         num_shards=SHARDS, ingest_concurrency=16, allow_private_networks=True)
     merged = find_run_dir(pipeline_root, PIPELINE_NAME) / "merge-predictions-op" / "predictions"
     report = json.loads((merged / "report.json").read_text())
     report["outputs"] = str(merged)

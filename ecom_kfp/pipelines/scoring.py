@@ -48,6 +48,9 @@ def scoring_pipeline(
     target_precision: float = 0.0,
     batch_size: int = 128,
     ingest_concurrency: int = 64,
+    allow_local_files: bool = False,
+    allow_private_networks: bool = False,
+    allow_gcs_buckets: str = "",
     cpu_request: str = "2",
     memory: str = "8Gi",
 ) -> Dataset:
@@ -65,12 +68,16 @@ def scoring_pipeline(
         target_precision: Accept at the threshold reaching this precision (0 = the model's own threshold).
         batch_size: Products per call of the serving signature.
         ingest_concurrency: Parallel image downloads of ingest.
+        allow_local_files: Let image references name local files (only for catalogs you wrote).
+        allow_private_networks: Let image references reach loopback, private and link-local addresses.
+        allow_gcs_buckets: Comma-separated gs:// buckets image references may read from.
         cpu_request: CPU request of every task.
         memory: Memory request and limit of every task.
     """
     ingest = steps.ingest(catalog=catalog, catalog_format=catalog_format, column_map=column_map,
                           images_base=images_base, business_value_uri="", concurrency=ingest_concurrency,
-                          cpu=cpu_request, memory=memory)
+                          allow_local_files=allow_local_files, allow_private_networks=allow_private_networks,
+                          allow_gcs_buckets=allow_gcs_buckets, cpu=cpu_request, memory=memory)
     plan = shard_plan_op(num_shards=num_shards).set_display_name("shard-plan")
     with dsl.ParallelFor(plan.output, parallelism=MAX_PARALLEL_SHARDS, name="predict-shards") as shard_index:
         shard = predict_shard(products=ingest.outputs["products"], model_uri=model_uri, registry_uri=registry_uri,

@@ -26,7 +26,7 @@ def test_scoring_pipeline_fans_out_over_shards_and_merges(predict_model, tmp_pat
     with serve_directory(demo.images) as images_base:
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "pipeline_root"))
         scoring_pipeline(catalog=demo.catalog, catalog_format="jsonl", images_base=images_base,
-                         model_uri=predict_model.root, num_shards=2, ingest_concurrency=8)
+                         model_uri=predict_model.root, num_shards=2, ingest_concurrency=8, allow_private_networks=True)
     run_dir = find_run_dir(tmp_path / "pipeline_root", PIPELINE_NAME)
     ingest = _report(run_dir / "ingest-op" / "products")
     shards = [_report(p) for p in sorted(run_dir.rglob("predictions")) if p.parent.name == "batch-predict-op"]
