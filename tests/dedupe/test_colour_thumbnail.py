@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from .conftest import dedupe, jpeg, project_batch
 from PIL import Image
 
 from ecom_kfp.dedupe import DedupeConfig
@@ -15,6 +14,7 @@ from ecom_kfp.dedupe.colour_thumbnail import THUMBNAIL_SIDE, max_level_differenc
 from ecom_kfp.dedupe.image_hashes import ImageHashes, ImageJob, hash_chunk
 from ecom_kfp.dedupe.phash import hamming, hamming_words
 from ecom_kfp.dedupe.separable import batch_layout
+from tests.dedupe.helpers import dedupe, jpeg, project_batch
 
 DEFAULTS = DedupeConfig("in", "out")
 #: Myntra products photographed like each other in another colour: pHash (64 and 256 bit)

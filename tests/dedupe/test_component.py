@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from .conftest import jpeg, picture
+
+from tests.dedupe.helpers import jpeg, picture
 
 
 def test_component_runs_locally(make_layout, tmp_path):

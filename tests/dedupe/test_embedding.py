@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from .conftest import dedupe, jpeg, picture
 
 from ecom_kfp import uri
 from ecom_kfp.contracts.digests import DigestError, content_digest, file_sha256, tree_digests
 from ecom_kfp.dedupe import DedupeConfig, run
 from ecom_kfp.dedupe.embedding import l2_normalise, load_embedding_model, similar_pairs
 from ecom_kfp.testing.hostile import embedder_writing_a_file
+from tests.dedupe.helpers import dedupe, jpeg, picture
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SIDE = 32

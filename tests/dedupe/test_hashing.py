@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import scipy.sparse
 import scipy.sparse.csgraph
-from .conftest import jpeg, phash64, picture, project_batch
 from PIL import Image
 
 from ecom_kfp.dedupe import grid_hash, image_hashes
@@ -20,6 +19,7 @@ from ecom_kfp.dedupe.near_search import brute_force_neighbours, near_item_pairs,
 from ecom_kfp.dedupe.phash import hamming
 from ecom_kfp.dedupe.separable import batch_layout
 from ecom_kfp.dedupe.union_find import UnionFind
+from tests.dedupe.helpers import jpeg, phash64, picture, project_batch
 
 
 def test_phash_agrees_with_imagehash_on_real_images(myntra_dir: Path):

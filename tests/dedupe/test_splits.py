@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from .conftest import dedupe, jpeg, picture
-
 from ecom_kfp.tfrecord_build.inputs import read_products
 from ecom_kfp.tfrecord_build.splits import assign_splits
+from tests.dedupe.helpers import dedupe, jpeg, picture
 
 
 def test_build_splits_by_split_group_and_never_tests_a_label_conflict(make_layout, tmp_path):

@@ -8,13 +8,13 @@ import random
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from .conftest import dedupe, jpeg, phash64, picture
 
 from ecom_kfp import uri
 from ecom_kfp.cli import main as cli_main
 from ecom_kfp.dedupe import DedupeConfig, run
 from ecom_kfp.dedupe.image_hashes import decode_rgb
 from ecom_kfp.dedupe.phash import hamming
+from tests.dedupe.helpers import dedupe, jpeg, phash64, picture
 
 
 def by_id(rows: list[dict]) -> dict:

@@ -9,8 +9,7 @@ import time
 from pathlib import Path
 
 from ecom_kfp.testing.image_server import Fault, ServerHandle
-
-from .conftest import TRUSTED_FLAGS
+from tests.ingest.helpers import TRUSTED_FLAGS
 
 ECOM_KFP = str(Path(sys.executable).parent / "ecom-kfp")
 

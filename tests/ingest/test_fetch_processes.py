@@ -17,8 +17,7 @@ from ecom_kfp.ingest.fetch import FetchConfig, FetchedImage, FetchFailure
 from ecom_kfp.ingest.reasons import Reason
 from ecom_kfp.ingest.store import ImageStore
 from ecom_kfp.testing.image_server import Fault, ServerHandle
-
-from .conftest import TRUSTED
+from tests.ingest.helpers import TRUSTED
 
 _FAULTS = [Fault.NOT_FOUND, Fault.SERVER_ERROR, Fault.SERVER_ERROR_ONCE, Fault.TRUNCATED_BODY_ONCE, Fault.SLOW_ONCE,
            Fault.HTML, Fault.CORRUPT, Fault.TINY, Fault.TRUNCATED_FILE]

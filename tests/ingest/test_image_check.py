@@ -12,8 +12,7 @@ from PIL import Image
 from ecom_kfp import jpeg
 from ecom_kfp.ingest.image_check import CheckedImage, ImageLimits, ImageProblem, check_image
 from ecom_kfp.ingest.reasons import Reason
-
-from .conftest import jpeg_bytes, png_bytes
+from tests.ingest.helpers import jpeg_bytes, png_bytes
 
 LIMITS = ImageLimits(min_side=32, max_pixels=1_000_000, max_bytes=1 << 20)
 

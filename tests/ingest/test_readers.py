@@ -148,8 +148,7 @@ _CSV_MAP = "product_id=id,title=title,category_path=category,image_url=image"
 def _ingest_counts(catalog: Path, tmp_path: Path, **kwargs):
     """Run the stage on ``catalog`` (no image is fetched: references are local and refused)."""
     from ecom_kfp.ingest import IngestConfig, run
-
-    from .conftest import read_outputs
+    from tests.ingest.helpers import read_outputs
 
     report = run(IngestConfig(catalog=str(catalog), out=str(tmp_path / "out"), progress=False, **kwargs))
     products, rejects = read_outputs(tmp_path / "out")

@@ -16,8 +16,7 @@ from pathlib import Path
 
 from ecom_kfp.ingest.store import FetchJournal
 from ecom_kfp.testing.image_server import ServerConfig, image_server
-
-from .conftest import TRUSTED_FLAGS, jpeg_bytes, read_outputs
+from tests.ingest.helpers import TRUSTED_FLAGS, jpeg_bytes, read_outputs
 
 COUNT = 60
 
@@ -93,8 +92,7 @@ def test_a_rerun_under_a_stricter_policy_does_not_reuse_what_it_refuses(image_di
     """Images an earlier run read from local files are not accepted again once local files are refused."""
     from ecom_kfp.ingest import IngestConfig, run
     from ecom_kfp.ingest.config import FetchConfig
-
-    from .conftest import TRUSTED
+    from tests.ingest.helpers import TRUSTED
 
     rows = [{"product_id": name, "title": f"Cotton shirt model {name}", "category_path": "Apparel",
              "image_url": str(image_dir / f"{name}.jpg")} for name in "abc"]

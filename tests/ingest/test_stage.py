@@ -15,8 +15,7 @@ from ecom_kfp.contracts.layouts import IngestLayout
 from ecom_kfp.ingest import IngestConfig, run
 from ecom_kfp.ingest.config import FetchConfig
 from ecom_kfp.testing.image_server import Fault, ServerHandle
-
-from .conftest import MYNTRA_COLUMN_MAP, TRUSTED, read_outputs
+from tests.ingest.helpers import MYNTRA_COLUMN_MAP, TRUSTED, read_outputs
 
 #: product id -> (image name, fault) ; expected reason (None = accepted)
 IMAGE_CASES = {

@@ -8,8 +8,6 @@ import pytest
 
 from ecom_kfp.pipelines.compile import compile_all
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="session")
 def compiled_root(tmp_path_factory: pytest.TempPathFactory) -> Path:

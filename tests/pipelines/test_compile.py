@@ -8,8 +8,7 @@ from pathlib import Path
 from ecom_kfp.cli import main
 from ecom_kfp.pipelines import catalog
 from ecom_kfp.pipelines.compile import compile_all, drift, generated_files
-
-from .conftest import REPO
+from tests.pipelines.helpers import REPO
 
 
 def _tree_bytes(root: Path) -> dict[str, bytes]:

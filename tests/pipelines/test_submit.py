@@ -12,8 +12,7 @@ import pytest
 import yaml
 
 from ecom_kfp.cli import main
-from ecom_kfp.pipelines.submit import (ParameterError, check_params, declared_parameters,
-                                       parse_params, submit)
+from ecom_kfp.pipelines.submit import ParameterError, check_params, declared_parameters, parse_params, submit
 
 from .kfp_api import kfp_api_server
 

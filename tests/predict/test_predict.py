@@ -14,7 +14,7 @@ from ecom_kfp.predict import PredictConfig, run
 from ecom_kfp.predict.scoring import THRESHOLDS_FALLBACK, THRESHOLDS_FROM_CURVE, THRESHOLDS_FROM_MODEL
 from ecom_kfp.settings import ConfigError
 from ecom_kfp.testing import tiny_classifier as tiny
-from tests.predict.conftest import THRESHOLDS, write_catalog
+from tests.predict.helpers import THRESHOLDS, write_catalog
 
 
 def _tables(out: str):

@@ -25,7 +25,7 @@ from ecom_kfp.predict.model import KIND_REGISTRY, KIND_SERVING, KIND_TRAIN
 from ecom_kfp.push.config import PushConfig
 from ecom_kfp.push.stage import run as push
 from ecom_kfp.testing.servers import LOOPBACK, free_port, stop_process, wait_http
-from tests.predict.conftest import THRESHOLDS
+from tests.predict.helpers import THRESHOLDS
 
 
 @pytest.fixture(scope="module")
