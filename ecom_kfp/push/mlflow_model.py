@@ -97,7 +97,7 @@ def save(model_dir: str, target: str, thresholds: str = "") -> str:
                 shutil.copy2(extra, payload / os.path.basename(extra))
         artifacts = {MODEL_ARTIFACT: str(payload)}
         if thresholds:
-            artifacts[THRESHOLDS_ARTIFACT] = shutil.copy2(thresholds, Path(staging, THRESHOLDS_FILE))
+            artifacts[THRESHOLDS_ARTIFACT] = str(shutil.copy2(thresholds, Path(staging, THRESHOLDS_FILE)))
         mlflow.pyfunc.save_model(
             target, python_model=str(CODE_FILE), artifacts=artifacts,
             model_config=MODEL_CONFIG, signature=_signature(num_levels), input_example=input_example(),

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from ecom_kfp import uri
+from ecom_kfp.contracts.digests import write_model_digests
 from ecom_kfp.contracts.layouts import ModelLayout
 from ecom_kfp.testing import tiny_classifier as tiny
 from tests.predict.helpers import THRESHOLDS, Catalog, train_counts, write_catalog
@@ -21,6 +22,7 @@ def predict_model(tmp_path_factory: pytest.TempPathFactory, tiny_dataset) -> Mod
     manifest["counts"] = {**manifest.get("counts", {}), "train": train_counts(train)}
     uri.write_text(model.manifest, json.dumps(manifest, sort_keys=True))
     THRESHOLDS.save(model.labels)
+    write_model_digests(model)  # as its producer would: the manifest and labels changed above
     return model
 
 
