@@ -56,7 +56,14 @@ from ecom_kfp.tfrecord_build.text import (  # noqa: E402
     train_doc2vec,
     train_sentencepiece,
 )
-from ecom_kfp.tfrecord_build.writer import RecordInput, ShardTask, WriterSettings, init_worker, write_shard  # noqa: E402
+from ecom_kfp.tfrecord_build.writer import (  # noqa: E402
+    RecordInput,
+    ShardTask,
+    WriterSettings,
+    init_worker,
+    records_table,
+    write_shard,
+)
 
 QUALITY = 90
 #: Doc2Vec training epochs (the build's default) and the inference epochs compared against it.
@@ -171,12 +178,19 @@ def ours_runner(products: list[dict], settings: WriterSettings, root: Path) -> R
                                 (None,) * settings.spec.num_levels, 1.0, p["product_id"]) for p in products)
     init_worker(settings)
     layout = DatasetLayout(str(root / "ours"))
-    write_shard(ShardTask("train", 0, 1, layout.shard("train", 0, 1), records[:8]))  # warm-up: TF, gensim
+
+    def task(part: slice) -> ShardTask:
+        """The shard file of ``part`` with its planned records stored as the global step stores them."""
+        source = str(root / "ours-plan" / f"{part.start}.parquet")
+        uri.write_parquet(records_table(records[part]), source)
+        return ShardTask("train", part.start, len(records), layout.shard("train", part.start, len(records)), source,
+                         len(records[part]))
+
+    write_shard(task(slice(0, 8)))  # warm-up: TF, gensim
     init_worker(settings)  # an empty title vector cache again, as in a fresh writer process
 
     def run(part: slice) -> None:
-        shard = layout.shard("train", part.start, len(records))
-        result = write_shard(ShardTask("train", part.start, len(records), shard, records[part]))
+        result = write_shard(task(part))
         assert result.records == len(records[part]), result.rejects[:3]
 
     return run

@@ -15,6 +15,10 @@ from ecom_kfp.settings import _all_settings, add_arguments, flag_of, flat_defaul
 #: not config settings: artifacts are found from their annotations, these are the rest).
 STAGES: dict[str, tuple[str, set[str]]] = {
     "dedupe_op": ("ecom_kfp.dedupe.config:DedupeConfig", set()),
+    "tfrecord_build_op": ("ecom_kfp.tfrecord_build.config:TFRecordBuildConfig", set()),
+    "tfrecord_plan_op": ("ecom_kfp.tfrecord_build.config:TFRecordBuildConfig", set()),
+    "tfrecord_write_op": ("ecom_kfp.tfrecord_build.config:TFRecordBuildConfig", set()),
+    "tfrecord_merge_op": ("ecom_kfp.tfrecord_build.config:TFRecordBuildConfig", set()),
 }
 
 

@@ -160,3 +160,36 @@ class EvaluationLayout(_Layout):
 @dataclass(frozen=True)
 class PushLayout(_Layout):
     """``report.json`` (registered model name, version, alias, serving URI)."""
+
+
+@dataclass(frozen=True)
+class BuildPlanLayout(_Layout):
+    """The global step of a fanned-out TFRecord build (``tfrecord-build --step plan``).
+
+    ``labels/`` and ``text/`` as in :class:`DatasetLayout`; ``plan.json`` (feature spec, shard files
+    per split, label folding, text and split facts); ``records/<split>-<index>.parquet`` (the
+    records of each shard file, in their written order); ``rejects.parquet`` (products rejected
+    before writing); ``report.json``.
+    """
+
+    @property
+    def plan(self) -> str:
+        return self._at("plan.json")
+
+    def records(self, split: str, index: int) -> str:
+        return self._at("records", f"{split}-{index:05d}.parquet")
+
+    @property
+    def rejects(self) -> str:
+        return self._at("rejects.parquet")
+
+
+@dataclass(frozen=True)
+class BuildPieceLayout(DatasetLayout):
+    """One piece of the sharded write step (``tfrecord-build --step write``): its shard files under
+    ``<split>/`` with their global names, ``piece.json`` (counts of what it wrote), ``rejects.parquet``
+    (products whose image failed) and ``report.json``."""
+
+    @property
+    def piece(self) -> str:
+        return self._at("piece.json")

@@ -3,7 +3,7 @@ models and GZIP TFRecord shards (:class:`~ecom_kfp.contracts.layouts.DatasetLayo
 
 Modules, one responsibility each:
 
-- :mod:`.config`: :class:`TFRecordBuildConfig`, the typed configuration shared by the CLI and the component.
+- :mod:`.config`: :class:`TFRecordBuildConfig`, the typed configuration shared by the CLI and the components.
 - :mod:`.inputs`: reads the dedupe output and rejects products that cannot become records.
 - :mod:`.taxonomy`: the optional Google Product Taxonomy mapping of source categories.
 - :mod:`.splits`: train/val/test assignment by hashing the duplicate group.
@@ -12,12 +12,14 @@ Modules, one responsibility each:
   (:func:`~.text.load_tf_tokenizer`, :func:`~.text.piece_vectors`).
 - :mod:`.imaging`: decode / resize / re-encode one image.
 - :mod:`.records`: serialized ``tf.train.Example`` records of the feature spec.
-- :mod:`.writer`: shard planning and the parallel shard writers.
-- :mod:`.manifest`: ``manifest.json``.
-- :mod:`.build`: :func:`run`, the stage itself; :mod:`.merge`: joins fan-out pieces.
+- :mod:`.writer`: shard cutting and the parallel shard writers.
+- :mod:`.global_step`: the global step (``--step plan``); :mod:`.shard_step`: one piece of the
+  sharded write (``--step write``); :mod:`.merge`: the gather into one dataset and ``manifest.json``.
+- :mod:`.stage`: :func:`run`, the stage itself (any step, or ``all`` of them in one process).
 """
 
-from ecom_kfp.tfrecord_build.stage import TFRecordBuildReport, run
 from ecom_kfp.tfrecord_build.config import TFRecordBuildConfig
+from ecom_kfp.tfrecord_build.merge import TFRecordBuildReport
+from ecom_kfp.tfrecord_build.stage import run
 
 __all__ = ["TFRecordBuildConfig", "TFRecordBuildReport", "run"]

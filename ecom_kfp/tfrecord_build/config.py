@@ -5,21 +5,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ecom_kfp.settings import require
 from ecom_kfp.contracts.features import JPEG_QUALITY, RESIZE_MODES
 from ecom_kfp.resources import available_cpus
+from ecom_kfp.settings import ConfigError, require, setting
 
 SPLITS = ("train", "val", "test")
+#: ``all``: the whole build in one process; ``plan``: the global step; ``write``: one piece of the
+#: sharded write step; ``merge``: the gather into one dataset (see :mod:`ecom_kfp.tfrecord_build.stage`).
+STEPS = ("all", "plan", "write", "merge")
 #: Doc2Vec inference epochs per title vector: the cost of a record's vector grows linearly with
 #: them. ``benchmarks/bench_tfrecords.py`` measures the quality on myntra-dev titles held out from a
 #: 20-epoch model: at 10 epochs the vectors stay nearly as close to a 20-epoch inference (another
 #: seed) as two 20-epoch inferences are to each other, and nearest-neighbour category agreement
 #: drops about a point, the size of its seed-to-seed spread; at 5 it drops several points.
 DOC2VEC_INFER_EPOCHS = 10
-
-
-class ConfigError(ValueError):
-    """A flag has an unusable value; the message names the flag and the value."""
 
 
 def parse_fractions(text: str) -> tuple[float, float, float]:
@@ -43,63 +42,66 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
 
 @dataclass(frozen=True)
 class TFRecordBuildConfig:
-    """Everything one TFRecord build (or one fan-out piece of it) needs.
+    """Everything one TFRecord build (or one step of a fanned-out build) needs; each field's help is
+    its documentation, shared by ``ecom-kfp tfrecord-build --help`` and the components."""
 
-    Attributes:
-        products: URI of a dedupe output (directory with ``products.parquet``) or of the Parquet file.
-        out: URI of the :class:`~ecom_kfp.contracts.layouts.DatasetLayout` root to write.
-        image_size: Side of the stored square images, in pixels.
-        resize_mode: ``pad`` (letterbox in white) or ``crop`` (centre crop).
-        jpeg_quality: JPEG quality of the stored images (1-95).
-        split_fractions: Train, val and test shares.
-        stratify: Split each top-level category separately, so each gets exact shares.
-        split_salt: Mixed into the group hash; change it to draw a different (still deterministic) split.
-        max_levels: Deepest taxonomy level labelled (levels count from 1).
-        min_class_count: Classes with fewer training records fold into ``other``.
-        taxonomy: URI of a Google Product Taxonomy file (``taxonomy-with-ids`` format); needs
-            ``taxonomy_mapping``.
-        taxonomy_mapping: URI of a TSV mapping source category paths to taxonomy ids or paths.
-        spm_vocab_size: Requested SentencePiece vocabulary (lowered, and reported, when the
-            training titles cannot support it).
-        doc2vec_dim: Doc2Vec vector size (the ``title_vector`` feature).
-        doc2vec_epochs: Doc2Vec training epochs.
-        doc2vec_infer_epochs: Epochs of the inference that gives each record its title vector
-            (:data:`DOC2VEC_INFER_EPOCHS`).
-        shard_target_mb: Aimed-for size of one shard file, in MiB.
-        workers: Parallel writer processes; 0 = one per CPU.
-        shard_index: This piece of a fan-out (0-based).
-        num_shards: Pieces in the fan-out; each writes every ``num_shards``-th shard file.
-        seed: Seed of the text models and of the record order within shards.
-        progress: Show tqdm progress bars.
-    """
-
-    products: str
-    out: str
-    image_size: int = 224
-    resize_mode: str = "pad"
-    jpeg_quality: int = JPEG_QUALITY
-    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    stratify: bool = False
-    split_salt: str = "ecom-kfp"
-    max_levels: int = 4
-    min_class_count: int = 5
-    taxonomy: str = ""
-    taxonomy_mapping: str = ""
-    spm_vocab_size: int = 8000
-    doc2vec_dim: int = 64
-    doc2vec_epochs: int = 20
-    doc2vec_infer_epochs: int = DOC2VEC_INFER_EPOCHS
-    shard_target_mb: float = 64.0
-    workers: int = 0
-    shard_index: int = 0
-    num_shards: int = 1
-    seed: int = 0
-    progress: bool = True
+    products: str = setting("", metavar="URI",
+                            help="dedupe output directory or gs:// prefix (holds products.parquet), or the Parquet "
+                                 "file; read by the all and plan steps")
+    out: str = setting("", metavar="URI",
+                       help="output directory or gs:// prefix: the dataset (all, merge), the plan (plan) or one "
+                            "piece of shards (write)")
+    step: str = setting("all", choices=STEPS,
+                        help="all: the whole build here; plan: the global step (splits, labels, text models, shard "
+                             "plan); write: piece --shard-index of --num-shards of a plan's shard files; merge: a "
+                             "plan and all its pieces into one dataset")
+    plan: str = setting("", metavar="URI", help="the plan step's output, read by the write and merge steps")
+    pieces: list[str] = setting(factory=list, metavar="URI,...",
+                                help="every write step output of the plan, joined by the merge step")
+    image_size: int = setting(224, metavar="PX", help="side of the stored square images in pixels")
+    resize_mode: str = setting("pad", choices=RESIZE_MODES,
+                               help="keep the whole product with white borders (pad) or centre-crop (crop)")
+    jpeg_quality: int = setting(JPEG_QUALITY, metavar="Q", help="JPEG quality of the stored images, 1-95")
+    split_fractions: str = setting("0.7,0.15,0.15", metavar="TRAIN,VAL,TEST",
+                                   help="train, val and test shares of the duplicate groups, summing to 1")
+    stratify: bool = setting(False, help="split each top-level category on its own at exact shares")
+    split_salt: str = setting("ecom-kfp", metavar="TEXT",
+                              help="mixed into the group hash; change it for another deterministic split")
+    max_levels: int = setting(4, metavar="N", help="deepest taxonomy level labelled, from 1")
+    min_class_count: int = setting(5, metavar="N", help="classes with fewer training products fold into 'other'")
+    taxonomy: str = setting("", metavar="URI",
+                            help="Google Product Taxonomy file (taxonomy-with-ids format); needs --taxonomy-mapping")
+    taxonomy_mapping: str = setting("", metavar="URI",
+                                    help="TSV of '<source path>\\t<taxonomy id or path>' lines mapping source "
+                                         "categories onto --taxonomy")
+    spm_vocab_size: int = setting(8000, metavar="N",
+                                  help="SentencePiece vocabulary; lowered (and reported) when the titles are too few")
+    doc2vec_dim: int = setting(64, metavar="D", help="Doc2Vec vector size of the title_vector feature")
+    doc2vec_epochs: int = setting(20, metavar="N", help="Doc2Vec training epochs")
+    doc2vec_infer_epochs: int = setting(DOC2VEC_INFER_EPOCHS, metavar="N",
+                                        help="Doc2Vec inference epochs per title vector; benchmarks/bench_tfrecords.py "
+                                             "measures vector quality against it")
+    text_sample: int = setting(200_000, metavar="N",
+                               help="most training titles SentencePiece and Doc2Vec train on: a larger train split "
+                                    "is sampled by product-id hash (reported in manifest.json); 0 = all")
+    shard_target_mb: float = setting(64.0, metavar="MB", help="aimed-for size of one shard file in MiB")
+    workers: int = setting(0, metavar="N", help="shard writer processes; 0 = one per CPU")
+    shard_index: int = setting(0, metavar="I", help="write step: this piece of the fan-out, from 0")
+    num_shards: int = setting(1, metavar="N", help="write step: pieces in the fan-out; piece I writes every N-th "
+                                                   "shard file of the plan")
+    seed: int = setting(0, help="seed of the text models, the text sample and the record order")
+    progress: bool = setting(True, flag="--no-progress", help="show progress bars")
 
     def __post_init__(self) -> None:
+        if not isinstance(self.split_fractions, str):  # a (train, val, test) tuple from Python callers
+            object.__setattr__(self, "split_fractions", ",".join(str(f) for f in self.split_fractions))
+        reads_products, reads_plan = self.step in ("all", "plan"), self.step in ("write", "merge")
         require([
-            (bool(self.products), "--products", self.products, "is required"),
+            (self.step in STEPS, "--step", self.step, f"must be one of {STEPS}"),
+            (bool(self.products) or not reads_products, "--products", self.products, "is required"),
             (bool(self.out), "--out", self.out, "is required"),
+            (bool(self.plan) or not reads_plan, "--plan", self.plan, f"is required by --step {self.step}"),
+            (bool(self.pieces) or self.step != "merge", "--pieces", self.pieces, "is required by --step merge"),
             (self.image_size >= 8, "--image-size", self.image_size, "must be at least 8"),
             (self.resize_mode in RESIZE_MODES, "--resize-mode", self.resize_mode, f"must be one of {RESIZE_MODES}"),
             (1 <= self.jpeg_quality <= 95, "--jpeg-quality", self.jpeg_quality, "must be in 1..95"),
@@ -113,13 +115,19 @@ class TFRecordBuildConfig:
             (self.doc2vec_epochs >= 1, "--doc2vec-epochs", self.doc2vec_epochs, "must be at least 1"),
             (self.doc2vec_infer_epochs >= 1, "--doc2vec-infer-epochs", self.doc2vec_infer_epochs,
              "must be at least 1"),
+            (self.text_sample >= 0, "--text-sample", self.text_sample, "must be 0 (all titles) or more"),
             (self.shard_target_mb > 0, "--shard-target-mb", self.shard_target_mb, "must be positive"),
             (self.workers >= 0, "--workers", self.workers, "must be 0 (one per CPU) or more"),
             (self.num_shards >= 1, "--num-shards", self.num_shards, "must be at least 1"),
             (0 <= self.shard_index < max(self.num_shards, 1), "--shard-index", self.shard_index,
              f"must be in 0..{self.num_shards - 1}"),
         ], ConfigError)
-        parse_fractions(",".join(str(f) for f in self.split_fractions))
+        parse_fractions(self.split_fractions)
+
+    @property
+    def fractions(self) -> tuple[float, float, float]:
+        """The parsed :attr:`split_fractions`."""
+        return parse_fractions(self.split_fractions)
 
     @property
     def worker_count(self) -> int:

@@ -1,11 +1,12 @@
 """Shard planning and the parallel shard writers.
 
 A split's records are put in a fixed pseudo-random order (hash of seed and product id, so every
-shard mixes classes) and cut into ``ceil(estimated bytes / target size)`` files. The plan depends
-only on the input and the config, so every fan-out piece computes the same one and writes its own
-files (``index % num_shards == shard_index``), named ``part-<index>-of-<count>`` globally. One
-process writes one file, from image to GZIP record; processes are spawned (not forked) because
-TensorFlow and gensim do not survive a fork.
+shard mixes classes) and cut into ``ceil(estimated bytes / target size)`` files by the global step,
+which stores each file's records (:func:`records_table`). A write piece writes its share of those
+files, named ``part-<index>-of-<count>`` globally. One process writes one file, from image to GZIP
+record, reading the file's planned records itself, so no process holds more than one file's
+records. A file's bytes depend only on its planned records and the plan's writer settings, not on
+which piece or process writes it.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any
 
+import pyarrow as pa
 from tqdm import tqdm
 
 from ecom_kfp import uri
 from ecom_kfp.contracts.features import FeatureSpec
-from ecom_kfp.contracts.layouts import DatasetLayout
 from ecom_kfp.contracts.tables import Reject
 from ecom_kfp.tfrecord_build.imaging import ImageReject, read_image, reencode
 from ecom_kfp.tfrecord_build.records import RecordSerializer
@@ -62,15 +63,48 @@ class RecordInput:
                                     product_id=self.product_id, group_id=self.group_id)
 
 
+#: Columns of a planned shard file's records (:class:`RecordInput` field by field).
+RECORDS_SCHEMA = pa.schema([
+    ("product_id", pa.string()), ("title", pa.string()), ("image_uri", pa.string()),
+    ("labels", pa.list_(pa.int32())), ("other_reasons", pa.list_(pa.string())),
+    ("business_value", pa.float64()), ("group_id", pa.string()),
+])
+
+
+def records_table(records: Sequence[RecordInput]) -> pa.Table:
+    """The :data:`RECORDS_SCHEMA` table of ``records``, in their order."""
+    return pa.Table.from_pylist([{"product_id": r.product_id, "title": r.title, "image_uri": r.image_uri,
+                                  "labels": list(r.labels), "other_reasons": list(r.other_reasons),
+                                  "business_value": r.business_value, "group_id": r.group_id} for r in records],
+                                schema=RECORDS_SCHEMA)
+
+
+def read_records(source: str) -> list[RecordInput]:
+    """The records of one planned shard file (written by :func:`records_table`), in their order."""
+    return [RecordInput(row["product_id"], row["title"], row["image_uri"], tuple(row["labels"]),
+                        tuple(row["other_reasons"]), row["business_value"], row["group_id"])
+            for row in uri.read_parquet(source).to_pylist()]
+
+
 @dataclass(frozen=True)
 class ShardTask:
-    """One shard file to write."""
+    """One shard file to write: its global name and where its planned records are.
+
+    Attributes:
+        split: Its split.
+        index: Its file index within the split.
+        count: Files of the split.
+        target: URI to write.
+        source: URI of its planned records (:func:`records_table`).
+        size: Records planned.
+    """
 
     split: str
     index: int
     count: int
     target: str
-    records: tuple[RecordInput, ...]
+    source: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -80,8 +114,8 @@ class WriterSettings:
     Attributes:
         spec: The record spec.
         jpeg_quality: Quality of the stored JPEGs.
-        spm_model: Local path of the SentencePiece model.
-        doc2vec_model: Local path (or URI) of the Doc2Vec model.
+        spm_model: URI of the SentencePiece model.
+        doc2vec_model: URI of the Doc2Vec model.
         seed: Seed of the title vector inference.
         infer_epochs: Epochs of the title vector inference.
     """
@@ -151,16 +185,14 @@ def _stored_image(record: RecordInput, settings: WriterSettings, rejects: list[R
         return None
 
 
-def plan_shards(split: str, records: Sequence[RecordInput], record_bytes: int | None, target_bytes: int,
-                layout: DatasetLayout) -> list[ShardTask]:
-    """Cut one split (already in :func:`record_order`) into shard files of about ``target_bytes``.
+def split_files(records: Sequence[RecordInput], record_bytes: int | None, target_bytes: int) -> list[list[RecordInput]]:
+    """Cut one split (already in :func:`record_order`) into the records of files of about ``target_bytes``.
 
     An empty split still gets one (empty) file, so every split directory is readable.
     """
     count = max(1, math.ceil(len(records) * (record_bytes or 0) / target_bytes))
     per_file = math.ceil(len(records) / count) if records else 0
-    return [ShardTask(split, i, count, layout.shard(split, i, count), tuple(records[i * per_file:(i + 1) * per_file]))
-            for i in range(count)]
+    return [list(records[i * per_file:(i + 1) * per_file]) for i in range(count)]
 
 
 _state: dict[str, Any] = {}
@@ -168,8 +200,7 @@ _state: dict[str, Any] = {}
 
 def init_worker(settings: WriterSettings) -> None:
     """Load the text models and set up the record serializer once per writer process."""
-    with open(settings.spm_model, "rb") as fh:
-        spm_model = fh.read()
+    spm_model = uri.read_bytes(settings.spm_model)
     _state["settings"] = settings
     _state["embedder"] = TitleEmbedder(spm_model, load_doc2vec(settings.doc2vec_model), settings.seed,
                                        settings.infer_epochs)
@@ -185,6 +216,7 @@ def write_shard(task: ShardTask) -> ShardResult:
     serializer: RecordSerializer = _state["serializer"]
     spec = settings.spec
     start = time.perf_counter()
+    records = read_records(task.source)
     result = ShardResult(task.split, task.index, task.target,
                          class_counts=[Counter() for _ in range(spec.num_levels)],
                          other_reasons=[Counter() for _ in range(spec.num_levels)])
@@ -197,8 +229,8 @@ def write_shard(task: ShardTask) -> ShardResult:
     try:
         options = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=GZIP_LEVEL)
         with tf.io.TFRecordWriter(tmp, options) as writer:
-            for first in range(0, len(task.records), WRITE_BATCH):
-                batch = task.records[first:first + WRITE_BATCH]
+            for first in range(0, len(records), WRITE_BATCH):
+                batch = records[first:first + WRITE_BATCH]
                 images = [_stored_image(record, settings, result.rejects) for record in batch]
                 kept = [(record, image) for record, image in zip(batch, images, strict=True) if image is not None]
                 vectors = [embedder.vector(record.title).tolist() for record, _ in kept]
@@ -242,14 +274,14 @@ def write_shards(tasks: Sequence[ShardTask], settings: WriterSettings, workers: 
     Returns:
         Results in task order.
     """
-    bar = tqdm(total=sum(len(t.records) for t in tasks), unit="rec", desc="tfrecords", disable=not progress)
+    bar = tqdm(total=sum(t.size for t in tasks), unit="rec", desc="tfrecords", disable=not progress)
     results: dict[int, ShardResult] = {}
     with bar:
         if workers <= 1 or len(tasks) <= 1:
             init_worker(settings)
             for i, task in enumerate(tasks):
                 results[i] = write_shard(task)
-                bar.update(len(task.records))
+                bar.update(task.size)
         else:
             with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=_writer_context(),
                                      initializer=init_worker, initargs=(settings,)) as pool:
@@ -257,5 +289,5 @@ def write_shards(tasks: Sequence[ShardTask], settings: WriterSettings, workers: 
                 for future in as_completed(futures):
                     i = futures[future]
                     results[i] = future.result()
-                    bar.update(len(tasks[i].records))
+                    bar.update(tasks[i].size)
     return [results[i] for i in range(len(tasks))]

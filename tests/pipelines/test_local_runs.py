@@ -59,14 +59,21 @@ def test_run_local_training_pipeline_counts_add_up_from_ingest_to_push(tmp_path:
 
 
 def test_data_pipeline_with_two_shards(tmp_path: Path) -> None:
+    """Ingest fans out over two shards and the build over three pieces; the pieces write exactly
+    the shard files (decompressed record bytes, file by file) of a one-piece build of the same catalog."""
+    from tests.tfrecord_build.conftest import shard_records
+
     demo = generate(DemoCatalogConfig(out=str(tmp_path / "catalog"), products=200, progress=False))
+    datasets = {}
     with serve_directory(demo.images) as images_base:
-        local.init(runner=local.SubprocessRunner(use_venv=False),
-                   pipeline_root=str(tmp_path / "pipeline_root"))
-        data_pipeline(catalog=demo.catalog, catalog_format="jsonl", images_base=images_base,
-                      business_value_uri=demo.business_value, num_shards=2, image_size=32,
-                      min_class_count=3, ingest_concurrency=8)
-    run_dir = find_run_dir(tmp_path / "pipeline_root", DATA_PIPELINE_NAME)
+        for pieces in (1, 3):
+            root = tmp_path / f"pipeline_root_{pieces}"
+            local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
+            data_pipeline(catalog=demo.catalog, catalog_format="jsonl", images_base=images_base,
+                          business_value_uri=demo.business_value, num_shards=2, build_shards=pieces,
+                          image_size=32, min_class_count=3, ingest_concurrency=8, shard_target_mb=0.02)
+            datasets[pieces] = find_run_dir(root, DATA_PIPELINE_NAME)
+    run_dir = datasets[3]
     shards = [_report(p) for p in sorted(run_dir.rglob("products")) if p.parent.name == "ingest-op"]
     assert sorted(s["shard_index"] for s in shards) == [0, 1]
     assert all(s["num_shards"] == 2 for s in shards)
@@ -77,8 +84,14 @@ def test_data_pipeline_with_two_shards(tmp_path: Path) -> None:
     assert merged["rejected"] == sum(s["rejected"] for s in shards)
     dedupe = _report(run_dir / "dedupe-op" / "deduped")
     assert dedupe["input"] == merged["accepted"]
-    dataset = run_dir / "tfrecord-build-op" / "dataset"
+    pieces = [_report(p) for p in sorted(run_dir.rglob("piece")) if p.parent.name == "tfrecord-write-op"]
+    assert sorted(p["shard_index"] for p in pieces) == [0, 1, 2] and all(p["records"] > 0 for p in pieces)
+    dataset = run_dir / "tfrecord-merge-op" / "dataset"
     build = _report(dataset)
     assert build["input_products"] == dedupe["kept"]
     assert build["records"] + build["rejected"] == build["input_products"]
+    assert build["num_shards"] == 3 and build["shards"]["train"] > 3
     assert (dataset / "manifest.json").exists()
+    one_piece = shard_records(str(datasets[1] / "tfrecord-merge-op" / "dataset"))
+    assert sum(map(len, one_piece.values())) == build["records"]
+    assert shard_records(str(dataset)) == one_piece

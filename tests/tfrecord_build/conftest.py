@@ -102,3 +102,14 @@ def built(tmp_path_factory: pytest.TempPathFactory, dedupe_output: DedupeOutput)
 
     out = tmp_path_factory.mktemp("dataset") / "out"
     return out, run(small_config(dedupe_output.layout.root, str(out)))
+
+
+def shard_records(root: str) -> dict[str, list[bytes]]:
+    """Decompressed record bytes of every shard file of a dataset, keyed ``<split>/<file name>``, in file order."""
+    import tensorflow as tf
+
+    from ecom_kfp.contracts.layouts import DatasetLayout
+
+    layout = DatasetLayout(root)
+    return {f"{split}/{path.rsplit('/', 1)[-1]}": [r.numpy() for r in tf.data.TFRecordDataset(path, "GZIP")]
+            for split in layout.SPLITS for path in uri.list_files(layout.split_dir(split), suffix=".tfrecord.gz")}
