@@ -30,7 +30,12 @@ from ecom_kfp.tfrecord_build.labels import LabelSpace
 from ecom_kfp.tfrecord_build.rejects import STAGE
 from ecom_kfp.tfrecord_build.splits import assign_splits, unit_hash
 from ecom_kfp.tfrecord_build.taxonomy import TaxonomyMapping
-from ecom_kfp.tfrecord_build.text import save_doc2vec, sentencepiece_processor, train_doc2vec, train_sentencepiece
+from ecom_kfp.tfrecord_build.text import (
+    save_doc2vec,
+    sentencepiece_processor,
+    train_doc2vec,
+    train_sentencepiece,
+)
 from ecom_kfp.tfrecord_build.writer import (
     RecordInput,
     WriterSettings,
@@ -39,6 +44,7 @@ from ecom_kfp.tfrecord_build.writer import (
     records_table,
     split_files,
 )
+
 
 @dataclass
 class PlanReport:

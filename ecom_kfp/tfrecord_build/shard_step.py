@@ -17,7 +17,12 @@ from ecom_kfp.report import Timings, check_accounting, write_report
 from ecom_kfp.tfrecord_build.config import SPLITS, TFRecordBuildConfig
 from ecom_kfp.tfrecord_build.global_step import plan_id
 from ecom_kfp.tfrecord_build.rejects import STAGE
-from ecom_kfp.tfrecord_build.writer import ShardResult, ShardTask, WriterSettings, write_shards
+from ecom_kfp.tfrecord_build.writer import (
+    ShardResult,
+    ShardTask,
+    WriterSettings,
+    write_shards,
+)
 
 
 @dataclass
@@ -91,8 +96,8 @@ def write_piece(config: TFRecordBuildConfig) -> PieceReport:
     shard_seconds = sum(r.seconds for r in results)
     report = PieceReport(
         shard_index=config.shard_index, num_shards=config.num_shards, planned=planned, records=written,
-        rejected=len(rejects), rejected_by_reason=dict(Counter(r.reason.value for r in rejects)), files=dict(Counter(r.split for r in results)), bytes=sum(r.bytes for r in results),
-        workers=config.worker_count,
+        rejected=len(rejects), rejected_by_reason=dict(Counter(r.reason.value for r in rejects)),
+        files=dict(Counter(r.split for r in results)), bytes=sum(r.bytes for r in results), workers=config.worker_count,
         records_per_second=written / timings.seconds["write"] if timings.seconds["write"] > 0 else 0.0,
         shard_seconds=shard_seconds, seconds=dict(timings.seconds))
     write_report(report, config.out)

@@ -74,7 +74,7 @@ def test_train_runs_on_the_gpu_pool_with_parameter_resources(training) -> None:
 def test_every_task_has_resources_and_network_tasks_retry(training, data) -> None:
     for spec, _ in (training, data):
         for label, executor in spec["deploymentSpec"]["executors"].items():
-            if label == "exec-shard-plan-op":
+            if label.startswith("exec-shard-plan-op"):  # a list of numbers, nothing to size
                 continue
             resources = executor["container"]["resources"]
             assert "resourceCpuRequest" in resources and "resourceMemoryRequest" in resources, label
@@ -88,13 +88,17 @@ def test_every_task_has_resources_and_network_tasks_retry(training, data) -> Non
 
 
 def test_data_pipeline_fans_out_over_planned_shards_and_collects(data) -> None:
+    """Ingest and the TFRecord write each fan out over a shard plan and are gathered with dsl.Collected."""
     spec = data[0]
     root = spec["root"]["dag"]["tasks"]
-    [(loop_name, loop)] = [(n, t) for n, t in root.items() if "parameterIterator" in t]
-    assert loop["inputs"]["parameters"][loop["parameterIterator"]["items"]["inputParameter"]] == \
-        {"taskOutputParameter": {"outputParameterKey": "Output", "producerTask": "shard-plan-op"}}
-    merge = root["merge-ingest-shards-op"]
-    assert merge["inputs"]["artifacts"]["shards"]["taskOutputArtifact"]["producerTask"] == loop_name
-    assert spec["components"]["comp-merge-ingest-shards-op"]["inputDefinitions"]["artifacts"][
-        "shards"]["isArtifactList"] is True
+    loops = {t["inputs"]["parameters"][t["parameterIterator"]["items"]["inputParameter"]]["taskOutputParameter"][
+        "producerTask"]: name for name, t in root.items() if "parameterIterator" in t}
+    assert set(loops) == {"shard-plan-op", "shard-plan-op-2"}
+    for gather, collected, producer in (("merge-ingest-shards-op", "shards", "shard-plan-op"),
+                                        ("tfrecord-merge-op", "pieces", "shard-plan-op-2")):
+        assert root[gather]["inputs"]["artifacts"][collected]["taskOutputArtifact"]["producerTask"] == loops[producer]
+        assert spec["components"][f"comp-{gather}"]["inputDefinitions"]["artifacts"][collected]["isArtifactList"]
     assert root["dedupe-op"]["dependentTasks"] == ["merge-ingest-shards-op"]
+    assert root["tfrecord-plan-op"]["dependentTasks"] == ["dedupe-op"]
+    assert root["tfrecord-merge-op"]["inputs"]["artifacts"]["plan"]["taskOutputArtifact"]["producerTask"] == \
+        "tfrecord-plan-op"
