@@ -112,7 +112,11 @@ def _sample_tree(root: psutil.Process, cpu: dict[tuple[int, float], float]) -> f
     """Sum of proportional set sizes of ``root`` and its descendants in MB; records each process's own
     CPU seconds in ``cpu`` (keyed by pid and start time, so a reused pid is another process)."""
     total = 0
-    for proc in [root, *root.children(recursive=True)]:
+    try:
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:  # the stage has just ended
+        return 0.0
+    for proc in tree:
         try:
             times = proc.cpu_times()
             cpu[(proc.pid, proc.create_time())] = times.user + times.system

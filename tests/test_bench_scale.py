@@ -1,0 +1,36 @@
+"""Smoke test of ``benchmarks/bench_scale.py`` at a small size: every stage runs as its own measured
+subprocess on a served demo catalog, and the JSON document carries the figures and the goals."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.e2e
+
+
+def test_bench_scale_measures_every_stage_at_two_sizes(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_scale.py"), "--sizes", "120,60",
+                           "--image-size", "64", "--work", str(tmp_path)], capture_output=True, text=True, env=env,
+                          check=True, timeout=600)
+    document = json.loads(done.stdout)
+    assert [s["products"] for s in document["sizes"]] == [60, 120]
+    for size in document["sizes"]:
+        assert set(size["stages"]) == {"ingest", "dedupe", "tfrecord-build"}
+        for run in size["stages"].values():
+            assert run["exit_code"] == 0 and run["seconds"] > 0 and run["cpu_seconds"] > 0
+            assert run["peak_pss_mb"] > 10 and run["peak_rss_mb"] > 10 and run["output_bytes"] > 0
+            # Rounded to 0.1 in the document.
+            assert run["products_per_second"] == pytest.approx(run["products"] / run["seconds"], abs=0.06)
+        assert "write" in size["stages"]["tfrecord-build"]["phases"]
+    assert set(document["growth"]) == {"ingest", "dedupe", "tfrecord-build"}
+    assert document["growth"]["dedupe"]["from"] == 60 and document["growth"]["dedupe"]["to"] == 120
+    assert len(document["goals"]) == 6
+    assert (tmp_path / "results" / "size-120.json").exists()
+    assert not (tmp_path / "runs" / "size-120").exists()  # stage outputs are not kept without --keep
