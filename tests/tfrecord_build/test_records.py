@@ -49,3 +49,16 @@ def test_wrong_lengths_are_refused() -> None:
         serializer.serialize(**{**RECORDS[0], "labels": [1, 2]})
     with pytest.raises(ValueError, match="title vector of 4"):
         serializer.serialize(**{**RECORDS[0], "title_vector": [1.0] * 5})
+
+
+def test_serialized_size_is_the_length_of_the_serialized_record() -> None:
+    """The shard plan's size estimate is computed without TensorFlow; it must match the bytes written."""
+    from ecom_kfp.tfrecord_build.writer import RecordInput, serialized_size
+
+    spec = FeatureSpec(num_levels=3, title_vector_dim=64)
+    serializer = RecordSerializer(spec)
+    for image, title, labels, pid in ((b"\xff" * 10, "", (0, 0, 0), "p"),
+                                      (b"\x00" * 300, "Puma Men Blue Shoes ✓", (1, 200, 70000), "product-123456"),
+                                      (b"j" * 70000, "t" * 200, (5, 3, 1), "x" * 130)):
+        record = RecordInput(pid, title, "unused", labels, (None,) * 3, 1.5, "g-" + pid)
+        assert serialized_size(spec, record, len(image)) == len(record.serialize(serializer, image, [0.25] * 64))
