@@ -210,12 +210,15 @@ def scaled(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     return out / out.sum(axis=1, keepdims=True)
 
 
-def fit_temperature(probabilities: np.ndarray, target: np.ndarray) -> float:
-    """The temperature of :data:`TEMPERATURES` with the lowest NLL on the rows whose class exists (``target >= 0``)."""
-    known = target >= 0
-    p, y = probabilities[known], target[known]
-    nll = [-np.log(np.clip(scaled(p, t)[np.arange(len(y)), y], 1e-12, 1.0)).mean() for t in TEMPERATURES]
-    return TEMPERATURES[int(np.argmin(nll))]
+def fit_temperature(parts: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """The temperature of :data:`TEMPERATURES` with the lowest mean NLL over ``(probabilities, target)``
+    parts (folds, whose vocabularies may differ), on the rows whose class exists (``target >= 0``)."""
+    def nll(temperature: float) -> float:
+        losses = [-np.log(np.clip(scaled(p[y >= 0], temperature)[np.arange(int((y >= 0).sum())), y[y >= 0]], 1e-12, 1))
+                  for p, y in parts]
+        return float(np.concatenate(losses).mean())
+
+    return min(TEMPERATURES, key=nll)
 
 
 def stats(values: list[float]) -> dict:
@@ -329,8 +332,7 @@ def calibration(folds: list[Fold], mode: str) -> dict:
         raw, calibrated, temperatures = [], [], []
         for i, fold in enumerate(folds):
             others = [f for j, f in enumerate(folds) if j != i] or [fold]
-            temperature = fit_temperature(np.concatenate([f.models[mode]["probabilities"][k] for f in others]),
-                                          np.concatenate([f.target(mode, k) for f in others]))
+            temperature = fit_temperature([(f.models[mode]["probabilities"][k], f.target(mode, k)) for f in others])
             probabilities = fold.models[mode]["probabilities"][k]
             correct = fold.correct(mode)[k]
             raw.append((probabilities.max(axis=1), correct))
