@@ -20,7 +20,7 @@ fold and setting), so models trained by separate runs (``--models title`` now, `
 later) are aggregated by a later run with ``--models title,fused,...``.
 
 Usage: ``python benchmarks/bench_cv.py [--folds 5] [--only-folds 0,1] [--epochs 18]
-[--models fused,title,image,baseline] [--min-class-count 1] [--logit-adjustment 0]``
+[--image-epochs 8] [--models fused,title,image,baseline] [--min-class-count 1] [--logit-adjustment 0]``
 """
 
 from __future__ import annotations
@@ -114,7 +114,8 @@ def model_settings(args: argparse.Namespace, mode: str) -> dict:
     """The training settings of ``mode`` (what the cache key and the JSON name)."""
     image = mode != "title"
     # A title model has no backbone; the default name keeps TrainConfig valid.
-    return {"inputs": mode, "backbone": args.backbone if image else "small-cnn", "epochs": args.epochs,
+    return {"inputs": mode, "backbone": args.backbone if image else "small-cnn",
+            "epochs": args.image_epochs or args.epochs if image else args.epochs,
             "batch_size": args.batch_size, "learning_rate": args.learning_rate, "dropout": DROPOUT,
             "weight_decay": WEIGHT_DECAY, "ema_momentum": EMA_MOMENTUM, "label_smoothing": LABEL_SMOOTHING,
             "level_weights": [float(w) for w in LEVEL_WEIGHTS.split(",")],
@@ -210,12 +211,15 @@ def scaled(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     return out / out.sum(axis=1, keepdims=True)
 
 
-def fit_temperature(probabilities: np.ndarray, target: np.ndarray) -> float:
-    """The temperature of :data:`TEMPERATURES` with the lowest NLL on the rows whose class exists (``target >= 0``)."""
-    known = target >= 0
-    p, y = probabilities[known], target[known]
-    nll = [-np.log(np.clip(scaled(p, t)[np.arange(len(y)), y], 1e-12, 1.0)).mean() for t in TEMPERATURES]
-    return TEMPERATURES[int(np.argmin(nll))]
+def fit_temperature(parts: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """The temperature of :data:`TEMPERATURES` with the lowest mean NLL over ``(probabilities, target)``
+    parts (folds, whose vocabularies may differ), on the rows whose class exists (``target >= 0``)."""
+    def nll(temperature: float) -> float:
+        losses = [-np.log(np.clip(scaled(p[y >= 0], temperature)[np.arange(int((y >= 0).sum())), y[y >= 0]], 1e-12, 1))
+                  for p, y in parts]
+        return float(np.concatenate(losses).mean())
+
+    return min(TEMPERATURES, key=nll)
 
 
 def stats(values: list[float]) -> dict:
@@ -329,8 +333,7 @@ def calibration(folds: list[Fold], mode: str) -> dict:
         raw, calibrated, temperatures = [], [], []
         for i, fold in enumerate(folds):
             others = [f for j, f in enumerate(folds) if j != i] or [fold]
-            temperature = fit_temperature(np.concatenate([f.models[mode]["probabilities"][k] for f in others]),
-                                          np.concatenate([f.target(mode, k) for f in others]))
+            temperature = fit_temperature([(f.models[mode]["probabilities"][k], f.target(mode, k)) for f in others])
             probabilities = fold.models[mode]["probabilities"][k]
             correct = fold.correct(mode)[k]
             raw.append((probabilities.max(axis=1), correct))
@@ -357,6 +360,7 @@ def main() -> None:
     parser.add_argument("--weights", default="", help="backbone weights to start from (.weights.h5)")
     parser.add_argument("--freeze-backbone-epochs", type=int, default=0, help="epochs the backbone stays frozen")
     parser.add_argument("--epochs", type=int, default=EPOCHS, help="training epochs per model")
+    parser.add_argument("--image-epochs", type=int, default=0, help="epochs of the image and fused models, 0 = --epochs")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size")
     parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help="base learning rate")
     parser.add_argument("--logit-adjustment", type=float, default=0.0, help="tail loss strength, 0 = off")

@@ -26,8 +26,8 @@ def test_bench_scale_measures_every_stage_at_two_sizes(tmp_path: Path) -> None:
         for run in size["stages"].values():
             assert run["exit_code"] == 0 and run["seconds"] > 0 and run["cpu_seconds"] > 0
             assert run["peak_pss_mb"] > 10 and run["peak_rss_mb"] > 10 and run["output_bytes"] > 0
-            # Rounded to 0.1 in the document.
-            assert run["products_per_second"] == pytest.approx(run["products"] / run["seconds"], abs=0.06)
+            # Both figures are rounded in the document, so they agree to rounding only.
+            assert run["products_per_second"] == pytest.approx(run["products"] / run["seconds"], rel=0.02, abs=0.1)
         assert "write" in size["stages"]["tfrecord-build"]["phases"]
     assert set(document["growth"]) == {"ingest", "dedupe", "tfrecord-build"}
     assert document["growth"]["dedupe"]["from"] == 60 and document["growth"]["dedupe"]["to"] == 120
