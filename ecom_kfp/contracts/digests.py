@@ -11,6 +11,7 @@ or executes it (a SavedModel runs its own graph). Where the digests live:
   ``labels/``, ``dataset_manifest.json`` and ``model.keras``. ``content_sha256``
   (:func:`content_digest` of the files in :attr:`ModelLayout.PAYLOAD`) names what is loaded and
   served: evaluate records it in ``blessing.json`` and push refuses a model whose content differs.
+  ``labels/thresholds.json`` (:data:`THRESHOLDS_PATH`) is the one file of a model it does not cover.
 
 A digest kept next to the files it covers detects a file changed or added after the producer
 wrote it; it cannot stop a writer who rewrites the digests too. Digests carried through another
@@ -26,12 +27,16 @@ from collections.abc import Iterable, Mapping
 
 from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import ModelLayout
+from ecom_kfp.contracts.serving import THRESHOLDS_FILE
 
 DIGESTS_KEY = "digests"
 #: Key of ``blessing.json`` holding the content digest of the model evaluate scored.
 BLESSED_MODEL_SHA256 = "model_sha256"
 #: Files never covered by a directory's digests: the document holding them, and the run summary.
 UNCOVERED = frozenset({"manifest.json", "report.json", "digests.json"})
+#: Beside a model's labels, the confidence thresholds evaluate chose (data, never executed): they travel
+#: with the model but are not its content, so writing them does not change what was evaluated.
+THRESHOLDS_PATH = f"labels/{THRESHOLDS_FILE}"
 _CHUNK = 1 << 20
 
 
@@ -58,7 +63,7 @@ def tree_digests(root: str, parts: Iterable[str] | None = None) -> dict[str, str
         rels = [""] if _is_file(base) else uri.relative_files(base) if uri.exists(base) else []
         for rel in rels:
             name = "/".join(p for p in (part, rel) if p)
-            if name not in UNCOVERED:
+            if name not in UNCOVERED and name != THRESHOLDS_PATH:
                 found[name] = file_sha256(uri.join(root, *name.split("/")))
     return dict(sorted(found.items()))
 
@@ -144,7 +149,8 @@ def model_content_sha256(files: Mapping[str, str]) -> str:
 
 
 def _payload(files: Mapping[str, str]) -> dict[str, str]:
-    return {rel: digest for rel, digest in files.items() if _under(rel, ModelLayout.PAYLOAD)}
+    return {rel: digest for rel, digest in files.items()
+            if _under(rel, ModelLayout.PAYLOAD) and rel != THRESHOLDS_PATH}
 
 
 def verify_pinned(model_uri: str, expected_sha256: str, flag: str) -> None:
