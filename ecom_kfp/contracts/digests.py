@@ -32,7 +32,6 @@ DIGESTS_KEY = "digests"
 BLESSED_MODEL_SHA256 = "model_sha256"
 #: Files never covered by a directory's digests: the document holding them, and the run summary.
 UNCOVERED = frozenset({"manifest.json", "report.json", "digests.json"})
-_CHUNK = 1 << 20
 
 
 class DigestError(ValueError):
