@@ -12,6 +12,7 @@ import contextlib
 import csv
 import os
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,10 +55,14 @@ def myntra_products(myntra: Path, limit: int) -> list[dict]:
              "image_uri": str(myntra / "images" / r["image"])} for r in rows]
 
 
-def write_deduped_products(products: list[dict], root: Path) -> DedupeLayout:
-    """Write ``products`` under ``root`` as a dedupe output (each its own group, value 1), the build's input."""
-    rows = [{**p, "title_normalized": p["title"].lower(), "business_value": 1.0, "group_id": p["product_id"],
-             "group_size": 1} for p in products]
+def write_deduped_products(products: list[dict], root: Path, groups: dict[str, str] | None = None) -> DedupeLayout:
+    """Write ``products`` under ``root`` as a dedupe output (value 1), the build's input; each product
+    is its own group unless ``groups`` maps its id to a group id."""
+    groups = groups or {}
+    sizes = Counter(groups.get(p["product_id"], p["product_id"]) for p in products)
+    rows = [{**p, "title_normalized": p["title"].lower(), "business_value": 1.0,
+             "group_id": (group := groups.get(p["product_id"], p["product_id"])), "group_size": sizes[group]}
+            for p in products]
     layout = DedupeLayout(str(root))
     uri.write_parquet(tables.from_rows(rows, tables.DEDUPED_PRODUCTS), layout.products)
     return layout

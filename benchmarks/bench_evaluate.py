@@ -3,9 +3,8 @@
 Measures, in one process, examples/s of (a) the trainer's tf.data input pipeline alone over the
 test split (``ecom_kfp.train.data.make_dataset``: read GZIP shards, parse, decode and resize,
 tokenise titles, batch; no training) and (b) the evaluate stage's inference pass over the same
-split (:func:`ecom_kfp.evaluate.inference.predict_test_split`: read, parse, then the exported
-serving signature with its in-graph decode/resize/tokenise and the model, then per-example
-reductions). The model is the trainer's real architecture (``build_classifier`` +
+split (:func:`ecom_kfp.evaluate.inference.score_split`: read, parse, then the exported
+serving signature with its in-graph decode/resize/tokenise and the model, keeping the softmax). The model is the trainer's real architecture (``build_classifier`` +
 ``export_serving``) with untrained weights: throughput does not depend on the weights. The ratio
 says how much the serving-signature path costs over just feeding the data.
 
@@ -33,7 +32,7 @@ def main() -> None:
 
     from ecom_kfp import uri
     from ecom_kfp.contracts.layouts import ModelLayout
-    from ecom_kfp.evaluate.inference import predict_test_split
+    from ecom_kfp.evaluate.inference import score_split
     from ecom_kfp.evaluate.inputs import load_inputs
     from ecom_kfp.train.data import PipelineOptions, TrainingData, make_dataset
     from ecom_kfp.train.export import export_serving
@@ -62,8 +61,8 @@ def main() -> None:
         uri.copy_tree(data.layout.labels, layout.labels)
         uri.copy(data.layout.manifest, layout.manifest)
     inputs = load_inputs(layout.root, data.layout.root)
-    predict_test_split(inputs, args.batch_size)  # warm-up: trace the signature, fill caches
-    predictions = predict_test_split(inputs, args.batch_size)
+    score_split(inputs, "test", args.batch_size)  # warm-up: trace the signature, fill caches
+    predictions = score_split(inputs, "test", args.batch_size)
     evaluate_rate = predictions.examples / predictions.seconds
 
     print(json.dumps({"benchmark": "evaluate_vs_train_input_pipeline", "backbone": args.backbone,

@@ -74,10 +74,12 @@ def _figures(count: int, ok: int, seconds: float, cpu: float, rss_before: float,
 def worker_ours(urls: list[str], out: str, args: argparse.Namespace) -> dict:
     from ecom_kfp.contracts.layouts import IngestLayout
     from ecom_kfp.ingest.fetch import FetchConfig, FetchedImage, fetch_images
+    from ecom_kfp.ingest.source_policy import SourcePolicy
     from ecom_kfp.ingest.store import ImageStore
 
     config = FetchConfig(concurrency=args.width, per_host=args.width, timeout_seconds=args.timeout,
-                         max_retries=2, backoff_seconds=0.05, processes=args.fetch_processes)
+                         max_retries=2, backoff_seconds=0.05, fetch_processes=args.fetch_processes,
+                         policy=SourcePolicy(allow_private_networks=True))
     ok = []
     rss_before, cpu_before = _rss_mb(), _cpu_seconds()
     stats = fetch_images(urls, ImageStore(IngestLayout(out)), config,
@@ -123,9 +125,10 @@ def worker_stage(base_url: str, out: str, args: argparse.Namespace) -> dict:
 
     from ecom_kfp.ingest import IngestConfig, run
     from ecom_kfp.ingest.fetch import FetchConfig
+    from ecom_kfp.ingest.source_policy import SourcePolicy
 
     fetch = FetchConfig(concurrency=args.width, per_host=args.width, timeout_seconds=args.timeout,
-                        backoff_seconds=0.05, processes=args.fetch_processes)
+                        backoff_seconds=0.05, fetch_processes=args.fetch_processes, policy=SourcePolicy(allow_private_networks=True))
     start = time.perf_counter()
     report = run(IngestConfig(catalog=str(MYNTRA / "styles.csv"), out=out, column_map=COLUMN_MAP,
                               images_base=f"{base_url}/img/", progress=False, fetch=fetch))

@@ -1,4 +1,4 @@
-"""``ecom-kfp``: every stage and pipeline action as a CLI verb (DESIGN.md rule 3).
+"""``ecom-kfp``: every stage and pipeline action as a CLI verb (docs/design.md rule 3).
 
 Each verb lives next to its stage in ``ecom_kfp/<stage>/cli.py`` with a ``register(subparsers)``
 function; this module only wires them up. Stage modules are imported when their verb runs, not
@@ -12,8 +12,10 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from ecom_kfp import __version__
+from ecom_kfp.console import quiet_terminal
 
 #: verb -> (module with ``register(subparsers)``, one-line help)
 VERBS: dict[str, tuple[str, str]] = {
@@ -31,16 +33,27 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 
+#: Verbs that load TensorFlow, gensim, MLflow or kfp.local: their chatter goes to the log file.
+QUIET_VERBS = frozenset(VERBS) - {"compile", "validate", "submit"}
+
 DESCRIPTION = "E-commerce catalog -> registered product-category classifier, stage by stage."
 EPILOG = ("verbs:\n" + "\n".join(f"  {v:<16} {h}" for v, (_, h) in VERBS.items())
           + "\n\nRun 'ecom-kfp VERB --help' for a verb's flags.")
+
+
+def _add_output_flags(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", default=default,
+                        help="show library and child-process output on the terminal, not only in the log file")
+    parser.add_argument("--log-file", metavar="PATH", default=default,
+                        help="where library and child-process output goes (default: ecom-kfp.log in the verb's "
+                             "local --out directory, else ./ecom-kfp-VERB.log)")
 
 
 def _top_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ecom-kfp", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"ecom-kfp {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    _add_output_flags(parser, default=None)
     return parser
 
 
@@ -51,6 +64,9 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     modules = [VERBS[verb][0]] if verb in VERBS else sorted({m for m, _ in VERBS.values()})
     for module in modules:
         importlib.import_module(module).register(subparsers)
+    for verb_parser in subparsers.choices.values():
+        # Also after the verb (``ecom-kfp run-local --verbose``); SUPPRESS keeps a value given before it.
+        _add_output_flags(verb_parser, default=argparse.SUPPRESS)
     return parser
 
 
@@ -66,9 +82,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ecom-kfp: unknown verb {verb!r}; choose from: {', '.join(VERBS)}", file=sys.stderr)
         return 2
     args = build_parser(verb).parse_args(argv)
+    if verb in QUIET_VERBS:
+        with quiet_terminal(log_file(verb, args), verbose=args.verbose, stdout_to_log=verb == "run-local"):
+            return int(args.func(args) or 0)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return int(args.func(args) or 0)
+
+
+def log_file(verb: str, args: argparse.Namespace) -> str:
+    """``--log-file``, else ``ecom-kfp.log`` in a local ``--out`` directory, else ``./ecom-kfp-VERB.log``."""
+    if args.log_file:
+        return args.log_file
+    out = getattr(args, "out", None) or getattr(args, "out_uri", None) or ""
+    if out and "://" not in out:
+        return str(Path(out) / "ecom-kfp.log")
+    return f"ecom-kfp-{verb}.log"
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """What every stage verb's ``cli.py`` shares: the common flags and the bad-input exit.
 
-DESIGN.md's CLI contract: a verb exits non-zero only when the stage itself could not run (bad flag,
+docs/design.md's CLI contract: a verb exits non-zero only when the stage itself could not run (bad flag,
 missing input), never because some products were rejected.
 """
 

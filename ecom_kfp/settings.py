@@ -116,8 +116,9 @@ def _list_parser(item: type, flag: str) -> Callable[[str], list]:
     def parse(text: str) -> list:
         try:
             return [item(part.strip()) for part in text.split(",") if part.strip()]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} takes comma-separated {item.__name__} values, got {text!r}")
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(
+                f"{flag} takes comma-separated {item.__name__} values, got {text!r}") from err
     return parse
 
 
@@ -181,27 +182,38 @@ def from_args(config_cls: type, args: argparse.Namespace, **overrides: Any) -> A
     return config_cls(**values)
 
 
-def component_doc(config_cls: type, summary: str, **artifacts: str) -> Callable[[Callable], Callable]:
+def component_doc(config_cls: type, summary: str, returns: dict[str, str] | None = None,
+                  **artifacts: str) -> Callable[[Callable], Callable]:
     """Decorator that writes a KFP component's docstring from its config's settings.
 
     KFP reads input descriptions from the function's ``Args:`` section; writing it here keeps the
     help text in one place. Parameters that are artifacts, or not config fields, are described by
-    ``artifacts`` (name -> description).
+    ``artifacts`` (name -> description). ``returns`` describes outputs in a ``Returns:`` section:
+    named return values and ``Output[...]`` parameters, whose descriptions KFP reads only there.
     """
+    returns = returns or {}
+
     def decorate(func: Callable) -> Callable:
         helps = {f.name: decl.help for f, decl in _all_settings(config_cls)}
-        lines = [summary, "", "Args:"]
-        for name in typing.get_type_hints(func, include_extras=True):
-            if name == "return":
+        inputs, outputs = ["Args:"], ["Returns:"]
+        for name, hint in typing.get_type_hints(func, include_extras=True).items():
+            if name == "return" or name in returns:
                 continue
             text = artifacts.get(name) or helps.get(name)
             if text is None:
                 raise TypeError(f"{func.__name__}: parameter {name!r} is neither a setting of "
                                 f"{config_cls.__name__} nor described")
-            lines.append(f"    {name}: {text}")
-        func.__doc__ = "\n".join(lines)
+            # KFP takes output artifact descriptions from a Returns: section, inputs from Args:.
+            (outputs if _is_output(hint) else inputs).append(f"    {name}: {text}")
+        outputs += [f"    {name}: {text}" for name, text in returns.items()]
+        func.__doc__ = "\n".join([summary, "", *inputs, *([""] + outputs if len(outputs) > 1 else [])])
         return func
     return decorate
+
+
+def _is_output(hint: Any) -> bool:
+    """Whether a component parameter is ``Output[...]`` (told by name: settings must not import kfp)."""
+    return any(getattr(extra, "__name__", "") == "OutputAnnotation" for extra in typing.get_args(hint)[1:])
 
 
 def _all_settings(config_cls: type) -> list[tuple[dataclasses.Field, Setting]]:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build Horovod 0.28.1 against TensorFlow 2.21 (see DESIGN.md, "Facts already verified").
+# Build Horovod 0.28.1 against TensorFlow 2.21 (see docs/design.md, "Facts already verified").
 #
 # Horovod 0.28.1 as released includes horovod/tensorflow/xla_mpi_ops.cc, which needs XLA headers
 # that TF 2.21 no longer ships. We fetch the sdist, drop that one source from the TensorFlow

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-shot set-up used by `make demo` and `make test`: Debian packages, virtual environment,
-# pinned Python packages, this package (editable) and Horovod built per DESIGN.md.
+# pinned Python packages, this package (editable) and Horovod built per docs/design.md.
 # Idempotent: a finished step is skipped on the next run.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -15,6 +15,8 @@ from ecom_kfp.settings import _all_settings, add_arguments, flag_of, flat_defaul
 #: not config settings: artifacts are found from their annotations, these are the rest).
 STAGES: dict[str, tuple[str, set[str]]] = {
     "dedupe_op": ("ecom_kfp.dedupe.config:DedupeConfig", set()),
+    "ingest_op": ("ecom_kfp.ingest.config:IngestConfig", set()),
+    "evaluate_op": ("ecom_kfp.evaluate.config:EvaluateConfig", set()),
     "push_op": ("ecom_kfp.push.config:PushConfig", set()),
 }
 

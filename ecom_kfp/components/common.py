@@ -1,6 +1,6 @@
 """What every KFP component of this package shares.
 
-Components are lightweight Python components whose body imports ``ecom_kfp`` (DESIGN.md: that is
+Components are lightweight Python components whose body imports ``ecom_kfp`` (docs/design.md: that is
 what ``kfp.local.SubprocessRunner`` can run and what a cluster runs from our image). The image
 already has ``kfp`` and ``ecom_kfp`` installed, so nothing is pip-installed at run time.
 """

@@ -1,4 +1,4 @@
-"""The contracts between stages, each defined once (DESIGN.md rule 2).
+"""The contracts between stages, each defined once (docs/design.md rule 2).
 
 - :mod:`ecom_kfp.contracts.tables`: Arrow schemas of the products, rejects and duplicates tables,
   and the reject record (one row of a rejects table, once its stage is known).

@@ -14,6 +14,9 @@ label_level_<k>   int64           class id at level k = 1..num_levels (``labels/
 business_value    float           weight of the product's category for business-value scoring
 product_id        bytes           catalog id
 group_id          bytes           duplicate group from dedupe (splits never cut a group)
+category_path     bytes           the category path the labels were computed from, joined with
+                                  ``" > "`` (empty when unknown): names the true class of a
+                                  product whose class is folded into ``other``
 ================  ==============  ===========================================================
 
 The spec is saved in ``manifest.json`` (:meth:`FeatureSpec.to_dict`) and read back by the
@@ -38,6 +41,7 @@ TITLE_VECTOR = "title_vector"
 BUSINESS_VALUE = "business_value"
 PRODUCT_ID = "product_id"
 GROUP_ID = "group_id"
+CATEGORY_PATH = "category_path"
 RESIZE_MODES = ("pad", "crop")
 #: Padding colour: product photos are mostly shot on white, so white borders look like background.
 PAD_VALUE = 255
@@ -99,6 +103,7 @@ class FeatureSpec:
         business_value: float,
         product_id: str,
         group_id: str,
+        category_path: str = "",
     ) -> bytes:
         """Encode one record as a serialized ``tf.train.Example``."""
         import tensorflow as tf
@@ -118,6 +123,7 @@ class FeatureSpec:
             BUSINESS_VALUE: tf.train.Feature(float_list=tf.train.FloatList(value=[float(business_value)])),
             PRODUCT_ID: _bytes(product_id.encode("utf-8")),
             GROUP_ID: _bytes(group_id.encode("utf-8")),
+            CATEGORY_PATH: _bytes(category_path.encode("utf-8")),
         }
         for key, label in zip(self.label_keys, labels, strict=True):
             feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)]))
@@ -134,6 +140,8 @@ class FeatureSpec:
             BUSINESS_VALUE: tf.io.FixedLenFeature([], tf.float32, default_value=1.0),
             PRODUCT_ID: tf.io.FixedLenFeature([], tf.string),
             GROUP_ID: tf.io.FixedLenFeature([], tf.string, default_value=b""),
+            # Datasets built before the feature existed parse with an unknown path.
+            CATEGORY_PATH: tf.io.FixedLenFeature([], tf.string, default_value=b""),
         }
         for key in self.label_keys:
             spec[key] = tf.io.FixedLenFeature([], tf.int64)

@@ -1,8 +1,12 @@
 """Per-level label vocabularies: ``labels/level_<k>.txt``.
 
 Levels count from 1 (level 1 = the most general, e.g. "Apparel"). Layout: one class name per
-line, UTF-8; the line number (from 0) is the class id used in the TFRecord label features and the
-model's output heads. A class at level ``k`` is the category path prefix of length ``k`` joined
+line as a JSON string (``"Apparel > Topwear"``), UTF-8; the line number (from 0) is the class id
+used in the TFRecord label features and the model's output heads. JSON escaping makes any name
+round-trip: a newline, a line or paragraph separator (U+2028/2029, U+0085, escaped too although
+JSON does not require it, because ``str.splitlines`` and many editors break lines there) or a quote
+inside a name cannot shift the ids of the classes after it. Files of earlier versions (plain text,
+one name per line) are still read: a line that does not start with ``"`` is a plain name. A class at level ``k`` is the category path prefix of length ``k`` joined
 with ``" > "`` (so "Apparel > Topwear" at level 2), which keeps
 names unique across parents. Line 0 is always :data:`OTHER`: rare and unknown classes fold into it
 so the model always has somewhere to put them, and a lookup never fails.
@@ -10,6 +14,7 @@ so the model always has somewhere to put them, and a lookup never fails.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -70,14 +75,50 @@ class Vocabulary:
     def save(self, labels_dir: str) -> str:
         """Write ``level_<k>.txt`` under ``labels_dir``; returns its URI."""
         target = vocabulary_uri(labels_dir, self.level)
-        uri.write_text(target, "\n".join(self.classes) + "\n")
+        uri.write_text(target, dumps_names(self.classes))
         return target
 
     @classmethod
     def load(cls, labels_dir: str, level: int) -> Vocabulary:
         """Read ``level_<k>.txt`` from ``labels_dir``."""
-        lines = uri.read_text(vocabulary_uri(labels_dir, level)).splitlines()
-        return cls(level, tuple(line for line in lines if line))
+        return cls(level, loads_names(uri.read_text(vocabulary_uri(labels_dir, level))))
+
+
+def dumps_names(names: Iterable[str]) -> str:
+    """The text of a vocabulary file: one JSON string per line (see the module docstring)."""
+    return "".join(_escape_line_breaks(json.dumps(name, ensure_ascii=False)) + "\n" for name in names)
+
+
+def loads_names(text: str) -> tuple[str, ...]:
+    """Inverse of :func:`dumps_names`; also reads the plain one-name-per-line files of earlier versions.
+
+    Raises:
+        ValueError: a line starts like a JSON string but is not one.
+    """
+    names = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
+        if not line:
+            continue
+        if not line.startswith('"'):
+            names.append(line)
+            continue
+        try:
+            name = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"label file line {number} is not a JSON string: {err}") from err
+        if not isinstance(name, str):
+            raise ValueError(f"label file line {number} is not a JSON string")
+        names.append(name)
+    return tuple(names)
+
+
+def _escape_line_breaks(text: str) -> str:
+    return text.translate(_LINE_BREAK_ESCAPES)
+
+
+#: Characters ``str.splitlines`` breaks at that JSON leaves unescaped with ``ensure_ascii=False``.
+_LINE_BREAK_ESCAPES = {ord(c): f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"}
 
 
 def vocabulary_uri(labels_dir: str, level: int) -> str:

@@ -1,4 +1,4 @@
-"""The files each stage writes under its output URI (the "Stage output layouts" table of DESIGN.md).
+"""The files each stage writes under its output URI (the "Stage output layouts" table of docs/design.md).
 
 Producers and consumers name files only through these classes, so a rename happens in one place.
 Every layout is rooted at a URI (local directory or ``gs://`` prefix).
@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ecom_kfp import uri
+from ecom_kfp.contracts.serving import THRESHOLDS_FILE
 
 REPORT = "report.json"
 
@@ -49,7 +50,8 @@ class IngestLayout(_Layout):
 
 @dataclass(frozen=True)
 class DedupeLayout(_Layout):
-    """``products.parquet`` (kept), ``duplicates.parquet``, ``rejects.parquet``, ``samples.html``, ``report.json``."""
+    """``products.parquet`` (kept, with ``group_id``, ``group_size``, ``split_group``, ``label_conflict``),
+    ``duplicates.parquet``, ``rejects.parquet``, ``samples.html`` (random removals, conflicts), ``report.json``."""
 
     @property
     def products(self) -> str:
@@ -155,6 +157,11 @@ class ModelLayout(_Layout):
         return self._at("labels")
 
     @property
+    def thresholds(self) -> str:
+        """``labels/thresholds.json`` (:class:`ecom_kfp.contracts.serving.Thresholds`), written by evaluate."""
+        return self._at("labels", THRESHOLDS_FILE)
+
+    @property
     def manifest(self) -> str:
         """Copy of the dataset manifest the model was trained on."""
         return self._at("dataset_manifest.json")
@@ -162,7 +169,8 @@ class ModelLayout(_Layout):
 
 @dataclass(frozen=True)
 class EvaluationLayout(_Layout):
-    """``metrics.json``, ``confusion_<level>.csv``, ``coverage.csv``, ``report.html``, ``blessing.json``."""
+    """``metrics.json``, ``confusion_<level>.csv``, ``coverage.csv``, ``report.html``, ``blessing.json``,
+    ``thresholds.json``, ``suspect_labels.csv``."""
 
     @property
     def metrics(self) -> str:
@@ -183,6 +191,16 @@ class EvaluationLayout(_Layout):
     @property
     def blessing(self) -> str:
         return self._at("blessing.json")
+
+    @property
+    def thresholds(self) -> str:
+        """:class:`ecom_kfp.contracts.serving.Thresholds` chosen on the test split; push serves it beside the labels."""
+        return self._at(THRESHOLDS_FILE)
+
+    @property
+    def suspect_labels(self) -> str:
+        """Test products whose recorded label looks wrong (:mod:`ecom_kfp.evaluate.suspects`)."""
+        return self._at("suspect_labels.csv")
 
 
 @dataclass(frozen=True)

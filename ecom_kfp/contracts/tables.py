@@ -33,10 +33,12 @@ PRODUCTS = pa.schema(
     ]
 )
 
-#: Products kept by dedupe: ingest's columns plus the duplicate group they represent.
-DEDUPED_PRODUCTS = PRODUCTS.append(pa.field("group_id", pa.string())).append(
-    pa.field("group_size", pa.int32())
-)
+#: Products kept by dedupe: ingest's columns plus the duplicate group they represent (``group_id``:
+#: the kept product's id; ``group_size``: it and the copies removed into it), the leak group whose
+#: products must share a split (``split_group``), and whether the product's image is byte-identical
+#: to one of a product of another category (``label_conflict``: keep it out of golden test sets).
+DEDUPED_PRODUCTS = pa.schema([*PRODUCTS, pa.field("group_id", pa.string()), pa.field("group_size", pa.int32()),
+                              pa.field("split_group", pa.string()), pa.field("label_conflict", pa.bool_())])
 
 #: One row per rejected catalog entry, in every stage that rejects (``rejects.parquet``).
 REJECTS = pa.schema(

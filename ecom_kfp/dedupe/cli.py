@@ -8,16 +8,22 @@ from ecom_kfp.cli_support import bad_input, reject_lines
 from ecom_kfp.dedupe.config import DedupeConfig
 from ecom_kfp.settings import add_arguments, from_args
 
-DESCRIPTION = """Find exact and near-duplicate products in an ingest output and keep one per group.
+DESCRIPTION = """Find products that are copies of each other in an ingest output: remove the copies, and
+group near-copies so the TFRecord build keeps each group inside one split.
 
-Rules: identical normalised titles, identical image bytes (SHA-256), e-CLIP colour-grid key
-(5x5 mean colours + image size), perceptual hash (pHash) within --near-threshold bits, checked
-with a 256-bit pHash and 8x8 colour thumbnails (--near-verify-bits, --near-colour-tolerance), and
-optionally image embeddings (--embedding-model) within --embedding-threshold cosine similarity
-(exact blocked search, quadratic in the number of products: for up to about a million).
+Removal needs image evidence that the products are one: byte-identical images (SHA-256), or the
+same normalised title with pictures within --title-near-threshold pHash bits and
+--title-colour-tolerance levels (with --near-removes, also near-identical pictures alone) - and
+never when the products' category paths or --variant-columns (colour, gender, size, ...) differ.
+Every removed product matches its kept product directly (no chains). Leak groups (split_group)
+are generous: identical titles, e-CLIP colour-grid keys, near pictures (pHash within
+--near-threshold), optional image embeddings (--embedding-model, exact blocked search, quadratic:
+for up to about a million) and every removal match, unioned. Byte-identical pictures of products
+of different categories are label conflicts: kept, marked label_conflict, listed.
 Kept product of a group: most image pixels, then most complete metadata (title, brand, price,
 category path, business value), then smallest product_id. Writes products.parquet (kept, with
-group_id/group_size), duplicates.parquet, rejects.parquet, samples.html and report.json to --out."""
+group_id, group_size, split_group, label_conflict), duplicates.parquet, rejects.parquet,
+samples.html and report.json to --out. See docs/dedupe.md."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,9 +47,8 @@ def main(args: argparse.Namespace) -> int:
     print(f"dedupe: {report.message}")
     for name, rule in report.rules.items():
         state = "on " if rule.enabled else "off"
-        print(f"  {name:<7} {state} matched {rule.matched_products:>8} products in {rule.groups:>7} "
-              f"groups; explains {rule.dropped} dropped")
-    print(f"  transitive-only duplicates: {report.dropped_transitive}")
+        print(f"  {name:<11} {state} {rule.role:<23} matched {rule.matched_products:>8} products; "
+              f"removed {rule.dropped}; vetoed {rule.vetoed_pairs} pairs (labels differ)")
     for line in reject_lines(report.rejects_by_reason):
         print(line)
     print(f"  hashing: {report.images_per_second:,.0f} images/s; total {sum(report.seconds.values()):.1f} s")

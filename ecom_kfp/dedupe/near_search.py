@@ -77,19 +77,20 @@ def _sort_by_blocks(values: np.ndarray, masks: list[int]) -> tuple[np.ndarray, n
     return packed >> np.uint64(index_bits), (packed & np.uint64((1 << index_bits) - 1)).astype(np.int64)
 
 
-def _run_pairs(sorted_keys: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def run_pairs(sorted_keys: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every pair of positions inside runs of equal keys (keys sorted; ``order`` maps to items)."""
-    lefts, rights = [], []
-    starts = np.arange(len(sorted_keys) - 1)
+    lefts, rights = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    # One pass over all keys finds the neighbours in runs; later offsets only look at those.
+    starts = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1])
     offset = 1
     # A pair (i, i + d) is in a run only if (i, i + d - 1) is, so the candidates only shrink;
     # the loop ends after (longest run) iterations.
     while len(starts):
-        starts = starts[starts + offset < len(sorted_keys)]
-        starts = starts[sorted_keys[starts + offset] == sorted_keys[starts]]
         lefts.append(order[starts])
         rights.append(order[starts + offset])
         offset += 1
+        starts = starts[starts + offset < len(sorted_keys)]
+        starts = starts[sorted_keys[starts + offset] == sorted_keys[starts]]
     return np.concatenate(lefts), np.concatenate(rights)
 
 
@@ -114,7 +115,7 @@ def near_value_pairs(values: np.ndarray, radius: int, progress: bool = False) ->
         combos = list(itertools.combinations(range(len(masks)), len(masks) - radius))
         for combo in tqdm(combos, desc="near-duplicate index", unit="table", disable=not progress):
             sorted_keys, order = _sort_by_blocks(values, [masks[b] for b in combo])
-            left, right = _run_pairs(sorted_keys, order)
+            left, right = run_pairs(sorted_keys, order)
             close = hamming(values[left], values[right]) <= radius
             lefts.append(np.minimum(left, right)[close])
             rights.append(np.maximum(left, right)[close])

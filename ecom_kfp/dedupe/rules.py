@@ -1,9 +1,10 @@
 """The duplicate rules: each turns per-product keys or hashes into match edges.
 
 Key rules (identical SHA-256, identical grid key, identical normalised title) link products with
-equal keys; pair rules link products whose pHashes are within the Hamming threshold (and pass its
-checks) or whose image embeddings are within the cosine threshold. Edges of all rules go into one
-union-find (see :mod:`ecom_kfp.dedupe.grouping`).
+equal keys; pair rules link products whose pHashes are within a Hamming threshold (and pass its
+checks) or whose image embeddings are within the cosine threshold. What an edge may do, remove a
+product or only keep it in its neighbour's split, is each rule's role (:data:`REMOVES`; measured on
+myntra-dev, see :mod:`ecom_kfp.dedupe`).
 """
 
 from __future__ import annotations
@@ -17,16 +18,19 @@ import pyarrow.compute as pc
 
 from ecom_kfp.dedupe.colour_thumbnail import max_level_difference
 from ecom_kfp.dedupe.embedding import similar_pairs
-from ecom_kfp.dedupe.near_search import near_item_pairs
+from ecom_kfp.dedupe.near_search import near_item_pairs, run_pairs
 from ecom_kfp.dedupe.phash import hamming, hamming_words
 
-#: Rule names, in the order used to say why a dropped product matches its kept one (the most
-#: certain evidence first: identical bytes, then identical coarse picture, then near picture,
-#: then similar embedding, then title alone).
-SHA256, GRID, PHASH, EMBEDDING, TITLE = "sha256", "grid", "phash", "embedding", "title"
-RULES = (SHA256, GRID, PHASH, EMBEDDING, TITLE)
-#: A dropped product that matches no rule with the kept product itself, only other group members.
-TRANSITIVE = "transitive"
+#: Rule names. A removal names the most certain rule that links the removed product to its kept
+#: one directly, in :data:`REMOVAL_RULES` order.
+SHA256, PHASH_TITLE, PHASH, EMBEDDING, GRID, TITLE = "sha256", "phash_title", "phash", "embedding", "grid", "title"
+RULES = (SHA256, PHASH_TITLE, PHASH, EMBEDDING, GRID, TITLE)
+#: Rules whose matches may remove a product (``phash`` and ``embedding`` only with ``--near-removes``);
+#: every rule's matches join leak groups.
+REMOVAL_RULES = (SHA256, PHASH_TITLE, PHASH, EMBEDDING)
+#: A key (image bytes, grid key, title) shared by more products than this is a placeholder picture
+#: or a generic title, not evidence that they are one product or near-copies: it links nothing.
+MAX_SHARED_KEY = 100
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,15 @@ def equal_value_ids(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.where((ids >= 0) & empty[np.maximum(ids, 0)] if len(empty) else False, -1, ids)
 
 
+def usable_keys(keys: np.ndarray, valid: np.ndarray, limit: int = MAX_SHARED_KEY) -> np.ndarray:
+    """``valid`` items whose key is shared by at most ``limit`` valid items (see :data:`MAX_SHARED_KEY`)."""
+    usable = valid & (keys >= 0)
+    _, inverse, counts = np.unique(keys[usable], return_inverse=True, return_counts=True)
+    out = np.zeros(len(keys), dtype=bool)
+    out[np.nonzero(usable)[0]] = counts[inverse.ravel()] <= limit
+    return out
+
+
 def key_edges(rule: str, keys: np.ndarray, valid: np.ndarray) -> RuleEdges:
     """Link every item to the first item with the same key (a star per key; distance 0).
 
@@ -67,6 +80,14 @@ def key_edges(rule: str, keys: np.ndarray, valid: np.ndarray) -> RuleEdges:
     member = ~run_start
     return RuleEdges(rule=rule, left=first[member], right=order[member],
                      distance=np.zeros(int(member.sum()), dtype=np.float64))
+
+
+def key_pairs(keys: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair ``left < right`` of ``valid`` items with equal keys (quadratic per key: cap keys first)."""
+    items = np.nonzero(valid)[0]
+    order = items[np.argsort(keys[items], kind="stable")]
+    left, right = run_pairs(keys[order], order)
+    return np.minimum(left, right), np.maximum(left, right)
 
 
 class PairRule(Protocol):
@@ -104,21 +125,60 @@ class NearRule:
         return ok, bits
 
 
+#: Rows per block when digesting signatures: a block's words (~15 MB) stay in cache, and no full
+#: copy of the thumbnails is ever made.
+DIGEST_BLOCK = 1 << 16
+
+
+def _signature_words(near: NearRule, items: np.ndarray | slice) -> np.ndarray:
+    """``(len(items), words)`` uint64: each item's 64-bit pHash, 256-bit pHash and thumbnail bytes."""
+    thumbnails = near.thumbnails[items]
+    pad = -thumbnails.shape[1] % 8
+    if pad:
+        thumbnails = np.pad(thumbnails, ((0, 0), (0, pad)))
+    return np.concatenate([near.phashes[items, None] if isinstance(items, np.ndarray) else near.phashes[items][:, None],
+                           near.phashes256[items], np.ascontiguousarray(thumbnails).view(np.uint64)], axis=1)
+
+
+def signature_digests(near: NearRule, items: np.ndarray) -> np.ndarray:
+    """A 64-bit digest of each item's hashes and thumbnail (equal signatures, equal digests).
+
+    A random linear map of the words (mod 2**64), then a multiply-xorshift finish: not
+    collision-free for crafted input, which is why :func:`phash_edges` compares collapsed items in full.
+    """
+    out = np.empty(len(items), dtype=np.uint64)
+    multipliers = None
+    with np.errstate(over="ignore"):
+        for start in range(0, len(items), DIGEST_BLOCK):
+            block = items[start:start + DIGEST_BLOCK]
+            # The usual case, every item valid: a slice reads the rows without a fancy-index copy.
+            contiguous = len(block) and block[-1] - block[0] == len(block) - 1
+            words = _signature_words(near, slice(int(block[0]), int(block[-1]) + 1) if contiguous else block)
+            if multipliers is None:
+                multipliers = np.random.default_rng(0).integers(0, 2**63, words.shape[1], dtype=np.uint64) * 2 + 1
+            digest = words @ multipliers
+            digest ^= digest >> np.uint64(31)
+            digest *= np.uint64(0x9E3779B97F4A7C15)
+            out[start:start + DIGEST_BLOCK] = digest ^ (digest >> np.uint64(29))
+    return out
+
+
 def phash_edges(near: NearRule, valid: np.ndarray, progress: bool) -> RuleEdges:
     """Link ``valid`` items whose hashes are near (multi-index search) and pass ``near.check``.
 
     Items with identical hashes and colour thumbnails pass every check with each other; they are
     collapsed to one representative (linked in a star) so every other pair is checked exactly
-    once between representatives, whatever the input order.
+    once between representatives, whatever the input order. They are found by a 64-bit digest of
+    the signature and then compared in full, so a digest collision never links different items.
     """
     items = np.nonzero(valid)[0]
-    signature = np.concatenate([near.phashes[items, None].view(np.uint8), near.phashes256[items].view(np.uint8),
-                                near.thumbnails[items]], axis=1)
-    _, first, inverse = np.unique(np.ascontiguousarray(signature).view(f"V{signature.shape[1]}"),
-                                  return_index=True, return_inverse=True)
+    _, first, inverse = np.unique(signature_digests(near, items), return_index=True, return_inverse=True)
     inverse = inverse.ravel()
     same = np.nonzero(first[inverse] != np.arange(len(items)))[0]
-    representatives = items[first]
+    equal = np.all(_signature_words(near, items[same]) == _signature_words(near, items[first[inverse[same]]]),
+                   axis=1)
+    representatives = np.sort(np.concatenate([items[first], items[same[~equal]]]))  # disjoint sets
+    same = same[equal]
     pairs = near_item_pairs(near.phashes[representatives], near.threshold, progress=progress)
     left, right = representatives[pairs.left], representatives[pairs.right]
     ok, bits = near.check(left, right)
@@ -129,7 +189,7 @@ def phash_edges(near: NearRule, valid: np.ndarray, progress: bool) -> RuleEdges:
 
 @dataclass(frozen=True)
 class EmbeddingRule:
-    """Rule 5: L2-normalised image embeddings with cosine similarity ``>= threshold``.
+    """L2-normalised image embeddings with cosine similarity ``>= threshold``.
 
     Its distance is ``1 - cosine similarity`` (0 = same direction).
     """

@@ -1,54 +1,48 @@
-"""``samples.html``: duplicate groups side by side with inline thumbnails, to judge matches by eye."""
+"""``samples.html``: random removals side by side, and the label conflicts, to judge them by eye.
+
+Removals are a uniform random sample (not the largest groups): a person scoring them by eye
+estimates the precision of what the stage removed.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 from PIL import Image
 
-from ecom_kfp.dedupe.rules import RULES, TRANSITIVE
-
 THUMBNAIL_SIDE = 120
-MAX_MEMBERS_SHOWN = 12
 
 
 @dataclass(frozen=True)
-class SampleMember:
-    """One product in a sample group."""
+class Shown:
+    """One product on the page."""
 
     product_id: str
     title: str
-    role: str  # "kept" or the rule that matched it
-    distance: float
     image: bytes | None
 
 
-def select_groups(kept_index: np.ndarray, group_size: np.ndarray, rule: np.ndarray,
-                  limit: int) -> list[int]:
-    """Kept indices of up to ``limit`` groups: the largest groups, taking turns between rules.
+@dataclass(frozen=True)
+class Removal:
+    """A removed product next to the kept product it matched directly."""
 
-    Taking turns makes every rule that matched anything visible even when one rule dominates.
-    """
-    dropped = np.nonzero(kept_index != np.arange(len(kept_index)))[0]
-    by_rule: dict[str, list[int]] = {}
-    for name in (*RULES, TRANSITIVE):
-        members = dropped[rule[dropped] == name]
-        groups = np.unique(kept_index[members])
-        order = np.lexsort((groups, -group_size[groups]))
-        by_rule[name] = list(groups[order])
-    chosen: list[int] = []
-    while len(chosen) < limit and any(by_rule.values()):
-        for queue in by_rule.values():
-            while queue and queue[0] in chosen:
-                queue.pop(0)
-            if queue and len(chosen) < limit:
-                chosen.append(int(queue.pop(0)))
-    return chosen
+    kept: Shown
+    removed: Shown
+    rule: str
+    distance: float
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Products with byte-identical images whose labels disagree, and which labels."""
+
+    products: Sequence[Shown]
+    differs: Sequence[str]
 
 
 def thumbnail_data_uri(data: bytes | None) -> str | None:
@@ -64,42 +58,37 @@ def thumbnail_data_uri(data: bytes | None) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def render(groups: Sequence[Sequence[SampleMember]], summary: str) -> str:
+def _product(shown: Shown, role: str, css: str = "m") -> str:
+    src = thumbnail_data_uri(shown.image)
+    picture = f"<img src='{src}' alt=''>" if src else "<i>no image</i>"
+    return (f"<div class='{css}'>{picture}<br><b>{html.escape(role)}</b><br>{html.escape(shown.product_id)}"
+            f"<br>{html.escape(shown.title)}</div>")
+
+
+def render(removals: Sequence[Removal], removed_total: int, conflicts: Sequence[Conflict], summary: str) -> str:
     """The whole HTML page."""
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>ecom-kfp dedupe samples</title>",
-        "<style>body{font-family:sans-serif;margin:1em}.g{border:1px solid #ccc;margin:1em 0;"
-        "padding:.5em}.m{display:inline-block;width:140px;vertical-align:top;margin:4px;"
-        "font-size:12px}.kept{background:#e6ffe6}img{max-width:120px;max-height:120px}</style>",
-        "</head><body><h1>Duplicate groups</h1>",
+        ("<style>body{font-family:sans-serif;margin:1em}.g{border:1px solid #ccc;margin:.5em;padding:.5em;"
+         "display:inline-block;vertical-align:top}.m{display:inline-block;width:140px;vertical-align:top;"
+         "margin:4px;font-size:12px}.kept{background:#e6ffe6}.c{background:#fff0e0}"
+         "img{max-width:120px;max-height:120px}</style>"),
+        "</head><body>",
         f"<p>{html.escape(summary)}</p>",
+        f"<h1>Removals: {len(removals)} chosen at random of {removed_total}</h1>",
     ]
-    if not groups:
-        parts.append("<p>No duplicate groups were found.</p>")
-    for members in groups:
-        kept = members[0]
-        parts.append(f"<div class='g'><h3>group {html.escape(kept.product_id)} "
-                     f"({len(members)} shown)</h3>")
-        for member in members:
-            src = thumbnail_data_uri(member.image)
-            picture = f"<img src='{src}' alt=''>" if src else "<i>no image</i>"
-            distance = "" if np.isnan(member.distance) else f" d={member.distance:g}"
-            css = "m kept" if member.role == "kept" else "m"
-            parts.append(f"<div class='{css}'>{picture}<br><b>{html.escape(member.role)}{distance}</b>"
-                         f"<br>{html.escape(member.product_id)}<br>{html.escape(member.title)}</div>")
-        parts.append("</div>")
+    if not removals:
+        parts.append("<p>No product was removed.</p>")
+    for pair in removals:
+        distance = "" if math.isnan(pair.distance) else f" d={pair.distance:g}"
+        parts.append("<div class='g'>" + _product(pair.kept, "kept", "m kept")
+                     + _product(pair.removed, f"removed: {pair.rule}{distance}") + "</div>")
+    parts.append(f"<h1>Label conflicts: {len(conflicts)} (byte-identical images, labels disagree)</h1>")
+    if not conflicts:
+        parts.append("<p>No conflicts.</p>")
+    for conflict in conflicts:
+        differs = ", ".join(conflict.differs)
+        parts.append("<div class='g c'>" + "".join(_product(p, f"differs: {differs}") for p in conflict.products)
+                     + "</div>")
     parts.append("</body></html>")
     return "\n".join(parts)
-
-
-def sample_members(kept: int, kept_index: np.ndarray, rule: np.ndarray, distance: np.ndarray,
-                   product_ids: Sequence[str], titles: Sequence[str | None],
-                   read_image: Callable[[int], bytes | None]) -> list[SampleMember]:
-    """The kept product then up to ``MAX_MEMBERS_SHOWN - 1`` dropped ones, closest first."""
-    dropped = np.nonzero((kept_index == kept) & (np.arange(len(kept_index)) != kept))[0]
-    closest = dropped[np.lexsort((dropped, np.nan_to_num(distance[dropped], nan=np.inf)))]
-    rows = [kept, *closest[:MAX_MEMBERS_SHOWN - 1]]
-    return [SampleMember(product_id=str(product_ids[i]), title=titles[i] or "",
-                         role="kept" if i == kept else str(rule[i]),
-                         distance=float("nan") if i == kept else float(distance[i]),
-                         image=read_image(i)) for i in rows]

@@ -1,14 +1,18 @@
 """``run(config)``: the dedupe stage from an ingest output to a ``DedupeLayout``.
 
-Flow: read the products table, hash every image once (parallel processes), let each enabled rule
-emit match edges, merge them with union-find, keep one product per group, write the kept
-products (with ``group_id``/``group_size``), the duplicates, the rejects, ``samples.html`` and
+Flow: read the products table, hash every image once (parallel processes), gather each product's
+evidence (keys, hashes, labels), let the rules find removal candidates and leak edges
+(:mod:`~ecom_kfp.dedupe.matching`), form removal groups around kept products and leak groups
+(:mod:`~ecom_kfp.dedupe.grouping`), write the kept products (with ``group_id``, ``group_size``,
+``split_group``, ``label_conflict``), the duplicates, the rejects, ``samples.html`` and
 ``report.json``. Every input product ends up kept, a duplicate, or a reject (asserted).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,28 +23,33 @@ from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import DedupeLayout, IngestLayout
 from ecom_kfp.contracts.tables import DEDUPED_PRODUCTS, DUPLICATES, PRODUCTS, REJECTS, conform, from_rows
 from ecom_kfp.dedupe import grid_hash, rules, samples
-from ecom_kfp.dedupe.embedding import EmbeddingModel, embed_images, load_embedding_model
 from ecom_kfp.dedupe.config import DedupeConfig
-from ecom_kfp.dedupe.grouping import Groups, build_groups, union_groups
+from ecom_kfp.dedupe.embedding import EmbeddingModel, embed_images, load_embedding_model
+from ecom_kfp.dedupe.grouping import Groups, build_groups, priority_rank
 from ecom_kfp.dedupe.image_hashes import ImageHashes, ImageJob, hash_images, read_first
+from ecom_kfp.dedupe.matching import Evidence, Matches, match
 from ecom_kfp.report import Timings, check_accounting, write_report
 
 log = logging.getLogger(__name__)
 
 STAGE = "dedupe"
 LARGEST_GROUPS_REPORTED = 10
+#: Label conflicts listed one by one in ``report.json`` (all are counted).
+CONFLICTS_REPORTED = 200
 #: Metadata fields counted for the "most complete metadata" part of the kept-product policy.
 COMPLETENESS_FIELDS = ("title", "brand", "price", "category_path", "business_value")
 
 
 @dataclass
 class RuleReport:
-    """What one rule found on its own, and how many dropped products it explains."""
+    """What one rule found, and what its matches did."""
 
     enabled: bool
+    role: str  # "removal and leak groups" or "leak groups"
     matched_products: int = 0  # products with at least one match by this rule
-    groups: int = 0  # groups this rule alone would form (size >= 2)
-    dropped: int = 0  # dropped products whose match with the kept product is this rule
+    dropped: int = 0  # removed products whose direct match with the kept product is this rule
+    vetoed_pairs: int = 0  # matched pairs not removed because the products' labels disagree
+    too_common: int = 0  # products whose key is shared too widely to be evidence (key rules)
 
 
 @dataclass
@@ -52,13 +61,19 @@ class DedupeReport:
     duplicates: int
     rejected: int
     duplicate_groups: int
+    split_groups: int  # leak groups of two or more products
+    largest_split_group: int
+    label_conflicts: int  # products marked label_conflict
+    conflicts: list[dict]  # byte-identical images whose products' labels disagree
     near_threshold: int
     near_colour_tolerance: int
     near_verify_bits: int
+    title_near_threshold: int
+    title_colour_tolerance: int
+    variant_columns: list[str]
     embedding_model: str
     embedding_threshold: float
     rules: dict[str, RuleReport]
-    dropped_transitive: int
     rejects_by_reason: dict[str, int]
     largest_groups: list[dict]
     seconds: dict[str, float]
@@ -99,54 +114,79 @@ def completeness(table: pa.Table) -> np.ndarray:
     return score
 
 
-def find_matches(config: DedupeConfig, table: pa.Table, hashes: ImageHashes, jobs: list[ImageJob],
-                 model: EmbeddingModel | None,
-                 ) -> tuple[list[rules.RuleEdges], dict[str, np.ndarray], dict[str, rules.PairRule]]:
-    """Edges of every enabled rule, the keys of the key rules and the enabled pair rules.
+def column_name(name: str) -> str:
+    """A catalog column name compared case- and punctuation-insensitively (``baseColour`` = ``base_colour``)."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
 
-    ``jobs`` are the readable images (row i of ``table``), read again only when ``model`` (the
-    embedding rule's) is given.
-    """
-    keys: dict[str, np.ndarray] = {}
-    if config.sha256_rule:
-        keys[rules.SHA256] = rules.equal_value_ids(pa.array(hashes.sha256, pa.string()))
+
+def label_keys(table: pa.Table, variant_columns: list[str]) -> np.ndarray:
+    """``(n, 1 + columns)`` keys: the category path, then each variant column of the catalog row."""
+    category = pc.binary_join(table["category_path"], ">")
+    names = list(dict.fromkeys(column_name(c) for c in variant_columns))
+    values: list[list[str | None]] = [[] for _ in names]
+    for text in table["source"].to_pylist():
+        try:
+            source = json.loads(text) if text else {}
+        except json.JSONDecodeError:
+            source = {}
+        found = {column_name(k): v for k, v in source.items()} if isinstance(source, dict) else {}
+        for column, name in zip(values, names):
+            value = found.get(name)
+            column.append(None if value is None else str(value).strip().lower())
+    keys = [rules.equal_value_ids(category)] + [rules.equal_value_ids(pa.array(v, pa.string())) for v in values]
+    return np.stack(keys, axis=1) if len(table) else np.zeros((0, len(keys)), dtype=np.int64)
+
+
+def evidence_of(table: pa.Table, hashes: ImageHashes, variant_columns: list[str]) -> Evidence:
+    """The rules' view of the readable products."""
     detailed = grid_hash.has_detail(hashes.colour)
-    if config.grid_rule:
-        grid_ids = np.unique(hashes.grid, return_inverse=True)[1].ravel().astype(np.int64)
-        keys[rules.GRID] = np.where(detailed, grid_ids, -1)
-    if config.title_rule:
-        keys[rules.TITLE] = rules.equal_value_ids(table["title_normalized"])
-    edges = [rules.key_edges(name, key, key >= 0) for name, key in keys.items()]
-    pair_rules: dict[str, rules.PairRule] = {}
-    if config.phash_rule:
-        near = rules.NearRule(phashes=hashes.phash, phashes256=hashes.phash256, thumbnails=hashes.thumbnail,
-                              threshold=config.near_threshold, verify_bits=config.near_verify_bits,
-                              colour_tolerance=config.near_colour_tolerance)
-        edges.append(rules.phash_edges(near, detailed, progress=config.progress))
-        pair_rules[rules.PHASH] = near
-    if model is not None and len(jobs):
-        vectors = embed_images(jobs, model, batch_size=config.embedding_batch_size, progress=config.progress)
-        similar = rules.EmbeddingRule(vectors=vectors, threshold=config.embedding_threshold)
-        edges.append(rules.embedding_edges(similar, progress=config.progress))
-        pair_rules[rules.EMBEDDING] = similar
-    return edges, keys, pair_rules
+    grid_ids = np.unique(hashes.grid, return_inverse=True)[1].ravel().astype(np.int64)
+    return Evidence(sha256=rules.equal_value_ids(pa.array(hashes.sha256, pa.string())),
+                    title=rules.equal_value_ids(table["title_normalized"]),
+                    grid=np.where(detailed, grid_ids, -1), phash=hashes.phash, phash256=hashes.phash256,
+                    thumbnail=hashes.thumbnail, detailed=detailed, labels=label_keys(table, variant_columns))
 
 
-def rule_reports(config: DedupeConfig, edges: list[rules.RuleEdges], groups: Groups,
-                 n: int) -> dict[str, RuleReport]:
-    """Per-rule counts: matches on its own, and dropped products it explains."""
-    enabled = {rules.SHA256: config.sha256_rule, rules.GRID: config.grid_rule,
+def embedding_edges(config: DedupeConfig, jobs: list[ImageJob], model: EmbeddingModel | None,
+                    ) -> rules.RuleEdges | None:
+    """The embedding rule's edges, or None when no model is given."""
+    if model is None or not jobs:
+        return None
+    vectors = embed_images(jobs, model, batch_size=config.embedding_batch_size, progress=config.progress)
+    return rules.embedding_edges(rules.EmbeddingRule(vectors=vectors, threshold=config.embedding_threshold),
+                                 progress=config.progress)
+
+
+def rule_reports(config: DedupeConfig, matches: Matches, groups: Groups) -> dict[str, RuleReport]:
+    """Per rule: its role, matched products, removals it explains, vetoed pairs."""
+    enabled = {rules.SHA256: config.sha256_rule, rules.PHASH_TITLE: config.phash_title_rule,
                rules.PHASH: config.phash_rule, rules.EMBEDDING: bool(config.embedding_model),
-               rules.TITLE: config.title_rule}
-    out = {name: RuleReport(enabled=on) for name, on in enabled.items()}
-    for rule_edges in edges:
-        report = out[rule_edges.rule]
-        matched = np.unique(np.concatenate([rule_edges.left, rule_edges.right]))
-        report.matched_products = int(len(matched))
-        roots = union_groups(n, [rule_edges])
-        report.groups = int(np.sum(np.bincount(roots, minlength=n) >= 2)) if n else 0
+               rules.GRID: config.grid_rule, rules.TITLE: config.title_rule}
+    removes = {rules.SHA256, rules.PHASH_TITLE} | ({rules.PHASH, rules.EMBEDDING} if config.near_removes else set())
+    out = {name: RuleReport(enabled=on, role="removal and leak groups" if name in removes else "leak groups")
+           for name, on in enabled.items()}
     for name, report in out.items():
+        edges = [e for e in matches.leak if e.rule == name]
+        if edges:
+            report.matched_products = len(np.unique(np.concatenate([np.concatenate([e.left, e.right])
+                                                                    for e in edges])))
         report.dropped = int(np.sum(groups.rule == name))
+        report.vetoed_pairs = matches.vetoed.get(name, 0)
+        report.too_common = matches.shared_keys.get(name, 0)
+    return out
+
+
+def conflict_list(matches: Matches, table: pa.Table, field_names: list[str]) -> list[dict]:
+    """The first :data:`CONFLICTS_REPORTED` byte-identical pairs whose labels disagree."""
+    left, right = matches.conflicts
+    ids, titles = table["product_id"].to_pylist(), table["title"].to_pylist()
+    paths = table["category_path"].to_pylist()
+    out = []
+    for a, b, differs in list(zip(left.tolist(), right.tolist(), matches.conflict_fields))[:CONFLICTS_REPORTED]:
+        out.append({"product_ids": [ids[a], ids[b]], "titles": [titles[a], titles[b]],
+                    "category_paths": [paths[a], paths[b]],
+                    "differs": [name for name, d in zip(field_names, differs) if d],
+                    "label_conflict": bool(differs[0])})
     return out
 
 
@@ -159,7 +199,7 @@ def rejects_table(table: pa.Table, hashes: ImageHashes) -> pa.Table:
 
 
 def largest_groups(groups: Groups, product_ids: np.ndarray, titles: list) -> list[dict]:
-    """The biggest groups with their kept product and the rules that formed them."""
+    """The biggest removal groups with their kept product and the rules that removed their members."""
     kept = np.nonzero(groups.kept & (groups.group_size > 1))[0]
     kept = kept[np.lexsort((product_ids[kept], -groups.group_size[kept]))][:LARGEST_GROUPS_REPORTED]
     out = []
@@ -172,21 +212,28 @@ def largest_groups(groups: Groups, product_ids: np.ndarray, titles: list) -> lis
 
 
 def write_samples(config: DedupeConfig, out: DedupeLayout, table: pa.Table, jobs: list[ImageJob],
-                  groups: Groups, summary: str) -> None:
-    """Render ``samples.html`` for a few groups, re-reading only their images."""
+                  groups: Groups, conflicts: list[dict], summary: str) -> None:
+    """Render ``samples.html``: random removals and the conflicts, re-reading only their images."""
     product_ids = table["product_id"].to_pylist()
+    row_of = {pid: i for i, pid in enumerate(product_ids)}
     titles = table["title"].to_pylist()
 
-    def read_image(i: int) -> bytes | None:
+    def product(i: int) -> samples.Shown:
         try:
-            return read_first(jobs[i].candidates)
+            image = read_first(jobs[i].candidates)
         except FileNotFoundError:
-            return None
+            image = None
+        return samples.Shown(product_id=str(product_ids[i]), title=titles[i] or "", image=image)
 
-    chosen = samples.select_groups(groups.kept_index, groups.group_size, groups.rule, config.sample_groups)
-    pages = [samples.sample_members(k, groups.kept_index, groups.rule, groups.distance, product_ids,
-                                    titles, read_image) for k in chosen]
-    uri.write_bytes(out.samples_html, samples.render(pages, summary).encode(), content_type="text/html")
+    removed = np.nonzero(~groups.kept)[0]
+    chosen = np.sort(np.random.default_rng(config.sample_seed).choice(
+        removed, min(config.sample_removals, len(removed)), replace=False))
+    pairs = [samples.Removal(kept=product(int(groups.kept_index[i])), removed=product(int(i)),
+                             rule=str(groups.rule[i]), distance=float(groups.distance[i])) for i in chosen]
+    shown_conflicts = [samples.Conflict(products=[product(row_of[p]) for p in c["product_ids"]],
+                                        differs=c["differs"]) for c in conflicts]
+    page = samples.render(pairs, len(removed), shown_conflicts, summary)
+    uri.write_bytes(out.samples_html, page.encode(), content_type="text/html")
 
 
 def run(config: DedupeConfig) -> DedupeReport:
@@ -217,44 +264,54 @@ def run(config: DedupeConfig) -> DedupeReport:
     readable = table.take(pa.array(readable_rows, pa.int64()))
     good = ImageHashes(**{name: getattr(hashes, name)[ok] for name in ImageHashes.__dataclass_fields__})
     product_ids = np.array(readable["product_id"].to_pylist(), dtype=object)
+    readable_jobs = [all_jobs[i] for i in readable_rows]
     with timings.phase("match"):
-        edges, keys, pair_rules = find_matches(config, readable, good, [all_jobs[i] for i in readable_rows], model)
+        matches = match(config, evidence_of(readable, good, config.variant_columns),
+                        embedding=embedding_edges(config, readable_jobs, model))
     with timings.phase("group"):
-        groups = build_groups(edges, keys, pair_rules,
-                              pixels=good.width * good.height, completeness=completeness(readable),
-                              product_ids=product_ids.astype(str))
+        groups = build_groups(matches, priority_rank(good.width * good.height, completeness(readable),
+                                                     product_ids.astype(str)))
     kept_rows = np.nonzero(groups.kept)[0]
     dropped_rows = np.nonzero(~groups.kept)[0]
     check_accounting(STAGE, table.num_rows, kept=len(kept_rows), duplicates=len(dropped_rows),
                      rejected=int((~ok).sum()))
+    conflicts = conflict_list(matches, readable, ["category_path", *config.variant_columns])
     with timings.phase("write"):
         kept_table = readable.take(pa.array(kept_rows, pa.int64()))
-        kept_table = kept_table.append_column("group_id", pa.array(product_ids[kept_rows].tolist(), pa.string()))
-        kept_table = kept_table.append_column("group_size", pa.array(groups.group_size[kept_rows], pa.int32()))
+        for name, values, kind in (("group_id", product_ids[kept_rows].tolist(), pa.string()),
+                                   ("group_size", groups.group_size[kept_rows], pa.int32()),
+                                   ("split_group", product_ids[groups.split_index[kept_rows]].tolist(), pa.string()),
+                                   ("label_conflict", groups.label_conflict[kept_rows], pa.bool_())):
+            kept_table = kept_table.append_column(name, pa.array(values, kind))
         uri.makedirs(config.out_uri)
         uri.write_parquet(conform(kept_table, DEDUPED_PRODUCTS), out.products)
         duplicates = from_rows(({"product_id": product_ids[i], "group_id": product_ids[groups.kept_index[i]],
-                                 "rule": groups.rule[i],
-                                 "distance": None if np.isnan(groups.distance[i]) else float(groups.distance[i]),
+                                 "rule": groups.rule[i], "distance": float(groups.distance[i]),
                                  "kept_product_id": product_ids[groups.kept_index[i]]}
                                 for i in dropped_rows), DUPLICATES)
         uri.write_parquet(duplicates, out.duplicates)
         rejects = rejects_table(table, hashes)
         uri.write_parquet(rejects, out.rejects)
         n_groups = int(np.sum(groups.kept & (groups.group_size > 1)))
+        n_split = int(np.sum((groups.split_index == np.arange(len(product_ids))) & (groups.split_size > 1)))
         message = (f"{table.num_rows} products: {len(kept_rows)} kept, {len(dropped_rows)} duplicates "
-                   f"in {n_groups} groups, {rejects.num_rows} rejected"
+                   f"in {n_groups} groups, {rejects.num_rows} rejected; {n_split} leak groups, "
+                   f"{int(groups.label_conflict.sum())} label conflicts"
                    if table.num_rows else "empty input: no products, empty outputs written")
-        write_samples(config, out, readable, [all_jobs[i] for i in readable_rows], groups, message)
+        write_samples(config, out, readable, readable_jobs, groups, conflicts, message)
     reasons = rejects["reason"].to_pylist()
     hash_seconds = timings.seconds.get("hash", 0.0)
     report = DedupeReport(
         input=table.num_rows, kept=len(kept_rows), duplicates=len(dropped_rows), rejected=rejects.num_rows,
-        duplicate_groups=n_groups, near_threshold=config.near_threshold,
+        duplicate_groups=n_groups, split_groups=n_split,
+        largest_split_group=int(groups.split_size.max()) if len(product_ids) else 0,
+        label_conflicts=int(groups.label_conflict.sum()), conflicts=conflicts,
+        near_threshold=config.near_threshold,
         near_colour_tolerance=config.near_colour_tolerance, near_verify_bits=config.near_verify_bits,
+        title_near_threshold=config.title_near_threshold, title_colour_tolerance=config.title_colour_tolerance,
+        variant_columns=list(config.variant_columns),
         embedding_model=config.embedding_model, embedding_threshold=config.embedding_threshold,
-        rules=rule_reports(config, edges, groups, len(product_ids)),
-        dropped_transitive=int(np.sum(groups.rule == rules.TRANSITIVE)),
+        rules=rule_reports(config, matches, groups),
         rejects_by_reason={r: reasons.count(r) for r in sorted(set(reasons))},
         largest_groups=largest_groups(groups, product_ids, readable["title"].to_pylist()),
         seconds=dict(timings.seconds),

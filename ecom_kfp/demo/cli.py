@@ -73,11 +73,13 @@ def run(args: argparse.Namespace) -> int:
     report = generate(config)
     print(summary(report))
     if not args.serve:
-        print(f"next: ecom-kfp ingest --catalog {report.catalog} --images-base {report.images} --out OUT")
+        print(f"next: ecom-kfp ingest --catalog {report.catalog} --images-base {report.images} --allow-local-files "
+              "--out OUT")
         return 0
     with serve_directory(report.images, port=args.port) as base_url:
         print(f"serving {report.images} at {base_url} (Ctrl-C to stop)")
-        print(f"next: ecom-kfp ingest --catalog {report.catalog} --images-base {base_url} --out OUT",
+        print(f"next: ecom-kfp ingest --catalog {report.catalog} --images-base {base_url} --allow-private-networks "
+              "--out OUT",
               flush=True)
         try:
             threading.Event().wait()

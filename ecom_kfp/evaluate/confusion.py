@@ -58,8 +58,12 @@ class ConfusionTable:
 
 
 def worst_confusions(predictions: LevelPredictions, vocabulary: Vocabulary, limit: int) -> list[dict]:
-    """The ``limit`` most frequent (true, predicted) mistakes, with their share of the true class."""
-    mistakes = ~predictions.correct
+    """The ``limit`` most frequent (true, predicted) mistakes, with their share of the true class.
+
+    Examples of folded classes are left out: their recorded class (``other``) is not what they are,
+    and the tail slice reports them.
+    """
+    mistakes = ~predictions.correct & ~predictions.folded
     pairs, counts = np.unique(np.stack([predictions.y_true[mistakes], predictions.y_pred[mistakes]], axis=1),
                               axis=0, return_counts=True)
     support = np.bincount(predictions.y_true, minlength=len(vocabulary))

@@ -7,13 +7,19 @@ import base64
 import html
 import io
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ecom_kfp.contracts.serving import Thresholds
+from ecom_kfp.evaluate.calibration import ECE_BINS, LevelCalibration
 from ecom_kfp.evaluate.confusion import ConfusionTable
 from ecom_kfp.evaluate.gate import Blessing
 from ecom_kfp.evaluate.metrics import CoveragePoint, LevelMetrics
-from ecom_kfp.evaluate.slices import SliceMetrics
+from ecom_kfp.evaluate.suspects import Suspect
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ecom_kfp.evaluate.stage import Analysis, ModelEvaluation
 
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}td.l{text-align:left}
@@ -60,7 +66,7 @@ def _metrics_plot(metrics: Sequence[LevelMetrics]) -> str:
     return _png(figure)
 
 
-def _coverage_plot(curves: dict[int, list[CoveragePoint]], threshold: float) -> str:
+def _coverage_plot(curves: dict[int, list[CoveragePoint]], threshold: float, chosen: Thresholds) -> str:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7, 3.5))
@@ -70,10 +76,15 @@ def _coverage_plot(curves: dict[int, list[CoveragePoint]], threshold: float) -> 
         at = [p for p in curve if p.threshold >= threshold]
         if at and at[0].precision is not None:
             axis.plot([at[0].coverage], [at[0].precision], "o", color=line.get_color())
+        published = chosen.levels[level - 1]
+        axis.plot([published.coverage], [published.precision], "*", markersize=11, color=line.get_color())
+    axis.axhline(chosen.target_precision, linestyle=":", color="grey")
     axis.set_xlabel("coverage (share of products accepted)")
     axis.set_ylabel("precision of accepted")
     axis.set_xlim(0, 1.02)
-    axis.set_title(f"Precision vs coverage over softmax thresholds (dot: threshold {threshold:g})")
+    axis.set_ylim(top=1.01)  # a level at precision 1.0 stays inside the frame
+    axis.set_title(f"Precision vs coverage over calibrated thresholds\n(dot: threshold {threshold:g}; star: "
+                   f"published threshold for precision {chosen.target_precision:g})", fontsize=10)
     axis.legend(fontsize=8)
     return _png(figure)
 
@@ -99,21 +110,90 @@ def _images(jpegs: Sequence[bytes]) -> str:
                    for j in jpegs)
 
 
-def render(*, title: str, metrics: Sequence[LevelMetrics], curves: dict[int, list[CoveragePoint]],
-           confusion: ConfusionTable, slices: Sequence[SliceMetrics], worst: Sequence[dict],
-           confusion_images: dict[tuple[int, int, int], list[bytes]], blessing: Blessing,
-           business_value_source: str) -> str:
+def _reliability_plot(calibration: Sequence[LevelCalibration]) -> str:
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(calibration), figsize=(3.6 * len(calibration), 3.4), squeeze=False)
+    for axis, c in zip(axes[0], calibration, strict=True):
+        axis.plot([0, 1], [0, 1], ":", color="grey", label="perfect")
+        for bins, label in ((c.reliability_before, f"model (ECE {c.ece_before:.3f})"),
+                            (c.reliability_after, f"T={c.temperature:.2f} (ECE {c.ece_after:.3f})")):
+            used = [b for b in bins if b.examples]
+            line, = axis.plot([b.mean_confidence for b in used], [b.accuracy for b in used], "-", linewidth=1,
+                              label=label)
+            # Marker area grows with the bin's examples: a bin of two products should not look like a finding.
+            axis.scatter([b.mean_confidence for b in used], [b.accuracy for b in used], color=line.get_color(),
+                         s=[4 + 60 * b.examples / max(u.examples for u in used) for b in used])
+        axis.set_xlim(0, 1)
+        axis.set_ylim(0, 1.02)
+        axis.set_xlabel("confidence (top probability)")
+        axis.set_title(f"level {c.level}")
+        axis.legend(fontsize=7, loc="upper left")
+    axes[0][0].set_ylabel("accuracy")
+    figure.suptitle("Reliability on the test split before and after temperature scaling (marker size: examples)",
+                    y=1.04)
+    return _png(figure)
+
+
+def _suspect_rows(suspects: Sequence[Suspect], images: dict[str, bytes]) -> str:
+    rows = "".join(
+        f'<tr><td>{s.rank}</td><td class="l">{_images([images[s.product_id]] if s.product_id in images else [])}</td>'
+        f'<td class="l">{html.escape(s.product_id)}</td><td class="l">{html.escape(s.title)}</td>'
+        f'<td class="l">{html.escape(s.given)}</td><td class="l">{html.escape(s.predicted)}</td>'
+        f"<td>{s.confidence:.3f}</td><td>{s.given_probability:.3f}</td></tr>" for s in suspects)
+    return ("<table><tr><th>rank</th><th>image</th><th>product</th><th>title</th><th>given label</th>"
+            f"<th>predicted</th><th>confidence</th><th>p(given)</th></tr>{rows}</table>")
+
+
+def _tail_section(analysis: Analysis) -> str:
+    if not analysis.tail:
+        return "<p>The dataset manifest has no training counts: no tail slice.</p>"
+    bound = analysis.tail[0].tail_train_examples
+    table = _table(["level", "tail classes in test", "tail examples", "tail accuracy", "of which folded into other",
+                    "head examples", "head accuracy", "unseen-class examples", "unseen accuracy"],
+                   [[t.level, t.tail_classes, t.tail_examples, t.tail_accuracy, t.folded_examples, t.head_examples,
+                     t.head_accuracy, t.unseen_examples, t.unseen_accuracy] for t in analysis.tail])
+    return (f"<p>Tail: classes with 1 to {bound - 1} training examples. A product of a class folded into "
+            "<i>other</i> counts as an error whatever the model answers (it cannot name the class); a class "
+            "never seen in training is right only as <i>other</i>.</p>" + table)
+
+
+def _suspect_section(analysis: Analysis, deepest: int) -> str:
+    if not analysis.suspects:
+        return "<p>Suspect-label search is off.</p>"
+    summary = _table(["level", "suspect labels", "accuracy (all test products)",
+                      "accuracy with suspects set aside", "products left"],
+                     [[s.level, s.count, s.accuracy, s.accuracy_without_suspects, s.examples_without_suspects]
+                      for s in analysis.suspects])
+    shown = [s for s in analysis.suspect_rows if s.level == deepest][:len(analysis.suspect_images) or None]
+    return ("<p>Products whose recorded label the model's calibrated out-of-sample probabilities contradict "
+            "(cleanlab confident learning), most likely first. They are candidates for a person to check, not "
+            "proven errors; the plain accuracy is the figure of record, the one with suspects set aside is shown "
+            f"beside it for comparison only. Full list: suspect_labels.csv.</p>{summary}"
+            f"<h3>Level {deepest}, top {len(shown)}</h3>{_suspect_rows(shown, analysis.suspect_images)}")
+
+
+def render(*, title: str, evaluation: ModelEvaluation, analysis: Analysis, confusion_level: int,
+           blessing: Blessing) -> str:
     """The whole page."""
+    metrics = evaluation.metrics
     verdict = "BLESSED" if blessing.blessed else "NOT BLESSED"
     headline = _table(
         ["level", "examples", "accuracy", "weighted score", "top-k", "k", "macro F1", "weighted F1", "log loss",
-         "precision @ threshold", "coverage @ threshold", "threshold for target precision", "coverage @ target"],
+         "precision @ threshold", "coverage @ threshold"],
         [[m.level, m.examples, m.accuracy, m.weighted_score, m.top_k_accuracy, m.k, m.macro_f1, m.weighted_f1,
-          m.log_loss, m.precision_at_threshold, m.coverage_at_threshold, m.threshold_for_target_precision,
-          m.coverage_at_target_precision] for m in metrics])
+          m.log_loss, m.precision_at_threshold, m.coverage_at_threshold] for m in metrics])
     checks = _table(["check", "kind", "value", "threshold", "baseline", "passed"],
                     [[c.name, c.kind, c.value, c.threshold, c.baseline_value, str(c.passed)] for c in blessing.checks],
                     ["ok" if c.passed else "bad" for c in blessing.checks])
+    calibration = _table(["level", "temperature", "fitted on (val examples)", "ECE before", "ECE after",
+                          "NLL before", "NLL after"],
+                         [[c.level, c.temperature, c.fitted_on, c.ece_before, c.ece_after, c.nll_before, c.nll_after]
+                          for c in analysis.calibration])
+    note = f"<p>{html.escape(evaluation.calibration_note)}</p>" if evaluation.calibration_note else ""
+    thresholds = _table(["level", "threshold (calibrated)", "precision", "coverage"],
+                        [[t.level, t.threshold, t.precision, t.coverage] for t in analysis.thresholds.levels])
+    slices = analysis.slices
     levels = sorted({s_level for s in slices for s_level in s.accuracy})
     slice_table = _table(["column", "value", "examples"] + [f"acc L{k}" for k in levels] + [f"weighted L{k}" for k in levels],
                          [[s.column, s.value, s.examples] + [s.accuracy[k] for k in levels]
@@ -122,20 +202,31 @@ def render(*, title: str, metrics: Sequence[LevelMetrics], curves: dict[int, lis
     worst_rows = "".join(
         f'<tr><td>{w["level"]}</td><td class="l">{html.escape(w["true"])}</td><td class="l">{html.escape(w["predicted"])}'
         f'</td><td>{w["count"]}</td><td>{w["share_of_true"]:.3f}</td><td class="l">'
-        f'{_images(confusion_images.get((w["level"], w["true_id"], w["predicted_id"]), []))}</td></tr>' for w in worst)
+        f'{_images(analysis.confusion_images.get((w["level"], w["true_id"], w["predicted_id"]), []))}</td></tr>'
+        for w in analysis.worst)
     worst_table = ("<table><tr><th>level</th><th>true</th><th>predicted</th><th>count</th><th>share of true</th>"
                    f"<th>examples</th></tr>{worst_rows}</table>")
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in blessing.reasons)
+    target = analysis.thresholds.target_precision
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{STYLE}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <h2 class="{'ok' if blessing.blessed else 'bad'}">{verdict}</h2><ul>{reasons}</ul>
 <h2>Headline metrics</h2>
 <p>Weighted score: each example counts with the business value of its true category
-(source: {html.escape(business_value_source)}).</p>{headline}{_metrics_plot(metrics)}
+(source: {html.escape(evaluation.weights.source)}). Products of classes folded into <i>other</i> count as errors.
+</p>{headline}{_metrics_plot(metrics)}
 <h2>Blessing checks</h2>{checks}
-<h2>Precision / coverage</h2>{_coverage_plot(curves, metrics[0].confidence_threshold)}
-<h2>Confusion matrix</h2>{_confusion_plot(confusion)}
+<h2>Calibration</h2><p>One softmax temperature per level, fitted on the validation split (lowest negative
+log-likelihood); expected calibration error (ECE, {ECE_BINS} bins) and NLL on the test split.</p>{note}
+{calibration}{_reliability_plot(analysis.calibration)}
+<h2>Published thresholds (target precision {target:g})</h2><p>Per level, the lowest calibrated confidence whose
+accepted test predictions reach the target precision. Written to thresholds.json and served beside the labels.</p>
+{thresholds}
+<h2>Precision / coverage</h2>{_coverage_plot(evaluation.curves, metrics[0].confidence_threshold, analysis.thresholds)}
+<h2>Tail classes</h2>{_tail_section(analysis)}
+<h2>Suspect labels</h2>{_suspect_section(analysis, len(metrics))}
+<h2>Confusion matrix</h2>{_confusion_plot(analysis.confusions[confusion_level - 1])}
 <h2>Worst confusions</h2>{worst_table}
 <h2>Slices</h2><p>Red rows fall below the accuracy floor.</p>{slice_table}
 </body></html>

@@ -23,6 +23,7 @@ class EvaluationInputs:
         spec: Feature spec of the records (from the dataset's ``manifest.json``).
         vocabularies: The model's label vocabularies, level 1 first (equal to the dataset's).
         test_shards: URIs of the test split's shards, sorted.
+        manifest: The dataset's ``manifest.json``.
         model_sha256: Content digest of the model's payload, verified against its ``digests.json``
             (:mod:`ecom_kfp.contracts.digests`) before anything loaded it.
     """
@@ -32,6 +33,7 @@ class EvaluationInputs:
     spec: FeatureSpec
     vocabularies: list[Vocabulary]
     test_shards: list[str]
+    manifest: dict
     model_sha256: str = ""
 
 
@@ -75,4 +77,4 @@ def load_inputs(model_uri: str, data_uri: str) -> EvaluationInputs:
     shards = uri.list_files(dataset.split_dir("test"), suffix=TFRECORD_SUFFIX)
     if not shards:
         raise ValueError(f"--data {data_uri}: the test split has no shards under {dataset.split_dir('test')}")
-    return EvaluationInputs(model, dataset, spec, vocabularies, shards, model_sha256)
+    return EvaluationInputs(model, dataset, spec, vocabularies, shards, manifest, model_sha256)

@@ -1,8 +1,9 @@
 """Classification metrics of one taxonomy level, computed from compact per-example predictions.
 
-Inference keeps five numbers per example and level (:class:`LevelPredictions`) instead of the full
-softmax, so memory stays linear in the test set whatever the number of classes. Every metric
-below is a pure function of those arrays.
+A level's softmax is reduced to a few numbers per example (:class:`LevelPredictions`); every
+metric below is a pure function of those arrays. A product whose class was seen in training but
+folded into ``other`` (too rare to get its own class) is recorded as ``other``; no answer of the
+model names its class, so it counts as an error, also when the model answers ``other``.
 
 Business-value-weighted score (Criteo-style, reported next to plain accuracy)::
 
@@ -14,10 +15,11 @@ per-class form ``sum_c W_c * accuracy_c / sum_c W_c`` with ``W_c = sum of w_i ov
 examples of c``: each class's accuracy counts with the business value it carries in the test set,
 so getting shoes right matters more than tractor tyres. With equal weights it is plain accuracy.
 
-Precision/coverage (iQON-style): a prediction is *accepted* when its softmax confidence (the top
-probability) is at least a threshold; coverage is the share of accepted examples and precision the
-accuracy among them. Raising the threshold trades coverage for precision, which lets an imperfect
-model label the products it is sure about and leave the rest to people.
+Precision/coverage (iQON-style): a prediction is *accepted* when its confidence (the top
+probability after temperature scaling, :mod:`ecom_kfp.evaluate.calibration`) is at least a
+threshold; coverage is the share of accepted examples and precision the accuracy among them.
+Raising the threshold trades coverage for precision, which lets an imperfect model label the
+products it is sure about and leave the rest to people.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import f1_score
 
+from ecom_kfp.evaluate.calibration import temperature_scale
+
 #: Probabilities are clipped to this before the log in :func:`log_loss` (as scikit-learn does).
 LOG_LOSS_EPSILON = 1e-15
 #: Thresholds of the coverage curve: 0.00, 0.01, ..., 1.00.
@@ -36,59 +40,65 @@ COVERAGE_THRESHOLDS = tuple(round(i / 100, 2) for i in range(101))
 
 @dataclass(frozen=True)
 class LevelPredictions:
-    """What inference keeps per example at one level.
+    """What the metrics need per example at one level.
 
     Attributes:
         level: Taxonomy level (1-based).
-        y_true: True class ids, int ``[n]``.
+        y_true: Recorded class ids, int ``[n]`` (``other`` for a class folded into it).
         y_pred: Arg-max class ids, int ``[n]``.
-        confidence: Top softmax probability, float ``[n]``.
-        p_true: Probability given to the true class, float ``[n]``.
+        confidence: Top probability after temperature scaling (:mod:`~ecom_kfp.evaluate.calibration`),
+            float ``[n]``: what thresholds are compared with.
+        raw_confidence: Top probability as the model outputs it, float ``[n]``.
+        p_true: Probability the model gives the recorded class, float ``[n]``.
         top_k_hit: Whether the true class is among the ``k`` most probable, bool ``[n]``.
         k: The ``k`` of ``top_k_hit`` (capped at the number of classes).
+        folded: Bool ``[n]``: the true class was seen in training but folded into ``other``, so no
+            answer of the model names it and every prediction counts as wrong.
     """
 
     level: int
     y_true: np.ndarray
     y_pred: np.ndarray
     confidence: np.ndarray
+    raw_confidence: np.ndarray
     p_true: np.ndarray
     top_k_hit: np.ndarray
     k: int
+    folded: np.ndarray
 
     @classmethod
-    def from_probabilities(cls, level: int, probabilities: np.ndarray, y_true: np.ndarray,
-                           k: int) -> LevelPredictions:
-        """Reduce a softmax batch ``[n, C]`` and its true ids ``[n]`` to per-example numbers."""
+    def from_probabilities(cls, level: int, probabilities: np.ndarray, y_true: np.ndarray, k: int,
+                           temperature: float = 1.0, folded: np.ndarray | None = None) -> LevelPredictions:
+        """Reduce a softmax ``[n, C]`` and its recorded ids ``[n]`` to per-example numbers.
+
+        Args:
+            level: Taxonomy level.
+            probabilities: The model's output.
+            y_true: Recorded class ids.
+            k: ``k`` of top-k accuracy.
+            temperature: Calibration temperature of the level (1.0 = none).
+            folded: Examples whose true class is folded into ``other`` (default: none).
+        """
         probabilities = np.asarray(probabilities, dtype=np.float64)
         y_true = np.asarray(y_true, dtype=np.int64)
+        folded = np.zeros(len(y_true), dtype=bool) if folded is None else np.asarray(folded, dtype=bool)
         k = max(1, min(k, probabilities.shape[1]))
         rows = np.arange(len(y_true))
         p_true = probabilities[rows, y_true]
         # The true class is in the top k iff fewer than k classes are strictly more probable;
         # counting avoids an argsort over thousands of classes.
-        top_k_hit = (probabilities > p_true[:, None]).sum(axis=1) < k
-        return cls(level, y_true, probabilities.argmax(axis=1), probabilities.max(axis=1), p_true, top_k_hit, k)
-
-    @classmethod
-    def concat(cls, parts: Sequence[LevelPredictions]) -> LevelPredictions:
-        """Join batches of the same level."""
-        first = parts[0]
-        return cls(first.level, *(np.concatenate([getattr(p, f) for p in parts])
-                                  for f in ("y_true", "y_pred", "confidence", "p_true", "top_k_hit")), first.k)
+        top_k_hit = ((probabilities > p_true[:, None]).sum(axis=1) < k) & ~folded
+        raw = probabilities.max(axis=1)
+        calibrated = raw if temperature == 1.0 else temperature_scale(probabilities, temperature).max(axis=1)
+        return cls(level, y_true, probabilities.argmax(axis=1), calibrated, raw, p_true, top_k_hit, k, folded)
 
     @property
     def correct(self) -> np.ndarray:
-        """Bool ``[n]``: arg-max equals the true class."""
-        return self.y_pred == self.y_true
+        """Bool ``[n]``: the arg-max is the true class (never for a folded class)."""
+        return (self.y_pred == self.y_true) & ~self.folded
 
     def __len__(self) -> int:
         return len(self.y_true)
-
-
-def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Share of examples whose predicted class is the true one."""
-    return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
 
 
 def f1_macro_weighted(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float, float]:
@@ -170,18 +180,36 @@ def coverage_curve(correct: np.ndarray, confidence: np.ndarray,
     return points
 
 
-def threshold_for_precision(curve: Sequence[CoveragePoint], target: float) -> CoveragePoint | None:
-    """The lowest threshold whose accepted predictions reach ``target`` precision (most coverage),
-    or ``None`` when no threshold does."""
-    for point in curve:
-        if point.precision is not None and point.precision >= target:
-            return point
-    return None
+def threshold_for_precision(correct: np.ndarray, confidence: np.ndarray, target: float) -> CoveragePoint | None:
+    """The lowest confidence threshold whose accepted predictions reach ``target`` precision.
+
+    Exact, not on the curve's grid: every distinct confidence is a candidate (all examples of a
+    tied confidence are accepted together), and the one accepting the most examples wins. ``None``
+    when no threshold reaches ``target``.
+    """
+    correct = np.asarray(correct, dtype=bool)
+    confidence = np.asarray(confidence, dtype=np.float64)
+    if not len(correct):
+        return None
+    order = np.argsort(-confidence, kind="stable")
+    ranked = confidence[order]
+    accepted = np.arange(1, len(ranked) + 1)
+    precision = np.cumsum(correct[order]) / accepted
+    end_of_tie = np.r_[ranked[1:] != ranked[:-1], True]
+    candidates = np.flatnonzero(end_of_tie & (precision >= target))
+    if not len(candidates):
+        return None
+    i = int(candidates[-1])
+    return CoveragePoint(float(ranked[i]), i + 1, (i + 1) / len(ranked), float(precision[i]))
 
 
 @dataclass(frozen=True)
 class LevelMetrics:
-    """Headline metrics of one level (also the numbers push records in the registry)."""
+    """Headline metrics of one level (also the numbers push records in the registry).
+
+    Thresholds apply to the calibrated confidence (:attr:`LevelPredictions.confidence`); an example
+    of a folded class counts as wrong everywhere (accuracy, F1, top-k, precision).
+    """
 
     level: int
     examples: int
@@ -198,6 +226,7 @@ class LevelMetrics:
     target_precision: float
     threshold_for_target_precision: float | None
     coverage_at_target_precision: float
+    precision_at_target_threshold: float | None = None
 
 
 #: The :class:`LevelMetrics` fields the blessing gate and the registry compare across models.
@@ -208,15 +237,16 @@ def level_metrics(predictions: LevelPredictions, weights: np.ndarray, confidence
                   target_precision: float) -> tuple[LevelMetrics, list[CoveragePoint]]:
     """Every metric of one level, plus its coverage curve."""
     correct = predictions.correct
-    macro, weighted = f1_macro_weighted(predictions.y_true, predictions.y_pred)
+    # Folded examples form one extra true class the model never predicts, so F1 counts them wrong.
+    macro, weighted = f1_macro_weighted(np.where(predictions.folded, -1, predictions.y_true), predictions.y_pred)
     curve = coverage_curve(correct, predictions.confidence)
     # Exactly at the configured threshold, which need not lie on the curve's grid.
     at_threshold = coverage_curve(correct, predictions.confidence, [confidence_threshold])[0]
-    at_target = threshold_for_precision(curve, target_precision)
+    at_target = threshold_for_precision(correct, predictions.confidence, target_precision)
     metrics = LevelMetrics(
         level=predictions.level,
         examples=len(predictions),
-        accuracy=accuracy(predictions.y_true, predictions.y_pred),
+        accuracy=float(np.mean(correct)),
         weighted_score=weighted_score(correct, weights),
         top_k_accuracy=float(np.mean(predictions.top_k_hit)),
         k=predictions.k,
@@ -229,5 +259,6 @@ def level_metrics(predictions: LevelPredictions, weights: np.ndarray, confidence
         target_precision=target_precision,
         threshold_for_target_precision=at_target.threshold if at_target else None,
         coverage_at_target_precision=at_target.coverage if at_target else 0.0,
+        precision_at_target_threshold=at_target.precision if at_target else None,
     )
     return metrics, curve

@@ -32,6 +32,8 @@ import asyncio
 import email.utils
 import os
 import random
+import socket
+import stat
 import time
 import urllib.parse
 from collections import defaultdict
@@ -42,73 +44,28 @@ from typing import Any, TypeVar
 
 import aiohttp
 import uvloop
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 from tqdm import tqdm
 
 from ecom_kfp import __version__, uri
 from ecom_kfp.ingest import sources
-from ecom_kfp.ingest.image_check import CheckedImage, ImageLimits, ImageProblem, check_image
+from ecom_kfp.ingest.config import FetchConfig
+from ecom_kfp.ingest.image_check import CheckedImage, ImageProblem, PixelBudget, check_image
 from ecom_kfp.ingest.reasons import Reason
+from ecom_kfp.ingest.source_policy import SourcePolicy
 from ecom_kfp.ingest.store import ImageStore
-from ecom_kfp.resources import available_cpus
 
 _T = TypeVar("_T")
 _RETRYABLE_STATUS = frozenset({408, 429})
+_REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
+_MAX_REDIRECTS = 10
 _CHUNK = 64 << 10
 #: Bodies up to this size going to a local store are checked and stored on the event loop itself.
 #: A thumbnail is checked and stored in ~100 us, while the hop through the thread pool and back
 #: cost ~280 us of CPU more per image (GIL hand-offs included) and delays the loop; a 14 KB
 #: 450x600 JPEG takes 355 us. Larger bodies decode in the pool, in parallel with downloading.
 INLINE_MAX_BYTES = 16 << 10
-
-
-@dataclass(frozen=True)
-class FetchConfig:
-    """How images are fetched and what is accepted.
-
-    Attributes:
-        concurrency: Images in flight at once, over all hosts.
-        per_host: Concurrent HTTP requests to one host.
-        timeout_seconds: Deadline of one attempt (connect + response + body).
-        max_retries: Extra attempts after a transient failure.
-        backoff_seconds: First retry delay; doubles per attempt, with +-50% jitter.
-        max_backoff_seconds: Longest wait between attempts, ``Retry-After`` included.
-        limits: Accepted image sizes.
-        io_threads: Threads reading local/``gs://`` sources, and checking and storing the images
-            that do not fit ``INLINE_MAX_BYTES`` or go to a ``gs://`` store.
-        processes: Worker processes, each with its own event loop and a share of ``concurrency``,
-            ``per_host`` and ``io_threads``; 0 = one per CPU this process may run on; 1 = fetch
-            in this process (the default: see the module docstring).
-    """
-
-    concurrency: int = 64
-    per_host: int = 16
-    timeout_seconds: float = 20.0
-    max_retries: int = 2
-    backoff_seconds: float = 0.5
-    max_backoff_seconds: float = 30.0
-    limits: ImageLimits = field(default_factory=ImageLimits)
-    io_threads: int = 16
-    processes: int = 1
-
-    def __post_init__(self) -> None:
-        for name in ("concurrency", "per_host", "io_threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.timeout_seconds <= 0:
-            raise ValueError(f"--timeout must be positive, got {self.timeout_seconds}")
-        if self.max_retries < 0:
-            raise ValueError(f"--max-retries must be >= 0, got {self.max_retries}")
-        if self.processes < 0:
-            raise ValueError(f"--fetch-processes must be >= 0 (0 = one per CPU), got {self.processes}")
-
-    def process_count(self, total: int | None = None) -> int:
-        """Worker processes a fetch of ``total`` sources uses.
-
-        Each process needs at least one slot of ``concurrency`` and ``per_host``, and more processes
-        than sources would only cost start-up time.
-        """
-        wanted = self.processes or available_cpus()
-        return max(1, min(wanted, self.concurrency, self.per_host, wanted if total is None else total))
 
 
 @dataclass(frozen=True)
@@ -175,6 +132,7 @@ class _Failed:
     detail: str
     retryable: bool = False
     retry_after: float | None = None
+    connection_failed: bool = False  # no connection to the host at all (counts toward its circuit breaker)
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -191,26 +149,142 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+class RefusedAddress(OSError):
+    """Every address a name resolved to is refused by the source policy (raised inside the connector)."""
+
+
+class PolicyResolver(AbstractResolver):
+    """The connection pool's resolver: drops the addresses the source policy refuses.
+
+    aiohttp connects only to addresses its resolver returned, so a name cannot resolve to a public
+    address when checked and to an internal one when connected (DNS rebinding). Literal addresses
+    skip resolvers: :meth:`SourcePolicy.refusal` checks them on every hop.
+    """
+
+    def __init__(self, policy: SourcePolicy):
+        self._policy = policy
+        self._inner = DefaultResolver()
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        allowed = [r for r in found if self._policy.address_allowed(r["host"])]
+        if not allowed:
+            raise RefusedAddress(f"{host} resolves only to non-public addresses "
+                                 f"({', '.join(sorted({r['host'] for r in found}))}); see --allow-private-networks")
+        return allowed
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class _HostBreaker:
+    """Per-host circuit breaker: a host with ``limit`` consecutive connection failures is not tried again.
+
+    Dead hosts in an old feed otherwise cost every product full retries with backoff. Any response,
+    even an error status, shows the host is up and resets its count.
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._failures: dict[str, int] = defaultdict(int)
+
+    def is_open(self, host: str) -> bool:
+        return self._failures[host] >= self.limit
+
+    def record(self, host: str, connection_failed: bool) -> None:
+        if connection_failed:
+            self._failures[host] += 1
+        else:
+            self._failures.pop(host, None)
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def read_local_file(path: str, limit: int) -> _Body | _Failed:
+    """Read a regular file of at most ``limit`` bytes; FIFOs, devices and directories are refused unread.
+
+    The file is opened without blocking (a FIFO with no writer would block ``open`` forever) and
+    checked on the open descriptor, so a path swapped between check and read changes nothing; at
+    most ``limit + 1`` bytes are read whatever the file claims its size is (``/proc`` files say 0).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except (FileNotFoundError, NotADirectoryError) as err:
+        return _Failed(Reason.NOT_FOUND, str(err))
+    except OSError as err:
+        return _Failed(Reason.READ_ERROR, str(err))
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        return _Failed(Reason.NOT_A_REGULAR_FILE, f"{_file_kind(mode)}, not read")
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            data = fh.read(limit + 1)
+        except OSError as err:
+            return _Failed(Reason.READ_ERROR, str(err))
+    if len(data) > limit:
+        return _Failed(Reason.TOO_LARGE, f"file larger than {limit} bytes")
+    return _Body(data, None)
+
+
+def _read_gcs_object(source: str, limit: int) -> _Body | _Failed:
+    """Read at most ``limit + 1`` bytes of a ``gs://`` object (a ranged download bounds memory)."""
+    from google.api_core import exceptions
+
+    bucket, key = uri.split_gcs(source)
+    try:
+        data = uri.gcs_client().bucket(bucket).blob(key).download_as_bytes(start=0, end=limit)
+    except exceptions.NotFound:
+        return _Failed(Reason.NOT_FOUND, "no such object")
+    except exceptions.RequestRangeNotSatisfiable:  # an empty object
+        data = b""
+    except Exception as err:  # google-cloud-storage errors: retry the server-side ones
+        transient = isinstance(err, (exceptions.ServerError, exceptions.TooManyRequests))
+        return _Failed(Reason.READ_ERROR, f"{type(err).__name__}: {err}", retryable=transient)
+    if len(data) > limit:
+        return _Failed(Reason.TOO_LARGE, f"object larger than {limit} bytes")
+    return _Body(data, None)
+
+
 class _Fetcher:
     def __init__(self, store: ImageStore, config: FetchConfig, session: aiohttp.ClientSession,
-                 pool: ThreadPoolExecutor, stats: FetchStats):
+                 pool: ThreadPoolExecutor, stats: FetchStats, budget: PixelBudget):
         self.store = store
         self.config = config
         self.session = session
         self.pool = pool
         self.stats = stats
+        self.budget = budget
         self._host_slots: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(config.per_host))
+        self._breaker = _HostBreaker(config.host_failure_limit)
         self._random = random.Random()
 
     async def _in_pool(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
     async def fetch(self, source: str) -> FetchOutcome:
+        refusal = self.config.policy.refusal(source)
+        if refusal is not None:
+            return FetchFailure(refusal[0], refusal[1], attempts=0)
+        host = urllib.parse.urlsplit(source).netloc if sources.kind(source) == sources.HTTP else None
         attempts = 0
         while True:
+            if host is not None and self._breaker.is_open(host):
+                return FetchFailure(Reason.HOST_UNAVAILABLE,
+                                    f"{host}: {self._breaker.limit} consecutive connection failures, not tried again "
+                                    "in this run (--host-failure-limit)", attempts)
             attempts += 1
             self.stats.attempts += 1
             got = await self._attempt(source)
+            if host is not None:
+                self._breaker.record(host, isinstance(got, _Failed) and got.connection_failed)
             if isinstance(got, _Body):
                 break
             if not got.retryable or attempts > self.config.max_retries:
@@ -232,7 +306,7 @@ class _Fetcher:
                             checked.height, len(checked.data), len(got.data), newly, attempts)
 
     def _check_and_store(self, body: _Body) -> tuple[CheckedImage | ImageProblem, bool]:
-        checked = check_image(body.data, body.content_type, self.config.limits)
+        checked = check_image(body.data, body.content_type, self.config.limits, self.budget)
         if not isinstance(checked, CheckedImage):
             return checked, False
         return checked, self.store.put(checked.sha256, checked.data)
@@ -244,73 +318,77 @@ class _Fetcher:
         return min(delay, self.config.max_backoff_seconds)
 
     async def _attempt(self, source: str) -> _Body | _Failed:
-        kind = sources.kind(source)
-        if kind == sources.HTTP:
+        if sources.kind(source) == sources.HTTP:
             return await self._http(source)
-        if kind is None:
-            return _Failed(Reason.BAD_IMAGE_URL, f"{source}: no http(s), gs:// or local source")
+        limit = self.config.limits.max_bytes
+        read = _read_gcs_object if uri.is_gcs(source) else read_local_file
         try:
             async with asyncio.timeout(self.config.timeout_seconds):
-                return await self._in_pool(self._read_object, source)
+                return await self._in_pool(read, source, limit)
         except TimeoutError:
-            return _Failed(Reason.TIMEOUT, f"{source}: not read within {self.config.timeout_seconds}s",
-                           retryable=True)
-
-    def _read_object(self, source: str) -> _Body | _Failed:
-        try:
-            if not uri.is_gcs(source):
-                size = os.path.getsize(source)
-                if size > self.config.limits.max_bytes:
-                    return _Failed(Reason.TOO_LARGE, f"{source}: {size} bytes > {self.config.limits.max_bytes}")
-            return _Body(uri.read_bytes(source), None)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as err:
-            return _Failed(Reason.NOT_FOUND, f"{source}: {err}")
-        except OSError as err:
-            return _Failed(Reason.READ_ERROR, f"{source}: {err}")
-        except Exception as err:  # google-cloud-storage errors: retry the server-side ones
-            from google.api_core import exceptions
-
-            transient = isinstance(err, (exceptions.ServerError, exceptions.TooManyRequests))
-            return _Failed(Reason.READ_ERROR, f"{source}: {type(err).__name__}: {err}", retryable=transient)
+            return _Failed(Reason.TIMEOUT, f"not read within {self.config.timeout_seconds}s", retryable=True)
 
     async def _http(self, url: str) -> _Body | _Failed:
         host = urllib.parse.urlsplit(url).netloc
         async with self._host_slots[host]:
             try:
                 async with asyncio.timeout(self.config.timeout_seconds):
-                    return await self._get(url)
+                    return await self._follow(url)
             except TimeoutError:
                 return _Failed(Reason.TIMEOUT, f"no complete response within {self.config.timeout_seconds}s",
                                retryable=True)
             except aiohttp.ClientPayloadError as err:
                 return _Failed(Reason.TRUNCATED_DOWNLOAD, f"transfer cut short: {err}", retryable=True)
+            except aiohttp.ClientConnectorDNSError as err:
+                if isinstance(err.os_error, RefusedAddress):
+                    return _Failed(Reason.PRIVATE_ADDRESS_REFUSED, str(err.os_error))
+                # Not retried: a name that does not resolve now will not resolve a second later.
+                return _Failed(Reason.NAME_NOT_RESOLVED, f"{err.host}: {err.os_error}", connection_failed=True)
+            except aiohttp.ClientConnectorError as err:
+                return _Failed(Reason.CONNECTION_ERROR, f"{type(err).__name__}: {err}", retryable=True,
+                               connection_failed=True)
             except aiohttp.ClientConnectionError as err:
                 return _Failed(Reason.CONNECTION_ERROR, f"{type(err).__name__}: {err}", retryable=True)
             except aiohttp.InvalidURL as err:
                 return _Failed(Reason.BAD_IMAGE_URL, f"invalid URL: {err}")
-            except aiohttp.ClientError as err:  # too many redirects, malformed response
+            except aiohttp.ClientError as err:  # malformed response
                 return _Failed(Reason.HTTP_ERROR, f"{type(err).__name__}: {err}")
 
-    async def _get(self, url: str) -> _Body | _Failed:
-        async with self.session.get(url) as resp:
-            redirected = f" (redirected to {resp.url})" if str(resp.url) != url else ""
-            if resp.status in (404, 410):
-                return _Failed(Reason.NOT_FOUND, f"HTTP {resp.status}{redirected}")
-            if resp.status >= 300:
-                transient = resp.status >= 500 or resp.status in _RETRYABLE_STATUS
-                return _Failed(Reason.HTTP_ERROR, f"HTTP {resp.status}{redirected}", retryable=transient,
-                               retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
-            limit = self.config.limits.max_bytes
-            if resp.content_length is not None:
-                if resp.content_length > limit:
-                    return _Failed(Reason.TOO_LARGE, f"Content-Length {resp.content_length} > {limit}")
-                return _Body(await resp.read(), resp.headers.get("Content-Type"))
-            body = bytearray()  # no length announced: read in chunks, stop at the limit
-            async for chunk in resp.content.iter_chunked(_CHUNK):
-                body += chunk
-                if len(body) > limit:
-                    return _Failed(Reason.TOO_LARGE, f"body exceeds {limit} bytes")
-            return _Body(bytes(body), resp.headers.get("Content-Type"))
+    async def _follow(self, url: str) -> _Body | _Failed:
+        """GET ``url``, following redirects here so that the source policy judges every hop."""
+        for _ in range(_MAX_REDIRECTS + 1):
+            async with self.session.get(url, allow_redirects=False) as resp:
+                location = resp.headers.get("Location") if resp.status in _REDIRECT_STATUS else None
+                if location is None:
+                    return await self._body(resp, url)
+            target = urllib.parse.urljoin(url, location)
+            if sources.kind(target) != sources.HTTP:
+                return _Failed(Reason.BAD_IMAGE_URL, f"redirected to {target}: not an http(s) URL")
+            refusal = self.config.policy.refusal(target)
+            if refusal is not None:
+                return _Failed(refusal[0], f"redirected to {target}: {refusal[1]}")
+            url = target
+        return _Failed(Reason.HTTP_ERROR, f"more than {_MAX_REDIRECTS} redirects")
+
+    async def _body(self, resp: aiohttp.ClientResponse, url: str) -> _Body | _Failed:
+        redirected = f" (redirected to {url})" if str(resp.url) != url else ""
+        if resp.status in (404, 410):
+            return _Failed(Reason.NOT_FOUND, f"HTTP {resp.status}{redirected}")
+        if resp.status >= 300:
+            transient = resp.status >= 500 or resp.status in _RETRYABLE_STATUS
+            return _Failed(Reason.HTTP_ERROR, f"HTTP {resp.status}{redirected}", retryable=transient,
+                           retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
+        limit = self.config.limits.max_bytes
+        if resp.content_length is not None:
+            if resp.content_length > limit:
+                return _Failed(Reason.TOO_LARGE, f"Content-Length {resp.content_length} > {limit}")
+            return _Body(await resp.read(), resp.headers.get("Content-Type"))
+        body = bytearray()  # no length announced: read in chunks, stop at the limit
+        async for chunk in resp.content.iter_chunked(_CHUNK):
+            body += chunk
+            if len(body) > limit:
+                return _Failed(Reason.TOO_LARGE, f"body exceeds {limit} bytes")
+        return _Body(bytes(body), resp.headers.get("Content-Type"))
 
 
 SourceQueue = Callable[[], Awaitable[str | None]]
@@ -337,13 +415,13 @@ async def fetch_all(next_source: SourceQueue, store: ImageStore, config: FetchCo
                     on_result: Callable[[str, FetchOutcome], None], stats: FetchStats) -> None:
     """Fetch every source ``next_source`` gives on this event loop, ``config.concurrency`` at a time."""
     connector = aiohttp.TCPConnector(limit=config.concurrency, limit_per_host=config.per_host,
-                                     ttl_dns_cache=300)
+                                     ttl_dns_cache=300, resolver=PolicyResolver(config.policy))
     # Per-attempt deadlines are ours (see module docstring); the session only bounds connecting.
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.timeout_seconds)
     headers = {"User-Agent": f"ecom-kfp/{__version__} (+image ingest)"}
     with ThreadPoolExecutor(config.io_threads, thread_name_prefix="ingest-io") as pool:
         async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as session:
-            fetcher = _Fetcher(store, config, session, pool, stats)
+            fetcher = _Fetcher(store, config, session, pool, stats, PixelBudget(config.decode_pixel_budget))
 
             async def worker() -> None:
                 # Workers share one queue: a source is taken only when a worker is free for it.

@@ -46,9 +46,10 @@ def _share(total: int, parts: int, index: int) -> int:
 
 def _worker_config(config: FetchConfig, processes: int, index: int) -> FetchConfig:
     return dataclasses.replace(
-        config, processes=1, concurrency=_share(config.concurrency, processes, index),
+        config, fetch_processes=1, concurrency=_share(config.concurrency, processes, index),
         per_host=_share(config.per_host, processes, index),
-        io_threads=max(1, _share(config.io_threads, processes, index)))
+        io_threads=max(1, _share(config.io_threads, processes, index)),
+        decode_pixel_budget=max(1, _share(config.decode_pixel_budget, processes, index)))
 
 
 def _batches(items: Iterable[str]) -> Iterator[list[str]]:
@@ -156,7 +157,7 @@ class _Pool:
                 self.answered += 1
                 stats.sources += 1
                 stats.attempts += outcome.attempts
-                stats.retries += outcome.attempts - 1
+                stats.retries += max(0, outcome.attempts - 1)  # 0 attempts: refused by the source policy
                 stats.count_finished(outcome)
                 on_result(source, outcome)
         elif kind == _DONE:

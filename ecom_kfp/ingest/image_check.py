@@ -17,13 +17,19 @@ stage decodes the same way. The SHA-256 is that of the stored bytes, so a file's
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import functools
 import hashlib
 import io
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
 from ecom_kfp import jpeg
+from ecom_kfp.ingest.config import ImageLimits
 from ecom_kfp.ingest.reasons import Reason
 
 _SIGNATURES = (
@@ -36,15 +42,6 @@ _SIGNATURES = (
     (b"MM\x00*", "TIFF"),
 )
 JPEG_QUALITY = 95
-
-
-@dataclass(frozen=True)
-class ImageLimits:
-    """Size limits of an acceptable image."""
-
-    min_side: int = 32
-    max_pixels: int = 40_000_000
-    max_bytes: int = 20 << 20
 
 
 @dataclass(frozen=True)
@@ -74,22 +71,88 @@ def signature(data: bytes) -> str | None:
 
 
 def _describe(data: bytes, content_type: str | None) -> str:
-    head = data[:40].decode("latin-1").encode("unicode_escape").decode("ascii")
-    return f"content type {content_type or 'unknown'}, {len(data)} bytes starting {head!r}"
+    # By type and size only: the bytes may be a local file or an internal page (never copied into rejects).
+    return f"content type {content_type or 'unknown'}, {len(data)} bytes"
 
 
-def check_image(data: bytes, content_type: str | None, limits: ImageLimits) -> CheckedImage | ImageProblem:
-    """Validate ``data`` and return it in stored form, or the reason it is not a usable image."""
+class PixelBudget:
+    """Pixels that may be decoded at once over all threads of a process.
+
+    Decode memory follows pixels, not bytes (a 131 KB PNG can hold 40 million pixels), so each
+    decode holds its width x height, read from the header, until it is done; an image larger than
+    the whole budget waits for it to be free and then decodes alone.
+    """
+
+    def __init__(self, pixels: int):
+        _return_large_buffers_to_the_os()
+        self.pixels = pixels
+        self._free = pixels
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        """Wait until ``pixels`` (at most the whole budget) are free, and hold them meanwhile."""
+        need = min(pixels, self.pixels)
+        with self._changed:
+            self._changed.wait_for(lambda: self._free >= need)
+            self._free -= need
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._free += need
+                self._changed.notify_all()
+
+
+#: glibc's ``mallopt`` parameter number of ``M_MMAP_THRESHOLD``.
+_M_MMAP_THRESHOLD = -3
+
+
+@functools.cache
+def _return_large_buffers_to_the_os() -> None:
+    """Serve allocations of 1 MiB and more by ``mmap`` so that freeing them gives the memory back.
+
+    By default glibc raises this threshold each time a large block is freed (up to 32 MiB), after
+    which Pillow's 16 MiB image blocks come from per-thread arenas that keep them once freed: with
+    16 decode threads, memory then follows the largest image each thread ever decoded, whatever the
+    pixel budget. Measured with 8 threads decoding 3000x3000 PNGs, budget one image: peak RSS 608 MB
+    without this, 122 MB with it (and 7.2 s instead of 11.8 s: fresh mappings beat arena growth).
+    A no-op where the C library is not glibc.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, 1 << 20)
+
+
+class _UnsupportedPixels(ValueError):
+    """Pixel values with no faithful 8-bit form."""
+
+
+def check_image(data: bytes, content_type: str | None, limits: ImageLimits,
+                budget: PixelBudget | None = None) -> CheckedImage | ImageProblem:
+    """Validate ``data`` and return it in stored form, or the reason it is not a usable image.
+
+    Args:
+        data: The downloaded bytes.
+        content_type: What the server said they are (only for the reject's detail).
+        limits: Accepted sizes.
+        budget: Shared bound on pixels decoded at once; None = no bound.
+    """
     if len(data) > limits.max_bytes:
         return ImageProblem(Reason.TOO_LARGE, f"{len(data)} bytes > {limits.max_bytes}")
     fmt = signature(data)
     if fmt is None:
-        return ImageProblem(Reason.NOT_AN_IMAGE, _describe(data, content_type))
+        return ImageProblem(Reason.NOT_AN_IMAGE, f"no image signature; {_describe(data, content_type)}")
+    budget = budget or PixelBudget(limits.max_pixels)
     if fmt == "JPEG" and (size := jpeg.turbo_size(data)) is not None:
         # Most catalog images: libjpeg-turbo alone, without Pillow's per-image overhead.
         if (problem := _size_problem(*size, limits)) is not None:
             return problem
-        if jpeg.decodes_cleanly(data):
+        with budget.hold(size[0] * size[1]):
+            clean = jpeg.decodes_cleanly(data)
+        if clean:
             return CheckedImage(data, hashlib.sha256(data).hexdigest(), *size, fmt)
     try:
         with Image.open(io.BytesIO(data)) as probe:
@@ -98,14 +161,17 @@ def check_image(data: bytes, content_type: str | None, limits: ImageLimits) -> C
                 return problem
             if fmt == "JPEG":
                 # Pillow has no JPEG verify(); the full decode is the check, on this same handle.
-                probe.load()
+                with budget.hold(width * height):
+                    probe.load()
                 stored = data
             else:
                 probe.verify()  # PNG chunk CRCs and the like; verify() leaves the handle unusable
         if fmt != "JPEG":
-            with Image.open(io.BytesIO(data)) as image:
+            with budget.hold(width * height), Image.open(io.BytesIO(data)) as image:
                 image.load()
                 stored = _to_jpeg(image)
+    except _UnsupportedPixels as err:
+        return ImageProblem(Reason.UNSUPPORTED_PIXELS, f"{fmt} {width}x{height}: {err}")
     except Image.DecompressionBombError as err:
         return ImageProblem(Reason.TOO_LARGE, str(err))
     except UnidentifiedImageError:
@@ -134,7 +200,40 @@ def _to_jpeg(image: Image.Image) -> bytes:
         flat = Image.new("RGB", rgba.size, (255, 255, 255))
         flat.paste(rgba, mask=rgba.getchannel("A"))
     else:
-        flat = image.convert("RGB")
+        flat = _to_8bit(image).convert("RGB")
     out = io.BytesIO()
     flat.save(out, format="JPEG", quality=JPEG_QUALITY)
     return out.getvalue()
+
+
+#: Modes whose values are 16-bit samples (PNG opens 16-bit greyscale as ``I`` or ``I;16``).
+_SIXTEEN_BIT = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """Greyscale of more than 8 bits (16-bit, 32-bit integer, float) scaled to 8-bit ``L``.
+
+    Pillow's own ``convert`` clips these to 0..255, which stores a 16-bit picture pure white and a
+    float one (values 0..1) pure black. 16-bit samples are divided by 257; float samples in [0, 1]
+    are multiplied by 255 and those in [0, 255] kept; anything else has no faithful 8-bit form.
+    """
+    mode = image.mode
+    if mode not in _SIXTEEN_BIT and mode not in ("I", "F"):
+        return image
+    import numpy as np  # only for these rare images: fetch workers do not pay its import otherwise
+
+    values = np.asarray(image)
+    if mode == "F":
+        if not np.isfinite(values).all():
+            raise _UnsupportedPixels("float pixels that are NaN or infinite")
+        low, high = float(values.min()), float(values.max())
+        if low < 0 or high > 255:
+            raise _UnsupportedPixels(f"float pixels in [{low:g}, {high:g}], neither [0, 1] nor [0, 255]")
+        scale = 255.0 if high <= 1.0 else 1.0
+    else:
+        low, high = int(values.min()), int(values.max())
+        sixteen = mode in _SIXTEEN_BIT or image.format == "PNG"
+        if low < 0 or high > (65535 if sixteen else 255):
+            raise _UnsupportedPixels(f"{mode} pixels in [{low}, {high}]")
+        scale = 255.0 / 65535.0 if sixteen else 1.0
+    return Image.fromarray(np.rint(values.astype(np.float32) * scale).astype(np.uint8), mode="L")

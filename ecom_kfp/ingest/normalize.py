@@ -13,7 +13,7 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,9 @@ from ecom_kfp.ingest.reasons import Reason
 #: Business value of a product when neither a column nor a table gives one.
 DEFAULT_BUSINESS_VALUE = 1.0
 _SPECIAL = re.compile(r"[\W_]+", re.UNICODE)
+#: Unicode categories not allowed in a category level: control, format, surrogate, private use, unassigned.
+_BAD_CATEGORY_CHARS = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+_JOINERS = frozenset({"\u200c", "\u200d"})
 _NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?|[-+]?\.\d+")
 
 
@@ -73,6 +76,8 @@ class Normalizer:
         path = category_path(self.columns.get(record, "category_path"))
         if not path:
             return Reject(pid, Reason.MISSING_CATEGORY, "no category path")
+        if (problem := category_problem(path)) is not None:
+            return Reject(pid, Reason.BAD_CATEGORY, problem)
         value = self._business_value(record, path)
         if isinstance(value, Reject):
             return Reject(pid, value.reason, value.detail)
@@ -137,20 +142,35 @@ def normalize_title(title: str) -> str:
 
 
 def category_path(value: Any) -> tuple[str, ...]:
-    """A category path as levels, from a string, a list of levels or a list of lists."""
+    """A category path as levels, from a string, a list of levels or a list of lists.
+
+    Only a string path is split at ``>``; a level given as a list element (several columns, a list,
+    Amazon's lists) is one level even when its name holds a ``>``. Whitespace inside a level,
+    line and paragraph separators included, becomes single spaces.
+    """
     if isinstance(value, str):
-        return split_path(value)
-    if isinstance(value, (list, tuple)):
+        levels: Iterable[Any] = split_path(value)
+    elif isinstance(value, (list, tuple)):
         if value and all(isinstance(v, (list, tuple)) for v in value):
             value = value[0]
-        levels: list[str] = []
-        for level in value:
-            if isinstance(level, str):
-                levels.extend(split_path(level))
-            elif level is not None:
-                levels.append(str(level))
-        return tuple(levels)
-    return ()
+        levels = (level for level in value if level is not None)
+    else:
+        return ()
+    return tuple(text for text in (" ".join(str(level).split()) for level in levels) if text)
+
+
+def category_problem(path: Sequence[str]) -> str | None:
+    """Why a (whitespace-normalised) path cannot name classes, or None.
+
+    Control, format, private-use, surrogate and unassigned characters would corrupt label files or
+    let two different-looking names collide; the zero-width (non-)joiners that some scripts and
+    emoji need are kept.
+    """
+    for number, level in enumerate(path, start=1):
+        for char in level:
+            if unicodedata.category(char) in _BAD_CATEGORY_CHARS and char not in _JOINERS:
+                return f"level {number} {level!r} holds U+{ord(char):04X} ({unicodedata.category(char)})"
+    return None
 
 
 def parse_number(value: Any) -> float | None:

@@ -10,9 +10,11 @@ sets :attr:`Catalog.truncated` (the report says the catalog was incomplete).
 from __future__ import annotations
 
 import ast
+import collections
 import contextlib
 import csv
 import json
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,12 +22,16 @@ from typing import Any
 
 from ecom_kfp import uri
 from ecom_kfp.ingest import column_map
+from ecom_kfp.ingest.config import FORMATS
 from ecom_kfp.ingest.reasons import Reason
 
-FORMATS = ("auto", "jsonl", "amazon", "csv", "parquet")
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
 _SNIFF_BYTES = 64 << 10
+#: Physical lines one CSV record may span; a quote left open is given up on after this many.
+_MAX_RECORD_LINES = 1000
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_LONE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 @dataclass(frozen=True)
@@ -133,23 +139,32 @@ def _parse_json_object(line: str, allow_python_literal: bool) -> dict[str, Any]:
     return value
 
 
+def _unencodable(text: str) -> bool:
+    """True when ``text`` holds surrogates: undecodable bytes kept by ``surrogateescape``, or a lone
+    ``\\udXXX`` escape of JSON or a Python literal. Parquet cannot store them, so such a record would
+    fail the run at the final write."""
+    return _SURROGATE.search(text) is not None
+
+
 def _line_records(lines: _Lines, catalog: Catalog, allow_python_literal: bool) -> Iterator[Record]:
-    position = 0
-    for raw in lines:
+    number = 0
+    for number, raw in enumerate(lines, start=1):
         line = _text(raw).strip()
         if not line:
             continue  # blank lines separate nothing and hold no product
-        position += 1
-        try:
-            line.encode("utf-8")
-        except UnicodeEncodeError:  # undecodable bytes were kept as surrogates by _Lines
-            yield BadRecord(position, Reason.MALFORMED_LINE, "not UTF-8 text")
+        if _unencodable(line):
+            yield BadRecord(number, Reason.MALFORMED_LINE, "not UTF-8 text")
             continue
         try:
-            yield RawRecord(position, _parse_json_object(line, allow_python_literal))
+            fields = _parse_json_object(line, allow_python_literal)
         except ValueError as err:
-            yield BadRecord(position, Reason.MALFORMED_LINE, f"{err}: {_preview(line)}")
-    yield from _truncation(lines, catalog, position)
+            yield BadRecord(number, Reason.MALFORMED_LINE, f"{err}: {_preview(line)}")
+            continue
+        if _LONE_ESCAPE.search(line) and _unencodable(json.dumps(fields, ensure_ascii=False, default=str)):
+            yield BadRecord(number, Reason.MALFORMED_LINE, "a lone surrogate escape (\\udXXX): not Unicode text")
+            continue
+        yield RawRecord(number, fields)
+    yield from _truncation(lines, catalog, number)
 
 
 def _truncation(lines: _Lines, catalog: Catalog, position: int) -> Iterator[Record]:
@@ -159,29 +174,80 @@ def _truncation(lines: _Lines, catalog: Catalog, position: int) -> Iterator[Reco
                         f"compressed file ends mid-record: {_preview(lines.tail.strip())}")
 
 
+class _PhysicalLines:
+    """The numbered lines of a CSV body, with lines pushed back to be parsed again."""
+
+    def __init__(self, lines: Iterator[str], first_number: int):
+        self._source = enumerate(lines, start=first_number)
+        self._replay: collections.deque[tuple[int, str]] = collections.deque()
+        self.last_number = first_number - 1
+
+    def next(self) -> tuple[int, str] | None:
+        if self._replay:
+            return self._replay.popleft()
+        item = next(self._source, None)
+        if item is not None:
+            self.last_number = item[0]
+        return item
+
+    def push_back(self, items: list[tuple[int, str]]) -> None:
+        self._replay.extendleft(reversed(items))
+
+
+class _RecordFeed:
+    """Feeds the lines of one CSV record to ``csv.reader`` and remembers which it took.
+
+    ``ended`` means the reader asked for more after the last line (or after ``_MAX_RECORD_LINES``):
+    a quoted field was still open, so the "record" is an unterminated quote swallowing rows.
+    """
+
+    def __init__(self, lines: _PhysicalLines):
+        self.lines = lines
+        self.taken: list[tuple[int, str]] = []
+        self.ended = False
+
+    def __iter__(self) -> Iterator[str]:
+        while len(self.taken) < _MAX_RECORD_LINES and (item := self.lines.next()) is not None:
+            self.taken.append(item)
+            yield _text(item[1]) + "\n"  # newlines go back in so quoted fields spanning lines keep theirs
+        self.ended = True
+
+
 def _csv_records(lines: _Lines, header: list[str], catalog: Catalog) -> Iterator[Record]:
-    # Newlines go back in so quoted fields spanning lines keep theirs.
-    rows = csv.reader(_text(line) + "\n" for line in lines)
-    next(rows, None)  # the header, already read
-    position = 0
+    """One record per CSV row, numbered by its first physical line (the header is line 1).
+
+    A row whose quoted field never closes (or that spans lines and has the wrong number of fields)
+    does not swallow the rows after it: its first line is rejected and the following lines are
+    parsed again on their own, so every physical line ends as a record, a reject or a blank.
+    """
+    body = iter(lines)
+    next(body, None)  # the header, already read
+    physical = _PhysicalLines(body, first_number=2)
     while True:
+        feed = _RecordFeed(physical)
         try:
-            row = next(rows)
+            row, error = next(csv.reader(feed)), None
         except StopIteration:
             break
         except csv.Error as err:
-            position += 1
-            yield BadRecord(position, Reason.MALFORMED_LINE, f"CSV error: {err}")
+            row, error = [], f"CSV error: {err}"
+        first, spanned = feed.taken[0][0], len(feed.taken) > 1
+        if error is None and spanned and feed.ended:
+            error = "a quoted field is never closed"
+        elif error is None and spanned and len(row) != len(header):
+            error = f"a quoted field spans lines {first}-{feed.taken[-1][0]} and gives {len(row)} fields"
+        if error is not None and spanned:
+            physical.push_back(feed.taken[1:])
+            yield BadRecord(first, Reason.MALFORMED_LINE, f"{error}; the lines after it are read on their own")
             continue
-        if not row or row == [""]:
+        if error is None and (not row or row == [""]):
             continue
-        position += 1
-        if len(row) != len(header):
-            yield BadRecord(position, Reason.MALFORMED_LINE,
-                            f"{len(row)} fields, header has {len(header)}: {_preview(','.join(row))}")
-            continue
-        yield RawRecord(position, dict(zip(header, row)))
-    yield from _truncation(lines, catalog, position)
+        if error is None and len(row) != len(header):
+            error = f"{len(row)} fields, header has {len(header)}: {_preview(','.join(row))}"
+        if error is None and _unencodable("".join(row)):
+            error = "not UTF-8 text"
+        yield BadRecord(first, Reason.MALFORMED_LINE, error) if error else RawRecord(first, dict(zip(header, row)))
+    yield from _truncation(lines, catalog, physical.last_number)
 
 
 def _csv_header(lines: _Lines, catalog_uri: str) -> list[str]:

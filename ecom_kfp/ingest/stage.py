@@ -22,7 +22,8 @@ from ecom_kfp.contracts.tables import PRODUCTS, Reject, from_rows, rejects_table
 from ecom_kfp.ingest import sharding, sources
 from ecom_kfp.contracts.business_value import BusinessValueTable
 from ecom_kfp.ingest.column_map import ColumnMap
-from ecom_kfp.ingest.fetch import FetchConfig, FetchedImage, FetchFailure, FetchOutcome, fetch_images
+from ecom_kfp.ingest.config import IngestConfig
+from ecom_kfp.ingest.fetch import FetchedImage, FetchFailure, FetchOutcome, fetch_images
 from ecom_kfp.ingest.normalize import CatalogProduct, Normalizer
 from ecom_kfp.ingest.readers import BadRecord, open_catalog
 from ecom_kfp.ingest.reasons import STAGE, Reason
@@ -30,47 +31,6 @@ from ecom_kfp.ingest.store import ImageStore
 from ecom_kfp.report import Timings, check_accounting, write_report
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class IngestConfig:
-    """One ingest run (CLI flags and the KFP component build this).
-
-    Attributes:
-        catalog: Catalog file URI (local path or ``gs://``).
-        out: Output layout root URI.
-        format: ``auto``, ``jsonl``, ``amazon``, ``csv`` or ``parquet``.
-        column_map: ``--column-map`` text (see :mod:`ecom_kfp.ingest.column_map`).
-        images_base: Base that relative image references resolve against; default the catalog's directory.
-        business_value_uri: Per-category business value table (see :mod:`ecom_kfp.contracts.business_value`).
-        shard_index: This shard, ``0 <= shard_index < num_shards``.
-        num_shards: How many shards the catalog is split into.
-        min_title_tokens: e-CLIP's minimum title length in tokens.
-        fetch: Image fetching settings.
-        progress: Show progress bars.
-    """
-
-    catalog: str
-    out: str
-    format: str = "auto"
-    column_map: str = ""
-    images_base: str = ""
-    business_value_uri: str = ""
-    shard_index: int = 0
-    num_shards: int = 1
-    min_title_tokens: int = 3
-    fetch: FetchConfig = field(default_factory=FetchConfig)
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.num_shards < 1:
-            raise ValueError(f"--num-shards must be at least 1, got {self.num_shards}")
-        if not 0 <= self.shard_index < self.num_shards:
-            raise ValueError(f"--shard-index {self.shard_index} must be in [0, --num-shards {self.num_shards})")
-        if self.min_title_tokens < 0:
-            raise ValueError(f"--min-title-tokens must be >= 0, got {self.min_title_tokens}")
-        if not self.out:
-            raise ValueError("--out is required")
 
 
 @dataclass
@@ -177,10 +137,10 @@ def _read(config: IngestConfig, report: IngestReport) -> tuple[list[CatalogProdu
                 continue
             report.input_records += 1
             if isinstance(record, BadRecord):
-                rejects.append(Reject(None, record.reason, f"record {record.position}: {record.detail}"))
+                rejects.append(Reject(None, record.reason, f"line {record.position}: {record.detail}"))
             elif pid is not None and pid in seen_ids:
                 rejects.append(Reject(pid, Reason.DUPLICATE_PRODUCT_ID,
-                                      f"record {record.position} repeats an earlier product id"))
+                                      f"line {record.position} repeats an earlier product id"))
             else:
                 if pid is not None:
                     seen_ids.add(pid)

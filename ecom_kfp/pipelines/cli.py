@@ -11,7 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+from ecom_kfp.console import progress
 from ecom_kfp.pipelines.local_run import LocalRunConfig
+from ecom_kfp.settings import add_arguments, from_args
 from ecom_kfp.report import write_report
 
 
@@ -78,11 +80,10 @@ def _validate(args: argparse.Namespace) -> int:
 def _run_local(args: argparse.Namespace) -> int:
     from ecom_kfp.pipelines.local_run import format_summary, run_local
 
-    config = LocalRunConfig(out=args.out, products=args.products, epochs=args.epochs,
-                            image_size=args.image_size, backbone=args.backbone,
-                            mlflow_uri=args.mlflow_uri, seed=args.seed)
+    config = from_args(LocalRunConfig, args)
+    progress(f"ecom-kfp run-local: training_pipeline on the demo catalog under kfp.local -> {config.out}")
     summary = run_local(config)
-    print(format_summary(summary))
+    progress(format_summary(summary))
     return 0
 
 
@@ -128,18 +129,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="Generate the demo catalog, serve its images on "
                                           "127.0.0.1 and run training_pipeline under "
                                           "kfp.local.SubprocessRunner.")
-    p.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
-    p.add_argument("--products", type=int, default=LocalRunConfig.products,
-                   help=f"demo catalog size (default: {LocalRunConfig.products}, the demo catalog's own)")
-    p.add_argument("--epochs", type=int, default=LocalRunConfig.epochs,
-                   help=f"training epochs (default: {LocalRunConfig.epochs})")
-    p.add_argument("--image-size", type=int, default=64,
-                   help="model input side in pixels (default: 64, small for CPU)")
-    p.add_argument("--backbone", default="small-cnn",
-                   help="image backbone (default: small-cnn, a tiny CPU-friendly one)")
-    p.add_argument("--mlflow-uri", default="",
-                   help="MLflow tracking/registry URI (default: sqlite store under --out)")
-    p.add_argument("--seed", type=int, default=0, help="demo catalog seed (default: 0)")
+    add_arguments(p, LocalRunConfig)
     p.set_defaults(func=_run_local)
 
     p = subparsers.add_parser("submit", help="submit a compiled pipeline to a KFP host",

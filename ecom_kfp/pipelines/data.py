@@ -22,13 +22,15 @@ MAX_PARALLEL_SHARDS = 16
               description="Ingest one shard of a catalog with its resources set from parameters.")
 def ingest_shard(catalog: str, catalog_format: str, column_map: str, images_base: str,
                  business_value_uri: str, shard_index: int, num_shards: int, concurrency: int,
+                 allow_local_files: bool, allow_private_networks: bool, allow_gcs_buckets: str,
                  cpu_request: str, memory: str) -> Dataset:
     """One ingest shard. A pipeline of its own because kfp 2.17 drops parameter-valued resources
     of tasks placed directly inside ``dsl.ParallelFor`` (see ``task_settings``)."""
     task = steps.ingest(catalog=catalog, catalog_format=catalog_format, column_map=column_map,
                         images_base=images_base, business_value_uri=business_value_uri,
                         concurrency=concurrency, cpu=cpu_request, memory=memory,
-                        shard_index=shard_index, num_shards=num_shards)
+                        allow_local_files=allow_local_files, allow_private_networks=allow_private_networks,
+                        allow_gcs_buckets=allow_gcs_buckets, shard_index=shard_index, num_shards=num_shards)
     return task.outputs["products"]
 
 
@@ -44,6 +46,9 @@ def data_pipeline(
     taxonomy_uri: str = "",
     num_shards: int = 4,
     ingest_concurrency: int = 64,
+    allow_local_files: bool = False,
+    allow_private_networks: bool = False,
+    allow_gcs_buckets: str = "",
     near_duplicate_threshold: int = 6,
     image_size: int = 224,
     split_fractions: str = "0.7,0.15,0.15",
@@ -63,6 +68,9 @@ def data_pipeline(
         taxonomy_uri: Optional taxonomy file (Google Product Taxonomy format).
         num_shards: Ingest shards; each runs in its own pod.
         ingest_concurrency: Parallel image downloads per ingest pod.
+        allow_local_files: Let image references name local files (only for catalogs you wrote).
+        allow_private_networks: Let image references reach loopback, private and link-local addresses.
+        allow_gcs_buckets: Comma-separated gs:// buckets image references may read from.
         near_duplicate_threshold: Max perceptual-hash Hamming distance of near-duplicate images.
         image_size: Side of the square model input in pixels.
         split_fractions: train,val,test fractions (split by duplicate group).
@@ -78,7 +86,8 @@ def data_pipeline(
                              column_map=column_map, images_base=images_base,
                              business_value_uri=business_value_uri, shard_index=shard_index,
                              num_shards=num_shards, concurrency=ingest_concurrency,
-                             cpu_request=cpu_request, memory=memory)
+                             allow_local_files=allow_local_files, allow_private_networks=allow_private_networks,
+                             allow_gcs_buckets=allow_gcs_buckets, cpu_request=cpu_request, memory=memory)
     merge = merge_ingest_shards_op(shards=dsl.Collected(shard.output))
     set_resources(merge.set_display_name("merge-ingest-shards"), cpu_request, memory)
     build = steps.dedupe_and_build(

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ecom_kfp.settings import require
-from ecom_kfp.contracts.layouts import DatasetLayout, EvaluationLayout
+from ecom_kfp.console import log_path, progress
+from ecom_kfp.settings import require, setting
+from ecom_kfp.contracts.layouts import DatasetLayout, DedupeLayout, EvaluationLayout
 from ecom_kfp.demo import DemoCatalogConfig
 from ecom_kfp.report import write_report
 
@@ -36,29 +37,19 @@ STAGE_OUTPUTS = {
 
 @dataclass(frozen=True)
 class LocalRunConfig:
-    """Flags of ``ecom-kfp run-local``.
+    """Flags of ``ecom-kfp run-local`` (``make demo``)."""
 
-    Attributes:
-        out: Output directory (``--out``).
-        products: Demo catalog size (``--products``).
-        epochs: Training epochs (``--epochs``).
-        image_size: Model input side (``--image-size``).
-        backbone: Image backbone (``--backbone``).
-        mlflow_uri: MLflow URI; empty = sqlite store under ``out`` (``--mlflow-uri``).
-        seed: Demo catalog seed (``--seed``).
-        min_class_count: Classes with fewer products fold into ``other``; small for the demo.
-        batch_size: Global batch size.
-    """
-
-    out: str
-    products: int = DemoCatalogConfig.products
-    epochs: int = 5
-    image_size: int = 64
-    backbone: str = "small-cnn"
-    mlflow_uri: str = ""
-    seed: int = 0
-    min_class_count: int = 3
-    batch_size: int = 32
+    out: str = setting("runs/demo", metavar="DIR", help="output directory of the run")
+    products: int = setting(DemoCatalogConfig.products, metavar="N", help="demo catalog size")
+    epochs: int = setting(5, metavar="N", help="training epochs")
+    image_size: int = setting(64, metavar="PX", help="model input side in pixels (small for CPU)")
+    backbone: str = setting("small-cnn", help="image backbone (small-cnn is a tiny CPU-friendly one)")
+    mlflow_uri: str = setting("", metavar="URI",
+                              help="MLflow tracking and registry URI (empty: a sqlite store under --out)")
+    seed: int = setting(0, help="demo catalog seed")
+    min_class_count: int = setting(3, metavar="N",
+                                   help="classes with fewer training products fold into other (small for the demo)")
+    batch_size: int = setting(32, metavar="N", help="global training batch size")
 
     def validate(self) -> None:
         """Fail fast, naming the flag, on values the run cannot use."""
@@ -148,6 +139,7 @@ def run_local(config: LocalRunConfig) -> LocalRunSummary:
     demo = generate(DemoCatalogConfig(out=str(out / "catalog"), products=config.products,
                                       seed=config.seed))
     timings["demo_catalog"] = time.perf_counter() - start
+    progress(f"  {'demo-catalog':<24} {config.products} products in {timings['demo_catalog']:.1f}s")
     with serve_directory(demo.images) as images_base:
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root))
         pipeline_start = time.perf_counter()
@@ -156,7 +148,8 @@ def run_local(config: LocalRunConfig) -> LocalRunSummary:
             business_value_uri=demo.business_value, image_size=config.image_size,
             min_class_count=config.min_class_count, backbone=config.backbone,
             epochs=config.epochs, batch_size=config.batch_size, num_gpus=1,
-            mlflow_tracking_uri=mlflow_uri, serving_uri=serving_uri, ingest_concurrency=16)
+            mlflow_tracking_uri=mlflow_uri, serving_uri=serving_uri, ingest_concurrency=16,
+            allow_private_networks=True)  # the demo's images are served on loopback
         timings["pipeline"] = time.perf_counter() - pipeline_start
     run_dir = find_run_dir(pipeline_root, PIPELINE_NAME)
     outputs = stage_outputs(run_dir)
@@ -248,6 +241,21 @@ def format_summary(summary: LocalRunSummary) -> str:
         "  counts add up     " + ("yes, " + f"{len(checks)} checks" if not bad else
                                   "NO: " + "; ".join(f"{c.what}: {c.expected} != {c.actual}"
                                                      for c in bad)),
-        f"  report            {Path(summary.out) / 'report.json'}",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + where_to_look(summary))
+
+
+def where_to_look(summary: LocalRunSummary) -> list[str]:
+    """The closing lines of the summary: the pages to open and how to browse MLflow."""
+    pages = {"report": Path(summary.out) / "report.json"}
+    if "evaluate" in summary.outputs:
+        pages["evaluation"] = Path(EvaluationLayout(summary.outputs["evaluate"]).html)
+    if "dedupe" in summary.outputs:
+        pages["duplicates"] = Path(DedupeLayout(summary.outputs["dedupe"]).samples_html)
+    if (log := log_path()) is not None:
+        pages["log"] = log
+    lines = ["where to look:"]
+    lines += [f"  {name:<16}  {path}" for name, path in pages.items()]
+    mlflow_ui = f"mlflow ui --backend-store-uri {summary.mlflow_uri} --port 5000"
+    lines.append(f"  {'MLflow UI':<16}  .venv/bin/{mlflow_ui}  (then open http://127.0.0.1:5000)")
+    return lines

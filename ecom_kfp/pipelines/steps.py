@@ -15,11 +15,14 @@ from ecom_kfp.pipelines.task_settings import Value, set_resources, with_network_
 
 def ingest(*, catalog: Value, catalog_format: Value, column_map: Value, images_base: Value,
            business_value_uri: Value, concurrency: Value, cpu: Value, memory: Value,
+           allow_local_files: Value, allow_private_networks: Value, allow_gcs_buckets: Value,
            shard_index: Value = 0, num_shards: Value = 1) -> PipelineTask:
     """Ingest (one shard of) the catalog; retried because it fetches images over the network."""
     task = ingest_op(catalog=catalog, format=catalog_format, column_map=column_map,
                      images_base=images_base, business_value_uri=business_value_uri,
-                     shard_index=shard_index, num_shards=num_shards, concurrency=concurrency)
+                     shard_index=shard_index, num_shards=num_shards, concurrency=concurrency,
+                     allow_local_files=allow_local_files, allow_private_networks=allow_private_networks,
+                     allow_gcs_buckets=allow_gcs_buckets)
     task.set_display_name("ingest")
     return with_network_retries(set_resources(task, cpu, memory))
 

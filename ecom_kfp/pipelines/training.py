@@ -47,6 +47,9 @@ def training_pipeline(
     business_value_uri: str = "",
     taxonomy_uri: str = "",
     ingest_concurrency: int = 64,
+    allow_local_files: bool = False,
+    allow_private_networks: bool = False,
+    allow_gcs_buckets: str = "",
     near_duplicate_threshold: int = 6,
     image_size: int = 224,
     split_fractions: str = "0.7,0.15,0.15",
@@ -83,6 +86,9 @@ def training_pipeline(
         business_value_uri: Optional CSV of business value per category, used to weight metrics.
         taxonomy_uri: Optional taxonomy file (Google Product Taxonomy format) for the label space.
         ingest_concurrency: Parallel image downloads per ingest pod.
+        allow_local_files: Let image references name local files (only for catalogs you wrote).
+        allow_private_networks: Let image references reach loopback, private and link-local addresses.
+        allow_gcs_buckets: Comma-separated gs:// buckets image references may read from.
         near_duplicate_threshold: Max perceptual-hash Hamming distance of near-duplicate images.
         image_size: Side of the square model input in pixels.
         split_fractions: train,val,test fractions (split by duplicate group).
@@ -112,7 +118,9 @@ def training_pipeline(
     """
     ingest = steps.ingest(catalog=catalog, catalog_format=catalog_format, column_map=column_map,
                           images_base=images_base, business_value_uri=business_value_uri,
-                          concurrency=ingest_concurrency, cpu=cpu_request, memory=memory)
+                          concurrency=ingest_concurrency, allow_local_files=allow_local_files,
+                          allow_private_networks=allow_private_networks, allow_gcs_buckets=allow_gcs_buckets,
+                          cpu=cpu_request, memory=memory)
     build = steps.dedupe_and_build(
         ingest.outputs["products"], near_threshold=near_duplicate_threshold,
         taxonomy_uri=taxonomy_uri, image_size=image_size, split_fractions=split_fractions,

@@ -1,4 +1,4 @@
-"""Strict validation of compiled pipeline and component YAML (DESIGN.md rule 4).
+"""Strict validation of compiled pipeline and component YAML (docs/design.md rule 4).
 
 A file passes when:
 

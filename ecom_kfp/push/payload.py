@@ -2,8 +2,9 @@
 
 A model version directory is laid out for TensorFlow Serving (``<name>/<version>/saved_model.pb``):
 the SavedModel at its root, and what clients need to read its outputs under ``assets.extra/``
-(TF Serving's place for extra files): ``assets.extra/labels/level_<k>.txt`` and
-``assets.extra/dataset_manifest.json``.
+(TF Serving's place for extra files): ``assets.extra/labels/level_<k>.txt``,
+``assets.extra/labels/thresholds.json`` (the calibration and per-level thresholds evaluate chose,
+:class:`ecom_kfp.contracts.serving.Thresholds`) and ``assets.extra/dataset_manifest.json``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from ecom_kfp import uri
 from ecom_kfp.contracts.digests import model_content_sha256
 from ecom_kfp.contracts.layouts import ModelLayout
+from ecom_kfp.contracts.serving import THRESHOLDS_FILE
 
 EXTRA = "assets.extra"
 
@@ -44,8 +46,13 @@ class ServingPayload:
     files: tuple[PayloadFile, ...]
 
     @classmethod
-    def from_model(cls, model: ModelLayout) -> ServingPayload:
+    def from_model(cls, model: ModelLayout, thresholds: str = "") -> ServingPayload:
         """Read and hash the serving files of ``model``.
+
+        Args:
+            model: The model directory.
+            thresholds: URI of the evaluation's ``thresholds.json``, served beside the labels
+                (it replaces one the model directory may hold); empty = none.
 
         Raises:
             FileNotFoundError: the model has no SavedModel.
@@ -56,6 +63,10 @@ class ServingPayload:
             for rel in uri.relative_files(root):
                 entries.append((uri.join(root, *rel.split("/")), f"{prefix}/{rel}" if prefix else rel,
                                 f"{model_prefix}/{rel}"))
+        if thresholds:
+            # Not part of the trained model (evaluate chose it), so not in its digest: model_relative "".
+            served = f"{EXTRA}/labels/{THRESHOLDS_FILE}"
+            entries = [e for e in entries if e[1] != served] + [(thresholds, served, "")]
         if uri.exists(model.manifest):
             entries.append((model.manifest, f"{EXTRA}/dataset_manifest.json", "dataset_manifest.json"))
         if not any(rel == "saved_model.pb" for _, rel, _ in entries):
@@ -76,7 +87,7 @@ class ServingPayload:
     def model_sha256(self) -> str:
         """The model's content digest (:func:`ecom_kfp.contracts.digests.model_content_sha256`) of these files:
         what evaluate records in ``blessing.json``."""
-        return model_content_sha256({f.model_relative: f.sha256 for f in self.files})
+        return model_content_sha256({f.model_relative: f.sha256 for f in self.files if f.model_relative})
 
     @property
     def total_bytes(self) -> int:

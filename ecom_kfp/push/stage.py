@@ -110,7 +110,7 @@ def run(config: PushConfig) -> PushReport:
                               + "; ".join(blessing.get("reasons", [])) + ". Pass --force to push it anyway "
                               "(as challenger only).")
     with timings.phase("hash"):
-        payload = ServingPayload.from_model(model)
+        payload = ServingPayload.from_model(model, evaluation.thresholds if uri.exists(evaluation.thresholds) else "")
         _check_evaluated(payload, model, blessing, config.evaluation_uri)
     if config.serving_uri:
         check_writable(config.serving_uri, config.registered_model_name)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -25,7 +25,7 @@ from ecom_kfp import uri
 from ecom_kfp.contracts import serving
 from ecom_kfp.contracts.digests import DIGESTS_KEY, tree_digests, write_model_digests
 from ecom_kfp.contracts.features import FeatureSpec, decode_and_resize, resize_pil
-from ecom_kfp.contracts.labels import OTHER, Vocabulary, class_name, save_all
+from ecom_kfp.contracts.labels import OTHER, SEPARATOR, Vocabulary, class_name, save_all
 from ecom_kfp.contracts.layouts import DatasetLayout, ModelLayout
 
 
@@ -68,6 +68,7 @@ class Record:
     image_jpeg: bytes
     labels: tuple[int, ...]
     business_value: float
+    category_path: str = ""
 
 
 def _jpeg(image: Image.Image) -> bytes:
@@ -76,11 +77,16 @@ def _jpeg(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def make_records(per_category: int, seed: int, title_noise: float = 0.15) -> list[Record]:
-    """``per_category`` products of every category; a ``title_noise`` share of titles names another class."""
+def make_records(per_category: int, seed: int, title_noise: float = 0.15,
+                 vocabs: Sequence[Vocabulary] | None = None) -> list[Record]:
+    """``per_category`` products of every category; a ``title_noise`` share of titles names another class.
+
+    Labels are looked up in ``vocabs`` (default :func:`vocabularies`): a vocabulary without a
+    category labels its products ``other``, as the build does for a folded class.
+    """
     rng = random.Random(seed)
     noise = np.random.default_rng(seed)
-    vocabs = vocabularies()
+    vocabs = vocabs or vocabularies()
     records = []
     for c_index, category in enumerate(CATEGORIES):
         for i in range(per_category):
@@ -90,29 +96,53 @@ def make_records(per_category: int, seed: int, title_noise: float = 0.15) -> lis
                 [c.keyword for c in CATEGORIES if c is not category])
             labels = tuple(vocabs[level - 1].lookup(class_name(category.path, level)) for level in (1, 2))
             records.append(Record(f"s{seed}-c{c_index}-{i}", f"{rng.choice(ADJECTIVES)} {keyword}", _jpeg(image),
-                                  labels, category.business_value))
+                                  labels, category.business_value, SEPARATOR.join(category.path)))
     rng.shuffle(records)
     return records
 
 
 def write_dataset(root: str, test: Sequence[Record], vocabs: Sequence[Vocabulary] | None = None,
-                  shards: int = 2) -> DatasetLayout:
-    """Write a ``DatasetLayout`` with ``test`` as its test split (GZIP shards), labels and manifest."""
+                  shards: int = 2, val: Sequence[Record] = (),
+                  train_counts: Sequence[Mapping[str, int]] | None = None) -> DatasetLayout:
+    """Write a ``DatasetLayout``: ``test`` (and ``val``) as GZIP shards, labels and manifest.
+
+    Args:
+        root: Where.
+        test: The test split.
+        vocabs: Label vocabularies (default :func:`vocabularies`).
+        shards: Shards per split.
+        val: The validation split (none by default).
+        train_counts: Per level, training examples per class name, kept or not; the manifest
+            records them as the build does (vocabulary classes under ``counts.train``, the others
+            as folded classes). None = a manifest without training counts.
+    """
     import tensorflow as tf
 
     layout = DatasetLayout(root)
-    for index in range(shards):
-        target = layout.shard("test", index, shards)
-        uri.makedirs(layout.split_dir("test"))
-        with tf.io.TFRecordWriter(target, options="GZIP") as writer:
-            for record in test[index::shards]:
-                writer.write(SPEC.serialize(image_jpeg=record.image_jpeg, title=record.title,
-                                            title_vector=[0.0] * SPEC.title_vector_dim, labels=record.labels,
-                                            business_value=record.business_value, product_id=record.product_id,
-                                            group_id=record.product_id))
-    save_all(vocabs or vocabularies(), layout.labels)
-    uri.write_json(layout.manifest, {"feature_spec": SPEC.to_dict(), "counts": {"test": len(test)},
-                                     DIGESTS_KEY: tree_digests(root)})
+    vocabs = vocabs or vocabularies()
+    for split, records in (("test", test), ("val", val)):
+        if split == "val" and not records:
+            continue
+        uri.makedirs(layout.split_dir(split))
+        for index in range(shards):
+            with tf.io.TFRecordWriter(layout.shard(split, index, shards), options="GZIP") as writer:
+                for record in records[index::shards]:
+                    writer.write(SPEC.serialize(image_jpeg=record.image_jpeg, title=record.title,
+                                                title_vector=[0.0] * SPEC.title_vector_dim, labels=record.labels,
+                                                business_value=record.business_value, product_id=record.product_id,
+                                                group_id=record.product_id, category_path=record.category_path))
+    save_all(vocabs, layout.labels)
+    manifest: dict = {"feature_spec": SPEC.to_dict(), "counts": {"test": len(test), "val": len(val)}}
+    if train_counts is not None:
+        manifest["counts"]["train"] = {
+            f"level_{v.level}": {name: counts.get(name, 0) for name in v.classes}
+            for v, counts in zip(vocabs, train_counts, strict=True)}
+        manifest["folding"] = {"levels": {
+            f"level_{v.level}": {
+                "folded_classes": {n: c for n, c in counts.items() if not v.contains(n) and n != OTHER}}
+            for v, counts in zip(vocabs, train_counts, strict=True)}}
+    manifest[DIGESTS_KEY] = tree_digests(root)
+    uri.write_json(layout.manifest, manifest)
     return layout
 
 
@@ -147,21 +177,24 @@ def _module(heads: Sequence[np.ndarray], use_title: bool):
     return TinyClassifier()
 
 
-def export_model(root: str, train: Sequence[Record], dataset: DatasetLayout, use_title: bool = True) -> ModelLayout:
+def export_model(root: str, train: Sequence[Record], dataset: DatasetLayout, use_title: bool = True,
+                 vocabs: Sequence[Vocabulary] | None = None) -> ModelLayout:
     """Fit the heads on ``train`` and write a ``ModelLayout`` (saved_model/, labels/, dataset_manifest.json)."""
     import tensorflow as tf
+
+    vocabs = vocabs or vocabularies()
 
     x = _features(tf.constant([r.image_jpeg for r in train]), tf.constant([r.title for r in train]), use_title).numpy()
     gram = x.T @ x + RIDGE * np.eye(x.shape[1])
     heads = []
-    for k, vocabulary in enumerate(vocabularies()):
+    for k, vocabulary in enumerate(vocabs):
         targets = np.eye(len(vocabulary))[[r.labels[k] for r in train]]
         heads.append(np.linalg.solve(gram, x.T @ targets).astype(np.float32))
     module = _module(heads, use_title)
     layout = ModelLayout(root)
     uri.makedirs(root)
     tf.saved_model.save(module, layout.saved_model, signatures={serving.SIGNATURE: module.serve.get_concrete_function()})
-    save_all(vocabularies(), layout.labels)
+    save_all(vocabs, layout.labels)
     uri.write_text(layout.manifest, json.dumps(uri.read_json(dataset.manifest), sort_keys=True))
     write_model_digests(layout)
     return layout

@@ -54,6 +54,11 @@ class TFRecordBuildConfig:
         split_fractions: Train, val and test shares.
         stratify: Split each top-level category separately, so each gets exact shares.
         split_salt: Mixed into the group hash; change it to draw a different (still deterministic) split.
+        cv_folds: Cross-validation folds; 0 = split by ``split_fractions``. With ``k`` >= 2 the
+            duplicate groups are cut into ``k`` equal folds, fold ``cv_fold`` is the test split and
+            the rest is train and val at the train:val ratio of ``split_fractions``
+            (:mod:`ecom_kfp.tfrecord_build.splits`).
+        cv_fold: The test fold (0-based) when ``cv_folds`` is set.
         max_levels: Deepest taxonomy level labelled (levels count from 1).
         min_class_count: Classes with fewer training records fold into ``other``.
         taxonomy: URI of a Google Product Taxonomy file (``taxonomy-with-ids`` format); needs
@@ -81,6 +86,8 @@ class TFRecordBuildConfig:
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     stratify: bool = False
     split_salt: str = "ecom-kfp"
+    cv_folds: int = 0
+    cv_fold: int = 0
     max_levels: int = 4
     min_class_count: int = 5
     taxonomy: str = ""
@@ -103,6 +110,9 @@ class TFRecordBuildConfig:
             (self.image_size >= 8, "--image-size", self.image_size, "must be at least 8"),
             (self.resize_mode in RESIZE_MODES, "--resize-mode", self.resize_mode, f"must be one of {RESIZE_MODES}"),
             (1 <= self.jpeg_quality <= 95, "--jpeg-quality", self.jpeg_quality, "must be in 1..95"),
+            (self.cv_folds == 0 or self.cv_folds >= 2, "--cv-folds", self.cv_folds, "must be 0 (off) or at least 2"),
+            (0 <= self.cv_fold < max(self.cv_folds, 1), "--cv-fold", self.cv_fold,
+             f"must be in 0..{max(self.cv_folds, 1) - 1}"),
             (self.max_levels >= 1, "--max-levels", self.max_levels, "must be at least 1"),
             (self.min_class_count >= 1, "--min-class-count", self.min_class_count, "must be at least 1"),
             (bool(self.taxonomy) == bool(self.taxonomy_mapping), "--taxonomy/--taxonomy-mapping",

@@ -25,7 +25,10 @@ class Product:
         category_path: Source category path, most general first (may be empty).
         business_value: Weight of the product for business-value scoring.
         image_uri: The local or ``gs://`` copy of the image ingest stored.
-        group_id: Duplicate group; products without one form their own group.
+        group_id: Leak group (dedupe's ``split_group``), which the splits never cut; products without
+            one form their own group.
+        label_conflict: Its image is byte-identical to one of a product of another category (dedupe's
+            ``label_conflict``), so its label is in doubt: it never goes to the test split.
     """
 
     product_id: str
@@ -34,6 +37,7 @@ class Product:
     business_value: float
     image_uri: str
     group_id: str
+    label_conflict: bool = False
 
 
 def products_uri(products: str) -> str:
@@ -59,7 +63,8 @@ def read_products(products: str) -> tuple[list[Product], list[Reject]]:
         raise InputError(f"--products {products}: the products table is empty; there is nothing to build a dataset from")
     kept: list[Product] = []
     rejected: list[Reject] = []
-    for row in table.select(["product_id", "title", "category_path", "business_value", "image_uri", "group_id"]).to_pylist():
+    columns = ["product_id", "title", "category_path", "business_value", "image_uri", "split_group", "label_conflict"]
+    for row in table.select(columns).to_pylist():
         pid = row["product_id"]
         title = (row["title"] or "").strip()
         if not title:
@@ -75,6 +80,7 @@ def read_products(products: str) -> tuple[list[Product], list[Reject]]:
             category_path=tuple(c.strip() for c in (row["category_path"] or []) if c and c.strip()),
             business_value=1.0 if value is None else float(value),
             image_uri=row["image_uri"],
-            group_id=row["group_id"] or pid,
+            group_id=row["split_group"] or pid,
+            label_conflict=bool(row["label_conflict"]),
         ))
     return kept, rejected

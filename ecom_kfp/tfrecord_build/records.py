@@ -13,7 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ecom_kfp.contracts.features import BUSINESS_VALUE, GROUP_ID, IMAGE, PRODUCT_ID, TITLE, TITLE_VECTOR, FeatureSpec
+from ecom_kfp.contracts.features import (
+    BUSINESS_VALUE,
+    CATEGORY_PATH,
+    GROUP_ID,
+    IMAGE,
+    PRODUCT_ID,
+    TITLE,
+    TITLE_VECTOR,
+    FeatureSpec,
+)
 
 
 class RecordSerializer:
@@ -35,7 +44,7 @@ class RecordSerializer:
         parse = example_pb2.Example.FromString
         self._example = parse(spec.serialize(**blank))
         feature = self._example.features.feature
-        filled = {IMAGE, TITLE, TITLE_VECTOR, BUSINESS_VALUE, PRODUCT_ID, GROUP_ID, *spec.label_keys}
+        filled = {IMAGE, TITLE, TITLE_VECTOR, BUSINESS_VALUE, PRODUCT_ID, GROUP_ID, CATEGORY_PATH, *spec.label_keys}
         if set(feature) != filled:
             raise ValueError(f"RecordSerializer fills {sorted(filled)} but FeatureSpec.serialize writes "
                              f"{sorted(feature)}; update ecom_kfp/tfrecord_build/records.py to the feature spec")
@@ -45,16 +54,18 @@ class RecordSerializer:
         self._business_value = feature[BUSINESS_VALUE].float_list.value
         self._product_id = feature[PRODUCT_ID].bytes_list.value
         self._group_id = feature[GROUP_ID].bytes_list.value
+        self._category_path = feature[CATEGORY_PATH].bytes_list.value
         self._labels = [feature[key].int64_list.value for key in spec.label_keys]
         # Touching a value list of the wrong kind above would have changed that feature's type.
         probe = dict(image_jpeg=b"\xff\xd8", title="probe title ✓", title_vector=[0.5] * spec.title_vector_dim,
-                     labels=list(range(1, spec.num_levels + 1)), business_value=2.0, product_id="p", group_id="g")
+                     labels=list(range(1, spec.num_levels + 1)), business_value=2.0, product_id="p", group_id="g",
+                     category_path="A > B")
         if parse(self.serialize(**probe)) != parse(spec.serialize(**probe)):
             raise ValueError("RecordSerializer no longer writes what FeatureSpec.serialize writes; update "
                              "ecom_kfp/tfrecord_build/records.py to the feature spec")
 
     def serialize(self, *, image_jpeg: bytes, title: str, title_vector: Sequence[float], labels: Sequence[int],
-                  business_value: float, product_id: str, group_id: str) -> bytes:
+                  business_value: float, product_id: str, group_id: str, category_path: str = "") -> bytes:
         """One record, as :meth:`FeatureSpec.serialize` would encode it.
 
         Raises:
@@ -70,6 +81,7 @@ class RecordSerializer:
         self._business_value[0] = float(business_value)
         self._product_id[0] = product_id.encode("utf-8")
         self._group_id[0] = group_id.encode("utf-8")
+        self._category_path[0] = category_path.encode("utf-8")
         for values, label in zip(self._labels, labels):
             values[0] = int(label)
         return self._example.SerializeToString(deterministic=True)

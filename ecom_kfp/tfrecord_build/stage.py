@@ -109,7 +109,8 @@ def run(config: TFRecordBuildConfig) -> TFRecordBuildReport:
         products, early_rejects = read_products(config.products)
         paths, taxonomy_report = _category_paths(products, config)
     with timings.phase("split"):
-        split_of = assign_splits(products, config.split_fractions, salt=config.split_salt, stratify=config.stratify)
+        split_of = assign_splits(products, config.split_fractions, salt=config.split_salt, stratify=config.stratify,
+                                 folds=config.cv_folds, fold=config.cv_fold)
     train = [p for p in products if split_of[p.product_id] == "train"]
     if not train:
         raise InputError(f"--products {config.products}: none of its {len(products)} usable products fell in the "
@@ -168,7 +169,8 @@ def run(config: TFRecordBuildConfig) -> TFRecordBuildReport:
         manifest_keys.FEATURE_SPEC: spec.to_dict(),
         manifest_keys.COUNTS: counts,
         "folding": folding,
-        "splits": {"fractions": list(config.split_fractions), "stratify": config.stratify, "salt": config.split_salt},
+        "splits": {"fractions": list(config.split_fractions), "stratify": config.stratify, "salt": config.split_salt,
+                   "cv_folds": config.cv_folds, "cv_fold": config.cv_fold},
         "text": text,
         "taxonomy": taxonomy_report,
         "shards": {"files": {s: shard_files.get(s, 0) for s in SPLITS},
@@ -211,10 +213,11 @@ def _category_paths(products: list[Product], config: TFRecordBuildConfig) -> tup
 
 
 def _record_input(product: Product, label_space: LabelSpace, paths: dict[str, tuple[str, ...] | None]) -> RecordInput:
-    labels = label_space.label(paths[product.product_id])
+    path = paths[product.product_id]
+    labels = label_space.label(path)
     return RecordInput(product.product_id, product.title, product.image_uri, labels.ids,
                        tuple(r.value if r else None for r in labels.other_reasons), product.business_value,
-                       product.group_id)
+                       product.group_id, label_files.SEPARATOR.join(path) if path else "")
 
 
 def _counts(results: list[ShardResult], label_space: LabelSpace) -> dict[str, Any]:

@@ -54,12 +54,14 @@ class RecordInput:
     other_reasons: tuple[str | None, ...]
     business_value: float
     group_id: str
+    category_path: str = ""
 
     def serialize(self, serializer: RecordSerializer, image_jpeg: bytes, title_vector: Sequence[float]) -> bytes:
         """This record with its stored image and title vector, as the feature spec serializes it."""
         return serializer.serialize(image_jpeg=image_jpeg, title=self.title, title_vector=title_vector,
                                     labels=self.labels, business_value=self.business_value,
-                                    product_id=self.product_id, group_id=self.group_id)
+                                    product_id=self.product_id, group_id=self.group_id,
+                                    category_path=self.category_path)
 
 
 @dataclass(frozen=True)

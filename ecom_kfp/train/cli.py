@@ -36,6 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="momentum of the exported moving average of the weights, 0 = off (default %(default)s)")
     p.add_argument("--label-smoothing", type=float, default=DEFAULTS.label_smoothing,
                    help="share of each target spread over all classes (default %(default)s)")
+    p.add_argument("--logit-adjustment", type=float, default=DEFAULTS.logit_adjustment,
+                   help="strength of the training loss's logit adjustment for rare classes, 0 = off (default %(default)s)")
     p.add_argument("--image-size", type=int, default=DEFAULTS.image_size,
                    help="model input side in pixels; 0 = the dataset's stored size from its manifest (default)")
     p.add_argument("--level-weights", default="", help="comma-separated loss weight per level, level 1 first (default all 1)")
@@ -79,7 +81,7 @@ def main(args: argparse.Namespace) -> int:
             data=args.data, out=args.out, backbone=args.backbone, inputs=args.inputs, epochs=args.epochs,
             batch_size=args.batch_size, learning_rate=args.learning_rate, warmup_epochs=args.warmup_epochs,
             weight_decay=args.weight_decay, ema_momentum=args.ema_momentum,
-            label_smoothing=args.label_smoothing, image_size=args.image_size,
+            label_smoothing=args.label_smoothing, logit_adjustment=args.logit_adjustment, image_size=args.image_size,
             level_weights=parse_level_weights(args.level_weights), business_value_weights=args.business_value_weights,
             max_title_tokens=args.max_title_tokens, title_word_buckets=args.title_word_buckets,
             embedding_dim=args.embedding_dim, hidden_units=args.hidden_units,

@@ -37,6 +37,9 @@ class TrainConfig:
             (``--ema-momentum``). Checkpoints hold the raw weights, so a resumed run restarts the
             average from them.
         label_smoothing: Share of each label's target spread over all classes (``--label-smoothing``).
+        logit_adjustment: Strength ``tau`` of logit adjustment for rare classes: the training loss
+            adds ``tau * log(class share in training)`` to the log-probabilities, so the served
+            model favours classes with few training examples; 0 = off (``--logit-adjustment``).
 
     The regularisation defaults (weight decay 0.05, EMA 0.99, label smoothing 0.1) were measured
     together on myntra-dev, where training fits the titles within ~10 epochs: validation level-3
@@ -85,6 +88,7 @@ class TrainConfig:
     weight_decay: float = 0.05
     ema_momentum: float = 0.99
     label_smoothing: float = 0.1
+    logit_adjustment: float = 0.0
     image_size: int = 0
     level_weights: list[float] = field(default_factory=list)
     business_value_weights: bool = False
@@ -135,6 +139,8 @@ class TrainConfig:
         for flag, rate, note in fractions:
             if not 0.0 <= rate < 1.0:
                 raise ConfigError(f"{flag} must be in [0, 1){note}, got {rate}")
+        if self.logit_adjustment < 0:
+            raise ConfigError(f"--logit-adjustment must be >= 0 (0 = off), got {self.logit_adjustment}")
         if self.image_head_weight < 0:
             raise ConfigError(f"--image-head-weight must be >= 0 (0 = off), got {self.image_head_weight}")
         fused_only = (("--title-dropout", self.title_dropout), ("--image-head-weight", self.image_head_weight))

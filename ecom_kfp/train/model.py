@@ -2,7 +2,7 @@
 
 :class:`ProductClassifier` is a functional ``keras.Model`` whose ``train_step`` averages
 gradients across Horovod ranks before applying them. Keras 3 breaks
-``hvd.DistributedGradientTape``/``DistributedOptimizer`` (DESIGN.md), so the reduction is a
+``hvd.DistributedGradientTape``/``DistributedOptimizer`` (docs/design.md), so the reduction is a
 plain function, :attr:`ProductClassifier.gradient_reducer`, called between ``tape.gradient`` and
 ``optimizer.apply``; it is the identity in a single process.
 """
@@ -85,23 +85,48 @@ class ProductClassifier(keras.Model):
 
 
 class SmoothedSparseCrossentropy(keras.losses.Loss):
-    """Cross-entropy on integer labels with label smoothing, which Keras' sparse loss lacks.
+    """Cross-entropy on integer labels with label smoothing, which Keras' sparse loss lacks, and
+    optionally logit adjustment for the rare classes.
 
     A share ``smoothing`` of each target is spread evenly over all classes, so the model is not
-    pushed towards certainty on titles it has memorised.
+    pushed towards certainty on titles it has memorised. With ``log_prior`` (the log of each
+    class's training share, times the adjustment strength) the loss is taken on
+    ``log(p) + log_prior`` renormalised (Menon et al., "Long-tail learning via logit adjustment",
+    2021): frequent classes get a head start in training only, so the served probabilities,
+    which lack it, favour rare classes by exactly that margin.
     """
 
-    def __init__(self, smoothing: float = 0.0, name: str = "smoothed_sparse_crossentropy", **kwargs) -> None:
+    def __init__(self, smoothing: float = 0.0, log_prior: Sequence[float] | None = None,
+                 name: str = "smoothed_sparse_crossentropy", **kwargs) -> None:
         super().__init__(name=name, **kwargs)
         self.smoothing = smoothing
+        self.log_prior = None if log_prior is None else [float(v) for v in log_prior]
 
     def call(self, y_true, y_pred):
         labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
         targets = keras.ops.one_hot(labels, keras.ops.shape(y_pred)[-1], dtype=y_pred.dtype)
-        return keras.losses.categorical_crossentropy(targets, y_pred, label_smoothing=self.smoothing)
+        if self.log_prior is None:
+            return keras.losses.categorical_crossentropy(targets, y_pred, label_smoothing=self.smoothing)
+        epsilon = keras.config.epsilon()
+        logits = keras.ops.log(keras.ops.clip(y_pred, epsilon, 1.0)) + keras.ops.cast(self.log_prior, y_pred.dtype)
+        return keras.losses.categorical_crossentropy(targets, logits, from_logits=True, label_smoothing=self.smoothing)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "smoothing": self.smoothing}
+        return {**super().get_config(), "smoothing": self.smoothing, "log_prior": self.log_prior}
+
+
+def logit_adjustment(class_counts: Sequence[int], strength: float) -> list[float] | None:
+    """``strength * log(training share)`` per class for :class:`SmoothedSparseCrossentropy`, or
+    ``None`` when ``strength`` is 0.
+
+    A class without training records (``other`` when nothing is folded) gets the most frequent
+    class's adjustment, not an infinite one: serving must not favour a class nothing was learned about.
+    """
+    if not strength:
+        return None
+    counts = np.asarray(class_counts, dtype=np.float64)
+    counts = np.where(counts > 0, counts, counts.max())
+    return (strength * np.log(counts / counts.sum())).tolist()
 
 
 def build_classifier(spec: ModelSpec, embeddings: np.ndarray | None = None) -> ProductClassifier:

@@ -3,14 +3,20 @@
 KFP v2 has no resource op, so the train component builds the manifest here (pure, unit-tested)
 and creates it with the ``kubernetes`` client, then polls ``status.conditions`` until the job
 succeeds or fails. Workers in other pods cannot see the component's local artifact paths, so
-the job gets object-store URIs (DESIGN.md rule 5): the config is written next to the output and
+the job gets object-store URIs (docs/design.md rule 5): the config is written next to the output and
 each rank runs ``python -m ecom_kfp.train.worker <config URI>``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import logging
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -125,11 +131,23 @@ def build_mpijob(spec: MpiJobSpec, config_uri: str) -> dict[str, Any]:
 
 
 class CustomObjectsApi(Protocol):
-    """The two calls of ``kubernetes.client.CustomObjectsApi`` this module uses."""
+    """The calls of ``kubernetes.client.CustomObjectsApi`` this module uses."""
 
-    def create_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str, body: dict) -> dict: ...
+    def create_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str,
+                                        body: dict) -> dict: ...
 
-    def get_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str, name: str) -> dict: ...
+    def get_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str,
+                                     name: str) -> dict: ...
+
+    def delete_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str,
+                                        name: str) -> dict: ...
+
+
+#: Annotation holding the SHA-256 of the manifest a job was created from: a retried task re-attaches
+#: only to a job that runs the same thing.
+SPEC_ANNOTATION = "ecom-kfp.dev/spec-sha256"
+#: HTTP status of the Kubernetes API for "already exists" and "not found".
+CONFLICT, NOT_FOUND = 409, 404
 
 
 def job_outcome(job: dict[str, Any]) -> str | None:
@@ -140,33 +158,135 @@ def job_outcome(job: dict[str, Any]) -> str | None:
     return None
 
 
+def _spec_digest(manifest: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(manifest["spec"], sort_keys=True).encode()).hexdigest()
+
+
+def _api_status(error: Exception) -> int | None:
+    return getattr(error, "status", None)
+
+
+class MpiJobRunner:
+    """Create-or-attach, wait, and clean up one MPIJob, like GCPC's ``JobRemoteRunner``.
+
+    - A retried or resumed pipeline task computes the same job name (it is derived from the task's
+      output URI), finds the job it started before and waits on it instead of starting a second
+      training job; a job left ``Failed`` by an earlier attempt is deleted and created anew.
+    - When the task is cancelled (KFP sends SIGTERM to the pod) or fails while waiting, the job is
+      deleted so its GPU pods do not run on for nobody.
+    """
+
+    def __init__(self, manifest: dict[str, Any], api: CustomObjectsApi | None = None) -> None:
+        self.manifest = {**manifest, "metadata": {
+            **manifest["metadata"], "annotations": {**manifest["metadata"].get("annotations", {}),
+                                                    SPEC_ANNOTATION: _spec_digest(manifest)}}}
+        self.api = api or _default_api()
+        meta = self.manifest["metadata"]
+        self.namespace, self.name = meta["namespace"], meta["name"]
+        self.attached = False
+
+    def _call(self, verb: str, *args: Any) -> dict[str, Any]:
+        return getattr(self.api, f"{verb}_namespaced_custom_object")(GROUP, VERSION, self.namespace, PLURAL, *args)
+
+    def start(self) -> None:
+        """Create the job, or attach to the one an earlier attempt of this task created."""
+        try:
+            self._call("create", self.manifest)
+            return
+        except Exception as err:  # the kubernetes client raises ApiException; only 409 is ours to handle
+            if _api_status(err) != CONFLICT:
+                raise
+        existing = self._call("get", self.name)
+        digest = ((existing.get("metadata") or {}).get("annotations") or {}).get(SPEC_ANNOTATION)
+        if digest != self.manifest["metadata"]["annotations"][SPEC_ANNOTATION]:
+            raise RuntimeError(f"MPIJob {self.namespace}/{self.name} already exists with another spec; "
+                               "delete it or write the model to another output URI")
+        if job_outcome(existing) == "Failed":
+            log.info("MPIJob %s/%s failed in an earlier attempt: starting it anew", self.namespace, self.name)
+            self.delete()
+            self._call("create", self.manifest)
+            return
+        log.info("MPIJob %s/%s exists from an earlier attempt: attaching to it", self.namespace, self.name)
+        self.attached = True
+
+    def delete(self) -> None:
+        """Delete the job (its pods go with it); a job that is already gone is fine."""
+        try:
+            self._call("delete", self.name)
+        except Exception as err:
+            if _api_status(err) != NOT_FOUND:
+                raise
+
+    def wait(self, poll_seconds: float, timeout_seconds: float) -> dict[str, Any]:
+        """Poll ``status.conditions`` until the job succeeds; returns its final object.
+
+        Raises:
+            RuntimeError: the job failed (with its last condition's message) or timed out.
+        """
+        deadline = time.monotonic() + timeout_seconds
+        last_state = None
+        where = f"{self.namespace}/{self.name}"
+        while True:
+            job = self._call("get", self.name)
+            conditions = (job.get("status") or {}).get("conditions") or []
+            state = (conditions[-1].get("type"), conditions[-1].get("message")) if conditions else None
+            if state != last_state:
+                log.info("MPIJob %s: %s", where, state)
+                last_state = state
+            outcome = job_outcome(job)
+            if outcome == "Succeeded":
+                return job
+            if outcome == "Failed":
+                raise RuntimeError(f"MPIJob {where} failed: {state[1] if state else ''}")
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"MPIJob {where} did not finish within {timeout_seconds:.0f}s")
+            time.sleep(poll_seconds)
+
+
+class _Cancelled(BaseException):
+    """SIGTERM arrived while waiting (a BaseException, so no ``except Exception`` swallows it)."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into :class:`_Cancelled` in the main thread for the duration of the block."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def cancel(signum: int, frame: Any) -> None:
+        raise _Cancelled()
+
+    previous = signal.signal(signal.SIGTERM, cancel)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def submit_and_wait(manifest: dict[str, Any], api: CustomObjectsApi | None = None, poll_seconds: float = 15.0,
                     timeout_seconds: float = 24 * 3600.0) -> dict[str, Any]:
-    """Create the MPIJob and poll it until it ends; returns its final object.
+    """Create (or re-attach to) the MPIJob and poll it until it ends; returns its final object.
+
+    The job is deleted when the wait fails, times out or is cancelled by SIGTERM; a job that
+    succeeded is left for its logs (``cleanPodPolicy`` already removed its running pods).
 
     Raises:
         RuntimeError: the job failed (with its last condition's message) or timed out.
+        SystemExit: the task was cancelled (SIGTERM); the job was deleted first.
     """
-    api = api or _default_api()
-    meta = manifest["metadata"]
-    api.create_namespaced_custom_object(GROUP, VERSION, meta["namespace"], PLURAL, manifest)
-    deadline = time.monotonic() + timeout_seconds
-    last_state = None
-    while True:
-        job = api.get_namespaced_custom_object(GROUP, VERSION, meta["namespace"], PLURAL, meta["name"])
-        conditions = (job.get("status") or {}).get("conditions") or []
-        state = (conditions[-1].get("type"), conditions[-1].get("message")) if conditions else None
-        if state != last_state:
-            log.info("MPIJob %s/%s: %s", meta["namespace"], meta["name"], state)
-            last_state = state
-        outcome = job_outcome(job)
-        if outcome == "Succeeded":
-            return job
-        if outcome == "Failed":
-            raise RuntimeError(f"MPIJob {meta['namespace']}/{meta['name']} failed: {state[1] if state else ''}")
-        if time.monotonic() >= deadline:
-            raise RuntimeError(f"MPIJob {meta['namespace']}/{meta['name']} did not finish within {timeout_seconds:.0f}s")
-        time.sleep(poll_seconds)
+    runner = MpiJobRunner(manifest, api)
+    with _sigterm_raises():
+        runner.start()
+        try:
+            return runner.wait(poll_seconds, timeout_seconds)
+        except _Cancelled:
+            log.info("cancelled: deleting MPIJob %s/%s", runner.namespace, runner.name)
+            runner.delete()
+            raise SystemExit(128 + signal.SIGTERM) from None
+        except BaseException:
+            runner.delete()
+            raise
 
 
 def _default_api() -> CustomObjectsApi:

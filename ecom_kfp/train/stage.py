@@ -92,7 +92,8 @@ def train_worker(config: TrainConfig, workers: Workers) -> TrainReport | None:
     from ecom_kfp.train import callbacks as cb
     from ecom_kfp.train.data import (PipelineOptions, TrainingData, eval_steps, image_head_name, make_dataset,
                                      output_name, steps_per_epoch)
-    from ecom_kfp.train.model import ModelSpec, SmoothedSparseCrossentropy, build_classifier, set_backbone_trainable
+    from ecom_kfp.train.model import (ModelSpec, SmoothedSparseCrossentropy, build_classifier, logit_adjustment,
+                                      set_backbone_trainable)
     from ecom_kfp.train.text import TitleTokenizer, piece_embeddings
 
     # Seeding resets TensorFlow's eager context, which would drop the tokenizer's resource.
@@ -166,9 +167,12 @@ def train_worker(config: TrainConfig, workers: Workers) -> TrainReport | None:
         report.global_batch_size, report.peak_learning_rate = config.batch_size * workers.size, peak
         level_weights = config.level_weights or [1.0] * data.spec.num_levels
         head_weights = {output_name(k): w for k, w in enumerate(level_weights, start=1)}
+        losses = {output_name(k): SmoothedSparseCrossentropy(config.label_smoothing, logit_adjustment(
+            _class_counts(data, fit_splits, k), config.logit_adjustment)) for k in range(1, data.spec.num_levels + 1)}
         if spec.image_heads:
             head_weights.update({image_head_name(k): w * config.image_head_weight
                                  for k, w in enumerate(level_weights, start=1)})
+            losses.update({image_head_name(k): losses[output_name(k)] for k in range(1, data.spec.num_levels + 1)})
         heads = list(head_weights)
 
         sync = cb.SyncAcrossRanks(workers)
@@ -192,7 +196,7 @@ def train_worker(config: TrainConfig, workers: Workers) -> TrainReport | None:
                     optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
                                                      use_ema=config.ema_momentum > 0,
                                                      ema_momentum=config.ema_momentum or 0.99),
-                    loss={h: SmoothedSparseCrossentropy(config.label_smoothing) for h in heads},
+                    loss=losses,
                     loss_weights=head_weights,
                     metrics={h: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")] for h in heads},
                 )
@@ -228,6 +232,15 @@ def train_worker(config: TrainConfig, workers: Workers) -> TrainReport | None:
             tracker.end("FAILED")
         raise
     return report
+
+
+def _class_counts(data, splits: tuple[str, ...], level: int) -> list[int]:
+    """Records per class id of ``level`` in ``splits``, from the manifest (0 where it has no count)."""
+    from ecom_kfp.train.data import MANIFEST_COUNTS
+
+    counts = data.manifest.get(MANIFEST_COUNTS, {})
+    per_split = [counts.get(split, {}).get(f"level_{level}", {}) for split in splits]
+    return [sum(c.get(name, 0) for c in per_split) for name in data.vocabularies[level - 1].classes]
 
 
 @contextlib.contextmanager

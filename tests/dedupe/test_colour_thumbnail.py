@@ -95,7 +95,8 @@ def test_stage_keeps_other_colours_apart_and_groups_copies(myntra_dir, make_layo
         image = Image.open(io.BytesIO((myntra_dir / "images" / f"{source}.jpg").read_bytes()))
         products.append({"product_id": f"{kind}-{source}", "title": kind, "image": make(image)})
     src = make_layout(products)
-    phash_only = {"sha256_rule": False, "grid_rule": False, "title_rule": False}
+    phash_only = {"sha256_rule": False, "grid_rule": False, "title_rule": False, "phash_title_rule": False,
+                  "near_removes": True}
     copy_groups = {frozenset((f"{kind}-{source}", source)) for kind, (source, _) in zip(COPIES, OTHER_COLOUR.values())}
     assert groups(*dedupe(src, tmp_path / "default", **phash_only)[:2]) == copy_groups
     # The colour check alone is what keeps the other colours apart.

@@ -22,7 +22,8 @@ from ecom_kfp.testing.hostile import embedder_writing_a_file
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SIDE = 32
-ONLY_EMBEDDING = {"title_rule": False, "sha256_rule": False, "grid_rule": False, "phash_rule": False}
+ONLY_EMBEDDING = {"title_rule": False, "sha256_rule": False, "grid_rule": False, "phash_rule": False,
+                  "phash_title_rule": False, "near_removes": True}
 
 
 def build_model(input_shape: tuple[int, int, int] = (SIDE, SIDE, 3)):
@@ -60,10 +61,15 @@ def test_embedding_rule_groups_resized_copy_only(models, make_layout, tmp_path):
     assert set(kept) == {"big", "other", "third"} and kept["big"]["group_size"] == 2
     assert [(d["product_id"], d["rule"], d["kept_product_id"]) for d in dups] == [("small", "embedding", "big")]
     assert 0.0 <= dups[0]["distance"] <= 1 - 0.97
-    assert report["rules"]["embedding"] == {"enabled": True, "matched_products": 2, "groups": 1, "dropped": 1}
+    assert report["rules"]["embedding"] == {"enabled": True, "role": "removal and leak groups", "matched_products": 2,
+                                            "dropped": 1, "vetoed_pairs": 0, "too_common": 0}
     assert report["embedding_threshold"] == 0.97
     _, dups, _, report = dedupe(src, tmp_path / "off", **ONLY_EMBEDDING)
     assert dups == [] and report["rules"]["embedding"]["enabled"] is False
+    # Without --near-removes the embedding match only keeps the copy in the same split.
+    kept, dups, _, _ = dedupe(src, tmp_path / "leak", embedding_model=str(models["keras"]),
+                              **{**ONLY_EMBEDDING, "near_removes": False})
+    assert dups == [] and kept["small"]["split_group"] == kept["big"]["split_group"] == "big"
 
 
 def test_threshold_separates_same_from_different_pictures(models, make_layout, tmp_path):

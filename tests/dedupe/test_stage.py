@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import random
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -38,17 +38,23 @@ def test_identical_bytes_are_grouped_by_sha256(make_layout, tmp_path):
     assert report["rules"]["sha256"]["dropped"] == 1 and not rejects
 
 
-def test_reencode_matches_grid_only_when_grid_rule_on(make_layout, tmp_path):
+def split_groups(kept: dict) -> dict[str, str]:
+    return {pid: row["split_group"] for pid, row in kept.items()}
+
+
+def test_equal_grid_key_never_removes_but_joins_the_leak_group(make_layout, tmp_path):
     image = picture(7)
     a, b = jpeg(image, quality=95), jpeg(image, quality=94)
-    src = make_layout([{"product_id": "a", "title": "x", "image": a}, {"product_id": "b", "title": "y", "image": b}])
-    _, dups, _, _ = dedupe(src, tmp_path / "on", phash_rule=False)
-    assert [(d["product_id"], d["rule"]) for d in dups] == [("b", "grid")]
-    _, dups, _, _ = dedupe(src, tmp_path / "off", phash_rule=False, grid_rule=False)
-    assert dups == []
+    src = make_layout([{"product_id": "a", "title": "x", "image": a}, {"product_id": "b", "title": "y", "image": b},
+                       {"product_id": "c", "title": "z", "image": jpeg(picture(8))}])
+    kept, dups, _, report = dedupe(src, tmp_path / "on", phash_rule=False)
+    assert dups == [] and split_groups(kept) == {"a": "a", "b": "a", "c": "c"}
+    assert report["rules"]["grid"]["matched_products"] == 2 and report["split_groups"] == 1
+    kept, _, _, _ = dedupe(src, tmp_path / "off", phash_rule=False, grid_rule=False)
+    assert split_groups(kept) == {"a": "a", "b": "b", "c": "c"}
 
 
-def test_resized_copy_matches_by_phash_and_threshold_is_inclusive(make_layout, tmp_path):
+def test_resized_copy_is_removed_by_phash_only_with_near_removes(make_layout, tmp_path):
     image = picture(11)
     big, small = jpeg(image), jpeg(image.resize((72, 96)), quality=20)
     distance = int(hamming(np.uint64(image_phash(big)), np.uint64(image_phash(small))))
@@ -57,46 +63,75 @@ def test_resized_copy_matches_by_phash_and_threshold_is_inclusive(make_layout, t
                        {"product_id": "big", "title": "y", "image": big},
                        {"product_id": "other", "title": "z", "image": jpeg(picture(12))}])
     unverified = {"near_verify_bits": 256, "near_colour_tolerance": 255}  # the 64-bit threshold alone
-    kept, dups, _, _ = dedupe(src, tmp_path / "at", near_threshold=distance, **unverified)
+    kept, dups, _, _ = dedupe(src, tmp_path / "default", near_threshold=distance, **unverified)
+    assert dups == [] and split_groups(kept) == {"small": "big", "big": "big", "other": "other"}
+    kept, dups, _, _ = dedupe(src, tmp_path / "at", near_threshold=distance, near_removes=True, **unverified)
     # Kept: the larger picture, although its id sorts later.
     assert set(kept) == {"big", "other"}
     assert dups == [{"product_id": "small", "group_id": "big", "rule": "phash", "distance": float(distance),
                      "kept_product_id": "big"}]
-    _, dups, _, _ = dedupe(src, tmp_path / "below", near_threshold=distance - 1, **unverified)
-    assert dups == []
+    kept, dups, _, _ = dedupe(src, tmp_path / "below", near_threshold=distance - 1, near_removes=True, **unverified)
+    assert dups == [] and split_groups(kept)["small"] == "small"
 
 
-def test_near_candidates_must_pass_the_256_bit_and_colour_checks(make_layout, tmp_path):
+def test_near_removals_must_pass_the_256_bit_and_colour_checks(make_layout, tmp_path):
     image = picture(11)
     src = make_layout([{"product_id": "big", "title": "y", "image": jpeg(image)},
                        {"product_id": "small", "title": "x", "image": jpeg(image.resize((72, 96)), quality=20)}])
-    assert len(dedupe(src, tmp_path / "loose", near_verify_bits=256, near_colour_tolerance=255)[1]) == 1
-    assert dedupe(src, tmp_path / "strict-bits", near_verify_bits=0, near_colour_tolerance=255)[1] == []
-    assert dedupe(src, tmp_path / "strict-colour", near_verify_bits=256, near_colour_tolerance=0)[1] == []
+    near = {"near_removes": True}
+    assert len(dedupe(src, tmp_path / "loose", near_verify_bits=256, near_colour_tolerance=255, **near)[1]) == 1
+    assert dedupe(src, tmp_path / "strict-bits", near_verify_bits=0, near_colour_tolerance=255, **near)[1] == []
+    assert dedupe(src, tmp_path / "strict-colour", near_verify_bits=256, near_colour_tolerance=0, **near)[1] == []
 
 
-def test_identical_normalised_titles_group_unless_disabled(make_layout, tmp_path):
+def test_same_title_and_near_picture_removes_within_the_title_thresholds(make_layout, tmp_path):
+    image = picture(11)
+    big, small = jpeg(image), jpeg(image.resize((72, 96)), quality=20)
+    distance = int(hamming(np.uint64(image_phash(big)), np.uint64(image_phash(small))))
+    src = make_layout([{"product_id": "big", "title": "Blue Shirt", "image": big},
+                       {"product_id": "small", "title": "blue  shirt", "image": small}])
+    unverified = {"near_verify_bits": 256, "title_colour_tolerance": 255}  # the 64-bit threshold alone
+    _, dups, _, _ = dedupe(src, tmp_path / "at", title_near_threshold=distance, **unverified)
+    assert [(d["product_id"], d["rule"], d["distance"]) for d in dups] == [("small", "phash_title", float(distance))]
+    kept, dups, _, _ = dedupe(src, tmp_path / "below", title_near_threshold=distance - 1, **unverified)
+    assert dups == [] and split_groups(kept) == {"big": "big", "small": "big"}
+    assert dedupe(src, tmp_path / "colour", **{**unverified, "title_colour_tolerance": 0})[1] == []
+    assert dedupe(src, tmp_path / "bits", **{**unverified, "near_verify_bits": 0})[1] == []
+
+
+def test_identical_titles_with_different_pictures_share_a_leak_group_but_are_not_removed(make_layout, tmp_path):
     src = make_layout([{"product_id": "a", "title": "Red  Shirt", "image": jpeg(picture(1))},
                        {"product_id": "b", "title": "red shirt", "image": jpeg(picture(2))},
                        {"product_id": "c", "title": "", "image": jpeg(picture(3))},
                        {"product_id": "d", "title": "", "image": jpeg(picture(4))}])
-    _, dups, _, _ = dedupe(src, tmp_path / "on")
-    assert [(d["product_id"], d["rule"], d["kept_product_id"]) for d in dups] == [("b", "title", "a")]
-    _, dups, _, _ = dedupe(src, tmp_path / "off", title_rule=False)
-    assert dups == []
+    kept, dups, _, report = dedupe(src, tmp_path / "on")
+    assert dups == [] and split_groups(kept) == {"a": "a", "b": "a", "c": "c", "d": "d"}
+    assert report["rules"]["title"]["matched_products"] == 2 and report["rules"]["title"]["dropped"] == 0
+    kept, _, _, _ = dedupe(src, tmp_path / "off", title_rule=False)
+    assert split_groups(kept) == {"a": "a", "b": "b", "c": "c", "d": "d"}
 
 
-def test_groups_are_transitive_across_rules(make_layout, tmp_path):
-    same = jpeg(picture(1))
-    src = make_layout([{"product_id": "a", "title": "first", "image": same},
-                       {"product_id": "b", "title": "second", "image": same},
-                       {"product_id": "c", "title": "second", "image": jpeg(picture(2))},
-                       {"product_id": "d", "title": "unrelated", "image": jpeg(picture(3))}])
+def test_identical_pictures_of_different_categories_are_conflicts_not_removals(make_layout, tmp_path):
+    same, other = jpeg(picture(1)), jpeg(picture(2))
+    src = make_layout([{"product_id": "a", "title": "Blue Top", "image": same, "category_path": ["Apparel", "Tops"]},
+                       {"product_id": "b", "title": "Blue Tee", "image": same,
+                        "category_path": ["Apparel", "Tshirts"]},
+                       {"product_id": "c", "title": "Red Shirt", "image": other,
+                        "source": json.dumps({"baseColour": "Red"})},
+                       {"product_id": "d", "title": "Peach Shirt", "image": other,
+                        "source": json.dumps({"baseColour": "Peach"})}])
     kept, dups, _, report = dedupe(src, tmp_path / "out")
-    assert kept["a"]["group_size"] == 3 and kept["d"]["group_size"] == 1
-    rules = {d["product_id"]: (d["rule"], d["distance"]) for d in dups}
-    assert rules == {"b": ("sha256", 0.0), "c": ("transitive", None)}
-    assert report["dropped_transitive"] == 1
+    assert dups == [] and set(kept) == {"a", "b", "c", "d"}
+    assert {pid: row["label_conflict"] for pid, row in kept.items()} == {"a": True, "b": True, "c": False, "d": False}
+    assert split_groups(kept) == {"a": "a", "b": "a", "c": "c", "d": "c"}
+    conflicts = {tuple(sorted(c["product_ids"])): (c["differs"], c["label_conflict"]) for c in report["conflicts"]}
+    assert conflicts == {("a", "b"): (["category_path"], True), ("c", "d"): (["base_colour"], False)}
+    assert report["label_conflicts"] == 2 and report["rules"]["sha256"]["vetoed_pairs"] == 2
+    page = (tmp_path / "out" / "samples.html").read_text()
+    assert "Label conflicts: 2" in page and "differs: category_path" in page
+    # Without variant columns the two shirts are one product; the category still tells a and b apart.
+    _, dups, _, _ = dedupe(src, tmp_path / "no-variants", variant_columns=[])
+    assert [(d["product_id"], d["kept_product_id"]) for d in dups] == [("d", "c")]
 
 
 def test_output_is_independent_of_input_order(make_layout, tmp_path):
@@ -136,7 +171,7 @@ def test_empty_input_writes_empty_outputs(make_layout, tmp_path):
     kept, dups, rejects, report = dedupe(make_layout([]), tmp_path / "out")
     assert (kept, dups, rejects) == ({}, [], [])
     assert report["input"] == 0 and "empty input" in report["message"]
-    assert "No duplicate groups" in (tmp_path / "out" / "samples.html").read_text()
+    assert "No product was removed" in (tmp_path / "out" / "samples.html").read_text()
 
 
 def test_bad_config_and_missing_input_fail_fast_naming_the_flag(make_layout, tmp_path):
@@ -149,13 +184,16 @@ def test_bad_config_and_missing_input_fail_fast_naming_the_flag(make_layout, tmp
         run(DedupeConfig(str(tmp_path / "nowhere"), str(tmp_path / "out")))
 
 
-def test_samples_page_shows_groups_with_inline_thumbnails(make_layout, tmp_path):
-    same = jpeg(picture(1))
-    src = make_layout([{"product_id": "a", "title": "Tom & <Jerry>", "image": same},
-                       {"product_id": "b", "title": "x", "image": same}])
-    dedupe(src, tmp_path / "out")
+def test_samples_page_shows_random_removals_side_by_side(make_layout, tmp_path):
+    products = [{"product_id": f"p{i}", "title": "Tom & <Jerry>" if i == 0 else f"t{i}",
+                 "image": jpeg(picture(i // 2))} for i in range(12)]
+    dedupe(make_layout(products), tmp_path / "out", sample_removals=4)
     page = (tmp_path / "out" / "samples.html").read_text()
-    assert page.count("data:image/jpeg;base64,") == 2 and "Tom &amp; &lt;Jerry&gt;" in page
+    assert "4 chosen at random of 6" in page and page.count("data:image/jpeg;base64,") == 8
+    assert page.count("removed: sha256 d=0") == 4 and "No conflicts." in page
+    dedupe(make_layout(products), tmp_path / "all", sample_removals=50)
+    page = (tmp_path / "all" / "samples.html").read_text()
+    assert "6 chosen at random of 6" in page and "Tom &amp; &lt;Jerry&gt;" in page
 
 
 def test_cli_runs_with_summary_and_help(make_layout, tmp_path, capsys):
@@ -164,7 +202,8 @@ def test_cli_runs_with_summary_and_help(make_layout, tmp_path, capsys):
     assert cli_main(["dedupe", "--products", str(src), "--out", str(tmp_path / "out"), "--workers", "1",
                      "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "1 kept, 1 duplicates in 1 groups" in out and (tmp_path / "out" / "report.json").exists()
+    assert "1 kept, 1 duplicates in 1 groups" in out and "removal and leak groups" in out
+    assert (tmp_path / "out" / "report.json").exists()
     assert cli_main(["dedupe", "--products", str(src), "--out", str(tmp_path / "o2"), "--near-threshold", "99"]) == 2
     with pytest.raises(SystemExit):
         cli_main(["dedupe", "--help"])
@@ -172,7 +211,8 @@ def test_cli_runs_with_summary_and_help(make_layout, tmp_path, capsys):
     for flag in ("--products", "--out", "--near-threshold", "--near-verify-bits", "--near-colour-tolerance",
                  "--embedding-model", "--embedding-threshold", "--embedding-batch-size", "--no-title-rule",
                  "--no-sha256-rule", "--no-grid-rule", "--no-phash-rule", "--grid-cells", "--workers",
-                 "--chunk-size", "--sample-groups", "--no-progress"):
+                 "--chunk-size", "--sample-removals", "--sample-seed", "--no-progress", "--no-phash-title-rule",
+                 "--near-removes", "--title-near-threshold", "--title-colour-tolerance", "--variant-columns"):
         assert flag in help_text
 
 

@@ -55,7 +55,11 @@ def test_metrics_are_what_the_served_model_does(good_model, tiny_dataset, test_r
     assert metrics["levels"]["2"]["confidence_threshold"] == 0.5
     assert {s["value"] for s in metrics["slices"] if s["column"] == "top_level"} == {"Apparel", "Footwear"}
     html = Path(layout.html).read_text()
-    assert html.count("data:image/png;base64,") == 3 and "data:image/jpeg;base64," in html
+    # metrics, reliability, precision/coverage and confusion plots; example images of confusions
+    assert html.count("data:image/png;base64,") == 4 and "data:image/jpeg;base64," in html
+    # no validation split in this dataset: nothing to fit a temperature on, and it says so
+    assert metrics["calibration"]["levels"]["2"]["temperature"] == 1.0
+    assert "no validation records" in metrics["calibration"]["note"]
     assert json.loads(Path(out_dir, "report.json").read_text())["examples"] == len(test_records)
 
 
@@ -67,7 +71,7 @@ def test_business_value_table_and_slice_columns(good_model, tiny_dataset, test_r
                                                        for i, r in enumerate(test_records)))
     report = run(EvaluateConfig(model_uri=good_model.root, data_uri=tiny_dataset.root, out_uri=out_dir,
                                 business_value_uri=str(table), slice_table_uri=str(products),
-                                slice_columns=("gender",), slice_min_examples=1, slice_floor=0.99))
+                                slice_columns=["gender"], slice_min_examples=1, slice_floor=0.99))
     assert report.business_value_source == SOURCE_TABLE
     predicted = _served_predictions(good_model, test_records)
     truth = np.array([r.labels[1] for r in test_records])
@@ -136,7 +140,7 @@ def test_cli_summary_and_exit_codes(good_model, tiny_dataset, out_dir, capsys, t
     assert "--model" in capsys.readouterr().err
     assert main(["evaluate", "--model", good_model.root, "--data", tiny_dataset.root, "--out", out_dir,
                  "--confidence-threshold", "1.5"]) == 2
-    assert "--confidence-threshold must be within [0, 1]" in capsys.readouterr().err
+    assert "--confidence-threshold=1.5: must be within [0, 1]" in capsys.readouterr().err
 
 
 def test_every_flag_has_help(capsys):

@@ -10,8 +10,14 @@ import pytest
 from PIL import Image
 
 from ecom_kfp.contracts.tables import REJECTS, PRODUCTS
-from ecom_kfp.ingest.fetch import FetchConfig
+from ecom_kfp.ingest.config import FetchConfig
+from ecom_kfp.ingest.source_policy import SourcePolicy
 from ecom_kfp.testing.image_server import ServerConfig, ServerHandle, image_server
+
+#: The policy of tests whose images are served on loopback or read from temporary directories.
+TRUSTED = SourcePolicy(allow_local_files=True, allow_private_networks=True)
+#: The same as CLI flags.
+TRUSTED_FLAGS = ["--allow-local-files", "--allow-private-networks"]
 
 MYNTRA_COLUMN_MAP = ("product_id=id,title=productDisplayName,"
                      "category_path=masterCategory>subCategory>articleType,image_url=image")
@@ -64,9 +70,12 @@ def myntra_server(myntra_dir: Path) -> Iterator[ServerHandle]:
 
 @pytest.fixture()
 def fast_fetch() -> FetchConfig:
-    """Short timeout and backoff so fault tests stay fast (slow responses take 3 s)."""
+    """Short timeout and backoff so fault tests stay fast (slow responses take 3 s).
+
+    The images are on loopback and in temporary directories, so the source policy allows both.
+    """
     return FetchConfig(concurrency=8, per_host=4, timeout_seconds=0.5, max_retries=2,
-                       backoff_seconds=0.01, max_backoff_seconds=2.0)
+                       backoff_seconds=0.01, max_backoff_seconds=2.0, policy=TRUSTED)
 
 
 def read_outputs(out: Path | str):

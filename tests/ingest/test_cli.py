@@ -9,6 +9,8 @@ from pathlib import Path
 
 from ecom_kfp.testing.image_server import Fault, ServerHandle
 
+from .conftest import TRUSTED_FLAGS
+
 ECOM_KFP = str(Path(sys.executable).parent / "ecom-kfp")
 
 
@@ -21,7 +23,8 @@ def test_help_documents_every_flag() -> None:
     assert result.returncode == 0
     for flag in ("--catalog", "--out", "--format", "--column-map", "--images-base", "--business-value",
                  "--shard-index", "--num-shards", "--concurrency", "--timeout", "--max-retries",
-                 "--merge-shards"):
+                 "--merge-shards", *TRUSTED_FLAGS, "--allow-gcs-buckets", "--host-failure-limit",
+                 "--decode-pixel-budget"):
         assert flag in result.stdout
     assert "masterCategory>subCategory>articleType" in result.stdout.replace("\n", "").replace(" ", "")
 
@@ -34,7 +37,7 @@ def test_run_prints_a_summary_and_writes_the_report(server: ServerHandle, tmp_pa
         f"3,Green wool scarf,Accessories,Scarves,{server.url('c.jpg', Fault.NOT_FOUND)}\n")
     result = cli("--catalog", str(tmp_path / "catalog.csv"), "--out", str(tmp_path / "out"),
                  "--column-map", "product_id=sku,title=name,category_path=dept>kind,image_url=picture",
-                 "--images-base", f"{server.base_url}/img/", "--timeout", "5", "--no-progress")
+                 "--images-base", f"{server.base_url}/img/", "--timeout", "5", "--no-progress", *TRUSTED_FLAGS)
     assert result.returncode == 0, result.stderr
     assert "3 records -> 2 accepted, 1 rejected" in result.stdout
     assert "not_found" in result.stdout and "images/s" in result.stdout

@@ -25,7 +25,7 @@ def test_sharded_ingest_pipeline_runs_under_kfp_local(server: ServerHandle, tmp_
     def pipeline(catalog: str, images_base: str) -> dsl.Dataset:
         with dsl.ParallelFor([0, 1]) as shard:
             task = ingest_op(catalog=catalog, images_base=images_base, shard_index=shard, num_shards=2,
-                             concurrency=4, timeout_seconds=5.0)
+                             concurrency=4, timeout_seconds=5.0, allow_private_networks=True)
         return merge_ingest_shards_op(shards=dsl.Collected(task.outputs["products"])).outputs["products"]
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))

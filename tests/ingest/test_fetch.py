@@ -20,7 +20,7 @@ from ecom_kfp.ingest.reasons import Reason
 from ecom_kfp.ingest.store import ImageStore
 from ecom_kfp.testing.image_server import Fault, ServerConfig, ServerHandle, image_server
 
-from .conftest import jpeg_bytes
+from .conftest import TRUSTED, jpeg_bytes
 
 
 def fetch(sources: list[str], out: Path | str, config: FetchConfig):
@@ -141,7 +141,7 @@ def test_per_host_limit_bounds_concurrent_requests(image_dir: Path, tmp_path: Pa
 
     with image_server(ServerConfig(str(image_dir), latency_seconds=0.05)) as slow_server:
         urls = [slow_server.url(f"{n}.jpg") + f"?v={i}" for i in range(10) for n in "abcde"]
-        config = FetchConfig(concurrency=32, per_host=3, timeout_seconds=5)
+        config = FetchConfig(concurrency=32, per_host=3, timeout_seconds=5, policy=TRUSTED)
         outcomes, _ = fetch(urls, tmp_path, config)
         assert all(isinstance(o, FetchedImage) for o in outcomes.values())
         assert slow_server.stats()["max_in_flight"] == 3
@@ -151,7 +151,8 @@ def test_local_and_gcs_sources(image_dir: Path, gcs_bucket: str, fast_fetch: Fet
     gcs_image = f"{gcs_bucket}/img/e.jpg"
     uri.write_bytes(gcs_image, (image_dir / "e.jpg").read_bytes())
     sources = [str(image_dir / "d.jpg"), gcs_image, str(image_dir / "missing.jpg"), f"{gcs_bucket}/img/missing.jpg"]
-    outcomes, _ = fetch(sources, tmp_path, fast_fetch)
+    fetch_config = dataclasses.replace(fast_fetch, policy=dataclasses.replace(TRUSTED, allow_gcs_buckets=gcs_bucket))
+    outcomes, _ = fetch(sources, tmp_path, fetch_config)
     assert isinstance(outcomes[sources[0]], FetchedImage)
     assert isinstance(outcomes[sources[1]], FetchedImage)
     assert outcomes[sources[2]].reason is Reason.NOT_FOUND

@@ -17,13 +17,15 @@ from ecom_kfp.ingest.reasons import Reason
 from ecom_kfp.ingest.store import ImageStore
 from ecom_kfp.testing.image_server import Fault, ServerHandle
 
+from .conftest import TRUSTED
+
 _FAULTS = [Fault.NOT_FOUND, Fault.SERVER_ERROR, Fault.SERVER_ERROR_ONCE, Fault.TRUNCATED_BODY_ONCE, Fault.SLOW_ONCE,
            Fault.HTML, Fault.CORRUPT, Fault.TINY, Fault.TRUNCATED_FILE]
 
 
 def fetch(sources: list[str], out: Path, config: FetchConfig, processes: int, **kwargs):
     outcomes = {}
-    config = dataclasses.replace(config, processes=processes)
+    config = dataclasses.replace(config, fetch_processes=processes)
     stats = fetch_images(sources, ImageStore(IngestLayout(str(out))), config, outcomes.__setitem__, **kwargs)
     # Accounting: one outcome per source, every source counted once, as success or failure.
     assert sorted(outcomes) == sorted(sources)
@@ -115,7 +117,7 @@ def test_a_killed_worker_is_reported_and_the_others_stopped(image_dir: Path, tmp
 
     with image_server(ServerConfig(str(image_dir), latency_seconds=0.1)) as slow_server:
         urls = [slow_server.url("a.jpg") + f"?v={i}" for i in range(200)]
-        config = FetchConfig(concurrency=4, per_host=4, processes=2)
+        config = FetchConfig(concurrency=4, per_host=4, fetch_processes=2, policy=TRUSTED)
         with pytest.raises(RuntimeError, match="exited with code -9 before finishing") as raised:
             fetch_images(urls, ImageStore(IngestLayout(str(tmp_path))), config, kill_one_worker)
         assert killed[0].name in str(raised.value)
@@ -130,17 +132,17 @@ def test_an_interrupt_in_the_caller_stops_the_workers(server: ServerHandle, fast
 
     with pytest.raises(KeyboardInterrupt):
         fetch_images([server.url("a.jpg") + f"?v={i}" for i in range(50)], ImageStore(IngestLayout(str(tmp_path))),
-                     dataclasses.replace(fast_fetch, processes=2), interrupt)
+                     dataclasses.replace(fast_fetch, fetch_processes=2), interrupt)
     assert not _fetch_workers()
 
 
 def test_process_count_and_validation() -> None:
     assert FetchConfig().process_count() == 1  # one event loop, its threads on every core
-    assert FetchConfig(processes=0).process_count() == min(len(os.sched_getaffinity(0)), 16)
-    assert FetchConfig(processes=8, concurrency=64, per_host=3).process_count() == 3  # a per-host slot each
-    assert FetchConfig(processes=8, concurrency=2).process_count() == 2
-    assert FetchConfig(processes=4).process_count(total=1) == 1
-    assert FetchConfig(processes=4).process_count(total=0) == 1
-    with pytest.raises(ValueError, match="--fetch-processes must be >= 0"):
-        FetchConfig(processes=-1)
+    assert FetchConfig(fetch_processes=0).process_count() == min(len(os.sched_getaffinity(0)), 16)
+    assert FetchConfig(fetch_processes=8, concurrency=64, per_host=3).process_count() == 3  # a per-host slot each
+    assert FetchConfig(fetch_processes=8, concurrency=2).process_count() == 2
+    assert FetchConfig(fetch_processes=4).process_count(total=1) == 1
+    assert FetchConfig(fetch_processes=4).process_count(total=0) == 1
+    with pytest.raises(ValueError, match="--fetch-processes"):
+        FetchConfig(fetch_processes=-1)
 

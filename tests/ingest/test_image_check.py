@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import io
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from ecom_kfp import jpeg
-from ecom_kfp.ingest.image_check import CheckedImage, ImageLimits, check_image
+from ecom_kfp.ingest.image_check import CheckedImage, ImageLimits, ImageProblem, check_image
 from ecom_kfp.ingest.reasons import Reason
 
 from .conftest import jpeg_bytes, png_bytes
@@ -79,3 +80,50 @@ def test_size_limits() -> None:
     assert check_image(jpeg_bytes((20, 60)), None, LIMITS).reason is Reason.TOO_SMALL
     assert check_image(jpeg_bytes((1200, 1000)), None, LIMITS).reason is Reason.TOO_LARGE
     assert check_image(jpeg_bytes(), None, ImageLimits(max_bytes=100)).reason is Reason.TOO_LARGE
+
+
+def _stored_grey(result) -> np.ndarray:
+    assert isinstance(result, CheckedImage), result
+    with Image.open(io.BytesIO(result.data)) as image:
+        return np.asarray(image.convert("L"), dtype=np.float64)
+
+
+def _ramp(high: float, dtype) -> np.ndarray:
+    """A 64x64 horizontal ramp from 0 to ``high``: the stored picture must keep it, not clip it."""
+    return np.tile(np.linspace(0, high, 64), (64, 1)).astype(dtype)
+
+
+def _encoded(array: np.ndarray, fmt: str) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, format=fmt)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_16_bit_greyscale_is_scaled_not_clipped_white(fmt: str) -> None:
+    """Before: every pixel above 255 of 65535 was stored pure white."""
+    data = _encoded(_ramp(65535, np.uint16), fmt)
+    grey = _stored_grey(check_image(data, None, LIMITS))
+    expected = _ramp(255, np.float64)
+    assert np.abs(grey - expected).mean() < 3
+    assert grey[:, :8].mean() < 20 and grey[:, -8:].mean() > 235
+
+
+def test_float_tiff_in_0_1_is_scaled_not_stored_black() -> None:
+    """Before: values 0..1 were stored as 0 or 1 of 255, a black picture."""
+    data = _encoded(_ramp(1.0, np.float32), "TIFF")
+    grey = _stored_grey(check_image(data, "image/tiff", LIMITS))
+    assert np.abs(grey - _ramp(255, np.float64)).mean() < 3
+
+
+def test_float_tiff_already_in_0_255_is_kept() -> None:
+    data = _encoded(_ramp(255.0, np.float32), "TIFF")
+    grey = _stored_grey(check_image(data, "image/tiff", LIMITS))
+    assert np.abs(grey - _ramp(255, np.float64)).mean() < 3
+
+
+@pytest.mark.parametrize("values", [np.full((64, 64), np.nan, np.float32), _ramp(-5.0, np.float32),
+                                    _ramp(1e6, np.float32)])
+def test_float_pixels_without_an_8_bit_meaning_are_rejected(values: np.ndarray) -> None:
+    result = check_image(_encoded(values, "TIFF"), "image/tiff", LIMITS)
+    assert isinstance(result, ImageProblem) and result.reason is Reason.UNSUPPORTED_PIXELS

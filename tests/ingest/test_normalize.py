@@ -113,3 +113,28 @@ def test_column_map_parsing_and_checks() -> None:
     assert "brand" not in kept.specs  # optional default dropped when the catalog lacks it
     with pytest.raises(ValueError, match="field 'category_path' needs column"):
         checked.check_columns(["id", "t", "a", "i"])
+
+
+def test_level_names_given_as_lists_are_not_split_and_whitespace_is_normalised() -> None:
+    assert category_path(["Tops > Tees", "V-neck"]) == ("Tops > Tees", "V-neck")
+    assert category_path("Tops > Tees") == ("Tops", "Tees")  # a string path is split
+    assert category_path(["Men\nShirts", "Formal\u2028Wear", "Slim\u2029 fit\x85x"]) == (
+        "Men Shirts", "Formal Wear", "Slim fit x")
+
+
+@pytest.mark.parametrize("level", ["Bad\x00name", "Bell\x07", "Right\u202eto-left", "Zero\u200bwidth",
+                                   "Private\ue000use"])
+def test_control_and_format_characters_in_a_level_are_rejected(level: str) -> None:
+    normalizer = Normalizer(ColumnMap.parse("", column_map.IDENTITY), "http://images.example/")
+    record = {"product_id": "1", "title": "Red cotton shirt", "category_path": ["Apparel", level],
+              "image_url": "a.jpg"}
+    outcome = normalizer(record)
+    assert isinstance(outcome, Reject) and outcome.reason is Reason.BAD_CATEGORY
+    assert "level 2" in outcome.detail
+
+
+def test_joiners_that_scripts_need_are_kept() -> None:
+    normalizer = Normalizer(ColumnMap.parse("", column_map.IDENTITY), "http://images.example/")
+    record = {"product_id": "1", "title": "Red cotton shirt", "category_path": ["Apparel", "\u0915\u094d\u200d\u0937"],
+              "image_url": "a.jpg"}
+    assert isinstance(normalizer(record), CatalogProduct)

@@ -38,7 +38,7 @@ def test_jsonl_reads_objects_and_rejects_malformed_lines(tmp_path: Path) -> None
     catalog, records = read_all(str(path))
     assert catalog.format == "jsonl"
     assert [type(r) for r in records] == [RawRecord, BadRecord, BadRecord, RawRecord]
-    assert [r.position for r in records] == [1, 2, 3, 4]
+    assert [r.position for r in records] == [1, 3, 4, 5]  # line numbers; line 2 is blank
     assert records[1].reason is Reason.MALFORMED_LINE and "invalid JSON" in records[1].detail
     assert "a list, not an object" in records[2].detail
     assert records[3].fields == {"product_id": "2", "title": "d e f"}
@@ -140,3 +140,71 @@ def test_catalog_on_gcs(gcs_bucket: str) -> None:
     catalog, records = read_all(catalog_uri)
     assert catalog.format == "amazon"
     assert [r.fields["asin"] for r in records] == ["B0001", "B0002", "B0003"]
+
+
+_CSV_MAP = "product_id=id,title=title,category_path=category,image_url=image"
+
+
+def _ingest_counts(catalog: Path, tmp_path: Path, **kwargs):
+    """Run the stage on ``catalog`` (no image is fetched: references are local and refused)."""
+    from ecom_kfp.ingest import IngestConfig, run
+
+    from .conftest import read_outputs
+
+    report = run(IngestConfig(catalog=str(catalog), out=str(tmp_path / "out"), progress=False, **kwargs))
+    products, rejects = read_outputs(tmp_path / "out")
+    assert report.accepted + report.rejected == report.input_records == len(products) + len(rejects)
+    return report, rejects
+
+
+def test_bad_utf8_in_a_csv_is_a_malformed_line_found_while_reading(tmp_path: Path) -> None:
+    """Before: the surrogate-escaped bytes reached the Parquet write and failed the whole run."""
+    path = tmp_path / "c.csv"
+    path.write_bytes(b"id,title,category,image\n1,Red cotton shirt,A,a.jpg\n2,Bad \xff\xfe shirt,A,b.jpg\n"
+                     b"3,Blue cotton shirt,A,c.jpg\n")
+    _, records = read_all(str(path))
+    assert [type(r) for r in records] == [RawRecord, BadRecord, RawRecord]
+    assert (records[1].position, records[1].reason, records[1].detail) == (3, Reason.MALFORMED_LINE, "not UTF-8 text")
+    report, rejects = _ingest_counts(path, tmp_path, column_map=_CSV_MAP)
+    assert report.input_records == 3
+    assert [(r["product_id"], r["reason"], r["detail"]) for r in rejects if r["reason"] == "malformed_line"] == [
+        (None, "malformed_line", "line 3: not UTF-8 text")]
+
+
+@pytest.mark.parametrize("escape", ["\\ud800", "\\uDFFF", "\\udc80 tail"])
+def test_a_lone_surrogate_escape_in_json_is_a_malformed_line(tmp_path: Path, escape: str) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"product_id": "1", "title": "Red cotton shirt", "category_path": "A", "image_url": "a.jpg"}\n'
+                    '{"product_id": "2", "title": "Bad ' + escape + ' shirt", "category_path": "A", "image_url": "b"}\n'
+                    '{"product_id": "3", "title": "Pair \\ud83d\\ude00 ok shirt", "category_path": "A", "image_url": "c"}\n')
+    _, records = read_all(str(path))
+    assert [type(r) for r in records] == [RawRecord, BadRecord, RawRecord]  # a surrogate pair is fine
+    assert records[1].position == 2 and "lone surrogate" in records[1].detail
+    report, _ = _ingest_counts(path, tmp_path)
+    assert report.rejects_by_reason["malformed_line"] == 1
+
+
+def test_an_unterminated_quote_does_not_swallow_the_rows_after_it(tmp_path: Path) -> None:
+    """Before: 8 data rows gave 1 product + 1 reject, 6 rows accounted nowhere."""
+    rows = [f'{i},Cotton shirt model {i},Apparel,{i}.jpg' for i in range(1, 9)]
+    rows[1] = '2,"Cotton shirt model 2,Apparel,2.jpg'  # the quote never closes
+    path = tmp_path / "c.csv"
+    path.write_text("id,title,category,image\n" + "\n".join(rows) + "\n")
+    _, records = read_all(str(path))
+    assert len(records) == 8
+    assert [r.position for r in records] == list(range(2, 10))
+    assert [type(r) for r in records] == [RawRecord, BadRecord, *[RawRecord] * 6]
+    assert "never closed" in records[1].detail
+    report, _ = _ingest_counts(path, tmp_path, column_map=_CSV_MAP)
+    assert report.input_records == 8 and report.rejects_by_reason["malformed_line"] == 1
+
+
+def test_a_quoted_field_spanning_lines_is_still_one_record(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    path.write_text('id,title,notes\n1,Red shirt,"two\nlines"\n2,"Odd ""quoted"", shirt",x\n3,Blue shirt,"a\nb\nc"\n'
+                    '4,"open,x\n5,Green shirt,y\n')
+    _, records = read_all(str(path))
+    assert [(type(r).__name__, r.position) for r in records] == [
+        ("RawRecord", 2), ("RawRecord", 4), ("RawRecord", 5), ("BadRecord", 8), ("RawRecord", 9)]
+    assert records[0].fields["notes"] == "two\nlines" and records[2].fields["notes"] == "a\nb\nc"
+    assert records[1].fields["title"] == 'Odd "quoted", shirt'

@@ -13,10 +13,10 @@ import pytest
 from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import IngestLayout
 from ecom_kfp.ingest import IngestConfig, run
-from ecom_kfp.ingest.fetch import FetchConfig
+from ecom_kfp.ingest.config import FetchConfig
 from ecom_kfp.testing.image_server import Fault, ServerHandle
 
-from .conftest import MYNTRA_COLUMN_MAP, read_outputs
+from .conftest import MYNTRA_COLUMN_MAP, TRUSTED, read_outputs
 
 #: product id -> (image name, fault) ; expected reason (None = accepted)
 IMAGE_CASES = {
@@ -154,9 +154,9 @@ def test_empty_catalog_writes_empty_tables(fast_fetch: FetchConfig, tmp_path: Pa
 
 
 def test_bad_configuration_fails_fast_naming_the_flag(tmp_path: Path, fast_fetch: FetchConfig) -> None:
-    with pytest.raises(ValueError, match="--shard-index 2 must be in"):
+    with pytest.raises(ValueError, match="--shard-index=2: must be in"):
         config("x", str(tmp_path), fast_fetch, shard_index=2, num_shards=2)
-    with pytest.raises(ValueError, match="--concurrency must be at least 1"):
+    with pytest.raises(ValueError, match="--concurrency=0: must be at least 1"):
         dataclasses.replace(fast_fetch, concurrency=0)
     with pytest.raises(FileNotFoundError, match="--catalog"):
         run(config(str(tmp_path / "nope.jsonl"), str(tmp_path / "out"), fast_fetch))
@@ -172,7 +172,8 @@ def test_gcs_catalog_images_and_output(server: ServerHandle, gcs_bucket: str, fa
             {"product_id": "3", "title": "Green cotton shirt", "category_path": "A", "image_url": "images/x.jpg"}]
     uri.write_text(f"{gcs_bucket}/catalog/catalog.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     out = f"{gcs_bucket}/ingest"
-    report = run(config(f"{gcs_bucket}/catalog/catalog.jsonl", out, fast_fetch))
+    fetch = dataclasses.replace(fast_fetch, policy=dataclasses.replace(TRUSTED, allow_gcs_buckets=gcs_bucket))
+    report = run(config(f"{gcs_bucket}/catalog/catalog.jsonl", out, fetch))
     assert (report.accepted, report.rejects_by_reason) == (2, {"not_found": 1})
     products, _ = read_outputs(out)
     for product in products:
@@ -201,7 +202,7 @@ def test_myntra_catalog_every_row_accounted(myntra_dir: Path, myntra_server: Ser
     """All 5,249 rows of the real catalog, images over loopback HTTP."""
     report = run(IngestConfig(
         catalog=str(myntra_dir / "styles.csv"), out=str(tmp_path / "out"), column_map=MYNTRA_COLUMN_MAP,
-        images_base=myntra_server.base_url + "/img/", progress=False))
+        images_base=myntra_server.base_url + "/img/", progress=False, fetch=FetchConfig(policy=TRUSTED)))
     products, rejects = read_outputs(tmp_path / "out")
     assert report.input_records == 5249
     assert report.accepted + report.rejected == 5249 == len(products) + len(rejects)

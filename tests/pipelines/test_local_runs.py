@@ -56,6 +56,19 @@ def test_run_local_training_pipeline_counts_add_up_from_ingest_to_push(tmp_path:
     assert any(Path(push["serving_uri"]).rglob("saved_model.pb"))
     assert (out / "mlflow.db").exists()
     assert "counts add up     yes" in printed and "blessed           yes" in printed
+    _assert_quiet_and_guiding(printed, out)
+
+
+def _assert_quiet_and_guiding(printed: str, out: Path) -> None:
+    """A page of output that ends by naming the pages to open; the chatter is in the log file."""
+    lines = printed.splitlines()
+    assert len(lines) < 60, printed
+    assert "Executing task" not in printed and "Executing task" in (out / "ecom-kfp.log").read_text()
+    where = lines[lines.index("where to look:") + 1:]
+    listed = {line.split()[0]: line.split()[-1] for line in where if not line.strip().startswith("MLflow")}
+    for name in ("report", "evaluation", "duplicates", "log"):
+        assert Path(listed[name]).is_file(), (name, listed)
+    assert any("mlflow ui --backend-store-uri" in line for line in where)
 
 
 def test_data_pipeline_with_two_shards(tmp_path: Path) -> None:
@@ -65,7 +78,7 @@ def test_data_pipeline_with_two_shards(tmp_path: Path) -> None:
                    pipeline_root=str(tmp_path / "pipeline_root"))
         data_pipeline(catalog=demo.catalog, catalog_format="jsonl", images_base=images_base,
                       business_value_uri=demo.business_value, num_shards=2, image_size=32,
-                      min_class_count=3, ingest_concurrency=8)
+                      min_class_count=3, ingest_concurrency=8, allow_private_networks=True)
     run_dir = find_run_dir(tmp_path / "pipeline_root", DATA_PIPELINE_NAME)
     shards = [_report(p) for p in sorted(run_dir.rglob("products")) if p.parent.name == "ingest-op"]
     assert sorted(s["shard_index"] for s in shards) == [0, 1]

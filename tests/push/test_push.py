@@ -36,10 +36,14 @@ def test_push_registers_publishes_and_is_idempotent(mlflow, good_model, tiny_dat
                         out_uri=str(tmp_path / "push"), serving_uri=serving, registered_model_name=name)
     first = run(config)
     assert (first.version, first.created_version, first.aliases) == ("1", True, ["challenger", "champion"])
-    payload = ServingPayload.from_model(good_model)
+    thresholds = uri.join(evaluation, "thresholds.json")
+    payload = ServingPayload.from_model(good_model, thresholds)
     target = uri.join(serving, name, "1")
     assert sorted(uri.relative_files(target)) == [f.relative for f in payload.files]
-    assert "saved_model.pb" in uri.relative_files(target) and "assets.extra/labels/level_2.txt" in uri.relative_files(target)
+    served = uri.relative_files(target)
+    assert "saved_model.pb" in served and "assets.extra/labels/level_2.txt" in served
+    # the thresholds evaluate chose are served beside the labels, byte for byte
+    assert uri.read_text(uri.join(target, "assets.extra", "labels", "thresholds.json")) == uri.read_text(thresholds)
     assert read_latest(serving, name) == {"name": name, "version": "1", "uri": target,
                                           "content_sha256": payload.content_sha256}
     client = registry_client(mlflow.tracking_uri)
@@ -51,6 +55,11 @@ def test_push_registers_publishes_and_is_idempotent(mlflow, good_model, tiny_dat
     assert float(version.tags[registry.metric_tag(2, "accuracy")]) == metrics["levels"]["2"]["accuracy"]
     assert client.get_run(version.run_id).data.metrics["level_2.weighted_score"] == pytest.approx(
         metrics["levels"]["2"]["weighted_score"])
+    from mlflow.artifacts import download_artifacts
+
+    registered = download_artifacts(artifact_uri=f"{version.source}/labels/thresholds.json",
+                                    dst_path=str(tmp_path / "registered"), tracking_uri=mlflow.tracking_uri)
+    assert uri.read_text(registered) == uri.read_text(thresholds)
 
     again = run(config)
     assert (again.version, again.created_version, again.files_copied) == ("1", False, 0)
@@ -92,11 +101,11 @@ def test_interrupted_push_to_gcs_keeps_latest_and_a_rerun_completes(mlflow, gcs_
                    registry_uri=mlflow.tracking_uri, out_uri=str(tmp_path / "p1"), serving_uri=serving,
                    registered_model_name=name))
     retrained = tiny.export_model(str(tmp_path / "retrained"), tiny.make_records(20, seed=3), tiny_dataset)
-    payload = ServingPayload.from_model(retrained)
+    evaluation = _evaluation(retrained, tiny_dataset, tmp_path, "v2")
+    payload = ServingPayload.from_model(retrained, uri.join(evaluation, "thresholds.json"))
     blocked = payload.files[-1].relative  # copied last, so the failure comes after the rest
     uri.write_bytes(uri.join(serving, name, "2", *blocked.split("/")), b"someone else's bytes")
-    config = PushConfig(model_uri=retrained.root,
-                        evaluation_uri=_evaluation(retrained, tiny_dataset, tmp_path, "v2"),
+    config = PushConfig(model_uri=retrained.root, evaluation_uri=evaluation,
                         registry_uri=mlflow.tracking_uri, out_uri=str(tmp_path / "p2"), serving_uri=serving,
                         registered_model_name=name)
     with pytest.raises(ServingConflictError, match="never overwritten"):

@@ -1,7 +1,7 @@
 """Dedupe outputs for the TFRecord build tests, written from real Myntra rows and images.
 
-Products share a ``group_id`` when their titles are equal (as dedupe's title rule would group
-them), so splits can be checked for groups crossing them. Broken inputs are added on request:
+Products share a ``split_group`` when their titles are equal (as dedupe's title rule would group
+them into a leak group), so splits can be checked for groups crossing them. Broken inputs are added on request:
 a truncated JPEG, HTML saved as an image, a missing image file, a blank title and a product with
 no category.
 """
@@ -40,7 +40,8 @@ def _row(pid: str, title: str, path: list[str], image_uri: str) -> dict:
     return {"product_id": pid, "title": title, "title_normalized": title.lower(), "brand": (title.split() or [None])[0],
             "price": 10.0, "category_path": path, "business_value": 1.0 + len(path[-1]) / 10 if path else 1.0,
             "image_url": f"http://127.0.0.1/{pid}.jpg", "image_uri": image_uri, "image_sha256": None,
-            "width": 60, "height": 80, "source": "{}", "group_id": group, "group_size": 1}
+            "width": 60, "height": 80, "source": "{}", "group_id": pid, "group_size": 1, "split_group": group,
+            "label_conflict": False}
 
 
 def write_dedupe_output(root: Path, myntra_dir: Path, rows: int = ROWS, broken: bool = True) -> DedupeOutput:

@@ -67,3 +67,31 @@ def test_bad_split_fractions_name_the_flag(text: str) -> None:
 
 def test_split_fractions_parse() -> None:
     assert parse_fractions("0.8,0.1,0.1") == (0.8, 0.1, 0.1)
+
+
+@pytest.mark.parametrize("stratify", [False, True])
+def test_cross_validation_folds_test_every_product_once_and_keep_groups_whole(stratify: bool) -> None:
+    products = _products(900)
+    builds = [assign_splits(products, (0.7, 0.15, 0.15), salt="s", stratify=stratify, folds=5, fold=k)
+              for k in range(5)]
+    tested = Counter(pid for split_of in builds for pid, split in split_of.items() if split == "test")
+    assert set(tested) == {p.product_id for p in products} and set(tested.values()) == {1}
+    groups = len({p.group_id for p in products})
+    for split_of in builds:
+        splits_of_group = defaultdict(set)
+        for p in products:
+            splits_of_group[p.group_id].add(split_of[p.product_id])
+        assert all(len(s) == 1 for s in splits_of_group.values())
+        test_groups = sum(s == {"test"} for s in splits_of_group.values())
+        assert abs(test_groups - groups / 5) <= (4 if stratify else 1)  # equal folds (per stratum)
+        shares = Counter(split_of.values())
+        assert 0.1 < shares["val"] / (shares["train"] + shares["val"]) < 0.25  # 0.15 / 0.85 of the rest
+
+
+def test_cross_validation_settings_are_checked() -> None:
+    from ecom_kfp.tfrecord_build.config import TFRecordBuildConfig
+
+    with pytest.raises(ConfigError, match="--cv-folds"):
+        TFRecordBuildConfig(products="p", out="o", cv_folds=1)
+    with pytest.raises(ConfigError, match="--cv-fold=5"):
+        TFRecordBuildConfig(products="p", out="o", cv_folds=5, cv_fold=5)

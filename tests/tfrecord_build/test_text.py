@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -124,13 +125,17 @@ def test_malformed_piece_vectors_are_refused(tmp_path: Path, damage, message) ->
 
 
 def test_title_vectors_do_not_depend_on_the_process(text_models: tuple[str, str]) -> None:
-    """gensim's own infer_vector seeds from Python's randomised hash; ours must not."""
+    """gensim's own infer_vector seeds from Python's randomised hash; ours must not.
+
+    The children keep this environment (OPENBLAS_CORETYPE picks the BLAS kernel, whose rounding
+    differs between kernels): only the hash seed changes.
+    """
     spm_uri, d2v_uri = text_models
     code = ("import sys; from ecom_kfp import uri; from ecom_kfp.tfrecord_build.text import TitleEmbedder, load_doc2vec;"
             "e = TitleEmbedder(uri.read_bytes(sys.argv[1]), load_doc2vec(sys.argv[2]), seed=0);"
             "print(e.vector('Puma Men Blue Shoes').tobytes().hex())")
     outputs = {subprocess.run([sys.executable, "-c", code, spm_uri, d2v_uri], check=True, capture_output=True,
-                              text=True, env={"PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2)}
+                              text=True, env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2)}
     here = TitleEmbedder(uri.read_bytes(spm_uri), load_doc2vec(d2v_uri), seed=0).vector("Puma Men Blue Shoes")
     assert outputs == {here.tobytes().hex() + "\n"}
 

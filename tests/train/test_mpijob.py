@@ -1,20 +1,24 @@
 """The MPIJob manifest and the submit-and-wait loop.
 
-There is no Kubernetes API server on these machines (DESIGN.md), so submission is tested against
-a fake ``CustomObjectsApi`` that records the created object and replays a status sequence; the
-pod templates are validated for real with kubernetes-validate against the v1 schemas.
+There is no Kubernetes API server on these machines (docs/design.md), so submission, re-attaching
+and deletion are tested against a fake ``CustomObjectsApi`` that keeps objects by name, answers
+with the client's real ``ApiException`` statuses and replays a status sequence; the pod templates
+are validated for real with kubernetes-validate against the v1 schemas.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import kubernetes_validate
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from ecom_kfp.train.config import ConfigError, TrainConfig
 from ecom_kfp.train.launch import run_with_launcher
-from ecom_kfp.train.mpijob import MpiJobSpec, build_mpijob, job_outcome, run_mpijob, submit_and_wait
+from ecom_kfp.train.mpijob import MpiJobRunner, MpiJobSpec, build_mpijob, job_outcome, run_mpijob, submit_and_wait
 
 CONFIG_URI = "gs://bucket/run/model/train_config.json"
 
@@ -67,21 +71,44 @@ def test_cpu_workers_have_no_gpu_limit_and_bad_specs_fail() -> None:
 
 
 class FakeCustomObjectsApi:
-    """Stands in for kubernetes.client.CustomObjectsApi: no API server can run here."""
+    """Stands in for kubernetes.client.CustomObjectsApi: no API server can run here.
 
-    def __init__(self, statuses: list[dict]) -> None:
+    It keeps created objects by name, answers a second create of the same name with the API's
+    409 ``ApiException``, replays ``statuses`` on successive gets and records deletes.
+    """
+
+    def __init__(self, statuses: list[dict], existing: dict | None = None, on_get=None) -> None:
         self.created: list[tuple[str, str, str, str, dict]] = []
+        self.objects: dict[str, dict] = {}
+        if existing is not None:
+            self.objects[existing["metadata"]["name"]] = existing
+        self.deleted: list[str] = []
         self.statuses = statuses
         self.gets = 0
+        self.on_get = on_get
 
     def create_namespaced_custom_object(self, group, version, namespace, plural, body):
+        name = body["metadata"]["name"]
+        if name in self.objects:
+            raise ApiException(status=409, reason="AlreadyExists")
         self.created.append((group, version, namespace, plural, body))
+        self.objects[name] = body
         return body
 
     def get_namespaced_custom_object(self, group, version, namespace, plural, name):
+        if name not in self.objects:
+            raise ApiException(status=404, reason="NotFound")
+        if self.on_get:
+            self.on_get(self.gets)
         status = self.statuses[min(self.gets, len(self.statuses) - 1)]
         self.gets += 1
-        return {**self.created[-1][4], "status": status}
+        return {**self.objects[name], "status": status}
+
+    def delete_namespaced_custom_object(self, group, version, namespace, plural, name):
+        if self.objects.pop(name, None) is None:
+            raise ApiException(status=404, reason="NotFound")
+        self.deleted.append(name)
+        return {}
 
 
 RUNNING = {"conditions": [{"type": "Created", "status": "True"}, {"type": "Running", "status": "True"}]}
@@ -98,16 +125,61 @@ def test_submit_creates_the_job_and_waits_for_success() -> None:
     assert api.gets == 3 and job_outcome(job) == "Succeeded"
 
 
-def test_a_failed_job_fails_the_task_with_its_message() -> None:
+def test_a_failed_job_fails_the_task_with_its_message_and_is_deleted() -> None:
     api = FakeCustomObjectsApi([RUNNING, FAILED])
     with pytest.raises(RuntimeError, match="train-1 failed: worker OOMKilled"):
         submit_and_wait(build_mpijob(_spec(), CONFIG_URI), api, poll_seconds=0)
+    assert api.deleted == ["train-1"]
 
 
-def test_a_job_that_never_ends_times_out() -> None:
+def test_a_job_that_never_ends_times_out_and_is_deleted() -> None:
     api = FakeCustomObjectsApi([RUNNING])
     with pytest.raises(RuntimeError, match="did not finish"):
         submit_and_wait(build_mpijob(_spec(), CONFIG_URI), api, poll_seconds=0, timeout_seconds=0)
+    assert api.deleted == ["train-1"]
+
+
+def _earlier_attempt(manifest: dict) -> dict:
+    """The object an earlier attempt of the same task created (with its spec annotation)."""
+    return MpiJobRunner(manifest, FakeCustomObjectsApi([])).manifest
+
+
+def test_a_retried_task_attaches_to_the_running_job_instead_of_starting_another() -> None:
+    manifest = build_mpijob(_spec(), CONFIG_URI)
+    api = FakeCustomObjectsApi([RUNNING, SUCCEEDED], existing=_earlier_attempt(manifest))
+    job = submit_and_wait(manifest, api, poll_seconds=0)
+    assert api.created == [] and api.deleted == [] and job_outcome(job) == "Succeeded"
+
+
+def test_a_job_that_failed_in_an_earlier_attempt_is_replaced() -> None:
+    manifest = build_mpijob(_spec(), CONFIG_URI)
+    api = FakeCustomObjectsApi([FAILED, RUNNING, SUCCEEDED], existing=_earlier_attempt(manifest))
+    job = submit_and_wait(manifest, api, poll_seconds=0)
+    assert api.deleted == ["train-1"] and len(api.created) == 1 and job_outcome(job) == "Succeeded"
+
+
+def test_a_job_of_the_same_name_with_another_spec_is_not_adopted() -> None:
+    other = _earlier_attempt(build_mpijob(_spec(workers=1), CONFIG_URI))
+    api = FakeCustomObjectsApi([RUNNING], existing=other)
+    with pytest.raises(RuntimeError, match="already exists with another spec"):
+        submit_and_wait(build_mpijob(_spec(), CONFIG_URI), api, poll_seconds=0)
+    assert api.created == [] and api.deleted == []
+
+
+def test_cancelling_the_task_deletes_the_job() -> None:
+    """KFP cancels a run by terminating the task's pod: SIGTERM while waiting deletes the MPIJob."""
+
+    def terminate_on_second_poll(gets: int) -> None:
+        if gets == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    api = FakeCustomObjectsApi([RUNNING], on_get=terminate_on_second_poll)
+    previous = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as exit_info:
+        submit_and_wait(build_mpijob(_spec(), CONFIG_URI), api, poll_seconds=0.01, timeout_seconds=30)
+    assert exit_info.value.code == 128 + signal.SIGTERM
+    assert api.deleted == ["train-1"]
+    assert signal.getsignal(signal.SIGTERM) is previous
 
 
 def test_run_mpijob_needs_object_store_uris_and_writes_the_config(gcs_bucket: str, tmp_path) -> None:

@@ -1,0 +1,405 @@
+"""Cross-validated quality on all of myntra-dev (issue 21): k-fold accuracy per level, mean and
+spread, of the fused, title-only and image-only models and of the TF-IDF + logistic regression
+title baseline, on identical folds.
+
+Folds are cut by duplicate group (exact image duplicates by default, or the groups of a dedupe
+output given with ``--products``) by the TFRecord build itself (``cv_folds``/``cv_fold``), and each
+fold's dataset and models come from the real stages: ``tfrecord_build.run`` then ``train.run``,
+then the exported serving signature predicts the fold's test split. Accuracy compares class
+*names*: a product whose class the build folded into ``other`` (or never saw in training) is an
+error unless the model names its class, for our models and the baseline alike.
+
+Besides accuracy the JSON holds, per fold and aggregated: the tail slice (level-3 classes with
+fewer than 5 training products in the fold), where the image changes the title's answer (fused
+vs title-only, and a late fusion of the title-only and image-only models whose image weight is
+chosen on the other folds), and expected calibration error per level before and after
+temperature scaling (the temperature fitted on the other folds' predictions).
+
+Everything is cached under ``--work`` (a dataset per fold, a model and its test predictions per
+fold and setting), so models trained by separate runs (``--models title`` now, ``--models fused``
+later) are aggregated by a later run with ``--models title,fused,...``.
+
+Usage: ``python benchmarks/bench_cv.py [--folds 5] [--only-folds 0,1] [--epochs 18]
+[--models fused,title,image,baseline] [--min-class-count 1] [--logit-adjustment 0]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from _common import MYNTRA, myntra_products, stdout_to_stderr, write_deduped_products
+from bench_train_quality import (
+    DROPOUT,
+    EMA_MOMENTUM,
+    EPOCHS,
+    LABEL_SMOOTHING,
+    LEARNING_RATE,
+    LEVEL_WEIGHTS,
+    TITLE_WORD_BUCKETS,
+    WEIGHT_DECAY,
+)
+
+from ecom_kfp import uri
+from ecom_kfp.contracts import features, serving
+from ecom_kfp.contracts.labels import class_name
+from ecom_kfp.contracts.layouts import DedupeLayout, ModelLayout
+
+LEVELS = 3
+#: Classes with fewer training products than this form the tail slice (the build's old folding threshold).
+TAIL = 5
+#: Image weights tried for late fusion, ``log p(title) + w log p(image)``.
+FUSION_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
+#: Temperatures tried when fitting temperature scaling.
+TEMPERATURES = tuple(float(t) for t in np.exp(np.linspace(math.log(0.25), math.log(4.0), 81)))
+ECE_BINS = 15
+MODES = ("fused", "title", "image")
+
+
+def products_table(work: Path, products: str, limit: int) -> tuple[str, dict[str, tuple[str, ...]]]:
+    """The build's input and every product's true category path.
+
+    Without ``products``, myntra-dev's ``styles.csv`` (products whose image exists, the first
+    ``limit`` when given) with exact image duplicates (same bytes) in one group, as dedupe's
+    exact rule groups them.
+    """
+    if products:
+        table = uri.read_parquet(DedupeLayout(products).products if not products.endswith(".parquet") else products)
+        rows = table.select(["product_id", "category_path"]).to_pylist()
+        return products, {r["product_id"]: tuple(r["category_path"] or ()) for r in rows}
+    items = myntra_products(MYNTRA, limit or 10**9)
+    digests = {p["product_id"]: hashlib.sha256(Path(p["image_uri"]).read_bytes()).hexdigest() for p in items}
+    first = {}
+    for pid in sorted(digests, key=lambda p: (digests[p], p)):
+        first.setdefault(digests[pid], pid)
+    root = work / f"products-{limit or 'all'}"
+    if not uri.exists(DedupeLayout(str(root)).products):
+        write_deduped_products(items, root, groups={pid: first[d] for pid, d in digests.items()})
+    return str(root), {p["product_id"]: tuple(p["category_path"]) for p in items}
+
+
+def fold_dataset(products: str, out: Path, args: argparse.Namespace, fold: int):
+    """Build (or reuse) fold ``fold``'s dataset with the real TFRecord build."""
+    from ecom_kfp.tfrecord_build.config import TFRecordBuildConfig
+    from ecom_kfp.tfrecord_build.stage import run
+    from ecom_kfp.train.data import TrainingData
+
+    if not uri.exists(str(out / "manifest.json")):
+        with stdout_to_stderr():
+            run(TFRecordBuildConfig(products=products, out=str(out), image_size=args.image_size, max_levels=LEVELS,
+                                    min_class_count=args.min_class_count, cv_folds=args.folds, cv_fold=fold,
+                                    progress=False))
+    return TrainingData.load(str(out))
+
+
+def read_records(data, splits: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """Product ids and titles of ``splits``, straight from the shards."""
+    import tensorflow as tf
+
+    ids, titles = [], []
+    shards = [s for split in splits for s in data.shards(split)]
+    for batch in tf.data.TFRecordDataset(shards, compression_type="GZIP").batch(512).map(data.spec.parse):
+        ids += [v.decode("utf-8") for v in batch[features.PRODUCT_ID].numpy()]
+        titles += [v.decode("utf-8") for v in batch[features.TITLE].numpy()]
+    return ids, titles
+
+
+def model_settings(args: argparse.Namespace, mode: str) -> dict:
+    """The training settings of ``mode`` (what the cache key and the JSON name)."""
+    image = mode != "title"
+    # A title model has no backbone; the default name keeps TrainConfig valid.
+    return {"inputs": mode, "backbone": args.backbone if image else "small-cnn", "epochs": args.epochs,
+            "batch_size": args.batch_size, "learning_rate": args.learning_rate, "dropout": DROPOUT,
+            "weight_decay": WEIGHT_DECAY, "ema_momentum": EMA_MOMENTUM, "label_smoothing": LABEL_SMOOTHING,
+            "level_weights": [float(w) for w in LEVEL_WEIGHTS.split(",")],
+            "title_word_buckets": TITLE_WORD_BUCKETS if mode != "image" else 0,
+            "logit_adjustment": args.logit_adjustment, "fit_on_val": True,
+            "image_head_weight": args.image_head_weight if mode == "fused" else 0.0,
+            "weights": args.weights if image else "", "freeze_backbone_epochs": args.freeze_backbone_epochs if image else 0}
+
+
+def train_and_predict(data, out: Path, settings: dict) -> dict:
+    """Train one model with the real training stage (unless cached) and predict the fold's test split
+    through its serving signature: ``{"ids", "level_k": probabilities, "seconds"}``."""
+    from ecom_kfp.train.config import TrainConfig
+    from ecom_kfp.train.stage import run
+
+    predictions = out / "predictions.npz"
+    if predictions.exists():
+        with np.load(predictions) as cached:
+            return {k: cached[k] for k in cached.files}
+    start = time.perf_counter()
+    with stdout_to_stderr():
+        run(TrainConfig(data=data.layout.root, out=str(out / "model"), resume=False, **settings))
+    seconds = time.perf_counter() - start
+    ids, probabilities = serve_test_split(str(out / "model"), data)
+    result = {"ids": np.array(ids), "seconds": np.array(seconds),
+              **{f"level_{k}": p for k, p in enumerate(probabilities, start=1)}}
+    np.savez(predictions, **result)
+    return result
+
+
+def serve_test_split(model_dir: str, data) -> tuple[list[str], list[np.ndarray]]:
+    """Per-level probabilities of the test split from the exported serving signature."""
+    import tensorflow as tf
+
+    signature = serving.load_signature(ModelLayout(model_dir).saved_model)
+    ids, levels = [], [[] for _ in range(data.spec.num_levels)]
+    for batch in tf.data.TFRecordDataset(data.shards("test"), compression_type="GZIP").batch(128).map(data.spec.parse):
+        outputs = signature(**{serving.INPUT_IMAGE: batch[features.IMAGE], serving.INPUT_TITLE: batch[features.TITLE]})
+        ids += [v.decode("utf-8") for v in batch[features.PRODUCT_ID].numpy()]
+        for k, parts in enumerate(levels, start=1):
+            parts.append(outputs[serving.output_key(k)].numpy())
+    return ids, [np.concatenate(parts) for parts in levels]
+
+
+def baseline_predictions(data, paths: dict[str, tuple[str, ...]], args: argparse.Namespace) -> dict:
+    """TF-IDF (word 1-2 + char 2-4 grams) + logistic regression on the titles of the same fit splits,
+    trained on every class name seen there (it folds nothing)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline, make_union
+
+    start = time.perf_counter()
+    train_ids, train_titles = read_records(data, ("train", "val"))
+    test_ids, test_titles = read_records(data, ("test",))
+    result: dict = {"ids": np.array(test_ids)}
+    for level in range(1, LEVELS + 1):
+        names = [class_name(paths[pid], level) or "" for pid in train_ids]
+        features_union = make_union(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+                                    TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True))
+        model = make_pipeline(features_union, LogisticRegression(C=args.baseline_c, max_iter=2000))
+        model.fit(train_titles, names)
+        result[f"level_{level}"] = model.predict_proba(test_titles)
+        result[f"classes_{level}"] = np.array(model.classes_)
+    result["seconds"] = np.array(time.perf_counter() - start)
+    return result
+
+
+def names_of(predictions: dict, classes: list[list[str]]) -> dict[int, np.ndarray]:
+    """Predicted class name per level."""
+    return {k: np.asarray(classes[k - 1])[predictions[f"level_{k}"].argmax(axis=1)] for k in range(1, LEVELS + 1)}
+
+
+def truth(ids, paths: dict[str, tuple[str, ...]], level: int) -> np.ndarray:
+    return np.array([class_name(paths[pid], level) or "" for pid in ids])
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Equal-width-bin ECE: the share-weighted gap between confidence and accuracy per bin."""
+    edges = np.minimum((confidence * bins).astype(int), bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        inside = edges == b
+        if inside.any():
+            gap += inside.mean() * abs(confidence[inside].mean() - correct[inside].mean())
+    return float(gap)
+
+
+def scaled(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature-scaled probabilities: softmax(log p / T)."""
+    logits = np.log(np.clip(probabilities, 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    out = np.exp(logits)
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(probabilities: np.ndarray, target: np.ndarray) -> float:
+    """The temperature of :data:`TEMPERATURES` with the lowest NLL on the rows whose class exists (``target >= 0``)."""
+    known = target >= 0
+    p, y = probabilities[known], target[known]
+    nll = [-np.log(np.clip(scaled(p, t)[np.arange(len(y)), y], 1e-12, 1.0)).mean() for t in TEMPERATURES]
+    return TEMPERATURES[int(np.argmin(nll))]
+
+
+def stats(values: list[float]) -> dict:
+    """Mean and sample standard deviation over folds."""
+    arr = np.asarray(values, dtype=np.float64)
+    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0, "folds": len(arr)}
+
+
+class Fold:
+    """One fold's test products, truth and the models' predictions (rows aligned on ``ids``)."""
+
+    def __init__(self, index: int, ids: list[str], paths: dict[str, tuple[str, ...]], train_counts: Counter) -> None:
+        self.index, self.ids = index, list(ids)
+        self.truth = {k: truth(ids, paths, k) for k in range(1, LEVELS + 1)}
+        self.tail = np.array([train_counts[name] < TAIL for name in self.truth[LEVELS]])
+        self.models: dict[str, dict] = {}  # mode -> {"probabilities": {k: [n, C]}, "classes": {k: [C]}, "seconds"}
+
+    def add(self, mode: str, predictions: dict, classes: list[list[str]]) -> None:
+        order = {pid: i for i, pid in enumerate(predictions["ids"].tolist())}
+        rows = np.array([order[pid] for pid in self.ids])
+        self.models[mode] = {"probabilities": {k: predictions[f"level_{k}"][rows] for k in range(1, LEVELS + 1)},
+                             "classes": {k: np.asarray(classes[k - 1]) for k in range(1, LEVELS + 1)},
+                             "seconds": float(predictions["seconds"])}
+
+    def predicted(self, mode: str, probabilities: dict | None = None) -> dict[int, np.ndarray]:
+        model = self.models[mode]
+        probabilities = probabilities or model["probabilities"]
+        return {k: model["classes"][k][probabilities[k].argmax(axis=1)] for k in range(1, LEVELS + 1)}
+
+    def correct(self, mode: str, probabilities: dict | None = None) -> dict[int, np.ndarray]:
+        return {k: names == self.truth[k] for k, names in self.predicted(mode, probabilities).items()}
+
+    def target(self, mode: str, level: int) -> np.ndarray:
+        """True class index in the model's classes, -1 where the model has no such class."""
+        index = {name: i for i, name in enumerate(self.models[mode]["classes"][level].tolist())}
+        return np.array([index.get(name, -1) for name in self.truth[level]])
+
+
+def late_fusion(fold: Fold, weight: float) -> dict[int, np.ndarray]:
+    """Per-level ``log p(title) + weight * log p(image)`` (same vocabularies: same fold build)."""
+    return {k: np.log(np.clip(fold.models["title"]["probabilities"][k], 1e-12, 1)) +
+            weight * np.log(np.clip(fold.models["image"]["probabilities"][k], 1e-12, 1)) for k in range(1, LEVELS + 1)}
+
+
+def image_changes(fold: Fold, title_correct: dict, with_image: dict) -> dict:
+    """Share of products whose answer changes once the image is used, right and wrong, per level."""
+    out = {}
+    for k in range(1, LEVELS + 1):
+        changed = fold.predicted("title")[k] != with_image["names"][k]
+        out[f"level_{k}"] = {"changed": float(changed.mean()),
+                             "changed_and_right": float((changed & with_image["correct"][k]).mean()),
+                             "changed_and_wrong": float((changed & ~with_image["correct"][k]).mean()),
+                             "title_right_image_version_wrong": float((title_correct[k] & ~with_image["correct"][k]).mean())}
+    return out
+
+
+def evaluate_folds(folds: list[Fold], modes: list[str]) -> dict:
+    """Per fold and aggregated accuracy, tail slice, calibration and image uplift."""
+    result: dict = {"models": {}}
+    for mode in modes:
+        per_fold = []
+        for fold in folds:
+            correct = fold.correct(mode)
+            per_fold.append({"fold": fold.index, "products": len(fold.ids), "train_seconds": fold.models[mode]["seconds"],
+                             **{f"level_{k}": float(c.mean()) for k, c in correct.items()},
+                             "tail_products": int(fold.tail.sum()),
+                             "tail_level_3": float(correct[LEVELS][fold.tail].mean()) if fold.tail.any() else None,
+                             "head_level_3": float(correct[LEVELS][~fold.tail].mean())})
+        result["models"][mode] = {
+            "per_fold": per_fold,
+            **{key: stats([f[key] for f in per_fold]) for key in (*(f"level_{k}" for k in range(1, LEVELS + 1)),
+                                                                   "tail_level_3", "head_level_3", "train_seconds")},
+            "calibration": calibration(folds, mode)}
+    if "baseline" in modes:
+        for mode in (m for m in modes if m != "baseline"):
+            result["models"][mode]["minus_baseline"] = {
+                f"level_{k}": stats([a[f"level_{k}"] - b[f"level_{k}"] for a, b in zip(
+                    result["models"][mode]["per_fold"], result["models"]["baseline"]["per_fold"], strict=True)])
+                for k in range(1, LEVELS + 1)}
+    if "title" in modes and "fused" in modes:
+        result["fused_vs_title"] = {"per_fold": [image_changes(f, f.correct("title"), {
+            "names": f.predicted("fused"), "correct": f.correct("fused")}) for f in folds]}
+    if "title" in modes and "image" in modes:
+        result["late_fusion"] = late_fusion_report(folds)
+    return result
+
+
+def late_fusion_report(folds: list[Fold]) -> dict:
+    """Title-only and image-only models fused late, the image weight chosen on the other folds' level 3."""
+    accuracy = {w: [float(f.correct("title", late_fusion(f, w))[LEVELS].mean()) for f in folds] for w in FUSION_WEIGHTS}
+    per_fold = []
+    for i, fold in enumerate(folds):
+        others = [j for j in range(len(folds)) if j != i] or [i]
+        weight = max(FUSION_WEIGHTS, key=lambda w: (np.mean([accuracy[w][j] for j in others]), -w))
+        fused = late_fusion(fold, weight)
+        correct = fold.correct("title", fused)
+        per_fold.append({"fold": fold.index, "image_weight": weight,
+                         **{f"level_{k}": float(c.mean()) for k, c in correct.items()},
+                         "image_changes": image_changes(fold, fold.correct("title"), {
+                             "names": fold.predicted("title", fused), "correct": correct})})
+    return {"image_weights_tried": list(FUSION_WEIGHTS), "per_fold": per_fold,
+            **{f"level_{k}": stats([f[f"level_{k}"] for f in per_fold]) for k in range(1, LEVELS + 1)},
+            "level_3_by_weight": {str(w): stats(v) for w, v in accuracy.items()}}
+
+
+def calibration(folds: list[Fold], mode: str) -> dict:
+    """ECE per level of the pooled out-of-fold predictions, raw and temperature-scaled with a
+    temperature fitted on the other folds (folded classes count as errors in both)."""
+    out = {}
+    for k in range(1, LEVELS + 1):
+        raw, calibrated, temperatures = [], [], []
+        for i, fold in enumerate(folds):
+            others = [f for j, f in enumerate(folds) if j != i] or [fold]
+            temperature = fit_temperature(np.concatenate([f.models[mode]["probabilities"][k] for f in others]),
+                                          np.concatenate([f.target(mode, k) for f in others]))
+            probabilities = fold.models[mode]["probabilities"][k]
+            correct = fold.correct(mode)[k]
+            raw.append((probabilities.max(axis=1), correct))
+            calibrated.append((scaled(probabilities, temperature).max(axis=1), correct))
+            temperatures.append(temperature)
+        out[f"level_{k}"] = {"ece": expected_calibration_error(*map(np.concatenate, zip(*raw, strict=True))),
+                             "ece_temperature_scaled": expected_calibration_error(
+                                 *map(np.concatenate, zip(*calibrated, strict=True))),
+                             "temperatures": temperatures}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", default="/work/cache/quality/cv", help="cache directory (datasets, models, predictions)")
+    parser.add_argument("--products", default="", help="a dedupe output to use instead of styles.csv (its groups)")
+    parser.add_argument("--limit", type=int, default=0, help="first N products only (smoke tests), 0 = all")
+    parser.add_argument("--folds", type=int, default=5, help="cross-validation folds")
+    parser.add_argument("--only-folds", default="", help="comma-separated fold indices to run (default: all)")
+    parser.add_argument("--models", default="fused,title,image,baseline", help="models to train or aggregate")
+    parser.add_argument("--image-size", type=int, default=64, help="stored and model image size")
+    parser.add_argument("--min-class-count", type=int, default=1, help="the build's folding threshold")
+    parser.add_argument("--backbone", default="small-cnn", help="image backbone")
+    parser.add_argument("--weights", default="", help="backbone weights to start from (.weights.h5)")
+    parser.add_argument("--freeze-backbone-epochs", type=int, default=0, help="epochs the backbone stays frozen")
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help="training epochs per model")
+    parser.add_argument("--batch-size", type=int, default=32, help="batch size")
+    parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help="base learning rate")
+    parser.add_argument("--logit-adjustment", type=float, default=0.0, help="tail loss strength, 0 = off")
+    parser.add_argument("--image-head-weight", type=float, default=0.0, help="fused model's image-only heads' loss weight")
+    parser.add_argument("--baseline-c", type=float, default=20.0, help="baseline's inverse regularisation")
+    args = parser.parse_args()
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    products, paths = products_table(work, args.products, args.limit)
+    modes = args.models.split(",")
+    indices = [int(i) for i in args.only_folds.split(",")] if args.only_folds else list(range(args.folds))
+    root = work / f"k{args.folds}-s{args.image_size}-m{args.min_class_count}-n{args.limit or 'all'}"
+    settings = {mode: model_settings(args, mode) for mode in modes if mode in MODES}
+    folds = []
+    for index in indices:
+        data = fold_dataset(products, root / f"fold-{index}" / "data", args, index)
+        fit_ids, _ = read_records(data, ("train", "val"))
+        test_ids, _ = read_records(data, ("test",))
+        fold = Fold(index, test_ids, paths, Counter(class_name(paths[pid], LEVELS) for pid in fit_ids))
+        classes = [v.classes for v in data.vocabularies]
+        for mode in modes:
+            if mode == "baseline":
+                cached = root / f"fold-{index}" / "baseline-predictions.npz"
+                if not cached.exists():
+                    np.savez(cached, **baseline_predictions(data, paths, args))
+                with np.load(cached) as predictions:
+                    fold.add(mode, dict(predictions), [predictions[f"classes_{k}"].tolist() for k in range(1, LEVELS + 1)])
+                continue
+            key = hashlib.sha256(json.dumps(settings[mode], sort_keys=True).encode()).hexdigest()[:10]
+            out = root / f"fold-{index}" / f"{mode}-{key}"
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "settings.json").write_text(json.dumps(settings[mode], indent=1))
+            fold.add(mode, train_and_predict(data, out, settings[mode]), classes)
+        folds.append(fold)
+    print(json.dumps({"benchmark": "cv_quality", "folds": args.folds, "fold_indices": indices,
+                      "products": products, "image_size": args.image_size, "min_class_count": args.min_class_count,
+                      "tail_threshold": TAIL, "settings": settings,
+                      "baseline": {"features": "tfidf word 1-2 + char_wb 2-4", "C": args.baseline_c},
+                      "goals": {"level_2": 0.985, "level_3": 0.955, "fused_minus_baseline_level_3": 0.01,
+                                "image_level_3": 0.85, "train_seconds": 1800},
+                      **evaluate_folds(folds, modes)}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""A quiet terminal: progress lines and summaries on the terminal, library chatter in a log file.
+
+TensorFlow's C++ start-up lines, gensim's INFO, MLflow's and kfp.local's logs, and everything that
+child processes (kfp.local tasks, horovodrun ranks) print go to file descriptors 1 and 2 or to
+Python logging. :func:`quiet_terminal` points both descriptors and the logging root at a log file
+and keeps the terminal for what the user asked for: ``print`` of the verb's own summary, tqdm bars
+and :func:`progress` lines. ``--verbose`` leaves everything on the terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+#: kfp.local logs these around every task (task names are wrapped in ANSI colour codes).
+_KFP_TASK = re.compile(r"Executing task '(?P<start>[^']+)'|Task '(?P<end>[^']+)' finished with status (?P<status>\w+)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+_terminal: TextIO | None = None
+_log_path: Path | None = None
+
+
+def log_path() -> Path | None:
+    """The log file of the :func:`quiet_terminal` block in force, if any."""
+    return _log_path
+
+
+def progress(line: str) -> None:
+    """Print one progress line on the terminal, even while stdout goes to the log file."""
+    stream = _terminal or sys.stdout
+    print(line, file=stream, flush=True)
+
+
+class _KfpTaskProgress(logging.Filter):
+    """Turns kfp.local's task start/finish log records into one progress line per task.
+
+    A filter on the root logger, because kfp.local replaces the root logger's handlers (not its
+    filters) for every task it runs.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._started: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        match = _KFP_TASK.search(_ANSI.sub("", str(record.msg)))
+        if match and match["start"]:
+            self._started[match["start"]] = time.perf_counter()
+            progress(f"  {match['start'].removesuffix('-op'):<24} running")
+        elif match:
+            seconds = time.perf_counter() - self._started.pop(match["end"], time.perf_counter())
+            progress(f"  {match['end'].removesuffix('-op'):<24} {match['status'].lower()} in {seconds:.1f}s")
+        return True
+
+
+def _real_fileno(stream: TextIO) -> int | None:
+    with contextlib.suppress(AttributeError, OSError, io.UnsupportedOperation):
+        return stream.fileno()
+    return None
+
+
+@contextlib.contextmanager
+def quiet_terminal(log_path: str | os.PathLike, *, verbose: bool = False,
+                   stdout_to_log: bool = False) -> Iterator[Path]:
+    """Send library and child-process output to ``log_path`` for the duration of the block.
+
+    Args:
+        log_path: The log file (appended to; its directory is created).
+        verbose: Leave everything on the terminal (the log file still gets Python logging).
+        stdout_to_log: Also send Python's ``sys.stdout`` to the log (for kfp.local, which prints
+            every task's streamed output there); the verb then talks through :func:`progress`.
+
+    Yields:
+        The log file's path.
+    """
+    global _terminal, _log_path
+    path = Path(log_path).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(path, "a", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed below
+    handler = logging.StreamHandler(log)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    root.handlers[:] = [handler] if not verbose else [*saved_handlers, handler]
+    root.setLevel(logging.INFO)
+    task_progress = _KfpTaskProgress()
+    root.addFilter(task_progress)
+    logging.captureWarnings(True)
+    saved_fds: dict[int, int] = {}
+    saved_streams = sys.stdout, sys.stderr
+    try:
+        if not verbose:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd in (1, 2):
+                saved_fds[fd] = os.dup(fd)
+                os.dup2(log.fileno(), fd)
+            # Python-level streams that are the real descriptors keep talking to the terminal (under
+            # pytest's capsys they are capture objects and stay as they are).
+            if _real_fileno(sys.stdout) == 1:
+                sys.stdout = open(saved_fds[1], "w", buffering=1, closefd=False)  # noqa: SIM115
+            if _real_fileno(sys.stderr) == 2:
+                sys.stderr = open(saved_fds[2], "w", buffering=1, closefd=False)  # noqa: SIM115
+        _terminal, _log_path = sys.stdout, path
+        with contextlib.redirect_stdout(log) if stdout_to_log and not verbose else contextlib.nullcontext():
+            yield path
+    finally:
+        _terminal = _log_path = None
+        if sys.stdout is not saved_streams[0]:
+            sys.stdout.close()
+        if sys.stderr is not saved_streams[1]:
+            sys.stderr.close()
+        sys.stdout, sys.stderr = saved_streams
+        for fd, saved in saved_fds.items():
+            os.dup2(saved, fd)
+            os.close(saved)
+        logging.captureWarnings(False)
+        root.removeFilter(task_progress)
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+        log.close()

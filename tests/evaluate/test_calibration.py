@@ -1,0 +1,69 @@
+"""Temperature scaling and expected calibration error on synthetic, known-miscalibrated predictions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ecom_kfp.contracts.serving import LevelThreshold, Thresholds
+from ecom_kfp.evaluate import calibration as cal
+
+
+def _overconfident(n: int, classes: int, sharpen: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels drawn from softmax(z), and a model that reports softmax(sharpen * z): over-confident when sharpen > 1."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0.0, 1.5, (n, classes))
+    true_p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    labels = np.array([rng.choice(classes, p=row) for row in true_p])
+    reported = np.exp(sharpen * z) / np.exp(sharpen * z).sum(axis=1, keepdims=True)
+    return reported.astype(np.float32), labels
+
+
+def test_temperature_fitted_on_validation_undoes_over_confidence_and_lowers_test_ece():
+    val_p, val_y = _overconfident(3000, 6, sharpen=3.0, seed=1)
+    test_p, test_y = _overconfident(3000, 6, sharpen=3.0, seed=2)
+    temperature = cal.fit_temperature(val_p, val_y)
+    assert temperature == pytest.approx(3.0, rel=0.1)  # the sharpening the model applied
+    correct = test_p.argmax(axis=1) == test_y
+    result = cal.calibrate_level(1, temperature, len(val_y), test_p, test_y, correct)
+    assert result.ece_before > 0.15  # badly over-confident
+    assert result.ece_after < 0.03 and result.ece_after < result.ece_before / 5
+    assert result.nll_after < result.nll_before
+    # temperature scaling never changes the answer
+    assert (cal.temperature_scale(test_p, temperature).argmax(axis=1) == test_p.argmax(axis=1)).all()
+
+
+def test_a_calibrated_model_keeps_a_temperature_near_one():
+    p, y = _overconfident(3000, 6, sharpen=1.0, seed=3)
+    assert cal.fit_temperature(p, y) == pytest.approx(1.0, abs=0.08)
+
+
+def test_under_confident_model_gets_a_temperature_below_one():
+    p, y = _overconfident(3000, 6, sharpen=0.4, seed=4)
+    assert cal.fit_temperature(p, y) == pytest.approx(0.4, rel=0.1)
+
+
+def test_ece_and_reliability_bins_by_hand():
+    confidence = np.array([0.95, 0.95, 0.55, 0.55, 0.15])
+    correct = np.array([True, False, True, True, False])
+    bins = {round(b.low, 2): b for b in cal.reliability_bins(confidence, correct, bins=10) if b.examples}
+    assert set(bins) == {0.9, 0.5, 0.1}
+    assert (bins[0.9].examples, bins[0.9].accuracy, bins[0.9].mean_confidence) == (2, 0.5, pytest.approx(0.95))
+    # 2/5 * |0.5 - 0.95| + 2/5 * |1 - 0.55| + 1/5 * |0 - 0.15|
+    assert cal.expected_calibration_error(confidence, correct, bins=10) == pytest.approx(0.4 * 0.45 + 0.4 * 0.45 + 0.03)
+    assert cal.reliability_bins(np.array([1.0]), np.array([True]), bins=10)[-1].examples == 1  # 1.0 is in the last bin
+    with pytest.raises(ValueError):
+        cal.expected_calibration_error(np.array([]), np.array([], dtype=bool))
+
+
+def test_evaluate_scales_probabilities_exactly_as_the_served_thresholds_do():
+    """Thresholds chosen on evaluate's calibrated confidence hold for what predict computes from thresholds.json."""
+    p, _ = _overconfident(50, 4, sharpen=2.0, seed=5)
+    served = Thresholds(0.9, (LevelThreshold(1, 0.5, 0.9, 0.5),), (1.7,))
+    assert np.allclose(served.calibrate(1, p), cal.temperature_scale(p, 1.7), atol=1e-6)
+
+
+def test_no_mistakes_on_validation_leaves_the_temperature_at_one():
+    """The likelihood of an always-right model rises without bound as T -> 0; there is nothing to fit."""
+    p = np.array([[0.6, 0.4], [0.3, 0.7], [0.8, 0.2]])
+    assert cal.fit_temperature(p, np.array([0, 1, 0])) == 1.0
