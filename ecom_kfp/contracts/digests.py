@@ -26,12 +26,16 @@ from collections.abc import Iterable, Mapping
 
 from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import ModelLayout
+from ecom_kfp.contracts.serving import THRESHOLDS_FILE
 
 DIGESTS_KEY = "digests"
 #: Key of ``blessing.json`` holding the content digest of the model evaluate scored.
 BLESSED_MODEL_SHA256 = "model_sha256"
 #: Files never covered by a directory's digests: the document holding them, and the run summary.
 UNCOVERED = frozenset({"manifest.json", "report.json", "digests.json"})
+#: Evaluate's thresholds, served and registered beside a model's labels: chosen after training, so
+#: outside the model's digests (push takes them from the evaluation that blessed the model).
+BESIDE_MODEL = frozenset({f"labels/{THRESHOLDS_FILE}"})
 
 
 class DigestError(ValueError):
@@ -74,7 +78,8 @@ def content_digest(digests: Mapping[str, str]) -> str:
     return hashlib.sha256(lines.encode("utf-8")).hexdigest()
 
 
-def verify_tree(root: str, expected: Mapping[str, str] | None, parts: Iterable[str], what: str) -> dict[str, str]:
+def verify_tree(root: str, expected: Mapping[str, str] | None, parts: Iterable[str], what: str,
+                unrecorded: Iterable[str] = ()) -> dict[str, str]:
     """Check every file below ``parts`` of ``root`` against ``expected`` before anything reads it.
 
     Args:
@@ -82,6 +87,7 @@ def verify_tree(root: str, expected: Mapping[str, str] | None, parts: Iterable[s
         expected: Relative path -> SHA-256 as the producer recorded it (None: none recorded).
         parts: Sub-directories or files of ``root`` the consumer reads.
         what: Names the input in messages, e.g. ``--data gs://b/ds``.
+        unrecorded: Relative paths that are not the producer's and are left out (neither checked nor returned).
 
     Returns:
         The verified digests of the files below ``parts``.
@@ -94,7 +100,8 @@ def verify_tree(root: str, expected: Mapping[str, str] | None, parts: Iterable[s
         raise DigestError(f"{what}: no SHA-256 digests recorded for its files (written by an older ecom-kfp "
                           "or by another tool?); refusing to load unverified artifacts: rebuild it")
     parts = list(parts)
-    actual = tree_digests(root, parts)
+    skipped = set(unrecorded)
+    actual = {rel: digest for rel, digest in tree_digests(root, parts).items() if rel not in skipped}
     for rel, digest in actual.items():
         if rel not in expected:
             raise DigestError(f"{what}: {rel} is not among the files its producer recorded (added after it was "
@@ -116,7 +123,8 @@ def _under(rel: str, parts: Iterable[str]) -> bool:
 
 def write_model_digests(layout: ModelLayout) -> dict:
     """Hash a model's files and write ``digests.json``; returns what was written."""
-    files = tree_digests(layout.root, (*ModelLayout.PAYLOAD, ModelLayout.KERAS_MODEL))
+    written = tree_digests(layout.root, (*ModelLayout.PAYLOAD, ModelLayout.KERAS_MODEL))
+    files = {rel: digest for rel, digest in written.items() if rel not in BESIDE_MODEL}
     record = {"files": files, "content_sha256": content_digest(_payload(files))}
     uri.write_json(layout.digests, record)
     return record
@@ -134,7 +142,7 @@ def verify_model(layout: ModelLayout, flag: str = "--model") -> str:
                           "refusing to load a SavedModel whose content nobody recorded")
     record = uri.read_json(layout.digests)
     files = record.get("files") if isinstance(record, Mapping) else None
-    return content_digest(verify_tree(layout.root, files, ModelLayout.PAYLOAD, what))
+    return content_digest(verify_tree(layout.root, files, ModelLayout.PAYLOAD, what, BESIDE_MODEL))
 
 
 def model_content_sha256(files: Mapping[str, str]) -> str:

@@ -91,6 +91,9 @@ def register(client, *, name: str, experiment: str, model: ModelLayout, evaluati
         local = ModelLayout(local_model)
         client.log_artifacts(run_id, local.saved_model, f"{registry.MODEL_ARTIFACT}/saved_model")
         client.log_artifacts(run_id, local.labels, f"{registry.MODEL_ARTIFACT}/labels")
+        thresholds = EvaluationLayout(local_evaluation).thresholds
+        if Path(thresholds).exists():  # the registered model carries what evaluate chose, as the served one does
+            client.log_artifact(run_id, thresholds, f"{registry.MODEL_ARTIFACT}/labels")
         for path in (local.manifest, local.digests):  # digests: evaluate verifies a downloaded champion too
             if Path(path).exists():
                 client.log_artifact(run_id, path, registry.MODEL_ARTIFACT)

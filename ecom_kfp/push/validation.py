@@ -15,7 +15,7 @@ import numpy as np
 
 from ecom_kfp import uri
 from ecom_kfp.contracts import serving
-from ecom_kfp.contracts.labels import load_all
+from ecom_kfp.contracts.labels import load_all, vocabulary_uri
 from ecom_kfp.push.serving import VerificationError
 
 TITLES = ("Men Blue Slim Fit Jeans", "", "ROADSTER Women Black Handbag", "Kurta für Damen – Baumwolle")
@@ -56,7 +56,8 @@ def check_serving(saved_model_uri: str, labels_uri: str) -> int:
     import tensorflow as tf
 
     images, titles = sample_inputs()
-    levels = len(uri.relative_files(labels_uri))
+    present = set(uri.relative_files(labels_uri))  # level files, and thresholds.json beside them
+    levels = sum(1 for level in range(1, len(present) + 1) if vocabulary_uri("", level) in present)
     widths = [len(v) for v in load_all(labels_uri, levels)]
     with uri.local_copy(saved_model_uri) as local:
         try:
