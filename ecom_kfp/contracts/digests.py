@@ -11,7 +11,6 @@ or executes it (a SavedModel runs its own graph). Where the digests live:
   ``labels/``, ``dataset_manifest.json`` and ``model.keras``. ``content_sha256``
   (:func:`content_digest` of the files in :attr:`ModelLayout.PAYLOAD`) names what is loaded and
   served: evaluate records it in ``blessing.json`` and push refuses a model whose content differs.
-  ``labels/thresholds.json`` (:data:`THRESHOLDS_PATH`) is the one file of a model it does not cover.
 
 A digest kept next to the files it covers detects a file changed or added after the producer
 wrote it; it cannot stop a writer who rewrites the digests too. Digests carried through another
@@ -34,10 +33,9 @@ DIGESTS_KEY = "digests"
 BLESSED_MODEL_SHA256 = "model_sha256"
 #: Files never covered by a directory's digests: the document holding them, and the run summary.
 UNCOVERED = frozenset({"manifest.json", "report.json", "digests.json"})
-#: Beside a model's labels, the confidence thresholds evaluate chose (data, never executed): they travel
-#: with the model but are not its content, so writing them does not change what was evaluated.
-THRESHOLDS_PATH = f"labels/{THRESHOLDS_FILE}"
-_CHUNK = 1 << 20
+#: Evaluate's thresholds, served and registered beside a model's labels: chosen after training, so
+#: outside the model's digests (push takes them from the evaluation that blessed the model).
+BESIDE_MODEL = frozenset({f"labels/{THRESHOLDS_FILE}"})
 
 
 class DigestError(ValueError):
@@ -63,7 +61,7 @@ def tree_digests(root: str, parts: Iterable[str] | None = None) -> dict[str, str
         rels = [""] if _is_file(base) else uri.relative_files(base) if uri.exists(base) else []
         for rel in rels:
             name = "/".join(p for p in (part, rel) if p)
-            if name not in UNCOVERED and name != THRESHOLDS_PATH:
+            if name not in UNCOVERED:
                 found[name] = file_sha256(uri.join(root, *name.split("/")))
     return dict(sorted(found.items()))
 
@@ -80,7 +78,8 @@ def content_digest(digests: Mapping[str, str]) -> str:
     return hashlib.sha256(lines.encode("utf-8")).hexdigest()
 
 
-def verify_tree(root: str, expected: Mapping[str, str] | None, parts: Iterable[str], what: str) -> dict[str, str]:
+def verify_tree(root: str, expected: Mapping[str, str] | None, parts: Iterable[str], what: str,
+                unrecorded: Iterable[str] = ()) -> dict[str, str]:
     """Check every file below ``parts`` of ``root`` against ``expected`` before anything reads it.
 
     Args:
@@ -88,6 +87,7 @@ def verify_tree(root: str, expected: Mapping[str, str] | None, parts: Iterable[s
         expected: Relative path -> SHA-256 as the producer recorded it (None: none recorded).
         parts: Sub-directories or files of ``root`` the consumer reads.
         what: Names the input in messages, e.g. ``--data gs://b/ds``.
+        unrecorded: Relative paths that are not the producer's and are left out (neither checked nor returned).
 
     Returns:
         The verified digests of the files below ``parts``.
@@ -100,7 +100,8 @@ def verify_tree(root: str, expected: Mapping[str, str] | None, parts: Iterable[s
         raise DigestError(f"{what}: no SHA-256 digests recorded for its files (written by an older ecom-kfp "
                           "or by another tool?); refusing to load unverified artifacts: rebuild it")
     parts = list(parts)
-    actual = tree_digests(root, parts)
+    skipped = set(unrecorded)
+    actual = {rel: digest for rel, digest in tree_digests(root, parts).items() if rel not in skipped}
     for rel, digest in actual.items():
         if rel not in expected:
             raise DigestError(f"{what}: {rel} is not among the files its producer recorded (added after it was "
@@ -122,7 +123,8 @@ def _under(rel: str, parts: Iterable[str]) -> bool:
 
 def write_model_digests(layout: ModelLayout) -> dict:
     """Hash a model's files and write ``digests.json``; returns what was written."""
-    files = tree_digests(layout.root, (*ModelLayout.PAYLOAD, ModelLayout.KERAS_MODEL))
+    written = tree_digests(layout.root, (*ModelLayout.PAYLOAD, ModelLayout.KERAS_MODEL))
+    files = {rel: digest for rel, digest in written.items() if rel not in BESIDE_MODEL}
     record = {"files": files, "content_sha256": content_digest(_payload(files))}
     uri.write_json(layout.digests, record)
     return record
@@ -140,7 +142,7 @@ def verify_model(layout: ModelLayout, flag: str = "--model") -> str:
                           "refusing to load a SavedModel whose content nobody recorded")
     record = uri.read_json(layout.digests)
     files = record.get("files") if isinstance(record, Mapping) else None
-    return content_digest(verify_tree(layout.root, files, ModelLayout.PAYLOAD, what))
+    return content_digest(verify_tree(layout.root, files, ModelLayout.PAYLOAD, what, BESIDE_MODEL))
 
 
 def model_content_sha256(files: Mapping[str, str]) -> str:
@@ -150,7 +152,7 @@ def model_content_sha256(files: Mapping[str, str]) -> str:
 
 def _payload(files: Mapping[str, str]) -> dict[str, str]:
     return {rel: digest for rel, digest in files.items()
-            if _under(rel, ModelLayout.PAYLOAD) and rel != THRESHOLDS_PATH}
+            if _under(rel, ModelLayout.PAYLOAD) and rel not in BESIDE_MODEL}
 
 
 def verify_pinned(model_uri: str, expected_sha256: str, flag: str) -> None:

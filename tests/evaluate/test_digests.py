@@ -77,3 +77,13 @@ def test_a_test_shard_added_or_changed_after_the_build_is_refused(good_model, ti
     Path(data.manifest).write_text(json.dumps(manifest))
     with pytest.raises(DigestError, match="labels/level_1.txt is not among the files"):
         run(EvaluateConfig(model_uri=good_model.root, data_uri=data.root, out_uri=out_dir))
+
+
+def test_thresholds_beside_the_labels_are_outside_the_model_digest(good_model, tiny_dataset, tmp_path,
+                                                                   out_dir) -> None:
+    """A registered model carries evaluate's thresholds.json beside its labels; its re-evaluation still verifies."""
+    model = ModelLayout(_copy(good_model, tmp_path, "model"))
+    Path(model.thresholds).write_text("{}")
+    run(EvaluateConfig(model_uri=model.root, data_uri=tiny_dataset.root, out_uri=out_dir))
+    assert uri.read_json(EvaluationLayout(out_dir).blessing)["model_sha256"] == \
+        uri.read_json(good_model.digests)["content_sha256"]

@@ -20,7 +20,7 @@ from ecom_kfp import uri
 from ecom_kfp.cli import main
 from ecom_kfp.contracts import registry, serving
 from ecom_kfp.contracts.digests import DigestError, write_model_digests
-from ecom_kfp.contracts.layouts import ModelLayout
+from ecom_kfp.contracts.layouts import EvaluationLayout, ModelLayout
 from ecom_kfp.evaluate.baseline import registry_client
 from ecom_kfp.evaluate.config import EvaluateConfig
 from ecom_kfp.evaluate.stage import run as evaluate
@@ -207,7 +207,7 @@ def test_a_push_killed_mid_copy_is_completed_by_a_rerun(mlflow, good_model, tiny
     assert read_latest(config.serving_uri, name) is None
 
     report = run(config)
-    payload = ServingPayload.from_model(model)
+    payload = ServingPayload.from_model(model, EvaluationLayout(evaluation).thresholds)
     assert (report.version, report.created_version, report.signature_examples) == ("1", False, 4)
     assert sorted(uri.relative_files(str(target))) == [f.relative for f in payload.files]  # no leftovers
     assert final.stat().st_size == PADDING_BYTES

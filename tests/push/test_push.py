@@ -57,7 +57,8 @@ def test_push_registers_publishes_and_is_idempotent(mlflow, good_model, tiny_dat
         metrics["levels"]["2"]["weighted_score"])
     from mlflow.artifacts import download_artifacts
 
-    registered = download_artifacts(artifact_uri=f"{version.source}/labels/thresholds.json",
+    # the registered MLflow Model carries them as an artifact of its own, beside the model directory
+    registered = download_artifacts(artifact_uri=f"{version.source}/{registry.THRESHOLDS_PATH}",
                                     dst_path=str(tmp_path / "registered"), tracking_uri=mlflow.tracking_uri)
     assert uri.read_text(registered) == uri.read_text(thresholds)
 

@@ -44,7 +44,8 @@ class _WritesAFile:
         return (open, (self.marker, "w"))
 
 
-def _hostile_dataset(tiny_dataset: DatasetLayout, tmp_path: Path, *, update_digests: bool) -> tuple[DatasetLayout, Path]:
+def _hostile_dataset(tiny_dataset: DatasetLayout, tmp_path: Path, *,
+                     update_digests: bool) -> tuple[DatasetLayout, Path]:
     """A copy of the dataset whose ``text/piece_vectors.npy`` is an object array holding a code-running pickle."""
     root = tmp_path / "dataset"
     shutil.copytree(tiny_dataset.root, root)
