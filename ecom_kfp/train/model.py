@@ -117,14 +117,14 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
 
 def logit_adjustment(class_counts: Sequence[int], strength: float) -> list[float] | None:
     """``strength * log(training share)`` per class for :class:`SmoothedSparseCrossentropy`, or
-    ``None`` when ``strength`` is 0.
+    ``None`` when ``strength`` is 0 or no class has a training count.
 
     A class without training records (``other`` when nothing is folded) gets the most frequent
     class's adjustment, not an infinite one: serving must not favour a class nothing was learned about.
     """
-    if not strength:
-        return None
     counts = np.asarray(class_counts, dtype=np.float64)
+    if not strength or not counts.any():
+        return None
     counts = np.where(counts > 0, counts, counts.max())
     return (strength * np.log(counts / counts.sum())).tolist()
 

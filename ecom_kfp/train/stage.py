@@ -235,11 +235,12 @@ def train_worker(config: TrainConfig, workers: Workers) -> TrainReport | None:
 
 
 def _class_counts(data, splits: tuple[str, ...], level: int) -> list[int]:
-    """Records per class id of ``level`` in ``splits``, from the manifest (0 where it has no count)."""
+    """Records per class id of ``level`` in ``splits``, from the manifest (0 where it has no count:
+    a split's count may be a bare total)."""
     from ecom_kfp.train.data import MANIFEST_COUNTS
 
     counts = data.manifest.get(MANIFEST_COUNTS, {})
-    per_split = [counts.get(split, {}).get(f"level_{level}", {}) for split in splits]
+    per_split = [c.get(f"level_{level}", {}) if isinstance(c := counts.get(split), dict) else {} for split in splits]
     return [sum(c.get(name, 0) for c in per_split) for name in data.vocabularies[level - 1].classes]
 
 

@@ -95,6 +95,7 @@ def test_logit_adjusted_loss_adds_the_log_prior_to_the_log_probabilities() -> No
     prior = logit_adjustment([90, 8, 2, 0], 1.0)
     assert prior[0] > prior[1] > prior[2] and prior[3] == prior[0]  # nothing learned: no favour
     assert logit_adjustment([90, 8, 2], 0.0) is None
+    assert logit_adjustment([0, 0, 0], 1.0) is None  # a manifest with bare split totals
     probabilities = np.array([[0.4, 0.3, 0.2, 0.1]], "float32")
     adjusted = np.log(probabilities) + np.array(prior, "float32")
     expected = -(adjusted[0, 2] - np.log(np.exp(adjusted).sum()))
