@@ -16,6 +16,7 @@ import pytest
 
 from ecom_kfp import uri
 from ecom_kfp.contracts import registry
+from ecom_kfp.contracts.digests import write_model_digests
 from ecom_kfp.contracts.layouts import ModelLayout, PredictionLayout
 from ecom_kfp.evaluate.baseline import registry_client
 from ecom_kfp.evaluate.config import EvaluateConfig
@@ -39,6 +40,7 @@ def pushed(mlflow, predict_model, tiny_dataset, tmp_path_factory):
         shutil.copytree(predict_model.root, model.root)
         if label == "registry-only":  # other content, so push makes a second version
             uri.write_text(uri.join(model.root, "dataset_manifest.json"), "{}")
+            write_model_digests(model)  # as its producer would have
         evaluation = str(tmp / label / "evaluation")
         evaluate(EvaluateConfig(model_uri=model.root, data_uri=tiny_dataset.root, out_uri=evaluation))
         THRESHOLDS.save(model.labels)  # the fixture's thresholds, whatever evaluate wrote
