@@ -52,9 +52,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageEnhance
-
 from _common import add_myntra_flag
+from PIL import Image, ImageDraw, ImageEnhance
 
 from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import IngestLayout
@@ -62,7 +61,6 @@ from ecom_kfp.contracts.tables import PRODUCTS, from_rows
 from ecom_kfp.dedupe import DedupeConfig, run
 from ecom_kfp.dedupe.image_hashes import ImageJob, hash_chunk, one_blas_thread
 from ecom_kfp.dedupe.near_search import brute_force_neighbours, near_value_pairs
-
 
 
 def best_of_interleaved(repeats: int, **contenders) -> dict[str, float]:

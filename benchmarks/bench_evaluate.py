@@ -4,8 +4,9 @@ Measures, in one process, examples/s of (a) the trainer's tf.data input pipeline
 test split (``ecom_kfp.train.data.make_dataset``: read GZIP shards, parse, decode and resize,
 tokenise titles, batch; no training) and (b) the evaluate stage's inference pass over the same
 split (:func:`ecom_kfp.evaluate.inference.score_split`: read, parse, then the exported
-serving signature with its in-graph decode/resize/tokenise and the model, keeping the softmax). The model is the trainer's real architecture (``build_classifier`` +
-``export_serving``) with untrained weights: throughput does not depend on the weights. The ratio
+serving signature with its in-graph decode/resize/tokenise and the model, keeping the softmax).
+The model is the trainer's real architecture (``build_classifier`` + ``export_serving``) with
+untrained weights: throughput does not depend on the weights. The ratio
 says how much the serving-signature path costs over just feeding the data.
 
 Usage: ``python benchmarks/bench_evaluate.py [--backbone small-cnn]``

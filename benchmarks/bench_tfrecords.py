@@ -39,9 +39,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
-
 from _common import add_myntra_flag, myntra_products, write_deduped_products  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
 
 from ecom_kfp import uri  # noqa: E402
 from ecom_kfp.contracts.features import FeatureSpec, resize_pil  # noqa: E402
@@ -228,9 +227,9 @@ def interleaved_rates(runners: dict[str, Runner], count: int, chunk: int) -> dic
     cpu = dict.fromkeys(runners, 0.0)
     for begin in range(0, count, chunk):
         part = slice(begin, min(begin + chunk, count))
-        for name, run in runners.items():
+        for name, runner in runners.items():
             start, start_cpu = time.perf_counter(), time.process_time()
-            run(part)
+            runner(part)
             wall[name] += time.perf_counter() - start
             cpu[name] += time.process_time() - start_cpu
     return {name: (count / wall[name], count / cpu[name]) for name in runners}

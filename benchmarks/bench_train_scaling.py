@@ -18,6 +18,7 @@ from pathlib import Path
 
 from _common import stdout_to_stderr
 from train_data import myntra_dataset  # benchmarks/ is on sys.path when run as a script
+
 from ecom_kfp.train.config import TrainConfig
 from ecom_kfp.train.stage import run
 

@@ -19,8 +19,8 @@ from ecom_kfp.contracts.layouts import DatasetLayout, DedupeLayout, ModelLayout
 
 def myntra_dataset(work: Path, image_size: int = 64) -> DatasetLayout:
     """Build (or reuse) the myntra-dev TFRecord dataset under ``work``."""
-    from ecom_kfp.tfrecord_build.stage import run
     from ecom_kfp.tfrecord_build.config import TFRecordBuildConfig
+    from ecom_kfp.tfrecord_build.stage import run
 
     layout = DatasetLayout(str(work / f"myntra-dataset-{image_size}"))
     if uri.exists(layout.manifest):

@@ -43,7 +43,7 @@ class OutputLocked(ValueError):
 
 
 def _owner() -> str:
-    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": now})
 
 

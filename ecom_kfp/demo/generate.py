@@ -30,12 +30,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ecom_kfp import uri
-from ecom_kfp.settings import require
 from ecom_kfp.demo import faults
 from ecom_kfp.demo.drawing import draw_product
 from ecom_kfp.demo.products import ProductSpec, garbage_title, make_product, product_id, short_title
 from ecom_kfp.demo.taxonomy import LEAVES, UNKNOWN_PATHS, tree_depth
 from ecom_kfp.report import write_report
+from ecom_kfp.settings import require
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ Modules, one responsibility each:
 - :mod:`.build`: :func:`run`, the stage itself; :mod:`.merge`: joins fan-out pieces.
 """
 
-from ecom_kfp.tfrecord_build.stage import TFRecordBuildReport, run
 from ecom_kfp.tfrecord_build.config import TFRecordBuildConfig
+from ecom_kfp.tfrecord_build.stage import TFRecordBuildReport, run
 
 __all__ = ["TFRecordBuildConfig", "TFRecordBuildReport", "run"]

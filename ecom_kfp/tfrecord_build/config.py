@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ecom_kfp.settings import require
 from ecom_kfp.contracts.features import JPEG_QUALITY, RESIZE_MODES
 from ecom_kfp.resources import available_cpus
+from ecom_kfp.settings import require
 
 SPLITS = ("train", "val", "test")
 #: Doc2Vec inference epochs per title vector: the cost of a record's vector grows linearly with

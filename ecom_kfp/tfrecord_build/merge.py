@@ -17,9 +17,9 @@ from ecom_kfp import uri
 from ecom_kfp.contracts import tables
 from ecom_kfp.contracts.digests import verify_tree
 from ecom_kfp.contracts.layouts import DatasetLayout
+from ecom_kfp.report import write_report
 from ecom_kfp.tfrecord_build import manifest as manifest_keys
 from ecom_kfp.tfrecord_build.config import SPLITS
-from ecom_kfp.report import write_report
 
 
 class MergeError(ValueError):

@@ -26,6 +26,7 @@ from ecom_kfp.contracts import labels as label_files
 from ecom_kfp.contracts import tables
 from ecom_kfp.contracts.features import FeatureSpec
 from ecom_kfp.contracts.layouts import DatasetLayout
+from ecom_kfp.report import Timings, check_accounting, write_report
 from ecom_kfp.tfrecord_build import manifest as manifest_keys
 from ecom_kfp.tfrecord_build.config import SPLITS, TFRecordBuildConfig
 from ecom_kfp.tfrecord_build.inputs import InputError, Product, read_products
@@ -33,8 +34,13 @@ from ecom_kfp.tfrecord_build.labels import LabelSpace, OtherReason
 from ecom_kfp.tfrecord_build.rejects import STAGE
 from ecom_kfp.tfrecord_build.splits import assign_splits
 from ecom_kfp.tfrecord_build.taxonomy import TaxonomyMapping
-from ecom_kfp.tfrecord_build.text import (PieceVectors, save_doc2vec, sentencepiece_processor, train_doc2vec,
-                                         train_sentencepiece)
+from ecom_kfp.tfrecord_build.text import (
+    PieceVectors,
+    save_doc2vec,
+    sentencepiece_processor,
+    train_doc2vec,
+    train_sentencepiece,
+)
 from ecom_kfp.tfrecord_build.writer import (
     RecordInput,
     ShardResult,
@@ -44,7 +50,6 @@ from ecom_kfp.tfrecord_build.writer import (
     record_order,
     write_shards,
 )
-from ecom_kfp.report import Timings, check_accounting, write_report
 
 
 @dataclass
@@ -200,7 +205,8 @@ def run(config: TFRecordBuildConfig) -> TFRecordBuildReport:
     return report
 
 
-def _category_paths(products: list[Product], config: TFRecordBuildConfig) -> tuple[dict[str, tuple[str, ...] | None], dict | None]:
+def _category_paths(products: list[Product],
+                    config: TFRecordBuildConfig) -> tuple[dict[str, tuple[str, ...] | None], dict | None]:
     """Each product's category path, mapped onto the taxonomy when one is given (``None`` = unmapped)."""
     if not config.taxonomy:
         return {p.product_id: p.category_path for p in products}, None

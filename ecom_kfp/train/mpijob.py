@@ -22,8 +22,7 @@ from typing import Any, Protocol
 
 from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import ModelLayout
-from ecom_kfp.images import (GPU_IMAGE, GPU_IMAGE_SSH_DIR, GPU_IMAGE_SSH_PORT, GPU_IMAGE_SSHD_COMMAND,
-                             GPU_IMAGE_UID)
+from ecom_kfp.images import GPU_IMAGE, GPU_IMAGE_SSH_DIR, GPU_IMAGE_SSH_PORT, GPU_IMAGE_SSHD_COMMAND, GPU_IMAGE_UID
 from ecom_kfp.train.config import ConfigError, TrainConfig
 
 log = logging.getLogger(__name__)

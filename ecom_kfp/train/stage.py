@@ -90,10 +90,22 @@ def train_worker(config: TrainConfig, workers: Workers) -> TrainReport | None:
     import tensorflow as tf
 
     from ecom_kfp.train import callbacks as cb
-    from ecom_kfp.train.data import (PipelineOptions, TrainingData, eval_steps, image_head_name, make_dataset,
-                                     output_name, steps_per_epoch)
-    from ecom_kfp.train.model import (ModelSpec, SmoothedSparseCrossentropy, build_classifier, logit_adjustment,
-                                      set_backbone_trainable)
+    from ecom_kfp.train.data import (
+        PipelineOptions,
+        TrainingData,
+        eval_steps,
+        image_head_name,
+        make_dataset,
+        output_name,
+        steps_per_epoch,
+    )
+    from ecom_kfp.train.model import (
+        ModelSpec,
+        SmoothedSparseCrossentropy,
+        build_classifier,
+        logit_adjustment,
+        set_backbone_trainable,
+    )
     from ecom_kfp.train.text import TitleTokenizer, piece_embeddings
 
     # Seeding resets TensorFlow's eager context, which would drop the tokenizer's resource.

@@ -49,7 +49,8 @@ def test_thumbnail_of_a_flat_picture_is_its_colour_at_any_size():
     for height, width in ((7, 5), (80, 60), (1066, 800)):
         flat = np.empty((height, width, 3), dtype=np.uint8)
         flat[:] = np.array(rgb, dtype=np.uint8)
-        thumbnail = project_batch(batch_layout([flat]), thumbnail_map, thumbnails_of).reshape(3, THUMBNAIL_SIDE, THUMBNAIL_SIDE).astype(int)
+        thumbnail = project_batch(batch_layout([flat]), thumbnail_map, thumbnails_of)
+        thumbnail = thumbnail.reshape(3, THUMBNAIL_SIDE, THUMBNAIL_SIDE).astype(int)
         assert [np.unique(channel).size for channel in thumbnail] == [1, 1, 1]
         assert np.abs(thumbnail[:, 0, 0] - expected).max() <= 1  # Pillow rounds in integer steps
 

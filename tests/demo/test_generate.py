@@ -164,7 +164,7 @@ def test_planted_products_are_disjoint_and_counted(demo: Demo) -> None:
 
 def test_exact_duplicates_share_bytes_and_nothing_else_does(demo: Demo) -> None:
     by_sha: dict[str, set[str]] = {}
-    for pid, record in demo.records.items():
+    for pid in demo.records:
         if pid in demo.truth["expected_ingest_rejects"]:
             continue
         by_sha.setdefault(_sha(demo.image(pid)), set()).add(pid)

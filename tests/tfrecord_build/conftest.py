@@ -67,7 +67,8 @@ def write_dedupe_output(root: Path, myntra_dir: Path, rows: int = ROWS, broken: 
         (images / "truncated.jpg").write_bytes(good[: len(good) // 3])
         (images / "page.jpg").write_bytes(b"<html><body>Not Found</body></html>")
         products += [
-            _row("bad-truncated", "Nike Men Black Truncated Tshirt", ["Apparel", "Topwear", "Tshirts"], str(images / "truncated.jpg")),
+            _row("bad-truncated", "Nike Men Black Truncated Tshirt", ["Apparel", "Topwear", "Tshirts"],
+                 str(images / "truncated.jpg")),
             _row("bad-html", "Puma Men Blue Html Shoes", ["Footwear", "Shoes", "Casual Shoes"], str(images / "page.jpg")),
             _row("bad-missing", "Puma Men Grey Missing Shoes", ["Footwear", "Shoes", "Casual Shoes"], str(images / "gone.jpg")),
             _row("bad-title", "   ", ["Apparel", "Topwear", "Tshirts"], str(images / styles[1]["image"])),

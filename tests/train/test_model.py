@@ -8,8 +8,14 @@ import pytest
 
 from ecom_kfp.train import backbones
 from ecom_kfp.train.config import BACKBONE_NAMES
-from ecom_kfp.train.model import (ModelSpec, ProductClassifier, SmoothedSparseCrossentropy, build_classifier, plain_functional,
-                                  set_backbone_trainable)
+from ecom_kfp.train.model import (
+    ModelSpec,
+    ProductClassifier,
+    SmoothedSparseCrossentropy,
+    build_classifier,
+    plain_functional,
+    set_backbone_trainable,
+)
 
 CLASSES = [3, 5, 7]
 
