@@ -43,7 +43,7 @@ def pushed(mlflow, predict_model, tiny_dataset, tmp_path_factory):
             write_model_digests(model)  # as its producer would have
         evaluation = str(tmp / label / "evaluation")
         evaluate(EvaluateConfig(model_uri=model.root, data_uri=tiny_dataset.root, out_uri=evaluation))
-        THRESHOLDS.save(model.labels)  # the fixture's thresholds, whatever evaluate wrote
+        THRESHOLDS.save(evaluation)  # push serves the evaluation's thresholds: the fixture's, not evaluate's
         report = push(PushConfig(model_uri=model.root, evaluation_uri=evaluation, registry_uri=mlflow.tracking_uri,
                                  out_uri=str(tmp / label / "push"), serving_uri=serving, registered_model_name=name,
                                  alias="champion" if serving else "candidate"))
