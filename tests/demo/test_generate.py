@@ -18,7 +18,7 @@ from ecom_kfp.contracts.labels import SEPARATOR
 from ecom_kfp.demo import DemoCatalogConfig, generate
 from ecom_kfp.demo.generate import INGEST_REJECT_FAULTS, SINGLE_FAULTS
 from ecom_kfp.demo.taxonomy import LEAVES, UNKNOWN_PATHS
-from tests.demo.conftest import IMAGE_SIZE, PRODUCTS, Demo
+from tests.demo.helpers import IMAGE_SIZE, PRODUCTS, Demo
 
 #: Files whose bytes depend only on the config (report.json carries timings).
 DETERMINISTIC = ("catalog.jsonl", "business_value.csv", "truth.json")

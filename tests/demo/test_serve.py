@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from ecom_kfp.demo import serve_directory
-from tests.demo.conftest import Demo
+from tests.demo.helpers import Demo
 
 
 def _get(url: str) -> tuple[int, str, bytes]:

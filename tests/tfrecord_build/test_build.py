@@ -20,7 +20,7 @@ from ecom_kfp.tfrecord_build.inputs import InputError, read_products
 from ecom_kfp.tfrecord_build.manifest import COUNTS, FEATURE_SPEC
 from ecom_kfp.tfrecord_build.splits import assign_splits
 from ecom_kfp.tfrecord_build.text import PieceVectors, TitleEmbedder, sentencepiece_processor, train_doc2vec
-from tests.tfrecord_build.conftest import DedupeOutput, small_config
+from tests.tfrecord_build.helpers import DedupeOutput, small_config
 
 
 def read_records(root: str) -> dict[str, list[dict]]:

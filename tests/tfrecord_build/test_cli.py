@@ -9,7 +9,7 @@ import pytest
 
 from ecom_kfp.cli import main
 from ecom_kfp.tfrecord_build.config import DOC2VEC_INFER_EPOCHS
-from tests.tfrecord_build.conftest import DedupeOutput
+from tests.tfrecord_build.helpers import DedupeOutput
 
 
 def test_cli_builds_and_prints_a_summary(dedupe_output: DedupeOutput, tmp_path: Path, capsys) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ecom_kfp.contracts.layouts import DatasetLayout
-from tests.tfrecord_build.conftest import DedupeOutput
+from tests.tfrecord_build.helpers import DedupeOutput
 
 
 @pytest.mark.e2e

@@ -10,7 +10,7 @@ from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import DatasetLayout
 from ecom_kfp.tfrecord_build import run
 from ecom_kfp.tfrecord_build.merge import MergeError, merge_pieces
-from tests.tfrecord_build.conftest import DedupeOutput, small_config
+from tests.tfrecord_build.helpers import DedupeOutput, small_config
 from tests.tfrecord_build.test_build import read_records
 
 

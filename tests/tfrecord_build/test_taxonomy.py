@@ -9,7 +9,7 @@ import pytest
 from ecom_kfp.contracts import labels
 from ecom_kfp.tfrecord_build import run
 from ecom_kfp.tfrecord_build.taxonomy import TaxonomyError, TaxonomyMapping, read_taxonomy
-from tests.tfrecord_build.conftest import DedupeOutput, small_config
+from tests.tfrecord_build.helpers import DedupeOutput, small_config
 
 MAPPING = """# source path <TAB> taxonomy id or path
 Apparel > Topwear\t212
