@@ -15,6 +15,7 @@ from ecom_kfp.settings import _all_settings, add_arguments, flag_of, flat_defaul
 #: not config settings: artifacts are found from their annotations, these are the rest).
 STAGES: dict[str, tuple[str, set[str]]] = {
     "dedupe_op": ("ecom_kfp.dedupe.config:DedupeConfig", set()),
+    "train_op": ("ecom_kfp.train.config:TrainConfig", set()),
 }
 
 
