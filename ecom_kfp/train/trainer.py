@@ -73,7 +73,7 @@ def build_or_resume(config: TrainConfig, inputs: TrainingInputs, workers: Worker
     Raises:
         ConfigError: the checkpoint does not fit this model or these splits (naming the flags).
     """
-    from ecom_kfp.train import callbacks as cb
+    import ecom_kfp.train.callbacks as cb
     from ecom_kfp.train.model import ModelSpec, build_classifier
 
     embeddings = inputs.embeddings
@@ -128,7 +128,7 @@ def fit(config: TrainConfig, inputs: TrainingInputs, model, workers: Workers, re
     """
     import keras
 
-    from ecom_kfp.train import callbacks as cb
+    import ecom_kfp.train.callbacks as cb
     from ecom_kfp.train.model import set_backbone_trainable
 
     data = inputs.data
