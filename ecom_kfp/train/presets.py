@@ -12,8 +12,8 @@ myntra-dev and apply under every preset.
 - ``gpu``: a real backbone at 224 px for a GPU pool, one Horovod process per GPU. The batch size
   is per GPU and the learning rate per GPU too: the run scales it linearly by the number of
   processes after warm-up (Goyal et al.), so the global batch and the peak rate grow together.
-  Not yet measured on a GPU (none was available): the batch fills an A100's memory for
-  EfficientNetV2-B0 under mixed precision, and the rate is AdamW's usual range for it.
+  Not measured on a GPU (none was available): a starting point to tune with
+  ``benchmarks/bench_train_gpu.py`` and the quality benchmark on the first GPU run.
 """
 
 from __future__ import annotations
