@@ -19,6 +19,7 @@ STAGES: dict[str, tuple[str, set[str]]] = {
     "evaluate_op": ("ecom_kfp.evaluate.config:EvaluateConfig", set()),
     "push_op": ("ecom_kfp.push.config:PushConfig", set()),
     "batch_predict_op": ("ecom_kfp.predict.config:PredictConfig", set()),
+    "train_op": ("ecom_kfp.train.config:TrainConfig", set()),
 }
 
 

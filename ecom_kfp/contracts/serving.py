@@ -12,6 +12,13 @@ as a shop has them and returns one probability vector per taxonomy level:
 Beside the label files, ``labels/thresholds.json`` (:class:`Thresholds`, written by evaluate) holds
 the per-level confidence thresholds and calibration that every consumer (batch predict, the MLflow
 pyfunc, an online server) applies to those outputs.
+
+Inside it sits the Keras model (``model.keras``), whose own inputs and outputs are named here too,
+so the input pipeline, the tokenizer, the model and the export agree: :data:`MODEL_IMAGE_INPUT`
+(``[None, S, S, 3]``, 0..255, uint8 or float), :data:`MODEL_TITLE_INPUT` and
+:data:`MODEL_TITLE_WORDS_INPUT` (int32 ``[None, max_title_tokens]``, 0 = padding), and one output
+per level named :func:`model_output` (float32 probabilities); a fused model in training also has
+auxiliary heads named :func:`model_image_head`, which are never served.
 """
 
 from __future__ import annotations
@@ -28,6 +35,22 @@ INPUT_TITLE = "title"
 def output_key(level: int) -> str:
     """Output name of the probabilities at ``level`` (1-based)."""
     return f"level_{level}"
+
+
+#: Keras model input names (the model's, not the serving signature's).
+MODEL_IMAGE_INPUT = "image"
+MODEL_TITLE_INPUT = "title_tokens"
+MODEL_TITLE_WORDS_INPUT = "title_words"
+
+
+def model_output(level: int) -> str:
+    """Name of the Keras model's head (and the label key in training batches) at ``level`` (1-based)."""
+    return f"level_{level}"
+
+
+def model_image_head(level: int) -> str:
+    """Name of a fused model's auxiliary image-only head at ``level`` (training only, never served)."""
+    return f"image_{model_output(level)}"
 
 
 def load_signature(saved_model_dir: str):

@@ -151,7 +151,7 @@ def run_local(config: LocalRunConfig) -> LocalRunSummary:
             catalog=demo.catalog, catalog_format="jsonl", images_base=images_base,
             business_value_uri=demo.business_value, image_size=config.image_size,
             min_class_count=config.min_class_count, backbone=config.backbone,
-            epochs=config.epochs, batch_size=config.batch_size, num_gpus=1,
+            epochs=config.epochs, batch_size=config.batch_size, num_gpus=1, train_preset="cpu-small",
             mlflow_tracking_uri=mlflow_uri, serving_uri=serving_uri, ingest_concurrency=16,
             allow_private_networks=True)  # the demo's images are served on loopback
         timings["pipeline"] = time.perf_counter() - pipeline_start

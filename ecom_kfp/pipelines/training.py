@@ -55,10 +55,12 @@ def training_pipeline(
     split_fractions: str = "0.7,0.15,0.15",
     max_levels: int = 4,
     min_class_count: int = 1,
-    backbone: str = "efficientnetv2-b0",
-    epochs: int = 10,
-    batch_size: int = 64,
-    learning_rate: float = 1e-3,
+    train_preset: str = "gpu",
+    backbone: str = "",
+    epochs: int = 0,
+    batch_size: int = 0,
+    learning_rate: float = 0.0,
+    precision: str = "auto",
     fit_on_val: bool = False,
     num_gpus: int = 1,
     gpu_accelerator: str = "nvidia.com/gpu",
@@ -94,11 +96,19 @@ def training_pipeline(
         split_fractions: train,val,test fractions (split by duplicate group).
         max_levels: Taxonomy depth: number of category levels the model predicts.
         min_class_count: Classes with fewer training products are folded into 'other' (1 = keep every class seen).
-        backbone: Image backbone architecture (efficientnetv2-b0, ... or a tiny one for CPU runs).
-        epochs: Training epochs.
+        train_preset: Training settings for the hardware: gpu (efficientnetv2-b0, batch 128 and
+            learning rate 2e-3 per GPU, 30 epochs) or cpu-small (small-cnn, batch 32, learning rate
+            3e-3, 18 epochs: the measured best on 2 CPU cores); it fills backbone, epochs,
+            batch_size and learning_rate left at their empty/0 defaults. The model trains at
+            image_size.
+        backbone: Image backbone architecture (efficientnetv2-b0, ... or small-cnn for CPU runs);
+            empty = the preset's.
+        epochs: Training epochs; 0 = the preset's.
         batch_size: Examples per step on each GPU; the global batch is this times num_gpus (the
-            learning rate is scaled by num_gpus too).
-        learning_rate: Base learning rate.
+            learning rate is scaled by num_gpus too); 0 = the preset's.
+        learning_rate: Base learning rate of one GPU; 0 = the preset's.
+        precision: auto (mixed_bfloat16 on A100/H100, mixed_float16 on older GPUs, float32 on
+            CPU), float32, mixed_float16 or mixed_bfloat16.
         fit_on_val: Train on the train and validation splits together (a final model once the
             settings were chosen on validation); the test split still decides the blessing.
         num_gpus: GPUs for the train task, also its number of Horovod processes (at least 1).
@@ -126,8 +136,9 @@ def training_pipeline(
         taxonomy_uri=taxonomy_uri, image_size=image_size, split_fractions=split_fractions,
         max_levels=max_levels, min_class_count=min_class_count, cpu=cpu_request, memory=memory)
 
-    train = train_op(dataset=build.outputs["dataset"], backbone=backbone, epochs=epochs,
-                     batch_size=batch_size, learning_rate=learning_rate, fit_on_val=fit_on_val,
+    train = train_op(dataset=build.outputs["dataset"], preset=train_preset, backbone=backbone, epochs=epochs,
+                     batch_size=batch_size, learning_rate=learning_rate, image_size=image_size,
+                     precision=precision, fit_on_val=fit_on_val,
                      num_processes=num_gpus, mlflow_tracking_uri=mlflow_tracking_uri,
                      experiment_name=experiment_name, launcher=train_launcher)
     set_resources(train.set_display_name("train"), train_cpu_request, train_memory)

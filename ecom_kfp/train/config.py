@@ -1,12 +1,21 @@
-"""The typed configuration of the training stage, shared by the CLI, the KFP component and workers."""
+"""The typed configuration of the training stage, shared by the CLI, the KFP component and workers.
+
+Every setting is declared once here (:func:`ecom_kfp.settings.setting`): ``ecom-kfp train``'s flags
+and ``train_op``'s parameter descriptions are derived from it. Hardware-dependent settings left
+unset come from the run's preset (:mod:`ecom_kfp.train.presets`).
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from ecom_kfp.settings import ConfigError
+from ecom_kfp.settings import ConfigError, require, require_given, setting
+from ecom_kfp.train.presets import DEFAULT_PRESET, PRESET_NAMES, PRESETS, UNSET
+
+__all__ = ["BACKBONE_NAMES", "ConfigError", "INPUT_MODES", "LAUNCHERS", "PRECISIONS", "TrainConfig",
+           "parse_level_weights", "training_splits"]
 
 #: Which branches feed the heads: image only, title only, or both fused.
 INPUT_MODES = ("fused", "image", "title")
@@ -14,148 +23,150 @@ INPUT_MODES = ("fused", "image", "title")
 #: does not import TensorFlow).
 BACKBONE_NAMES = ("small-cnn", "resnet-small", "mobilenetv3-small", "resnet50", "efficientnetv2-b0",
                   "efficientnet-lite0", "xception")
+#: ``auto`` picks by hardware (:func:`ecom_kfp.train.precision.resolve_policy`).
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+#: Where the ranks run: this machine (in this process, or horovodrun when --np > 1), always
+#: under horovodrun, or as an MPI Operator MPIJob.
+LAUNCHERS = ("local", "horovodrun", "mpijob")
+#: Measured best on myntra-dev (benchmarks/bench_train_quality.py): the deepest level weighs 3.
+DEFAULT_LEVEL_WEIGHTS = (1.0, 1.0, 3.0)
 
 
 @dataclass
 class TrainConfig:
-    """Everything one training run needs.
+    """What ``ecom-kfp train`` and ``train_op`` run; each field's help is its documentation.
 
-    Attributes:
-        data: URI of a tfrecord-build output (``--data``).
-        out: URI the :class:`~ecom_kfp.contracts.layouts.ModelLayout` is written to (``--out``).
-        backbone: Image backbone name (``--backbone``), one of :data:`BACKBONE_NAMES`.
-        inputs: ``fused``, ``image`` or ``title`` (``--inputs``).
-        epochs: Passes over the training split (``--epochs``).
-        batch_size: Examples per step on each process (``--batch-size``).
-        learning_rate: Base learning rate for one process; scaled by the number of processes
-            (``--learning-rate``).
-        warmup_epochs: Epochs of linear warm-up from the base to the scaled rate
-            (``--warmup-epochs``).
-        weight_decay: AdamW decoupled weight decay (``--weight-decay``).
-        ema_momentum: Keep an exponential moving average of the weights with this momentum,
-            validate on it and export it instead of the last step's weights; 0 turns it off
-            (``--ema-momentum``). Checkpoints hold the raw weights, so a resumed run restarts the
-            average from them.
-        label_smoothing: Share of each label's target spread over all classes (``--label-smoothing``).
-        logit_adjustment: Strength ``tau`` of logit adjustment for rare classes: the training loss
-            adds ``tau * log(class share in training)`` to the log-probabilities, so the served
-            model favours classes with few training examples; 0 = off (``--logit-adjustment``).
-
-    The regularisation defaults (weight decay 0.05, EMA 0.99, label smoothing 0.1) were measured
-    together on myntra-dev, where training fits the titles within ~10 epochs: validation level-3
-    accuracy rose from ~0.942 to ~0.953 (``benchmarks/bench_train_quality.py``).
-        image_size: Model input side; 0 takes the dataset's stored size (``--image-size``).
-        level_weights: Loss weight per level, level 1 first; empty = all 1.0 (``--level-weights``).
-        business_value_weights: Weight each example's loss by its business value
-            (``--business-value-weights``).
-        max_title_tokens: Title pieces (and word hashes) kept per product (``--max-title-tokens``).
-        title_word_buckets: Hash buckets of the whole-word and word-bigram title embedding; 0 turns
-            that input off (``--title-word-buckets``).
-        embedding_dim: Piece embedding size when the Doc2Vec model has no piece vectors
-            (``--embedding-dim``).
-        hidden_units: Width of the fused dense layer (``--hidden-units``).
-        dropout: Dropout before the heads (``--dropout``).
-        title_dropout: Share of training examples whose title a fused model does not see, so its
-            image branch keeps learning after the titles are fitted (``--title-dropout``).
-        image_head_weight: In a fused model, loss weight (relative to each level's weight) of
-            auxiliary image-only heads, one per level, that keep the image branch learning after
-            the titles are fitted; 0 = no such heads (``--image-head-weight``). Training only:
-            the served model and ``model.keras`` have the level heads alone.
-        augment: Random flips/translations of training images (``--no-augment`` turns off).
-        fit_on_val: Train on the train and validation splits together, for the final model once
-            the settings were chosen on validation (``--fit-on-val``). Nothing is then held out
-            for validation, so no ``val_*`` metrics are computed; the test split stays unseen.
-        weights: URI of backbone weights (``.weights.h5``) to start from (``--weights``).
-        freeze_backbone_epochs: Epochs the backbone stays frozen when fine-tuning
-            (``--freeze-backbone-epochs``).
-        num_processes: Horovod processes; > 1 re-launches under horovodrun (``--np``).
-        fp16_allreduce: Compress gradients to float16 for the allreduce (``--fp16-allreduce``).
-        mlflow_tracking_uri: MLflow tracking URI; empty = ``MLFLOW_TRACKING_URI`` or a sqlite
-            store under the output (``--mlflow-tracking-uri``).
-        experiment_name: MLflow experiment (``--experiment-name``).
-        seed: Seed of initialisation, shuffling and augmentation (``--seed``).
-        resume: Continue from the last checkpoint under ``out`` when there is one (``--no-resume``).
+    The regularisation defaults (dropout 0.3, weight decay 0.05, EMA 0.99, label smoothing 0.1,
+    level weights 1,1,3, word buckets 32,768) are the measured best of
+    ``benchmarks/bench_train_quality.py``; see :mod:`ecom_kfp.train.presets` for the rest.
     """
 
-    data: str
-    out: str
-    backbone: str = "efficientnetv2-b0"
-    inputs: str = "fused"
-    epochs: int = 10
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    warmup_epochs: float = 1.0
-    weight_decay: float = 0.05
-    ema_momentum: float = 0.99
-    label_smoothing: float = 0.1
-    logit_adjustment: float = 0.0
-    image_size: int = 0
-    level_weights: list[float] = field(default_factory=list)
-    business_value_weights: bool = False
-    max_title_tokens: int = 32
-    title_word_buckets: int = 0
-    embedding_dim: int = 64
-    hidden_units: int = 256
-    dropout: float = 0.2
-    title_dropout: float = 0.0
-    image_head_weight: float = 0.0
-    augment: bool = True
-    fit_on_val: bool = False
-    weights: str = ""
-    freeze_backbone_epochs: int = 0
-    num_processes: int = 1
-    fp16_allreduce: bool = False
-    mlflow_tracking_uri: str = ""
-    experiment_name: str = "ecom-kfp"
-    seed: int = 0
-    resume: bool = True
+    data: str = setting(metavar="URI", help="URI of a tfrecord-build output (local path or gs://)")
+    out: str = setting(metavar="URI", help="URI the model layout is written to (saved_model/, model.keras, "
+                                           "history.json, report.json)")
+    preset: str = setting(DEFAULT_PRESET, choices=PRESET_NAMES,
+                          help="named settings for the hardware: cpu-small (small-cnn at 64 px, the measured best on "
+                               "2 CPU cores) or gpu (efficientnetv2-b0 at 224 px, batch and learning rate per GPU); "
+                               "it fills backbone, image size, epochs, batch size and learning rate left unset")
+    backbone: str = setting(UNSET.backbone, choices=BACKBONE_NAMES, help="image backbone; empty = the preset's")
+    inputs: str = setting("fused", choices=INPUT_MODES,
+                          help="feed the heads from image and title (fused), image only or title only")
+    epochs: int = setting(UNSET.epochs, metavar="N", help="passes over the training split; 0 = the preset's")
+    batch_size: int = setting(UNSET.batch_size, metavar="N",
+                              help="examples per step on each process (each GPU); 0 = the preset's")
+    learning_rate: float = setting(UNSET.learning_rate, metavar="LR",
+                                   help="base learning rate of one process, scaled by --np after warm-up; "
+                                        "0 = the preset's")
+    warmup_epochs: float = setting(1.0, metavar="EPOCHS", help="epochs of linear warm-up to the scaled rate")
+    weight_decay: float = setting(0.05, help="AdamW decoupled weight decay")
+    ema_momentum: float = setting(
+        0.99, help="momentum of an exponential moving average of the weights, validated on and exported instead of "
+                   "the last step's weights; 0 = off (checkpoints hold the raw weights)")
+    label_smoothing: float = setting(0.1, help="share of each label's target spread over all classes")
+    logit_adjustment: float = setting(
+        0.0, metavar="TAU",
+        help="logit adjustment for rare classes: the training loss adds TAU * log(class share in training) to the "
+             "log-probabilities, so the served model favours classes with few examples; 0 = off (benchmarks/bench_cv.py "
+             "measured 1.0 to collapse level 1 on myntra-dev)")
+    image_size: int = setting(UNSET.image_size, metavar="PX",
+                              help="model input side in pixels (records are resized when it differs from the stored "
+                                   "size); 0 = the preset's")
+    level_weights: list[float] = setting(
+        factory=lambda: list(DEFAULT_LEVEL_WEIGHTS), metavar="W,...",
+        help="loss weight per taxonomy level, level 1 first, aligned to the deepest level: with fewer values than "
+             "the dataset has levels the upper levels weigh 1, with more the extra upper values are dropped")
+    business_value_weights: bool = setting(False, help="weight each example's loss by its business value")
+    max_title_tokens: int = setting(32, metavar="N", help="title pieces (and word hashes) kept per product")
+    title_word_buckets: int = setting(32768, metavar="N",
+                                      help="hash buckets of the whole-word and word-bigram title embedding; 0 = off")
+    embedding_dim: int = setting(64, metavar="N", help="piece embedding size when Doc2Vec has no piece vectors")
+    hidden_units: int = setting(256, metavar="N", help="width of the fused dense layer")
+    dropout: float = setting(0.3, help="dropout before the heads")
+    title_dropout: float = setting(0.0, help="fused models only: share of training examples whose title the model "
+                                             "does not see, so the image branch keeps learning")
+    image_head_weight: float = setting(
+        0.0, help="fused models only: loss weight of auxiliary image-only heads (training only, not served); 0 = off")
+    augment: bool = setting(True, help="random flips and shifts of training images, run in the train step on the "
+                                       "accelerator")
+    fit_on_val: bool = setting(False, help="train on the train and validation splits together, for the final model "
+                                           "once the settings were chosen on validation (no validation metrics)")
+    weights: str = setting("", metavar="URI",
+                           help="backbone weights (.weights.h5) to start from; 'python -m ecom_kfp.train.pretrained "
+                                "OUT' writes efficientnet-lite0's ImageNet weights")
+    freeze_backbone_epochs: int = setting(0, metavar="N", help="epochs the backbone stays frozen when fine-tuning")
+    precision: str = setting("auto", choices=PRECISIONS,
+                             help="compute precision: auto = mixed_bfloat16 on GPUs of compute capability >= 8.0, "
+                                  "mixed_float16 with loss scaling on older GPUs, float32 on CPU")
+    jit_compile: bool = setting(False, help="compile the forward and backward pass with XLA (the gradient "
+                                            "allreduce and the update stay outside it)")
+    num_processes: int = setting(1, flag="--np", metavar="N", help="Horovod processes, one per GPU")
+    launcher: str = setting("local", choices=LAUNCHERS,
+                            help="local: this machine (in this process, or horovodrun when --np > 1); horovodrun: "
+                                 "always under horovodrun; mpijob: a kubeflow.org/v2beta1 MPIJob with one worker pod "
+                                 "per process, on gs:// URIs")
+    fp16_allreduce: bool = setting(False, help="compress gradients to float16 for the allreduce")
+    mlflow_tracking_uri: str = setting("", metavar="URI",
+                                       help="MLflow tracking URI; empty = $MLFLOW_TRACKING_URI, else a sqlite store "
+                                            "under the output")
+    experiment_name: str = setting("ecom-kfp", help="MLflow experiment")
+    seed: int = setting(0, help="seed of initialisation, shuffling and augmentation")
+    resume: bool = setting(True, help="continue from the last checkpoint under --out when there is one")
 
     def __post_init__(self) -> None:
         self.validate()
+        preset = PRESETS[self.preset]
+        for name, unset in asdict(UNSET).items():
+            if getattr(self, name) == unset:
+                setattr(self, name, getattr(preset, name))
 
     def validate(self) -> None:
-        """Fail fast on values no run could succeed with.
+        """Fail fast on values no run could succeed with (unset preset settings are allowed).
 
         Raises:
             ConfigError: naming the flag and the value.
         """
-        if not self.data:
-            raise ConfigError("--data is required (a tfrecord-build output URI)")
-        if not self.out:
-            raise ConfigError("--out is required")
-        if self.backbone not in BACKBONE_NAMES:
-            raise ConfigError(f"--backbone {self.backbone!r} is unknown; choose from {', '.join(BACKBONE_NAMES)}")
-        if self.inputs not in INPUT_MODES:
-            raise ConfigError(f"--inputs {self.inputs!r} is unknown; choose from {', '.join(INPUT_MODES)}")
-        positive = {"--epochs": self.epochs, "--batch-size": self.batch_size, "--np": self.num_processes,
-                    "--learning-rate": self.learning_rate, "--max-title-tokens": self.max_title_tokens,
-                    "--embedding-dim": self.embedding_dim, "--hidden-units": self.hidden_units}
-        for flag, value in positive.items():
-            if value <= 0:
-                raise ConfigError(f"{flag} must be > 0, got {value}")
-        fractions = (("--dropout", self.dropout, ""), ("--title-dropout", self.title_dropout, ""),
-                     ("--ema-momentum", self.ema_momentum, " (0 = off)"),
-                     ("--label-smoothing", self.label_smoothing, ""))
-        for flag, rate, note in fractions:
-            if not 0.0 <= rate < 1.0:
-                raise ConfigError(f"{flag} must be in [0, 1){note}, got {rate}")
-        if self.logit_adjustment < 0:
-            raise ConfigError(f"--logit-adjustment must be >= 0 (0 = off), got {self.logit_adjustment}")
-        if self.image_head_weight < 0:
-            raise ConfigError(f"--image-head-weight must be >= 0 (0 = off), got {self.image_head_weight}")
-        fused_only = (("--title-dropout", self.title_dropout), ("--image-head-weight", self.image_head_weight))
-        for flag, value in fused_only:
-            if value and self.inputs != "fused":
-                raise ConfigError(f"{flag} {value} needs --inputs fused, got {self.inputs}")
-        if self.title_word_buckets < 0:
-            raise ConfigError(f"--title-word-buckets must be >= 0 (0 = off), got {self.title_word_buckets}")
-        if self.image_size < 0:
-            raise ConfigError(f"--image-size must be >= 0 (0 = the dataset's size), got {self.image_size}")
-        if self.warmup_epochs < 0 or self.weight_decay < 0 or self.freeze_backbone_epochs < 0:
-            raise ConfigError("--warmup-epochs, --weight-decay and --freeze-backbone-epochs must be >= 0, got "
-                              f"{self.warmup_epochs}, {self.weight_decay}, {self.freeze_backbone_epochs}")
-        if any(w < 0 for w in self.level_weights) or (self.level_weights and not any(self.level_weights)):
-            raise ConfigError(f"--level-weights must be >= 0 and not all zero, got {self.level_weights}")
+        require_given((("--data", self.data), ("--out", self.out)))
+        fractions = ("must be in [0, 1)", "must be in [0, 1) (0 = off)")
+        require([
+            (self.preset in PRESETS, "--preset", self.preset, f"choose from {', '.join(PRESET_NAMES)}"),
+            (self.backbone in (UNSET.backbone, *BACKBONE_NAMES), "--backbone", self.backbone,
+             f"choose from {', '.join(BACKBONE_NAMES)}"),
+            (self.inputs in INPUT_MODES, "--inputs", self.inputs, f"choose from {', '.join(INPUT_MODES)}"),
+            (self.precision in PRECISIONS, "--precision", self.precision, f"choose from {', '.join(PRECISIONS)}"),
+            (self.launcher in LAUNCHERS, "--launcher", self.launcher, f"choose from {', '.join(LAUNCHERS)}"),
+            (self.epochs >= 0, "--epochs", self.epochs, "must be > 0 (0 = the preset's)"),
+            (self.batch_size >= 0, "--batch-size", self.batch_size, "must be > 0 (0 = the preset's)"),
+            (self.learning_rate >= 0, "--learning-rate", self.learning_rate, "must be > 0 (0 = the preset's)"),
+            (self.image_size >= 0, "--image-size", self.image_size, "must be > 0 (0 = the preset's)"),
+            (self.num_processes > 0, "--np", self.num_processes, "must be > 0"),
+            (self.max_title_tokens > 0, "--max-title-tokens", self.max_title_tokens, "must be > 0"),
+            (self.embedding_dim > 0, "--embedding-dim", self.embedding_dim, "must be > 0"),
+            (self.hidden_units > 0, "--hidden-units", self.hidden_units, "must be > 0"),
+            (0.0 <= self.dropout < 1.0, "--dropout", self.dropout, fractions[0]),
+            (0.0 <= self.title_dropout < 1.0, "--title-dropout", self.title_dropout, fractions[0]),
+            (0.0 <= self.ema_momentum < 1.0, "--ema-momentum", self.ema_momentum, fractions[1]),
+            (0.0 <= self.label_smoothing < 1.0, "--label-smoothing", self.label_smoothing, fractions[0]),
+            (self.logit_adjustment >= 0.0, "--logit-adjustment", self.logit_adjustment, "must be >= 0 (0 = off)"),
+            (self.image_head_weight >= 0, "--image-head-weight", self.image_head_weight, "must be >= 0 (0 = off)"),
+            (not self.title_dropout or self.inputs == "fused", "--title-dropout", self.title_dropout,
+             f"needs --inputs fused, got {self.inputs}"),
+            (not self.image_head_weight or self.inputs == "fused", "--image-head-weight", self.image_head_weight,
+             f"needs --inputs fused, got {self.inputs}"),
+            (self.title_word_buckets >= 0, "--title-word-buckets", self.title_word_buckets, "must be >= 0 (0 = off)"),
+            (self.warmup_epochs >= 0, "--warmup-epochs", self.warmup_epochs, "must be >= 0"),
+            (self.weight_decay >= 0, "--weight-decay", self.weight_decay, "must be >= 0"),
+            (self.freeze_backbone_epochs >= 0, "--freeze-backbone-epochs", self.freeze_backbone_epochs,
+             "must be >= 0"),
+            (all(w >= 0 for w in self.level_weights) and any(self.level_weights), "--level-weights",
+             self.level_weights, "must be >= 0, not all zero"),
+            (not self.weights or self.inputs != "title", "--weights", self.weights,
+             "needs an image backbone, but --inputs is title"),
+        ])
+
+    def level_weights_for(self, num_levels: int) -> list[float]:
+        """Loss weight of each of ``num_levels`` levels, level 1 first (see ``--level-weights``)."""
+        deepest = list(self.level_weights)[-num_levels:]
+        return [1.0] * (num_levels - len(deepest)) + deepest
 
     @property
     def fit_splits(self) -> tuple[str, ...]:
@@ -163,7 +174,7 @@ class TrainConfig:
         return training_splits(self.fit_on_val)
 
     def to_json(self) -> str:
-        """Serialise for the worker processes horovodrun starts."""
+        """Serialise for the worker processes horovodrun or an MPIJob starts."""
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
@@ -180,14 +191,12 @@ def training_splits(fit_on_val: bool) -> tuple[str, ...]:
 
 
 def parse_level_weights(text: str) -> list[float]:
-    """``"1,1,2"`` -> ``[1.0, 1.0, 2.0]``; empty -> ``[]``.
+    """``"1,1,2"`` -> ``[1.0, 1.0, 2.0]``; empty -> ``[]`` (for scripts that take the weights as text).
 
     Raises:
         ConfigError: naming ``--level-weights``.
     """
-    if not text.strip():
-        return []
     try:
-        return [float(part) for part in text.split(",")]
+        return [float(part) for part in text.split(",") if part.strip()]
     except ValueError as err:
         raise ConfigError(f"--level-weights must be comma-separated numbers, got {text!r}") from err

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ecom_kfp import uri
-from ecom_kfp.contracts import features, labels
+from ecom_kfp.contracts import features, labels, serving
 from ecom_kfp.contracts.digests import DIGESTS_KEY, DigestError, verify_tree
 from ecom_kfp.contracts.layouts import DatasetLayout
 
@@ -25,10 +25,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MANIFEST_FEATURE_SPEC = "feature_spec"
 MANIFEST_COUNTS = "counts"
-#: Model input names (the Keras model's, not the serving signature's).
-IMAGE_INPUT = "image"
-TITLE_INPUT = "title_tokens"
-TITLE_WORDS_INPUT = "title_words"
 SHUFFLE_BUFFER = 2048
 
 
@@ -120,14 +116,14 @@ class PipelineOptions:
     Attributes:
         batch_size: Examples per batch on this process.
         image_size: Model input side (records are resized when it differs from the stored size).
-        training: Shuffle, repeat forever and augment.
+        training: Shuffle and repeat forever.
         rank: This process's Horovod rank; it reads every ``world``-th shard (or record).
         world: Number of processes.
         business_value_weights: Yield business value as the sample weight.
-        augment: Random flips and translations (training only).
-        seed: Shuffle and augmentation seed.
-        image_heads: Also yield each level's label under :func:`image_head_name`, for a fused
-            model's auxiliary image-only heads.
+        seed: Shuffle seed.
+        image_heads: Also yield each level's label under
+            :func:`~ecom_kfp.contracts.serving.model_image_head`, for a fused model's auxiliary
+            image-only heads.
     """
 
     batch_size: int
@@ -136,7 +132,6 @@ class PipelineOptions:
     rank: int = 0
     world: int = 1
     business_value_weights: bool = False
-    augment: bool = True
     seed: int = 0
     image_heads: bool = False
 
@@ -179,6 +174,13 @@ def make_dataset(data: TrainingData, split: str | Sequence[str], tokenizer: Titl
                  options: PipelineOptions) -> tf.data.Dataset:
     """Batches of ``({image, title_tokens[, title_words]}, {level_k: label}[, weight])`` for ``split``.
 
+    The CPU side only reads, decodes and batches: serialized records are shuffled and batched,
+    then each batch is parsed at once, its JPEGs decoded and its titles tokenised with batched
+    ops. Images keep the stored size and stay uint8 (a quarter of float32's bytes to batch and copy
+    to the accelerator) unless ``image_size`` differs from it, in which case they are resized to
+    float32. Augmentation is not done here: the model's train step runs it on the accelerator
+    (:mod:`ecom_kfp.train.augment`).
+
     Each rank reads its own shards when there are at least as many shards as ranks, else every
     ``world``-th record. Training data repeats forever: the caller fixes the steps per epoch so
     that all ranks step in lock-step. Evaluation data (``training=False``) repeats too when
@@ -204,53 +206,39 @@ def make_dataset(data: TrainingData, split: str | Sequence[str], tokenizer: Titl
                                                   seed=options.seed)
     if options.training:
         ds = ds.shuffle(SHUFFLE_BUFFER, seed=options.seed, reshuffle_each_iteration=True)
+    ds = ds.batch(options.batch_size, drop_remainder=options.training)
 
     spec = data.spec
-    tf_spec = spec.tf_feature_spec()
     level_keys = spec.label_keys
+    decode_images = image_decoder(spec, options.image_size)
 
-    def decode(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
-        record = tf.io.parse_single_example(serialized, tf_spec)
-        image = features.decode_and_resize(record[features.IMAGE], options.image_size, spec.resize_mode)
-        out = {IMAGE_INPUT: image, features.TITLE: record[features.TITLE], features.BUSINESS_VALUE: record[features.BUSINESS_VALUE]}
-        out.update({key: record[key] for key in level_keys})
-        return out
-
-    ds = ds.map(decode, num_parallel_calls=autotune, deterministic=not options.training)
-    ds = ds.batch(options.batch_size, drop_remainder=options.training, num_parallel_calls=autotune)
-    augment = _augmenter(options.seed) if options.training and options.augment else None
-
-    def to_model_inputs(batch: dict[str, tf.Tensor]):
-        images = batch[IMAGE_INPUT]
-        if augment is not None:
-            images = augment(images, training=True)
-        x = {IMAGE_INPUT: images, **tokenizer.model_inputs(batch[features.TITLE])}
-        y = {output_name(level): batch[key] for level, key in enumerate(level_keys, start=1)}
+    def to_model_inputs(serialized: tf.Tensor):
+        record = spec.parse(serialized)
+        x = {serving.MODEL_IMAGE_INPUT: decode_images(record[features.IMAGE]),
+             **tokenizer.model_inputs(record[features.TITLE])}
+        y = {serving.model_output(level): record[key] for level, key in enumerate(level_keys, start=1)}
         if options.image_heads:
-            y.update({image_head_name(level): batch[key] for level, key in enumerate(level_keys, start=1)})
+            y.update({serving.model_image_head(level): record[key] for level, key in enumerate(level_keys, start=1)})
         if options.business_value_weights:
-            return x, y, batch[features.BUSINESS_VALUE]
+            return x, y, record[features.BUSINESS_VALUE]
         return x, y
 
-    return ds.map(to_model_inputs, num_parallel_calls=autotune).prefetch(autotune)
+    return ds.map(to_model_inputs, num_parallel_calls=autotune, deterministic=not options.training).prefetch(autotune)
 
 
-def output_name(level: int) -> str:
-    """Name of the model's head (and the label key in ``y``) at ``level``."""
-    return f"level_{level}"
+def image_decoder(spec: features.FeatureSpec, image_size: int):
+    """Batch of stored image bytes ``[B]`` -> ``[B, S, S, 3]``: uint8 straight from ``decode_jpeg``
+    when ``image_size`` is the stored size (the builder stores S x S JPEGs), else resized float32."""
+    import tensorflow as tf
 
+    if image_size == spec.image_size:
+        def decode(jpeg: tf.Tensor) -> tf.Tensor:
+            return tf.ensure_shape(tf.io.decode_jpeg(jpeg, channels=3), [image_size, image_size, 3])
 
-def image_head_name(level: int) -> str:
-    """Name of a fused model's auxiliary image-only head at ``level`` (training only, never served)."""
-    return f"image_{output_name(level)}"
+        dtype = tf.uint8
+    else:
+        def decode(jpeg: tf.Tensor) -> tf.Tensor:
+            return features.decode_and_resize(jpeg, image_size, spec.resize_mode)
 
-
-def _augmenter(seed: int):
-    """keras-cv flips and small shifts; product photos are roughly centred on a white background."""
-    import keras
-    import keras_cv
-
-    return keras.Sequential([
-        keras_cv.layers.RandomFlip("horizontal", seed=seed),
-        keras_cv.layers.RandomTranslation(0.08, 0.08, fill_mode="constant", fill_value=float(features.PAD_VALUE), seed=seed),
-    ], name="augment")
+        dtype = tf.float32
+    return lambda images: tf.map_fn(decode, images, fn_output_signature=dtype)

@@ -55,12 +55,20 @@ class Workers:
         return self.rank == 0
 
     def reduce_gradients(self, gradients: list) -> list:
-        """Average gradients over ranks with one grouped allreduce (fused into few messages)."""
+        """Average gradients over ranks with one grouped allreduce (fused into few messages).
+
+        Embedding gradients (``tf.IndexedSlices``) are made dense first: Horovod 0.28's
+        ``grouped_allreduce`` pairs each slice with the dense shape of the wrong tensor when a
+        group holds more than one (the title piece and word embeddings) and fails.
+        """
         if self._hvd is None:
             return list(gradients)
+        import tensorflow as tf
+
         hvd = self._hvd
         compression = hvd.Compression.fp16 if self.fp16_allreduce else hvd.Compression.none
-        return list(hvd.grouped_allreduce(list(gradients), op=hvd.Average, compression=compression))
+        dense = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in gradients]
+        return list(hvd.grouped_allreduce(dense, op=hvd.Average, compression=compression))
 
     def broadcast_variables(self, variables: list) -> None:
         """Give every rank rank 0's values (initial weights, a resumed checkpoint)."""

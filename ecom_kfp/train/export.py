@@ -12,7 +12,6 @@ import keras
 import tensorflow as tf
 
 from ecom_kfp.contracts import features, serving
-from ecom_kfp.train.data import IMAGE_INPUT, output_name
 from ecom_kfp.train.text import TitleTokenizer
 
 
@@ -27,8 +26,8 @@ def export_serving(model: keras.Model, tokenizer: TitleTokenizer, image_size: in
                                   tf.TensorSpec([None], tf.string, name=serving.INPUT_TITLE)])
     def serve(image_bytes: tf.Tensor, title: tf.Tensor) -> dict[str, tf.Tensor]:
         images = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32))
-        probabilities = model({IMAGE_INPUT: images, **tokenizer.model_inputs(title)}, training=False)
-        return {serving.output_key(k): probabilities[output_name(k)] for k in range(1, num_levels + 1)}
+        probabilities = model({serving.MODEL_IMAGE_INPUT: images, **tokenizer.model_inputs(title)}, training=False)
+        return {serving.output_key(k): probabilities[serving.model_output(k)] for k in range(1, num_levels + 1)}
 
     archive = keras.export.ExportArchive()
     archive.track(model)

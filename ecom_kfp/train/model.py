@@ -5,6 +5,12 @@ gradients across Horovod ranks before applying them. Keras 3 breaks
 ``hvd.DistributedGradientTape``/``DistributedOptimizer`` (docs/design.md), so the reduction is a
 plain function, :attr:`ProductClassifier.gradient_reducer`, called between ``tape.gradient`` and
 ``optimizer.apply``; it is the identity in a single process.
+
+The train step also augments the batch's images on the accelerator (:attr:`ProductClassifier.augmentation`,
+:mod:`ecom_kfp.train.augment`) and, with ``--jit-compile``, runs the forward and backward pass
+under XLA while the allreduce (Horovod ops have no XLA kernels in our build) and the update stay
+outside it. Under ``mixed_float16`` the loss is scaled before ``tape.gradient`` and the still-scaled
+gradients are averaged, so every rank's ``LossScaleOptimizer`` sees the same finite check.
 """
 
 from __future__ import annotations
@@ -16,11 +22,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ecom_kfp.contracts.serving import MODEL_IMAGE_INPUT as IMAGE_INPUT
+from ecom_kfp.contracts.serving import MODEL_TITLE_INPUT as TITLE_INPUT
+from ecom_kfp.contracts.serving import MODEL_TITLE_WORDS_INPUT as TITLE_WORDS_INPUT
+from ecom_kfp.contracts.serving import model_image_head as image_head_name
+from ecom_kfp.contracts.serving import model_output as output_name
 from ecom_kfp.train.backbones import build_backbone
-from ecom_kfp.train.data import IMAGE_INPUT, TITLE_INPUT, TITLE_WORDS_INPUT, image_head_name, output_name
 from ecom_kfp.train.text import PAD_ID
 
 GradientReducer = Callable[[list[tf.Tensor]], list[tf.Tensor]]
+#: ``(images, step) -> images``, run on each training batch (e.g. :class:`~ecom_kfp.train.augment.FlipShift`).
+Augmentation = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 BACKBONE_LAYER = "backbone"
 EMBEDDING_LAYER = "title_embedding"
 WORD_EMBEDDING_LAYER = "title_word_embedding"
@@ -44,7 +56,7 @@ class ModelSpec:
         title_dropout: In a fused model, the share of training examples whose whole title
             branch is zeroed, so the image branch must learn to classify alone.
         image_heads: In a fused model, add one auxiliary softmax head per level on the image
-            features alone (outputs named by :func:`~ecom_kfp.train.data.image_head_name`).
+            features alone (outputs named by :func:`~ecom_kfp.contracts.serving.model_image_head`).
     """
 
     num_classes: Sequence[int]
@@ -62,21 +74,38 @@ class ModelSpec:
 
 
 class ProductClassifier(keras.Model):
-    """Functional classifier whose gradients pass through :attr:`gradient_reducer`."""
+    """Functional classifier whose gradients pass through :attr:`gradient_reducer`.
+
+    Attributes:
+        gradient_reducer: Averages gradients across ranks (the identity in one process).
+        augmentation: Applied to each training batch's images before the forward pass; None = off.
+    """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.gradient_reducer: GradientReducer = list
+        self.augmentation: Augmentation | None = None
+        self._loss_and_gradients = self._forward_backward
 
-    def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    def use_xla(self, enabled: bool) -> None:
+        """Compile the forward and backward pass with XLA (``--jit-compile``); the allreduce and the
+        optimizer update stay outside, so Horovod's ops never need an XLA kernel. Call before ``fit``."""
+        self._loss_and_gradients = tf.function(self._forward_backward, jit_compile=True) if enabled \
+            else self._forward_backward
+
+    def _forward_backward(self, x, y, sample_weight):
         with tf.GradientTape() as tape:
             y_pred = self(x, training=True)
             loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
-            scaled_loss = self.optimizer.scale_loss(loss)  # loss scaling under mixed precision
-        variables = self.trainable_variables
-        gradients = self.gradient_reducer(tape.gradient(scaled_loss, variables))
-        self.optimizer.apply(gradients, variables)
+            scaled_loss = self.optimizer.scale_loss(loss)  # loss scaling under mixed_float16
+        return y_pred, loss, tape.gradient(scaled_loss, self.trainable_variables)
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if self.augmentation is not None:
+            x = {**x, IMAGE_INPUT: self.augmentation(x[IMAGE_INPUT], self.optimizer.iterations)}
+        y_pred, loss, gradients = self._loss_and_gradients(x, y, sample_weight)
+        self.optimizer.apply(self.gradient_reducer(gradients), self.trainable_variables)
         batch = tf.shape(next(iter(x.values())))[0]
         for metric in self.metrics:
             if metric.name == "loss":

@@ -21,14 +21,19 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ecom_kfp import uri
-from ecom_kfp.contracts.layouts import ModelLayout
 from ecom_kfp.images import GPU_IMAGE, GPU_IMAGE_SSH_DIR, GPU_IMAGE_SSH_PORT, GPU_IMAGE_SSHD_COMMAND, GPU_IMAGE_UID
 from ecom_kfp.train.config import ConfigError, TrainConfig
+from ecom_kfp.train.report import TrainReport
 
 log = logging.getLogger(__name__)
 GROUP, VERSION, PLURAL, KIND = "kubeflow.org", "v2beta1", "mpijobs", "MPIJob"
 CONFIG_FILE = "train_config.json"
 CLEAN_POD_POLICIES = ("None", "Running", "All")
+#: Installed by manifests/base (rbac.yaml, scheduling.yaml).
+TRAINER_SERVICE_ACCOUNT = "ecom-kfp-trainer"
+TRAINING_PRIORITY_CLASS = "ecom-kfp-training"
+#: Where Kubernetes tells a pod its own namespace.
+NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 @dataclass(frozen=True)
@@ -298,18 +303,36 @@ def _default_api() -> CustomObjectsApi:
     return client.CustomObjectsApi()
 
 
-def run_mpijob(config: TrainConfig, spec: MpiJobSpec, api: CustomObjectsApi | None = None, poll_seconds: float = 15.0):
-    """Write ``config`` beside its output, run it as an MPIJob and return rank 0's report.
+def _own_namespace() -> str:
+    """The namespace this pod runs in; ``kubeflow`` (standalone KFP's) outside a pod."""
+    try:
+        with open(NAMESPACE_FILE, encoding="utf-8") as fh:
+            return fh.read().strip() or "kubeflow"
+    except OSError:
+        return "kubeflow"
+
+
+def job_spec(config: TrainConfig) -> MpiJobSpec:
+    """The MPIJob ``--launcher mpijob`` creates: one worker pod with one GPU per process, named
+    after ``--out``, where manifests/ installed its service account, priority class and RBAC (the
+    namespace of the pipeline pod creating it)."""
+    name = "ecom-kfp-train-" + hashlib.sha256(config.out.encode()).hexdigest()[:10]
+    return MpiJobSpec(name=name, namespace=_own_namespace(), workers=config.num_processes,
+                      service_account=TRAINER_SERVICE_ACCOUNT, priority_class=TRAINING_PRIORITY_CLASS)
+
+
+def run_mpijob(config: TrainConfig, spec: MpiJobSpec | None = None, api: CustomObjectsApi | None = None,
+               poll_seconds: float = 15.0) -> TrainReport:
+    """Write ``config`` beside its output, run it as an MPIJob (``spec``, default :func:`job_spec`)
+    and return rank 0's report.
 
     Raises:
         ConfigError: ``--data``/``--out`` are local paths other pods cannot see.
     """
-    from ecom_kfp.train.stage import TrainReport
-
     for flag, value in (("--data", config.data), ("--out", config.out)):
         if not uri.is_gcs(value):
             raise ConfigError(f"{flag} {value} must be a gs:// URI for an MPIJob: worker pods cannot see local paths")
     config_uri = uri.join(config.out, CONFIG_FILE)
     uri.write_text(config_uri, config.to_json())
-    submit_and_wait(build_mpijob(spec, config_uri), api, poll_seconds=poll_seconds)
-    return TrainReport.from_dict(uri.read_json(ModelLayout(config.out).report))
+    submit_and_wait(build_mpijob(spec or job_spec(config), config_uri), api, poll_seconds=poll_seconds)
+    return TrainReport.read(config.out)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ecom_kfp import uri
+from ecom_kfp.contracts import serving
 from ecom_kfp.contracts.layouts import DatasetLayout
 from ecom_kfp.tfrecord_build.text import PieceVectors, load_tf_tokenizer, piece_vectors, sentencepiece_processor
 
@@ -45,11 +46,9 @@ class TitleTokenizer:
 
     def model_inputs(self, titles: tf.Tensor) -> dict[str, tf.Tensor]:
         """The model's title inputs for raw titles ``[B]``: piece ids, and word-hash ids when enabled."""
-        from ecom_kfp.train.data import TITLE_INPUT, TITLE_WORDS_INPUT
-
-        inputs = {TITLE_INPUT: self(titles)}
+        inputs = {serving.MODEL_TITLE_INPUT: self(titles)}
         if self.word_buckets:
-            inputs[TITLE_WORDS_INPUT] = self.word_ids(titles)
+            inputs[serving.MODEL_TITLE_WORDS_INPUT] = self.word_ids(titles)
         return inputs
 
     def word_ids(self, titles: tf.Tensor) -> tf.Tensor:

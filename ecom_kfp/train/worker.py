@@ -23,7 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     workers = init_workers(config.fp16_allreduce)
     logging.basicConfig(level=logging.INFO if workers.is_chief else logging.WARNING,
                         format=f"%(asctime)s rank{workers.rank} %(levelname)s %(name)s: %(message)s")
-    from ecom_kfp.train.stage import train_worker
+    from ecom_kfp.train.trainer import train_worker
 
     train_worker(config, workers)
     return 0

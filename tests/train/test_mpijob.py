@@ -17,8 +17,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from ecom_kfp.train.config import ConfigError, TrainConfig
-from ecom_kfp.train.launch import run_with_launcher
-from ecom_kfp.train.mpijob import MpiJobRunner, MpiJobSpec, build_mpijob, job_outcome, run_mpijob, submit_and_wait
+from ecom_kfp.train.mpijob import MpiJobRunner, MpiJobSpec, build_mpijob, job_outcome, job_spec, run_mpijob, submit_and_wait
 
 CONFIG_URI = "gs://bucket/run/model/train_config.json"
 
@@ -199,6 +198,7 @@ def test_run_mpijob_needs_object_store_uris_and_writes_the_config(gcs_bucket: st
     assert command[-1] == f"{gcs_bucket}/model/train_config.json"
 
 
-def test_unknown_launcher_names_the_value() -> None:
-    with pytest.raises(ConfigError, match="launcher must be one of local, mpijob, got 'slurm'"):
-        run_with_launcher(TrainConfig(data="d", out="o"), "slurm")
+def test_the_mpijob_launcher_runs_one_gpu_worker_per_process_as_the_trainer() -> None:
+    spec = job_spec(TrainConfig(data="gs://b/data", out="gs://b/model", num_processes=3, launcher="mpijob"))
+    assert spec.workers == 3 and spec.gpus_per_worker == 1 and spec.name.startswith("ecom-kfp-train-")
+    assert (spec.service_account, spec.priority_class) == ("ecom-kfp-trainer", "ecom-kfp-training")

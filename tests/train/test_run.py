@@ -18,10 +18,10 @@ from ecom_kfp import cli
 from ecom_kfp.contracts import serving
 from ecom_kfp.contracts.layouts import DatasetLayout, ModelLayout
 from ecom_kfp.testing.servers import MlflowServer
+from ecom_kfp.train import TrainConfig, TrainReport, run
 from ecom_kfp.train.callbacks import CHECKPOINT_STATE
-from ecom_kfp.train.config import ConfigError, TrainConfig
+from ecom_kfp.train.config import ConfigError
 from ecom_kfp.train.data import DatasetError
-from ecom_kfp.train.stage import TrainReport, run
 
 from .conftest import SPLIT_SIZES
 
@@ -59,6 +59,8 @@ def test_run_writes_the_model_layout(trained: TrainReport) -> None:
                                            "image_level_3_accuracy"}
     assert "val_image_level_3_accuracy" in history
     assert report["embedding_rows_from_doc2vec"] > 0
+    assert (report["preset"], report["precision"], report["jit_compile"]) == ("cpu-small", "float32", False)
+    assert report["level_weights"] == [1.0, 1.0, 3.0]
 
 
 def test_run_logs_params_metrics_and_artifacts_to_mlflow(trained: TrainReport, mlflow: MlflowServer) -> None:
@@ -68,6 +70,7 @@ def test_run_logs_params_metrics_and_artifacts_to_mlflow(trained: TrainReport, m
     run_ = client.get_run(trained.mlflow_run_id)
     assert run_.info.status == "FINISHED"
     assert run_.data.params["backbone"] == "small-cnn" and run_.data.params["num_processes"] == "1"
+    assert (run_.data.params["preset"], run_.data.params["precision"]) == ("cpu-small", "float32")
     losses = client.get_metric_history(trained.mlflow_run_id, "loss")
     assert [m.step for m in losses] == list(range(EPOCHS))
     assert losses[-1].value == pytest.approx(trained.final_metrics["loss"])
@@ -185,31 +188,34 @@ def test_truncated_shard_is_reported_against_the_flag(tiny_dataset: DatasetLayou
 def test_cli_reports_bad_flags_and_exits_nonzero(tiny_dataset: DatasetLayout, tmp_path: Path, capsys) -> None:
     assert cli.main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
     assert "--data" in capsys.readouterr().err
-    assert cli.main(["train", "--data", tiny_dataset.root, "--out", str(tmp_path / "o"), "--epochs", "0"]) == 2
-    assert "--epochs must be > 0, got 0" in capsys.readouterr().err
-    assert cli.main(["train", "--data", tiny_dataset.root, "--out", str(tmp_path / "o"), "--level-weights", "1,x"]) == 2
-    assert "--level-weights" in capsys.readouterr().err
+    assert cli.main(["train", "--data", tiny_dataset.root, "--out", str(tmp_path / "o"), "--epochs", "-1"]) == 2
+    assert "--epochs=-1: must be > 0 (0 = the preset's)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["train", "--data", tiny_dataset.root, "--out", str(tmp_path / "o"), "--level-weights", "1,x"])
+    assert usage.value.code == 2 and "--level-weights" in capsys.readouterr().err
 
 
 def test_config_rejects_values_naming_the_flag() -> None:
-    with pytest.raises(ConfigError, match="--backbone 'vgg'"):
-        TrainConfig(data="d", out="o", backbone="vgg")
-    with pytest.raises(ConfigError, match="--dropout"):
-        TrainConfig(data="d", out="o", dropout=1.5)
-    with pytest.raises(ConfigError, match="--title-dropout must be in \\[0, 1\\), got 1.0"):
-        TrainConfig(data="d", out="o", title_dropout=1.0)
-    with pytest.raises(ConfigError, match="--ema-momentum must be in \\[0, 1\\) \\(0 = off\\), got 1.0"):
-        TrainConfig(data="d", out="o", ema_momentum=1.0)
-    with pytest.raises(ConfigError, match="--label-smoothing must be in \\[0, 1\\), got -0.1"):
-        TrainConfig(data="d", out="o", label_smoothing=-0.1)
-    with pytest.raises(ConfigError, match="--image-head-weight must be >= 0"):
-        TrainConfig(data="d", out="o", image_head_weight=-1.0)
-    with pytest.raises(ConfigError, match="--image-head-weight 0.5 needs --inputs fused, got title"):
-        TrainConfig(data="d", out="o", inputs="title", image_head_weight=0.5)
-    with pytest.raises(ConfigError, match="--title-dropout 0.3 needs --inputs fused, got image"):
-        TrainConfig(data="d", out="o", inputs="image", title_dropout=0.3)
-    with pytest.raises(ConfigError, match="--title-word-buckets must be >= 0"):
-        TrainConfig(data="d", out="o", title_word_buckets=-1)
+    cases = [
+        (dict(backbone="vgg"), "--backbone='vgg': choose from small-cnn"),
+        (dict(dropout=1.5), "--dropout=1.5: must be in [0, 1)"),
+        (dict(title_dropout=1.0), "--title-dropout=1.0: must be in [0, 1)"),
+        (dict(ema_momentum=1.0), "--ema-momentum=1.0: must be in [0, 1) (0 = off)"),
+        (dict(label_smoothing=-0.1), "--label-smoothing=-0.1: must be in [0, 1)"),
+        (dict(image_head_weight=-1.0), "--image-head-weight=-1.0: must be >= 0"),
+        (dict(inputs="title", image_head_weight=0.5), "--image-head-weight=0.5: needs --inputs fused, got title"),
+        (dict(inputs="image", title_dropout=0.3), "--title-dropout=0.3: needs --inputs fused, got image"),
+        (dict(title_word_buckets=-1), "--title-word-buckets=-1: must be >= 0"),
+        (dict(precision="float64"), "--precision='float64': choose from auto, float32"),
+        (dict(launcher="slurm"), "--launcher='slurm': choose from local, horovodrun, mpijob"),
+        (dict(preset="tpu"), "--preset='tpu': choose from cpu-small, gpu"),
+        (dict(level_weights=[0.0, 0.0]), "--level-weights=[0.0, 0.0]: must be >= 0, not all zero"),
+        (dict(inputs="title", weights="w.h5"), "--weights='w.h5': needs an image backbone"),
+    ]
+    for overrides, message in cases:
+        with pytest.raises(ConfigError) as err:
+            TrainConfig(data="d", out="o", **overrides)
+        assert message in str(err.value), (overrides, str(err.value))
 
 
 def test_np_above_one_without_horovod_says_how_to_get_it(monkeypatch, tiny_dataset: DatasetLayout, tmp_path: Path) -> None:
@@ -222,12 +228,13 @@ def test_np_above_one_without_horovod_says_how_to_get_it(monkeypatch, tiny_datas
 def test_cli_trains_and_prints_a_summary(tiny_dataset: DatasetLayout, tmp_path: Path, capsys) -> None:
     out = tmp_path / "model"
     code = cli.main(["train", "--data", tiny_dataset.root, "--out", str(out), "--backbone", "small-cnn", "--inputs", "title",
-                     "--epochs", "1", "--batch-size", "32", "--level-weights", "1,1,2", "--fit-on-val"])
+                     "--epochs", "1", "--batch-size", "32", "--level-weights", "2", "--fit-on-val"])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "trained small-cnn (title)" in printed and "test top-1: L1" in printed
+    assert "trained small-cnn (title, preset cpu-small, float32)" in printed and "test top-1: L1" in printed
     report = json.loads((out / "report.json").read_text())
     assert report["inputs"] == "title" and report["fit_splits"] == ["train", "val"]
+    assert report["level_weights"] == [1.0, 1.0, 2.0]  # one value: the deepest level's
     assert report["steps_per_epoch"] == (SPLIT_SIZES["train"] + SPLIT_SIZES["val"]) // 32
     history = json.loads((out / "history.json").read_text())
     assert history["loss"] and not [key for key in history if key.startswith("val_")]

@@ -1,9 +1,8 @@
-"""``train_op`` in a real ``kfp.local`` pipeline run.
+"""``train_op`` in a real ``kfp.local`` pipeline run (its parameters against TrainConfig: tests/test_settings.py).
 
 (No ``from __future__ import annotations``: KFP reads the pipeline's annotations as objects.)
 """
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -11,22 +10,6 @@ import pytest
 
 from ecom_kfp.contracts.layouts import DatasetLayout, ModelLayout
 from ecom_kfp.testing.servers import MlflowServer
-from ecom_kfp.train.config import TrainConfig
-
-#: Component inputs that are not a TrainConfig field of the same name, or not with the same value.
-NOT_CONFIG_FIELDS = {"dataset", "launcher", "level_weights"}
-
-
-def test_train_op_parameters_default_to_the_cli_defaults() -> None:
-    """A pipeline that leaves a parameter unset trains as ``ecom-kfp train`` without that flag."""
-    from ecom_kfp.components.train import train_op
-
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
-    inputs = train_op.component_spec.inputs
-    assert inputs["level_weights"].default == "" and TrainConfig(data="d", out="o").level_weights == []
-    shared = set(inputs) - NOT_CONFIG_FIELDS
-    assert shared <= set(defaults), shared - set(defaults)
-    assert {name: inputs[name].default for name in shared} == {name: defaults[name] for name in shared}
 
 
 @pytest.mark.e2e  # a kfp.local run plus training: well over a minute on 2 shared cores
@@ -39,7 +22,7 @@ def test_train_op_runs_under_kfp_local(tiny_dataset: DatasetLayout, mlflow: Mlfl
     def pipeline(data_uri: str, tracking_uri: str) -> dsl.Model:
         data = dsl.importer(artifact_uri=data_uri, artifact_class=dsl.Dataset, reimport=False)
         task = train_op(dataset=data.output, backbone="small-cnn", epochs=1, batch_size=32, dropout=0.1,
-                        title_dropout=0.25, level_weights="1,1,2", mlflow_tracking_uri=tracking_uri,
+                        title_dropout=0.25, level_weights=[1.0, 1.0, 2.0], mlflow_tracking_uri=tracking_uri,
                         experiment_name="component-test")
         return task.outputs["model"]
 
@@ -54,3 +37,4 @@ def test_train_op_runs_under_kfp_local(tiny_dataset: DatasetLayout, mlflow: Mlfl
 
     params = mlflow_client.MlflowClient(mlflow.tracking_uri).get_run(report["mlflow_run_id"]).data.params
     assert (params["dropout"], params["title_dropout"], params["level_weights"]) == ("0.1", "0.25", "[1.0, 1.0, 2.0]")
+    assert (params["preset"], params["image_size"], params["learning_rate"]) == ("cpu-small", "64", "0.003")
