@@ -6,7 +6,8 @@ printed too (unless ``--fit-on-val`` trains on it): choose settings there, not o
 Goal (issue 7): the fused model, trained on this 2-core machine in under 30 minutes, beats the
 baseline at every level with level 2 >= 0.985 and level 3 >= 0.955.
 
-Usage: ``python benchmarks/bench_train_quality.py [--backbone small-cnn] [--epochs 18] [--models fused,title,image] [--fit-on-val]``
+Usage: ``python benchmarks/bench_train_quality.py [--backbone small-cnn] [--epochs 18]
+[--models fused,title,image] [--fit-on-val]``
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def tfidf_baseline(data, fit_splits: tuple[str, ...]) -> dict:
         model.fit(train_titles, [y[level - 1] for y in train_labels])
         for name, (titles, labels) in scored.items():
             predicted = model.predict(titles)
-            accuracy[name][f"level_{level}"] = sum(int(p == y[level - 1]) for p, y in zip(predicted, labels, strict=True)) / len(labels)
+            right = sum(int(p == y[level - 1]) for p, y in zip(predicted, labels, strict=True))
+            accuracy[name][f"level_{level}"] = right / len(labels)
     return {"test_accuracy": accuracy["test"], **({"validation_accuracy": accuracy["val"]} if "val" in accuracy else {}),
             "wall_seconds": time.perf_counter() - start}
 
@@ -95,7 +97,8 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64, help="stored and model image size")
     parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help="base learning rate")
     parser.add_argument("--dropout", type=float, default=DROPOUT, help="dropout before the heads")
-    parser.add_argument("--title-dropout", type=float, default=TITLE_DROPOUT, help="share of examples a fused model sees without title")
+    parser.add_argument("--title-dropout", type=float, default=TITLE_DROPOUT,
+                        help="share of examples a fused model sees without title")
     parser.add_argument("--image-head-weight", type=float, default=IMAGE_HEAD_WEIGHT,
                         help="loss weight of a fused model's auxiliary image-only heads, 0 = off")
     parser.add_argument("--weight-decay", type=float, default=WEIGHT_DECAY, help="AdamW weight decay")
@@ -133,8 +136,9 @@ def main() -> None:
             report = run(TrainConfig(data=data.layout.root, out=str(out), backbone=args.backbone, inputs=mode,
                                      epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                                      dropout=args.dropout, title_dropout=args.title_dropout if mode == "fused" else 0.0,
-                                     image_head_weight=args.image_head_weight if mode == "fused" else 0.0, weight_decay=args.weight_decay,
-                                     title_word_buckets=args.title_word_buckets, ema_momentum=args.ema_momentum, label_smoothing=args.label_smoothing,
+                                     image_head_weight=args.image_head_weight if mode == "fused" else 0.0,
+                                     weight_decay=args.weight_decay, title_word_buckets=args.title_word_buckets,
+                                     ema_momentum=args.ema_momentum, label_smoothing=args.label_smoothing,
                                      level_weights=parse_level_weights(args.level_weights), fit_on_val=args.fit_on_val,
                                      weights=args.weights if mode != "title" else "",
                                      freeze_backbone_epochs=args.freeze_backbone_epochs,

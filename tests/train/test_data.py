@@ -12,8 +12,7 @@ from ecom_kfp.contracts.layouts import DatasetLayout
 from ecom_kfp.contracts.serving import MODEL_TITLE_INPUT as TITLE_INPUT
 from ecom_kfp.train.data import PipelineOptions, TrainingData, make_dataset
 from ecom_kfp.train.text import TitleTokenizer
-
-from .conftest import SPLIT_SIZES
+from tests.train.helpers import SPLIT_SIZES
 
 BATCH = 8
 

@@ -10,8 +10,7 @@ import pytest
 from ecom_kfp.contracts.layouts import DatasetLayout, ModelLayout
 from ecom_kfp.train.config import TrainConfig
 from ecom_kfp.train.stage import run
-
-from .conftest import SPLIT_SIZES
+from tests.train.helpers import SPLIT_SIZES
 
 pytestmark = pytest.mark.e2e
 

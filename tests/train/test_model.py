@@ -60,7 +60,8 @@ def test_single_branch_models_ignore_the_other_input(inputs: str) -> None:
 
 def test_title_embedding_starts_from_given_vectors_and_padding_is_ignored() -> None:
     vectors = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
-    model = build_classifier(ModelSpec(CLASSES, "title", "small-cnn", 16, vocab_size=20, max_title_tokens=8, embedding_dim=4), vectors)
+    spec = ModelSpec(CLASSES, "title", "small-cnn", 16, vocab_size=20, max_title_tokens=8, embedding_dim=4)
+    model = build_classifier(spec, vectors)
     np.testing.assert_array_equal(model.get_layer("title_embedding").get_weights()[0], vectors)
     mean = keras.Model(model.inputs, model.get_layer("title_mean").output)
     tokens = np.array([[5, 9, 0, 0, 0, 0, 0, 0]], np.int32)

@@ -16,7 +16,7 @@ from ecom_kfp.contracts.layouts import DatasetLayout, DedupeLayout, ModelLayout
 from ecom_kfp.tfrecord_build.config import TFRecordBuildConfig
 from ecom_kfp.tfrecord_build.inputs import Product
 from ecom_kfp.tfrecord_build.splits import assign_splits
-from tests.train.conftest import LEAVES, product_image
+from tests.train.helpers import LEAVES, product_image
 
 RARE_PATH = ("Footwear", "Shoes", "Mules")
 RARE_TITLE = "Aldo women tan leather slip on mules"

@@ -22,8 +22,7 @@ from ecom_kfp.train import TrainConfig, TrainReport, run
 from ecom_kfp.train.callbacks import CHECKPOINT_STATE
 from ecom_kfp.train.config import ConfigError
 from ecom_kfp.train.data import DatasetError
-
-from .conftest import SPLIT_SIZES
+from tests.train.helpers import SPLIT_SIZES
 
 EPOCHS = 3
 #: The module's trained model also exercises the word-hash title input, weight EMA, smoothing and
