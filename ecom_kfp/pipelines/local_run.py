@@ -21,6 +21,7 @@ from typing import Any
 from ecom_kfp.console import log_path, progress
 from ecom_kfp.contracts.layouts import DatasetLayout, DedupeLayout, EvaluationLayout, PredictionLayout
 from ecom_kfp.demo import DemoCatalogConfig
+from ecom_kfp.pipelines.kfp_local import find_run_dir
 from ecom_kfp.pipelines.local_scoring import score_fresh_slice
 from ecom_kfp.predict.cli import summary_lines
 from ecom_kfp.report import write_report
@@ -77,14 +78,6 @@ class LocalRunSummary:
     reports: dict[str, Any] = field(default_factory=dict)
     counts_add_up: bool = False
     count_checks: list[dict[str, Any]] = field(default_factory=list)
-
-
-def find_run_dir(pipeline_root: Path, pipeline_name: str) -> Path:
-    """The newest kfp.local run directory of ``pipeline_name`` under ``pipeline_root``."""
-    runs = sorted(pipeline_root.glob(f"{pipeline_name}-*"), key=lambda p: p.stat().st_mtime)
-    if not runs:
-        raise FileNotFoundError(f"no run of {pipeline_name!r} under {pipeline_root}")
-    return runs[-1]
 
 
 def stage_outputs(run_dir: Path) -> dict[str, Path]:

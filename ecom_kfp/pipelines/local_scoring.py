@@ -14,6 +14,7 @@ from typing import Any
 from ecom_kfp.contracts import registry
 from ecom_kfp.demo import DemoCatalogConfig
 from ecom_kfp.demo.generate import MIN_PRODUCTS
+from ecom_kfp.pipelines.kfp_local import find_run_dir
 
 #: The fresh slice's seed is the training catalog's plus this, so no product repeats.
 FRESH_SEED_OFFSET = 1000
@@ -26,7 +27,6 @@ def score_fresh_slice(out: Path, pipeline_root: Path, mlflow_uri: str, registere
                       training_products: int, seed: int) -> dict[str, Any]:
     """Run the scoring pipeline on a new demo catalog; returns the merged predictions' ``report.json``."""
     from ecom_kfp.demo import generate, serve_directory
-    from ecom_kfp.pipelines.local_run import find_run_dir
     from ecom_kfp.pipelines.scoring import PIPELINE_NAME, scoring_pipeline
 
     demo = generate(DemoCatalogConfig(out=str(out / "fresh_catalog"), seed=seed + FRESH_SEED_OFFSET,

@@ -11,7 +11,7 @@ from ecom_kfp.cli import main
 from ecom_kfp.demo import DemoCatalogConfig, generate, serve_directory
 from ecom_kfp.pipelines.data import PIPELINE_NAME as DATA_PIPELINE_NAME
 from ecom_kfp.pipelines.data import data_pipeline
-from ecom_kfp.pipelines.local_run import find_run_dir
+from ecom_kfp.pipelines.kfp_local import find_run_dir
 
 pytestmark = [pytest.mark.e2e,
               # kfp.local ignores resources, retries and display names, and runs our image's

@@ -9,7 +9,7 @@ import pytest
 from kfp import local
 
 from ecom_kfp.demo import DemoCatalogConfig, generate, serve_directory
-from ecom_kfp.pipelines.local_run import find_run_dir
+from ecom_kfp.pipelines.kfp_local import find_run_dir
 from ecom_kfp.pipelines.scoring import PIPELINE_NAME, scoring_pipeline
 
 pytestmark = [pytest.mark.e2e,
