@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -84,8 +85,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args = build_parser(verb).parse_args(argv)
     if verb in QUIET_VERBS:
-        with quiet_terminal(log_file(verb, args), verbose=args.verbose, stdout_to_log=verb == "run-local"):
-            return int(args.func(args) or 0)
+        log = Path(log_file(verb, args)).resolve()
+        new_dir = not log.parent.exists()
+        with quiet_terminal(log, verbose=args.verbose, stdout_to_log=verb == "run-local"):
+            code = int(args.func(args) or 0)
+        if code and new_dir and [p.name for p in log.parent.iterdir()] == [log.name]:
+            # A verb refused on its flags leaves no output directory behind, not even for its log.
+            shutil.rmtree(log.parent)
+        return code
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return int(args.func(args) or 0)
