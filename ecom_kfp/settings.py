@@ -59,11 +59,13 @@ class Setting:
     metavar: str | None = None
     choices: Sequence[str] | None = None
     cli: bool = True
+    parse: Callable[[str], Any] | None = None
 
 
 def setting(default: Any = dataclasses.MISSING, *, help: str, flag: str = "",  # noqa: A002 - argparse's word
             metavar: str | None = None, choices: Sequence[str] | None = None,
-            factory: Callable[[], Any] | None = None, cli: bool = True) -> Any:
+            factory: Callable[[], Any] | None = None, cli: bool = True,
+            parse: Callable[[str], Any] | None = None) -> Any:
     """Declare one config field with its default, help text and CLI flag.
 
     Args:
@@ -76,11 +78,12 @@ def setting(default: Any = dataclasses.MISSING, *, help: str, flag: str = "",  #
         choices: The allowed values.
         factory: A default factory (for lists), instead of ``default``.
         cli: False for fields that the CLI does not expose (filled in by code).
+        parse: Turns the flag's text into the value, for types argparse cannot (e.g. a tuple).
 
     Returns:
         A :func:`dataclasses.field` carrying the declaration.
     """
-    meta = {_META: Setting(help=help, flag=flag, metavar=metavar, choices=choices, cli=cli)}
+    meta = {_META: Setting(help=help, flag=flag, metavar=metavar, choices=choices, cli=cli, parse=parse)}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -122,6 +125,16 @@ def _list_parser(item: type, flag: str) -> Callable[[str], list]:
     return parse
 
 
+def _argparse_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``parse`` whose ValueError argparse reports with its own message (not "invalid value")."""
+    def checked(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from err
+    return checked
+
+
 def add_arguments(parser: argparse.ArgumentParser, config_cls: type, *, skip: Iterable[str] = ()) -> None:
     """Add one flag per CLI setting of ``config_cls`` (and of nested setting dataclasses).
 
@@ -146,7 +159,10 @@ def add_arguments(parser: argparse.ArgumentParser, config_cls: type, *, skip: It
             if default is True:
                 kwargs["help"] += " (on by default; this flag turns it off)"
         else:
-            if typing.get_origin(hint) is list:
+            if decl.parse is not None:
+                kwargs["type"] = _argparse_type(decl.parse)
+                kwargs["metavar"] = decl.metavar
+            elif typing.get_origin(hint) is list:
                 kwargs["type"] = _list_parser(_scalar(hint), flag)
                 kwargs["metavar"] = decl.metavar or f"{_scalar(hint).__name__.upper()},..."
             else:
@@ -156,7 +172,7 @@ def add_arguments(parser: argparse.ArgumentParser, config_cls: type, *, skip: It
                 kwargs["required"] = True
             else:
                 kwargs["default"] = default
-                shown = ",".join(map(str, default)) if isinstance(default, list) else default
+                shown = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else default
                 if shown not in ("", None, []):
                     kwargs["help"] += f" (default: {shown})"
             if decl.choices:

@@ -20,6 +20,7 @@ STAGES: dict[str, tuple[str, set[str]]] = {
     "push_op": ("ecom_kfp.push.config:PushConfig", set()),
     "batch_predict_op": ("ecom_kfp.predict.config:PredictConfig", set()),
     "train_op": ("ecom_kfp.train.config:TrainConfig", set()),
+    "tfrecord_build_op": ("ecom_kfp.tfrecord_build.config:TFRecordBuildConfig", set()),
 }
 
 
@@ -43,7 +44,9 @@ def test_component_parameters_are_config_settings_with_its_defaults(component_na
     settings = set(parameters) - not_settings
     assert settings <= set(defaults), f"not settings of the config: {sorted(settings - set(defaults))}"
     # A required setting (no default) is a required parameter (default None).
-    required = {n: None if defaults[n] is dataclasses.MISSING else defaults[n] for n in settings}
+    # A tuple setting (split fractions) is the same comma-separated text as a KFP parameter.
+    required = {n: None if defaults[n] is dataclasses.MISSING else
+                ",".join(map(str, defaults[n])) if isinstance(defaults[n], tuple) else defaults[n] for n in settings}
     assert {n: parameters[n].default for n in settings} == required
     for name in settings:
         assert parameters[name].description, f"{component_name}.{name} has no description"

@@ -35,5 +35,5 @@ def dedupe_and_build(products: dsl.PipelineChannel, *, near_threshold: Value, ta
     set_resources(dedupe.set_display_name("dedupe"), cpu, memory)
     build = tfrecord_build_op(products=dedupe.outputs["deduped"], image_size=image_size,
                               split_fractions=split_fractions, max_levels=max_levels,
-                              min_class_count=min_class_count, taxonomy_uri=taxonomy_uri)
+                              min_class_count=min_class_count, taxonomy=taxonomy_uri)
     return set_resources(build.set_display_name("tfrecord-build"), cpu, memory)

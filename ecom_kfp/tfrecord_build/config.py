@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ecom_kfp.contracts.features import JPEG_QUALITY, RESIZE_MODES
 from ecom_kfp.resources import available_cpus
-from ecom_kfp.settings import require
+from ecom_kfp.settings import ConfigError, require, setting
 
 SPLITS = ("train", "val", "test")
 #: Doc2Vec inference epochs per title vector: the cost of a record's vector grows linearly with
@@ -16,10 +16,6 @@ SPLITS = ("train", "val", "test")
 #: seed) as two 20-epoch inferences are to each other, and nearest-neighbour category agreement
 #: drops about a point, the size of its seed-to-seed spread; at 5 it drops several points.
 DOC2VEC_INFER_EPOCHS = 10
-
-
-class ConfigError(ValueError):
-    """A flag has an unusable value; the message names the flag and the value."""
 
 
 def parse_fractions(text: str) -> tuple[float, float, float]:
@@ -43,67 +39,50 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
 
 @dataclass(frozen=True)
 class TFRecordBuildConfig:
-    """Everything one TFRecord build (or one fan-out piece of it) needs.
+    """Everything one TFRecord build (or one fan-out piece of it) needs; each field's help is its
+    documentation, shared by ``ecom-kfp tfrecord-build --help`` and ``tfrecord_build_op``."""
 
-    Attributes:
-        products: URI of a dedupe output (directory with ``products.parquet``) or of the Parquet file.
-        out: URI of the :class:`~ecom_kfp.contracts.layouts.DatasetLayout` root to write.
-        image_size: Side of the stored square images, in pixels.
-        resize_mode: ``pad`` (letterbox in white) or ``crop`` (centre crop).
-        jpeg_quality: JPEG quality of the stored images (1-95).
-        split_fractions: Train, val and test shares.
-        stratify: Split each top-level category separately, so each gets exact shares.
-        split_salt: Mixed into the group hash; change it to draw a different (still deterministic) split.
-        cv_folds: Cross-validation folds; 0 = split by ``split_fractions``. With ``k`` >= 2 the
-            duplicate groups are cut into ``k`` equal folds, fold ``cv_fold`` is the test split and
-            the rest is train and val at the train:val ratio of ``split_fractions``
-            (:mod:`ecom_kfp.tfrecord_build.splits`).
-        cv_fold: The test fold (0-based) when ``cv_folds`` is set.
-        max_levels: Deepest taxonomy level labelled (levels count from 1).
-        min_class_count: Classes with fewer training records fold into ``other``. 1 (keep every class
-            seen in training) because a class seen 1-4 times is still a class a shop has: folded, its
-            products can only be answered wrongly (``benchmarks/bench_cv.py``, issue 21).
-        taxonomy: URI of a Google Product Taxonomy file (``taxonomy-with-ids`` format); needs
-            ``taxonomy_mapping``.
-        taxonomy_mapping: URI of a TSV mapping source category paths to taxonomy ids or paths.
-        spm_vocab_size: Requested SentencePiece vocabulary (lowered, and reported, when the
-            training titles cannot support it).
-        doc2vec_dim: Doc2Vec vector size (the ``title_vector`` feature).
-        doc2vec_epochs: Doc2Vec training epochs.
-        doc2vec_infer_epochs: Epochs of the inference that gives each record its title vector
-            (:data:`DOC2VEC_INFER_EPOCHS`).
-        shard_target_mb: Aimed-for size of one shard file, in MiB.
-        workers: Parallel writer processes; 0 = one per CPU.
-        shard_index: This piece of a fan-out (0-based).
-        num_shards: Pieces in the fan-out; each writes every ``num_shards``-th shard file.
-        seed: Seed of the text models and of the record order within shards.
-        progress: Show tqdm progress bars.
-    """
-
-    products: str
-    out: str
-    image_size: int = 224
-    resize_mode: str = "pad"
-    jpeg_quality: int = JPEG_QUALITY
-    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    stratify: bool = False
-    split_salt: str = "ecom-kfp"
-    cv_folds: int = 0
-    cv_fold: int = 0
-    max_levels: int = 4
-    min_class_count: int = 1
-    taxonomy: str = ""
-    taxonomy_mapping: str = ""
-    spm_vocab_size: int = 8000
-    doc2vec_dim: int = 64
-    doc2vec_epochs: int = 20
-    doc2vec_infer_epochs: int = DOC2VEC_INFER_EPOCHS
-    shard_target_mb: float = 64.0
-    workers: int = 0
-    shard_index: int = 0
-    num_shards: int = 1
-    seed: int = 0
-    progress: bool = True
+    products: str = setting("", metavar="URI",
+                            help="dedupe output directory or gs:// prefix (holds products.parquet), or the Parquet file")
+    out: str = setting("", metavar="URI", help="output directory or gs:// prefix for the dataset")
+    image_size: int = setting(224, metavar="PX", help="side of the stored square images")
+    resize_mode: str = setting("pad", choices=RESIZE_MODES,
+                               help="keep the whole product with white borders (pad) or centre-crop")
+    jpeg_quality: int = setting(JPEG_QUALITY, metavar="Q", help="JPEG quality of the stored images, 1-95")
+    split_fractions: tuple[float, float, float] = setting(
+        (0.7, 0.15, 0.15), metavar="TRAIN,VAL,TEST", parse=parse_fractions,
+        help="shares of the splits, summing to 1")
+    stratify: bool = setting(False, help="split each top-level category on its own at exact shares")
+    split_salt: str = setting("ecom-kfp", metavar="TEXT",
+                              help="mixed into the group hash; change it for another deterministic split")
+    cv_folds: int = setting(
+        0, metavar="K",
+        help="cross-validation folds (0 = split by --split-fractions): leak groups are cut into K equal folds, "
+             "fold --cv-fold is the test split, the rest train and val at the train:val ratio of the fractions")
+    cv_fold: int = setting(0, metavar="I", help="the test fold (0-based) with --cv-folds")
+    max_levels: int = setting(4, metavar="N", help="deepest taxonomy level to label, from 1")
+    min_class_count: int = setting(
+        1, metavar="N",
+        help="classes with fewer training products fold into 'other'; 1 keeps every class seen in training "
+             "(a class seen 1-4 times is still a class a shop has; benchmarks/bench_cv.py)")
+    taxonomy: str = setting("", metavar="URI",
+                            help="Google Product Taxonomy file (taxonomy-with-ids format); needs --taxonomy-mapping")
+    taxonomy_mapping: str = setting("", metavar="URI",
+                                    help="TSV of '<source path>\\t<taxonomy id or path>' lines mapping source categories")
+    spm_vocab_size: int = setting(8000, metavar="N",
+                                  help="SentencePiece vocabulary; lowered (and reported) when the titles are too few")
+    doc2vec_dim: int = setting(64, metavar="D", help="Doc2Vec vector size of the title_vector feature")
+    doc2vec_epochs: int = setting(20, metavar="N", help="Doc2Vec training epochs")
+    doc2vec_infer_epochs: int = setting(
+        DOC2VEC_INFER_EPOCHS, metavar="N",
+        help="Doc2Vec inference epochs per title vector; benchmarks/bench_tfrecords.py measures vector quality "
+             "against it")
+    shard_target_mb: float = setting(64.0, metavar="MB", help="aimed-for size of one shard file in MiB")
+    workers: int = setting(0, metavar="N", help="shard writer processes; 0 = one per CPU")
+    shard_index: int = setting(0, metavar="I", help="this piece of a fan-out, from 0")
+    num_shards: int = setting(1, metavar="N", help="pieces in the fan-out; each writes every N-th shard file")
+    seed: int = setting(0, help="seed of the text models and of the record order within shards")
+    progress: bool = setting(True, flag="--no-progress", help="show progress bars")
 
     def __post_init__(self) -> None:
         require([

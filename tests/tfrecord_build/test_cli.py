@@ -40,7 +40,8 @@ def test_help_documents_the_doc2vec_epochs(capsys) -> None:
 def test_cli_reports_bad_input_and_flags(tmp_path: Path, capsys) -> None:
     assert main(["tfrecord-build", "--products", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
     assert "--products" in capsys.readouterr().err
-    assert main(["tfrecord-build", "--products", "x", "--out", "o", "--split-fractions", "0.9,0.9,0.1"]) == 2
-    assert "--split-fractions" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # argparse refuses the value itself, with exit status 2
+        main(["tfrecord-build", "--products", "x", "--out", "o", "--split-fractions", "0.9,0.9,0.1"])
+    assert exit_info.value.code == 2 and "the shares sum to 1.9, not 1" in capsys.readouterr().err
     assert main(["tfrecord-build", "--products", "x", "--out", "o", "--doc2vec-infer-epochs", "0"]) == 2
     assert "--doc2vec-infer-epochs" in capsys.readouterr().err
