@@ -90,9 +90,6 @@ class DatasetLayout(_Layout):
     def shard(self, split: str, index: int, count: int) -> str:
         return uri.join(self.split_dir(split), f"part-{index:05d}-of-{count:05d}.tfrecord.gz")
 
-    def shard_pattern(self, split: str) -> str:
-        return uri.join(self.split_dir(split), "part-*.tfrecord.gz")
-
     @property
     def labels(self) -> str:
         return self._at("labels")
