@@ -28,10 +28,9 @@ The event loop is uvloop's (libuv): with small images the client's CPU per reque
 and the loop's share of it is lower there than on asyncio's default loop. One event loop is bound
 by one core, so with ``processes`` > 1 that many worker processes each run this fetcher over a
 share of the limits (:mod:`ecom_kfp.ingest.fetch_processes`); outcomes are the same. The default
-is one process: on 2 CPUs it did as well as two worker processes or better (myntra thumbnails:
-1,282-1,447 vs 1,256-1,279 img/s; 800x1066 photos: 532-551 vs 534-543) with 10-30% less CPU, and
-starts at once, where a worker process spends ~0.3 s of CPU importing aiohttp before its first
-request. More processes pay where one event loop saturates its core: many cores, small images,
+is one process: on 2 CPUs it did as well as two worker processes or better with less CPU
+(``benchmarks/bench_ingest.py``), and starts at once, where a worker process first spends CPU
+importing aiohttp. More processes pay where one event loop saturates its core: many cores, small images,
 a fast server.
 """
 
