@@ -36,7 +36,7 @@ from ecom_kfp.resources import available_cpus
 #: at no less than that keeps every frequency the hash looks at.
 DRAFT_SIDE = phash.RESIZED_SIDE
 #: Most images hashed per batch of matrix products: 64 thumbnails' float pixels (~3.7 MB at 60x80)
-#: stay in cache; a batch of a whole 512-image chunk measured 2-3x slower per image (memory-bound).
+#: stay in cache; a batch of a whole 512-image chunk is slower per image (memory-bound).
 BATCH = 64
 #: Most float pixel bytes per batch, so larger decoded sizes get fewer images per batch: it keeps
 #: their batches in cache too, and bounds each process's kept buffers (:func:`_buffers`).

@@ -117,9 +117,8 @@ def _return_large_buffers_to_the_os() -> None:
     By default glibc raises this threshold each time a large block is freed (up to 32 MiB), after
     which Pillow's 16 MiB image blocks come from per-thread arenas that keep them once freed: with
     16 decode threads, memory then follows the largest image each thread ever decoded, whatever the
-    pixel budget. Measured with 8 threads decoding 3000x3000 PNGs, budget one image: peak RSS 608 MB
-    without this, 122 MB with it (and 7.2 s instead of 11.8 s: fresh mappings beat arena growth).
-    A no-op where the C library is not glibc.
+    pixel budget (``benchmarks/bench_ingest_limits.py`` measures peak memory with and without it;
+    fresh mappings are faster than arena growth too). A no-op where the C library is not glibc.
     """
     try:
         mallopt = ctypes.CDLL(None).mallopt
