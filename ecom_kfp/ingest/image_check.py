@@ -117,8 +117,8 @@ def _return_large_buffers_to_the_os() -> None:
     By default glibc raises this threshold each time a large block is freed (up to 32 MiB), after
     which Pillow's 16 MiB image blocks come from per-thread arenas that keep them once freed: with
     16 decode threads, memory then follows the largest image each thread ever decoded, whatever the
-    pixel budget (``benchmarks/bench_ingest_limits.py`` measures peak memory with and without it;
-    fresh mappings are faster than arena growth too). A no-op where the C library is not glibc.
+    pixel budget; fresh mappings are also faster than arena growth (the budget's memory figures in
+    ``benchmarks/README.md`` are measured with this on). A no-op where the C library is not glibc.
     """
     try:
         mallopt = ctypes.CDLL(None).mallopt
