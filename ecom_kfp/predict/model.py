@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ecom_kfp import uri
 from ecom_kfp.contracts import registry
-from ecom_kfp.contracts.labels import Vocabulary, vocabulary_uri
+from ecom_kfp.contracts.labels import Vocabulary, count_levels, load_all, vocabulary_uri
 from ecom_kfp.contracts.layouts import ModelLayout
 from ecom_kfp.contracts.serving import Thresholds
 from ecom_kfp.evaluate.baseline import MODELS_SCHEME, RegistryRef, find_version, registry_client
@@ -52,10 +52,7 @@ class ModelFiles:
 
     def vocabularies(self) -> list[Vocabulary]:
         """Every level's vocabulary, level 1 first (as many levels as there are label files)."""
-        levels = []
-        while uri.exists(vocabulary_uri(self.labels, len(levels) + 1)):
-            levels.append(Vocabulary.load(self.labels, len(levels) + 1))
-        return levels
+        return load_all(self.labels, count_levels(self.labels))
 
     def thresholds(self) -> Thresholds | None:
         if self.thresholds_file:

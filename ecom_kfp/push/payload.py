@@ -64,9 +64,9 @@ class ServingPayload:
                 entries.append((uri.join(root, *rel.split("/")), f"{prefix}/{rel}" if prefix else rel,
                                 f"{model_prefix}/{rel}"))
         if thresholds:
-            # Not part of the trained model (evaluate chose it), so not in its digest: model_relative "".
+            # Served where a model keeps it, beside the labels; the model's digests leave that path out.
             served = f"{EXTRA}/labels/{THRESHOLDS_FILE}"
-            entries = [e for e in entries if e[1] != served] + [(thresholds, served, "")]
+            entries = [e for e in entries if e[1] != served] + [(thresholds, served, f"labels/{THRESHOLDS_FILE}")]
         if uri.exists(model.manifest):
             entries.append((model.manifest, f"{EXTRA}/dataset_manifest.json", "dataset_manifest.json"))
         if not any(rel == "saved_model.pb" for _, rel, _ in entries):
@@ -87,7 +87,7 @@ class ServingPayload:
     def model_sha256(self) -> str:
         """The model's content digest (:func:`ecom_kfp.contracts.digests.model_content_sha256`) of these files:
         what evaluate records in ``blessing.json``."""
-        return model_content_sha256({f.model_relative: f.sha256 for f in self.files if f.model_relative})
+        return model_content_sha256({f.model_relative: f.sha256 for f in self.files})
 
     @property
     def total_bytes(self) -> int:
