@@ -8,18 +8,11 @@ rules), ``business_value``, ``config`` (settings), ``reasons`` (reject codes), `
 ``merge`` (shard outputs), ``cli`` (``ecom-kfp ingest``).
 """
 
+from ecom_kfp.lazy import lazy_exports
+
 __all__ = ["IngestConfig", "IngestReport", "run"]
 
-
-def __getattr__(name: str):
-    # Imported on first use: image fetch worker processes import only the fetching modules, not the
-    # stage's pyarrow and numpy, which would double their start-up time.
-    if name == "IngestConfig":
-        from ecom_kfp.ingest.config import IngestConfig
-
-        return IngestConfig
-    if name in __all__:
-        from ecom_kfp.ingest import stage
-
-        return getattr(stage, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Imported on first use: image fetch worker processes import only the fetching modules, not the
+# stage's pyarrow and numpy, which would double their start-up time.
+__getattr__ = lazy_exports(__name__, {"IngestConfig": "ecom_kfp.ingest.config",
+                                      "IngestReport": "ecom_kfp.ingest.stage", "run": "ecom_kfp.ingest.stage"})

@@ -3,18 +3,11 @@
 ``run(PushConfig(...)) -> PushReport`` (in :mod:`ecom_kfp.push.stage`).
 """
 
+from ecom_kfp.lazy import lazy_exports
+
 __all__ = ["PushConfig", "PushReport", "run"]
 
-
-def __getattr__(name: str):
-    # Imported on first use: the MLflow pyfunc (push/pyfunc_model.py) imports push.mlflow_model alone,
-    # and should not pay for the registry client and TensorFlow the stage brings in.
-    if name == "PushConfig":
-        from ecom_kfp.push.config import PushConfig
-
-        return PushConfig
-    if name in __all__:
-        from ecom_kfp.push import stage
-
-        return getattr(stage, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Imported on first use: the MLflow pyfunc (push/pyfunc_model.py) imports push.mlflow_model alone,
+# and should not pay for the registry client and TensorFlow the stage brings in.
+__getattr__ = lazy_exports(__name__, {"PushConfig": "ecom_kfp.push.config",
+                                      "PushReport": "ecom_kfp.push.stage", "run": "ecom_kfp.push.stage"})
