@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write the deterministic demo catalog (and serve it)",
         description="Write a deterministic demo catalog (catalog.jsonl, drawn images/, "
                     "business_value.csv, truth.json, report.json) with planted duplicates, dead "
-                    "links, broken images and malformed lines; optionally serve images/ over HTTP "
+                    "links, broken images, malformed lines and wrong categories; optionally serve images/ over HTTP "
                     "on 127.0.0.1 until Ctrl-C.",
     )
     defaults = DemoCatalogConfig(out="")
@@ -35,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--duplicate-rate", type=float, default=defaults.duplicate_rate,
                         help="exact, near and repeated-title duplicate groups per product, each "
                              "(default %(default)s)")
+    parser.add_argument("--label-error-rate", type=float, default=defaults.label_error_rate,
+                        help="fraction of products given the category of a class under another level-1 "
+                             "category than their title and image show (default %(default)s; 0 = none)")
     parser.add_argument("--serve", action="store_true",
                         help="after writing, serve images/ on http://127.0.0.1:PORT/ until Ctrl-C")
     parser.add_argument("--port", type=int, default=0, help="port for --serve (default: a free one)")
@@ -61,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     """Generate, print the summary, and serve when asked; 2 on a bad flag."""
     config = DemoCatalogConfig(out=args.out, products=args.products, seed=args.seed,
                                image_size=args.image_size, fault_rate=args.fault_rate,
-                               duplicate_rate=args.duplicate_rate, progress=args.progress)
+                               duplicate_rate=args.duplicate_rate, label_error_rate=args.label_error_rate,
+                               progress=args.progress)
     try:
         config.validate()
         if args.serve and uri.is_gcs(args.out):

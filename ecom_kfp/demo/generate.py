@@ -4,7 +4,7 @@ Layout under ``out`` (a local directory or ``gs://`` prefix)::
 
     catalog.jsonl        one product per line: product_id, title, brand, price, category_path
                          (list, level 1 first), image_url (relative to images/), colour; a few
-                         lines are deliberately malformed
+                         lines are deliberately malformed, and a few products carry a wrong category
     images/<id>.jpg      drawn product photos (some broken, some missing on purpose)
     business_value.csv   category_path (levels joined with " > "),business_value per leaf class
     truth.json           what was planted where, for recall checks of later stages
@@ -33,7 +33,7 @@ from ecom_kfp import uri
 from ecom_kfp.demo import faults
 from ecom_kfp.demo.drawing import draw_product
 from ecom_kfp.demo.products import ProductSpec, garbage_title, make_product, product_id, short_title
-from ecom_kfp.demo.taxonomy import LEAVES, UNKNOWN_PATHS, tree_depth
+from ecom_kfp.demo.taxonomy import LEAVES, UNKNOWN_PATHS, Leaf, tree_depth
 from ecom_kfp.report import write_report
 from ecom_kfp.settings import require
 
@@ -67,6 +67,8 @@ class DemoCatalogConfig:
         image_size: Side of the square product photos in pixels.
         fault_rate: Fraction of products planted with each single-product fault.
         duplicate_rate: Duplicate groups of each kind (exact, near, repeated title) per product.
+        label_error_rate: Fraction of products whose category is wrong: title and image of one class,
+            the category of a class under another level-1 category (0 plants none).
         progress: Show a progress bar.
     """
 
@@ -76,6 +78,7 @@ class DemoCatalogConfig:
     image_size: int = 128
     fault_rate: float = 0.01
     duplicate_rate: float = 0.01
+    label_error_rate: float = 0.01
     progress: bool = True
 
     def validate(self) -> None:
@@ -89,8 +92,12 @@ class DemoCatalogConfig:
             (32 <= self.image_size <= 1024, "--image-size", self.image_size, "must be within 32..1024"),
             (0 < self.fault_rate <= 0.05, "--fault-rate", self.fault_rate, "must be within (0, 0.05]"),
             (0 < self.duplicate_rate <= 0.05, "--duplicate-rate", self.duplicate_rate, "must be within (0, 0.05]"),
+            (0 <= self.label_error_rate <= 0.1, "--label-error-rate", self.label_error_rate, "must be within [0, 0.1]"),
             (bool(self.out), "--out", self.out, "must name a directory or gs:// prefix"),
         ))
+        planted = _planted_products(self)
+        require(((planted <= self.products, "--products", self.products,
+                  f"too few for the {planted} products --fault-rate, --duplicate-rate and --label-error-rate plant"),))
 
 
 @dataclass
@@ -136,9 +143,10 @@ class DemoCatalogReport:
 class _Role:
     """How product ``index`` deviates from a clean product.
 
-    ``kind`` is ``clean``, ``exact_copy``, ``near_copy``, ``same_title``, ``malformed`` or one of
-    :data:`SINGLE_FAULTS`; ``source`` is the product copied from (duplicates, repeated titles);
-    ``variant`` picks among the ways a fault can look.
+    ``kind`` is ``clean``, ``exact_copy``, ``near_copy``, ``same_title``, ``malformed``,
+    ``wrong_label`` or one of :data:`SINGLE_FAULTS`; ``source`` is the product copied from
+    (duplicates, repeated titles); ``variant`` picks among the ways a fault can look (for a wrong
+    label: the index in ``LEAVES`` of the category it is given).
     """
 
     kind: str
@@ -156,6 +164,26 @@ class _Plan:
 
 def _count(rate: float, products: int, minimum: int = 1) -> int:
     return max(minimum, round(rate * products))
+
+
+def _label_errors(config: DemoCatalogConfig) -> int:
+    return _count(config.label_error_rate, config.products, minimum=int(config.label_error_rate > 0))
+
+
+def _planted_products(config: DemoCatalogConfig) -> int:
+    """Most products :func:`_plan` can take (duplicate groups counted at their largest size)."""
+    return (3 * 3 * _count(config.duplicate_rate, config.products)
+            + len(SINGLE_FAULTS) * _count(config.fault_rate, config.products)
+            + _count(config.fault_rate / 5, config.products, minimum=3) + _label_errors(config))
+
+
+def _wrong_leaf(true_leaf: Leaf, rng: random.Random) -> int:
+    """Index in ``LEAVES`` of a class under another level-1 category than ``true_leaf``'s.
+
+    A category from another branch contradicts title and image at every level, as a product filed
+    in the wrong department does (a sibling class would be a subtler error than this check needs).
+    """
+    return rng.choice([i for i, leaf in enumerate(LEAVES) if leaf.path[0] != true_leaf.path[0]])
 
 
 def _plan(config: DemoCatalogConfig) -> _Plan:
@@ -183,6 +211,10 @@ def _plan(config: DemoCatalogConfig) -> _Plan:
     # A few malformed lines, at least one of each breakage faults.malformed_line knows.
     for variant in range(_count(config.fault_rate / 5, config.products, minimum=3)):
         roles[free.pop()] = _Role("malformed", variant=variant)
+    # Planted last, so the products of the other defects are those of a catalog without wrong labels.
+    for _ in range(_label_errors(config)):
+        index = free.pop()
+        roles[index] = _Role("wrong_label", variant=_wrong_leaf(make_product(config.seed, index).leaf, rng))
     return plan
 
 
@@ -250,6 +282,8 @@ class _Writer:
             record["category_path"] = [] if role.variant % 2 else None
         elif role.kind == "no_image":
             record["image_url"] = "" if role.variant % 2 else None
+        elif role.kind == "wrong_label":
+            record["category_path"] = list(LEAVES[role.variant].path)
 
     def _image(self, spec: ProductSpec, source: ProductSpec | None, role: _Role,
                rng: random.Random) -> bytes | None:
@@ -301,6 +335,9 @@ def _truth(config: DemoCatalogConfig, plan: _Plan, records: list[dict | None]) -
         **{kind: by_kind.get(kind, []) for kind in SINGLE_FAULTS},
         "malformed_lines": [i + 1 for i, r in sorted(plan.roles.items()) if r.kind == "malformed"],
         "expected_ingest_rejects": {pid: kind for kind in INGEST_REJECT_FAULTS for pid in by_kind.get(kind, [])},
+        "wrong_label": {product_id(i): {"true_category": list(make_product(config.seed, i).leaf.path),
+                                        "given_category": list(LEAVES[r.variant].path)}
+                        for i, r in sorted(plan.roles.items()) if r.kind == "wrong_label"},
     }
 
 
@@ -345,7 +382,7 @@ def generate(config: DemoCatalogConfig) -> DemoCatalogReport:
         truth = _truth(config, plan, records)
         Path(local, TRUTH).write_text(json.dumps(truth, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     seconds = time.perf_counter() - start
-    planted = {kind: len(truth[kind]) for kind in SINGLE_FAULTS + ("malformed_lines",)}
+    planted = {kind: len(truth[kind]) for kind in SINGLE_FAULTS + ("malformed_lines", "wrong_label")}
     planted.update({kind: len(truth[kind]) for kind in
                     ("exact_duplicate_groups", "near_duplicate_groups", "repeated_title_groups")})
     report = DemoCatalogReport(

@@ -16,7 +16,10 @@ from PIL import Image
 from ecom_kfp import uri
 from ecom_kfp.contracts.labels import SEPARATOR
 from ecom_kfp.demo import DemoCatalogConfig, generate
+from ecom_kfp.demo.drawing import draw_product
+from ecom_kfp.demo.faults import encode_jpeg
 from ecom_kfp.demo.generate import INGEST_REJECT_FAULTS, SINGLE_FAULTS
+from ecom_kfp.demo.products import make_product
 from ecom_kfp.demo.taxonomy import LEAVES, UNKNOWN_PATHS
 from tests.demo.helpers import IMAGE_SIZE, PRODUCTS, Demo
 
@@ -153,10 +156,11 @@ def test_planted_products_are_disjoint_and_counted(demo: Demo) -> None:
     copies = [pid for key in ("exact_duplicate_groups", "near_duplicate_groups", "repeated_title_groups")
               for group in truth[key] for pid in group]
     malformed = {f"P{n:06d}" for n in truth["malformed_lines"]}
-    everything = single + copies + sorted(malformed)
+    everything = single + copies + sorted(malformed) + sorted(truth["wrong_label"])
     assert len(everything) == len(set(everything)), "each product carries at most one planted defect"
     expected = round(0.01 * PRODUCTS)
-    assert all(len(truth[kind]) == expected for kind in SINGLE_FAULTS)
+    assert all(len(truth[kind]) == expected for kind in (*SINGLE_FAULTS, "wrong_label"))
+    assert demo.report.planted["wrong_label"] == expected
     assert all(len(truth[key]) == expected and all(2 <= len(g) <= 3 for g in truth[key])
                for key in ("exact_duplicate_groups", "near_duplicate_groups", "repeated_title_groups"))
     assert truth["expected_ingest_rejects"] == {pid: kind for kind in INGEST_REJECT_FAULTS for pid in truth[kind]}
@@ -238,15 +242,51 @@ def test_bad_titles_and_categories(demo: Demo) -> None:
     assert all(not records[pid]["category_path"] for pid in truth["empty_category"])
 
 
+def test_wrong_labels_contradict_title_and_image_at_every_level(demo: Demo) -> None:
+    for pid, planted in demo.truth["wrong_label"].items():
+        clean = make_product(7, int(pid[1:]) - 1)
+        record = demo.records[pid]
+        assert planted["true_category"] == list(clean.leaf.path)
+        assert record["category_path"] == planted["given_category"] != planted["true_category"]
+        assert planted["given_category"][0] != planted["true_category"][0]
+        assert tuple(planted["given_category"]) in {leaf.path for leaf in LEAVES}
+        assert record["title"] == clean.title
+        assert _sha(demo.image(pid)) == hashlib.sha256(encode_jpeg(draw_product(
+            clean.leaf.shape, clean.style, IMAGE_SIZE))).hexdigest()
+
+
+def test_wrong_labels_change_only_their_own_category(tmp_path: Path) -> None:
+    config = dict(products=120, seed=3, image_size=32, progress=False)
+    with_errors = generate(DemoCatalogConfig(out=str(tmp_path / "a"), label_error_rate=0.05, **config))
+    without = generate(DemoCatalogConfig(out=str(tmp_path / "b"), label_error_rate=0.0, **config))
+    assert (with_errors.planted["wrong_label"], without.planted["wrong_label"]) == (6, 0)
+    planted = json.loads((tmp_path / "a" / "truth.json").read_text())["wrong_label"]
+    lines = [(tmp_path / d / "catalog.jsonl").read_text().splitlines() for d in ("a", "b")]
+    changed = {json.loads(a)["product_id"]: (json.loads(a), json.loads(b)) for a, b in zip(*lines) if a != b}
+    assert set(changed) == set(planted)
+    for pid, (wrong, right) in changed.items():
+        assert right["category_path"] == planted[pid]["true_category"]
+        assert {**wrong, "category_path": right["category_path"]} == right
+    assert _files(tmp_path / "a" / "images") == _files(tmp_path / "b" / "images")
+
+
 @pytest.mark.parametrize(("field", "value", "flag"), [
     ("products", 10, "--products"), ("image_size", 8, "--image-size"),
     ("fault_rate", 0.5, "--fault-rate"), ("duplicate_rate", 0.0, "--duplicate-rate"), ("out", "", "--out"),
+    ("label_error_rate", 0.5, "--label-error-rate"), ("label_error_rate", -0.01, "--label-error-rate"),
 ])
 def test_bad_config_fails_fast_naming_the_flag(tmp_path: Path, field: str, value, flag: str) -> None:
     config = {"out": str(tmp_path / "x"), field: value}
     with pytest.raises(ValueError, match=re.escape(f"{flag}={value!r}")):
         generate(DemoCatalogConfig(**config))
     assert not (tmp_path / "x").exists()
+
+
+def test_rates_that_plant_more_products_than_the_catalog_has_fail_fast(tmp_path: Path) -> None:
+    config = DemoCatalogConfig(out=str(tmp_path / "x"), products=60, fault_rate=0.05, duplicate_rate=0.05,
+                               label_error_rate=0.1)
+    with pytest.raises(ValueError, match=re.escape("--products=60: too few for the")):
+        generate(config)
 
 
 def test_writes_to_gcs_the_same_bytes_as_locally(gcs_bucket: str, tmp_path: Path) -> None:
