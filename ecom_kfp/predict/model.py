@@ -2,11 +2,14 @@
 
 Three forms are accepted (:func:`open_model`):
 
-- a train output (:class:`~ecom_kfp.contracts.layouts.ModelLayout`: ``saved_model/``, ``labels/``);
+- a train output (:class:`~ecom_kfp.contracts.layouts.ModelLayout`: ``saved_model/``, ``labels/``),
+  whose files are verified against its ``digests.json`` before anything reads them, as evaluate and
+  push do (:func:`~ecom_kfp.contracts.digests.verify_model`): a SavedModel runs its own graph;
 - a pushed serving version (``<serving>/<name>/<version>/``: ``saved_model.pb`` at the root and
   ``assets.extra/labels/``, see :mod:`ecom_kfp.push.payload`);
 - a registry reference, ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``: the version's verified
-  serving copy when push recorded one, else its registered artifacts, downloaded.
+  serving copy when push recorded one, else its registered artifacts, downloaded (a train output
+  with its ``digests.json``, verified like one).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 
 from ecom_kfp import uri
 from ecom_kfp.contracts import registry
+from ecom_kfp.contracts.digests import verify_model
 from ecom_kfp.contracts.labels import Vocabulary, count_levels, load_all, vocabulary_uri
 from ecom_kfp.contracts.layouts import ModelLayout
 from ecom_kfp.contracts.serving import Thresholds
@@ -68,13 +72,15 @@ class ModelFiles:
 
 
 def model_files(root: str, description: str = "", kind: str = "", thresholds_file: str = "") -> ModelFiles:
-    """The files of a train output or a serving version at ``root``.
+    """The files of a train output (verified against its digests) or a serving version at ``root``.
 
     Raises:
         FileNotFoundError: ``root`` is neither (the message names ``--model``).
+        DigestError: a train output without ``digests.json``, or whose loaded files differ from it.
     """
     layout = ModelLayout(root)
     if uri.exists(uri.join(layout.saved_model, "saved_model.pb")):
+        verify_model(layout)
         files = ModelFiles(description or root, kind or KIND_TRAIN, layout.saved_model, layout.labels,
                            layout.manifest, thresholds_file)
     elif uri.exists(uri.join(root, "saved_model.pb")):

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from ecom_kfp import uri
 from ecom_kfp.contracts import tables
-from ecom_kfp.contracts.labels import class_name
+from ecom_kfp.contracts.labels import OTHER, class_name
 from ecom_kfp.contracts.layouts import IngestLayout, PredictionLayout
 from ecom_kfp.ingest.sharding import shard_of
 from ecom_kfp.predict.config import PredictConfig
@@ -136,6 +136,23 @@ class _Writer:
         self.writer.close()
 
 
+def _confidently_contradicts(scorer: Scorer, decisions: Decisions, row: int, catalog: list[str]) -> bool:
+    """Whether, at some level of the catalog's path, the model's top class is another class it knows,
+    with a probability that passes that level's threshold.
+
+    Every level counts, not only the predicted one: a product filed in the wrong department is
+    contradicted most surely at level 1, where the model is confident even when its leaf is not.
+    """
+    for level in range(1, min(scorer.num_levels, len(catalog)) + 1):
+        vocabulary = scorer.vocabularies[level - 1]
+        given = class_name(catalog, level)
+        top = vocabulary.classes[int(decisions.top_index[level - 1][row, 0])]
+        if (top not in (given, OTHER) and vocabulary.contains(given)
+                and decisions.top_probability[level - 1][row, 0] >= scorer.policy.thresholds[level - 1]):
+            return True
+    return False
+
+
 def _catalog_columns(scorer: Scorer, decisions: Decisions, row: int, catalog: list[str] | None) -> dict:
     """Agreement with the catalog category at the predicted level (or the catalog's depth, if shallower)."""
     if not catalog or decisions.predicted_level[row] == 0:
@@ -144,14 +161,11 @@ def _catalog_columns(scorer: Scorer, decisions: Decisions, row: int, catalog: li
     level = min(int(decisions.predicted_level[row]), len(catalog))
     vocabulary = scorer.vocabularies[level - 1]
     given = class_name(catalog, level)
-    top = int(decisions.top_index[level - 1][row, 0])
-    agrees = vocabulary.classes[top] == given
-    known = vocabulary.contains(given)
-    confident = decisions.top_probability[level - 1][row, 0] >= scorer.policy.thresholds[level - 1]
-    return {"catalog_path": catalog, "agrees_with_catalog": agrees,
+    return {"catalog_path": catalog,
+            "agrees_with_catalog": vocabulary.classes[int(decisions.top_index[level - 1][row, 0])] == given,
             "catalog_probability": float(decisions.probabilities[level - 1][row, vocabulary.lookup(given)])
-            if known else None,
-            "suspect_label": bool(not agrees and known and confident)}
+            if vocabulary.contains(given) else None,
+            "suspect_label": _confidently_contradicts(scorer, decisions, row, catalog)}
 
 
 def _prediction_rows(scorer: Scorer, decisions: Decisions, products: list[dict]) -> list[dict]:
@@ -239,6 +253,7 @@ def run(config: PredictConfig) -> PredictReport:
     Raises:
         ConfigError: a bad setting (the message names the flag).
         FileNotFoundError: the products table or the model is missing (the message names the flag).
+        DigestError: a train output's files differ from its ``digests.json`` (nothing was loaded).
         ValueError: the model's outputs and label files disagree, or thresholds cannot be chosen.
     """
     from ecom_kfp.contracts.serving import load_signature

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -9,6 +12,8 @@ import pytest
 from ecom_kfp import uri
 from ecom_kfp.cli import main
 from ecom_kfp.contracts import tables
+from ecom_kfp.contracts.digests import DigestError
+from ecom_kfp.contracts.labels import OTHER, class_name
 from ecom_kfp.contracts.layouts import PredictionLayout
 from ecom_kfp.predict import PredictConfig, run
 from ecom_kfp.predict.scoring import THRESHOLDS_FALLBACK, THRESHOLDS_FROM_CURVE, THRESHOLDS_FROM_MODEL
@@ -58,8 +63,14 @@ def test_planted_wrong_labels_are_flagged_suspect(predict_model, catalog, tmp_pa
     assert len(found) >= 0.8 * len(catalog.wrong_labels), (sorted(suspects), sorted(catalog.wrong_labels))
     assert suspects - catalog.wrong_labels <= catalog.noisy_titles
     assert report.suspect == len(suspects)
-    for row in rows:
-        assert row["suspect_label"] == (not row["agrees_with_catalog"] and row["confidence"] >= row["threshold"])
+    for row in rows:  # suspect: at some level of the catalog's path, another class passes the level's threshold
+        given = [class_name(row["catalog_path"], level) for level in range(1, len(row["catalog_path"]) + 1)]
+        assert row["suspect_label"] == any(
+            classes[0] not in (name, OTHER) and probabilities[0] >= threshold
+            for classes, probabilities, threshold, name in zip(row["top_classes"], row["top_probabilities"],
+                                                                report.thresholds, given))
+        if not row["agrees_with_catalog"] and row["confidence"] >= row["threshold"]:
+            assert row["suspect_label"]  # a confident disagreement at the predicted level always is one
     html = uri.read_text(PredictionLayout(out).html)
     assert sorted(found)[0] in html
 
@@ -71,6 +82,45 @@ def test_target_precision_overrides_the_threshold_from_the_curve(predict_model, 
     default = run(PredictConfig(products_uri=catalog.root, model_uri=predict_model.root, out_uri=str(tmp_path / "d"),
                                 progress=False))
     assert strict.accepted < default.accepted
+
+
+def _swap_first_classes(model: Path) -> None:
+    """Swap two class names: the SavedModel still loads, and every prediction of them is mislabelled."""
+    path = model / "labels" / "level_2.txt"
+    lines = path.read_text().splitlines()
+    lines[1], lines[2] = lines[2], lines[1]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _edit_graph(model: Path) -> None:
+    path = model / "saved_model" / "saved_model.pb"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(("tamper", "message"), [
+    (_swap_first_classes, "labels/level_2.txt has SHA-256"),
+    (_edit_graph, "saved_model/saved_model.pb has SHA-256"),
+    (lambda model: (model / "saved_model" / "assets" / "extra.txt").write_text("x"),
+     "saved_model/assets/extra.txt is not among the files its producer recorded"),
+    (lambda model: (model / "digests.json").unlink(), "no digests.json"),
+])
+def test_a_tampered_train_output_is_refused_before_anything_loads(predict_model, catalog, tmp_path, capsys,
+                                                                 tamper, message):
+    model = tmp_path / "model"
+    shutil.copytree(predict_model.root, model)
+    (model / "saved_model" / "assets").mkdir(exist_ok=True)
+    out = tmp_path / "predictions"
+    run(PredictConfig(products_uri=catalog.root, model_uri=str(model), out_uri=str(out), progress=False))
+    shutil.rmtree(out)  # the untouched copy scores; the same copy tampered is refused
+    tamper(model)
+    with pytest.raises(DigestError, match=message):
+        run(PredictConfig(products_uri=catalog.root, model_uri=str(model), out_uri=str(out), progress=False))
+    assert not out.exists()
+    assert main(["predict", "--products", catalog.root, "--model", str(model), "--out", str(out),
+                 "--no-progress"]) == 2
+    assert message in capsys.readouterr().err and not out.exists()
 
 
 def test_a_model_without_thresholds_uses_the_fallback_and_refuses_a_target(tmp_path, tiny_dataset, catalog):
