@@ -247,8 +247,11 @@ def format_summary(summary: LocalRunSummary) -> str:
                                                      for c in bad)),
     ]
     if "scoring" in r:
+        planted = r["scoring"]["planted_label_errors"]
         lines += ["fresh demo slice scored with the champion (scoring pipeline):",
-                  *("  " + line for line in summary_lines(r["scoring"]))]
+                  *("  " + line for line in summary_lines(r["scoring"])),
+                  f"  planted wrong labels: {planted['flagged']} of {planted['scored']} scored flagged suspect "
+                  f"({planted['planted']} planted, {planted['suspects']} suspects in all)"]
     return "\n".join(lines + where_to_look(summary))
 
 

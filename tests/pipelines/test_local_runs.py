@@ -56,6 +56,9 @@ def test_run_local_training_pipeline_counts_add_up_from_ingest_to_push(tmp_path:
     assert any(Path(push["serving_uri"]).rglob("saved_model.pb"))
     assert (out / "mlflow.db").exists()
     assert "counts add up     yes" in printed and "blessed           yes" in printed
+    planted = reports["scoring"]["planted_label_errors"]
+    assert planted["flagged"] <= planted["scored"] <= planted["planted"] >= 1
+    assert f"planted wrong labels: {planted['flagged']} of {planted['scored']} scored flagged suspect" in printed
     _assert_quiet_and_guiding(printed, out)
 
 
