@@ -63,7 +63,7 @@ class Scored:
 
     @property
     def precision(self) -> float:
-        return len(self.planted & self.flagged) / len(self.flagged)
+        return len(self.planted & self.flagged) / len(self.flagged) if self.flagged else 0.0
 
 
 def _demo(out: Path, seed: int) -> tuple[DemoCatalogReport, set[str]]:
