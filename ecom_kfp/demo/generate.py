@@ -170,11 +170,16 @@ def _label_errors(config: DemoCatalogConfig) -> int:
     return _count(config.label_error_rate, config.products, minimum=int(config.label_error_rate > 0))
 
 
+def _malformed_lines(config: DemoCatalogConfig) -> int:
+    """A few, at least one of each breakage :func:`faults.malformed_line` knows."""
+    return _count(config.fault_rate / 5, config.products, minimum=3)
+
+
 def _planted_products(config: DemoCatalogConfig) -> int:
     """Most products :func:`_plan` can take (duplicate groups counted at their largest size)."""
     return (3 * 3 * _count(config.duplicate_rate, config.products)
             + len(SINGLE_FAULTS) * _count(config.fault_rate, config.products)
-            + _count(config.fault_rate / 5, config.products, minimum=3) + _label_errors(config))
+            + _malformed_lines(config) + _label_errors(config))
 
 
 def _wrong_leaf(true_leaf: Leaf, rng: random.Random) -> int:
@@ -208,8 +213,7 @@ def _plan(config: DemoCatalogConfig) -> _Plan:
     for kind in SINGLE_FAULTS:
         for variant in range(_count(config.fault_rate, config.products)):
             roles[free.pop()] = _Role(kind, variant=variant)
-    # A few malformed lines, at least one of each breakage faults.malformed_line knows.
-    for variant in range(_count(config.fault_rate / 5, config.products, minimum=3)):
+    for variant in range(_malformed_lines(config)):
         roles[free.pop()] = _Role("malformed", variant=variant)
     # Planted last, so the products of the other defects are those of a catalog without wrong labels.
     for _ in range(_label_errors(config)):
