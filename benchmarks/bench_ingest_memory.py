@@ -45,6 +45,7 @@ def run_one(catalog: Path, package_root: Path, work: Path) -> dict:
     out, hwm = work / "ingest", work / "vmhwm.kb"
     os.environ["PYTHONPATH"] = str(package_root)
     os.environ["HWM_FILE"] = str(hwm)
+    os.chdir(work)  # ``python -c`` puts the working directory first: a checkout there would shadow PYTHONPATH
     with serve_directory(catalog / "images") as base_url:
         command = ingest_command(catalog, base_url, out)
         cli = command.index("ingest")
