@@ -115,11 +115,20 @@ class FetchJournal:
         if not uri.exists(self.root):
             return
         for part in uri.list_files(self.root, suffix=".jsonl"):
-            for line in uri.read_text(part).splitlines():
+            for line in self._lines(part):
                 with contextlib.suppress(ValueError):
                     entry = json.loads(line)
                     if isinstance(entry, dict) and {"source", "sha256", "width", "height"} <= entry.keys():
                         yield entry
+
+    @staticmethod
+    def _lines(part: str) -> Iterator[str]:
+        """The lines of one journal file: a local one (a whole run's) is read as it is iterated."""
+        if uri.is_gcs(part):  # at most GCS_BATCH lines
+            yield from uri.read_text(part).splitlines()
+            return
+        with open(part, encoding="utf-8", errors="replace") as fh:
+            yield from fh
 
     def record(self, source: str, sha256: str, width: int, height: int) -> None:
         """Add one fetched source."""
