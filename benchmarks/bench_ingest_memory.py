@@ -2,7 +2,8 @@
 
 For each catalog directory (written by ``ecom-kfp demo-catalog``, e.g. by ``bench_scale.py``) its
 images are served on loopback and ingest runs as ``bench_scale.py`` runs it, in a subprocess. Per
-size: wall seconds, products/s, ``peak_pss_mb`` (the process tree's largest summed PSS, polled as in
+size: wall seconds, products/s, CPU seconds of the process tree (steadier than wall time on a
+shared machine), ``peak_pss_mb`` (the process tree's largest summed PSS, polled as in
 ``bench_scale.py``) and ``vmhwm_mb`` (the ingest process's own ``VmHWM`` read from
 ``/proc/self/status`` as it exits; ``ru_maxrss`` would inherit this script's peak across fork/exec).
 Then the growth of each memory figure from the smallest to the largest catalog, against the
@@ -54,7 +55,7 @@ def run_one(catalog: Path, package_root: Path, work: Path) -> dict:
         raise RuntimeError(f"ingest failed on {catalog}; see {work / 'ingest.log'}")
     report = json.loads((out / "report.json").read_text())
     return {"products": products, "seconds": run.seconds, "products_per_second": run.products_per_second,
-            "peak_pss_mb": run.peak_pss_mb, "vmhwm_mb": round(int(hwm.read_text()) / 1024, 1),
+            "cpu_seconds": run.cpu_seconds, "peak_pss_mb": run.peak_pss_mb, "vmhwm_mb": round(int(hwm.read_text()) / 1024, 1),
             "accepted": report["accepted"], "rejected": report["rejected"]}
 
 
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
         result["baseline"] = base
         result["ratio_ours_to_baseline"] = [
             {"products": o["products"], **{key: round(o[key] / b[key], 3)
-                                           for key in ("peak_pss_mb", "vmhwm_mb", "products_per_second")}}
+                                           for key in ("peak_pss_mb", "vmhwm_mb", "products_per_second", "cpu_seconds")}}
             for o, b in zip(result["ours"]["runs"], base["runs"], strict=True)]
     return result
 

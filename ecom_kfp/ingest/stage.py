@@ -138,8 +138,8 @@ class _Outcomes:
         else:
             self._images[key] = bytes.fromhex(outcome.sha256) + _SIZE.pack(outcome.width, outcome.height)
 
-    def pop(self, source: str) -> FetchOutcome:
-        """The outcome of ``source`` (KeyError when unknown), forgotten here."""
+    def pop(self, source: str) -> FetchOutcome | None:
+        """The outcome of ``source`` (None when unknown), forgotten here."""
         outcome = self.get(source)
         key = self._key(source)
         self._images.pop(key, None)
