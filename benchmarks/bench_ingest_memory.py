@@ -11,7 +11,9 @@ issue's goal of 1.25x.
 
 ``--baseline DIR`` runs the same on another copy of the package (a directory holding an
 ``ecom_kfp/``, e.g. ``git archive`` of an earlier commit) and prints both with the ratios ours /
-baseline: the before/after comparison of benchmarks/README.md. One JSON document goes to stdout.
+baseline: the before/after comparison of benchmarks/README.md. ``--repeat K`` adds the last catalog
+written K times over (distinct ids and image URLs, the same image files) as a larger size without
+generating more photos. One JSON document goes to stdout.
 
     nice -n 10 python benchmarks/bench_ingest_memory.py \\
         --catalogs /work/cache/scale/final/catalogs/demo-2000-320,/work/cache/scale/final/catalogs/demo-10000-320
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -59,6 +62,31 @@ def run_one(catalog: Path, package_root: Path, work: Path) -> dict:
             "accepted": report["accepted"], "rejected": report["rejected"]}
 
 
+def repeated(catalog: Path, times: int, work: Path) -> Path:
+    """``catalog`` written ``times`` times over under ``work``, each copy's product ids and image URLs
+    made distinct (``-r<k>``, ``?r=<k>``: the loopback server ignores the query), its images shared."""
+    root = work / f"{catalog.name}-x{times}"
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "images").unlink(missing_ok=True)
+    (root / "images").symlink_to((catalog / "images").resolve())
+    shutil.copy(catalog / "business_value.csv", root / "business_value.csv")
+    lines = (catalog / "catalog.jsonl").read_text(encoding="utf-8").splitlines()
+    with open(root / "catalog.jsonl", "w", encoding="utf-8") as out:
+        for copy in range(times):
+            for line in lines:
+                try:
+                    record = json.loads(line)
+                except ValueError:  # the demo's planted malformed lines stay as they are
+                    record = None
+                if copy and isinstance(record, dict):
+                    for key, suffix in (("product_id", f"-r{copy}"), ("image_url", f"?r={copy}")):
+                        if isinstance(record.get(key), str) and record[key]:
+                            record[key] += suffix
+                out.write((json.dumps(record) if copy and isinstance(record, dict) else line) + "\n")
+    (root / "report.json").write_text(json.dumps({"products": times * len(lines)}))
+    return root
+
+
 def series(catalogs: list[Path], package_root: Path) -> dict:
     """Every catalog ingested with one package, and the memory growth from the first to the last."""
     runs = []
@@ -76,10 +104,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--catalogs", required=True,
                         help="demo catalog directories, comma-separated, smallest first")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="also ingest the last catalog repeated this many times (ids and URLs made distinct)")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/ecom-kfp-bench-ingest-memory"),
+                        help="where --repeat writes its catalog")
     parser.add_argument("--baseline", type=Path, default=None,
                         help="directory holding another ecom_kfp/ to compare with (e.g. the code before a change)")
     args = parser.parse_args(argv)
     catalogs = [Path(c) for c in args.catalogs.split(",")]
+    if args.repeat > 1:
+        catalogs.append(repeated(catalogs[-1], args.repeat, args.work))
     result = {"ours": series(catalogs, REPO)}
     if args.baseline is not None:
         base = series(catalogs, args.baseline)
