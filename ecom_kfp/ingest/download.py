@@ -24,8 +24,10 @@ def fetch_images(items: Iterable[str], store: ImageStore, config: FetchConfig,
     """Fetch, check and store every source in ``items``; report each outcome through ``on_result``.
 
     Args:
-        items: Image sources (``http(s)://`` URLs, ``gs://`` URIs, local paths); each is fetched
-            once per occurrence, so pass unique sources.
+        items: Image sources (``http(s)://`` URLs, ``gs://`` URIs, local paths), read lazily; each is
+            fetched once per occurrence, so pass unique sources. A :data:`~ecom_kfp.ingest.fetch.WAIT`
+            item means "none yet": the fetch asks again once outcomes have come back (a caller
+            that holds the products of in-flight sources bounds its memory with it).
         store: Where accepted images go.
         config: Concurrency, processes, timeouts, retries and image limits.
         on_result: Called on the calling thread with ``(source, outcome)`` as each finishes.

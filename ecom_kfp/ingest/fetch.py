@@ -404,13 +404,21 @@ class _Fetcher:
 SourceQueue = Callable[[], Awaitable[str | None]]
 """Gives the next source to fetch, or None when there are no more."""
 
+#: Yielded by a stream of sources that has none to give until some in flight finish (its consumer
+#: holds a bounded window of work): the fetcher asks again shortly instead of ending.
+WAIT = "<wait>"
+#: How long a worker told to :data:`WAIT` sleeps before asking again.
+WAIT_SECONDS = 0.01
+
 
 def sources_of(items: Iterable[str]) -> SourceQueue:
-    """A :data:`SourceQueue` over an iterable, read lazily."""
+    """A :data:`SourceQueue` over an iterable, read lazily; :data:`WAIT` items are waited out."""
     pending = iter(items)
 
     async def next_source() -> str | None:
-        return next(pending, None)
+        while (item := next(pending, None)) is WAIT:
+            await asyncio.sleep(WAIT_SECONDS)
+        return item
 
     return next_source
 

@@ -6,7 +6,8 @@ process here runs the same fetcher (:func:`ecom_kfp.ingest.fetch.fetch_all`) wit
 concurrency, per-host and thread limits, so outcomes are exactly those of one process.
 
 The parent reads ``items`` lazily and feeds batches of sources into a bounded queue, so memory
-does not grow with the catalog; workers send back each ``(source, outcome)`` and, when the queue
+does not grow with the catalog (a :data:`~ecom_kfp.ingest.fetch.WAIT` item pauses the feeding until
+the next outcome arrives); workers send back each ``(source, outcome)`` and, when the queue
 ends, their totals. The parent calls ``on_result`` on its own thread, and fails loudly when a worker
 reports an error or exits without finishing (sources are never silently lost). Workers are
 started with ``spawn`` (no inherited event loop, threads or locks) and are stopped on any exit of
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import itertools
 import multiprocessing
 import queue
 import signal
@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from ecom_kfp.contracts.layouts import IngestLayout
-from ecom_kfp.ingest.fetch import FetchConfig, FetchOutcome, FetchStats, fetch_all, run_event_loop
+from ecom_kfp.ingest.fetch import WAIT, FetchConfig, FetchOutcome, FetchStats, fetch_all, run_event_loop
 from ecom_kfp.ingest.store import ImageStore
 
 _RESULTS, _DONE, _ERROR = "results", "done", "error"
@@ -52,9 +52,21 @@ def _worker_config(config: FetchConfig, processes: int, index: int) -> FetchConf
         decode_pixel_budget=max(1, _share(config.decode_pixel_budget, processes, index)))
 
 
-def _batches(items: Iterable[str]) -> Iterator[list[str]]:
-    pending = iter(items)
-    while batch := list(itertools.islice(pending, _BATCH)):
+def _batches(items: Iterable[str]) -> Iterator[list[str] | str]:
+    """Lists of up to ``_BATCH`` sources, and :data:`WAIT` where ``items`` has none to give yet."""
+    batch: list[str] = []
+    for item in items:
+        if item is WAIT:
+            if batch:
+                yield batch
+                batch = []
+            yield WAIT
+            continue
+        batch.append(item)
+        if len(batch) == _BATCH:
+            yield batch
+            batch = []
+    if batch:
         yield batch
 
 
@@ -140,6 +152,8 @@ class _Pool:
         """Queue sources, then one end marker per worker, as far as fits without blocking."""
         try:
             while (batch := self.unsent or next(self.batches, None)) is not None:
+                if batch is WAIT:
+                    return  # fed again after the next outcome arrives, or within _POLL_SECONDS
                 self.unsent = batch
                 self.tasks.put_nowait(batch)
                 self.fed += len(batch)

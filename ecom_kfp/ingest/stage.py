@@ -1,32 +1,43 @@
 """The ingest stage: catalog in, ``products.parquet`` + ``rejects.parquet`` + images + report out.
 
 ``run(config)`` reads the records of one shard, applies the metadata rules, fetches each distinct
-image source once, and writes the :class:`~ecom_kfp.contracts.layouts.IngestLayout`. Every record
-of the shard ends as exactly one product row or one reject row (checked before anything is written).
+image source once, and writes the :class:`~ecom_kfp.contracts.layouts.IngestLayout`, all as one
+stream: records are read as the fetch asks for images and rows are written as images arrive, so
+memory is bounded by :data:`WINDOW_PRODUCTS` and the fetch's concurrency, not by the catalog (what
+still grows with it: a set of product ids and a compact map of image sources, ~100 and ~170 bytes
+each). Every record of the shard ends as exactly one product row or one reject row (checked before
+anything is published).
 Re-running into the same output is resumable: sources that an earlier run's ``products.parquet``
 already resolved to a stored image are not fetched again.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import hashlib
 import logging
+import os
+import struct
+import tempfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from ecom_kfp import uri
 from ecom_kfp.commit import output_lock, staged_commit
 from ecom_kfp.contracts.business_value import BusinessValueTable
 from ecom_kfp.contracts.layouts import IngestLayout
-from ecom_kfp.contracts.tables import PRODUCTS, Reject, from_rows, rejects_table
+from ecom_kfp.contracts.tables import PRODUCTS, REJECTS, Reject, from_rows
 from ecom_kfp.ingest import sharding, sources
 from ecom_kfp.ingest.column_map import ColumnMap
 from ecom_kfp.ingest.config import IngestConfig
 from ecom_kfp.ingest.download import fetch_images
-from ecom_kfp.ingest.fetch import FetchedImage, FetchFailure, FetchOutcome
+from ecom_kfp.ingest.fetch import WAIT, FetchedImage, FetchFailure, FetchOutcome
 from ecom_kfp.ingest.normalize import CatalogProduct, Normalizer
 from ecom_kfp.ingest.readers import BadRecord, open_catalog
 from ecom_kfp.ingest.reasons import STAGE, Reason
@@ -34,6 +45,15 @@ from ecom_kfp.ingest.store import FetchJournal, ImageStore
 from ecom_kfp.report import Timings, check_accounting, write_report
 
 log = logging.getLogger(__name__)
+
+#: Candidate products held at most while their images are fetched: with the fetch's own bounds
+#: (``--concurrency``), what bounds ingest's memory whatever the catalog's size.
+WINDOW_PRODUCTS = 2048
+#: Rows per Parquet row group of ``products.parquet`` and ``rejects.parquet`` (rows are buffered
+#: until a group is full).
+ROW_GROUP_ROWS = 2048
+_SIZE = struct.Struct("<ii")  # width, height of a stored image in :class:`_Outcomes`
+_RESUME_COLUMNS = ["image_url", "image_sha256", "width", "height"]
 
 
 @dataclass
@@ -65,11 +85,12 @@ class IngestCounts:
     images_per_second: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 
-    def tally(self, accepted: int, reject_reasons: Sequence[str]) -> None:
+    def tally(self, accepted: int, reject_reasons: Iterable[str]) -> None:
         """Record the accepted and rejected counts, failing unless they add up to ``input_records``."""
         self.accepted = accepted
-        self.rejected = len(reject_reasons)
-        self.rejects_by_reason = dict(sorted(Counter(reject_reasons).items()))
+        by_reason = Counter(reject_reasons)
+        self.rejected = by_reason.total()
+        self.rejects_by_reason = dict(sorted(by_reason.items()))
         check_accounting(STAGE, self.input_records, accepted=self.accepted, rejected=self.rejected)
 
     def set_timings(self, timings: Timings) -> None:
@@ -88,19 +109,70 @@ class IngestReport(IngestCounts):
     num_shards: int
 
 
-def _previous_images(layout: IngestLayout, store: ImageStore, journal: FetchJournal) -> dict[str, FetchedImage]:
-    """Sources an earlier run into ``layout`` (completed, or killed mid-way) resolved to images still stored."""
-    entries: list[dict] = list(journal.entries())
-    if uri.exists(layout.products):
-        table = uri.read_parquet(layout.products, columns=["image_url", "image_sha256", "width", "height"])
-        entries.extend({"source": row["image_url"], "sha256": row["image_sha256"], "width": row["width"],
-                        "height": row["height"]} for row in table.to_pylist())
-    known = {}
-    for entry in entries:
-        source, sha = entry["source"], entry["sha256"]
-        if source and sha and source not in known and store.has(sha):
-            known[source] = FetchedImage(sha, store.uri_of(sha), entry["width"], entry["height"],
-                                         0, 0, newly_stored=False, attempts=0)
+class _Outcomes:
+    """The outcome of every image source seen so far, in about 170 bytes per source.
+
+    A source is keyed by a 128-bit BLAKE2b digest (49 bytes, where a URL string takes 100-200) and a
+    stored image by its raw hash and size (40 bytes, where a :class:`FetchedImage` takes ~600):
+    a source repeated anywhere in the catalog gets the outcome of its one fetch without keeping
+    the products that used it. Failures, far fewer, are kept whole for their reason and detail.
+    """
+
+    def __init__(self, store: ImageStore):
+        self._store = store
+        self._images: dict[bytes, bytes] = {}
+        self._failures: dict[bytes, FetchFailure] = {}
+
+    @staticmethod
+    def _key(source: str) -> bytes:
+        return hashlib.blake2b(source.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+    def __contains__(self, source: str) -> bool:
+        key = self._key(source)
+        return key in self._images or key in self._failures
+
+    def add(self, source: str, outcome: FetchOutcome) -> None:
+        key = self._key(source)
+        if isinstance(outcome, FetchFailure):
+            self._failures[key] = outcome
+        else:
+            self._images[key] = bytes.fromhex(outcome.sha256) + _SIZE.pack(outcome.width, outcome.height)
+
+    def pop(self, source: str) -> FetchOutcome | None:
+        """The outcome of ``source`` (None when unknown), forgotten here."""
+        outcome = self.get(source)
+        key = self._key(source)
+        self._images.pop(key, None)
+        self._failures.pop(key, None)
+        return outcome
+
+    def get(self, source: str) -> FetchOutcome | None:
+        key = self._key(source)
+        packed = self._images.get(key)
+        if packed is None:
+            return self._failures.get(key)
+        sha = packed[:32].hex()
+        width, height = _SIZE.unpack(packed[32:])
+        return FetchedImage(sha, self._store.uri_of(sha), width, height, 0, 0, newly_stored=False, attempts=0)
+
+
+def _previous_images(config: IngestConfig, store: ImageStore, journal: FetchJournal) -> _Outcomes:
+    """Sources an earlier run into the output (completed, or killed mid-way) resolved to images still
+    stored, that this run's source policy allows (read in batches, not as one table)."""
+    known = _Outcomes(store)
+
+    def keep(source: str | None, sha: str | None, width: int, height: int) -> None:
+        if source and sha and source not in known and config.fetch.policy.refusal(source) is None \
+                and store.has(sha):
+            known.add(source, FetchedImage(sha, store.uri_of(sha), width, height, 0, 0, False, 0))
+
+    for entry in journal.entries():
+        keep(entry["source"], entry["sha256"], entry["width"], entry["height"])
+    if uri.exists(store.layout.products):
+        with uri.local_copy(store.layout.products) as path:
+            for batch in pq.ParquetFile(path).iter_batches(ROW_GROUP_ROWS, columns=_RESUME_COLUMNS):
+                for row in batch.to_pylist():
+                    keep(*(row[name] for name in _RESUME_COLUMNS))
     return known
 
 
@@ -122,19 +194,25 @@ def _product_row(product: CatalogProduct, image: FetchedImage) -> dict:
     }
 
 
-def _read(config: IngestConfig, report: IngestReport) -> tuple[list[CatalogProduct], list[Reject]]:
-    """The shard's records as candidate products and metadata rejects."""
+def _records(config: IngestConfig, report: IngestReport, stack: contextlib.ExitStack
+             ) -> Iterator[CatalogProduct | Reject]:
+    """The shard's records, read as they are asked for, as candidate products and metadata rejects.
+
+    The catalog is opened, and its settings checked, before this returns: bad settings fail here,
+    not inside the fetch. The one set of product ids seen (for ``duplicate_product_id``) grows with
+    the shard, at ~100 bytes per id; everything else read is handed on.
+    """
     values = BusinessValueTable.load(config.business_value_uri) if config.business_value_uri else None
-    candidates: list[CatalogProduct] = []
-    rejects: list[Reject] = []
-    seen_ids: set[str] = set()
-    with open_catalog(config.catalog, config.format) as catalog:
-        report.format = catalog.format
-        columns = ColumnMap.parse(config.column_map, catalog.default_column_map())
-        if catalog.columns:  # fixed header: mistakes in the mapping show before any row is read
-            columns = columns.check_columns(catalog.columns)
-        normalizer = Normalizer(columns, config.images_base or sources.catalog_dir(config.catalog),
-                                values, config.min_title_tokens)
+    catalog = stack.enter_context(open_catalog(config.catalog, config.format))
+    report.format = catalog.format
+    columns = ColumnMap.parse(config.column_map, catalog.default_column_map())
+    if catalog.columns:  # fixed header: mistakes in the mapping show before any row is read
+        columns = columns.check_columns(catalog.columns)
+    normalizer = Normalizer(columns, config.images_base or sources.catalog_dir(config.catalog),
+                            values, config.min_title_tokens)
+
+    def read() -> Iterator[CatalogProduct | Reject]:
+        seen_ids: set[str] = set()
         for record in tqdm(catalog, desc="catalog", unit="rec", disable=not config.progress, mininterval=0.5):
             pid = None if isinstance(record, BadRecord) else normalizer.product_id(record.fields)
             key = sharding.record_key(pid, record.position)
@@ -142,44 +220,147 @@ def _read(config: IngestConfig, report: IngestReport) -> tuple[list[CatalogProdu
                 continue
             report.input_records += 1
             if isinstance(record, BadRecord):
-                rejects.append(Reject(None, record.reason, f"line {record.position}: {record.detail}"))
+                yield Reject(None, record.reason, f"line {record.position}: {record.detail}")
             elif pid is not None and pid in seen_ids:
-                rejects.append(Reject(pid, Reason.DUPLICATE_PRODUCT_ID,
-                                      f"line {record.position} repeats an earlier product id"))
+                yield Reject(pid, Reason.DUPLICATE_PRODUCT_ID, f"line {record.position} repeats an earlier product id")
             else:
                 if pid is not None:
                     seen_ids.add(pid)
-                outcome = normalizer(record.fields)
-                (rejects if isinstance(outcome, Reject) else candidates).append(outcome)
+                yield normalizer(record.fields)
         report.catalog_truncated = catalog.truncated
-    if report.catalog_truncated:
-        log.warning("catalog %s is truncated (compressed stream cut off); read what was there", config.catalog)
-    return candidates, rejects
+        if report.catalog_truncated:
+            log.warning("catalog %s is truncated (compressed stream cut off); read what was there", config.catalog)
+
+    return read()
 
 
-def _fetch(config: IngestConfig, candidates: list[CatalogProduct], store: ImageStore,
-           report: IngestReport) -> dict[str, FetchOutcome]:
-    """The outcome of every distinct image source of ``candidates``."""
-    journal = FetchJournal(store.layout)
-    # What an earlier run stored is reused only if this run's source policy allows the source.
-    outcomes: dict[str, FetchOutcome] = {
-        source: image for source, image in _previous_images(store.layout, store, journal).items()
-        if config.fetch.policy.refusal(source) is None}
-    wanted = list(dict.fromkeys(p.image_source for p in candidates))
-    todo = [s for s in wanted if s not in outcomes]
+class _TableWriter:
+    """Rows appended one at a time, written to a local Parquet file ``ROW_GROUP_ROWS`` at a time."""
 
-    def on_result(source: str, outcome: FetchOutcome) -> None:
-        outcomes[source] = outcome
+    def __init__(self, path: str, schema: pa.Schema):
+        self._schema = schema
+        self._writer = pq.ParquetWriter(path, schema, compression="zstd")
+        self._rows: list[dict] = []
+
+    def append(self, row: dict) -> None:
+        self._rows.append(row)
+        if len(self._rows) >= ROW_GROUP_ROWS:
+            self._flush()
+
+    def append_file(self, path: str) -> None:
+        """Append the rows of a Parquet file of the same schema, a row group at a time."""
+        for batch in pq.ParquetFile(path).iter_batches(ROW_GROUP_ROWS):
+            for row in batch.to_pylist():
+                self.append(row)
+
+    def _flush(self) -> None:
+        if self._rows:
+            self._writer.write_table(from_rows(self._rows, self._schema))
+            self._rows.clear()
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+
+
+class _Stream:
+    """Catalog records in, table rows out, with at most ``window`` products between the two.
+
+    :meth:`sources` reads records as the fetch asks for sources: a metadata reject is written at
+    once, a candidate product waits in catalog order for its source's outcome, and each source not
+    seen before is handed to the fetch. Once ``window`` products wait (behind a slow source), it
+    gives :data:`~ecom_kfp.ingest.fetch.WAIT` until outcomes free some. Rows come out as before the
+    stream: products in catalog order, metadata rejects in catalog order followed by image rejects
+    in catalog order (kept in a spill file until the end).
+    """
+
+    def __init__(self, records: Iterator[CatalogProduct | Reject], outcomes: _Outcomes, previous: _Outcomes,
+                 journal: FetchJournal, tables: str, spill: str, window: int, report: IngestReport):
+        self._records = records
+        self._outcomes = outcomes
+        self._previous = previous
+        self._journal = journal
+        self._window = window
+        self._report = report
+        self._waiting: collections.deque[CatalogProduct] = collections.deque()
+        self._in_flight: set[str] = set()
+        layout = IngestLayout(tables)
+        self._spill_path = spill
+        self.products = _TableWriter(layout.products, PRODUCTS)
+        self.rejects = _TableWriter(layout.rejects, REJECTS)
+        self._image_rejects = _TableWriter(spill, REJECTS)
+        self.accepted = 0
+        self.reasons: Counter[str] = Counter()
+
+    def sources(self) -> Iterator[str]:
+        """The sources to fetch, in catalog order of first use; :data:`WAIT` while the window is full."""
+        for entry in self._records:
+            while len(self._waiting) >= self._window:
+                yield WAIT
+            if isinstance(entry, Reject):
+                self._reject(entry, self.rejects)
+                continue
+            source = entry.image_source
+            self._waiting.append(entry)
+            if source not in self._in_flight and source not in self._outcomes:
+                self._report.images.sources += 1
+                if source in self._previous:
+                    self._report.images.reused += 1
+                    self._outcomes.add(source, self._previous.pop(source))
+                else:
+                    self._in_flight.add(source)
+                    yield source
+            self._drain()
+
+    def finished(self, source: str, outcome: FetchOutcome) -> None:
+        """Record the outcome of a fetched source and write the products that no longer wait."""
+        self._in_flight.discard(source)
+        self._outcomes.add(source, outcome)
         if isinstance(outcome, FetchedImage):
-            journal.record(source, outcome.sha256, outcome.width, outcome.height)
+            self._journal.record(source, outcome.sha256, outcome.width, outcome.height)
+        self._drain()
 
-    try:
-        stats = fetch_images(todo, store, config.fetch, on_result, progress=config.progress, total=len(todo))
-    finally:
-        journal.close()
+    def _drain(self) -> None:
+        while self._waiting and (outcome := self._outcomes.get(self._waiting[0].image_source)) is not None:
+            product = self._waiting.popleft()
+            if isinstance(outcome, FetchFailure):
+                self._reject(Reject(product.product_id, outcome.reason, f"{product.image_source}: {outcome.detail}"),
+                             self._image_rejects)
+            else:
+                self.products.append(_product_row(product, outcome))
+                self.accepted += 1
+
+    def _reject(self, reject: Reject, table: _TableWriter) -> None:
+        table.append(reject.row(STAGE))
+        self.reasons[reject.reason.value] += 1
+
+    def close(self) -> None:
+        """Write what is left; every product must have its outcome by now."""
+        self._drain()
+        if self._waiting or self._in_flight:
+            raise RuntimeError(f"ingest lost image outcomes: {len(self._waiting)} products still wait for "
+                               f"{len(self._in_flight)} sources")
+        self.products.close()
+        self._image_rejects.close()
+        self.rejects.append_file(self._spill_path)
+        self.rejects.close()
+
+
+def _ingest(config: IngestConfig, store: ImageStore, tables: str, report: IngestReport) -> _Stream:
+    """Stream the shard's records through the image fetch into the tables under local directory ``tables``."""
+    journal = FetchJournal(store.layout)
+    with contextlib.ExitStack() as stack:
+        records = _records(config, report, stack)
+        previous = _previous_images(config, store, journal)
+        spill_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="ecom-kfp-ingest-"))
+        stream = _Stream(records, _Outcomes(store), previous, journal, tables,
+                         os.path.join(spill_dir, "image_rejects.parquet"), WINDOW_PRODUCTS, report)
+        try:
+            stats = fetch_images(stream.sources(), store, config.fetch, stream.finished, progress=config.progress)
+        finally:
+            journal.close()
+        stream.close()
     counts = report.images
-    counts.sources = len(wanted)
-    counts.reused = len(wanted) - len(todo)
     counts.fetched = stats.sources
     counts.failed = stats.failed
     counts.attempts = stats.attempts
@@ -188,7 +369,7 @@ def _fetch(config: IngestConfig, candidates: list[CatalogProduct], store: ImageS
     counts.bytes_downloaded = stats.bytes_downloaded
     counts.bytes_stored = stats.bytes_stored
     report.images_per_second = round(stats.images_per_second, 2)
-    return outcomes
+    return stream
 
 
 def publish(out: str, *, products: pa.Table, rejects: pa.Table, report: IngestCounts, timings: Timings) -> None:
@@ -220,21 +401,15 @@ def _run(config: IngestConfig) -> IngestReport:
     layout = IngestLayout(config.out)
     report = IngestReport(config.catalog, config.out, config.format, config.shard_index, config.num_shards)
     timings = Timings()
-    with timings.phase("read"):
-        candidates, rejects = _read(config, report)
     store = ImageStore(layout)
-    with timings.phase("fetch"):
-        outcomes = _fetch(config, candidates, store, report)
-    rows = []
-    for product in candidates:
-        outcome = outcomes[product.image_source]
-        if isinstance(outcome, FetchFailure):
-            rejects.append(Reject(product.product_id, outcome.reason,
-                                  f"{product.image_source}: {outcome.detail}"))
-        else:
-            rows.append(_product_row(product, outcome))
-    report.tally(len(rows), [r.reason.value for r in rejects])
-    publish(config.out, products=from_rows(rows, PRODUCTS), rejects=rejects_table(rejects, STAGE),
-            report=report, timings=timings)
+    # The tables are written as the catalog is read, straight into the commit's staging prefix
+    # (through a local directory for gs://): nothing is published unless the accounting holds.
+    with staged_commit(config.out) as staging:
+        with uri.local_output_dir(staging) as tables:
+            with timings.phase("ingest"):
+                stream = _ingest(config, store, tables, report)
+            report.tally(stream.accepted, stream.reasons.elements())
+        report.set_timings(timings)
+        write_report(report, staging)
     FetchJournal(layout).clear()  # products.parquet now maps every fetched source
     return report

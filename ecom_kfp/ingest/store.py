@@ -25,10 +25,25 @@ class ImageStore:
     once however many processes fetched it.
     """
 
+    #: Hashes remembered as stored, per generation (two are kept): enough to skip the existence check
+    #: for repeats close together, without a set that grows with the catalog.
+    KNOWN_PER_GENERATION = 1 << 15
+
     def __init__(self, layout: IngestLayout):
         self.layout = layout
         self._known: set[str] = set()
+        self._older: set[str] = set()
         self._lock = threading.Lock()
+
+    def _remember(self, sha256: str) -> None:
+        """Remember ``sha256`` as stored (hold the lock); forgets the older generation when one fills."""
+        if len(self._known) >= self.KNOWN_PER_GENERATION:
+            self._older, self._known = self._known, set()
+        self._known.add(sha256)
+
+    def _remembered(self, sha256: str) -> bool:
+        """Whether ``sha256`` is remembered as stored (hold the lock)."""
+        return sha256 in self._known or sha256 in self._older
 
     @property
     def is_local(self) -> bool:
@@ -42,11 +57,11 @@ class ImageStore:
     def has(self, sha256: str) -> bool:
         """True when the image is stored (by this run or an earlier one)."""
         with self._lock:
-            if sha256 in self._known:
+            if self._remembered(sha256):
                 return True
         if uri.exists(self.uri_of(sha256)):
             with self._lock:
-                self._known.add(sha256)
+                self._remember(sha256)
             return True
         return False
 
@@ -60,14 +75,16 @@ class ImageStore:
             return False
         with self._lock:
             # Two URLs with the same content can finish together; one write is enough.
-            if sha256 in self._known:
+            if self._remembered(sha256):
                 return False
-            self._known.add(sha256)
+            self._remember(sha256)
         try:
+            # Exclusive: should the hash be forgotten while this write runs, a second writer still loses.
             return uri.write_bytes(self.uri_of(sha256), data, content_type="image/jpeg", exclusive=True)
         except BaseException:
             with self._lock:
                 self._known.discard(sha256)
+                self._older.discard(sha256)
             raise
 
 
@@ -98,11 +115,20 @@ class FetchJournal:
         if not uri.exists(self.root):
             return
         for part in uri.list_files(self.root, suffix=".jsonl"):
-            for line in uri.read_text(part).splitlines():
+            for line in self._lines(part):
                 with contextlib.suppress(ValueError):
                     entry = json.loads(line)
                     if isinstance(entry, dict) and {"source", "sha256", "width", "height"} <= entry.keys():
                         yield entry
+
+    @staticmethod
+    def _lines(part: str) -> Iterator[str]:
+        """The lines of one journal file: a local one (a whole run's) is read as it is iterated."""
+        if uri.is_gcs(part):  # at most GCS_BATCH lines
+            yield from uri.read_text(part).splitlines()
+            return
+        with open(part, encoding="utf-8", errors="replace") as fh:
+            yield from fh
 
     def record(self, source: str, sha256: str, width: int, height: int) -> None:
         """Add one fetched source."""
