@@ -1,15 +1,16 @@
 """Shard planning and the parallel shard writers.
 
 A split's records are put in a fixed pseudo-random order (hash of seed and product id, so every
-shard mixes classes) and cut into ``ceil(estimated bytes / target size)`` files. The plan depends
-only on the input and the config, so every fan-out piece computes the same one and writes its own
-files (``index % num_shards == shard_index``), named ``part-<index>-of-<count>`` globally. One
-process writes one file, from image to GZIP record; processes are spawned (not forked) because
-TensorFlow and gensim do not survive a fork.
+shard mixes classes) and cut into ``ceil(estimated bytes / target size)`` files, named
+``part-<index>-of-<count>`` globally. The global step stores that plan as a table
+(:data:`PLAN_SCHEMA`); a write piece turns its rows back into :class:`ShardTask` s. One process
+writes one file, from image to GZIP record, with the title models read as data from the plan's
+``text/`` (:class:`~ecom_kfp.tfrecord_build.text.Doc2VecInference`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import statistics
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any
 
+import pyarrow as pa
 from tqdm import tqdm
 
 from ecom_kfp import uri
@@ -31,7 +33,7 @@ from ecom_kfp.contracts.tables import Reject
 from ecom_kfp.tfrecord_build.imaging import ImageReject, read_image, reencode
 from ecom_kfp.tfrecord_build.records import RecordSerializer
 from ecom_kfp.tfrecord_build.splits import unit_hash
-from ecom_kfp.tfrecord_build.text import TitleEmbedder, load_doc2vec
+from ecom_kfp.tfrecord_build.text import Doc2VecInference, TitleEmbedder
 
 #: Records whose images are re-encoded to estimate the record size before planning.
 SIZE_SAMPLE = 32
@@ -64,6 +66,19 @@ class RecordInput:
                                     category_path=self.category_path)
 
 
+#: One row per planned record, in shard-file order: the record's fields, its split, its file index
+#: within the split (``shard``, of ``shard_count``) and its file number across the splits (``file``,
+#: train's files first), by which write pieces take every N-th file.
+PLAN_SCHEMA = pa.schema([
+    ("product_id", pa.string()), ("title", pa.string()), ("image_uri", pa.string()),
+    ("labels", pa.list_(pa.int32())), ("other_reasons", pa.list_(pa.string())), ("business_value", pa.float64()),
+    ("group_id", pa.string()), ("category_path", pa.string()), ("split", pa.string()),
+    ("shard", pa.int32()), ("shard_count", pa.int32()), ("file", pa.int32()),
+])
+_RECORD_FIELDS = ("product_id", "title", "image_uri", "labels", "other_reasons", "business_value", "group_id",
+                  "category_path")
+
+
 @dataclass(frozen=True)
 class ShardTask:
     """One shard file to write."""
@@ -82,16 +97,15 @@ class WriterSettings:
     Attributes:
         spec: The record spec.
         jpeg_quality: Quality of the stored JPEGs.
-        spm_model: Local path of the SentencePiece model.
-        doc2vec_model: Local path (or URI) of the Doc2Vec model.
+        text_root: Root (a :class:`DatasetLayout`) whose ``text/`` holds the SentencePiece model and
+            Doc2Vec as data.
         seed: Seed of the title vector inference.
         infer_epochs: Epochs of the title vector inference.
     """
 
     spec: FeatureSpec
     jpeg_quality: int
-    spm_model: str
-    doc2vec_model: str
+    text_root: str
     seed: int
     infer_epochs: int
 
@@ -110,6 +124,7 @@ class ShardResult:
         class_counts: Per level, records per class id.
         other_reasons: Per level, records labelled ``other`` per reason.
         product_ids: Ids written, in order.
+        sha256: SHA-256 of the shard file.
         seconds: Wall time spent on the file.
     """
 
@@ -122,6 +137,7 @@ class ShardResult:
     class_counts: list[Counter[int]] = field(default_factory=list)
     other_reasons: list[Counter[str]] = field(default_factory=list)
     product_ids: list[str] = field(default_factory=list)
+    sha256: str = ""
     seconds: float = 0.0
 
 
@@ -153,28 +169,53 @@ def _stored_image(record: RecordInput, settings: WriterSettings, rejects: list[R
         return None
 
 
-def plan_shards(split: str, records: Sequence[RecordInput], record_bytes: int | None, target_bytes: int,
-                layout: DatasetLayout) -> list[ShardTask]:
+def split_files(records: Sequence[RecordInput], record_bytes: int | None, target_bytes: int) -> list[Sequence[RecordInput]]:
     """Cut one split (already in :func:`record_order`) into shard files of about ``target_bytes``.
 
     An empty split still gets one (empty) file, so every split directory is readable.
     """
     count = max(1, math.ceil(len(records) * (record_bytes or 0) / target_bytes))
     per_file = math.ceil(len(records) / count) if records else 0
-    return [ShardTask(split, i, count, layout.shard(split, i, count), tuple(records[i * per_file:(i + 1) * per_file]))
-            for i in range(count)]
+    return [records[i * per_file:(i + 1) * per_file] for i in range(count)]
+
+
+def plan_table(files: dict[str, list[Sequence[RecordInput]]]) -> pa.Table:
+    """The :data:`PLAN_SCHEMA` rows of every split's files (``split -> files``, train first)."""
+    columns: dict[str, list] = {name: [] for name in PLAN_SCHEMA.names}
+    number = 0
+    for split, chunks in files.items():
+        for index, chunk in enumerate(chunks):
+            for record in chunk:
+                for name in _RECORD_FIELDS:
+                    columns[name].append(getattr(record, name))
+            for name, value in (("split", split), ("shard", index), ("shard_count", len(chunks)), ("file", number)):
+                columns[name].extend([value] * len(chunk))
+            number += 1
+    return pa.table(columns, schema=PLAN_SCHEMA)
+
+
+def shard_tasks(table: pa.Table, files: Sequence[tuple[str, int, int]], layout: DatasetLayout) -> list[ShardTask]:
+    """The tasks of ``files`` (``(split, index, count)``), their records from ``table`` (:data:`PLAN_SCHEMA`
+    rows of at least those files, in file order), written under ``layout``."""
+    records: dict[tuple[str, int], list[RecordInput]] = {(split, index): [] for split, index, _ in files}
+    for row in table.select([*_RECORD_FIELDS, "split", "shard"]).to_pylist():
+        key = (row.pop("split"), row.pop("shard"))
+        if key in records:
+            records[key].append(RecordInput(**{**row, "labels": tuple(row["labels"]),
+                                               "other_reasons": tuple(row["other_reasons"])}))
+    return [ShardTask(split, index, count, layout.shard(split, index, count), tuple(records[(split, index)]))
+            for split, index, count in files]
 
 
 _state: dict[str, Any] = {}
 
 
 def init_worker(settings: WriterSettings) -> None:
-    """Load the text models and set up the record serializer once per writer process."""
-    with open(settings.spm_model, "rb") as fh:
-        spm_model = fh.read()
+    """Load the text models (as data) and set up the record serializer once per writer process."""
+    text = DatasetLayout(settings.text_root)
     _state["settings"] = settings
-    _state["embedder"] = TitleEmbedder(spm_model, load_doc2vec(settings.doc2vec_model), settings.seed,
-                                       settings.infer_epochs)
+    _state["embedder"] = TitleEmbedder(uri.read_bytes(text.spm_model), Doc2VecInference.load(text).model(),
+                                       settings.seed, settings.infer_epochs)
     _state["serializer"] = RecordSerializer(settings.spec)
 
 
@@ -213,6 +254,8 @@ def write_shard(task: ShardTask) -> ShardResult:
                         if reason is not None:
                             result.other_reasons[level][reason] += 1
         result.bytes = os.path.getsize(tmp)
+        with open(tmp, "rb") as fh:
+            result.sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
         if local_dir:
             os.chmod(tmp, 0o644)
             os.replace(tmp, task.target)
