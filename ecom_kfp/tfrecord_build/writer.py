@@ -27,7 +27,16 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from ecom_kfp import uri
-from ecom_kfp.contracts.features import FeatureSpec
+from ecom_kfp.contracts.features import (
+    BUSINESS_VALUE,
+    CATEGORY_PATH,
+    GROUP_ID,
+    IMAGE,
+    PRODUCT_ID,
+    TITLE,
+    TITLE_VECTOR,
+    FeatureSpec,
+)
 from ecom_kfp.contracts.layouts import DatasetLayout
 from ecom_kfp.contracts.tables import Reject
 from ecom_kfp.tfrecord_build.imaging import ImageReject, read_image, reencode
@@ -37,6 +46,9 @@ from ecom_kfp.tfrecord_build.text import Doc2VecInference, TitleEmbedder
 
 #: Records whose images are re-encoded to estimate the record size before planning.
 SIZE_SAMPLE = 32
+#: Protobuf bytes around one feature of a serialized Example besides its key and values: the tags
+#: and lengths of the map entry, the key, the ``Feature`` and its value list (one to three bytes each).
+FEATURE_FRAMING = 10
 #: JPEG bytes barely compress; the fastest zlib level keeps GZIP from costing real CPU.
 GZIP_LEVEL = 1
 #: Records a writer takes phase by phase (all images, then all title vectors, then all writes), so
@@ -45,7 +57,7 @@ GZIP_LEVEL = 1
 WRITE_BATCH = 256
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RecordInput:
     """Everything one record needs except its image pixels and title vector (computed by the writer)."""
 
@@ -147,15 +159,22 @@ def record_order(records: Iterable[RecordInput], seed: int) -> list[RecordInput]
 
 
 def estimate_record_bytes(records: Sequence[RecordInput], settings: WriterSettings) -> int | None:
-    """Mean serialized size of up to :data:`SIZE_SAMPLE` records (real images, zero vectors).
+    """Mean serialized size of up to :data:`SIZE_SAMPLE` records: their images re-encoded as stored,
+    the other features counted from their lengths plus :data:`FEATURE_FRAMING` bytes per feature.
+
+    Counted rather than serialized so that the global step never imports TensorFlow (about 0.7 GB
+    of its peak memory); ``tests/tfrecord_build/test_records.py`` checks the count against real records.
 
     Returns:
         The estimate, or ``None`` when no sampled image decodes.
     """
-    serializer = RecordSerializer(settings.spec)
-    zeros = [0.0] * settings.spec.title_vector_dim
-    sizes = [len(record.serialize(serializer, image, zeros)) for record in records[:SIZE_SAMPLE]
-             if (image := _stored_image(record, settings, [])) is not None]
+    spec = settings.spec
+    keys = (IMAGE, TITLE, TITLE_VECTOR, BUSINESS_VALUE, PRODUCT_ID, GROUP_ID, CATEGORY_PATH, *spec.label_keys)
+    # float32 values and a varint per label (class ids below 16,384 take at most two bytes).
+    fixed = sum(len(key) + FEATURE_FRAMING for key in keys) + 4 * (spec.title_vector_dim + 1) + 2 * spec.num_levels
+    sizes = [fixed + len(image) + sum(len(text.encode("utf-8")) for text in (r.title, r.product_id, r.group_id,
+                                                                             r.category_path))
+             for r in records[:SIZE_SAMPLE] if (image := _stored_image(r, settings, [])) is not None]
     return math.ceil(statistics.fmean(sizes)) if sizes else None
 
 
