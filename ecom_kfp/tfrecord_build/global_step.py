@@ -14,6 +14,7 @@ differently and no piece loads a model file the plan did not write.
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,7 +121,9 @@ def plan(config: TFRecordBuildConfig) -> PlanReport:
         sentencepiece = train_sentencepiece([p.title for p in sample], config.spm_vocab_size, config.seed)
         uri.write_bytes(files.spm_model, sentencepiece.model)
     with timings.phase("doc2vec"):
-        pieces = sentencepiece_processor(sentencepiece.model).encode([p.title for p in sample], out_type=str)
+        # Interned: every title's pieces would otherwise be fresh strings, ~0.6 KB per training title.
+        pieces = [[sys.intern(piece) for piece in title] for title in
+                  sentencepiece_processor(sentencepiece.model).encode([p.title for p in sample], out_type=str)]
         doc2vec = train_doc2vec(list(zip((p.product_id for p in sample), pieces, strict=True)),
                                 config.doc2vec_dim, config.doc2vec_epochs, config.seed)
         Doc2VecInference.of(doc2vec).save(files, {"dim": config.doc2vec_dim, "epochs": config.doc2vec_epochs})

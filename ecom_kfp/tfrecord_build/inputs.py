@@ -12,7 +12,6 @@ from ecom_kfp.contracts.layouts import DedupeLayout
 from ecom_kfp.contracts.tables import Reject
 from ecom_kfp.tfrecord_build.rejects import Reason
 
-
 #: The columns of :data:`~ecom_kfp.contracts.tables.DEDUPED_PRODUCTS` a record needs.
 COLUMNS = ("product_id", "title", "category_path", "business_value", "image_uri", "split_group", "label_conflict")
 #: Rows turned into Python objects at a time.
@@ -58,7 +57,8 @@ def read_products(products: str) -> tuple[list[Product], list[Reject]]:
 
     Raises:
         InputError: the file is missing, lacks one of the :data:`COLUMNS` of
-            :data:`~ecom_kfp.contracts.tables.DEDUPED_PRODUCTS`, or has no rows (an empty catalog leaves nothing to split, label or train on).
+            :data:`~ecom_kfp.contracts.tables.DEDUPED_PRODUCTS`, or has no rows (an empty catalog leaves
+            nothing to split, label or train on).
     """
     source = products_uri(products)
     if not uri.exists(source):

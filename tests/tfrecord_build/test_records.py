@@ -55,8 +55,7 @@ def test_wrong_lengths_are_refused() -> None:
 def test_the_counted_record_size_is_the_serialized_size(dedupe_output, tmp_path, image_size: int, levels: int) -> None:
     """The global step counts record sizes without TensorFlow; real records are within 1% of the count."""
     from ecom_kfp.tfrecord_build.inputs import read_products
-    from ecom_kfp.tfrecord_build.writer import SIZE_SAMPLE, RecordInput, WriterSettings, _stored_image, \
-        estimate_record_bytes
+    from ecom_kfp.tfrecord_build.writer import SIZE_SAMPLE, RecordInput, WriterSettings, _stored_image, estimate_record_bytes
 
     spec = FeatureSpec(num_levels=levels, title_vector_dim=64, image_size=image_size)
     settings = WriterSettings(spec, 90, str(tmp_path), seed=0, infer_epochs=1)
