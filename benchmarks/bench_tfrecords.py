@@ -49,8 +49,8 @@ from ecom_kfp.tfrecord_build import TFRecordBuildConfig, run  # noqa: E402
 from ecom_kfp.tfrecord_build.config import DOC2VEC_INFER_EPOCHS  # noqa: E402
 from ecom_kfp.tfrecord_build.splits import unit_hash  # noqa: E402
 from ecom_kfp.tfrecord_build.text import (  # noqa: E402
+    Doc2VecInference,
     TitleEmbedder,
-    save_doc2vec,
     sentencepiece_processor,
     train_doc2vec,
     train_sentencepiece,
@@ -87,14 +87,13 @@ def large_products(root: Path, count: int, titles: list[str]) -> list[dict]:
 def text_settings(products: list[dict], root: Path, spec: FeatureSpec) -> WriterSettings:
     titles = [p["title"] for p in products]
     model = train_sentencepiece(titles, 8000, seed=0).model
-    root.mkdir(parents=True, exist_ok=True)
-    spm_path = root / "spm.model"
-    spm_path.write_bytes(model)
+    text = DatasetLayout(str(root / "text-models"))
+    uri.write_bytes(text.spm_model, model)
     pieces = sentencepiece_processor(model).encode(titles, out_type=str)
-    d2v_path = str(root / "doc2vec.model")
-    save_doc2vec(train_doc2vec(list(zip((p["product_id"] for p in products), pieces)), spec.title_vector_dim,
-                               TRAIN_EPOCHS, 0), d2v_path)
-    return WriterSettings(spec, QUALITY, str(spm_path), d2v_path, seed=0, infer_epochs=DOC2VEC_INFER_EPOCHS)
+    doc2vec = train_doc2vec(list(zip((p["product_id"] for p in products), pieces)), spec.title_vector_dim,
+                            TRAIN_EPOCHS, 0)
+    Doc2VecInference.of(doc2vec).save(text, {"dim": spec.title_vector_dim, "epochs": TRAIN_EPOCHS})
+    return WriterSettings(spec, QUALITY, text.root, seed=0, infer_epochs=DOC2VEC_INFER_EPOCHS)
 
 
 def title_vector_quality(products: list[dict], dim: int) -> dict:

@@ -21,6 +21,9 @@ STAGES: dict[str, tuple[str, set[str]]] = {
     "batch_predict_op": ("ecom_kfp.predict.config:PredictConfig", set()),
     "train_op": ("ecom_kfp.train.config:TrainConfig", set()),
     "tfrecord_build_op": ("ecom_kfp.tfrecord_build.config:TFRecordBuildConfig", set()),
+    "tfrecord_plan_op": ("ecom_kfp.tfrecord_build.config:TFRecordBuildConfig", set()),
+    "tfrecord_write_op": ("ecom_kfp.tfrecord_build.config:TFRecordBuildConfig", set()),
+    "tfrecord_merge_op": ("ecom_kfp.tfrecord_build.config:TFRecordBuildConfig", set()),
 }
 
 

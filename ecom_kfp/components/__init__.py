@@ -5,7 +5,12 @@
 ``ecom-kfp compile`` for teams that load them from a file or URL instead.
 """
 
-from ecom_kfp.components.tfrecord_build import tfrecord_build_op
+from ecom_kfp.components.tfrecord_build import (
+    tfrecord_build_op,
+    tfrecord_merge_op,
+    tfrecord_plan_op,
+    tfrecord_write_op,
+)
 from ecom_kfp.components.dedupe import dedupe_op
 from ecom_kfp.components.evaluate import evaluate_op
 from ecom_kfp.components.ingest import ingest_op, merge_ingest_shards_op
@@ -24,5 +29,8 @@ __all__ = [
     "push_op",
     "shard_plan_op",
     "tfrecord_build_op",
+    "tfrecord_merge_op",
+    "tfrecord_plan_op",
+    "tfrecord_write_op",
     "train_op",
 ]

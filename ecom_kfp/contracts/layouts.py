@@ -74,8 +74,9 @@ class DedupeLayout(_Layout):
 class DatasetLayout(_Layout):
     """``train|val|test/part-XXXXX-of-YYYYY.tfrecord.gz``, ``labels/``, ``text/``, ``manifest.json``.
 
-    ``text/`` holds ``spm.model`` and Doc2Vec's piece vectors as data (``piece_vectors.npy`` +
-    ``piece_vectors.json``), never a pickle; ``manifest.json`` records every file's SHA-256.
+    ``text/`` holds ``spm.model`` and Doc2Vec as data (``piece_vectors.npy`` + ``piece_vectors.json``,
+    ``doc2vec_inference.npz`` + ``doc2vec_inference.json``), never a pickle; ``manifest.json`` records
+    every file's SHA-256.
     """
 
     SPLITS = ("train", "val", "test")
@@ -109,8 +110,53 @@ class DatasetLayout(_Layout):
         return self._at("text", "piece_vectors.json")
 
     @property
+    def doc2vec_arrays(self) -> str:
+        """Doc2Vec's inference arrays (``syn1neg``, ``cum_table``) as an ``.npz`` of numeric arrays."""
+        return self._at("text", "doc2vec_inference.npz")
+
+    @property
+    def doc2vec_settings(self) -> str:
+        """The Doc2Vec settings title vector inference reads (JSON)."""
+        return self._at("text", "doc2vec_inference.json")
+
+    @property
     def manifest(self) -> str:
         return self._at("manifest.json")
+
+    @property
+    def rejects(self) -> str:
+        return self._at("rejects.parquet")
+
+
+@dataclass(frozen=True)
+class BuildPlanLayout(_Layout):
+    """The TFRecord build's global step: ``plan.json`` (settings every piece writes with, files per
+    split, digests of ``labels/`` and ``text/``), ``plan.parquet`` (one row per planned record, in
+    shard-file order: see :mod:`ecom_kfp.tfrecord_build.global_step`), ``rejects.parquet``,
+    ``report.json``; ``labels/`` and ``text/`` as in :class:`DatasetLayout` (the same root)."""
+
+    @property
+    def plan(self) -> str:
+        return self._at("plan.json")
+
+    @property
+    def records(self) -> str:
+        return self._at("plan.parquet")
+
+    @property
+    def rejects(self) -> str:
+        return self._at("rejects.parquet")
+
+
+@dataclass(frozen=True)
+class BuildPieceLayout(_Layout):
+    """One write piece of a fanned-out TFRecord build: its shard files under ``train|val|test/`` as in
+    :class:`DatasetLayout`, ``piece.json`` (plan id, piece, each file's counts and SHA-256),
+    ``rejects.parquet`` (image failures), ``report.json``."""
+
+    @property
+    def piece(self) -> str:
+        return self._at("piece.json")
 
     @property
     def rejects(self) -> str:

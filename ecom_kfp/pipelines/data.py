@@ -1,14 +1,22 @@
-"""``data_pipeline``: sharded ingest for catalogs too large for one pod, then dedupe and TFRecords.
+"""``data_pipeline``: ingest and the TFRecord build fanned out over pods, for catalogs too large for one.
 
-``shard-plan -> ParallelFor(ingest shard) -> Collected -> merge -> dedupe -> tfrecord-build``.
-Dedupe needs one global view (duplicates cross shards), so the shards are merged first; it works
-on compact hash tables and handles tens of millions of products in one pod.
+``shard-plan -> ParallelFor(ingest shard) -> Collected -> merge -> dedupe -> tfrecord-plan ->
+ParallelFor(tfrecord write piece) -> Collected -> tfrecord-merge``. Dedupe needs one global view
+(duplicates cross shards), so the ingest shards are merged first; it works on compact hash tables
+and handles tens of millions of products in one pod. The build's global step (splits, labels,
+text models, shard plan) runs once; its write pieces write exactly the shard files one pod would.
 """
 
 from kfp import dsl
-from kfp.dsl import Dataset
+from kfp.dsl import Dataset, Input
 
-from ecom_kfp.components import merge_ingest_shards_op, shard_plan_op
+from ecom_kfp.components import (
+    merge_ingest_shards_op,
+    shard_plan_op,
+    tfrecord_merge_op,
+    tfrecord_plan_op,
+    tfrecord_write_op,
+)
 from ecom_kfp.pipelines import steps
 from ecom_kfp.pipelines.task_settings import set_resources
 
@@ -16,6 +24,8 @@ PIPELINE_NAME = "ecom-kfp-data"
 #: Shards ingesting at once. ``dsl.ParallelFor(parallelism=...)`` takes a constant only; this
 #: bounds the load on image hosts however many shards a run asks for.
 MAX_PARALLEL_SHARDS = 16
+#: Build pieces writing at once: they read the ingest store and write the dataset store, not image hosts.
+MAX_PARALLEL_PIECES = 32
 
 
 @dsl.pipeline(name="ingest-shard",
@@ -34,9 +44,19 @@ def ingest_shard(catalog: str, catalog_format: str, column_map: str, images_base
     return task.outputs["products"]
 
 
+@dsl.pipeline(name="tfrecord-write-piece",
+              description="Write one piece of a planned TFRecord build with its resources set from parameters.")
+def tfrecord_write_piece(plan: Input[Dataset], shard_index: int, num_shards: int, cpu_request: str,
+                         memory: str) -> Dataset:
+    """One write piece, a pipeline of its own for the same reason as :func:`ingest_shard`."""
+    task = tfrecord_write_op(plan=plan, shard_index=shard_index, num_shards=num_shards)
+    set_resources(task.set_display_name("tfrecord-write"), cpu_request, memory)
+    return task.outputs["piece"]
+
+
 @dsl.pipeline(name=PIPELINE_NAME,
               description="Catalog -> ingest fanned out over shards -> merged -> deduplicated -> "
-                          "TFRecord dataset, for catalogs too large for one pod.")
+                          "TFRecord dataset written by pieces in parallel, for catalogs too large for one pod.")
 def data_pipeline(
     catalog: str,
     catalog_format: str = "auto",
@@ -45,6 +65,7 @@ def data_pipeline(
     business_value_uri: str = "",
     taxonomy_uri: str = "",
     num_shards: int = 4,
+    num_build_shards: int = 4,
     ingest_concurrency: int = 64,
     allow_local_files: bool = False,
     allow_private_networks: bool = False,
@@ -54,10 +75,12 @@ def data_pipeline(
     split_fractions: str = "0.7,0.15,0.15",
     max_levels: int = 4,
     min_class_count: int = 1,
+    text_sample: int = 200000,
+    shard_target_mb: float = 64.0,
     cpu_request: str = "2",
     memory: str = "8Gi",
 ) -> Dataset:
-    """Build the training dataset of a large catalog with sharded ingest.
+    """Build the training dataset of a large catalog with sharded ingest and a sharded TFRecord write.
 
     Args:
         catalog: Catalog URI (local path, gs:// or http(s) URL of a JSONL/CSV/Parquet/Amazon file).
@@ -67,6 +90,7 @@ def data_pipeline(
         business_value_uri: Optional CSV of business value per category.
         taxonomy_uri: Optional taxonomy file (Google Product Taxonomy format).
         num_shards: Ingest shards; each runs in its own pod.
+        num_build_shards: TFRecord write pieces; each runs in its own pod.
         ingest_concurrency: Parallel image downloads per ingest pod.
         allow_local_files: Let image references name local files (only for catalogs you wrote).
         allow_private_networks: Let image references reach loopback, private and link-local addresses.
@@ -76,6 +100,8 @@ def data_pipeline(
         split_fractions: train,val,test fractions (split by duplicate group).
         max_levels: Taxonomy depth: number of category levels.
         min_class_count: Classes with fewer training products are folded into 'other' (1 = keep every class seen).
+        text_sample: Most training titles SentencePiece and Doc2Vec train on (0 = all).
+        shard_target_mb: Aimed-for size of one TFRecord shard file in MiB.
         cpu_request: CPU request of every task.
         memory: Memory request and limit of every task.
     """
@@ -90,8 +116,18 @@ def data_pipeline(
                              allow_gcs_buckets=allow_gcs_buckets, cpu_request=cpu_request, memory=memory)
     merge = merge_ingest_shards_op(shards=dsl.Collected(shard.output))
     set_resources(merge.set_display_name("merge-ingest-shards"), cpu_request, memory)
-    build = steps.dedupe_and_build(
-        merge.outputs["products"], near_threshold=near_duplicate_threshold,
-        taxonomy_uri=taxonomy_uri, image_size=image_size, split_fractions=split_fractions,
-        max_levels=max_levels, min_class_count=min_class_count, cpu=cpu_request, memory=memory)
+    dedupe = steps.dedupe_step(merge.outputs["products"], near_threshold=near_duplicate_threshold,
+                               cpu=cpu_request, memory=memory)
+    build_plan = tfrecord_plan_op(products=dedupe.outputs["deduped"], image_size=image_size,
+                                  split_fractions=split_fractions, max_levels=max_levels,
+                                  min_class_count=min_class_count, taxonomy=taxonomy_uri, text_sample=text_sample,
+                                  shard_target_mb=shard_target_mb)
+    set_resources(build_plan.set_display_name("tfrecord-plan"), cpu_request, memory)
+    pieces = shard_plan_op(num_shards=num_build_shards).set_display_name("build-piece-plan")
+    with dsl.ParallelFor(pieces.output, parallelism=MAX_PARALLEL_PIECES,
+                         name="tfrecord-write-pieces") as piece_index:
+        piece = tfrecord_write_piece(plan=build_plan.outputs["plan"], shard_index=piece_index,
+                                     num_shards=num_build_shards, cpu_request=cpu_request, memory=memory)
+    build = tfrecord_merge_op(plan=build_plan.outputs["plan"], pieces=dsl.Collected(piece.output))
+    set_resources(build.set_display_name("tfrecord-merge"), cpu_request, memory)
     return build.outputs["dataset"]

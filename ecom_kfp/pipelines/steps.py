@@ -27,12 +27,17 @@ def ingest(*, catalog: Value, catalog_format: Value, column_map: Value, images_b
     return with_network_retries(set_resources(task, cpu, memory))
 
 
+def dedupe_step(products: dsl.PipelineChannel, *, near_threshold: Value, cpu: Value, memory: Value) -> PipelineTask:
+    """Hash-dedupe ``products`` (an ingest output)."""
+    dedupe = dedupe_op(products=products, near_threshold=near_threshold)
+    return set_resources(dedupe.set_display_name("dedupe"), cpu, memory)
+
+
 def dedupe_and_build(products: dsl.PipelineChannel, *, near_threshold: Value, taxonomy_uri: Value,
                      image_size: Value, split_fractions: Value, max_levels: Value,
                      min_class_count: Value, cpu: Value, memory: Value) -> PipelineTask:
-    """Hash-dedupe ``products`` (an ingest output), then build the TFRecord dataset."""
-    dedupe = dedupe_op(products=products, near_threshold=near_threshold)
-    set_resources(dedupe.set_display_name("dedupe"), cpu, memory)
+    """Hash-dedupe ``products`` (an ingest output), then build the TFRecord dataset in one pod."""
+    dedupe = dedupe_step(products, near_threshold=near_threshold, cpu=cpu, memory=memory)
     build = tfrecord_build_op(products=dedupe.outputs["deduped"], image_size=image_size,
                               split_fractions=split_fractions, max_levels=max_levels,
                               min_class_count=min_class_count, taxonomy=taxonomy_uri)

@@ -12,9 +12,12 @@ Modules, one responsibility each:
   (:func:`~.text.load_tf_tokenizer`, :func:`~.text.piece_vectors`).
 - :mod:`.imaging`: decode / resize / re-encode one image.
 - :mod:`.records`: serialized ``tf.train.Example`` records of the feature spec.
-- :mod:`.writer`: shard planning and the parallel shard writers.
+- :mod:`.writer`: shard planning (the plan table) and the parallel shard writers.
 - :mod:`.manifest`: ``manifest.json``.
-- :mod:`.build`: :func:`run`, the stage itself; :mod:`.merge`: joins fan-out pieces.
+- :mod:`.global_step`: the plan (splits, labels, text models, shard files), once per build.
+- :mod:`.shard_step`: one write piece of the plan's shard files.
+- :mod:`.merge`: gathers a plan and its pieces into one dataset.
+- :mod:`.stage`: :func:`run`, the stage itself (one step, or all three in one process).
 """
 
 from ecom_kfp.tfrecord_build.config import TFRecordBuildConfig

@@ -12,8 +12,8 @@ DESCRIPTION = """Turn a dedupe output into training data: train/val/test GZIP TF
 duplicate group (no group crosses splits), label vocabularies per taxonomy level with rare classes
 folded into 'other', a SentencePiece model and a Doc2Vec model of the training titles, and
 manifest.json (feature spec, counts per split and class, versions). Products whose image no
-longer decodes go to rejects.parquet with a reason. Fan out with --shard-index/--num-shards and
-join the pieces with --merge-pieces."""
+longer decodes go to rejects.parquet with a reason. Fan out over pods with --step plan (once),
+--step write --shard-index I --num-shards N (each piece) and --step merge --pieces ... (once)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,32 +21,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("tfrecord-build", help="split, label, embed titles and write TFRecord shards",
                                    description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser, TFRecordBuildConfig)
-    parser.add_argument("--merge-pieces", nargs="+", default=None, metavar="URI",
-                        help="instead of building, join these fan-out outputs into --out")
     parser.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run the stage (or the merge) and print a human summary."""
+    """Run the stage (or one step of it) and print a human summary."""
+    from ecom_kfp.tfrecord_build.global_step import PlanReport
+    from ecom_kfp.tfrecord_build.shard_step import PieceReport
+    from ecom_kfp.tfrecord_build.stage import run
+
     try:
-        if args.merge_pieces:
-            from ecom_kfp.tfrecord_build.merge import merge_pieces
-
-            merged = merge_pieces(args.merge_pieces, args.out)
-            print(f"tfrecord-build: merged {merged.pieces} pieces into {args.out}: {merged.records} records "
-                  f"({_splits(merged.splits)}), {merged.rejected} rejected")
-            return 0
-        if not args.products:
-            return bad_input("tfrecord-build", "--products is required (unless --merge-pieces)")
-        from ecom_kfp.tfrecord_build.stage import run
-
-        config = from_args(TFRecordBuildConfig, args)
-        report = run(config)
+        report = run(from_args(TFRecordBuildConfig, args))
     except (ValueError, FileNotFoundError) as err:
         return bad_input("tfrecord-build", err)
+    if isinstance(report, PlanReport):
+        text = report.text
+        print(f"tfrecord-build plan: {report.planned_records} of {report.input_products} products planned in "
+              f"{_splits(report.files)} shard files; {report.rejected} rejected; text models on "
+              f"{text['training_titles']} of {text['train_products']} training titles")
+        return 0
+    if isinstance(report, PieceReport):
+        print(f"tfrecord-build write: piece {report.shard_index} of {report.num_shards} wrote {report.records} of "
+              f"{report.planned} planned records ({_splits(report.files)} files); {report.rejected} rejected")
+        return 0
     print(f"tfrecord-build: {report.records} of {report.input_products} products written to {args.out} "
-          f"({_splits(report.splits)}); {report.rejected} rejected"
-          + (f", {report.in_other_pieces} left to other pieces" if report.in_other_pieces else ""))
+          f"({_splits(report.splits)}); {report.rejected} rejected")
     for line in reject_lines(report.rejected_by_reason):
         print(line)
     for level in range(1, report.num_levels + 1):
@@ -59,11 +58,12 @@ def main(args: argparse.Namespace) -> int:
     text = report.text
     lowered = f" (lowered from {text['spm_vocab_size_requested']})" if text["spm_vocab_lowered"] else ""
     print(f"  text: SentencePiece {text['spm_vocab_size']} pieces{lowered}; Doc2Vec dim {text['doc2vec_dim']} "
-          f"over {text['doc2vec_pieces']} pieces")
+          f"over {text['doc2vec_pieces']} pieces; trained on {text['training_titles']} of {text['train_products']} "
+          "training titles")
     if report.taxonomy:
         print(f"  taxonomy: {report.taxonomy['mapped']} mapped, {report.taxonomy['unmapped']} unmapped (-> other)")
     print(f"  shards: {_splits(report.shards)} files, {report.bytes / 2**20:.1f} MiB; "
-          f"{report.records_per_second:,.0f} records/s with {report.workers} workers; "
+          f"{report.records_per_second:,.0f} records/s with {report.workers} workers in {report.num_shards} piece(s); "
           f"total {sum(report.seconds.values()):.1f} s")
     return 0
 

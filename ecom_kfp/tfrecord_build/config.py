@@ -10,6 +10,12 @@ from ecom_kfp.resources import available_cpus
 from ecom_kfp.settings import ConfigError, require, setting
 
 SPLITS = ("train", "val", "test")
+#: ``all``: the whole build in one process; ``plan``: the global step; ``write``: one piece of the
+#: sharded write step; ``merge``: the gather into one dataset (see :mod:`ecom_kfp.tfrecord_build.stage`).
+STEPS = ("all", "plan", "write", "merge")
+#: Most training titles the text models train on by default: SentencePiece and Doc2Vec memory and
+#: time then stop growing with the catalog.
+TEXT_SAMPLE = 200_000
 #: Doc2Vec inference epochs per title vector: the cost of a record's vector grows linearly with
 #: them. ``benchmarks/bench_tfrecords.py`` measures the quality on myntra-dev titles held out from a
 #: 20-epoch model: at 10 epochs the vectors stay nearly as close to a 20-epoch inference (another
@@ -39,12 +45,22 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
 
 @dataclass(frozen=True)
 class TFRecordBuildConfig:
-    """Everything one TFRecord build (or one fan-out piece of it) needs; each field's help is its
-    documentation, shared by ``ecom-kfp tfrecord-build --help`` and ``tfrecord_build_op``."""
+    """Everything one TFRecord build (or one step of a fanned-out build) needs; each field's help is
+    its documentation, shared by ``ecom-kfp tfrecord-build --help`` and the components."""
 
     products: str = setting("", metavar="URI",
-                            help="dedupe output directory or gs:// prefix (holds products.parquet), or the Parquet file")
-    out: str = setting("", metavar="URI", help="output directory or gs:// prefix for the dataset")
+                            help="dedupe output directory or gs:// prefix (holds products.parquet), or the Parquet "
+                                 "file; read by the all and plan steps")
+    out: str = setting("", metavar="URI",
+                       help="output directory or gs:// prefix: the dataset (all, merge), the plan (plan) or one "
+                            "piece of shards (write)")
+    step: str = setting("all", choices=STEPS,
+                        help="all: the whole build here; plan: the global step (splits, labels, text models, shard "
+                             "plan); write: piece --shard-index of --num-shards of a plan's shard files; merge: a "
+                             "plan and all its pieces into one dataset")
+    plan: str = setting("", metavar="URI", help="the plan step's output, read by the write and merge steps")
+    pieces: list[str] = setting(factory=list, metavar="URI,...",
+                                help="every write step output of --plan, joined by the merge step")
     image_size: int = setting(224, metavar="PX", help="side of the stored square images")
     resize_mode: str = setting("pad", choices=RESIZE_MODES,
                                help="keep the whole product with white borders (pad) or centre-crop")
@@ -77,17 +93,26 @@ class TFRecordBuildConfig:
         DOC2VEC_INFER_EPOCHS, metavar="N",
         help="Doc2Vec inference epochs per title vector; benchmarks/bench_tfrecords.py measures vector quality "
              "against it")
+    text_sample: int = setting(
+        TEXT_SAMPLE, metavar="N",
+        help="most training titles SentencePiece and Doc2Vec train on: a larger train split is sampled by product-id "
+             "hash (the count used is reported in manifest.json); 0 = all")
     shard_target_mb: float = setting(64.0, metavar="MB", help="aimed-for size of one shard file in MiB")
     workers: int = setting(0, metavar="N", help="shard writer processes; 0 = one per CPU")
-    shard_index: int = setting(0, metavar="I", help="this piece of a fan-out, from 0")
-    num_shards: int = setting(1, metavar="N", help="pieces in the fan-out; each writes every N-th shard file")
-    seed: int = setting(0, help="seed of the text models and of the record order within shards")
+    shard_index: int = setting(0, metavar="I", help="write step: this piece of the fan-out, from 0")
+    num_shards: int = setting(1, metavar="N",
+                              help="write step: pieces in the fan-out; piece I writes every N-th shard file of the plan")
+    seed: int = setting(0, help="seed of the text models, the text sample and the record order within shards")
     progress: bool = setting(True, flag="--no-progress", help="show progress bars")
 
     def __post_init__(self) -> None:
+        reads_products, reads_plan = self.step in ("all", "plan"), self.step in ("write", "merge")
         require([
-            (bool(self.products), "--products", self.products, "is required"),
+            (self.step in STEPS, "--step", self.step, f"must be one of {STEPS}"),
+            (bool(self.products) or not reads_products, "--products", self.products, f"is required by --step {self.step}"),
             (bool(self.out), "--out", self.out, "is required"),
+            (bool(self.plan) or not reads_plan, "--plan", self.plan, f"is required by --step {self.step}"),
+            (bool(self.pieces) or self.step != "merge", "--pieces", self.pieces, "is required by --step merge"),
             (self.image_size >= 8, "--image-size", self.image_size, "must be at least 8"),
             (self.resize_mode in RESIZE_MODES, "--resize-mode", self.resize_mode, f"must be one of {RESIZE_MODES}"),
             (1 <= self.jpeg_quality <= 95, "--jpeg-quality", self.jpeg_quality, "must be in 1..95"),
@@ -104,6 +129,7 @@ class TFRecordBuildConfig:
             (self.doc2vec_epochs >= 1, "--doc2vec-epochs", self.doc2vec_epochs, "must be at least 1"),
             (self.doc2vec_infer_epochs >= 1, "--doc2vec-infer-epochs", self.doc2vec_infer_epochs,
              "must be at least 1"),
+            (self.text_sample >= 0, "--text-sample", self.text_sample, "must be 0 (all titles) or more"),
             (self.shard_target_mb > 0, "--shard-target-mb", self.shard_target_mb, "must be positive"),
             (self.workers >= 0, "--workers", self.workers, "must be 0 (one per CPU) or more"),
             (self.num_shards >= 1, "--num-shards", self.num_shards, "must be at least 1"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
 
 from PIL import Image
@@ -13,6 +14,9 @@ from ecom_kfp.tfrecord_build.rejects import Reason
 
 #: Everything Pillow raises for bytes it cannot turn into pixels (truncated data raises OSError).
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError)
+#: Object addresses in Pillow's messages (``<_io.BytesIO object at 0x7f...>``): left out, so a re-run
+#: or another write piece records the same reject detail.
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 class ImageReject(Exception):
@@ -56,7 +60,7 @@ def reencode(data: bytes, size: int, mode: str, quality: int) -> bytes:
                 image.draft("RGB", (size, size))
             image.load()
     except (*_DECODE_ERRORS, Image.DecompressionBombWarning) as err:
-        raise ImageReject(Reason.CORRUPT_IMAGE, f"{type(err).__name__}: {err}") from err
+        raise ImageReject(Reason.CORRUPT_IMAGE, _ADDRESS.sub("", f"{type(err).__name__}: {err}")) from err
     out = io.BytesIO()
     resize_pil(image, size, mode).save(out, format="JPEG", quality=quality)
     return out.getvalue()

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pyarrow as pa
+
 from ecom_kfp import uri
 from ecom_kfp.contracts import tables
 from ecom_kfp.contracts.layouts import DedupeLayout
 from ecom_kfp.contracts.tables import Reject
 from ecom_kfp.tfrecord_build.rejects import Reason
 
+#: The columns of :data:`~ecom_kfp.contracts.tables.DEDUPED_PRODUCTS` a record needs.
+COLUMNS = ("product_id", "title", "category_path", "business_value", "image_uri", "split_group", "label_conflict")
+#: Rows turned into Python objects at a time.
+ROW_BATCH = 10_000
+
 
 class InputError(ValueError):
     """``--products`` does not name a usable dedupe output."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Product:
     """The fields of one deduplicated product that a record needs.
 
@@ -49,22 +56,26 @@ def read_products(products: str) -> tuple[list[Product], list[Reject]]:
     """Read ``--products`` into records-to-be and rejects, in input order.
 
     Raises:
-        InputError: the file is missing, lacks a :data:`~ecom_kfp.contracts.tables.DEDUPED_PRODUCTS`
-            column, or has no rows (an empty catalog leaves nothing to split, label or train on).
+        InputError: the file is missing, lacks one of the :data:`COLUMNS` of
+            :data:`~ecom_kfp.contracts.tables.DEDUPED_PRODUCTS`, or has no rows (an empty catalog leaves
+            nothing to split, label or train on).
     """
     source = products_uri(products)
     if not uri.exists(source):
         raise InputError(f"--products {products}: no products table at {source}; is this a dedupe output?")
+    # Only the columns a record needs: the rest (source rows above all) would cost memory per product.
+    schema = pa.schema([tables.DEDUPED_PRODUCTS.field(name) for name in COLUMNS])
     try:
-        table = tables.conform(uri.read_parquet(source), tables.DEDUPED_PRODUCTS)
-    except ValueError as err:
-        raise InputError(f"--products {products}: {err}") from err
+        table = tables.conform(uri.read_parquet(source, columns=list(COLUMNS)), schema)
+    except (ValueError, KeyError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        raise InputError(f"--products {products}: not a dedupe products table with the columns {list(COLUMNS)} "
+                         f"({str(err).splitlines()[0]})") from err
     if table.num_rows == 0:
         raise InputError(f"--products {products}: the products table is empty; there is nothing to build a dataset from")
     kept: list[Product] = []
     rejected: list[Reject] = []
-    columns = ["product_id", "title", "category_path", "business_value", "image_uri", "split_group", "label_conflict"]
-    for row in table.select(columns).to_pylist():
+    # Batch by batch: the whole table as Python dicts at once would cost about a kilobyte per product.
+    for row in (row for batch in table.to_batches(max_chunksize=ROW_BATCH) for row in batch.to_pylist()):
         pid = row["product_id"]
         title = (row["title"] or "").strip()
         if not title:

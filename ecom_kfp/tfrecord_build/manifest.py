@@ -8,10 +8,13 @@ Keys (the trainer reads ``feature_spec`` and ``counts``):
 - ``folding``: the ``min_class_count``, and per level the classes kept, the folded classes with
   their training counts, and per split how many records are ``other`` and why.
 - ``splits``: the fractions, stratification and salt used.
-- ``text``: SentencePiece vocabulary size (requested and actual) and Doc2Vec settings (training
-  ``doc2vec_epochs`` and the ``doc2vec_infer_epochs`` of the records' title vectors).
+- ``text``: SentencePiece vocabulary size (requested and actual), Doc2Vec settings (training
+  ``doc2vec_epochs`` and the ``doc2vec_infer_epochs`` of the records' title vectors), and the
+  titles both trained on: ``training_titles`` of ``train_products`` (``sampled`` when
+  ``text_sample`` bounded them).
 - ``taxonomy``: the mapping files and how many products they mapped, or ``null``.
-- ``shards``: shard files per split and the fan-out (``shard_index`` / ``num_shards``) that wrote them.
+- ``shards``: shard files per split, the write pieces (``num_shards``) that wrote them, the target
+  size and the estimated record size the files were cut with.
 - ``input``: the ``--products`` URI; ``versions``: library versions.
 - ``digests``: relative path -> SHA-256 of every other file of the dataset (shards, labels, text
   models, rejects), which train and evaluate verify before reading

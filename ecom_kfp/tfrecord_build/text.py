@@ -10,9 +10,9 @@ lines those up with SentencePiece ids to initialise a token embedding.
 What later stages need from Doc2Vec, the piece vectors and their pieces, is published as data
 (:class:`PieceVectors`: ``text/piece_vectors.npy`` read with ``allow_pickle=False``, and
 ``text/piece_vectors.json``), never as a gensim pickle: a replaced file in a shared bucket must not
-run code in the trainer. The whole gensim model exists only inside the build, for its own writer
-processes (:func:`save_doc2vec` to a private temporary directory, the same trust as the pickles
-``multiprocessing`` itself passes between them).
+run code in the trainer. The build's own writers (other processes, or other pods of a fan-out)
+infer title vectors from data too (:class:`Doc2VecInference`: the piece vectors plus the
+negative-sampling arrays and settings ``train_document_dbow`` reads), so no step unpickles a model.
 
 Determinism: both models train single-threaded from fixed seeds, and :meth:`TitleEmbedder.vector`
 seeds each inference from the title's pieces instead of gensim's ``infer_vector`` (which seeds from
@@ -25,9 +25,7 @@ import functools
 import hashlib
 import io
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -139,24 +137,8 @@ def train_doc2vec(documents: Sequence[tuple[str, Sequence[str]]], dim: int, epoc
     return model
 
 
-def save_doc2vec(model: Doc2Vec, target: str) -> None:
-    """Save as one local file for this build's writer processes; never published (see the module docstring)."""
-    with tempfile.TemporaryDirectory(prefix="ecom-kfp-d2v-") as tmp:
-        path = os.path.join(tmp, "doc2vec.model")
-        model.save(path, separately=[])
-        uri.copy(path, target)
-
-
-def load_doc2vec(model_uri: str) -> Doc2Vec:
-    """Load a model this build wrote with :func:`save_doc2vec` (a pickle: never another stage's output)."""
-    from gensim.models.doc2vec import Doc2Vec
-
-    with uri.local_copy(model_uri) as path:
-        return Doc2Vec.load(path)
-
-
 class PieceVectorsError(ValueError):
-    """Published piece vectors that are not a float matrix with one string piece per row."""
+    """Published piece vectors (or Doc2Vec inference arrays) that are not the numeric data they must be."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +188,91 @@ class PieceVectors:
             raise PieceVectorsError(f"{layout.piece_vocabulary}: 'pieces' must list {vectors.shape[0]} strings, "
                                     "one per row of the vectors")
         return cls(tuple(pieces), vectors.astype(np.float32, copy=False))
+
+
+#: Doc2Vec settings ``train_document_dbow`` and :meth:`TitleEmbedder._infer` read, besides the arrays.
+INFERENCE_SETTINGS = ("vector_size", "layer1_size", "window", "negative", "alpha", "min_alpha", "epochs")
+
+
+@dataclass(frozen=True)
+class Doc2VecInference:
+    """Exactly what inferring a title vector reads of a trained PV-DBOW Doc2Vec model, as data.
+
+    ``train_document_dbow`` with ``learn_words``/``learn_hidden`` off, no hierarchical softmax and no
+    down-sampling reads the piece vectors and their index (``key_to_index``), the output weights
+    ``syn1neg``, the negative-sampling table ``cum_table`` and a few settings. These are saved as
+    ``.npy``/``.npz`` (read with ``allow_pickle=False``) and JSON, and :meth:`model` rebuilds a real
+    ``Doc2Vec`` from them that infers the same bytes as the trained model.
+
+    Attributes:
+        pieces: The piece vectors (``text/piece_vectors.npy`` + ``.json``).
+        syn1neg: float32 ``[len(pieces), layer1_size]`` negative-sampling output weights.
+        cum_table: uint32 ``[len(pieces)]`` cumulative noise distribution.
+        settings: :data:`INFERENCE_SETTINGS` by name.
+    """
+
+    pieces: PieceVectors
+    syn1neg: np.ndarray
+    cum_table: np.ndarray
+    settings: dict[str, Any]
+
+    @classmethod
+    def of(cls, model: Doc2Vec) -> Doc2VecInference:
+        if model.hs or model.sample or model.dm:
+            raise ValueError("Doc2VecInference supports PV-DBOW with negative sampling, no hs, no sample")
+        return cls(PieceVectors.of(model), np.asarray(model.syn1neg, dtype=np.float32),
+                   np.asarray(model.cum_table, dtype=np.uint32),
+                   {name: getattr(model, name) for name in INFERENCE_SETTINGS})
+
+    def save(self, layout: DatasetLayout, settings: dict[str, Any]) -> None:
+        """Write the piece vectors (with ``settings`` in their JSON) and ``text/doc2vec_inference.npz`` + ``.json``."""
+        self.pieces.save(layout, settings)
+        buffer = io.BytesIO()
+        np.savez(buffer, syn1neg=self.syn1neg, cum_table=self.cum_table)
+        uri.write_bytes(layout.doc2vec_arrays, buffer.getvalue())
+        uri.write_json(layout.doc2vec_settings, self.settings)
+
+    @classmethod
+    def load(cls, layout: DatasetLayout) -> Doc2VecInference:
+        """Read what :meth:`save` wrote, as data only.
+
+        Raises:
+            PieceVectorsError: an array of the wrong type or shape, or settings missing.
+        """
+        pieces = PieceVectors.load(layout)
+        try:
+            with np.load(io.BytesIO(uri.read_bytes(layout.doc2vec_arrays)), allow_pickle=False) as arrays:
+                syn1neg, cum_table = arrays["syn1neg"], arrays["cum_table"]
+        except (ValueError, KeyError, OSError) as err:  # object arrays, a missing array, or not an .npz file
+            raise PieceVectorsError(f"{layout.doc2vec_arrays}: not an .npz of numeric syn1neg and cum_table ({err})") \
+                from err
+        settings = uri.read_json(layout.doc2vec_settings)
+        rows = len(pieces.pieces)
+        if syn1neg.dtype != np.float32 or syn1neg.ndim != 2 or syn1neg.shape[0] != rows \
+                or cum_table.dtype != np.uint32 or cum_table.shape != (rows,):
+            raise PieceVectorsError(f"{layout.doc2vec_arrays}: expected float32 syn1neg [{rows}, n] and uint32 "
+                                    f"cum_table [{rows}], got {syn1neg.dtype} {list(syn1neg.shape)} and "
+                                    f"{cum_table.dtype} {list(cum_table.shape)}")
+        if not isinstance(settings, dict) or set(settings) != set(INFERENCE_SETTINGS) \
+                or settings["layer1_size"] != syn1neg.shape[1] or settings["vector_size"] != pieces.vector_size:
+            raise PieceVectorsError(f"{layout.doc2vec_settings}: expected the settings {INFERENCE_SETTINGS} matching "
+                                    "the arrays")
+        return cls(pieces, syn1neg, cum_table, settings)
+
+    def model(self) -> Doc2Vec:
+        """A ``Doc2Vec`` whose inference state is these arrays (it has no training corpus or doc vectors)."""
+        from gensim.models.doc2vec import Doc2Vec
+
+        s = self.settings
+        model = Doc2Vec(vector_size=s["vector_size"], dm=0, dbow_words=1, window=s["window"], negative=s["negative"],
+                        hs=0, sample=0, alpha=s["alpha"], min_alpha=s["min_alpha"], epochs=s["epochs"], workers=1)
+        model.layer1_size = s["layer1_size"]
+        model.wv.index_to_key = list(self.pieces.pieces)
+        model.wv.key_to_index = {piece: row for row, piece in enumerate(self.pieces.pieces)}
+        model.wv.vectors = np.ascontiguousarray(self.pieces.vectors)
+        model.syn1neg = np.ascontiguousarray(self.syn1neg)
+        model.cum_table = np.ascontiguousarray(self.cum_table)
+        return model
 
 
 class TitleEmbedder:

@@ -1,15 +1,16 @@
 """Shard planning and the parallel shard writers.
 
 A split's records are put in a fixed pseudo-random order (hash of seed and product id, so every
-shard mixes classes) and cut into ``ceil(estimated bytes / target size)`` files. The plan depends
-only on the input and the config, so every fan-out piece computes the same one and writes its own
-files (``index % num_shards == shard_index``), named ``part-<index>-of-<count>`` globally. One
-process writes one file, from image to GZIP record; processes are spawned (not forked) because
-TensorFlow and gensim do not survive a fork.
+shard mixes classes) and cut into ``ceil(estimated bytes / target size)`` files, named
+``part-<index>-of-<count>`` globally. The global step stores that plan as a table
+(:data:`PLAN_SCHEMA`); a write piece turns its rows back into :class:`ShardTask` s. One process
+writes one file, from image to GZIP record, with the title models read as data from the plan's
+``text/`` (:class:`~ecom_kfp.tfrecord_build.text.Doc2VecInference`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import statistics
@@ -22,19 +23,32 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any
 
+import pyarrow as pa
 from tqdm import tqdm
 
 from ecom_kfp import uri
-from ecom_kfp.contracts.features import FeatureSpec
+from ecom_kfp.contracts.features import (
+    BUSINESS_VALUE,
+    CATEGORY_PATH,
+    GROUP_ID,
+    IMAGE,
+    PRODUCT_ID,
+    TITLE,
+    TITLE_VECTOR,
+    FeatureSpec,
+)
 from ecom_kfp.contracts.layouts import DatasetLayout
 from ecom_kfp.contracts.tables import Reject
 from ecom_kfp.tfrecord_build.imaging import ImageReject, read_image, reencode
 from ecom_kfp.tfrecord_build.records import RecordSerializer
 from ecom_kfp.tfrecord_build.splits import unit_hash
-from ecom_kfp.tfrecord_build.text import TitleEmbedder, load_doc2vec
+from ecom_kfp.tfrecord_build.text import Doc2VecInference, TitleEmbedder
 
 #: Records whose images are re-encoded to estimate the record size before planning.
 SIZE_SAMPLE = 32
+#: Protobuf bytes around one feature of a serialized Example besides its key and values: the tags
+#: and lengths of the map entry, the key, the ``Feature`` and its value list (one to three bytes each).
+FEATURE_FRAMING = 10
 #: JPEG bytes barely compress; the fastest zlib level keeps GZIP from costing real CPU.
 GZIP_LEVEL = 1
 #: Records a writer takes phase by phase (all images, then all title vectors, then all writes), so
@@ -43,7 +57,7 @@ GZIP_LEVEL = 1
 WRITE_BATCH = 256
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RecordInput:
     """Everything one record needs except its image pixels and title vector (computed by the writer)."""
 
@@ -64,6 +78,19 @@ class RecordInput:
                                     category_path=self.category_path)
 
 
+#: One row per planned record, in shard-file order: the record's fields, its split, its file index
+#: within the split (``shard``, of ``shard_count``) and its file number across the splits (``file``,
+#: train's files first), by which write pieces take every N-th file.
+PLAN_SCHEMA = pa.schema([
+    ("product_id", pa.string()), ("title", pa.string()), ("image_uri", pa.string()),
+    ("labels", pa.list_(pa.int32())), ("other_reasons", pa.list_(pa.string())), ("business_value", pa.float64()),
+    ("group_id", pa.string()), ("category_path", pa.string()), ("split", pa.string()),
+    ("shard", pa.int32()), ("shard_count", pa.int32()), ("file", pa.int32()),
+])
+_RECORD_FIELDS = ("product_id", "title", "image_uri", "labels", "other_reasons", "business_value", "group_id",
+                  "category_path")
+
+
 @dataclass(frozen=True)
 class ShardTask:
     """One shard file to write."""
@@ -82,16 +109,15 @@ class WriterSettings:
     Attributes:
         spec: The record spec.
         jpeg_quality: Quality of the stored JPEGs.
-        spm_model: Local path of the SentencePiece model.
-        doc2vec_model: Local path (or URI) of the Doc2Vec model.
+        text_root: Root (a :class:`DatasetLayout`) whose ``text/`` holds the SentencePiece model and
+            Doc2Vec as data.
         seed: Seed of the title vector inference.
         infer_epochs: Epochs of the title vector inference.
     """
 
     spec: FeatureSpec
     jpeg_quality: int
-    spm_model: str
-    doc2vec_model: str
+    text_root: str
     seed: int
     infer_epochs: int
 
@@ -110,6 +136,7 @@ class ShardResult:
         class_counts: Per level, records per class id.
         other_reasons: Per level, records labelled ``other`` per reason.
         product_ids: Ids written, in order.
+        sha256: SHA-256 of the shard file.
         seconds: Wall time spent on the file.
     """
 
@@ -122,6 +149,7 @@ class ShardResult:
     class_counts: list[Counter[int]] = field(default_factory=list)
     other_reasons: list[Counter[str]] = field(default_factory=list)
     product_ids: list[str] = field(default_factory=list)
+    sha256: str = ""
     seconds: float = 0.0
 
 
@@ -131,15 +159,22 @@ def record_order(records: Iterable[RecordInput], seed: int) -> list[RecordInput]
 
 
 def estimate_record_bytes(records: Sequence[RecordInput], settings: WriterSettings) -> int | None:
-    """Mean serialized size of up to :data:`SIZE_SAMPLE` records (real images, zero vectors).
+    """Mean serialized size of up to :data:`SIZE_SAMPLE` records: their images re-encoded as stored,
+    the other features counted from their lengths plus :data:`FEATURE_FRAMING` bytes per feature.
+
+    Counted rather than serialized so that the global step never imports TensorFlow (about 0.7 GB
+    of its peak memory); ``tests/tfrecord_build/test_records.py`` checks the count against real records.
 
     Returns:
         The estimate, or ``None`` when no sampled image decodes.
     """
-    serializer = RecordSerializer(settings.spec)
-    zeros = [0.0] * settings.spec.title_vector_dim
-    sizes = [len(record.serialize(serializer, image, zeros)) for record in records[:SIZE_SAMPLE]
-             if (image := _stored_image(record, settings, [])) is not None]
+    spec = settings.spec
+    keys = (IMAGE, TITLE, TITLE_VECTOR, BUSINESS_VALUE, PRODUCT_ID, GROUP_ID, CATEGORY_PATH, *spec.label_keys)
+    # float32 values and a varint per label (class ids below 16,384 take at most two bytes).
+    fixed = sum(len(key) + FEATURE_FRAMING for key in keys) + 4 * (spec.title_vector_dim + 1) + 2 * spec.num_levels
+    sizes = [fixed + len(image) + sum(len(text.encode("utf-8")) for text in (r.title, r.product_id, r.group_id,
+                                                                             r.category_path))
+             for r in records[:SIZE_SAMPLE] if (image := _stored_image(r, settings, [])) is not None]
     return math.ceil(statistics.fmean(sizes)) if sizes else None
 
 
@@ -153,28 +188,53 @@ def _stored_image(record: RecordInput, settings: WriterSettings, rejects: list[R
         return None
 
 
-def plan_shards(split: str, records: Sequence[RecordInput], record_bytes: int | None, target_bytes: int,
-                layout: DatasetLayout) -> list[ShardTask]:
+def split_files(records: Sequence[RecordInput], record_bytes: int | None, target_bytes: int) -> list[Sequence[RecordInput]]:
     """Cut one split (already in :func:`record_order`) into shard files of about ``target_bytes``.
 
     An empty split still gets one (empty) file, so every split directory is readable.
     """
     count = max(1, math.ceil(len(records) * (record_bytes or 0) / target_bytes))
     per_file = math.ceil(len(records) / count) if records else 0
-    return [ShardTask(split, i, count, layout.shard(split, i, count), tuple(records[i * per_file:(i + 1) * per_file]))
-            for i in range(count)]
+    return [records[i * per_file:(i + 1) * per_file] for i in range(count)]
+
+
+def plan_table(files: dict[str, list[Sequence[RecordInput]]]) -> pa.Table:
+    """The :data:`PLAN_SCHEMA` rows of every split's files (``split -> files``, train first)."""
+    columns: dict[str, list] = {name: [] for name in PLAN_SCHEMA.names}
+    number = 0
+    for split, chunks in files.items():
+        for index, chunk in enumerate(chunks):
+            for record in chunk:
+                for name in _RECORD_FIELDS:
+                    columns[name].append(getattr(record, name))
+            for name, value in (("split", split), ("shard", index), ("shard_count", len(chunks)), ("file", number)):
+                columns[name].extend([value] * len(chunk))
+            number += 1
+    return pa.table(columns, schema=PLAN_SCHEMA)
+
+
+def shard_tasks(table: pa.Table, files: Sequence[tuple[str, int, int]], layout: DatasetLayout) -> list[ShardTask]:
+    """The tasks of ``files`` (``(split, index, count)``), their records from ``table`` (:data:`PLAN_SCHEMA`
+    rows of at least those files, in file order), written under ``layout``."""
+    records: dict[tuple[str, int], list[RecordInput]] = {(split, index): [] for split, index, _ in files}
+    for row in table.select([*_RECORD_FIELDS, "split", "shard"]).to_pylist():
+        key = (row.pop("split"), row.pop("shard"))
+        if key in records:
+            records[key].append(RecordInput(**{**row, "labels": tuple(row["labels"]),
+                                               "other_reasons": tuple(row["other_reasons"])}))
+    return [ShardTask(split, index, count, layout.shard(split, index, count), tuple(records[(split, index)]))
+            for split, index, count in files]
 
 
 _state: dict[str, Any] = {}
 
 
 def init_worker(settings: WriterSettings) -> None:
-    """Load the text models and set up the record serializer once per writer process."""
-    with open(settings.spm_model, "rb") as fh:
-        spm_model = fh.read()
+    """Load the text models (as data) and set up the record serializer once per writer process."""
+    text = DatasetLayout(settings.text_root)
     _state["settings"] = settings
-    _state["embedder"] = TitleEmbedder(spm_model, load_doc2vec(settings.doc2vec_model), settings.seed,
-                                       settings.infer_epochs)
+    _state["embedder"] = TitleEmbedder(uri.read_bytes(text.spm_model), Doc2VecInference.load(text).model(),
+                                       settings.seed, settings.infer_epochs)
     _state["serializer"] = RecordSerializer(settings.spec)
 
 
@@ -213,6 +273,8 @@ def write_shard(task: ShardTask) -> ShardResult:
                         if reason is not None:
                             result.other_reasons[level][reason] += 1
         result.bytes = os.path.getsize(tmp)
+        with open(tmp, "rb") as fh:
+            result.sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
         if local_dir:
             os.chmod(tmp, 0o644)
             os.replace(tmp, task.target)

@@ -74,14 +74,22 @@ def _assert_quiet_and_guiding(printed: str, out: Path) -> None:
     assert any("mlflow ui --backend-store-uri" in line for line in where)
 
 
-def test_data_pipeline_with_two_shards(tmp_path: Path) -> None:
+@pytest.mark.parametrize("build_pieces", [1, 3])
+def test_data_pipeline_with_two_shards_builds_the_one_pod_dataset(tmp_path: Path, build_pieces: int) -> None:
+    """Ingest over 2 shards, the TFRecord write over ``build_pieces`` pods: the gathered shards are,
+    file by file and record by record, those of the one-pod build of the same dedupe output."""
+    from ecom_kfp.tfrecord_build import TFRecordBuildConfig, run
+    from tests.tfrecord_build.helpers import shard_records
+
     demo = generate(DemoCatalogConfig(out=str(tmp_path / "catalog"), products=200, progress=False))
+    # Small shard files, so that 3 pieces each write several of them.
+    build_settings = dict(image_size=32, min_class_count=3, shard_target_mb=0.02)
     with serve_directory(demo.images) as images_base:
         local.init(runner=local.SubprocessRunner(use_venv=False),
                    pipeline_root=str(tmp_path / "pipeline_root"))
         data_pipeline(catalog=demo.catalog, catalog_format="jsonl", images_base=images_base,
-                      business_value_uri=demo.business_value, num_shards=2, image_size=32,
-                      min_class_count=3, ingest_concurrency=8, allow_private_networks=True)
+                      business_value_uri=demo.business_value, num_shards=2, num_build_shards=build_pieces,
+                      ingest_concurrency=8, allow_private_networks=True, **build_settings)
     run_dir = find_run_dir(tmp_path / "pipeline_root", DATA_PIPELINE_NAME)
     shards = [_report(p) for p in sorted(run_dir.rglob("products")) if p.parent.name == "ingest-op"]
     assert sorted(s["shard_index"] for s in shards) == [0, 1]
@@ -93,8 +101,18 @@ def test_data_pipeline_with_two_shards(tmp_path: Path) -> None:
     assert merged["rejected"] == sum(s["rejected"] for s in shards)
     dedupe = _report(run_dir / "dedupe-op" / "deduped")
     assert dedupe["input"] == merged["accepted"]
-    dataset = run_dir / "tfrecord-build-op" / "dataset"
+    pieces = [_report(p) for p in sorted(run_dir.rglob("piece")) if p.parent.name == "tfrecord-write-op"]
+    assert sorted(p["shard_index"] for p in pieces) == list(range(build_pieces))
+    dataset = run_dir / "tfrecord-merge-op" / "dataset"
     build = _report(dataset)
-    assert build["input_products"] == dedupe["kept"]
+    assert build["input_products"] == dedupe["kept"] and build["num_shards"] == build_pieces
     assert build["records"] + build["rejected"] == build["input_products"]
-    assert (dataset / "manifest.json").exists()
+    assert build["records"] == sum(p["records"] for p in pieces)
+
+    one_pod = tmp_path / "one-pod"
+    single = run(TFRecordBuildConfig(products=str(run_dir / "dedupe-op" / "deduped"), out=str(one_pod),
+                                     progress=False, **build_settings))
+    ours, theirs = shard_records(str(dataset)), shard_records(str(one_pod))
+    assert list(ours) == list(theirs) and len(ours) >= 6
+    assert all(ours[name] == theirs[name] for name in ours)
+    assert (build["records"], build["rejected"], build["splits"]) == (single.records, single.rejected, single.splits)

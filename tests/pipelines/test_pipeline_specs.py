@@ -74,7 +74,7 @@ def test_train_runs_on_the_gpu_pool_with_parameter_resources(training) -> None:
 def test_every_task_has_resources_and_network_tasks_retry(training, data) -> None:
     for spec, _ in (training, data):
         for label, executor in spec["deploymentSpec"]["executors"].items():
-            if label == "exec-shard-plan-op":
+            if label.startswith("exec-shard-plan-op"):  # a few list items: no resources asked
                 continue
             resources = executor["container"]["resources"]
             assert "resourceCpuRequest" in resources and "resourceMemoryRequest" in resources, label
@@ -90,11 +90,18 @@ def test_every_task_has_resources_and_network_tasks_retry(training, data) -> Non
 def test_data_pipeline_fans_out_over_planned_shards_and_collects(data) -> None:
     spec = data[0]
     root = spec["root"]["dag"]["tasks"]
-    [(loop_name, loop)] = [(n, t) for n, t in root.items() if "parameterIterator" in t]
-    assert loop["inputs"]["parameters"][loop["parameterIterator"]["items"]["inputParameter"]] == \
-        {"taskOutputParameter": {"outputParameterKey": "Output", "producerTask": "shard-plan-op"}}
+    loops = {t["inputs"]["parameters"][t["parameterIterator"]["items"]["inputParameter"]][
+        "taskOutputParameter"]["producerTask"]: n for n, t in root.items() if "parameterIterator" in t}
+    # Ingest shards, then TFRecord write pieces: each loop iterates over its own shard plan.
+    assert set(loops) == {"shard-plan-op", "shard-plan-op-2"}
     merge = root["merge-ingest-shards-op"]
-    assert merge["inputs"]["artifacts"]["shards"]["taskOutputArtifact"]["producerTask"] == loop_name
+    assert merge["inputs"]["artifacts"]["shards"]["taskOutputArtifact"]["producerTask"] == loops["shard-plan-op"]
     assert spec["components"]["comp-merge-ingest-shards-op"]["inputDefinitions"]["artifacts"][
         "shards"]["isArtifactList"] is True
     assert root["dedupe-op"]["dependentTasks"] == ["merge-ingest-shards-op"]
+    assert root["tfrecord-plan-op"]["dependentTasks"] == ["dedupe-op"]
+    build = root["tfrecord-merge-op"]
+    assert build["inputs"]["artifacts"]["pieces"]["taskOutputArtifact"]["producerTask"] == loops["shard-plan-op-2"]
+    assert build["inputs"]["artifacts"]["plan"]["taskOutputArtifact"]["producerTask"] == "tfrecord-plan-op"
+    assert spec["components"]["comp-tfrecord-merge-op"]["inputDefinitions"]["artifacts"][
+        "pieces"]["isArtifactList"] is True

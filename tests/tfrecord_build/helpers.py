@@ -12,7 +12,7 @@ from PIL import Image
 
 from ecom_kfp import uri
 from ecom_kfp.contracts import tables
-from ecom_kfp.contracts.layouts import DedupeLayout
+from ecom_kfp.contracts.layouts import DatasetLayout, DedupeLayout
 from ecom_kfp.tfrecord_build import TFRecordBuildConfig
 
 ROWS = 240
@@ -82,3 +82,16 @@ def small_config(products: str, out: str, **overrides) -> TFRecordBuildConfig:
                     min_class_count=3, shard_target_mb=0.05, workers=1, progress=False)
     settings.update(overrides)
     return TFRecordBuildConfig(**settings)
+
+
+def shard_records(root: str) -> dict[str, list[bytes]]:
+    """Every shard file of a dataset (relative path) -> its records' serialized bytes, in file order."""
+    import tensorflow as tf
+
+    layout = DatasetLayout(root)
+    found = {}
+    for split in layout.SPLITS:
+        for shard in sorted(uri.list_files(layout.split_dir(split), suffix=".tfrecord.gz")):
+            records = tf.data.TFRecordDataset([shard], compression_type="GZIP")
+            found[f"{split}/{shard.rsplit('/', 1)[-1]}"] = [r.numpy() for r in records]
+    return found

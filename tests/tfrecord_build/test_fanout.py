@@ -1,36 +1,94 @@
-"""Parallel writers and fan-out pieces produce exactly the records of a single build."""
+"""The fanned-out build (plan once, N write pieces, merge) writes exactly the records of the one-process build."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from ecom_kfp import uri
-from ecom_kfp.contracts.layouts import DatasetLayout
+from ecom_kfp.contracts.digests import verify_tree
+from ecom_kfp.contracts.layouts import BuildPieceLayout, DatasetLayout
 from ecom_kfp.tfrecord_build import run
-from ecom_kfp.tfrecord_build.merge import MergeError, merge_pieces
-from tests.tfrecord_build.helpers import DedupeOutput, small_config
-from tests.tfrecord_build.test_build import read_records
+from ecom_kfp.tfrecord_build.merge import MergeError
+from tests.tfrecord_build.helpers import DedupeOutput, shard_records, small_config
 
 
-def _by_id(records: dict[str, list[dict]]) -> dict[bytes, tuple]:
-    return {r["product_id"]: (split, r["image"], r["title_vector"].tobytes(), r["label_level_3"])
-            for split, rows in records.items() for r in rows}
-
-
-def test_two_pieces_with_two_processes_merge_into_the_single_build(built, dedupe_output: DedupeOutput,
-                                                                    tmp_path: Path) -> None:
-    pieces = [str(tmp_path / f"piece{i}") for i in range(2)]
-    # Piece 0 writes with two spawned processes, piece 1 in-process: both paths must agree.
-    reports = [run(small_config(dedupe_output.layout.root, piece, shard_index=i, num_shards=2, workers=2 - i))
+@pytest.fixture(scope="module")
+def fanned_out(built, dedupe_output: DedupeOutput, tmp_path_factory: pytest.TempPathFactory):
+    """``(plan dir, three piece dirs, plan report, piece reports)``; piece 0 writes with two processes."""
+    root = tmp_path_factory.mktemp("fanout")
+    products = dedupe_output.layout.root
+    plan_dir = str(root / "plan")
+    plan_report = run(small_config(products, plan_dir, step="plan"))
+    pieces = [str(root / f"piece{i}") for i in range(3)]
+    reports = [run(small_config("", piece, step="write", plan=plan_dir, shard_index=i, num_shards=3,
+                                workers=2 if i == 0 else 1))
                for i, piece in enumerate(pieces)]
-    assert all(r.records > 0 and r.in_other_pieces > 0 for r in reports)
-    merged = merge_pieces(pieces, str(tmp_path / "merged"))
+    return plan_dir, pieces, plan_report, reports
+
+
+def test_plan_three_pieces_and_merge_give_the_one_process_build(built, fanned_out, tmp_path: Path) -> None:
     single_out, single = built
-    assert merged.records == single.records and merged.rejected == single.rejected and merged.splits == single.splits
-    assert _by_id(read_records(str(tmp_path / "merged"))) == _by_id(read_records(str(single_out)))
-    assert uri.read_json(DatasetLayout(str(tmp_path / "merged")).manifest)["counts"] == \
-        uri.read_json(DatasetLayout(str(single_out)).manifest)["counts"]
-    with pytest.raises(MergeError, match="shard indices"):
-        merge_pieces(pieces[:1], str(tmp_path / "incomplete"))
+    plan_dir, pieces, plan_report, reports = fanned_out
+    assert all(r.records > 0 for r in reports) and sum(r.records for r in reports) == single.records
+    merged_dir = str(tmp_path / "merged")
+    merged = run(small_config("", merged_dir, step="merge", plan=plan_dir, pieces=pieces))
+    ours, theirs = shard_records(merged_dir), shard_records(str(single_out))
+    assert list(ours) == list(theirs) and len(ours) > 3  # same files, file by file
+    assert all(ours[name] == theirs[name] for name in ours)  # same records, byte for byte, in order
+    assert (merged.records, merged.rejected, merged.splits, merged.rejected_by_reason) == \
+        (single.records, single.rejected, single.splits, single.rejected_by_reason)
+    # Accepted + rejected = input, over the plan's rejects and the pieces'.
+    assert merged.records + merged.rejected == merged.input_products == plan_report.input_products
+    manifest, single_manifest = (uri.read_json(DatasetLayout(d).manifest) for d in (merged_dir, str(single_out)))
+    for key in ("counts", "folding", "feature_spec", "text", "splits"):
+        assert manifest[key] == single_manifest[key], key
+    assert manifest["shards"]["num_shards"] == 3
+    # The merged dataset verifies as one dataset (every shard, label and text file recorded).
+    verify_tree(merged_dir, manifest["digests"], DatasetLayout.PARTS, "merged")
+    # Shards, labels and text models are the same files; rejects the same rows (Parquet bytes may differ).
+    assert {k: v for k, v in manifest["digests"].items() if k != "rejects.parquet"} == \
+        {k: v for k, v in single_manifest["digests"].items() if k != "rejects.parquet"}
+    rejects = [uri.read_parquet(DatasetLayout(d).rejects).to_pylist() for d in (merged_dir, str(single_out))]
+    assert rejects[0] == rejects[1] and len(rejects[0]) == merged.rejected
+
+
+def test_a_missing_or_duplicated_piece_is_refused(fanned_out, tmp_path: Path) -> None:
+    plan_dir, pieces, _, _ = fanned_out
+    for given in (pieces[:2], [pieces[0], pieces[1], pieces[1]], [pieces[0], pieces[1], pieces[2], pieces[2]]):
+        with pytest.raises(MergeError, match="expected each of 0..2 once"):
+            run(small_config("", str(tmp_path / "out"), step="merge", plan=plan_dir, pieces=given))
+
+
+def test_a_piece_of_another_plan_or_a_changed_shard_is_refused(fanned_out, dedupe_output: DedupeOutput,
+                                                              tmp_path: Path) -> None:
+    plan_dir, pieces, _, _ = fanned_out
+    other_plan = str(tmp_path / "other-plan")
+    run(small_config(dedupe_output.layout.root, other_plan, step="plan", split_salt="another"))
+    with pytest.raises(MergeError, match="another plan"):
+        run(small_config("", str(tmp_path / "out"), step="merge", plan=other_plan, pieces=pieces))
+    changed = str(tmp_path / "changed")
+    shutil.copytree(pieces[1], changed)
+    entry = uri.read_json(BuildPieceLayout(changed).piece)["files"][0]
+    shard = Path(DatasetLayout(changed).split_dir(entry["split"])) / entry["name"]
+    shard.write_bytes(shard.read_bytes()[:-5])
+    with pytest.raises(MergeError, match="SHA-256 differs"):
+        run(small_config("", str(tmp_path / "out2"), step="merge", plan=plan_dir, pieces=[pieces[0], changed, pieces[2]]))
+
+
+def test_text_models_train_on_a_bounded_sample_and_say_so(dedupe_output: DedupeOutput, tmp_path: Path) -> None:
+    report = run(small_config(dedupe_output.layout.root, str(tmp_path / "plan"), step="plan", text_sample=50))
+    assert report.text["training_titles"] == 50 < report.text["train_products"] and report.text["sampled"]
+
+
+def test_a_write_piece_refuses_text_models_the_plan_did_not_record(fanned_out, tmp_path: Path) -> None:
+    from ecom_kfp.contracts.digests import DigestError
+
+    plan_dir, _, _, _ = fanned_out
+    changed = tmp_path / "plan"
+    shutil.copytree(plan_dir, changed)
+    (changed / "text" / "doc2vec_inference.json").write_text('{"window": 5}')
+    with pytest.raises(DigestError, match="doc2vec_inference.json"):
+        run(small_config("", str(tmp_path / "piece"), step="write", plan=str(changed), num_shards=2))

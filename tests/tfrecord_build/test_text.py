@@ -14,14 +14,13 @@ import pytest
 from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import DatasetLayout
 from ecom_kfp.tfrecord_build.text import (
+    Doc2VecInference,
     PieceVectors,
     PieceVectorsError,
     TextModelError,
     TitleEmbedder,
-    load_doc2vec,
     load_tf_tokenizer,
     piece_vectors,
-    save_doc2vec,
     sentencepiece_processor,
     train_doc2vec,
     train_sentencepiece,
@@ -46,15 +45,51 @@ def titles(myntra_dir: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def text_models(tmp_path_factory: pytest.TempPathFactory, titles: list[str]) -> tuple[str, str]:
+def text_models(tmp_path_factory: pytest.TempPathFactory, titles: list[str]) -> tuple[str, object]:
+    """``(spm.model path, the trained Doc2Vec)``: SentencePiece and Doc2Vec on the first 300 titles
+    (the other 100 stay unseen)."""
     root = tmp_path_factory.mktemp("text")
-    model = train_sentencepiece(titles, 600, seed=0).model
+    model = train_sentencepiece(titles[:300], 600, seed=0).model
     spm_uri = str(root / "spm.model")
     uri.write_bytes(spm_uri, model)
-    pieces = sentencepiece_processor(model).encode(titles, out_type=str)
-    d2v_uri = str(root / "doc2vec.model")
-    save_doc2vec(train_doc2vec([(str(i), p) for i, p in enumerate(pieces)], dim=8, epochs=3, seed=0), d2v_uri)
-    return spm_uri, d2v_uri
+    pieces = sentencepiece_processor(model).encode(titles[:300], out_type=str)
+    return spm_uri, train_doc2vec([(str(i), p) for i, p in enumerate(pieces)], dim=8, epochs=3, seed=0)
+
+
+def _saved_inference(doc2vec, root: Path) -> DatasetLayout:
+    layout = DatasetLayout(str(root))
+    Doc2VecInference.of(doc2vec).save(layout, {"dim": 8})
+    return layout
+
+
+def test_doc2vec_rebuilt_from_data_infers_the_trained_models_bytes(text_models, titles: list[str],
+                                                                   tmp_path: Path) -> None:
+    """Seen titles, unseen titles (pieces Doc2Vec never trained on) and empty-ish ones, byte for byte."""
+    spm_uri, doc2vec = text_models
+    layout = _saved_inference(doc2vec, tmp_path)
+    for array in ("syn1neg", "cum_table"):
+        with np.load(layout.doc2vec_arrays, allow_pickle=False) as arrays:
+            assert arrays[array].dtype != object
+    rebuilt = Doc2VecInference.load(layout).model()
+    trained = TitleEmbedder(uri.read_bytes(spm_uri), doc2vec, seed=0, cache_size=0)
+    again = TitleEmbedder(uri.read_bytes(spm_uri), rebuilt, seed=0, cache_size=0)
+    probes = titles + TRICKY + ["x", "🙂", "zzqx 98765 ǅ"]
+    assert any(p not in doc2vec.wv.key_to_index for t in titles[300:] for p in trained.pieces(t))
+    assert [again.vector(t).tobytes() for t in probes] == [trained.vector(t).tobytes() for t in probes]
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda layout: np.savez(layout.doc2vec_arrays, syn1neg=np.zeros((2, 8), np.float64),
+                             cum_table=np.zeros(2, np.uint32)), "expected float32 syn1neg"),
+    (lambda layout: np.savez(layout.doc2vec_arrays, syn1neg=np.array([{"a": 1}], dtype=object),
+                             cum_table=np.zeros(2, np.uint32)), "not an .npz"),
+    (lambda layout: uri.write_json(layout.doc2vec_settings, {"window": 5}), "expected the settings"),
+])
+def test_malformed_doc2vec_arrays_are_refused(text_models, tmp_path: Path, damage, message) -> None:
+    layout = _saved_inference(text_models[1], tmp_path)
+    damage(layout)
+    with pytest.raises(PieceVectorsError, match=message):
+        Doc2VecInference.load(layout)
 
 
 def test_tensorflow_text_gives_the_python_ids(text_models: tuple[str, str], titles: list[str]) -> None:
@@ -87,10 +122,10 @@ def test_no_titles_is_a_clear_error() -> None:
 
 
 def test_piece_embeddings_line_up_with_sentencepiece_ids(text_models: tuple[str, str]) -> None:
-    spm_uri, d2v_uri = text_models
+    spm_uri, doc2vec = text_models
     processor = sentencepiece_processor(uri.read_bytes(spm_uri))
-    vectors = load_doc2vec(d2v_uri).wv
-    matrix, _ = piece_vectors(processor, PieceVectors.of(load_doc2vec(d2v_uri)))
+    vectors = doc2vec.wv
+    matrix, _ = piece_vectors(processor, PieceVectors.of(doc2vec))
     assert matrix.shape == (processor.get_piece_size(), 8)
     piece = processor.id_to_piece(processor.encode("Men Tshirt")[0])
     assert np.array_equal(matrix[processor.piece_to_id(piece)], vectors[piece])
@@ -101,7 +136,7 @@ def test_piece_embeddings_line_up_with_sentencepiece_ids(text_models: tuple[str,
 
 def test_piece_vectors_are_published_as_data_and_read_back_exactly(text_models: tuple[str, str],
                                                                    tmp_path: Path) -> None:
-    vectors = PieceVectors.of(load_doc2vec(text_models[1]))
+    vectors = PieceVectors.of(text_models[1])
     layout = DatasetLayout(str(tmp_path))
     vectors.save(layout, {"dim": 8})
     assert np.load(layout.piece_vectors, allow_pickle=False).dtype == np.float32
@@ -124,26 +159,30 @@ def test_malformed_piece_vectors_are_refused(tmp_path: Path, damage, message) ->
         PieceVectors.load(layout)
 
 
-def test_title_vectors_do_not_depend_on_the_process(text_models: tuple[str, str]) -> None:
-    """gensim's own infer_vector seeds from Python's randomised hash; ours must not.
+def test_title_vectors_do_not_depend_on_the_process(text_models, tmp_path: Path) -> None:
+    """gensim's own infer_vector seeds from Python's randomised hash; ours must not. The children
+    rebuild Doc2Vec from its saved data, as the build's writer processes and pods do.
 
     The children keep this environment (OPENBLAS_CORETYPE picks the BLAS kernel, whose rounding
     differs between kernels): only the hash seed changes.
     """
-    spm_uri, d2v_uri = text_models
-    code = ("import sys; from ecom_kfp import uri; from ecom_kfp.tfrecord_build.text import TitleEmbedder, load_doc2vec;"
-            "e = TitleEmbedder(uri.read_bytes(sys.argv[1]), load_doc2vec(sys.argv[2]), seed=0);"
+    spm_uri, doc2vec = text_models
+    layout = _saved_inference(doc2vec, tmp_path)
+    code = ("import sys; from ecom_kfp import uri; from ecom_kfp.contracts.layouts import DatasetLayout;"
+            "from ecom_kfp.tfrecord_build.text import Doc2VecInference, TitleEmbedder;"
+            "d = Doc2VecInference.load(DatasetLayout(sys.argv[2])).model();"
+            "e = TitleEmbedder(uri.read_bytes(sys.argv[1]), d, seed=0);"
             "print(e.vector('Puma Men Blue Shoes').tobytes().hex())")
-    outputs = {subprocess.run([sys.executable, "-c", code, spm_uri, d2v_uri], check=True, capture_output=True,
+    outputs = {subprocess.run([sys.executable, "-c", code, spm_uri, layout.root], check=True, capture_output=True,
                               text=True, env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2)}
-    here = TitleEmbedder(uri.read_bytes(spm_uri), load_doc2vec(d2v_uri), seed=0).vector("Puma Men Blue Shoes")
+    here = TitleEmbedder(uri.read_bytes(spm_uri), doc2vec, seed=0).vector("Puma Men Blue Shoes")
     assert outputs == {here.tobytes().hex() + "\n"}
 
 
 @pytest.fixture(scope="module")
 def embedder_parts(text_models: tuple[str, str]) -> tuple[bytes, object]:
-    spm_uri, d2v_uri = text_models
-    return uri.read_bytes(spm_uri), load_doc2vec(d2v_uri)
+    spm_uri, doc2vec = text_models
+    return uri.read_bytes(spm_uri), doc2vec
 
 
 def test_titles_that_normalise_alike_share_one_vector_cached_or_not(embedder_parts, titles: list[str]) -> None:
