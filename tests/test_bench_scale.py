@@ -34,3 +34,32 @@ def test_bench_scale_measures_every_stage_at_two_sizes(tmp_path: Path) -> None:
     assert len(document["goals"]) == 6
     assert (tmp_path / "results" / "size-120.json").exists()
     assert not (tmp_path / "runs" / "size-120").exists()  # stage outputs are not kept without --keep
+
+
+def _bench_scale():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import bench_scale
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    return bench_scale
+
+
+def test_stages_must_be_a_prefix_and_goals_cover_only_measured_stages(tmp_path: Path) -> None:
+    bench_scale = _bench_scale()
+    with pytest.raises(SystemExit) as refused:
+        bench_scale.main(["--stages", "dedupe", "--work", str(tmp_path)])
+    assert refused.value.code == 2
+
+    def size(products: int, ms: float, pss: float) -> dict:
+        run = {"ms_per_product": ms, "cpu_ms_per_product": ms / 2, "peak_pss_mb": pss, "peak_rss_mb": pss}
+        return {"products": products, "stages": {"ingest": run, "dedupe": {**run, "peak_pss_mb": 2 * pss}}}
+
+    results = [size(10, 1.0, 100.0), size(40, 1.5, 110.0)]
+    grown = bench_scale.growth(results)
+    assert set(grown) == {"ingest", "dedupe"} and grown["ingest"]["ms_per_product"] == 1.5
+    goals = bench_scale.goals(results, grown)
+    assert goals["ingest: per-product time growth <= 1.25"]["met_wall"] is False
+    assert goals["ingest: peak memory growth <= 1.25"]["met"] is True
+    assert goals["dedupe: peak memory <= 1024 MB at 40"]["met"] is True
+    assert not any(goal.startswith("tfrecord-build") for goal in goals)
