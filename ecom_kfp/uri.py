@@ -209,13 +209,14 @@ def local_output_dir(uri: str) -> Iterator[str]:
         copy_tree(tmp, uri)
 
 
-def read_parquet(uri: str, columns: list[str] | None = None):
-    """Read a Parquet file at any URI into a ``pyarrow.Table``."""
+def read_parquet(uri: str, columns: list[str] | None = None, filters: list | None = None):
+    """Read a Parquet file at any URI into a ``pyarrow.Table``; ``filters`` (as ``pyarrow.parquet.read_table``
+    takes them) keep only matching rows and skip the row groups whose statistics exclude them."""
     import pyarrow.parquet as pq
 
     if is_local(uri):
-        return pq.read_table(uri, columns=columns)
-    return pq.read_table(io.BytesIO(read_bytes(uri)), columns=columns)
+        return pq.read_table(uri, columns=columns, filters=filters)
+    return pq.read_table(io.BytesIO(read_bytes(uri)), columns=columns, filters=filters)
 
 
 def write_parquet(table, uri: str) -> None:

@@ -52,8 +52,43 @@ def products_uri(products: str) -> str:
     return products if products.endswith(".parquet") else DedupeLayout(products).products
 
 
+@dataclass(frozen=True)
+class Catalog:
+    """The usable products as columns: what the global step holds per product is a few column values.
+
+    Attributes:
+        table: One row per usable product, in input order: ``product_id``, ``title`` (stripped),
+            ``image_uri``, ``business_value`` (1.0 when null), ``group_id`` (the product id when it
+            has no group), ``label_conflict`` and ``path`` (index into ``paths``).
+        paths: The distinct cleaned category paths, most general first (``()`` for none).
+    """
+
+    table: pa.Table
+    paths: list[tuple[str, ...]]
+
+    def column(self, name: str) -> pa.Array:
+        """One column of :attr:`table` as a single array."""
+        return self.table.column(name).combine_chunks()
+
+    def products(self) -> list[Product]:
+        """The products as objects (for callers that want a few thousand of them, such as tests)."""
+        return [Product(row["product_id"], row["title"], self.paths[row["path"]], row["business_value"],
+                        row["image_uri"], row["group_id"], row["label_conflict"]) for row in self.table.to_pylist()]
+
+
+CATALOG_SCHEMA = pa.schema([("product_id", pa.string()), ("title", pa.string()), ("image_uri", pa.string()),
+                            ("business_value", pa.float64()), ("group_id", pa.string()),
+                            ("label_conflict", pa.bool_()), ("path", pa.int32())])
+
+
 def read_products(products: str) -> tuple[list[Product], list[Reject]]:
-    """Read ``--products`` into records-to-be and rejects, in input order.
+    """:func:`read_catalog`, the products as objects."""
+    catalog, rejected = read_catalog(products)
+    return catalog.products(), rejected
+
+
+def read_catalog(products: str) -> tuple[Catalog, list[Reject]]:
+    """Read ``--products`` into the usable products (as columns) and rejects, in input order.
 
     Raises:
         InputError: the file is missing, lacks one of the :data:`COLUMNS` of
@@ -72,26 +107,27 @@ def read_products(products: str) -> tuple[list[Product], list[Reject]]:
                          f"({str(err).splitlines()[0]})") from err
     if table.num_rows == 0:
         raise InputError(f"--products {products}: the products table is empty; there is nothing to build a dataset from")
-    kept: list[Product] = []
+    path_codes: dict[tuple[str, ...], int] = {}
+    kept: list[pa.RecordBatch] = []
     rejected: list[Reject] = []
-    # Batch by batch: the whole table as Python dicts at once would cost about a kilobyte per product.
-    for row in (row for batch in table.to_batches(max_chunksize=ROW_BATCH) for row in batch.to_pylist()):
-        pid = row["product_id"]
-        title = (row["title"] or "").strip()
-        if not title:
-            rejected.append(Reject(pid, Reason.MISSING_TITLE, "title is null or blank"))
-            continue
-        if not row["image_uri"]:
-            rejected.append(Reject(pid, Reason.MISSING_IMAGE, "image_uri is null or blank"))
-            continue
-        value = row["business_value"]
-        kept.append(Product(
-            product_id=pid,
-            title=title,
-            category_path=tuple(c.strip() for c in (row["category_path"] or []) if c and c.strip()),
-            business_value=1.0 if value is None else float(value),
-            image_uri=row["image_uri"],
-            group_id=row["split_group"] or pid,
-            label_conflict=bool(row["label_conflict"]),
-        ))
-    return kept, rejected
+    # Batch by batch: the whole table as Python objects at once would cost about a kilobyte per product.
+    for batch in table.to_batches(max_chunksize=ROW_BATCH):
+        columns: dict[str, list] = {name: [] for name in CATALOG_SCHEMA.names}
+        for row in batch.to_pylist():
+            pid = row["product_id"]
+            title = (row["title"] or "").strip()
+            if not title:
+                rejected.append(Reject(pid, Reason.MISSING_TITLE, "title is null or blank"))
+                continue
+            if not row["image_uri"]:
+                rejected.append(Reject(pid, Reason.MISSING_IMAGE, "image_uri is null or blank"))
+                continue
+            path = tuple(c.strip() for c in (row["category_path"] or []) if c and c.strip())
+            business_value = row["business_value"]
+            for name, value in (("product_id", pid), ("title", title), ("image_uri", row["image_uri"]),
+                                 ("business_value", 1.0 if business_value is None else float(business_value)),
+                                 ("group_id", row["split_group"] or pid), ("label_conflict", bool(row["label_conflict"])),
+                                 ("path", path_codes.setdefault(path, len(path_codes)))):
+                columns[name].append(value)
+        kept.append(pa.record_batch(columns, schema=CATALOG_SCHEMA))
+    return Catalog(pa.Table.from_batches(kept, CATALOG_SCHEMA).combine_chunks(), list(path_codes)), rejected

@@ -9,9 +9,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from ecom_kfp import uri
 from ecom_kfp.contracts import tables
 from ecom_kfp.contracts.digests import verify_tree
@@ -66,9 +63,9 @@ def write_piece(config: TFRecordBuildConfig) -> PieceReport:
     every = [(split, index, document["files"][split]) for split in SPLITS for index in range(document["files"][split])]
     mine = every[config.shard_index::config.num_shards]
     with timings.phase("read"):
-        table = uri.read_parquet(layout.records)
-        numbers = pa.array(range(config.shard_index, len(every), config.num_shards), pa.int32())
-        table = table.filter(pc.is_in(table["file"], value_set=numbers))
+        # Only this piece's rows: the plan's row groups follow the file order, so the others are skipped.
+        table = uri.read_parquet(layout.records, filters=[("file", "in", list(range(config.shard_index, len(every),
+                                                                                        config.num_shards)))])
         tasks = shard_tasks(table, mine, DatasetLayout(config.out))
         del table
     writer = document["writer"]

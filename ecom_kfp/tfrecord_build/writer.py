@@ -17,13 +17,14 @@ import statistics
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
-from typing import Any
+from typing import Any, overload
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm import tqdm
 
 from ecom_kfp import uri
@@ -41,7 +42,6 @@ from ecom_kfp.contracts.layouts import DatasetLayout
 from ecom_kfp.contracts.tables import Reject
 from ecom_kfp.tfrecord_build.imaging import ImageReject, read_image, reencode
 from ecom_kfp.tfrecord_build.records import RecordSerializer
-from ecom_kfp.tfrecord_build.splits import unit_hash
 from ecom_kfp.tfrecord_build.text import Doc2VecInference, TitleEmbedder
 
 #: Records whose images are re-encoded to estimate the record size before planning.
@@ -91,15 +91,40 @@ _RECORD_FIELDS = ("product_id", "title", "image_uri", "labels", "other_reasons",
                   "category_path")
 
 
+class PlanRecords(Sequence[RecordInput]):
+    """The records of :data:`PLAN_SCHEMA` rows, kept as Arrow columns (about 200 bytes a record) and
+    made :class:`RecordInput` objects only for the slice asked for, so a writer holds one batch of them."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self._table = table.select(list(_RECORD_FIELDS))
+
+    def __len__(self) -> int:
+        return self._table.num_rows
+
+    @overload
+    def __getitem__(self, index: int) -> RecordInput: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[RecordInput]: ...
+
+    def __getitem__(self, index: int | slice) -> RecordInput | list[RecordInput]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                raise ValueError("PlanRecords slices are contiguous")
+            return records_of(self._table.slice(start, max(0, stop - start)))
+        return records_of(self._table.slice(range(len(self))[index], 1))[0]
+
+
 @dataclass(frozen=True)
 class ShardTask:
-    """One shard file to write."""
+    """One shard file to write (``records`` in file order: a tuple, or :class:`PlanRecords`)."""
 
     split: str
     index: int
     count: int
     target: str
-    records: tuple[RecordInput, ...]
+    records: Sequence[RecordInput]
 
 
 @dataclass(frozen=True)
@@ -153,11 +178,6 @@ class ShardResult:
     seconds: float = 0.0
 
 
-def record_order(records: Iterable[RecordInput], seed: int) -> list[RecordInput]:
-    """Records in their deterministic, class-mixing shard order."""
-    return sorted(records, key=lambda r: (unit_hash(f"order-{seed}", r.product_id), r.product_id))
-
-
 def estimate_record_bytes(records: Sequence[RecordInput], settings: WriterSettings) -> int | None:
     """Mean serialized size of up to :data:`SIZE_SAMPLE` records: their images re-encoded as stored,
     the other features counted from their lengths plus :data:`FEATURE_FRAMING` bytes per feature.
@@ -188,42 +208,31 @@ def _stored_image(record: RecordInput, settings: WriterSettings, rejects: list[R
         return None
 
 
-def split_files(records: Sequence[RecordInput], record_bytes: int | None, target_bytes: int) -> list[Sequence[RecordInput]]:
-    """Cut one split (already in :func:`record_order`) into shard files of about ``target_bytes``.
+def file_cuts(records: int, record_bytes: int | None, target_bytes: int) -> tuple[int, int]:
+    """How one split of ``records`` (in their shard order) is cut into files of about ``target_bytes``.
 
-    An empty split still gets one (empty) file, so every split directory is readable.
+    Returns:
+        ``(files, records per file)``; record ``i`` is in file ``i // records per file``. An empty
+        split still gets one (empty) file, so every split directory is readable.
     """
-    count = max(1, math.ceil(len(records) * (record_bytes or 0) / target_bytes))
-    per_file = math.ceil(len(records) / count) if records else 0
-    return [records[i * per_file:(i + 1) * per_file] for i in range(count)]
+    count = max(1, math.ceil(records * (record_bytes or 0) / target_bytes))
+    return count, math.ceil(records / count) if records else 0
 
 
-def plan_table(files: dict[str, list[Sequence[RecordInput]]]) -> pa.Table:
-    """The :data:`PLAN_SCHEMA` rows of every split's files (``split -> files``, train first)."""
-    columns: dict[str, list] = {name: [] for name in PLAN_SCHEMA.names}
-    number = 0
-    for split, chunks in files.items():
-        for index, chunk in enumerate(chunks):
-            for record in chunk:
-                for name in _RECORD_FIELDS:
-                    columns[name].append(getattr(record, name))
-            for name, value in (("split", split), ("shard", index), ("shard_count", len(chunks)), ("file", number)):
-                columns[name].extend([value] * len(chunk))
-            number += 1
-    return pa.table(columns, schema=PLAN_SCHEMA)
+def records_of(table: pa.Table) -> list[RecordInput]:
+    """The records of :data:`PLAN_SCHEMA` rows (at least the record fields), in row order."""
+    return [RecordInput(**{**row, "labels": tuple(row["labels"]), "other_reasons": tuple(row["other_reasons"])})
+            for row in table.select(list(_RECORD_FIELDS)).to_pylist()]
 
 
 def shard_tasks(table: pa.Table, files: Sequence[tuple[str, int, int]], layout: DatasetLayout) -> list[ShardTask]:
     """The tasks of ``files`` (``(split, index, count)``), their records from ``table`` (:data:`PLAN_SCHEMA`
     rows of at least those files, in file order), written under ``layout``."""
-    records: dict[tuple[str, int], list[RecordInput]] = {(split, index): [] for split, index, _ in files}
-    for row in table.select([*_RECORD_FIELDS, "split", "shard"]).to_pylist():
-        key = (row.pop("split"), row.pop("shard"))
-        if key in records:
-            records[key].append(RecordInput(**{**row, "labels": tuple(row["labels"]),
-                                               "other_reasons": tuple(row["other_reasons"])}))
-    return [ShardTask(split, index, count, layout.shard(split, index, count), tuple(records[(split, index)]))
-            for split, index, count in files]
+    tasks = []
+    for split, index, count in files:
+        mine = pc.and_(pc.equal(table["split"], split), pc.equal(table["shard"], index))
+        tasks.append(ShardTask(split, index, count, layout.shard(split, index, count), PlanRecords(table.filter(mine))))
+    return tasks
 
 
 _state: dict[str, Any] = {}

@@ -11,9 +11,7 @@ until the end (it fails this test).
 
 from __future__ import annotations
 
-import gc
 import json
-import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ import pytest
 from ecom_kfp.demo.serve import serve_directory
 from ecom_kfp.ingest import IngestConfig, run, stage
 from ecom_kfp.ingest.config import FetchConfig
+from ecom_kfp.testing.memory import traced_peak
 from tests.ingest.helpers import TRUSTED, jpeg_bytes, read_outputs
 
 SMALL = 400
@@ -41,13 +40,7 @@ def _catalog(path: Path, products: int) -> Path:
 def _peak(catalog: Path, base_url: str, out: Path) -> int:
     config = IngestConfig(catalog=str(catalog), out=str(out), images_base=base_url, progress=False,
                           fetch=FetchConfig(concurrency=8, per_host=8, policy=TRUSTED))
-    gc.collect()
-    tracemalloc.start()
-    try:
-        report = run(config)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    report, peak = traced_peak(lambda: run(config))
     assert report.accepted == report.input_records, report.rejects_by_reason
     return peak
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 
 from ecom_kfp.contracts.features import FeatureSpec
-from ecom_kfp.tfrecord_build.records import RecordSerializer
+from ecom_kfp.tfrecord_build.records import RENEW_EVERY, RecordSerializer
 
 SPEC = FeatureSpec(num_levels=3, title_vector_dim=4)
 RECORDS = [
@@ -66,3 +67,26 @@ def test_the_counted_record_size_is_the_serialized_size(dedupe_output, tmp_path,
     vector = [0.5] * 64
     actual = [len(r.serialize(serializer, _stored_image(r, settings, []), vector)) for r in records]
     assert estimate_record_bytes(records, settings) == pytest.approx(sum(actual) / len(actual), rel=0.01)
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_serializing_many_records_does_not_grow_memory() -> None:
+    """One serializer writes 4,000 records of 10 KB: the process may grow by a few MB, not by their 40 MB.
+
+    Resident memory, because the upb protobuf runtime's arenas are outside what ``tracemalloc`` sees.
+    Measured: 42 MB of growth when one Example was kept for every record (each assigned image stayed
+    in its arena); under 0.1 MB with the Example renewed every ``RENEW_EVERY`` records.
+    """
+    serializer = RecordSerializer(SPEC)
+    record = {**RECORDS[2], "image_jpeg": bytes(range(256)) * 40}
+    for _ in range(RENEW_EVERY):  # the first arena and the allocator's pools are in place before measuring
+        serializer.serialize(**record)
+    before = _resident_bytes()
+    for i in range(4000):
+        serializer.serialize(**{**record, "image_jpeg": i.to_bytes(4, "big") + record["image_jpeg"]})
+    growth = _resident_bytes() - before
+    assert growth < 8 * 2**20
