@@ -43,11 +43,13 @@ class SeenIds:
 
     def __init__(self, db: ScratchDb):
         self._db = db.connection
-        self._db.execute("CREATE TABLE ids (id TEXT PRIMARY KEY) WITHOUT ROWID")
+        self._db.execute("CREATE TABLE ids (id BLOB PRIMARY KEY) WITHOUT ROWID")
 
     def add(self, product_id: str) -> bool:
         """Remember ``product_id``; False when it was seen before."""
-        return self._db.execute("INSERT OR IGNORE INTO ids VALUES (?)", (product_id,)).rowcount == 1
+        # Bytes compare exactly, and any str encodes (sqlite3 refuses a str with a lone surrogate).
+        key = product_id.encode("utf-8", "surrogatepass")
+        return self._db.execute("INSERT OR IGNORE INTO ids VALUES (?)", (key,)).rowcount == 1
 
 
 class Outcomes:
