@@ -5,8 +5,8 @@ image source once, and writes the :class:`~ecom_kfp.contracts.layouts.IngestLayo
 stream: records are read as the fetch asks for images and rows are written as images arrive, so
 memory is bounded by :data:`WINDOW_PRODUCTS` and the fetch's concurrency, not by the catalog (the
 product ids seen and the outcome of each image source, which grow with it, are kept on local disk:
-:mod:`ecom_kfp.ingest.scratch`). Every record of the shard ends as exactly one product row or one reject row (checked before
-anything is published).
+:mod:`ecom_kfp.ingest.scratch`). Every record of the shard ends as exactly one product row or one
+reject row (checked before anything is published).
 Re-running into the same output is resumable: sources that an earlier run's ``products.parquet``
 already resolved to a stored image are not fetched again.
 """
