@@ -3,10 +3,10 @@
 ``run(config)`` reads the records of one shard, applies the metadata rules, fetches each distinct
 image source once, and writes the :class:`~ecom_kfp.contracts.layouts.IngestLayout`, all as one
 stream: records are read as the fetch asks for images and rows are written as images arrive, so
-memory is bounded by :data:`WINDOW_PRODUCTS` and the fetch's concurrency, not by the catalog (what
-still grows with it: a set of product ids and a compact map of image sources, ~100 and ~170 bytes
-each). Every record of the shard ends as exactly one product row or one reject row (checked before
-anything is published).
+memory is bounded by :data:`WINDOW_PRODUCTS` and the fetch's concurrency, not by the catalog (the
+product ids seen and the outcome of each image source, which grow with it, are kept on local disk:
+:mod:`ecom_kfp.ingest.scratch`). Every record of the shard ends as exactly one product row or one
+reject row (checked before anything is published).
 Re-running into the same output is resumable: sources that an earlier run's ``products.parquet``
 already resolved to a stored image are not fetched again.
 """
@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import hashlib
 import logging
 import os
-import struct
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -41,6 +39,7 @@ from ecom_kfp.ingest.fetch import WAIT, FetchedImage, FetchFailure, FetchOutcome
 from ecom_kfp.ingest.normalize import CatalogProduct, Normalizer
 from ecom_kfp.ingest.readers import BadRecord, open_catalog
 from ecom_kfp.ingest.reasons import STAGE, Reason
+from ecom_kfp.ingest.scratch import Outcomes, ScratchDb, SeenIds
 from ecom_kfp.ingest.store import FetchJournal, ImageStore
 from ecom_kfp.report import Timings, check_accounting, write_report
 
@@ -52,7 +51,6 @@ WINDOW_PRODUCTS = 2048
 #: Rows per Parquet row group of ``products.parquet`` and ``rejects.parquet`` (rows are buffered
 #: until a group is full).
 ROW_GROUP_ROWS = 2048
-_SIZE = struct.Struct("<ii")  # width, height of a stored image in :class:`_Outcomes`
 _RESUME_COLUMNS = ["image_url", "image_sha256", "width", "height"]
 
 
@@ -109,57 +107,10 @@ class IngestReport(IngestCounts):
     num_shards: int
 
 
-class _Outcomes:
-    """The outcome of every image source seen so far, in about 170 bytes per source.
-
-    A source is keyed by a 128-bit BLAKE2b digest (49 bytes, where a URL string takes 100-200) and a
-    stored image by its raw hash and size (40 bytes, where a :class:`FetchedImage` takes ~600):
-    a source repeated anywhere in the catalog gets the outcome of its one fetch without keeping
-    the products that used it. Failures, far fewer, are kept whole for their reason and detail.
-    """
-
-    def __init__(self, store: ImageStore):
-        self._store = store
-        self._images: dict[bytes, bytes] = {}
-        self._failures: dict[bytes, FetchFailure] = {}
-
-    @staticmethod
-    def _key(source: str) -> bytes:
-        return hashlib.blake2b(source.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-
-    def __contains__(self, source: str) -> bool:
-        key = self._key(source)
-        return key in self._images or key in self._failures
-
-    def add(self, source: str, outcome: FetchOutcome) -> None:
-        key = self._key(source)
-        if isinstance(outcome, FetchFailure):
-            self._failures[key] = outcome
-        else:
-            self._images[key] = bytes.fromhex(outcome.sha256) + _SIZE.pack(outcome.width, outcome.height)
-
-    def pop(self, source: str) -> FetchOutcome | None:
-        """The outcome of ``source`` (None when unknown), forgotten here."""
-        outcome = self.get(source)
-        key = self._key(source)
-        self._images.pop(key, None)
-        self._failures.pop(key, None)
-        return outcome
-
-    def get(self, source: str) -> FetchOutcome | None:
-        key = self._key(source)
-        packed = self._images.get(key)
-        if packed is None:
-            return self._failures.get(key)
-        sha = packed[:32].hex()
-        width, height = _SIZE.unpack(packed[32:])
-        return FetchedImage(sha, self._store.uri_of(sha), width, height, 0, 0, newly_stored=False, attempts=0)
-
-
-def _previous_images(config: IngestConfig, store: ImageStore, journal: FetchJournal) -> _Outcomes:
+def _previous_images(config: IngestConfig, store: ImageStore, journal: FetchJournal, db: ScratchDb) -> Outcomes:
     """Sources an earlier run into the output (completed, or killed mid-way) resolved to images still
     stored, that this run's source policy allows (read in batches, not as one table)."""
-    known = _Outcomes(store)
+    known = Outcomes(db, "previous", store)
 
     def keep(source: str | None, sha: str | None, width: int, height: int) -> None:
         if source and sha and source not in known and config.fetch.policy.refusal(source) is None \
@@ -194,13 +145,13 @@ def _product_row(product: CatalogProduct, image: FetchedImage) -> dict:
     }
 
 
-def _records(config: IngestConfig, report: IngestReport, stack: contextlib.ExitStack
+def _records(config: IngestConfig, report: IngestReport, stack: contextlib.ExitStack, seen_ids: SeenIds
              ) -> Iterator[CatalogProduct | Reject]:
     """The shard's records, read as they are asked for, as candidate products and metadata rejects.
 
     The catalog is opened, and its settings checked, before this returns: bad settings fail here,
-    not inside the fetch. The one set of product ids seen (for ``duplicate_product_id``) grows with
-    the shard, at ~100 bytes per id; everything else read is handed on.
+    not inside the fetch. Only the product ids go on to ``seen_ids`` (for ``duplicate_product_id``);
+    everything else read is handed on.
     """
     values = BusinessValueTable.load(config.business_value_uri) if config.business_value_uri else None
     catalog = stack.enter_context(open_catalog(config.catalog, config.format))
@@ -212,7 +163,6 @@ def _records(config: IngestConfig, report: IngestReport, stack: contextlib.ExitS
                             values, config.min_title_tokens)
 
     def read() -> Iterator[CatalogProduct | Reject]:
-        seen_ids: set[str] = set()
         for record in tqdm(catalog, desc="catalog", unit="rec", disable=not config.progress, mininterval=0.5):
             pid = None if isinstance(record, BadRecord) else normalizer.product_id(record.fields)
             key = sharding.record_key(pid, record.position)
@@ -221,11 +171,9 @@ def _records(config: IngestConfig, report: IngestReport, stack: contextlib.ExitS
             report.input_records += 1
             if isinstance(record, BadRecord):
                 yield Reject(None, record.reason, f"line {record.position}: {record.detail}")
-            elif pid is not None and pid in seen_ids:
+            elif pid is not None and not seen_ids.add(pid):
                 yield Reject(pid, Reason.DUPLICATE_PRODUCT_ID, f"line {record.position} repeats an earlier product id")
             else:
-                if pid is not None:
-                    seen_ids.add(pid)
                 yield normalizer(record.fields)
         report.catalog_truncated = catalog.truncated
         if report.catalog_truncated:
@@ -274,7 +222,7 @@ class _Stream:
     in catalog order (kept in a spill file until the end).
     """
 
-    def __init__(self, records: Iterator[CatalogProduct | Reject], outcomes: _Outcomes, previous: _Outcomes,
+    def __init__(self, records: Iterator[CatalogProduct | Reject], outcomes: Outcomes, previous: Outcomes,
                  journal: FetchJournal, tables: str, spill: str, window: int, report: IngestReport):
         self._records = records
         self._outcomes = outcomes
@@ -304,9 +252,9 @@ class _Stream:
             self._waiting.append(entry)
             if source not in self._in_flight and source not in self._outcomes:
                 self._report.images.sources += 1
-                if source in self._previous:
+                if (reused := self._previous.get(source)) is not None:
                     self._report.images.reused += 1
-                    self._outcomes.add(source, self._previous.pop(source))
+                    self._outcomes.add(source, reused)
                 else:
                     self._in_flight.add(source)
                     yield source
@@ -321,7 +269,9 @@ class _Stream:
         self._drain()
 
     def _drain(self) -> None:
-        while self._waiting and (outcome := self._outcomes.get(self._waiting[0].image_source)) is not None:
+        # A source in flight has no outcome yet: no need to look it up.
+        while self._waiting and self._waiting[0].image_source not in self._in_flight \
+                and (outcome := self._outcomes.get(self._waiting[0].image_source)) is not None:
             product = self._waiting.popleft()
             if isinstance(outcome, FetchFailure):
                 self._reject(Reject(product.product_id, outcome.reason, f"{product.image_source}: {outcome.detail}"),
@@ -350,11 +300,13 @@ def _ingest(config: IngestConfig, store: ImageStore, tables: str, report: Ingest
     """Stream the shard's records through the image fetch into the tables under local directory ``tables``."""
     journal = FetchJournal(store.layout)
     with contextlib.ExitStack() as stack:
-        records = _records(config, report, stack)
-        previous = _previous_images(config, store, journal)
-        spill_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="ecom-kfp-ingest-"))
-        stream = _Stream(records, _Outcomes(store), previous, journal, tables,
-                         os.path.join(spill_dir, "image_rejects.parquet"), WINDOW_PRODUCTS, report)
+        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="ecom-kfp-ingest-"))
+        db = ScratchDb(scratch)
+        stack.callback(db.close)
+        records = _records(config, report, stack, SeenIds(db))
+        previous = _previous_images(config, store, journal, db)
+        stream = _Stream(records, Outcomes(db, "outcomes", store), previous, journal, tables,
+                         os.path.join(scratch, "image_rejects.parquet"), WINDOW_PRODUCTS, report)
         try:
             stats = fetch_images(stream.sources(), store, config.fetch, stream.finished, progress=config.progress)
         finally:
