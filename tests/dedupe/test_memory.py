@@ -7,7 +7,7 @@ rows and hashing chunks are made 64 at a time, so that N already fills them. Pyt
 allocations are traced (``tracemalloc``) and the growth of the peak from N to 4N is divided by the
 3N extra products. Measured: ~500 bytes per extra product with the stage that makes image jobs
 lazily, checks candidate pairs in blocks and turns only the rows a report shows into Python
-objects (the hash arrays, twice while the chunks' results are joined); ~930 with the stage that
+objects (the hash arrays, twice while the chunks' results are joined); 930-960 with the stage that
 kept an image job per product and checked all pairs at once (it fails this test).
 """
 
