@@ -17,7 +17,7 @@ products; beyond that an approximate nearest-neighbour index belongs in front of
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +27,7 @@ from tqdm import tqdm
 from ecom_kfp import uri
 from ecom_kfp.contracts.digests import verify_pinned
 from ecom_kfp.contracts.features import resize_pil
-from ecom_kfp.dedupe.image_hashes import ImageJob, read_first
+from ecom_kfp.dedupe.image_hashes import ImageJob, batched, read_first
 
 FLAG = "--embedding-model"
 #: Tile side of the blocked search: a 2048 x 2048 float32 tile is 16 MiB.
@@ -117,18 +117,16 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.maximum(norms, np.finfo(np.float32).tiny)).astype(np.float32)
 
 
-def embed_images(jobs: Sequence[ImageJob], model: EmbeddingModel, batch_size: int = 64,
+def embed_images(jobs: Iterable[ImageJob], model: EmbeddingModel, batch_size: int = 64,
                  progress: bool = True) -> np.ndarray:
-    """L2-normalised embedding ``(n, D)`` of each job's image.
+    """L2-normalised embedding ``(n, D)`` of each job's image (``jobs`` consumed a batch at a time).
 
     The jobs are images the hashing pass already read and decoded, so reading them cannot fail
     for a reason that would not have made them rejects there.
     """
     parts = []
-    for start in tqdm(range(0, len(jobs), batch_size), desc="embed images", unit="batch",
-                      disable=not progress):
-        batch = np.stack([load_for_embedding(read_first(job.candidates), model.image_size)
-                          for job in jobs[start:start + batch_size]])
+    for jobs_batch in tqdm(batched(jobs, batch_size), desc="embed images", unit="batch", disable=not progress):
+        batch = np.stack([load_for_embedding(read_first(job.candidates), model.image_size) for job in jobs_batch])
         output = np.asarray(model.embed(batch), dtype=np.float32)
         if output.ndim != 2 or len(output) != len(batch):
             raise ValueError(f"{FLAG}: model must map [N, S, S, 3] to [N, D], got output shape {output.shape}")

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ecom_kfp.dedupe.matching import Matches, RemovalEdges
 from ecom_kfp.dedupe.rules import REMOVAL_RULES, RuleEdges
@@ -49,11 +51,12 @@ class Groups:
         return self.kept_index == np.arange(len(self.kept_index))
 
 
-def priority_rank(pixels: np.ndarray, completeness: np.ndarray, product_ids: np.ndarray) -> np.ndarray:
+def priority_rank(pixels: np.ndarray, completeness: np.ndarray, product_ids: pa.Array) -> np.ndarray:
     """Rank of every item by the kept-product policy (0 = kept first)."""
     n = len(product_ids)
     id_rank = np.empty(n, dtype=np.int64)
-    id_rank[np.argsort(product_ids, kind="stable")] = np.arange(n)
+    # Arrow's sort is stable and orders UTF-8 bytes, i.e. code points: numpy's order of the same strings.
+    id_rank[pc.sort_indices(product_ids).to_numpy()] = np.arange(n)
     rank = np.empty(n, dtype=np.int64)
     rank[np.lexsort((id_rank, -completeness, -pixels))] = np.arange(n)
     return rank

@@ -17,10 +17,11 @@ import hashlib
 import io
 import math
 import multiprocessing
-from collections import defaultdict
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections import defaultdict, deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from itertools import chain, islice
 
 import numpy as np
 import simplejpeg
@@ -42,12 +43,16 @@ BATCH = 64
 #: their batches in cache too, and bounds each process's kept buffers (:func:`_buffers`).
 BATCH_BYTES = 4 << 20
 
+#: Chunks submitted to the worker processes and not yet collected, per worker: enough to keep each
+#: busy while the parent gathers results, few enough that the jobs in flight stay bounded.
+CHUNKS_IN_FLIGHT = 2
+
 REASON_MISSING = "image_missing"
 REASON_UNREADABLE = "image_unreadable"
 REASON_SHA_MISMATCH = "image_sha256_mismatch"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageJob:
     """Where one product's image may be read, in order of preference, and its expected digest."""
 
@@ -223,10 +228,6 @@ def _hash_batch(out: ImageHashes, batch: Sequence[tuple[int, np.ndarray]], grid_
     out.grid[rows] = [grid_hash.grid_key(d, int(out.width[r]), int(out.height[r])) for d, r in zip(digits, rows)]
 
 
-def _hash_chunk_args(args: tuple[Sequence[ImageJob], int]) -> ImageHashes:
-    return hash_chunk(*args)
-
-
 def one_blas_thread() -> threadpoolctl.threadpool_limits:
     """Keep BLAS to one thread in this process (until the returned limits' ``restore_original_limits``).
 
@@ -236,31 +237,49 @@ def one_blas_thread() -> threadpoolctl.threadpool_limits:
     return threadpoolctl.threadpool_limits(limits=1, user_api="blas")
 
 
-def hash_images(jobs: Sequence[ImageJob], workers: int = 0, chunk_size: int = 512,
-                grid_cells: int = grid_hash.DEFAULT_GRID, progress: bool = True) -> ImageHashes:
+def batched(items: Iterable, size: int) -> Iterator[list]:
+    """Lists of ``size`` consecutive items (the last one shorter), consuming ``items`` lazily."""
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def hash_images(jobs: Iterable[ImageJob], workers: int = 0, chunk_size: int = 512,
+                grid_cells: int = grid_hash.DEFAULT_GRID, progress: bool = True,
+                total: int | None = None) -> ImageHashes:
     """Hash all images, in ``workers`` processes (0 = one per CPU), each with one BLAS thread.
 
-    A single chunk is hashed in this process: starting workers would cost more than it saves.
-    Workers are spawned, not forked, so no HTTP client or thread of the parent leaks into them.
+    ``jobs`` is consumed lazily, ``chunk_size`` at a time, with at most :data:`CHUNKS_IN_FLIGHT`
+    chunks per worker submitted and not yet collected: a generator of jobs is never held whole, so
+    the jobs cost memory per chunk, not per product. ``total`` (jobs expected) only sizes the
+    progress bar. A single chunk is hashed in this process: starting workers would cost more than
+    it saves. Workers are spawned, not forked, so no HTTP client or thread of the parent leaks into them.
     """
-    chunks = [(jobs[i:i + chunk_size], grid_cells) for i in range(0, len(jobs), chunk_size)]
+    chunks = batched(jobs, chunk_size)
+    first = list(islice(chunks, 2))
+    chunks = chain(first, chunks)
     workers = workers or available_cpus()
-    bar = tqdm(total=len(jobs), unit="img", desc="hash images", disable=not progress)
+    bar = tqdm(total=total, unit="img", desc="hash images", disable=not progress)
     parts = []
     with bar:
-        if workers == 1 or len(chunks) <= 1:
+        if workers == 1 or len(first) <= 1:
             try:
                 with one_blas_thread():
                     for chunk in chunks:
-                        parts.append(_hash_chunk_args(chunk))
-                        bar.update(len(chunk[0]))
+                        parts.append(hash_chunk(chunk, grid_cells))
+                        bar.update(len(chunk))
             finally:
                 _buffers.cache_clear()  # this process goes on; its batch buffers are done with
         else:
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=context,
-                                     initializer=one_blas_thread) as pool:
-                for chunk, part in zip(chunks, pool.map(_hash_chunk_args, chunks)):
-                    parts.append(part)
-                    bar.update(len(chunk[0]))
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=one_blas_thread) as pool:
+                pending: deque[tuple[int, Future[ImageHashes]]] = deque()
+                for chunk in chain(chunks, [None]):
+                    # Collect in order once enough are in flight (and all of them after the last chunk).
+                    while pending and (chunk is None or len(pending) >= CHUNKS_IN_FLIGHT * workers):
+                        size, future = pending.popleft()
+                        parts.append(future.result())
+                        bar.update(size)
+                    if chunk is not None:
+                        pending.append((len(chunk), pool.submit(hash_chunk, chunk, grid_cells)))
     return ImageHashes.concat(parts)

@@ -88,6 +88,10 @@ def key_pairs(keys: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.minimum(left, right), np.maximum(left, right)
 
 
+#: Candidate pairs verified at a time by :meth:`NearRule.check` (their gathered thumbnails: ~10 MB).
+CHECK_BLOCK = 1 << 13
+
+
 @dataclass(frozen=True)
 class NearRule:
     """The pHash rule: 64-bit hashes to search, and the checks a candidate pair must pass.
@@ -108,11 +112,18 @@ class NearRule:
     colour_tolerance: int
 
     def check(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Which item pairs match, and their 64-bit pHash distances."""
+        """Which item pairs match, and their 64-bit pHash distances.
+
+        The pairs are checked :data:`CHECK_BLOCK` at a time: the hashes and thumbnails gathered
+        for all candidate pairs at once would cost ~1 KB per pair, as much as the catalog's arrays.
+        """
         bits = hamming(self.phashes[left], self.phashes[right])
         ok = bits <= self.threshold
-        ok &= hamming_words(self.phashes256[left], self.phashes256[right]) <= self.verify_bits
-        ok &= max_level_difference(self.thumbnails[left], self.thumbnails[right]) <= self.colour_tolerance
+        for start in range(0, len(left), CHECK_BLOCK):
+            a, b = left[start:start + CHECK_BLOCK], right[start:start + CHECK_BLOCK]
+            block = ok[start:start + CHECK_BLOCK]  # a view: the checks below narrow ``ok`` in place
+            block &= hamming_words(self.phashes256[a], self.phashes256[b]) <= self.verify_bits
+            block &= max_level_difference(self.thumbnails[a], self.thumbnails[b]) <= self.colour_tolerance
         return ok, bits
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +39,9 @@ LARGEST_GROUPS_REPORTED = 10
 CONFLICTS_REPORTED = 200
 #: Metadata fields counted for the "most complete metadata" part of the kept-product policy.
 COMPLETENESS_FIELDS = ("title", "brand", "price", "category_path", "business_value")
+#: Rows turned into Python objects at a time (image jobs, catalog source rows). The stage keeps
+#: per-product data in arrays only, so its memory grows by bytes, not Python objects, per product.
+ROW_BATCH = 1024
 
 
 @dataclass
@@ -83,20 +87,23 @@ class DedupeReport:
     stage: str = STAGE
 
 
-def image_jobs(table: pa.Table, source: IngestLayout) -> list[ImageJob]:
+def image_jobs(table: pa.Table, source: IngestLayout) -> Iterator[ImageJob]:
     """Where to read each product's image: its ``image_uri`` (relative ones resolve against the
     ingest root), then the content-addressed copy ``images/<sha[:2]>/<sha>.jpg`` under that root,
-    which survives the ingest output being moved (e.g. between pipeline pods)."""
-    jobs = []
-    for image_uri, sha in zip(table["image_uri"].to_pylist(), table["image_sha256"].to_pylist()):
-        candidates = []
-        if image_uri:
-            absolute = uri.is_gcs(image_uri) or image_uri.startswith("/")
-            candidates.append(image_uri if absolute else uri.join(source.root, image_uri))
-        if sha and source.image(sha) not in candidates:
-            candidates.append(source.image(sha))
-        jobs.append(ImageJob(candidates=tuple(candidates), expected_sha256=sha or None))
-    return jobs
+    which survives the ingest output being moved (e.g. between pipeline pods).
+
+    Made lazily, :data:`ROW_BATCH` rows at a time: a job per product held at once would be the
+    stage's largest cost per product.
+    """
+    for batch in table.select(["image_uri", "image_sha256"]).to_batches(max_chunksize=ROW_BATCH):
+        for image_uri, sha in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
+            candidates = []
+            if image_uri:
+                absolute = uri.is_gcs(image_uri) or image_uri.startswith("/")
+                candidates.append(image_uri if absolute else uri.join(source.root, image_uri))
+            if sha and source.image(sha) not in candidates:
+                candidates.append(source.image(sha))
+            yield ImageJob(candidates=tuple(candidates), expected_sha256=sha or None)
 
 
 def completeness(table: pa.Table) -> np.ndarray:
@@ -123,17 +130,22 @@ def label_keys(table: pa.Table, variant_columns: list[str]) -> np.ndarray:
     """``(n, 1 + columns)`` keys: the category path, then each variant column of the catalog row."""
     category = pc.binary_join(table["category_path"], ">")
     names = list(dict.fromkeys(column_name(c) for c in variant_columns))
-    values: list[list[str | None]] = [[] for _ in names]
-    for text in table["source"].to_pylist():
-        try:
-            source = json.loads(text) if text else {}
-        except json.JSONDecodeError:
-            source = {}
-        found = {column_name(k): v for k, v in source.items()} if isinstance(source, dict) else {}
-        for column, name in zip(values, names):
-            value = found.get(name)
-            column.append(None if value is None else str(value).strip().lower())
-    keys = [rules.equal_value_ids(category)] + [rules.equal_value_ids(pa.array(v, pa.string())) for v in values]
+    chunks: list[list[pa.Array]] = [[] for _ in names]
+    # The source rows are parsed a batch at a time, and each batch's values kept as Arrow strings.
+    for batch in table.select(["source"]).to_batches(max_chunksize=ROW_BATCH):
+        values: list[list[str | None]] = [[] for _ in names]
+        for text in batch.column(0).to_pylist():
+            try:
+                source = json.loads(text) if text else {}
+            except json.JSONDecodeError:
+                source = {}
+            found = {column_name(k): v for k, v in source.items()} if isinstance(source, dict) else {}
+            for column, name in zip(values, names):
+                value = found.get(name)
+                column.append(None if value is None else str(value).strip().lower())
+        for column_chunks, column in zip(chunks, values):
+            column_chunks.append(pa.array(column, pa.string()))
+    keys = [rules.equal_value_ids(category)] + [rules.equal_value_ids(pa.chunked_array(c, pa.string())) for c in chunks]
     return np.stack(keys, axis=1) if len(table) else np.zeros((0, len(keys)), dtype=np.int64)
 
 
@@ -147,12 +159,13 @@ def evidence_of(table: pa.Table, hashes: ImageHashes, variant_columns: list[str]
                     thumbnail=hashes.thumbnail, detailed=detailed, labels=label_keys(table, variant_columns))
 
 
-def embedding_edges(config: DedupeConfig, jobs: list[ImageJob], model: EmbeddingModel | None,
+def embedding_edges(config: DedupeConfig, readable: pa.Table, source: IngestLayout, model: EmbeddingModel | None,
                     ) -> rules.RuleEdges | None:
     """The embedding rule's edges, or None when no model is given."""
-    if model is None or not jobs:
+    if model is None or not readable.num_rows:
         return None
-    vectors = embed_images(jobs, model, batch_size=config.embedding_batch_size, progress=config.progress)
+    vectors = embed_images(image_jobs(readable, source), model, batch_size=config.embedding_batch_size,
+                           progress=config.progress)
     return rules.embedding_edges(rules.EmbeddingRule(vectors=vectors, threshold=config.embedding_threshold),
                                  progress=config.progress)
 
@@ -176,13 +189,26 @@ def rule_reports(config: DedupeConfig, matches: Matches, groups: Groups) -> dict
     return out
 
 
+def rows_of(table: pa.Table, rows: np.ndarray, columns: list[str]) -> dict[str, list]:
+    """Python values of a few ``rows`` of some ``columns`` (only the rows a report shows become objects)."""
+    taken = table.select(columns).take(pa.array(rows, pa.int64()))
+    return {name: taken[name].to_pylist() for name in columns}
+
+
+def reported_conflicts(matches: Matches) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``(left, right)`` of the byte-identical pairs reported one by one (:data:`CONFLICTS_REPORTED`)."""
+    left, right = matches.conflicts
+    return left[:CONFLICTS_REPORTED], right[:CONFLICTS_REPORTED]
+
+
 def conflict_list(matches: Matches, table: pa.Table, field_names: list[str]) -> list[dict]:
     """The first :data:`CONFLICTS_REPORTED` byte-identical pairs whose labels disagree."""
-    left, right = matches.conflicts
-    ids, titles = table["product_id"].to_pylist(), table["title"].to_pylist()
-    paths = table["category_path"].to_pylist()
+    left, right = reported_conflicts(matches)
+    shown = rows_of(table, np.concatenate([left, right]), ["product_id", "title", "category_path"])
+    ids, titles, paths = shown["product_id"], shown["title"], shown["category_path"]
     out = []
-    for a, b, differs in list(zip(left.tolist(), right.tolist(), matches.conflict_fields))[:CONFLICTS_REPORTED]:
+    for a, differs in enumerate(matches.conflict_fields[:len(left)]):
+        b = len(left) + a  # the right product's place in ``shown``
         out.append({"product_ids": [ids[a], ids[b]], "titles": [titles[a], titles[b]],
                     "category_paths": [paths[a], paths[b]],
                     "differs": [name for name, d in zip(field_names, differs) if d],
@@ -193,45 +219,57 @@ def conflict_list(matches: Matches, table: pa.Table, field_names: list[str]) -> 
 def rejects_table(table: pa.Table, hashes: ImageHashes) -> pa.Table:
     """One row per unreadable image."""
     bad = np.nonzero(~hashes.ok)[0]
-    ids = table["product_id"].to_pylist()
-    return from_rows(({"product_id": ids[i], "stage": STAGE, "reason": hashes.reason[i],
-                       "detail": hashes.detail[i]} for i in bad), REJECTS)
+    ids = rows_of(table, bad, ["product_id"])["product_id"]
+    return from_rows(({"product_id": pid, "stage": STAGE, "reason": hashes.reason[i],
+                       "detail": hashes.detail[i]} for pid, i in zip(ids, bad)), REJECTS)
 
 
-def largest_groups(groups: Groups, product_ids: np.ndarray, titles: list) -> list[dict]:
+def duplicates_table(product_ids: pa.Array, groups: Groups, dropped_rows: np.ndarray) -> pa.Table:
+    """One row per removed product, with the kept product of its group."""
+    kept_ids = product_ids.take(pa.array(groups.kept_index[dropped_rows], pa.int64()))
+    return pa.Table.from_arrays([product_ids.take(pa.array(dropped_rows, pa.int64())), kept_ids,
+                                 pa.array(groups.rule[dropped_rows], pa.string()),
+                                 pa.array(groups.distance[dropped_rows], pa.float64()), kept_ids], schema=DUPLICATES)
+
+
+def largest_groups(groups: Groups, table: pa.Table) -> list[dict]:
     """The biggest removal groups with their kept product and the rules that removed their members."""
     kept = np.nonzero(groups.kept & (groups.group_size > 1))[0]
-    kept = kept[np.lexsort((product_ids[kept], -groups.group_size[kept]))][:LARGEST_GROUPS_REPORTED]
+    kept_ids = np.array(rows_of(table, kept, ["product_id"])["product_id"], dtype=object)
+    kept = kept[np.lexsort((kept_ids, -groups.group_size[kept]))][:LARGEST_GROUPS_REPORTED]
+    shown = rows_of(table, kept, ["product_id", "title"])
     out = []
-    for k in kept:
+    for k, product_id, title in zip(kept, shown["product_id"], shown["title"]):
         members = np.nonzero(groups.kept_index == k)[0]
-        out.append({"group_id": str(product_ids[k]), "size": int(groups.group_size[k]),
-                    "kept_title": titles[k],
+        out.append({"group_id": str(product_id), "size": int(groups.group_size[k]), "kept_title": title,
                     "rules": sorted({str(r) for r in groups.rule[members] if r is not None})})
     return out
 
 
-def write_samples(config: DedupeConfig, out: DedupeLayout, table: pa.Table, jobs: list[ImageJob],
-                  groups: Groups, conflicts: list[dict], summary: str) -> None:
-    """Render ``samples.html``: random removals and the conflicts, re-reading only their images."""
-    product_ids = table["product_id"].to_pylist()
-    row_of = {pid: i for i, pid in enumerate(product_ids)}
-    titles = table["title"].to_pylist()
-
-    def product(i: int) -> samples.Shown:
-        try:
-            image = read_first(jobs[i].candidates)
-        except FileNotFoundError:
-            image = None
-        return samples.Shown(product_id=str(product_ids[i]), title=titles[i] or "", image=image)
-
+def write_samples(config: DedupeConfig, out: DedupeLayout, table: pa.Table, source: IngestLayout,
+                  groups: Groups, matches: Matches, conflicts: list[dict], summary: str) -> None:
+    """Render ``samples.html``: random removals and the reported conflicts, re-reading only their images."""
     removed = np.nonzero(~groups.kept)[0]
     chosen = np.sort(np.random.default_rng(config.sample_seed).choice(
         removed, min(config.sample_removals, len(removed)), replace=False))
+    left, right = reported_conflicts(matches)
+    rows = np.unique(np.concatenate([chosen, groups.kept_index[chosen], left, right]).astype(np.int64))
+    shown = rows_of(table, rows, ["product_id", "title"])
+    jobs = list(image_jobs(table.take(pa.array(rows, pa.int64())), source))
+    position = {int(row): k for k, row in enumerate(rows)}
+
+    def product(i: int) -> samples.Shown:
+        k = position[i]
+        try:
+            image = read_first(jobs[k].candidates)
+        except FileNotFoundError:
+            image = None
+        return samples.Shown(product_id=str(shown["product_id"][k]), title=shown["title"][k] or "", image=image)
+
     pairs = [samples.Removal(kept=product(int(groups.kept_index[i])), removed=product(int(i)),
                              rule=str(groups.rule[i]), distance=float(groups.distance[i])) for i in chosen]
-    shown_conflicts = [samples.Conflict(products=[product(row_of[p]) for p in c["product_ids"]],
-                                        differs=c["differs"]) for c in conflicts]
+    shown_conflicts = [samples.Conflict(products=[product(int(a)), product(int(b))], differs=differs)
+                       for a, b, differs in zip(left, right, (c["differs"] for c in conflicts))]
     page = samples.render(pairs, len(removed), shown_conflicts, summary)
     uri.write_bytes(out.samples_html, page.encode(), content_type="text/html")
 
@@ -255,54 +293,48 @@ def run(config: DedupeConfig) -> DedupeReport:
         # Loaded before hashing so a bad --embedding-model fails fast.
         model = load_embedding_model(config.embedding_model, config.embedding_model_sha256) \
             if config.embedding_model else None
-    all_jobs = image_jobs(table, source)
     with timings.phase("hash"):
-        hashes = hash_images(all_jobs, workers=config.workers, chunk_size=config.chunk_size,
-                             grid_cells=config.grid_cells, progress=config.progress)
-    ok = hashes.ok
-    readable_rows = np.nonzero(ok)[0]
-    readable = table.take(pa.array(readable_rows, pa.int64()))
-    good = ImageHashes(**{name: getattr(hashes, name)[ok] for name in ImageHashes.__dataclass_fields__})
-    product_ids = np.array(readable["product_id"].to_pylist(), dtype=object)
-    readable_jobs = [all_jobs[i] for i in readable_rows]
+        hashes = hash_images(image_jobs(table, source), workers=config.workers, chunk_size=config.chunk_size,
+                             grid_cells=config.grid_cells, progress=config.progress, total=table.num_rows)
+    n_input, ok = table.num_rows, hashes.ok
+    rejects = rejects_table(table, hashes)
+    if not ok.all():  # the readable rows replace the catalog: holding both would hold it twice
+        table = table.filter(pa.array(ok))
+        hashes = ImageHashes(**{name: getattr(hashes, name)[ok] for name in ImageHashes.__dataclass_fields__})
+    readable, good = table, hashes
+    product_ids = readable["product_id"].combine_chunks()
     with timings.phase("match"):
         matches = match(config, evidence_of(readable, good, config.variant_columns),
-                        embedding=embedding_edges(config, readable_jobs, model))
+                        embedding=embedding_edges(config, readable, source, model))
     with timings.phase("group"):
-        groups = build_groups(matches, priority_rank(good.width * good.height, completeness(readable),
-                                                     product_ids.astype(str)))
+        groups = build_groups(matches, priority_rank(good.width * good.height, completeness(readable), product_ids))
     kept_rows = np.nonzero(groups.kept)[0]
     dropped_rows = np.nonzero(~groups.kept)[0]
-    check_accounting(STAGE, table.num_rows, kept=len(kept_rows), duplicates=len(dropped_rows),
-                     rejected=int((~ok).sum()))
+    check_accounting(STAGE, n_input, kept=len(kept_rows), duplicates=len(dropped_rows), rejected=int((~ok).sum()))
     conflicts = conflict_list(matches, readable, ["category_path", *config.variant_columns])
     with timings.phase("write"):
         kept_table = readable.take(pa.array(kept_rows, pa.int64()))
-        for name, values, kind in (("group_id", product_ids[kept_rows].tolist(), pa.string()),
+        for name, values, kind in (("group_id", product_ids.take(pa.array(kept_rows, pa.int64())), pa.string()),
                                    ("group_size", groups.group_size[kept_rows], pa.int32()),
-                                   ("split_group", product_ids[groups.split_index[kept_rows]].tolist(), pa.string()),
+                                   ("split_group", product_ids.take(pa.array(groups.split_index[kept_rows], pa.int64())),
+                                    pa.string()),
                                    ("label_conflict", groups.label_conflict[kept_rows], pa.bool_())):
             kept_table = kept_table.append_column(name, pa.array(values, kind))
         uri.makedirs(config.out_uri)
         uri.write_parquet(conform(kept_table, DEDUPED_PRODUCTS), out.products)
-        duplicates = from_rows(({"product_id": product_ids[i], "group_id": product_ids[groups.kept_index[i]],
-                                 "rule": groups.rule[i], "distance": float(groups.distance[i]),
-                                 "kept_product_id": product_ids[groups.kept_index[i]]}
-                                for i in dropped_rows), DUPLICATES)
-        uri.write_parquet(duplicates, out.duplicates)
-        rejects = rejects_table(table, hashes)
+        uri.write_parquet(duplicates_table(product_ids, groups, dropped_rows), out.duplicates)
         uri.write_parquet(rejects, out.rejects)
         n_groups = int(np.sum(groups.kept & (groups.group_size > 1)))
         n_split = int(np.sum((groups.split_index == np.arange(len(product_ids))) & (groups.split_size > 1)))
-        message = (f"{table.num_rows} products: {len(kept_rows)} kept, {len(dropped_rows)} duplicates "
+        message = (f"{n_input} products: {len(kept_rows)} kept, {len(dropped_rows)} duplicates "
                    f"in {n_groups} groups, {rejects.num_rows} rejected; {n_split} leak groups, "
                    f"{int(groups.label_conflict.sum())} label conflicts"
-                   if table.num_rows else "empty input: no products, empty outputs written")
-        write_samples(config, out, readable, readable_jobs, groups, conflicts, message)
+                   if n_input else "empty input: no products, empty outputs written")
+        write_samples(config, out, readable, source, groups, matches, conflicts, message)
     reasons = rejects["reason"].to_pylist()
     hash_seconds = timings.seconds.get("hash", 0.0)
     report = DedupeReport(
-        input=table.num_rows, kept=len(kept_rows), duplicates=len(dropped_rows), rejected=rejects.num_rows,
+        input=n_input, kept=len(kept_rows), duplicates=len(dropped_rows), rejected=rejects.num_rows,
         duplicate_groups=n_groups, split_groups=n_split,
         largest_split_group=int(groups.split_size.max()) if len(product_ids) else 0,
         label_conflicts=int(groups.label_conflict.sum()), conflicts=conflicts,
@@ -313,9 +345,9 @@ def run(config: DedupeConfig) -> DedupeReport:
         embedding_model=config.embedding_model, embedding_threshold=config.embedding_threshold,
         rules=rule_reports(config, matches, groups),
         rejects_by_reason={r: reasons.count(r) for r in sorted(set(reasons))},
-        largest_groups=largest_groups(groups, product_ids, readable["title"].to_pylist()),
+        largest_groups=largest_groups(groups, readable),
         seconds=dict(timings.seconds),
-        images_per_second=table.num_rows / hash_seconds if hash_seconds > 0 else 0.0,
+        images_per_second=n_input / hash_seconds if hash_seconds > 0 else 0.0,
         message=message,
         outputs={"products": out.products, "duplicates": out.duplicates, "rejects": out.rejects,
                  "samples": out.samples_html, "report": out.report},
