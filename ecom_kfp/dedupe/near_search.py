@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,20 +78,31 @@ def _sort_by_blocks(values: np.ndarray, masks: list[int]) -> tuple[np.ndarray, n
     return packed >> np.uint64(index_bits), (packed & np.uint64((1 << index_bits) - 1)).astype(np.int64)
 
 
-def run_pairs(sorted_keys: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every pair of positions inside runs of equal keys (keys sorted; ``order`` maps to items)."""
-    lefts, rights = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+def iter_run_pairs(sorted_keys: np.ndarray, order: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The pairs of positions inside runs of equal keys (keys sorted; ``order`` maps to items), one
+    block per offset within the runs, so a caller can filter each block before the next is made.
+
+    No block holds more than one pair per key: candidate pairs of low-entropy hashes (drawn or
+    near-blank pictures share most blocks) can number hundreds of millions, which is what
+    gathering them all at once held in memory.
+    """
     # One pass over all keys finds the neighbours in runs; later offsets only look at those.
     starts = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1])
     offset = 1
     # A pair (i, i + d) is in a run only if (i, i + d - 1) is, so the candidates only shrink;
     # the loop ends after (longest run) iterations.
     while len(starts):
-        lefts.append(order[starts])
-        rights.append(order[starts + offset])
+        yield order[starts], order[starts + offset]
         offset += 1
         starts = starts[starts + offset < len(sorted_keys)]
         starts = starts[sorted_keys[starts + offset] == sorted_keys[starts]]
+
+
+def run_pairs(sorted_keys: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of positions inside runs of equal keys (keys sorted; ``order`` maps to items)."""
+    blocks = list(iter_run_pairs(sorted_keys, order))
+    lefts = [np.zeros(0, np.int64), *(left for left, _ in blocks)]
+    rights = [np.zeros(0, np.int64), *(right for _, right in blocks)]
     return np.concatenate(lefts), np.concatenate(rights)
 
 
@@ -115,10 +127,10 @@ def near_value_pairs(values: np.ndarray, radius: int, progress: bool = False) ->
         combos = list(itertools.combinations(range(len(masks)), len(masks) - radius))
         for combo in tqdm(combos, desc="near-duplicate index", unit="table", disable=not progress):
             sorted_keys, order = _sort_by_blocks(values, [masks[b] for b in combo])
-            left, right = run_pairs(sorted_keys, order)
-            close = hamming(values[left], values[right]) <= radius
-            lefts.append(np.minimum(left, right)[close])
-            rights.append(np.maximum(left, right)[close])
+            for left, right in iter_run_pairs(sorted_keys, order):
+                close = hamming(values[left], values[right]) <= radius
+                lefts.append(np.minimum(left, right)[close])
+                rights.append(np.maximum(left, right)[close])
     # A pair agreeing on several block combinations is found once per combination.
     codes = np.unique(np.concatenate(lefts).astype(np.int64) * n + np.concatenate(rights))
     left, right = codes // max(n, 1), codes % max(n, 1)
