@@ -86,10 +86,11 @@ class RecordSerializer:
         self._category_path[0] = category_path.encode("utf-8")
         for values, label in zip(self._labels, labels):
             values[0] = int(label)
+        record = self._example.SerializeToString(deterministic=True)
         self._uses += 1
         if self._uses >= RENEW_EVERY:
             self._renew()
-        return self._example.SerializeToString(deterministic=True)
+        return record
 
     def _renew(self) -> None:
         """A fresh Example from the blank record (with an empty arena), and its value lists to fill."""

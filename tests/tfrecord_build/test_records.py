@@ -26,10 +26,13 @@ def test_records_parse_as_the_feature_spec_serializes_them() -> None:
     from tensorflow.core.example import example_pb2
 
     serializer = RecordSerializer(SPEC)
-    # In both orders, so no value of one record leaks into the next.
-    for record in RECORDS + RECORDS[::-1]:
+    # In both orders, so no value of one record leaks into the next; past several renewals of the
+    # Example, so the record that triggers one is written whole (the renewal once blanked it).
+    sequence = (RECORDS + RECORDS[::-1]) * (RENEW_EVERY // 2)
+    for i, record in enumerate(sequence):
+        record = {**record, "product_id": f"{record['product_id']}#{i}"}
         assert (example_pb2.Example.FromString(serializer.serialize(**record))
-                == example_pb2.Example.FromString(SPEC.serialize(**record)))
+                == example_pb2.Example.FromString(SPEC.serialize(**record))), i
 
 
 def test_serialized_bytes_do_not_depend_on_the_process() -> None:
