@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ import pyarrow.parquet as pq
 from ecom_kfp import uri
 from ecom_kfp.contracts import labels as label_files
 from ecom_kfp.contracts import tables
-from ecom_kfp.contracts.digests import tree_digests
+from ecom_kfp.contracts.digests import tree_digests, verify_tree
 from ecom_kfp.contracts.features import FeatureSpec
 from ecom_kfp.contracts.layouts import BuildPlanLayout, DatasetLayout
 from ecom_kfp.report import Timings, check_accounting, write_report
@@ -190,6 +191,19 @@ def plan(config: TFRecordBuildConfig) -> PlanReport:
 def plan_id(plan_root: str) -> str:
     """SHA-256 of a plan's ``plan.json``: pieces record it, the merge refuses pieces of another plan."""
     return hashlib.sha256(uri.read_bytes(BuildPlanLayout(plan_root).plan)).hexdigest()
+
+
+def read_plan(plan_root: str, flag: str) -> tuple[dict[str, Any], str]:
+    """A plan's ``plan.json`` and its :func:`plan_id`, from one read, after checking that its labels
+    and text models are the files it recorded (so the id names the plan that was used).
+
+    Raises:
+        DigestError: a file under ``labels/`` or ``text/`` differs from the plan's digests.
+    """
+    data = uri.read_bytes(BuildPlanLayout(plan_root).plan)
+    document = json.loads(data)
+    verify_tree(plan_root, document["digests"], TEXT_AND_LABELS, f"{flag} {plan_root}")
+    return document, hashlib.sha256(data).hexdigest()
 
 
 def _category_paths(catalog: Catalog, config: TFRecordBuildConfig) -> tuple[list[tuple[str, ...] | None], dict | None]:

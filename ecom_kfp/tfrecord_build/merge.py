@@ -20,13 +20,13 @@ import pyarrow as pa
 from ecom_kfp import uri
 from ecom_kfp.contracts import labels as label_files
 from ecom_kfp.contracts import tables
-from ecom_kfp.contracts.digests import file_sha256, verify_tree
+from ecom_kfp.contracts.digests import file_sha256
 from ecom_kfp.contracts.labels import Vocabulary
 from ecom_kfp.contracts.layouts import BuildPieceLayout, BuildPlanLayout, DatasetLayout
 from ecom_kfp.report import check_accounting, write_report
 from ecom_kfp.tfrecord_build import manifest as manifest_keys
 from ecom_kfp.tfrecord_build.config import SPLITS
-from ecom_kfp.tfrecord_build.global_step import TEXT_AND_LABELS, plan_id
+from ecom_kfp.tfrecord_build.global_step import read_plan
 from ecom_kfp.tfrecord_build.labels import OtherReason
 from ecom_kfp.tfrecord_build.rejects import STAGE
 
@@ -90,9 +90,7 @@ def merge(plan_root: str, pieces: Sequence[str], out: str) -> TFRecordBuildRepor
         DigestError: the plan's labels or text models are not the files it recorded.
     """
     layout = BuildPlanLayout(plan_root)
-    plan = uri.read_json(layout.plan)
-    verify_tree(plan_root, plan["digests"], TEXT_AND_LABELS, f"--plan {plan_root}")
-    expected_id = plan_id(plan_root)
+    plan, expected_id = read_plan(plan_root, "--plan")
     documents = [uri.read_json(BuildPieceLayout(p).piece) for p in pieces]
     for piece, document in zip(pieces, documents, strict=True):
         if document["plan_id"] != expected_id:

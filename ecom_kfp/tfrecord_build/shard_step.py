@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 
 from ecom_kfp import uri
 from ecom_kfp.contracts import tables
-from ecom_kfp.contracts.digests import verify_tree
 from ecom_kfp.contracts.features import FeatureSpec
 from ecom_kfp.contracts.layouts import BuildPieceLayout, BuildPlanLayout, DatasetLayout
 from ecom_kfp.report import Timings, check_accounting, write_report
 from ecom_kfp.tfrecord_build.config import SPLITS, TFRecordBuildConfig
-from ecom_kfp.tfrecord_build.global_step import TEXT_AND_LABELS, plan_id
+from ecom_kfp.tfrecord_build.global_step import read_plan
 from ecom_kfp.tfrecord_build.rejects import STAGE
 from ecom_kfp.tfrecord_build.writer import ShardResult, WriterSettings, shard_tasks, write_shards
 
@@ -58,14 +57,13 @@ def write_piece(config: TFRecordBuildConfig) -> PieceReport:
     """
     timings = Timings()
     layout = BuildPlanLayout(config.plan)
-    document = uri.read_json(layout.plan)
-    verify_tree(config.plan, document["digests"], TEXT_AND_LABELS, f"--plan {config.plan}")
+    document, plan = read_plan(config.plan, "--plan")
     every = [(split, index, document["files"][split]) for split in SPLITS for index in range(document["files"][split])]
-    mine = every[config.shard_index::config.num_shards]
+    numbers = range(config.shard_index, len(every), config.num_shards)
+    mine = [every[number] for number in numbers]
     with timings.phase("read"):
         # Only this piece's rows: the plan's row groups follow the file order, so the others are skipped.
-        table = uri.read_parquet(layout.records, filters=[("file", "in", list(range(config.shard_index, len(every),
-                                                                                        config.num_shards)))])
+        table = uri.read_parquet(layout.records, filters=[("file", "in", list(numbers))])
         tasks = shard_tasks(table, mine, DatasetLayout(config.out))
         del table
     writer = document["writer"]
@@ -79,7 +77,7 @@ def write_piece(config: TFRecordBuildConfig) -> PieceReport:
     check_accounting(STAGE, planned, records=written, rejected=len(rejects))
     piece = BuildPieceLayout(config.out)
     uri.write_parquet(tables.rejects_table(rejects, STAGE), piece.rejects)
-    uri.write_json(piece.piece, {"plan_id": plan_id(config.plan), "shard_index": config.shard_index,
+    uri.write_json(piece.piece, {"plan_id": plan, "shard_index": config.shard_index,
                                  "num_shards": config.num_shards, "files": [_file_entry(r) for r in results]})
     shard_seconds = sum(r.seconds for r in results)
     report = PieceReport(
