@@ -13,6 +13,12 @@ previous stage's output. Per stage and size it measures:
 - ``peak_pss_mb``: the largest sum over the stage's process tree of proportional set sizes
   (``/proc/PID/smaps_rollup``, polled every :data:`POLL_SECONDS`): what the tree holds, with pages
   shared between a forkserver and its workers counted once, as a pod's memory limit sees them;
+- ``peak_anon_mb``: the same peak of the tree's anonymous memory only (``Pss_Anon``): its heaps,
+  without the pages of files it maps. A shared library's pages are divided among every process on
+  the machine that maps them, so another job importing TensorFlow changes the build's PSS by
+  hundreds of MB while the build does the same (measured: one forkserver at 215-498 MB with the
+  same two writers); anonymous pages are shared only within the stage's own tree, so this figure
+  is the one the memory goals are judged on, with the PSS beside it;
 - ``output_bytes`` of the stage's output directory.
 
 Then, per stage, the growth from the smallest to the largest size of per-product time (wall and
@@ -68,6 +74,7 @@ class StageRun:
     cpu_ms_per_product: float
     peak_rss_mb: float
     peak_pss_mb: float
+    peak_anon_mb: float
     output_bytes: int
     exit_code: int
 
@@ -109,23 +116,27 @@ def ensure_catalog(work: Path, products: int, image_size: int, seed: int) -> Pat
     return root
 
 
-def _sample_tree(root: psutil.Process, cpu: dict[tuple[int, float], float]) -> float:
-    """Sum of proportional set sizes of ``root`` and its descendants in MB; records each process's own
-    CPU seconds in ``cpu`` (keyed by pid and start time, so a reused pid is another process)."""
-    total = 0
+def _sample_tree(root: psutil.Process, cpu: dict[tuple[int, float], float]) -> tuple[float, float]:
+    """Sums of proportional set sizes (all pages, and anonymous pages only) of ``root`` and its
+    descendants in MB; records each process's own CPU seconds in ``cpu`` (keyed by pid and start
+    time, so a reused pid is another process)."""
+    totals = {"Pss:": 0, "Pss_Anon:": 0}
     try:
         tree = [root, *root.children(recursive=True)]
     except psutil.Error:  # the stage has just ended
-        return 0.0
+        return 0.0, 0.0
     for proc in tree:
         try:
             times = proc.cpu_times()
             cpu[(proc.pid, proc.create_time())] = times.user + times.system
             with open(f"/proc/{proc.pid}/smaps_rollup", encoding="ascii") as fh:
-                total += next(int(line.split()[1]) for line in fh if line.startswith("Pss:")) * 1024
-        except (OSError, StopIteration, psutil.Error):
+                for line in fh:
+                    key, value, *_ = line.split()
+                    if key in totals:
+                        totals[key] += int(value) * 1024
+        except (OSError, psutil.Error):
             continue
-    return total / 1e6
+    return totals["Pss:"] / 1e6, totals["Pss_Anon:"] / 1e6
 
 
 def measure(stage: str, command: list[str], out: Path, products: int, log: Path) -> StageRun:
@@ -134,14 +145,15 @@ def measure(stage: str, command: list[str], out: Path, products: int, log: Path)
         start = time.perf_counter()
         proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
         watched = psutil.Process(proc.pid)
-        peak_pss = 0.0
+        peak_pss = peak_anon = 0.0
         cpu: dict[tuple[int, float], float] = {}
         done = threading.Event()
 
         def poll() -> None:
-            nonlocal peak_pss
+            nonlocal peak_pss, peak_anon
             while not done.wait(POLL_SECONDS):
-                peak_pss = max(peak_pss, _sample_tree(watched, cpu))
+                pss, anon = _sample_tree(watched, cpu)
+                peak_pss, peak_anon = max(peak_pss, pss), max(peak_anon, anon)
 
         poller = threading.Thread(target=poll, daemon=True)
         poller.start()
@@ -158,6 +170,7 @@ def measure(stage: str, command: list[str], out: Path, products: int, log: Path)
                     ms_per_product=round(1000 * seconds / products, 3),
                     cpu_ms_per_product=round(1000 * polled / products, 3),
                     peak_rss_mb=round(usage.ru_maxrss / 1024, 1), peak_pss_mb=round(peak_pss, 1),
+                    peak_anon_mb=round(peak_anon, 1),
                     output_bytes=_bytes_under(out), exit_code=proc.returncode)
 
 
@@ -215,6 +228,7 @@ def growth(results: list[dict]) -> dict:
                       "ms_per_product": round(b["ms_per_product"] / a["ms_per_product"], 3),
                       "cpu_ms_per_product": round(b["cpu_ms_per_product"] / a["cpu_ms_per_product"], 3),
                       "peak_pss": round(b["peak_pss_mb"] / a["peak_pss_mb"], 3),
+                      "peak_anon": round(b["peak_anon_mb"] / a["peak_anon_mb"], 3),
                       "peak_rss": round(b["peak_rss_mb"] / a["peak_rss_mb"], 3)}
     return out
 
@@ -231,11 +245,13 @@ def goals(results: list[dict], grown: dict) -> dict:
     for stage in ("ingest", "tfrecord-build"):
         if stage in grown:
             out[f"{stage}: peak memory growth <= {MAX_GROWTH}"] = {
-                "pss": grown[stage]["peak_pss"], "met": grown[stage]["peak_pss"] <= MAX_GROWTH}
+                "anon": grown[stage]["peak_anon"], "pss": grown[stage]["peak_pss"],
+                "met": grown[stage]["peak_anon"] <= MAX_GROWTH, "met_pss": grown[stage]["peak_pss"] <= MAX_GROWTH}
     if "dedupe" in grown:
-        peak = results[-1]["stages"]["dedupe"]["peak_pss_mb"]
+        largest = results[-1]["stages"]["dedupe"]
         out[f"dedupe: peak memory <= {DEDUPE_MAX_MB} MB at {results[-1]['products']}"] = {
-            "pss_mb": peak, "met": peak <= DEDUPE_MAX_MB}
+            "anon_mb": largest["peak_anon_mb"], "pss_mb": largest["peak_pss_mb"],
+            "met": largest["peak_anon_mb"] <= DEDUPE_MAX_MB, "met_pss": largest["peak_pss_mb"] <= DEDUPE_MAX_MB}
     return out
 
 

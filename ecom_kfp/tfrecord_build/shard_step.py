@@ -59,21 +59,19 @@ def write_piece(config: TFRecordBuildConfig) -> PieceReport:
     layout = BuildPlanLayout(config.plan)
     document, plan = read_plan(config.plan, "--plan")
     every = [(split, index, document["files"][split]) for split in SPLITS for index in range(document["files"][split])]
-    numbers = range(config.shard_index, len(every), config.num_shards)
-    mine = [every[number] for number in numbers]
-    with timings.phase("read"):
-        # Only this piece's rows: the plan's row groups follow the file order, so the others are skipped.
-        table = uri.read_parquet(layout.records, filters=[("file", "in", list(numbers))])
-        tasks = shard_tasks(table, mine, DatasetLayout(config.out))
-        del table
+    mine = [(*every[number], number) for number in range(config.shard_index, len(every), config.num_shards)]
     writer = document["writer"]
     settings = WriterSettings(FeatureSpec.from_dict(document["feature_spec"]), writer["jpeg_quality"], config.plan,
                               writer["seed"], writer["infer_epochs"])
-    with timings.phase("write"):
-        results = write_shards(tasks, settings, config.worker_count, config.progress)
+    # Downloaded once per piece; each writer then reads only its file's row groups (they follow the file order).
+    with uri.local_copy(layout.records) as records:
+        with timings.phase("read"):
+            tasks = shard_tasks(records, mine, DatasetLayout(config.out))
+        with timings.phase("write"):
+            results = write_shards(tasks, settings, config.worker_count, config.progress)
     rejects = [reject for result in results for reject in result.rejects]
     written = sum(r.records for r in results)
-    planned = sum(len(t.records) for t in tasks)
+    planned = sum(t.planned for t in tasks)
     check_accounting(STAGE, planned, records=written, rejected=len(rejects))
     piece = BuildPieceLayout(config.out)
     uri.write_parquet(tables.rejects_table(rejects, STAGE), piece.rejects)

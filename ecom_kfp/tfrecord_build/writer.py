@@ -24,7 +24,7 @@ from multiprocessing import get_context
 from typing import Any, overload
 
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from ecom_kfp import uri
@@ -118,13 +118,29 @@ class PlanRecords(Sequence[RecordInput]):
 
 @dataclass(frozen=True)
 class ShardTask:
-    """One shard file to write (``records`` in file order: a tuple, or :class:`PlanRecords`)."""
+    """One shard file to write: the rows of a local :data:`PLAN_SCHEMA` Parquet file whose ``file`` is ``file``.
+
+    Attributes:
+        split: Its split.
+        index: Its file index within the split, of ``count``.
+        target: Its URI.
+        plan_records: Local path of the plan's records.
+        file: Its file number across the splits.
+        planned: Its planned records.
+    """
 
     split: str
     index: int
     count: int
     target: str
-    records: Sequence[RecordInput]
+    plan_records: str
+    file: int
+    planned: int
+
+    def records(self) -> PlanRecords:
+        """The file's records, in file order; read by the writer, so that the process handing out the
+        tasks never holds a catalog's worth of rows (57 MB at 176k records, plus the per-file copies)."""
+        return PlanRecords(pq.read_table(self.plan_records, filters=[("file", "==", self.file)]))
 
 
 @dataclass(frozen=True)
@@ -160,7 +176,6 @@ class ShardResult:
         rejects: Products whose image failed.
         class_counts: Per level, records per class id.
         other_reasons: Per level, records labelled ``other`` per reason.
-        product_ids: Ids written, in order.
         sha256: SHA-256 of the shard file.
         seconds: Wall time spent on the file.
     """
@@ -173,7 +188,6 @@ class ShardResult:
     rejects: list[Reject] = field(default_factory=list)
     class_counts: list[Counter[int]] = field(default_factory=list)
     other_reasons: list[Counter[str]] = field(default_factory=list)
-    product_ids: list[str] = field(default_factory=list)
     sha256: str = ""
     seconds: float = 0.0
 
@@ -225,14 +239,14 @@ def records_of(table: pa.Table) -> list[RecordInput]:
             for row in table.select(list(_RECORD_FIELDS)).to_pylist()]
 
 
-def shard_tasks(table: pa.Table, files: Sequence[tuple[str, int, int]], layout: DatasetLayout) -> list[ShardTask]:
-    """The tasks of ``files`` (``(split, index, count)``), their records from ``table`` (:data:`PLAN_SCHEMA`
-    rows of at least those files, in file order), written under ``layout``."""
-    tasks = []
-    for split, index, count in files:
-        mine = pc.and_(pc.equal(table["split"], split), pc.equal(table["shard"], index))
-        tasks.append(ShardTask(split, index, count, layout.shard(split, index, count), PlanRecords(table.filter(mine))))
-    return tasks
+def shard_tasks(plan_records: str, files: Sequence[tuple[str, int, int, int]], layout: DatasetLayout) -> list[ShardTask]:
+    """The tasks of ``files`` (``(split, index, count, file number)``) of the local :data:`PLAN_SCHEMA`
+    Parquet file ``plan_records``, written under ``layout``."""
+    numbers = [number for *_, number in files]
+    counts = pq.read_table(plan_records, columns=["file"], filters=[("file", "in", numbers)])["file"].value_counts()
+    planned = dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
+    return [ShardTask(split, index, count, layout.shard(split, index, count), plan_records, number, planned.get(number, 0))
+            for split, index, count, number in files]
 
 
 _state: dict[str, Any] = {}
@@ -268,15 +282,15 @@ def write_shard(task: ShardTask) -> ShardResult:
     try:
         options = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=GZIP_LEVEL)
         with tf.io.TFRecordWriter(tmp, options) as writer:
-            for first in range(0, len(task.records), WRITE_BATCH):
-                batch = task.records[first:first + WRITE_BATCH]
+            records = task.records()
+            for first in range(0, len(records), WRITE_BATCH):
+                batch = records[first:first + WRITE_BATCH]
                 images = [_stored_image(record, settings, result.rejects) for record in batch]
                 kept = [(record, image) for record, image in zip(batch, images, strict=True) if image is not None]
                 vectors = [embedder.vector(record.title).tolist() for record, _ in kept]
                 for (record, image), vector in zip(kept, vectors, strict=True):
                     writer.write(record.serialize(serializer, image, vector))
                     result.records += 1
-                    result.product_ids.append(record.product_id)
                     for level, (label, reason) in enumerate(zip(record.labels, record.other_reasons, strict=True)):
                         result.class_counts[level][label] += 1
                         if reason is not None:
@@ -315,20 +329,24 @@ def write_shards(tasks: Sequence[ShardTask], settings: WriterSettings, workers: 
     Returns:
         Results in task order.
     """
-    bar = tqdm(total=sum(len(t.records) for t in tasks), unit="rec", desc="tfrecords", disable=not progress)
+    bar = tqdm(total=sum(t.planned for t in tasks), unit="rec", desc="tfrecords", disable=not progress)
     results: dict[int, ShardResult] = {}
     with bar:
         if workers <= 1 or len(tasks) <= 1:
             init_worker(settings)
             for i, task in enumerate(tasks):
                 results[i] = write_shard(task)
-                bar.update(len(task.records))
+                bar.update(task.planned)
         else:
+            # A fresh writer per file: a long-lived writer grew by ~4 KB per record it wrote (about
+            # half of it the title-vector cache, the rest untraced heap), so a pod's memory grew
+            # with the catalog. A process forked from the preloaded server starts in milliseconds.
             with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=_writer_context(),
-                                     initializer=init_worker, initargs=(settings,)) as pool:
+                                     initializer=init_worker, initargs=(settings,),
+                                     max_tasks_per_child=1) as pool:
                 futures = {pool.submit(write_shard, task): i for i, task in enumerate(tasks)}
                 for future in as_completed(futures):
                     i = futures[future]
                     results[i] = future.result()
-                    bar.update(len(tasks[i].records))
+                    bar.update(tasks[i].planned)
     return [results[i] for i in range(len(tasks))]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import shutil
 from pathlib import Path
 
@@ -9,9 +10,10 @@ import pytest
 
 from ecom_kfp import uri
 from ecom_kfp.contracts.digests import verify_tree
-from ecom_kfp.contracts.layouts import BuildPieceLayout, DatasetLayout
+from ecom_kfp.contracts.layouts import BuildPieceLayout, BuildPlanLayout, DatasetLayout
 from ecom_kfp.tfrecord_build import run
 from ecom_kfp.tfrecord_build.merge import MergeError
+from ecom_kfp.tfrecord_build.writer import shard_tasks
 from tests.tfrecord_build.helpers import DedupeOutput, shard_records, small_config
 
 
@@ -92,3 +94,19 @@ def test_a_write_piece_refuses_text_models_the_plan_did_not_record(fanned_out, t
     (changed / "text" / "doc2vec_inference.json").write_text('{"window": 5}')
     with pytest.raises(DigestError, match="doc2vec_inference.json"):
         run(small_config("", str(tmp_path / "piece"), step="write", plan=str(changed), num_shards=2))
+
+
+def test_shard_tasks_carry_no_records_and_each_reads_its_own_file(fanned_out, tmp_path: Path) -> None:
+    """The process handing out tasks holds no rows: a task names its plan file and file number, and the
+    writer reads that file's rows (the old tasks carried them, a catalog's worth in the piece's main process)."""
+    plan_dir, _, plan_report, _ = fanned_out
+    counts = plan_report.files
+    files = [(split, index, counts[split]) for split in ("train", "val", "test") for index in range(counts[split])]
+    tasks = shard_tasks(BuildPlanLayout(plan_dir).records, [(*f, n) for n, f in enumerate(files)],
+                        DatasetLayout(str(tmp_path)))
+    assert sum(t.planned for t in tasks) == plan_report.planned_records
+    for task in tasks:
+        assert len(pickle.dumps(task)) < 1024  # what crosses to a writer process
+        records = task.records()
+        assert len(records) == task.planned
+        assert all(r.product_id for r in records[:task.planned])
