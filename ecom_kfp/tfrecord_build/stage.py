@@ -17,6 +17,7 @@ fewer than ``min_class_count`` records when its images fail; ``manifest.json`` c
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -60,8 +61,15 @@ def _plan_in_own_process(config: TFRecordBuildConfig) -> PlanReport:
     (even after ``malloc_trim``): at 176k products the process handing out shard files held ~400 MB
     through the write, ~85 MB once the plan ran in a process of its own, for ~1 s of start-up.
     """
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"), initializer=_log_to_stderr,
+                             initargs=(logging.getLogger().level,)) as pool:
         return pool.submit(plan, config).result()
+
+
+def _log_to_stderr(level: int) -> None:
+    """Log at the parent's level to standard error, which a quiet terminal has pointed at its log
+    file: a spawned process starts without the parent's handlers and would drop INFO (gensim's)."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def run_component(metrics: Any, **settings: Any) -> None:
