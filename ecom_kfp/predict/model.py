@@ -6,7 +6,8 @@ Three forms are accepted (:func:`open_model`):
   whose files are verified against its ``digests.json`` before anything reads them, as evaluate and
   push do (:func:`~ecom_kfp.contracts.digests.verify_model`): a SavedModel runs its own graph;
 - a pushed serving version (``<serving>/<name>/<version>/``: ``saved_model.pb`` at the root and
-  ``assets.extra/labels/``, see :mod:`ecom_kfp.push.payload`);
+  ``assets.extra/labels/``, see :mod:`ecom_kfp.push.payload`), whose files are verified against the
+  record push wrote beside it (:func:`ecom_kfp.push.serving.verify_version`);
 - a registry reference, ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``: the version's verified
   serving copy when push recorded one, else its registered artifacts, downloaded (a train output
   with its ``digests.json``, verified like one).
@@ -27,6 +28,7 @@ from ecom_kfp.contracts.layouts import ModelLayout
 from ecom_kfp.contracts.serving import Thresholds
 from ecom_kfp.evaluate.baseline import MODELS_SCHEME, RegistryRef, find_version, registry_client
 from ecom_kfp.push.payload import EXTRA
+from ecom_kfp.push.serving import verify_version
 
 KIND_TRAIN = "train output"
 KIND_SERVING = "serving version"
@@ -72,11 +74,12 @@ class ModelFiles:
 
 
 def model_files(root: str, description: str = "", kind: str = "", thresholds_file: str = "") -> ModelFiles:
-    """The files of a train output (verified against its digests) or a serving version at ``root``.
+    """The files of a train output or a serving version at ``root``, verified against their digests.
 
     Raises:
         FileNotFoundError: ``root`` is neither (the message names ``--model``).
-        DigestError: a train output without ``digests.json``, or whose loaded files differ from it.
+        DigestError: a train output without ``digests.json`` or a serving version without push's record,
+            or one whose files differ from it.
     """
     layout = ModelLayout(root)
     if uri.exists(uri.join(layout.saved_model, "saved_model.pb")):
@@ -84,6 +87,7 @@ def model_files(root: str, description: str = "", kind: str = "", thresholds_fil
         files = ModelFiles(description or root, kind or KIND_TRAIN, layout.saved_model, layout.labels,
                            layout.manifest, thresholds_file)
     elif uri.exists(uri.join(root, "saved_model.pb")):
+        verify_version(root)
         files = ModelFiles(description or root, kind or KIND_SERVING, root, uri.join(root, EXTRA, "labels"),
                            uri.join(root, EXTRA, "dataset_manifest.json"), thresholds_file)
     else:

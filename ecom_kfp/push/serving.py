@@ -5,6 +5,8 @@ Layout under the serving root (local directory or ``gs://`` prefix)::
     <serving_uri>/<name>/<version>/...           the payload (see :mod:`ecom_kfp.push.payload`)
     <serving_uri>/<name>/latest                  JSON pointer: version, uri, content_sha256
     <serving_uri>/<name>/.pending/<version>.json claim of a copy in progress: version, content_sha256
+    <serving_uri>/<name>/.versions/<version>.json  record of a verified copy: version, content_sha256,
+                                                 files (relative path -> SHA-256)
 
 Every file is written under a temporary name and renamed (a ``gs://`` upload appears only once
 complete), from bytes whose SHA-256 was checked against the payload at the moment of copying.
@@ -15,6 +17,10 @@ other content without our claim (e.g. a registry that was reset and hands out ve
 the serving bucket already used) stops the push with :class:`ServingConflictError`: published
 versions are never overwritten. ``latest`` is written once, after every file has been read back
 and matched by size and SHA-256, so a half-copied version is never ``latest``.
+
+The record of a verified copy lives outside the version directory (TF Serving ignores dot
+directories), and a consumer that loads a version (predict) checks every file against it first
+(:func:`verify_version`): a file changed or added in the bucket after the push is refused.
 """
 
 from __future__ import annotations
@@ -28,12 +34,14 @@ from dataclasses import dataclass
 from tqdm import tqdm
 
 from ecom_kfp import uri
+from ecom_kfp.contracts.digests import DigestError, verify_tree
 from ecom_kfp.push.payload import ServingPayload
 from ecom_kfp.settings import ConfigError
 
 log = logging.getLogger(__name__)
 LATEST = "latest"
 PENDING = ".pending"
+RECORDS = ".versions"
 #: The temporary name :func:`ecom_kfp.uri.write_bytes` writes a local file under before renaming it;
 #: a push killed mid-write leaves one behind.
 _TEMPORARY = re.compile(r"\..+\.[0-9a-f]{32}\.tmp")
@@ -100,6 +108,29 @@ def claim_uri(serving_uri: str, name: str, version: str) -> str:
     return uri.join(serving_uri, name, PENDING, f"{version}.json")
 
 
+def record_uri(version_root: str) -> str:
+    """``<serving_uri>/<name>/.versions/<version>.json`` of the version directory ``version_root``."""
+    parent, version = version_root.rstrip("/").rsplit("/", 1)
+    return uri.join(parent, RECORDS, f"{version}.json")
+
+
+def verify_version(version_root: str, flag: str = "--model") -> None:
+    """Check every file of a pushed version against the record push wrote when it verified the copy.
+
+    Raises:
+        DigestError: no record, or a file missing, added or changed since the push (named in the message).
+    """
+    what = f"{flag} {version_root}"
+    record = record_uri(version_root)
+    if not uri.exists(record):
+        raise DigestError(f"{what}: no record of its files at {record} (pushed by an older ecom-kfp, or not by "
+                          "push?); refusing to load a SavedModel whose content nobody recorded: push it again")
+    files = uri.read_json(record).get("files")
+    # Every top-level entry present or recorded, so a file added anywhere in the version is caught.
+    parts = {rel.split("/", 1)[0] for rel in [*uri.relative_files(version_root), *(files or {})]}
+    verify_tree(version_root, files, sorted(parts), what)
+
+
 def check_writable(serving_uri: str, name: str) -> None:
     """Write and delete a probe under ``<serving_uri>/<name>/``, so a push fails before it registers anything.
 
@@ -160,6 +191,8 @@ def publish(payload: ServingPayload, serving_uri: str, name: str, version: str) 
     files, size, extra = verify(payload, target)
     if extra:
         log.warning("%s holds %d file(s) not in the model: %s", target, len(extra), extra[:5])
+    uri.write_json(record_uri(target), {"version": str(version), "content_sha256": payload.content_sha256,
+                                        "files": {f.relative: f.sha256 for f in payload.files}})
     return PublishResult(target, copied, kept, replaced, extra, files, size)
 
 

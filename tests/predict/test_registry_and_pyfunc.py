@@ -16,7 +16,7 @@ import pytest
 
 from ecom_kfp import uri
 from ecom_kfp.contracts import registry
-from ecom_kfp.contracts.digests import write_model_digests
+from ecom_kfp.contracts.digests import DigestError, write_model_digests
 from ecom_kfp.contracts.layouts import ModelLayout, PredictionLayout
 from ecom_kfp.evaluate.baseline import registry_client
 from ecom_kfp.evaluate.config import EvaluateConfig
@@ -24,6 +24,7 @@ from ecom_kfp.evaluate.stage import run as evaluate
 from ecom_kfp.predict import PredictConfig, run
 from ecom_kfp.predict.model import KIND_REGISTRY, KIND_SERVING, KIND_TRAIN
 from ecom_kfp.push.config import PushConfig
+from ecom_kfp.push.serving import record_uri
 from ecom_kfp.push.stage import run as push
 from ecom_kfp.testing.servers import LOOPBACK, free_port, stop_process, wait_http
 from tests.predict.helpers import THRESHOLDS
@@ -71,6 +72,35 @@ def test_every_model_reference_gives_the_same_predictions(mlflow, pushed, predic
         assert rows == expected
     with pytest.raises(FileNotFoundError, match="not found in the registry"):
         _predict(catalog, f"models:/{name}@nobody", tmp_path / "missing", mlflow.tracking_uri)
+
+
+def _flip_a_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(("tamper", "message"), [
+    (lambda version: _flip_a_byte(version / "saved_model.pb"), "saved_model.pb has SHA-256"),
+    (lambda version: (version / "assets.extra" / "labels" / "level_1.txt").write_text("Bags\n"),
+     "assets.extra/labels/level_1.txt has SHA-256"),
+    (lambda version: (version / "assets.extra" / "notes.txt").write_text("x"),
+     "assets.extra/notes.txt is not among the files its producer recorded"),
+    (lambda version: (version / "variables" / "variables.index").unlink(), "variables/variables.index is recorded but"),
+    (lambda version: os.remove(record_uri(str(version))), "no record of its files"),
+])
+def test_a_serving_version_changed_after_its_push_is_refused(pushed, catalog, tmp_path, tamper, message):
+    """A pushed version is checked against push's record beside it, named directly or through the registry."""
+    _, versions = pushed
+    served = versions["served"].serving_uri
+    name_dir = tmp_path / "serving" / "name"
+    shutil.copytree(os.path.dirname(served), name_dir)
+    version = name_dir / os.path.basename(served)
+    _predict(catalog, str(version), tmp_path / "untouched")  # the copy as pushed scores
+    tamper(version)
+    with pytest.raises(DigestError, match=message):
+        _predict(catalog, str(version), tmp_path / "tampered")
+    assert not (tmp_path / "tampered").exists()
 
 
 def _products(catalog, ids):

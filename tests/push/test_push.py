@@ -12,7 +12,7 @@ from ecom_kfp.evaluate.config import EvaluateConfig, GateConfig
 from ecom_kfp.evaluate.stage import run as evaluate
 from ecom_kfp.push.config import PushConfig
 from ecom_kfp.push.payload import ServingPayload
-from ecom_kfp.push.serving import ServingConflictError, read_latest
+from ecom_kfp.push.serving import ServingConflictError, read_latest, record_uri, verify_version
 from ecom_kfp.push.stage import NotBlessedError, run
 from ecom_kfp.testing import tiny_classifier as tiny
 
@@ -46,6 +46,10 @@ def test_push_registers_publishes_and_is_idempotent(mlflow, good_model, tiny_dat
     assert uri.read_text(uri.join(target, "assets.extra", "labels", "thresholds.json")) == uri.read_text(thresholds)
     assert read_latest(serving, name) == {"name": name, "version": "1", "uri": target,
                                           "content_sha256": payload.content_sha256}
+    # the record of the verified copy, outside the version directory, that predict checks the copy against
+    assert uri.read_json(record_uri(target)) == {"version": "1", "content_sha256": payload.content_sha256,
+                                                 "files": {f.relative: f.sha256 for f in payload.files}}
+    verify_version(target)
     client = registry_client(mlflow.tracking_uri)
     version = client.get_model_version_by_alias(name, "champion")
     metrics = uri.read_json(uri.join(evaluation, "metrics.json"))
