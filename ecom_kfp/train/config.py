@@ -79,6 +79,9 @@ class TrainConfig:
     max_title_tokens: int = setting(32, metavar="N", help="title pieces (and word hashes) kept per product")
     title_word_buckets: int = setting(32768, metavar="N",
                                       help="hash buckets of the whole-word and word-bigram title embedding; 0 = off")
+    title_char_buckets: int = setting(0, metavar="N",
+                                      help="hash buckets of the title's character 2-4-gram embedding (n-grams within "
+                                           "words, like sklearn's char_wb); 0 = off")
     embedding_dim: int = setting(64, metavar="N", help="piece embedding size when Doc2Vec has no piece vectors")
     hidden_units: int = setting(256, metavar="N", help="width of the fused dense layer")
     dropout: float = setting(0.3, help="dropout before the heads")
@@ -153,6 +156,7 @@ class TrainConfig:
             (not self.image_head_weight or self.inputs == "fused", "--image-head-weight", self.image_head_weight,
              f"needs --inputs fused, got {self.inputs}"),
             (self.title_word_buckets >= 0, "--title-word-buckets", self.title_word_buckets, "must be >= 0 (0 = off)"),
+            (self.title_char_buckets >= 0, "--title-char-buckets", self.title_char_buckets, "must be >= 0 (0 = off)"),
             (self.warmup_epochs >= 0, "--warmup-epochs", self.warmup_epochs, "must be >= 0"),
             (self.weight_decay >= 0, "--weight-decay", self.weight_decay, "must be >= 0"),
             (self.freeze_backbone_epochs >= 0, "--freeze-backbone-epochs", self.freeze_backbone_epochs,
