@@ -13,7 +13,8 @@ Besides accuracy the JSON holds, per fold and aggregated: the tail slice (level-
 fewer than 5 training products in the fold), where the image changes the title's answer (fused
 vs title-only, and a late fusion of the title-only and image-only models whose image weight is
 chosen on the other folds), and expected calibration error per level before and after
-temperature scaling (the temperature fitted on the other folds' predictions).
+temperature scaling (the temperature fitted on the other folds' predictions). With the title model
+and the baseline, it also holds the mean of their probabilities (``title+baseline``), for information.
 
 Everything is cached under ``--work`` (a dataset per fold, a model and its test predictions per
 fold and setting), so models trained by separate runs (``--models title`` now, ``--models fused``

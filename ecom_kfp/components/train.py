@@ -20,7 +20,7 @@ from ecom_kfp.train.config import TrainConfig
 def train_op(dataset: Input[Dataset], model: Output[Model], metrics: Output[Metrics], preset: str = "cpu-small",
              backbone: str = "", inputs: str = "fused", epochs: int = 0, batch_size: int = 0,
              learning_rate: float = 0.0, image_size: int = 0, level_weights: List[float] = [1.0, 1.0, 3.0],  # noqa: B006
-             business_value_weights: bool = False, title_word_buckets: int = 32768, title_char_buckets: int = 0,
+             business_value_weights: bool = False, title_word_buckets: int = 32768, title_char_buckets: int = 65536,
              dropout: float = 0.3, title_dropout: float = 0.0, image_head_weight: float = 0.0, weight_decay: float = 0.05,
              label_smoothing: float = 0.1, ema_momentum: float = 0.99, augment: bool = True,
              fit_on_val: bool = False, weights: str = "", freeze_backbone_epochs: int = 0, precision: str = "auto",

@@ -26,8 +26,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 PAD_ID = 0
-#: Character n-gram lengths of :meth:`TitleTokenizer.char_ids` (sklearn's ``char_wb`` 2-4, the
-#: TF-IDF baseline's, which wins level-3 classes whose names are parts of words).
+#: Character n-gram lengths of :meth:`TitleTokenizer.char_ids`: the TF-IDF baseline's ``char_wb`` 2-4
+#: (3-5 measured the same level-3 accuracy on myntra-dev, at more training time: benchmarks/README.md).
 CHAR_NGRAMS = (2, 4)
 #: Character n-grams kept per title. 2-4-grams number about 3 per character; on myntra-dev's
 #: 5,249 titles the median is 87, the 99.9th percentile 177 and the longest 195, so 192 keeps
