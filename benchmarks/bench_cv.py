@@ -22,7 +22,7 @@ later) are aggregated by a later run with ``--models title,fused,...``.
 
 Usage: ``python benchmarks/bench_cv.py [--folds 5] [--only-folds 0,1] [--epochs 18]
 [--image-epochs 8] [--models fused,title,image,baseline] [--min-class-count 1] [--logit-adjustment 0]
-[--title-char-buckets 0]``
+[--title-char-buckets 0] [--seed 0]``
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ MODES = ("fused", "title", "image")
 #: Reported for information only: the mean of the title model's and the baseline's probabilities.
 AVERAGE, AVERAGED = "title+baseline", ("title", "baseline")
 #: Settings added after models were cached: off (0) leaves them out of the cache key.
-LATER_SETTINGS = ("title_char_buckets",)
+LATER_SETTINGS = ("title_char_buckets", "seed")
 
 
 def products_table(work: Path, products: str, limit: int) -> tuple[str, dict[str, tuple[str, ...]]]:
@@ -130,7 +130,7 @@ def model_settings(args: argparse.Namespace, mode: str) -> dict:
             "logit_adjustment": args.logit_adjustment, "fit_on_val": True,
             "image_head_weight": args.image_head_weight if mode == "fused" else 0.0,
             "weights": args.weights if image else "", "freeze_backbone_epochs": args.freeze_backbone_epochs if image else 0,
-            "title_char_buckets": args.title_char_buckets if mode != "image" else 0}
+            "title_char_buckets": args.title_char_buckets if mode != "image" else 0, "seed": args.seed}
 
 
 def cache_key(settings: dict) -> str:
@@ -395,6 +395,7 @@ def main() -> None:
     parser.add_argument("--image-head-weight", type=float, default=0.0, help="fused model's image-only heads' loss weight")
     parser.add_argument("--title-char-buckets", type=int, default=TITLE_CHAR_BUCKETS,
                         help="character n-gram hash buckets, 0 = off")
+    parser.add_argument("--seed", type=int, default=0, help="training seed of our models (repeats measure training noise)")
     parser.add_argument("--baseline-c", type=float, default=20.0, help="baseline's inverse regularisation")
     args = parser.parse_args()
 

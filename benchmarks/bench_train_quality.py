@@ -41,8 +41,9 @@ EMA_MOMENTUM = 0.99
 LABEL_SMOOTHING = 0.1
 LEVEL_WEIGHTS = "1,1,3"
 TITLE_WORD_BUCKETS = 32768
-#: Character 2-4-gram buckets: bench_cv.py measured +0.11 +- 0.37 points of level 3 (5 folds, paired),
-#: +3.5 points on the rare-class tail, at twice the title model's training time (benchmarks/README.md).
+#: Character 2-4-gram buckets: bench_cv.py measured +0.10 +- 0.24 points of level 3 and +2.5 points on
+#: the rare-class tail (5 folds paired, mean of two seeds), at about twice the title model's training
+#: time (benchmarks/README.md).
 TITLE_CHAR_BUCKETS = 65536
 
 
