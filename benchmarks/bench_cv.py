@@ -13,14 +13,16 @@ Besides accuracy the JSON holds, per fold and aggregated: the tail slice (level-
 fewer than 5 training products in the fold), where the image changes the title's answer (fused
 vs title-only, and a late fusion of the title-only and image-only models whose image weight is
 chosen on the other folds), and expected calibration error per level before and after
-temperature scaling (the temperature fitted on the other folds' predictions).
+temperature scaling (the temperature fitted on the other folds' predictions). With the title model
+and the baseline, it also holds the mean of their probabilities (``title+baseline``), for information.
 
 Everything is cached under ``--work`` (a dataset per fold, a model and its test predictions per
 fold and setting), so models trained by separate runs (``--models title`` now, ``--models fused``
 later) are aggregated by a later run with ``--models title,fused,...``.
 
 Usage: ``python benchmarks/bench_cv.py [--folds 5] [--only-folds 0,1] [--epochs 18]
-[--image-epochs 8] [--models fused,title,image,baseline] [--min-class-count 1] [--logit-adjustment 0]``
+[--image-epochs 8] [--models fused,title,image,baseline] [--min-class-count 1] [--logit-adjustment 0]
+[--title-char-buckets 0] [--seed 0]``
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from bench_train_quality import (
     LABEL_SMOOTHING,
     LEARNING_RATE,
     LEVEL_WEIGHTS,
+    TITLE_CHAR_BUCKETS,
     TITLE_WORD_BUCKETS,
     WEIGHT_DECAY,
 )
@@ -60,6 +63,10 @@ FUSION_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
 TEMPERATURES = tuple(float(t) for t in np.exp(np.linspace(math.log(0.25), math.log(4.0), 81)))
 ECE_BINS = 15
 MODES = ("fused", "title", "image")
+#: Reported for information only: the mean of the title model's and the baseline's probabilities.
+AVERAGE, AVERAGED = "title+baseline", ("title", "baseline")
+#: Settings added after models were cached: off (0) leaves them out of the cache key.
+LATER_SETTINGS = ("title_char_buckets", "seed")
 
 
 def products_table(work: Path, products: str, limit: int) -> tuple[str, dict[str, tuple[str, ...]]]:
@@ -122,7 +129,15 @@ def model_settings(args: argparse.Namespace, mode: str) -> dict:
             "title_word_buckets": TITLE_WORD_BUCKETS if mode != "image" else 0,
             "logit_adjustment": args.logit_adjustment, "fit_on_val": True,
             "image_head_weight": args.image_head_weight if mode == "fused" else 0.0,
-            "weights": args.weights if image else "", "freeze_backbone_epochs": args.freeze_backbone_epochs if image else 0}
+            "weights": args.weights if image else "", "freeze_backbone_epochs": args.freeze_backbone_epochs if image else 0,
+            "title_char_buckets": args.title_char_buckets if mode != "image" else 0, "seed": args.seed}
+
+
+def cache_key(settings: dict) -> str:
+    """The model's cache directory suffix; settings added later count only when on, so models
+    cached before they existed keep their key."""
+    keyed = {name: value for name, value in settings.items() if value or name not in LATER_SETTINGS}
+    return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def train_and_predict(data, out: Path, settings: dict) -> dict:
@@ -243,6 +258,19 @@ class Fold:
         self.models[mode] = {"probabilities": {k: predictions[f"level_{k}"][rows] for k in range(1, LEVELS + 1)},
                              "classes": {k: np.asarray(classes[k - 1]) for k in range(1, LEVELS + 1)},
                              "seconds": float(predictions["seconds"])}
+
+    def add_average(self, mode: str, members: tuple[str, ...]) -> None:
+        """Add ``mode``: the mean of ``members``' probabilities over the union of their class names
+        (a class a member lacks gets probability 0 from it); its time is the members' sum."""
+        probabilities, classes = {}, {}
+        for k in range(1, LEVELS + 1):
+            classes[k] = np.array(sorted({name for m in members for name in self.models[m]["classes"][k].tolist()}))
+            total = np.zeros((len(self.ids), len(classes[k])))
+            for m in members:
+                total[:, np.searchsorted(classes[k], self.models[m]["classes"][k])] += self.models[m]["probabilities"][k]
+            probabilities[k] = total / len(members)
+        self.models[mode] = {"probabilities": probabilities, "classes": classes,
+                             "seconds": sum(self.models[m]["seconds"] for m in members)}
 
     def predicted(self, mode: str, probabilities: dict | None = None) -> dict[int, np.ndarray]:
         model = self.models[mode]
@@ -365,6 +393,9 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help="base learning rate")
     parser.add_argument("--logit-adjustment", type=float, default=0.0, help="tail loss strength, 0 = off")
     parser.add_argument("--image-head-weight", type=float, default=0.0, help="fused model's image-only heads' loss weight")
+    parser.add_argument("--title-char-buckets", type=int, default=TITLE_CHAR_BUCKETS,
+                        help="character n-gram hash buckets, 0 = off")
+    parser.add_argument("--seed", type=int, default=0, help="training seed of our models (repeats measure training noise)")
     parser.add_argument("--baseline-c", type=float, default=20.0, help="baseline's inverse regularisation")
     args = parser.parse_args()
 
@@ -375,6 +406,7 @@ def main() -> None:
     indices = [int(i) for i in args.only_folds.split(",")] if args.only_folds else list(range(args.folds))
     root = work / f"k{args.folds}-s{args.image_size}-m{args.min_class_count}-n{args.limit or 'all'}"
     settings = {mode: model_settings(args, mode) for mode in modes if mode in MODES}
+    averaged = set(AVERAGED) <= set(modes)
     folds = []
     for index in indices:
         data = fold_dataset(products, root / f"fold-{index}" / "data", args, index)
@@ -390,11 +422,12 @@ def main() -> None:
                 with np.load(cached) as predictions:
                     fold.add(mode, dict(predictions), [predictions[f"classes_{k}"].tolist() for k in range(1, LEVELS + 1)])
                 continue
-            key = hashlib.sha256(json.dumps(settings[mode], sort_keys=True).encode()).hexdigest()[:10]
-            out = root / f"fold-{index}" / f"{mode}-{key}"
+            out = root / f"fold-{index}" / f"{mode}-{cache_key(settings[mode])}"
             out.mkdir(parents=True, exist_ok=True)
             (out / "settings.json").write_text(json.dumps(settings[mode], indent=1))
             fold.add(mode, train_and_predict(data, out, settings[mode]), classes)
+        if averaged:
+            fold.add_average(AVERAGE, AVERAGED)
         folds.append(fold)
     print(json.dumps({"benchmark": "cv_quality", "folds": args.folds, "fold_indices": indices,
                       "products": products, "image_size": args.image_size, "min_class_count": args.min_class_count,
@@ -402,7 +435,7 @@ def main() -> None:
                       "baseline": {"features": "tfidf word 1-2 + char_wb 2-4", "C": args.baseline_c},
                       "goals": {"level_2": 0.985, "level_3": 0.955, "fused_minus_baseline_level_3": 0.01,
                                 "image_level_3": 0.85, "train_seconds": 1800},
-                      **evaluate_folds(folds, modes)}, indent=1))
+                      **evaluate_folds(folds, modes + [AVERAGE] * averaged)}, indent=1))
 
 
 if __name__ == "__main__":

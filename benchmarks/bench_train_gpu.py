@@ -42,17 +42,21 @@ TITLE_TOKENS = 32
 VOCABULARY = 8000
 
 
-def synthetic_batches(batch_size: int, image_size: int, word_buckets: int):
+def synthetic_batches(batch_size: int, image_size: int, word_buckets: int, char_buckets: int):
     """One batch shaped as the input pipeline delivers it, repeated (host memory, copied each step)."""
     import numpy as np
     import tensorflow as tf
 
     from ecom_kfp.contracts import serving
+    from ecom_kfp.train.text import MAX_CHAR_GRAMS
 
     rng = np.random.default_rng(0)
     x = {serving.MODEL_IMAGE_INPUT: rng.integers(0, 256, (batch_size, image_size, image_size, 3), dtype=np.uint8),
-         serving.MODEL_TITLE_INPUT: rng.integers(1, VOCABULARY, (batch_size, TITLE_TOKENS), dtype=np.int32),
-         serving.MODEL_TITLE_WORDS_INPUT: rng.integers(1, word_buckets + 1, (batch_size, TITLE_TOKENS), dtype=np.int32)}
+         serving.MODEL_TITLE_INPUT: rng.integers(1, VOCABULARY, (batch_size, TITLE_TOKENS), dtype=np.int32)}
+    for name, buckets, length in ((serving.MODEL_TITLE_WORDS_INPUT, word_buckets, TITLE_TOKENS),
+                                  (serving.MODEL_TITLE_CHARS_INPUT, char_buckets, MAX_CHAR_GRAMS)):
+        if buckets:
+            x[name] = rng.integers(1, buckets + 1, (batch_size, length), dtype=np.int32)
     y = {serving.model_output(level): rng.integers(0, classes, batch_size)
          for level, classes in enumerate(LEVELS, start=1)}
     return tf.data.Dataset.from_tensors((x, y)).repeat().prefetch(2)
@@ -68,13 +72,14 @@ def images_per_second(config, workers, warmup: int, steps: int) -> float:
     with dtype_policy(resolve_policy(config.precision)):
         model = build_classifier(ModelSpec(list(LEVELS), "fused", config.backbone, config.image_size, VOCABULARY,
                                            TITLE_TOKENS, config.embedding_dim, config.hidden_units, config.dropout,
-                                           config.title_word_buckets))
+                                           config.title_word_buckets, char_buckets=config.title_char_buckets))
         prepare_train_step(model, config, workers)
         workers.broadcast_variables(model.weights)
         weights = config.level_weights_for(len(LEVELS))
         compile_classifier(model, config, {model_output(k): w for k, w in enumerate(weights, start=1)},
                            config.learning_rate)
-        batches = synthetic_batches(config.batch_size, config.image_size, config.title_word_buckets)
+        batches = synthetic_batches(config.batch_size, config.image_size, config.title_word_buckets,
+                                    config.title_char_buckets)
         model.fit(batches, steps_per_epoch=warmup, epochs=1, verbose=0)  # tracing, autotuning
         start = time.perf_counter()
         model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0)

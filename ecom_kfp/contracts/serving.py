@@ -16,7 +16,9 @@ pyfunc, an online server) applies to those outputs.
 Inside it sits the Keras model (``model.keras``), whose own inputs and outputs are named here too,
 so the input pipeline, the tokenizer, the model and the export agree: :data:`MODEL_IMAGE_INPUT`
 (``[None, S, S, 3]``, 0..255, uint8 or float), :data:`MODEL_TITLE_INPUT` and
-:data:`MODEL_TITLE_WORDS_INPUT` (int32 ``[None, max_title_tokens]``, 0 = padding), and one output
+:data:`MODEL_TITLE_WORDS_INPUT` (int32 ``[None, max_title_tokens]``, 0 = padding),
+:data:`MODEL_TITLE_CHARS_INPUT` (int32 ``[None, MAX_CHAR_GRAMS]`` hashed character n-grams, 0 = padding;
+:mod:`ecom_kfp.train.text`), and one output
 per level named :func:`model_output` (float32 probabilities); a fused model in training also has
 auxiliary heads named :func:`model_image_head`, which are never served.
 """
@@ -41,6 +43,7 @@ def output_key(level: int) -> str:
 MODEL_IMAGE_INPUT = "image"
 MODEL_TITLE_INPUT = "title_tokens"
 MODEL_TITLE_WORDS_INPUT = "title_words"
+MODEL_TITLE_CHARS_INPUT = "title_chars"
 
 
 def model_output(level: int) -> str:

@@ -38,7 +38,8 @@ class TrainConfig:
 
     The regularisation defaults (dropout 0.3, weight decay 0.05, EMA 0.99, label smoothing 0.1,
     level weights 1,1,3, word buckets 32,768) are the measured best of
-    ``benchmarks/bench_train_quality.py``; see :mod:`ecom_kfp.train.presets` for the rest.
+    ``benchmarks/bench_train_quality.py``, the 65,536 character n-gram buckets that of
+    ``benchmarks/bench_cv.py``; see :mod:`ecom_kfp.train.presets` for the rest.
     """
 
     data: str = setting(metavar="URI", help="URI of a tfrecord-build output (local path or gs://)")
@@ -79,6 +80,10 @@ class TrainConfig:
     max_title_tokens: int = setting(32, metavar="N", help="title pieces (and word hashes) kept per product")
     title_word_buckets: int = setting(32768, metavar="N",
                                       help="hash buckets of the whole-word and word-bigram title embedding; 0 = off")
+    title_char_buckets: int = setting(65536, metavar="N",
+                                      help="hash buckets of the title's character 2-4-gram embedding (n-grams within "
+                                           "words, like sklearn's char_wb); 0 = off, which halves a title-only model's "
+                                           "training time")
     embedding_dim: int = setting(64, metavar="N", help="piece embedding size when Doc2Vec has no piece vectors")
     hidden_units: int = setting(256, metavar="N", help="width of the fused dense layer")
     dropout: float = setting(0.3, help="dropout before the heads")
@@ -153,6 +158,7 @@ class TrainConfig:
             (not self.image_head_weight or self.inputs == "fused", "--image-head-weight", self.image_head_weight,
              f"needs --inputs fused, got {self.inputs}"),
             (self.title_word_buckets >= 0, "--title-word-buckets", self.title_word_buckets, "must be >= 0 (0 = off)"),
+            (self.title_char_buckets >= 0, "--title-char-buckets", self.title_char_buckets, "must be >= 0 (0 = off)"),
             (self.warmup_epochs >= 0, "--warmup-epochs", self.warmup_epochs, "must be >= 0"),
             (self.weight_decay >= 0, "--weight-decay", self.weight_decay, "must be >= 0"),
             (self.freeze_backbone_epochs >= 0, "--freeze-backbone-epochs", self.freeze_backbone_epochs,

@@ -23,12 +23,13 @@ import numpy as np
 import tensorflow as tf
 
 from ecom_kfp.contracts.serving import MODEL_IMAGE_INPUT as IMAGE_INPUT
+from ecom_kfp.contracts.serving import MODEL_TITLE_CHARS_INPUT as TITLE_CHARS_INPUT
 from ecom_kfp.contracts.serving import MODEL_TITLE_INPUT as TITLE_INPUT
 from ecom_kfp.contracts.serving import MODEL_TITLE_WORDS_INPUT as TITLE_WORDS_INPUT
 from ecom_kfp.contracts.serving import model_image_head as image_head_name
 from ecom_kfp.contracts.serving import model_output as output_name
 from ecom_kfp.train.backbones import build_backbone
-from ecom_kfp.train.text import PAD_ID
+from ecom_kfp.train.text import MAX_CHAR_GRAMS, PAD_ID
 
 GradientReducer = Callable[[list[tf.Tensor]], list[tf.Tensor]]
 #: ``(images, step) -> images``, run on each training batch (e.g. :class:`~ecom_kfp.train.augment.FlipShift`).
@@ -36,6 +37,7 @@ Augmentation = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 BACKBONE_LAYER = "backbone"
 EMBEDDING_LAYER = "title_embedding"
 WORD_EMBEDDING_LAYER = "title_word_embedding"
+CHAR_EMBEDDING_LAYER = "title_char_embedding"
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class ModelSpec:
         hidden_units: Width of the fused dense layer.
         dropout: Dropout before the heads.
         word_buckets: Hash buckets of the word/bigram input ``title_words``; 0 = no such input.
+        char_buckets: Hash buckets of the character n-gram input ``title_chars``; 0 = no such input.
         title_dropout: In a fused model, the share of training examples whose whole title
             branch is zeroed, so the image branch must learn to classify alone.
         image_heads: In a fused model, add one auxiliary softmax head per level on the image
@@ -69,6 +72,7 @@ class ModelSpec:
     hidden_units: int = 256
     dropout: float = 0.2
     word_buckets: int = 0
+    char_buckets: int = 0
     title_dropout: float = 0.0
     image_heads: bool = False
 
@@ -169,6 +173,8 @@ def build_classifier(spec: ModelSpec, embeddings: np.ndarray | None = None) -> P
     inputs = {IMAGE_INPUT: image, TITLE_INPUT: tokens}
     if spec.word_buckets:
         inputs[TITLE_WORDS_INPUT] = keras.Input((spec.max_title_tokens,), dtype="int32", name=TITLE_WORDS_INPUT)
+    if spec.char_buckets:
+        inputs[TITLE_CHARS_INPUT] = keras.Input((MAX_CHAR_GRAMS,), dtype="int32", name=TITLE_CHARS_INPUT)
     branches = []
     auxiliary = {}
     if spec.inputs in ("fused", "image"):
@@ -183,7 +189,7 @@ def build_classifier(spec: ModelSpec, embeddings: np.ndarray | None = None) -> P
                 classes, activation="softmax", dtype="float32", name=image_head_name(level))(branches[0])
                 for level, classes in enumerate(spec.num_classes, start=1)}
     if spec.inputs in ("fused", "title"):
-        title = _title_branch(tokens, inputs.get(TITLE_WORDS_INPUT), spec)
+        title = _title_branch(inputs, spec)
         if spec.inputs == "fused" and spec.title_dropout:
             # Modality dropout: titles fit the training set within a few epochs, after which the
             # image branch gets almost no gradient; hiding the title from some examples keeps
@@ -205,10 +211,11 @@ def build_classifier(spec: ModelSpec, embeddings: np.ndarray | None = None) -> P
     return model
 
 
-def _title_branch(tokens: keras.KerasTensor, words: keras.KerasTensor | None, spec: ModelSpec) -> keras.KerasTensor:
+def _title_branch(inputs: dict[str, keras.KerasTensor], spec: ModelSpec) -> keras.KerasTensor:
     """Masked mean of piece embeddings (bag of pieces) plus max-pooled bigram/trigram filters,
-    plus the masked mean of word/bigram hash embeddings (a fastText-style bag of n-grams) when
-    ``words`` is given."""
+    plus the masked means of the word/bigram and the character n-gram hash embeddings (fastText-style
+    bags of n-grams) when the model has those inputs."""
+    tokens = inputs[TITLE_INPUT]
     embedded = keras.layers.Embedding(spec.vocab_size, spec.embedding_dim, name=EMBEDDING_LAYER)(tokens)
     # An explicit mask (not mask_zero) so the mean skips padding while the convolution, which
     # cannot take a mask, does not warn about dropping one.
@@ -216,10 +223,11 @@ def _title_branch(tokens: keras.KerasTensor, words: keras.KerasTensor | None, sp
     grams = keras.layers.Conv1D(2 * spec.embedding_dim, 3, padding="same", activation="relu", name="title_ngrams")(embedded)
     peak = keras.layers.GlobalMaxPooling1D(name="title_max")(grams)
     parts = [mean, peak]
-    if words is not None:
-        word_vectors = keras.layers.Embedding(spec.word_buckets + 1, spec.embedding_dim, name=WORD_EMBEDDING_LAYER)(words)
-        parts.append(keras.layers.GlobalAveragePooling1D(name="title_word_mean")(
-            word_vectors, mask=_mean_mask(words)))
+    for name, buckets, layer, pooled in ((TITLE_WORDS_INPUT, spec.word_buckets, WORD_EMBEDDING_LAYER, "title_word_mean"),
+                                         (TITLE_CHARS_INPUT, spec.char_buckets, CHAR_EMBEDDING_LAYER, "title_char_mean")):
+        if name in inputs:
+            vectors = keras.layers.Embedding(buckets + 1, spec.embedding_dim, name=layer)(inputs[name])
+            parts.append(keras.layers.GlobalAveragePooling1D(name=pooled)(vectors, mask=_mean_mask(inputs[name])))
     return keras.layers.Concatenate(name="title_features")(parts)
 
 

@@ -4,8 +4,8 @@ A preset fills the settings a run leaves unset (``--backbone ''``, ``--image-siz
 ``--epochs 0``, ``--batch-size 0``, ``--learning-rate 0``, which is what the CLI, the component and
 the pipeline default to); any value given explicitly wins. The other settings' defaults on
 :class:`~ecom_kfp.train.config.TrainConfig` (dropout 0.3, level weights 1,1,3, 32,768 title word
-buckets, weight decay 0.05, weight EMA 0.99, label smoothing 0.1) are the ones measured best on
-myntra-dev and apply under every preset.
+buckets, 65,536 title character n-gram buckets, weight decay 0.05, weight EMA 0.99, label smoothing
+0.1) are the ones measured best on myntra-dev and apply under every preset.
 
 - ``cpu-small``: the settings ``benchmarks/bench_train_quality.py`` measured best on 2 CPU cores
   (small-cnn at 64 px, batch 32, learning rate 3e-3, 18 epochs); laptops, CI and the demo.

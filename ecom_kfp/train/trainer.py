@@ -56,8 +56,9 @@ def load(config: TrainConfig) -> TrainingInputs:
         DatasetError: ``--data`` is not a usable tfrecord-build output.
     """
     data = TrainingData.load(config.data)
-    tokenizer = TitleTokenizer(data.layout.spm_model, config.max_title_tokens,
-                               config.title_word_buckets if config.inputs != "image" else 0)
+    title = config.inputs != "image"
+    tokenizer = TitleTokenizer(data.layout.spm_model, config.max_title_tokens, config.title_word_buckets if title else 0,
+                               config.title_char_buckets if title else 0)
     embeddings, from_doc2vec = (None, 0) if config.inputs == "image" else piece_embeddings(
         data.layout, config.embedding_dim, config.seed)
     return TrainingInputs(data, tokenizer, embeddings, from_doc2vec, config.level_weights_for(data.spec.num_levels))
@@ -82,7 +83,8 @@ def build_or_resume(config: TrainConfig, inputs: TrainingInputs, workers: Worker
                      max_title_tokens=config.max_title_tokens,
                      embedding_dim=embeddings.shape[1] if embeddings is not None else config.embedding_dim,
                      hidden_units=config.hidden_units, dropout=config.dropout,
-                     word_buckets=inputs.tokenizer.word_buckets, title_dropout=config.title_dropout,
+                     word_buckets=inputs.tokenizer.word_buckets, char_buckets=inputs.tokenizer.char_buckets,
+                     title_dropout=config.title_dropout,
                      image_heads=config.image_head_weight > 0)
     model = build_classifier(spec, embeddings)
     if config.weights:

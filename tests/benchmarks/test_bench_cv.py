@@ -23,7 +23,7 @@ def test_cv_benchmark_tests_every_product_once_on_identical_folds(tmp_path: Path
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     models = result["models"]
-    assert set(models) == {"title", "image", "baseline"}
+    assert set(models) == {"title", "image", "baseline", "title+baseline"}  # the last: mean of two probabilities
     for model in models.values():
         assert [f["fold"] for f in model["per_fold"]] == [0, 1]
         assert sum(f["products"] for f in model["per_fold"]) == 60  # each product tested exactly once

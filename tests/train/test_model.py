@@ -16,6 +16,7 @@ from ecom_kfp.train.model import (
     plain_functional,
     set_backbone_trainable,
 )
+from ecom_kfp.train.text import MAX_CHAR_GRAMS
 
 CLASSES = [3, 5, 7]
 
@@ -78,14 +79,23 @@ def test_plain_functional_round_trips_through_model_keras(tmp_path) -> None:
     np.testing.assert_allclose(np.asarray(loaded(_inputs(16))["level_2"]), np.asarray(model(_inputs(16))["level_2"]), rtol=1e-5)
 
 
-def test_word_hash_input_changes_the_prediction_and_its_padding_is_ignored() -> None:
-    spec = ModelSpec(CLASSES, "title", "small-cnn", 16, vocab_size=20, max_title_tokens=8, embedding_dim=4, word_buckets=50)
+def _hashed(ids: list[int], length: int) -> np.ndarray:
+    """Two titles' hash ids, 0-padded to ``length``: ``ids`` and a lone 3."""
+    return np.array([ids + [0] * (length - len(ids)), [3] + [0] * (length - 1)], np.int32)
+
+
+@pytest.mark.parametrize("name", ["words", "chars"])
+def test_hash_inputs_change_the_prediction_and_their_padding_is_ignored(name: str) -> None:
+    spec = ModelSpec(CLASSES, "title", "small-cnn", 16, vocab_size=20, max_title_tokens=8, embedding_dim=4, word_buckets=50,
+                     char_buckets=60)
     model = build_classifier(spec)
-    x = {**_inputs(16), "title_words": np.array([[7, 11, 0, 0, 0, 0, 0, 0], [3] + [0] * 7], np.int32)}
-    mean = keras.Model(model.inputs, model.get_layer("title_word_mean").output)
-    table = model.get_layer("title_word_embedding").get_weights()[0]
+    length = 8 if name == "words" else MAX_CHAR_GRAMS
+    x = {**_inputs(16), "title_words": _hashed([5], 8), "title_chars": _hashed([9], MAX_CHAR_GRAMS),
+         f"title_{name}": _hashed([7, 11], length)}
+    mean = keras.Model(model.inputs, model.get_layer(f"title_{name[:-1]}_mean").output)
+    table = model.get_layer(f"title_{name[:-1]}_embedding").get_weights()[0]
     np.testing.assert_allclose(np.asarray(mean(x))[0], table[[7, 11]].mean(axis=0), rtol=1e-5)
-    other = {**x, "title_words": np.array([[8, 12, 0, 0, 0, 0, 0, 0], [3] + [0] * 7], np.int32)}
+    other = {**x, f"title_{name}": _hashed([8, 12], length)}
     assert not np.allclose(np.asarray(model(x)["level_3"])[0], np.asarray(model(other)["level_3"])[0])
 
 
@@ -100,8 +110,10 @@ def test_smoothed_crossentropy_matches_the_one_hot_formula() -> None:
 
 
 def test_a_title_without_tokens_still_gets_finite_probabilities(tmp_path) -> None:
-    spec = ModelSpec(CLASSES, "title", "small-cnn", 16, vocab_size=20, max_title_tokens=8, embedding_dim=4, word_buckets=50)
-    empty = {**_inputs(16), "title_tokens": np.zeros((2, 8), np.int32), "title_words": np.zeros((2, 8), np.int32)}
+    spec = ModelSpec(CLASSES, "title", "small-cnn", 16, vocab_size=20, max_title_tokens=8, embedding_dim=4, word_buckets=50,
+                     char_buckets=60)
+    empty = {**_inputs(16), "title_tokens": np.zeros((2, 8), np.int32), "title_words": np.zeros((2, 8), np.int32),
+             "title_chars": np.zeros((2, MAX_CHAR_GRAMS), np.int32)}
     path = tmp_path / "model.keras"
     plain_functional(build_classifier(spec), len(CLASSES)).save(path)
     probs = np.asarray(keras.models.load_model(path)(empty)["level_3"])

@@ -21,8 +21,8 @@ def test_the_default_is_the_measured_cpu_small_run() -> None:
     config = TrainConfig(data="d", out="o")
     assert (config.preset, config.backbone, config.image_size, config.epochs, config.batch_size,
             config.learning_rate) == ("cpu-small", "small-cnn", 64, 18, 32, 3e-3)
-    measured = dict(dropout=0.3, level_weights=[1.0, 1.0, 3.0], title_word_buckets=32768, weight_decay=0.05,
-                    ema_momentum=0.99, label_smoothing=0.1)
+    measured = dict(dropout=0.3, level_weights=[1.0, 1.0, 3.0], title_word_buckets=32768, title_char_buckets=65536,
+                    weight_decay=0.05, ema_momentum=0.99, label_smoothing=0.1)
     assert {name: getattr(config, name) for name in measured} == measured
     assert _cli_config() == config
 

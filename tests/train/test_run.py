@@ -25,9 +25,10 @@ from ecom_kfp.train.data import DatasetError
 from tests.train.helpers import SPLIT_SIZES
 
 EPOCHS = 3
-#: The module's trained model also exercises the word-hash title input, weight EMA, smoothing and
-#: auxiliary image heads.
+#: The module's trained model also exercises the word- and character-hash title inputs, weight EMA,
+#: smoothing and auxiliary image heads.
 WORD_BUCKETS = 64
+CHAR_BUCKETS = 128
 
 
 def _config(data: str, out: Path, **overrides) -> TrainConfig:
@@ -40,7 +41,8 @@ def _config(data: str, out: Path, **overrides) -> TrainConfig:
 def trained(tiny_dataset: DatasetLayout, mlflow: MlflowServer, tmp_path_factory: pytest.TempPathFactory) -> TrainReport:
     out = tmp_path_factory.mktemp("train") / "model"
     return run(_config(tiny_dataset.root, out, mlflow_tracking_uri=mlflow.tracking_uri, experiment_name="train-test",
-                       title_word_buckets=WORD_BUCKETS, ema_momentum=0.9, label_smoothing=0.1, image_head_weight=0.5))
+                       title_word_buckets=WORD_BUCKETS, title_char_buckets=CHAR_BUCKETS, ema_momentum=0.9,
+                       label_smoothing=0.1, image_head_weight=0.5))
 
 
 def test_run_writes_the_model_layout(trained: TrainReport) -> None:
@@ -118,7 +120,7 @@ def test_saved_model_serves_raw_jpeg_bytes_and_titles_in_a_fresh_process(trained
 
     # The same prediction through model.keras and the training-time preprocessing.
     model = keras.models.load_model(layout.keras_model)
-    tokenizer = TitleTokenizer(DatasetLayout(trained.data).spm_model, 32, WORD_BUCKETS)
+    tokenizer = TitleTokenizer(DatasetLayout(trained.data).spm_model, 32, WORD_BUCKETS, CHAR_BUCKETS)
     images = tf.stack([decode_and_resize(tf.constant(Path(p).read_bytes()), trained.image_size) for p in paths])
     expected = model({"image": images, **tokenizer.model_inputs(tf.constant(titles))})
     for k in (1, 2, 3):
@@ -205,6 +207,7 @@ def test_config_rejects_values_naming_the_flag() -> None:
         (dict(inputs="title", image_head_weight=0.5), "--image-head-weight=0.5: needs --inputs fused, got title"),
         (dict(inputs="image", title_dropout=0.3), "--title-dropout=0.3: needs --inputs fused, got image"),
         (dict(title_word_buckets=-1), "--title-word-buckets=-1: must be >= 0"),
+        (dict(title_char_buckets=-1), "--title-char-buckets=-1: must be >= 0"),
         (dict(precision="float64"), "--precision='float64': choose from auto, float32"),
         (dict(launcher="slurm"), "--launcher='slurm': choose from local, horovodrun, mpijob"),
         (dict(preset="tpu"), "--preset='tpu': choose from cpu-small, gpu"),

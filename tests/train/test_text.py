@@ -1,4 +1,5 @@
-"""The in-graph title tokenizer (SentencePiece ids plus hashed whole words and word bigrams), and the
+"""The in-graph title tokenizer (SentencePiece ids plus hashed whole words, word bigrams and character
+n-grams), and the
 piece vectors that initialise its embedding: data only, verified, never unpickled."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from ecom_kfp.contracts.digests import tree_digests
 from ecom_kfp.contracts.layouts import DatasetLayout
 from ecom_kfp.tfrecord_build.text import PieceVectors, PieceVectorsError, sentencepiece_processor
 from ecom_kfp.train.data import DatasetError, TrainingData
-from ecom_kfp.train.text import TitleTokenizer, piece_embeddings
+from ecom_kfp.train.text import MAX_CHAR_GRAMS, TitleTokenizer, piece_embeddings
 
 
 def test_word_ids_hash_words_then_bigrams_ignoring_case_and_punctuation(tiny_dataset: DatasetLayout) -> None:
@@ -28,10 +29,26 @@ def test_word_ids_hash_words_then_bigrams_ignoring_case_and_punctuation(tiny_dat
     assert ids.dtype == np.int32 and (ids[3] > 0).all()  # 5 words + 4 bigrams, cut to 6
 
 
-def test_model_inputs_add_word_ids_only_when_enabled(tiny_dataset: DatasetLayout) -> None:
+def test_char_ids_hash_2_to_4_grams_of_space_padded_words_ignoring_case_and_punctuation(
+        tiny_dataset: DatasetLayout) -> None:
+    tokenizer = TitleTokenizer(tiny_dataset.spm_model, max_tokens=6, char_buckets=1000)
+    ids = tokenizer.char_ids(tf.constant(["Tee-SHIRT", "tee shirt!", "", "x " * 200])).numpy()
+    grams = [" t", "te", "ee", "e ", " te", "tee", "ee ", " tee", "tee ",
+             " s", "sh", "hi", "ir", "rt", "t ", " sh", "shi", "hir", "irt", "rt ", " shi", "shir", "hirt", "irt "]
+    buckets = tf.strings.to_hash_bucket_fast(grams, 1000).numpy() + 1
+    assert ids.shape == (4, MAX_CHAR_GRAMS) and ids.dtype == np.int32
+    np.testing.assert_array_equal(ids[0, : len(grams)], buckets)
+    assert not ids[0, len(grams):].any()
+    np.testing.assert_array_equal(ids[1], ids[0])
+    assert not ids[2].any()
+    assert (ids[3] > 0).all()  # 200 words of 3 grams each, cut to MAX_CHAR_GRAMS
+
+
+def test_model_inputs_add_hash_ids_only_when_enabled(tiny_dataset: DatasetLayout) -> None:
     titles = tf.constant(["Navy Blue Shirt"])
     assert set(TitleTokenizer(tiny_dataset.spm_model, 8).model_inputs(titles)) == {"title_tokens"}
     assert set(TitleTokenizer(tiny_dataset.spm_model, 8, 16).model_inputs(titles)) == {"title_tokens", "title_words"}
+    assert set(TitleTokenizer(tiny_dataset.spm_model, 8, 0, 16).model_inputs(titles)) == {"title_tokens", "title_chars"}
 
 
 class _WritesAFile:
