@@ -39,17 +39,18 @@ class ScratchDb:
 
 
 class SeenIds:
-    """The product ids seen so far, for ``duplicate_product_id``."""
+    """The keys seen so far: product ids for ``duplicate_product_id`` (or, in table ``name``, other names)."""
 
-    def __init__(self, db: ScratchDb):
+    def __init__(self, db: ScratchDb, name: str = "ids"):
         self._db = db.connection
-        self._db.execute("CREATE TABLE ids (id BLOB PRIMARY KEY) WITHOUT ROWID")
+        # ``name`` is one of this package's constants, never input.
+        self._db.execute(f"CREATE TABLE {name} (id BLOB PRIMARY KEY) WITHOUT ROWID")
+        self._insert = f"INSERT OR IGNORE INTO {name} VALUES (?)"
 
-    def add(self, product_id: str) -> bool:
-        """Remember ``product_id``; False when it was seen before."""
+    def add(self, key: str) -> bool:
+        """Remember ``key``; False when it was seen before."""
         # Bytes compare exactly, and any str encodes (sqlite3 refuses a str with a lone surrogate).
-        key = product_id.encode("utf-8", "surrogatepass")
-        return self._db.execute("INSERT OR IGNORE INTO ids VALUES (?)", (key,)).rowcount == 1
+        return self._db.execute(self._insert, (key.encode("utf-8", "surrogatepass"),)).rowcount == 1
 
 
 class Outcomes:

@@ -324,17 +324,6 @@ def _ingest(config: IngestConfig, store: ImageStore, tables: str, report: Ingest
     return stream
 
 
-def publish(out: str, *, products: pa.Table, rejects: pa.Table, report: IngestCounts, timings: Timings) -> None:
-    """Write the tables and ``report.json`` of an ingest output as one commit (see :mod:`ecom_kfp.commit`)."""
-    with staged_commit(out) as staging:
-        staged = IngestLayout(staging)
-        with timings.phase("write"):
-            uri.write_parquet(rejects, staged.rejects)
-            uri.write_parquet(products, staged.products)
-        report.set_timings(timings)
-        write_report(report, staging)
-
-
 def run(config: IngestConfig) -> IngestReport:
     """Ingest one shard of a catalog into ``config.out``.
 
