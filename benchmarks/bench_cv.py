@@ -59,10 +59,19 @@ LEVELS = 3
 TAIL = 5
 #: Image weights tried for late fusion, ``log p(title) + w log p(image)``.
 FUSION_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
+#: Gates tried for late fusion: the image is used only where the title model's level-3 confidence
+#: is under the gate (1.0 = everywhere).
+FUSION_GATES = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0)
 #: Temperatures tried when fitting temperature scaling.
 TEMPERATURES = tuple(float(t) for t in np.exp(np.linspace(math.log(0.25), math.log(4.0), 81)))
 ECE_BINS = 15
 MODES = ("fused", "title", "image")
+#: Not a trained model: logistic regression on frozen ImageNet EfficientNet-Lite0 features (how much
+#: the pictures say at ``--probe-image-size`` without any fine-tuning).
+PROBE = "image-probe"
+#: The image models a late fusion with the title model is reported for.
+IMAGE_MODES = ("image", PROBE)
+PROBE_C = 0.05
 #: Reported for information only: the mean of the title model's and the baseline's probabilities.
 AVERAGE, AVERAGED = "title+baseline", ("title", "baseline")
 #: Settings added after models were cached: off (0) leaves them out of the cache key.
@@ -70,7 +79,7 @@ LATER_SETTINGS = ("title_char_buckets", "seed")
 
 
 def products_table(work: Path, products: str, limit: int) -> tuple[str, dict[str, tuple[str, ...]]]:
-    """The build's input and every product's true category path.
+    """The build's input (a dedupe output) and every product's true category path.
 
     Without ``products``, myntra-dev's ``styles.csv`` (products whose image exists, the first
     ``limit`` when given) with exact image duplicates (same bytes) in one group, as dedupe's
@@ -198,6 +207,61 @@ def baseline_predictions(data, paths: dict[str, tuple[str, ...]], args: argparse
     return result
 
 
+def probe_features(work: Path, products: str, size: int) -> dict[str, np.ndarray]:
+    """Every product's frozen ImageNet EfficientNet-Lite0 feature vector (1,280 floats) at ``size``
+    px (padded like the build), computed once and cached under ``work``."""
+    cached = work / f"probe-features-{hashlib.sha256(products.encode()).hexdigest()[:10]}-{size}.npz"
+    if not cached.exists():
+        import io
+
+        from PIL import Image
+
+        from ecom_kfp.contracts.features import resize_pil
+        from ecom_kfp.train.backbones import build_backbone
+        from ecom_kfp.train.pretrained import load_lite0_imagenet
+
+        table = uri.read_parquet(DedupeLayout(products).products if not products.endswith(".parquet") else products,
+                                 columns=["product_id", "image_uri"]).to_pylist()
+        backbone = build_backbone("efficientnet-lite0", size)
+        load_lite0_imagenet(backbone)
+        vectors = []
+        for start in range(0, len(table), 128):
+            batch = [resize_pil(Image.open(io.BytesIO(uri.read_bytes(row["image_uri"]))).convert("RGB"), size, "pad")
+                     for row in table[start:start + 128]]
+            vectors.append(backbone.predict(np.stack([np.asarray(i, dtype=np.float32) for i in batch]), verbose=0))
+        np.savez(cached, ids=np.array([row["product_id"] for row in table]), x=np.concatenate(vectors))
+    with np.load(cached) as stored:
+        return dict(zip(stored["ids"].tolist(), stored["x"], strict=True))
+
+
+def probe_predictions(data, paths: dict[str, tuple[str, ...]], vectors: dict[str, np.ndarray],
+                      classes: list[list[str]]) -> dict:
+    """Image-only predictions of the fold's test split by a logistic regression per level on the
+    frozen features of its fit splits, in the fold's vocabularies (so it fuses with our models)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    start = time.perf_counter()
+    fit_ids, _ = read_records(data, ("train", "val"))
+    test_ids, _ = read_records(data, ("test",))
+    fit_x, test_x = np.stack([vectors[p] for p in fit_ids]), np.stack([vectors[p] for p in test_ids])
+    result: dict = {"ids": np.array(test_ids)}
+    for level in range(1, LEVELS + 1):
+        # Strong regularisation: 1,280 features against a few thousand products (C was not tuned).
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=PROBE_C, max_iter=300))
+        model.fit(fit_x, [class_name(paths[pid], level) or "" for pid in fit_ids])
+        column = {name: i for i, name in enumerate(classes[level - 1])}
+        fitted = model.predict_proba(test_x)
+        probabilities = np.zeros((len(test_ids), len(column)))
+        for j, name in enumerate(model.classes_):
+            if name in column:  # a class the build folded has no column of its own
+                probabilities[:, column[name]] += fitted[:, j]
+        result[f"level_{level}"] = probabilities
+    result["seconds"] = np.array(time.perf_counter() - start)
+    return result
+
+
 def names_of(predictions: dict, classes: list[list[str]]) -> dict[int, np.ndarray]:
     """Predicted class name per level."""
     return {k: np.asarray(classes[k - 1])[predictions[f"level_{k}"].argmax(axis=1)] for k in range(1, LEVELS + 1)}
@@ -286,10 +350,15 @@ class Fold:
         return np.array([index.get(name, -1) for name in self.truth[level]])
 
 
-def late_fusion(fold: Fold, weight: float) -> dict[int, np.ndarray]:
-    """Per-level ``log p(title) + weight * log p(image)`` (same vocabularies: same fold build)."""
-    return {k: np.log(np.clip(fold.models["title"]["probabilities"][k], 1e-12, 1)) +
-            weight * np.log(np.clip(fold.models["image"]["probabilities"][k], 1e-12, 1)) for k in range(1, LEVELS + 1)}
+def late_fusion(fold: Fold, weight: float, gate: float = 1.0, image: str = "image") -> dict[int, np.ndarray]:
+    """Per-level ``log p(title) + weight * log p(image)`` (same vocabularies: same fold build), the
+    image term only on products whose title model's level-3 confidence is under ``gate``: a
+    confident title is left alone, so the image can speak only where the title says little."""
+    title = fold.models["title"]["probabilities"]
+    uncertain = (title[LEVELS].max(axis=1) < gate)[:, None] if gate < 1.0 else True
+    return {k: np.log(np.clip(title[k], 1e-12, 1)) +
+            weight * uncertain * np.log(np.clip(fold.models[image]["probabilities"][k], 1e-12, 1))
+            for k in range(1, LEVELS + 1)}
 
 
 def image_changes(fold: Fold, title_correct: dict, with_image: dict) -> dict:
@@ -330,27 +399,33 @@ def evaluate_folds(folds: list[Fold], modes: list[str]) -> dict:
     if "title" in modes and "fused" in modes:
         result["fused_vs_title"] = {"per_fold": [image_changes(f, f.correct("title"), {
             "names": f.predicted("fused"), "correct": f.correct("fused")}) for f in folds]}
-    if "title" in modes and "image" in modes:
-        result["late_fusion"] = late_fusion_report(folds)
+    for image in (m for m in IMAGE_MODES if m in modes and "title" in modes):
+        suffix = "" if image == "image" else f"_{image.replace('-', '_')}"
+        result[f"late_fusion{suffix}"] = late_fusion_report(folds, image=image)
+        result[f"gated_late_fusion{suffix}"] = late_fusion_report(folds, FUSION_GATES, image=image)
     return result
 
 
-def late_fusion_report(folds: list[Fold]) -> dict:
-    """Title-only and image-only models fused late, the image weight chosen on the other folds' level 3."""
-    accuracy = {w: [float(f.correct("title", late_fusion(f, w))[LEVELS].mean()) for f in folds] for w in FUSION_WEIGHTS}
+def late_fusion_report(folds: list[Fold], gates: tuple[float, ...] = (1.0,), image: str = "image") -> dict:
+    """The title-only model and image model ``image`` fused late, the image weight (and, with
+    ``gates``, the title-confidence gate) chosen on the other folds' level 3."""
+    grid = [(w, g) for g in gates for w in FUSION_WEIGHTS]
+    accuracy = {(w, g): [float(f.correct("title", late_fusion(f, w, g, image))[LEVELS].mean()) for f in folds]
+                for w, g in grid}
     per_fold = []
     for i, fold in enumerate(folds):
         others = [j for j in range(len(folds)) if j != i] or [i]
-        weight = max(FUSION_WEIGHTS, key=lambda w: (np.mean([accuracy[w][j] for j in others]), -w))
-        fused = late_fusion(fold, weight)
+        # Ties go to the smaller weight, then to the higher gate: the least image use that scores best.
+        weight, gate = max(grid, key=lambda wg: (np.mean([accuracy[wg][j] for j in others]), -wg[0], wg[1]))
+        fused = late_fusion(fold, weight, gate, image)
         correct = fold.correct("title", fused)
-        per_fold.append({"fold": fold.index, "image_weight": weight,
+        per_fold.append({"fold": fold.index, "image_weight": weight, "gate": gate,
                          **{f"level_{k}": float(c.mean()) for k, c in correct.items()},
                          "image_changes": image_changes(fold, fold.correct("title"), {
                              "names": fold.predicted("title", fused), "correct": correct})})
-    return {"image_weights_tried": list(FUSION_WEIGHTS), "per_fold": per_fold,
+    return {"image_weights_tried": list(FUSION_WEIGHTS), "gates_tried": list(gates), "per_fold": per_fold,
             **{f"level_{k}": stats([f[f"level_{k}"] for f in per_fold]) for k in range(1, LEVELS + 1)},
-            "level_3_by_weight": {str(w): stats(v) for w, v in accuracy.items()}}
+            "level_3_by_weight_and_gate": {f"{w}@{g}": stats(v) for (w, g), v in accuracy.items()}}
 
 
 def calibration(folds: list[Fold], mode: str) -> dict:
@@ -395,6 +470,8 @@ def main() -> None:
     parser.add_argument("--image-head-weight", type=float, default=0.0, help="fused model's image-only heads' loss weight")
     parser.add_argument("--title-char-buckets", type=int, default=TITLE_CHAR_BUCKETS,
                         help="character n-gram hash buckets, 0 = off")
+    parser.add_argument("--probe-image-size", type=int, default=224,
+                        help=f"image size of {PROBE} (frozen ImageNet Lite0 features + logistic regression)")
     parser.add_argument("--seed", type=int, default=0, help="training seed of our models (repeats measure training noise)")
     parser.add_argument("--baseline-c", type=float, default=20.0, help="baseline's inverse regularisation")
     args = parser.parse_args()
@@ -415,6 +492,14 @@ def main() -> None:
         fold = Fold(index, test_ids, paths, Counter(class_name(paths[pid], LEVELS) for pid in fit_ids))
         classes = [v.classes for v in data.vocabularies]
         for mode in modes:
+            if mode == PROBE:
+                cached = root / f"fold-{index}" / f"{PROBE}-{args.probe_image_size}-predictions.npz"
+                if not cached.exists():
+                    vectors = probe_features(work, products, args.probe_image_size)
+                    np.savez(cached, **probe_predictions(data, paths, vectors, classes))
+                with np.load(cached) as predictions:
+                    fold.add(mode, dict(predictions), classes)
+                continue
             if mode == "baseline":
                 cached = root / f"fold-{index}" / "baseline-predictions.npz"
                 if not cached.exists():
@@ -433,6 +518,9 @@ def main() -> None:
                       "products": products, "image_size": args.image_size, "min_class_count": args.min_class_count,
                       "tail_threshold": TAIL, "settings": settings,
                       "baseline": {"features": "tfidf word 1-2 + char_wb 2-4", "C": args.baseline_c},
+                      **({PROBE: {"features": "frozen ImageNet EfficientNet-Lite0, average-pooled (1,280)",
+                                  "image_size": args.probe_image_size, "C": PROBE_C,
+                                  "note": "train_seconds excludes computing the features"}} if PROBE in modes else {}),
                       "goals": {"level_2": 0.985, "level_3": 0.955, "fused_minus_baseline_level_3": 0.01,
                                 "image_level_3": 0.85, "train_seconds": 1800},
                       **evaluate_folds(folds, modes + [AVERAGE] * averaged)}, indent=1))

@@ -1,5 +1,6 @@
 """Smoke test of the cross-validated quality benchmark (benchmarks/bench_cv.py) at tiny settings:
-two folds of 60 myntra-dev products, one epoch, through the real build, training and serving."""
+two folds of 60 myntra-dev products, one epoch, through the real build, training and serving, and
+the image probe (real ImageNet Lite0 weights) at 64 px; and the late fusion's gate on a made-up fold."""
 
 from __future__ import annotations
 
@@ -18,12 +19,13 @@ def test_cv_benchmark_tests_every_product_once_on_identical_folds(tmp_path: Path
     env = {**os.environ, "PYTHONPATH": str(REPO), "ECOM_KFP_SHARED_DATA": str(myntra_dir.parent)}
     done = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "bench_cv.py"), "--work", str(tmp_path), "--limit", "60",
-         "--folds", "2", "--epochs", "1", "--image-size", "32", "--models", "title,image,baseline"],
+         "--folds", "2", "--epochs", "1", "--image-size", "32", "--models", "title,image,baseline,image-probe",
+         "--probe-image-size", "64"],
         capture_output=True, text=True, env=env, check=False, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     models = result["models"]
-    assert set(models) == {"title", "image", "baseline", "title+baseline"}  # the last: mean of two probabilities
+    assert set(models) == {"title", "image", "baseline", "image-probe", "title+baseline"}  # the last: a mean
     for model in models.values():
         assert [f["fold"] for f in model["per_fold"]] == [0, 1]
         assert sum(f["products"] for f in model["per_fold"]) == 60  # each product tested exactly once
@@ -33,3 +35,40 @@ def test_cv_benchmark_tests_every_product_once_on_identical_folds(tmp_path: Path
     assert models["title"]["minus_baseline"]["level_1"]["mean"] == pytest.approx(
         models["title"]["level_1"]["mean"] - models["baseline"]["level_1"]["mean"])
     assert len(result["late_fusion"]["per_fold"]) == 2
+    assert len(result["late_fusion_image_probe"]["per_fold"]) == 2
+    assert result["image-probe"]["image_size"] == 64
+    assert {f["gate"] for f in result["gated_late_fusion"]["per_fold"]} <= set(result["gated_late_fusion"]["gates_tried"])
+    # The ungated grid is the gated grid's gate-1.0 column.
+    for name, figure in result["late_fusion"]["level_3_by_weight_and_gate"].items():
+        assert result["gated_late_fusion"]["level_3_by_weight_and_gate"][name] == figure
+
+
+def _bench_cv():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import bench_cv
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    return bench_cv
+
+
+def test_gated_late_fusion_leaves_confident_titles_alone() -> None:
+    bench_cv = _bench_cv()
+    np = pytest.importorskip("numpy")
+    paths = {"confident": ("A", "B", "X"), "unsure": ("A", "B", "Y")}
+    fold = bench_cv.Fold(0, list(paths), paths, bench_cv.Counter())
+    classes = [["A"], ["A > B"], ["A > B > X", "A > B > Y"]]
+    assert bench_cv.class_name(paths["unsure"], 3) == classes[2][1]
+
+    def model(level_3: list[list[float]]) -> dict:
+        return {"ids": np.array(list(paths)), "seconds": 1.0, "level_1": np.ones((2, 1)), "level_2": np.ones((2, 1)),
+                "level_3": np.array(level_3)}
+
+    # The title is sure of X for one product and unsure for the other; the image says Y for both.
+    fold.add("title", model([[0.9, 0.1], [0.55, 0.45]]), classes)
+    fold.add("image", model([[0.01, 0.99], [0.01, 0.99]]), classes)
+    everywhere = fold.predicted("title", bench_cv.late_fusion(fold, 1.0))[3]
+    gated = fold.predicted("title", bench_cv.late_fusion(fold, 1.0, gate=0.8))[3]
+    assert everywhere.tolist() == ["A > B > Y", "A > B > Y"]
+    assert gated.tolist() == ["A > B > X", "A > B > Y"]
+    assert fold.correct("title", bench_cv.late_fusion(fold, 1.0, gate=0.8))[3].all()
