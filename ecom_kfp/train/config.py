@@ -115,6 +115,9 @@ class TrainConfig:
                                             "under the output")
     experiment_name: str = setting("ecom-kfp", help="MLflow experiment")
     seed: int = setting(0, help="seed of initialisation, shuffling and augmentation")
+    deterministic: bool = setting(False, help="read training examples in a fixed order (slower input): with the "
+                                              "same --seed, data and machine, a run gives the same model whatever "
+                                              "the machine's load")
     resume: bool = setting(True, help="continue from the last checkpoint under --out when there is one")
 
     def __post_init__(self) -> None:

@@ -121,6 +121,8 @@ class PipelineOptions:
         world: Number of processes.
         business_value_weights: Yield business value as the sample weight.
         seed: Shuffle seed.
+        deterministic: Keep the order of parallel reads and maps when training too. Off, the
+            order follows whichever call finishes first, so it changes with the machine's load.
         image_heads: Also yield each level's label under
             :func:`~ecom_kfp.contracts.serving.model_image_head`, for a fused model's auxiliary
             image-only heads.
@@ -134,6 +136,12 @@ class PipelineOptions:
     business_value_weights: bool = False
     seed: int = 0
     image_heads: bool = False
+    deterministic: bool = False
+
+    @property
+    def in_order(self) -> bool:
+        """Whether parallel reads and maps must keep their input order."""
+        return self.deterministic or not self.training
 
 
 def steps_per_epoch(records: int, batch_size: int, world: int) -> int:
@@ -162,7 +170,7 @@ def _split_records(data: TrainingData, split: str, options: PipelineOptions) -> 
         ds = ds.shuffle(len(files), seed=options.seed, reshuffle_each_iteration=True)
     ds = ds.interleave(lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
                        cycle_length=min(len(files), 8), num_parallel_calls=tf.data.AUTOTUNE,
-                       deterministic=not options.training)
+                       deterministic=options.in_order)
     if not shard_files:
         ds = ds.shard(options.world, options.rank)
     if options.training or options.world > 1:
@@ -223,7 +231,7 @@ def make_dataset(data: TrainingData, split: str | Sequence[str], tokenizer: Titl
             return x, y, record[features.BUSINESS_VALUE]
         return x, y
 
-    return ds.map(to_model_inputs, num_parallel_calls=autotune, deterministic=not options.training).prefetch(autotune)
+    return ds.map(to_model_inputs, num_parallel_calls=autotune, deterministic=options.in_order).prefetch(autotune)
 
 
 def image_decoder(spec: features.FeatureSpec, image_size: int):

@@ -137,7 +137,7 @@ def fit(config: TrainConfig, inputs: TrainingInputs, model, workers: Workers, re
     image_heads = config.image_head_weight > 0
     options = dict(batch_size=config.batch_size, image_size=config.image_size, rank=workers.rank, world=workers.size,
                    business_value_weights=config.business_value_weights, seed=config.seed + workers.rank,
-                   image_heads=image_heads)
+                   image_heads=image_heads, deterministic=config.deterministic)
     fit_splits = config.fit_splits
     train_ds = make_dataset(data, fit_splits, inputs.tokenizer, PipelineOptions(training=True, **options))
     # With --fit-on-val nothing is held out for validation: the test split is the only check.

@@ -88,8 +88,9 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Scored, str]:
     dedupe(DedupeConfig(products_uri=products, out_uri=str(root / "dedupe"), progress=False))
     build(TFRecordBuildConfig(products=str(root / "dedupe"), out=str(root / "dataset"), image_size=IMAGE_SIZE,
                               split_fractions=SPLITS, min_class_count=3, progress=False))
+    # In input order: the flags' precision then does not depend on how loaded the machine is.
     train(TrainConfig(data=str(root / "dataset"), out=str(root / "model"), inputs="title", epochs=30,
-                      image_size=IMAGE_SIZE))
+                      image_size=IMAGE_SIZE, deterministic=True))
     evaluate(EvaluateConfig(model_uri=str(root / "model"), data_uri=str(root / "dataset"),
                             out_uri=str(root / "evaluation")))
     test = {r["product_id"].decode() for r in read_records(str(root / "dataset"))["test"]}

@@ -76,3 +76,15 @@ def test_images_arrive_decoded_as_decode_and_resize_gives_them(reading, image_si
     jpegs = data.spec.parse(record)[features.IMAGE]
     expected = tf.stack([features.decode_and_resize(jpeg, image_size, data.spec.resize_mode) for jpeg in jpegs])
     np.testing.assert_allclose(tf.cast(images, tf.float32).numpy(), expected.numpy(), atol=1e-3)
+
+
+def test_deterministic_training_reads_the_same_order_twice(reading) -> None:
+    """``--deterministic`` keeps parallel reads and maps in input order while training, so two
+    pipelines with one seed hand over the same batches (unordered ones follow the machine's load)."""
+    data, tokenizer, _, _ = reading
+    options = PipelineOptions(batch_size=BATCH, image_size=32, training=True, seed=3, deterministic=True)
+    assert options.in_order and not PipelineOptions(batch_size=BATCH, image_size=32, training=True).in_order
+    first, second = (_titles(make_dataset(data, ("train", "val"), tokenizer, options), batches=40) for _ in range(2))
+    assert first == second
+    other_seed = PipelineOptions(batch_size=BATCH, image_size=32, training=True, seed=4, deterministic=True)
+    assert _titles(make_dataset(data, ("train", "val"), tokenizer, other_seed), batches=40) != first
