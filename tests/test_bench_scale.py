@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.benchmarks import import_benchmark
+
 REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.e2e
@@ -37,17 +39,8 @@ def test_bench_scale_measures_every_stage_at_two_sizes(tmp_path: Path) -> None:
     assert not (tmp_path / "runs" / "size-120").exists()  # stage outputs are not kept without --keep
 
 
-def _bench_scale():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import bench_scale
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
-    return bench_scale
-
-
 def test_stages_must_be_a_prefix_and_goals_cover_only_measured_stages(tmp_path: Path) -> None:
-    bench_scale = _bench_scale()
+    bench_scale = import_benchmark("bench_scale")
     with pytest.raises(SystemExit) as refused:
         bench_scale.main(["--stages", "dedupe", "--work", str(tmp_path)])
     assert refused.value.code == 2

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.benchmarks import import_benchmark
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -43,17 +45,8 @@ def test_cv_benchmark_tests_every_product_once_on_identical_folds(tmp_path: Path
         assert result["gated_late_fusion"]["level_3_by_weight_and_gate"][name] == figure
 
 
-def _bench_cv():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import bench_cv
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
-    return bench_cv
-
-
 def test_gated_late_fusion_leaves_confident_titles_alone() -> None:
-    bench_cv = _bench_cv()
+    bench_cv = import_benchmark("bench_cv")
     np = pytest.importorskip("numpy")
     paths = {"confident": ("A", "B", "X"), "unsure": ("A", "B", "Y")}
     fold = bench_cv.Fold(0, list(paths), paths, bench_cv.Counter())
