@@ -33,6 +33,8 @@ import json
 import math
 import time
 from collections import Counter
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +80,19 @@ AVERAGE, AVERAGED = "title+baseline", ("title", "baseline")
 LATER_SETTINGS = ("title_char_buckets", "seed")
 
 
+def products_uri(products: str) -> str:
+    """The products table of ``products``: a dedupe output, or a Parquet file itself."""
+    return products if products.endswith(".parquet") else DedupeLayout(products).products
+
+
+def cached_predictions(path: Path, make: Callable[[], dict]) -> dict:
+    """``make()``'s predictions, saved at ``path`` the first time and read from there after."""
+    if not path.exists():
+        np.savez(path, **make())
+    with np.load(path) as stored:
+        return {name: stored[name] for name in stored.files}
+
+
 def products_table(work: Path, products: str, limit: int) -> tuple[str, dict[str, tuple[str, ...]]]:
     """The build's input (a dedupe output) and every product's true category path.
 
@@ -86,7 +101,7 @@ def products_table(work: Path, products: str, limit: int) -> tuple[str, dict[str
     exact rule groups them.
     """
     if products:
-        table = uri.read_parquet(DedupeLayout(products).products if not products.endswith(".parquet") else products)
+        table = uri.read_parquet(products_uri(products))
         rows = table.select(["product_id", "category_path"]).to_pylist()
         return products, {r["product_id"]: tuple(r["category_path"] or ()) for r in rows}
     items = myntra_products(MYNTRA, limit or 10**9)
@@ -220,8 +235,7 @@ def probe_features(work: Path, products: str, size: int) -> dict[str, np.ndarray
         from ecom_kfp.train.backbones import build_backbone
         from ecom_kfp.train.pretrained import load_lite0_imagenet
 
-        table = uri.read_parquet(DedupeLayout(products).products if not products.endswith(".parquet") else products,
-                                 columns=["product_id", "image_uri"]).to_pylist()
+        table = uri.read_parquet(products_uri(products), columns=["product_id", "image_uri"]).to_pylist()
         backbone = build_backbone("efficientnet-lite0", size)
         load_lite0_imagenet(backbone)
         vectors = []
@@ -234,17 +248,17 @@ def probe_features(work: Path, products: str, size: int) -> dict[str, np.ndarray
         return dict(zip(stored["ids"].tolist(), stored["x"], strict=True))
 
 
-def probe_predictions(data, paths: dict[str, tuple[str, ...]], vectors: dict[str, np.ndarray],
-                      classes: list[list[str]]) -> dict:
-    """Image-only predictions of the fold's test split by a logistic regression per level on the
-    frozen features of its fit splits, in the fold's vocabularies (so it fuses with our models)."""
+def probe_predictions(fit_ids: list[str], test_ids: list[str], paths: dict[str, tuple[str, ...]],
+                      features: Callable[[], dict[str, np.ndarray]], classes: list[list[str]]) -> dict:
+    """Image-only predictions of a fold's test products by a logistic regression per level on the
+    frozen features of its fit products (``features()``: every product's vector), in the fold's
+    vocabularies (so it fuses with our models)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    vectors = features()
     start = time.perf_counter()
-    fit_ids, _ = read_records(data, ("train", "val"))
-    test_ids, _ = read_records(data, ("test",))
     fit_x, test_x = np.stack([vectors[p] for p in fit_ids]), np.stack([vectors[p] for p in test_ids])
     result: dict = {"ids": np.array(test_ids)}
     for level in range(1, LEVELS + 1):
@@ -493,19 +507,16 @@ def main() -> None:
         classes = [v.classes for v in data.vocabularies]
         for mode in modes:
             if mode == PROBE:
-                cached = root / f"fold-{index}" / f"{PROBE}-{args.probe_image_size}-predictions.npz"
-                if not cached.exists():
-                    vectors = probe_features(work, products, args.probe_image_size)
-                    np.savez(cached, **probe_predictions(data, paths, vectors, classes))
-                with np.load(cached) as predictions:
-                    fold.add(mode, dict(predictions), classes)
+                predictions = cached_predictions(
+                    root / f"fold-{index}" / f"{PROBE}-{args.probe_image_size}-predictions.npz",
+                    partial(probe_predictions, fit_ids, test_ids, paths,
+                            partial(probe_features, work, products, args.probe_image_size), classes))
+                fold.add(mode, predictions, classes)
                 continue
             if mode == "baseline":
-                cached = root / f"fold-{index}" / "baseline-predictions.npz"
-                if not cached.exists():
-                    np.savez(cached, **baseline_predictions(data, paths, args))
-                with np.load(cached) as predictions:
-                    fold.add(mode, dict(predictions), [predictions[f"classes_{k}"].tolist() for k in range(1, LEVELS + 1)])
+                predictions = cached_predictions(root / f"fold-{index}" / "baseline-predictions.npz",
+                                                 partial(baseline_predictions, data, paths, args))
+                fold.add(mode, predictions, [predictions[f"classes_{k}"].tolist() for k in range(1, LEVELS + 1)])
                 continue
             out = root / f"fold-{index}" / f"{mode}-{cache_key(settings[mode])}"
             out.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.benchmarks import import_benchmark
@@ -47,7 +48,6 @@ def test_cv_benchmark_tests_every_product_once_on_identical_folds(tmp_path: Path
 
 def test_gated_late_fusion_leaves_confident_titles_alone() -> None:
     bench_cv = import_benchmark("bench_cv")
-    np = pytest.importorskip("numpy")
     paths = {"confident": ("A", "B", "X"), "unsure": ("A", "B", "Y")}
     fold = bench_cv.Fold(0, list(paths), paths, bench_cv.Counter())
     classes = [["A"], ["A > B"], ["A > B > X", "A > B > Y"]]
