@@ -1,4 +1,4 @@
-"""Precision by hardware, and a train step of every backbone under every dtype policy through the
+"""Precision by hardware, and a train step of every backbone under the dtype policies through the
 Horovod gradient averaging path (a real one-process Horovod: ``hvd.init()`` without a launcher),
 and the XLA train step with batched augmentation.
 
@@ -25,6 +25,10 @@ POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 #: gradients overflow (halving the loss scale each time), so it may need more steps than updates.
 UPDATES = 8
 MAX_STEPS = 32
+#: Backbones left out of mixed_float16: this CPU emulates float16 convolutions, so one such run costs
+#: 70-100 s against 15-25 s under the other policies. Five backbones, BatchNorm-heavy EfficientNets
+#: among them, still take the float16 path with its loss scaling; these two take the other two policies.
+SLOW_IN_FLOAT16 = {"xception", "resnet50"}
 
 
 @pytest.mark.parametrize("precision, capabilities, expected", [
@@ -81,9 +85,9 @@ def _train(backbone: str, policy: str, workers: Workers, jit: bool = False,
     return model, losses
 
 
-@pytest.mark.parametrize("policy", POLICIES)
-@pytest.mark.parametrize("backbone", BACKBONE_NAMES)
-def test_every_backbone_trains_under_every_policy(backbone: str, policy: str, horovod: Workers) -> None:
+@pytest.mark.parametrize("backbone, policy", [(b, p) for b in BACKBONE_NAMES for p in POLICIES
+                                              if not (p == "mixed_float16" and b in SLOW_IN_FLOAT16)])
+def test_every_backbone_trains_under_the_policies(backbone: str, policy: str, horovod: Workers) -> None:
     model, losses = _train(backbone, policy, horovod)
     assert np.isfinite(losses).all(), losses
     # Updates on a batch of four 32 px images are noisy (resnet50 under mixed_float16 went
