@@ -48,16 +48,19 @@ class _KfpTaskProgress(logging.Filter):
 
     def __init__(self) -> None:
         super().__init__()
-        self._started: dict[str, float] = {}
+        # A ParallelFor runs several tasks of one name at once, and the log names no iteration:
+        # the first to finish is timed from the first start.
+        self._started: dict[str, list[float]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         match = _KFP_TASK.search(_ANSI.sub("", str(record.msg)))
         if match and match["start"]:
-            self._started[match["start"]] = time.perf_counter()
+            self._started.setdefault(match["start"], []).append(time.perf_counter())
             progress(f"  {match['start'].removesuffix('-op'):<24} running")
         elif match:
-            seconds = time.perf_counter() - self._started.pop(match["end"], time.perf_counter())
-            progress(f"  {match['end'].removesuffix('-op'):<24} {match['status'].lower()} in {seconds:.1f}s")
+            starts = self._started.get(match["end"])
+            took = f" in {time.perf_counter() - starts.pop(0):.1f}s" if starts else ""
+            progress(f"  {match['end'].removesuffix('-op'):<24} {match['status'].lower()}{took}")
         return True
 
 

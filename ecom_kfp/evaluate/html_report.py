@@ -218,7 +218,8 @@ def render(*, title: str, evaluation: ModelEvaluation, analysis: Analysis, confu
 </p>{headline}{_metrics_plot(metrics)}
 <h2>Blessing checks</h2>{checks}
 <h2>Calibration</h2><p>One softmax temperature per level, fitted on the validation split (lowest negative
-log-likelihood); expected calibration error (ECE, {ECE_BINS} bins) and NLL on the test split.</p>{note}
+log-likelihood); expected calibration error (ECE, {ECE_BINS} bins) and NLL on the test split. A level whose
+validation predictions are all right keeps temperature 1: without a mistake the likelihood has no minimum.</p>{note}
 {calibration}{_reliability_plot(analysis.calibration)}
 <h2>Published thresholds (target precision {target:g})</h2><p>Per level, the lowest calibrated confidence whose
 accepted test predictions reach the target precision. Written to thresholds.json and served beside the labels.</p>

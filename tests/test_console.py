@@ -1,0 +1,34 @@
+"""The quiet terminal's one line per kfp.local task, from the log records kfp.local writes."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from ecom_kfp.console import _KfpTaskProgress
+
+
+def _record(message: str) -> logging.LogRecord:
+    return logging.LogRecord("root", logging.INFO, __file__, 0, message, None, None)
+
+
+def test_parallel_tasks_of_one_name_are_each_timed_from_a_start(capsys: pytest.CaptureFixture[str]) -> None:
+    """A ParallelFor logs two starts of 'batch-predict-op' before either finishes; each finish must
+    be timed from a start of its own (the second was once timed from nothing: "in -0.0s")."""
+    progress = _KfpTaskProgress()
+    for message in ("Executing task '\x1b[96mbatch-predict-op\x1b[0m'", "Executing task 'batch-predict-op'",
+                    "Task 'batch-predict-op' finished with status \x1b[92mSUCCESS\x1b[0m",
+                    "Task 'batch-predict-op' finished with status SUCCESS"):
+        assert progress.filter(_record(message)), "the record still reaches the log file"
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines] == [["batch-predict", "running"]] * 2 + [["batch-predict", "success"]] * 2
+    for line in lines[2:]:
+        seconds = re.fullmatch(r"\s*batch-predict\s+success in (\S+)s", line)
+        assert seconds and float(seconds[1]) >= 0 and seconds[1] != "-0.0", line
+
+
+def test_a_finish_without_a_start_says_no_duration(capsys: pytest.CaptureFixture[str]) -> None:
+    _KfpTaskProgress().filter(_record("Task 'push-op' finished with status FAILURE"))
+    assert capsys.readouterr().out.split() == ["push", "failure"]
