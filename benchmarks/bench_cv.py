@@ -23,6 +23,14 @@ later) are aggregated by a later run with ``--models title,fused,...``.
 Usage: ``python benchmarks/bench_cv.py [--folds 5] [--only-folds 0,1] [--epochs 18]
 [--image-epochs 8] [--models fused,title,image,baseline] [--min-class-count 1] [--logit-adjustment 0]
 [--title-char-buckets 0] [--seed 0]``
+
+Frozen ImageNet Lite0 features inside the trained models (``train --frozen-backbone``, issue 21):
+``--models image,fused --frozen-backbone --backbone efficientnet-lite0 --weights lite0.weights.h5
+--image-size 224`` (``python -m ecom_kfp.train.pretrained lite0.weights.h5`` writes the weights).
+Frozen models take images at ``--image-size``, the size the folds are built at: 224 builds fold
+datasets of their own (the 60x80 pictures padded to 224 px JPEGs, as the probe pads them); with
+the 64 px folds the decoder would upsample their 64 px images instead, losing the detail the
+64 px build dropped.
 """
 
 from __future__ import annotations
@@ -77,7 +85,7 @@ PROBE_C = 0.05
 #: Reported for information only: the mean of the title model's and the baseline's probabilities.
 AVERAGE, AVERAGED = "title+baseline", ("title", "baseline")
 #: Settings added after models were cached: off (0) leaves them out of the cache key.
-LATER_SETTINGS = ("title_char_buckets", "seed")
+LATER_SETTINGS = ("title_char_buckets", "seed", "frozen_backbone", "image_size")
 
 
 def products_uri(products: str) -> str:
@@ -144,6 +152,7 @@ def read_records(data, splits: tuple[str, ...]) -> tuple[list[str], list[str]]:
 def model_settings(args: argparse.Namespace, mode: str) -> dict:
     """The training settings of ``mode`` (what the cache key and the JSON name)."""
     image = mode != "title"
+    frozen = image and args.frozen_backbone
     # A title model has no backbone; the default name keeps TrainConfig valid.
     return {"inputs": mode, "backbone": args.backbone if image else "small-cnn",
             "epochs": args.image_epochs or args.epochs if image else args.epochs,
@@ -154,7 +163,9 @@ def model_settings(args: argparse.Namespace, mode: str) -> dict:
             "logit_adjustment": args.logit_adjustment, "fit_on_val": True,
             "image_head_weight": args.image_head_weight if mode == "fused" else 0.0,
             "weights": args.weights if image else "", "freeze_backbone_epochs": args.freeze_backbone_epochs if image else 0,
-            "title_char_buckets": args.title_char_buckets if mode != "image" else 0, "seed": args.seed}
+            "title_char_buckets": args.title_char_buckets if mode != "image" else 0, "seed": args.seed,
+            # Frozen models take the folds' stored size (--image-size); the others the preset's (64 px).
+            "frozen_backbone": frozen, "image_size": args.image_size if frozen else 0}
 
 
 def cache_key(settings: dict) -> str:
@@ -476,6 +487,9 @@ def main() -> None:
     parser.add_argument("--backbone", default="small-cnn", help="image backbone")
     parser.add_argument("--weights", default="", help="backbone weights to start from (.weights.h5)")
     parser.add_argument("--freeze-backbone-epochs", type=int, default=0, help="epochs the backbone stays frozen")
+    parser.add_argument("--frozen-backbone", action="store_true",
+                        help="image and fused models: train with the --weights backbone frozen, its features computed "
+                             "once per product (train --frozen-backbone), at --image-size px")
     parser.add_argument("--epochs", type=int, default=EPOCHS, help="training epochs per model")
     parser.add_argument("--image-epochs", type=int, default=0, help="epochs of the image and fused models, 0 = --epochs")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size")

@@ -23,7 +23,8 @@ def train_op(dataset: Input[Dataset], model: Output[Model], metrics: Output[Metr
              business_value_weights: bool = False, title_word_buckets: int = 32768, title_char_buckets: int = 65536,
              dropout: float = 0.3, title_dropout: float = 0.0, image_head_weight: float = 0.0, weight_decay: float = 0.05,
              label_smoothing: float = 0.1, ema_momentum: float = 0.99, augment: bool = True,
-             fit_on_val: bool = False, weights: str = "", freeze_backbone_epochs: int = 0, precision: str = "auto",
+             fit_on_val: bool = False, weights: str = "", freeze_backbone_epochs: int = 0,
+             frozen_backbone: bool = False, precision: str = "auto",
              jit_compile: bool = False, fp16_allreduce: bool = False, seed: int = 0, num_processes: int = 1,
              launcher: str = "local", mlflow_tracking_uri: str = "", experiment_name: str = "ecom-kfp"):
     from ecom_kfp.report import scalar_metrics
@@ -38,7 +39,8 @@ def train_op(dataset: Input[Dataset], model: Output[Model], metrics: Output[Metr
                          image_head_weight=image_head_weight,
                          weight_decay=weight_decay, label_smoothing=label_smoothing, ema_momentum=ema_momentum,
                          augment=augment, fit_on_val=fit_on_val, weights=weights,
-                         freeze_backbone_epochs=freeze_backbone_epochs, precision=precision, jit_compile=jit_compile,
+                         freeze_backbone_epochs=freeze_backbone_epochs, frozen_backbone=frozen_backbone,
+                         precision=precision, jit_compile=jit_compile,
                          fp16_allreduce=fp16_allreduce, seed=seed, num_processes=num_processes, launcher=launcher,
                          mlflow_tracking_uri=mlflow_tracking_uri, experiment_name=experiment_name)
     for name, value in scalar_metrics(run(config)).items():

@@ -89,17 +89,22 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 class Checkpoint(keras.callbacks.Callback):
-    """Rank 0 saves the weights, the finished epoch and the splits trained on under ``out`` after every epoch."""
+    """Rank 0 saves the weights, the finished epoch and the splits trained on under ``out`` after every epoch.
 
-    def __init__(self, out: str, fit_splits: Sequence[str]) -> None:
+    ``saved`` is the model whose weights are saved when it is not the one being fitted (with
+    ``--frozen-backbone``, the full model around the fitted part after its backbone).
+    """
+
+    def __init__(self, out: str, fit_splits: Sequence[str], saved: keras.Model | None = None) -> None:
         super().__init__()
         self.out = out
         self.fit_splits = list(fit_splits)
+        self.saved = saved
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         with tempfile.TemporaryDirectory(prefix="ecom-kfp-ckpt-") as tmp:
             local = str(Path(tmp) / "last.weights.h5")
-            self.model.save_weights(local)
+            (self.saved if self.saved is not None else self.model).save_weights(local)
             uri.copy(local, uri.join(self.out, CHECKPOINT_WEIGHTS))
         uri.write_json(uri.join(self.out, CHECKPOINT_STATE), {"epoch": epoch + 1, "fit_splits": self.fit_splits})
 

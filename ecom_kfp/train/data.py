@@ -126,6 +126,9 @@ class PipelineOptions:
         image_heads: Also yield each level's label under
             :func:`~ecom_kfp.contracts.serving.model_image_head`, for a fused model's auxiliary
             image-only heads.
+        read_once: Read this rank's share of the split exactly once, in order, even with several
+            ranks (``training`` must be False): for computing each product's backbone features
+            once (:mod:`ecom_kfp.train.frozen`), which then repeats them itself.
     """
 
     batch_size: int
@@ -137,6 +140,11 @@ class PipelineOptions:
     seed: int = 0
     image_heads: bool = False
     deterministic: bool = False
+    read_once: bool = False
+
+    def __post_init__(self) -> None:
+        if self.read_once and self.training:
+            raise ValueError("read_once reads a split once; training data repeats")
 
     @property
     def in_order(self) -> bool:
@@ -173,7 +181,7 @@ def _split_records(data: TrainingData, split: str, options: PipelineOptions) -> 
                        deterministic=options.in_order)
     if not shard_files:
         ds = ds.shard(options.world, options.rank)
-    if options.training or options.world > 1:
+    if (options.training or options.world > 1) and not options.read_once:
         ds = ds.repeat()
     return ds
 

@@ -35,6 +35,8 @@ GradientReducer = Callable[[list[tf.Tensor]], list[tf.Tensor]]
 #: ``(images, step) -> images``, run on each training batch (e.g. :class:`~ecom_kfp.train.augment.FlipShift`).
 Augmentation = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 BACKBONE_LAYER = "backbone"
+#: Input of :func:`feature_classifier`: the backbone's pooled features of each image.
+IMAGE_FEATURES_INPUT = "image_features"
 EMBEDDING_LAYER = "title_embedding"
 WORD_EMBEDDING_LAYER = "title_word_embedding"
 CHAR_EMBEDDING_LAYER = "title_char_embedding"
@@ -244,6 +246,28 @@ def plain_functional(model: keras.Model, num_levels: int) -> keras.Model:
     (auxiliary image heads dropped), loadable anywhere without this package's classes."""
     served = {output_name(level): model.get_layer(output_name(level)).output for level in range(1, num_levels + 1)}
     return keras.Model(model.input, served, name=model.name)
+
+
+def feature_classifier(model: keras.Model) -> ProductClassifier:
+    """``model`` from its backbone's output on: image features ``[F]`` (under :data:`IMAGE_FEATURES_INPUT`)
+    and the title inputs in, the same outputs out, for ``--frozen-backbone``.
+
+    It is a view of ``model``'s own graph, not a copy: every layer after the backbone (title
+    branch, fusion, shared dense, heads, auxiliary image heads) is the same object in both, so
+    training it trains ``model``, which keeps the backbone and is what gets exported. Its outputs
+    equal ``model``'s on the same products when the features are the backbone's in inference mode.
+
+    Raises:
+        ValueError: ``model`` has no image backbone (a title-only model).
+    """
+    backbone = model.get_layer(BACKBONE_LAYER)
+    # The backbone's output in ``model``'s graph (``backbone.output`` is the one inside the
+    # backbone). Keras builds a model from an intermediate tensor by giving it an Input of its
+    # own; naming the tensor names that Input's key and keeps Keras from warning about it.
+    features = backbone._inbound_nodes[0].output_tensors[0]
+    features.name = IMAGE_FEATURES_INPUT
+    inputs = {IMAGE_FEATURES_INPUT: features, **{k: v for k, v in model.input.items() if k != IMAGE_INPUT}}
+    return ProductClassifier(inputs=inputs, outputs=model.output, name=f"{model.name}_on_features")
 
 
 def set_backbone_trainable(model: keras.Model, trainable: bool) -> bool:

@@ -32,6 +32,8 @@ class TrainReport:
             when there are several, so graph tracing is not counted).
         per_rank: Each rank's examples/s, weights checksum and un-averaged last-epoch metrics.
         timings: Wall seconds per phase.
+        backbone_feature_seconds: With ``--frozen-backbone``, rank 0's one backbone pass over its
+            training (and validation) products, part of the ``fit`` timing; 0 otherwise.
     """
 
     data: str
@@ -61,6 +63,7 @@ class TrainReport:
     examples_per_second: float = 0.0
     per_rank: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    backbone_feature_seconds: float = 0.0
     stage: str = "train"
 
     @classmethod

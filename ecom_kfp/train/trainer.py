@@ -115,7 +115,8 @@ def prepare_train_step(model, config: TrainConfig, workers: Workers) -> None:
     from ecom_kfp.train.augment import FlipShift
 
     model.gradient_reducer = workers.reduce_gradients
-    if config.augment and config.inputs != "title":
+    # --frozen-backbone trains on features computed once: there are no images left to augment.
+    if config.augment and config.inputs != "title" and not config.frozen_backbone:
         model.augmentation = FlipShift(seed=config.seed + workers.rank)
     model.use_xla(config.jit_compile)
 
@@ -125,13 +126,17 @@ def fit(config: TrainConfig, inputs: TrainingInputs, model, workers: Workers, re
     """Train from ``report.resumed_from_epoch`` to ``--epochs`` (frozen backbone first when asked);
     fills the schedule and throughput fields of ``report`` and returns the Keras history.
 
+    With ``--frozen-backbone`` the backbone runs once per product before the first epoch
+    (:mod:`ecom_kfp.train.frozen`) and the epochs train the layers after it on those features;
+    ``model`` shares those layers, and its backbone, never trained, stays bit-identical.
+
     Args:
         log_metrics: ``log(metrics, epoch)`` on rank 0 (MLflow), None elsewhere.
     """
     import keras
 
     import ecom_kfp.train.callbacks as cb
-    from ecom_kfp.train.model import logit_adjustment, set_backbone_trainable
+    from ecom_kfp.train.model import feature_classifier, logit_adjustment, set_backbone_trainable
 
     data = inputs.data
     image_heads = config.image_head_weight > 0
@@ -139,10 +144,28 @@ def fit(config: TrainConfig, inputs: TrainingInputs, model, workers: Workers, re
                    business_value_weights=config.business_value_weights, seed=config.seed + workers.rank,
                    image_heads=image_heads, deterministic=config.deterministic)
     fit_splits = config.fit_splits
-    train_ds = make_dataset(data, fit_splits, inputs.tokenizer, PipelineOptions(training=True, **options))
     # With --fit-on-val nothing is held out for validation: the test split is the only check.
-    val_ds = None if "val" in fit_splits else make_dataset(data, "val", inputs.tokenizer,
-                                                            PipelineOptions(training=False, **options))
+    validate = "val" not in fit_splits
+    if config.frozen_backbone:
+        from ecom_kfp.train.frozen import extract_features, features_dataset
+
+        set_backbone_trainable(model, False)  # and so its BatchNorm layers in inference mode when evaluated
+        trained = feature_classifier(model)
+        prepare_train_step(trained, config, workers)
+        with _corrupt_shards_name_the_flag(config.data):
+            table = extract_features(model, data, fit_splits, inputs.tokenizer, PipelineOptions(training=False, **options))
+            val_table = extract_features(model, data, ["val"], inputs.tokenizer,
+                                         PipelineOptions(training=False, **options)) if validate else None
+        report.backbone_feature_seconds = table.seconds + (val_table.seconds if val_table is not None else 0.0)
+        train_ds = features_dataset(table, config.batch_size, training=True, world=workers.size,
+                                    seed=config.seed + workers.rank)
+        val_ds = None if val_table is None else features_dataset(val_table, config.batch_size, training=False,
+                                                                 world=workers.size)
+    else:
+        trained = model
+        train_ds = make_dataset(data, fit_splits, inputs.tokenizer, PipelineOptions(training=True, **options))
+        val_ds = make_dataset(data, "val", inputs.tokenizer, PipelineOptions(training=False, **options)) \
+            if validate else None
     steps = steps_per_epoch(sum(data.counts[split] for split in fit_splits), config.batch_size, workers.size)
     val_steps = None  # one process reads the validation split once
     if val_ds is not None and workers.size > 1:  # several ranks repeat it, so they need a count
@@ -164,12 +187,14 @@ def fit(config: TrainConfig, inputs: TrainingInputs, model, workers: Workers, re
     times = cb.EpochTimes()
     callbacks: list[keras.callbacks.Callback] = [sync, cb.EpochTimer(times)]
     if log_metrics is not None:
-        callbacks += [cb.Checkpoint(config.out, fit_splits), cb.EpochMetricsLogger(log_metrics)]
+        # The full model, backbone included, even when ``trained`` is its part after the backbone:
+        # a resumed run loads it like any other checkpoint.
+        callbacks += [cb.Checkpoint(config.out, fit_splits, model), cb.EpochMetricsLogger(log_metrics)]
     if config.ema_momentum:
         callbacks.append(keras.callbacks.SwapEMAWeights())
     history: dict[str, list[float]] = {}
     start = report.resumed_from_epoch
-    freeze_until = min(config.freeze_backbone_epochs, config.epochs)
+    freeze_until = config.epochs if config.frozen_backbone else min(config.freeze_backbone_epochs, config.epochs)
     with _corrupt_shards_name_the_flag(config.data):
         for first, last, frozen in ((start, freeze_until, True), (max(start, freeze_until), config.epochs, False)):
             if first >= last:
@@ -177,12 +202,15 @@ def fit(config: TrainConfig, inputs: TrainingInputs, model, workers: Workers, re
             set_backbone_trainable(model, not frozen)
             schedule = cb.WarmupCosine(config.learning_rate, peak, int(config.warmup_epochs * steps),
                                        config.epochs * steps, step_offset=first * steps)
-            compile_classifier(model, config, head_weights, schedule, adjustments)
-            fitted = model.fit(train_ds, epochs=last, initial_epoch=first, steps_per_epoch=steps,
-                               validation_data=val_ds, validation_steps=val_steps, callbacks=callbacks,
-                               verbose=2 if workers.is_chief else 0)
+            compile_classifier(trained, config, head_weights, schedule, adjustments)
+            fitted = trained.fit(train_ds, epochs=last, initial_epoch=first, steps_per_epoch=steps,
+                                 validation_data=val_ds, validation_steps=val_steps, callbacks=callbacks,
+                                 verbose=2 if workers.is_chief else 0)
             for key, values in fitted.history.items():
                 history.setdefault(key, []).extend(float(v) for v in values)
+    if trained is not model:
+        # evaluate() runs the full model on the test images; the optimizer is never used.
+        compile_classifier(model, config, head_weights, config.learning_rate, adjustments)
 
     steady = times.seconds[1:] or times.seconds
     rank_rate = steps * config.batch_size * len(steady) / sum(steady) if steady else 0.0

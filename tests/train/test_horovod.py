@@ -54,3 +54,28 @@ def test_two_horovod_processes_fit_on_train_and_val(tiny_dataset: DatasetLayout,
     ranks = sorted(report.per_rank, key=lambda r: r["rank"])
     assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
     assert not [key for key in report.final_metrics if key.startswith("val_")]
+
+
+def test_two_horovod_processes_train_on_frozen_features(tiny_dataset: DatasetLayout, tmp_path: Path) -> None:
+    """``--frozen-backbone`` under two ranks: each computes the features of its own shards, both step
+    through the same number of batches, and the backbone comes out as it was loaded."""
+    import keras
+    import numpy as np
+
+    from ecom_kfp.train.backbones import build_backbone
+    from ecom_kfp.train.model import BACKBONE_LAYER
+
+    keras.utils.set_random_seed(1)
+    backbone = build_backbone("small-cnn", 32)
+    weights = str(tmp_path / "small-cnn.weights.h5")
+    backbone.save_weights(weights)
+    out = tmp_path / "model"
+    report = run(TrainConfig(data=tiny_dataset.root, out=str(out), backbone="small-cnn", epochs=2, batch_size=8,
+                             image_size=32, num_processes=2, weights=weights, frozen_backbone=True))
+    assert report.steps_per_epoch == 96 // 16 and report.epochs_trained == 2 and report.backbone_feature_seconds > 0
+    ranks = sorted(report.per_rank, key=lambda r: r["rank"])
+    assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
+    assert ranks[0]["last_epoch_metrics"]["loss"] != ranks[1]["last_epoch_metrics"]["loss"]
+    exported = keras.models.load_model(ModelLayout(str(out)).keras_model).get_layer(BACKBONE_LAYER)
+    for after, before in zip(exported.weights, backbone.weights, strict=True):
+        assert np.array_equal(after.numpy(), before.numpy()), after.path
