@@ -25,10 +25,13 @@ POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 #: gradients overflow (halving the loss scale each time), so it may need more steps than updates.
 UPDATES = 8
 MAX_STEPS = 32
-#: Backbones left out of mixed_float16: this CPU emulates float16 convolutions, so one such run costs
-#: 70-100 s against 15-25 s under the other policies. Five backbones, BatchNorm-heavy EfficientNets
-#: among them, still take the float16 path with its loss scaling; these two take the other two policies.
-SLOW_IN_FLOAT16 = {"xception", "resnet50"}
+#: Backbone × policy runs left out, to keep the suite short. xception and resnet50 under
+#: mixed_float16: this CPU emulates float16 convolutions, so one such run costs 70-100 s against
+#: 15-25 s under the other policies; they take mixed_bfloat16 instead. The two EfficientNets under
+#: mixed_bfloat16 (35 s and 22 s): they pass under mixed_float16, which adds loss scaling and a
+#: narrow range to the same dtype plumbing, while bfloat16 keeps float32's range.
+SKIPPED = {("xception", "mixed_float16"), ("resnet50", "mixed_float16"),
+           ("efficientnetv2-b0", "mixed_bfloat16"), ("efficientnet-lite0", "mixed_bfloat16")}
 
 
 @pytest.mark.parametrize("precision, capabilities, expected", [
@@ -86,7 +89,7 @@ def _train(backbone: str, policy: str, workers: Workers, jit: bool = False,
 
 
 @pytest.mark.parametrize("backbone, policy", [(b, p) for b in BACKBONE_NAMES for p in POLICIES
-                                              if not (p == "mixed_float16" and b in SLOW_IN_FLOAT16)])
+                                              if (b, p) not in SKIPPED])
 def test_every_backbone_trains_under_the_policies(backbone: str, policy: str, horovod: Workers) -> None:
     model, losses = _train(backbone, policy, horovod)
     assert np.isfinite(losses).all(), losses
