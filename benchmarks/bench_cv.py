@@ -85,7 +85,7 @@ PROBE_C = 0.05
 #: Reported for information only: the mean of the title model's and the baseline's probabilities.
 AVERAGE, AVERAGED = "title+baseline", ("title", "baseline")
 #: Settings added after models were cached: off (0) leaves them out of the cache key.
-LATER_SETTINGS = ("title_char_buckets", "seed", "frozen_backbone", "image_size")
+LATER_SETTINGS = ("title_char_buckets", "seed", "frozen_backbone", "image_size", "title_dropout")
 
 
 def products_uri(products: str) -> str:
@@ -162,6 +162,7 @@ def model_settings(args: argparse.Namespace, mode: str) -> dict:
             "title_word_buckets": TITLE_WORD_BUCKETS if mode != "image" else 0,
             "logit_adjustment": args.logit_adjustment, "fit_on_val": True,
             "image_head_weight": args.image_head_weight if mode == "fused" else 0.0,
+            "title_dropout": args.title_dropout if mode == "fused" else 0.0,
             "weights": args.weights if image else "", "freeze_backbone_epochs": args.freeze_backbone_epochs if image else 0,
             "title_char_buckets": args.title_char_buckets if mode != "image" else 0, "seed": args.seed,
             # Frozen models take the folds' stored size (--image-size); the others the preset's (64 px).
@@ -496,6 +497,8 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help="base learning rate")
     parser.add_argument("--logit-adjustment", type=float, default=0.0, help="tail loss strength, 0 = off")
     parser.add_argument("--image-head-weight", type=float, default=0.0, help="fused model's image-only heads' loss weight")
+    parser.add_argument("--title-dropout", type=float, default=0.0,
+                        help="fused model: share of training examples whose title branch is zeroed (train --title-dropout)")
     parser.add_argument("--title-char-buckets", type=int, default=TITLE_CHAR_BUCKETS,
                         help="character n-gram hash buckets, 0 = off")
     parser.add_argument("--probe-image-size", type=int, default=224,
