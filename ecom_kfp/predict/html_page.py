@@ -4,6 +4,8 @@ confident disagreements with the catalog (the likeliest wrong catalog labels), o
 from __future__ import annotations
 
 import html
+import pathlib
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,9 +45,20 @@ def _card(sample: Sample, show_catalog: bool) -> str:
             f"{sample.confidence:.2f}{catalog}<br>{html.escape(sample.product_id)}<br>{html.escape(sample.title)}</div>")
 
 
+def browser_url(page: str) -> str:
+    """Where a browser opens ``page``: a ``gs://`` object through the Cloud console's authenticated
+    download address, a local path as ``file://``, anything else as it is."""
+    if page.startswith("gs://"):
+        return "https://storage.cloud.google.com/" + urllib.parse.quote(page[len("gs://"):])
+    if "://" not in page:
+        return pathlib.Path(page).resolve().as_uri()
+    return page
+
+
 def render(report: Any, samples: Mapping[str, Sequence[Sample]], disagreements: Sequence[Sample],
-           note: str = "") -> str:
-    """The whole page for a :class:`~ecom_kfp.predict.stage.PredictReport` (``note`` replaces the samples)."""
+           note: str = "", shard_pages: Sequence[str] = ()) -> str:
+    """The whole page for a :class:`~ecom_kfp.predict.stage.PredictReport` (``note`` and the
+    links to ``shard_pages``, the shards' own pages of a merged run, replace the samples)."""
     rows = [("products", report.input), ("scored", report.scored), ("rejected", report.rejected),
             ("accepted (confidence >= threshold)", f"{report.accepted} ({report.share_accepted:.1%})"),
             ("suspect catalog labels", f"{report.suspect} ({report.share_suspect:.1%})"),
@@ -59,6 +72,8 @@ def render(report: Any, samples: Mapping[str, Sequence[Sample]], disagreements: 
              *(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows), "</table>",
              f"<p>{html.escape(note)}</p>" if note else "<h2>Most confident disagreements with the catalog</h2>"]
     if note:
+        parts += [f"<p><a href='{html.escape(browser_url(page))}'>{html.escape(page)}</a></p>"
+                  for page in shard_pages]
         return "\n".join(parts + ["</body></html>"])
     if not disagreements:
         parts.append("<p>None.</p>")

@@ -79,6 +79,7 @@ def merge_predictions(shard_uris: list[str], out_uri: str, model_uri: str, regis
     check_accounting("predict merge", report.input, scored=report.scored, rejected=report.rejected)
     with open_model(model_uri, registry_uri) as files:
         report.drift = drift(files, report.predicted_by_level)
-    uri.write_text(out.html, render(report, {}, [], note="Samples and disagreements are on each shard's page."))
+    uri.write_text(out.html, render(report, {}, [], note="Samples and disagreements are on each shard's page:",
+                                     shard_pages=[layout.html for layout in layouts]))
     write_report(report, out_uri)
     return report

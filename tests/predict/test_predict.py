@@ -193,3 +193,12 @@ def test_reads_and_writes_gcs(predict_model, catalog, tmp_path, gcs_bucket):
     with uri.local_copy(PredictionLayout(out).predictions) as remote_predictions:
         assert pq.read_table(remote_predictions).to_pylist() == _tables(local_out)[0].to_pylist()
     assert report.rejected == len(catalog.unscorable) and uri.exists(PredictionLayout(out).html)
+
+
+def test_shard_pages_open_in_a_browser(tmp_path: Path) -> None:
+    from ecom_kfp.predict.html_page import browser_url
+
+    assert browser_url("gs://bucket/run 1/predictions.html") == \
+        "https://storage.cloud.google.com/bucket/run%201/predictions.html"
+    assert browser_url(str(tmp_path / "p.html")) == (tmp_path / "p.html").resolve().as_uri()
+    assert browser_url("https://example.test/p.html") == "https://example.test/p.html"

@@ -41,3 +41,6 @@ def test_scoring_pipeline_fans_out_over_shards_and_merges(predict_model, tmp_pat
     assert (predictions.num_rows, rejects.num_rows) == (merged["scored"], merged["rejected"])
     assert len(set(predictions.column("product_id").to_pylist())) == predictions.num_rows
     assert merged["with_catalog_category"] > 0 and set(merged["drift"]) == {"level_1", "level_2"}
+    page = (merged_dir / "predictions.html").read_text()
+    shard_pages = sorted(p / "predictions.html" for p in run_dir.rglob("predictions") if p.parent.name == "batch-predict-op")
+    assert len(shard_pages) == 2 and all(f"href='{p.resolve().as_uri()}'" in page for p in shard_pages)
