@@ -30,12 +30,14 @@ Frozen ImageNet Lite0 features inside the trained models (``train --frozen-backb
 Frozen models take images at ``--image-size``, the size the folds are built at: 224 builds fold
 datasets of their own (the 60x80 pictures padded to 224 px JPEGs, as the probe pads them); with
 the 64 px folds the decoder would upsample their 64 px images instead, losing the detail the
-64 px build dropped.
+64 px build dropped. Add ``--fusion late`` to train the fused model as one late-fusion model
+(``train --fusion late``: heads per branch, served logits added with ``--late-fusion-weight``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import math
@@ -63,8 +65,11 @@ from ecom_kfp import uri
 from ecom_kfp.contracts import features, serving
 from ecom_kfp.contracts.labels import class_name
 from ecom_kfp.contracts.layouts import DedupeLayout, ModelLayout
+from ecom_kfp.train.config import TrainConfig
 
 LEVELS = 3
+#: ``train --late-fusion-weight``'s default.
+LATE_FUSION_WEIGHT = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "late_fusion_weight")
 #: Classes with fewer training products than this form the tail slice (the build's old folding threshold).
 TAIL = 5
 #: Image weights tried for late fusion, ``log p(title) + w log p(image)``.
@@ -84,8 +89,10 @@ IMAGE_MODES = ("image", PROBE)
 PROBE_C = 0.05
 #: Reported for information only: the mean of the title model's and the baseline's probabilities.
 AVERAGE, AVERAGED = "title+baseline", ("title", "baseline")
-#: Settings added after models were cached: off (0) leaves them out of the cache key.
-LATER_SETTINGS = ("title_char_buckets", "seed", "frozen_backbone", "image_size", "title_dropout")
+#: Settings added after models were cached, with the value that leaves them out of the cache key
+#: (what models cached before them were trained with).
+LATER_SETTINGS = {"title_char_buckets": 0, "seed": 0, "frozen_backbone": False, "image_size": 0, "title_dropout": 0.0,
+                  "fusion": "joint", "late_fusion_weight": LATE_FUSION_WEIGHT}
 
 
 def products_uri(products: str) -> str:
@@ -166,20 +173,22 @@ def model_settings(args: argparse.Namespace, mode: str) -> dict:
             "weights": args.weights if image else "", "freeze_backbone_epochs": args.freeze_backbone_epochs if image else 0,
             "title_char_buckets": args.title_char_buckets if mode != "image" else 0, "seed": args.seed,
             # Frozen models take the folds' stored size (--image-size); the others the preset's (64 px).
-            "frozen_backbone": frozen, "image_size": args.image_size if frozen else 0}
+            "frozen_backbone": frozen, "image_size": args.image_size if frozen else 0,
+            "fusion": args.fusion if mode == "fused" else "joint",
+            "late_fusion_weight": args.late_fusion_weight if mode == "fused" else LATE_FUSION_WEIGHT}
 
 
 def cache_key(settings: dict) -> str:
     """The model's cache directory suffix; settings added later count only when on, so models
     cached before they existed keep their key."""
-    keyed = {name: value for name, value in settings.items() if value or name not in LATER_SETTINGS}
+    keyed = {name: value for name, value in settings.items()
+             if name not in LATER_SETTINGS or value != LATER_SETTINGS[name]}
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def train_and_predict(data, out: Path, settings: dict) -> dict:
     """Train one model with the real training stage (unless cached) and predict the fold's test split
     through its serving signature: ``{"ids", "level_k": probabilities, "seconds"}``."""
-    from ecom_kfp.train.config import TrainConfig
     from ecom_kfp.train.stage import run
 
     predictions = out / "predictions.npz"
@@ -499,6 +508,10 @@ def main() -> None:
     parser.add_argument("--image-head-weight", type=float, default=0.0, help="fused model's image-only heads' loss weight")
     parser.add_argument("--title-dropout", type=float, default=0.0,
                         help="fused model: share of training examples whose title branch is zeroed (train --title-dropout)")
+    parser.add_argument("--fusion", default="joint", choices=("joint", "late"),
+                        help="fused model: train --fusion (late = heads per branch, served logits added)")
+    parser.add_argument("--late-fusion-weight", type=float, default=LATE_FUSION_WEIGHT,
+                        help="fused model with --fusion late: the image logits' weight (train --late-fusion-weight)")
     parser.add_argument("--title-char-buckets", type=int, default=TITLE_CHAR_BUCKETS,
                         help="character n-gram hash buckets, 0 = off")
     parser.add_argument("--probe-image-size", type=int, default=224,

@@ -21,7 +21,8 @@ def train_op(dataset: Input[Dataset], model: Output[Model], metrics: Output[Metr
              backbone: str = "", inputs: str = "fused", epochs: int = 0, batch_size: int = 0,
              learning_rate: float = 0.0, image_size: int = 0, level_weights: List[float] = [1.0, 1.0, 3.0],  # noqa: B006
              business_value_weights: bool = False, title_word_buckets: int = 32768, title_char_buckets: int = 65536,
-             dropout: float = 0.3, title_dropout: float = 0.0, image_head_weight: float = 0.0, weight_decay: float = 0.05,
+             dropout: float = 0.3, title_dropout: float = 0.0, image_head_weight: float = 0.0, fusion: str = "joint",
+             late_fusion_weight: float = 0.4, weight_decay: float = 0.05,
              label_smoothing: float = 0.1, ema_momentum: float = 0.99, augment: bool = True,
              fit_on_val: bool = False, weights: str = "", freeze_backbone_epochs: int = 0,
              frozen_backbone: bool = False, precision: str = "auto",
@@ -36,7 +37,7 @@ def train_op(dataset: Input[Dataset], model: Output[Model], metrics: Output[Metr
                          learning_rate=learning_rate, image_size=image_size, level_weights=list(level_weights),
                          business_value_weights=business_value_weights, title_word_buckets=title_word_buckets,
                          title_char_buckets=title_char_buckets, dropout=dropout, title_dropout=title_dropout,
-                         image_head_weight=image_head_weight,
+                         image_head_weight=image_head_weight, fusion=fusion, late_fusion_weight=late_fusion_weight,
                          weight_decay=weight_decay, label_smoothing=label_smoothing, ema_momentum=ema_momentum,
                          augment=augment, fit_on_val=fit_on_val, weights=weights,
                          freeze_backbone_epochs=freeze_backbone_epochs, frozen_backbone=frozen_backbone,

@@ -19,8 +19,10 @@ so the input pipeline, the tokenizer, the model and the export agree: :data:`MOD
 :data:`MODEL_TITLE_WORDS_INPUT` (int32 ``[None, max_title_tokens]``, 0 = padding),
 :data:`MODEL_TITLE_CHARS_INPUT` (int32 ``[None, MAX_CHAR_GRAMS]`` hashed character n-grams, 0 = padding;
 :mod:`ecom_kfp.train.text`), and one output
-per level named :func:`model_output` (float32 probabilities); a fused model in training also has
-auxiliary heads named :func:`model_image_head`, which are never served.
+per level named :func:`model_output` (float32 probabilities). A fused model also has heads that read
+one branch alone, named :func:`model_branch_head` (:func:`model_image_head`, :func:`model_title_head`):
+auxiliary image heads in training, or, in a late-fusion model, the two branches' own classifiers
+whose logits the served heads add. They are never outputs of the signature.
 """
 
 from __future__ import annotations
@@ -51,9 +53,26 @@ def model_output(level: int) -> str:
     return f"level_{level}"
 
 
+#: The branches of a fused model that may have heads of their own.
+BRANCHES = ("image", "title")
+
+
+def model_branch_head(branch: str, level: int) -> str:
+    """Name of a fused model's head at ``level`` that reads only ``branch`` (one of :data:`BRANCHES`;
+    never served: the signature returns :func:`model_output`)."""
+    if branch not in BRANCHES:
+        raise ValueError(f"branch must be one of {', '.join(BRANCHES)}, got {branch!r}")
+    return f"{branch}_{model_output(level)}"
+
+
 def model_image_head(level: int) -> str:
-    """Name of a fused model's auxiliary image-only head at ``level`` (training only, never served)."""
-    return f"image_{model_output(level)}"
+    """Name of a fused model's image-only head at ``level`` (auxiliary, or a late-fusion branch's)."""
+    return model_branch_head("image", level)
+
+
+def model_title_head(level: int) -> str:
+    """Name of a late-fusion model's title-only head at ``level``."""
+    return model_branch_head("title", level)
 
 
 def load_signature(saved_model_dir: str):

@@ -14,11 +14,14 @@ from typing import Any
 from ecom_kfp.settings import ConfigError, require, require_given, setting
 from ecom_kfp.train.presets import DEFAULT_PRESET, PRESET_NAMES, PRESETS, UNSET
 
-__all__ = ["BACKBONE_NAMES", "ConfigError", "INPUT_MODES", "LAUNCHERS", "PRECISIONS", "TrainConfig",
+__all__ = ["BACKBONE_NAMES", "ConfigError", "FUSIONS", "INPUT_MODES", "LAUNCHERS", "PRECISIONS", "TrainConfig",
            "parse_level_weights", "training_splits"]
 
 #: Which branches feed the heads: image only, title only, or both fused.
 INPUT_MODES = ("fused", "image", "title")
+#: How a fused model combines its branches: one classifier on both branches' features (joint), or
+#: a classifier per branch whose logits are added (late; :func:`ecom_kfp.train.model.build_classifier`).
+FUSIONS = ("joint", "late")
 #: Image backbones known to :mod:`ecom_kfp.train.backbones` (kept here so validating a config
 #: does not import TensorFlow).
 BACKBONE_NAMES = ("small-cnn", "resnet-small", "mobilenetv3-small", "resnet50", "efficientnetv2-b0",
@@ -91,6 +94,15 @@ class TrainConfig:
                                              "does not see, so the image branch keeps learning")
     image_head_weight: float = setting(
         0.0, help="fused models only: loss weight of auxiliary image-only heads (training only, not served); 0 = off")
+    fusion: str = setting(
+        "joint", choices=FUSIONS,
+        help="fused models only: joint = one set of heads on the concatenated image and title features; late = "
+             "the title and the image each get heads of their own, trained by their own losses, and the served "
+             "level-k probabilities are softmax(title logits + W * image logits) (see --late-fusion-weight). On "
+             "myntra-dev late fusion with frozen ImageNet Lite0 features beat joint fusion (benchmarks/README.md)")
+    late_fusion_weight: float = setting(
+        0.4, metavar="W", help="--fusion late: weight W of the image logits against the title's (0 = serve the title "
+                               "heads alone); 0.4 was the best of 0-1 in 5-fold cross-validation on myntra-dev")
     augment: bool = setting(True, help="random flips and shifts of training images, run in the train step on the "
                                        "accelerator; ignored with --frozen-backbone, which trains on features "
                                        "computed once")
@@ -147,6 +159,7 @@ class TrainConfig:
             (self.backbone in (UNSET.backbone, *BACKBONE_NAMES), "--backbone", self.backbone,
              f"choose from {', '.join(BACKBONE_NAMES)}"),
             (self.inputs in INPUT_MODES, "--inputs", self.inputs, f"choose from {', '.join(INPUT_MODES)}"),
+            (self.fusion in FUSIONS, "--fusion", self.fusion, f"choose from {', '.join(FUSIONS)}"),
             (self.precision in PRECISIONS, "--precision", self.precision, f"choose from {', '.join(PRECISIONS)}"),
             (self.launcher in LAUNCHERS, "--launcher", self.launcher, f"choose from {', '.join(LAUNCHERS)}"),
             (self.epochs >= 0, "--epochs", self.epochs, "must be > 0 (0 = the preset's)"),
@@ -167,6 +180,15 @@ class TrainConfig:
              f"needs --inputs fused, got {self.inputs}"),
             (not self.image_head_weight or self.inputs == "fused", "--image-head-weight", self.image_head_weight,
              f"needs --inputs fused, got {self.inputs}"),
+            (self.fusion == "joint" or self.inputs == "fused", "--fusion", self.fusion,
+             f"needs --inputs fused, got {self.inputs}"),
+            (self.late_fusion_weight >= 0, "--late-fusion-weight", self.late_fusion_weight, "must be >= 0"),
+            # Late fusion's image heads are trained as a branch of their own, at the level weights.
+            (self.fusion == "joint" or not self.image_head_weight, "--image-head-weight", self.image_head_weight,
+             "must be 0 with --fusion late (its image heads are always trained)"),
+            # Its title heads never see the image, so hiding the title would only train them on nothing.
+            (self.fusion == "joint" or not self.title_dropout, "--title-dropout", self.title_dropout,
+             "must be 0 with --fusion late (the title heads read only the title)"),
             (self.title_word_buckets >= 0, "--title-word-buckets", self.title_word_buckets, "must be >= 0 (0 = off)"),
             (self.title_char_buckets >= 0, "--title-char-buckets", self.title_char_buckets, "must be >= 0 (0 = off)"),
             (self.warmup_epochs >= 0, "--warmup-epochs", self.warmup_epochs, "must be >= 0"),
@@ -185,6 +207,13 @@ class TrainConfig:
             (not self.frozen_backbone or not self.freeze_backbone_epochs, "--freeze-backbone-epochs",
              self.freeze_backbone_epochs, "must be 0 with --frozen-backbone (the backbone is frozen for every epoch)"),
         ])
+
+    @property
+    def branch_heads(self) -> tuple[str, ...]:
+        """The branches whose heads of their own are trained (:func:`~ecom_kfp.contracts.serving.model_branch_head`)."""
+        if self.inputs == "fused" and self.fusion == "late":
+            return ("image", "title")
+        return ("image",) if self.image_head_weight > 0 else ()
 
     def level_weights_for(self, num_levels: int) -> list[float]:
         """Loss weight of each of ``num_levels`` levels, level 1 first (see ``--level-weights``)."""

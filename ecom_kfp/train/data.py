@@ -123,9 +123,10 @@ class PipelineOptions:
         seed: Shuffle seed.
         deterministic: Keep the order of parallel reads and maps when training too. Off, the
             order follows whichever call finishes first, so it changes with the machine's load.
-        image_heads: Also yield each level's label under
-            :func:`~ecom_kfp.contracts.serving.model_image_head`, for a fused model's auxiliary
-            image-only heads.
+        branch_heads: Branches (:data:`~ecom_kfp.contracts.serving.BRANCHES`) whose heads of their
+            own are trained: each level's label is also yielded under
+            :func:`~ecom_kfp.contracts.serving.model_branch_head` (a fused model's auxiliary image
+            heads, or a late-fusion model's two branches).
         read_once: Read this rank's share of the split exactly once, in order, even with several
             ranks (``training`` must be False): for computing each product's backbone features
             once (:mod:`ecom_kfp.train.frozen`), which then repeats them itself.
@@ -138,7 +139,7 @@ class PipelineOptions:
     world: int = 1
     business_value_weights: bool = False
     seed: int = 0
-    image_heads: bool = False
+    branch_heads: tuple[str, ...] = ()
     deterministic: bool = False
     read_once: bool = False
 
@@ -233,8 +234,9 @@ def make_dataset(data: TrainingData, split: str | Sequence[str], tokenizer: Titl
         x = {serving.MODEL_IMAGE_INPUT: decode_images(record[features.IMAGE]),
              **tokenizer.model_inputs(record[features.TITLE])}
         y = {serving.model_output(level): record[key] for level, key in enumerate(level_keys, start=1)}
-        if options.image_heads:
-            y.update({serving.model_image_head(level): record[key] for level, key in enumerate(level_keys, start=1)})
+        for branch in options.branch_heads:
+            y.update({serving.model_branch_head(branch, level): record[key]
+                      for level, key in enumerate(level_keys, start=1)})
         if options.business_value_weights:
             return x, y, record[features.BUSINESS_VALUE]
         return x, y

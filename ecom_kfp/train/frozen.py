@@ -36,7 +36,7 @@ class FeatureTable:
 
     Attributes:
         inputs: :data:`~ecom_kfp.train.model.IMAGE_FEATURES_INPUT` and the title inputs.
-        targets: The label of each head (``level_k``, and ``image_level_k`` with auxiliary heads).
+        targets: The label of each head (``level_k``, and the branch heads' ``image_level_k``, ``title_level_k``).
         weights: Each product's sample weight (``--business-value-weights``), else None.
         seconds: Wall time of the backbone pass, reading and decoding included.
     """

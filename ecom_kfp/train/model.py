@@ -26,6 +26,7 @@ from ecom_kfp.contracts.serving import MODEL_IMAGE_INPUT as IMAGE_INPUT
 from ecom_kfp.contracts.serving import MODEL_TITLE_CHARS_INPUT as TITLE_CHARS_INPUT
 from ecom_kfp.contracts.serving import MODEL_TITLE_INPUT as TITLE_INPUT
 from ecom_kfp.contracts.serving import MODEL_TITLE_WORDS_INPUT as TITLE_WORDS_INPUT
+from ecom_kfp.contracts.serving import model_branch_head as branch_head_name
 from ecom_kfp.contracts.serving import model_image_head as image_head_name
 from ecom_kfp.contracts.serving import model_output as output_name
 from ecom_kfp.train.backbones import build_backbone
@@ -60,8 +61,11 @@ class ModelSpec:
         char_buckets: Hash buckets of the character n-gram input ``title_chars``; 0 = no such input.
         title_dropout: In a fused model, the share of training examples whose whole title
             branch is zeroed, so the image branch must learn to classify alone.
-        image_heads: In a fused model, add one auxiliary softmax head per level on the image
+        image_heads: In a joint fused model, add one auxiliary softmax head per level on the image
             features alone (outputs named by :func:`~ecom_kfp.contracts.serving.model_image_head`).
+        fusion: How a fused model combines its branches: ``joint`` or ``late`` (see
+            :func:`build_classifier`).
+        late_fusion_weight: ``late``: the weight of the image logits added to the title's.
     """
 
     num_classes: Sequence[int]
@@ -77,6 +81,8 @@ class ModelSpec:
     char_buckets: int = 0
     title_dropout: float = 0.0
     image_heads: bool = False
+    fusion: str = "joint"
+    late_fusion_weight: float = 0.4
 
 
 class ProductClassifier(keras.Model):
@@ -169,6 +175,16 @@ def build_classifier(spec: ModelSpec, embeddings: np.ndarray | None = None) -> P
 
     Both inputs always exist, so every model fits the same input pipeline and serving signature;
     an image-only or title-only model simply does not read the other.
+
+    A fused model combines its branches in one of two ways (``spec.fusion``):
+
+    - ``joint``: one shared dense layer and one set of heads on the concatenated features.
+    - ``late``: each branch has its own dense layer and heads (named by
+      :func:`~ecom_kfp.contracts.serving.model_branch_head`), trained by their own losses as if
+      they were two models; the served head of level k is ``softmax(title_logits_k + w *
+      image_logits_k)``, i.e. ``p_title * p_image ** w`` renormalised. Joint heads learn from
+      the title alone once titles fit the training set; late heads cannot let the title drown
+      the image, and the image's say is one number, ``w``, chosen by cross-validation.
     """
     image = keras.Input((spec.image_size, spec.image_size, 3), name=IMAGE_INPUT)
     tokens = keras.Input((spec.max_title_tokens,), dtype="int32", name=TITLE_INPUT)
@@ -177,18 +193,18 @@ def build_classifier(spec: ModelSpec, embeddings: np.ndarray | None = None) -> P
         inputs[TITLE_WORDS_INPUT] = keras.Input((spec.max_title_tokens,), dtype="int32", name=TITLE_WORDS_INPUT)
     if spec.char_buckets:
         inputs[TITLE_CHARS_INPUT] = keras.Input((MAX_CHAR_GRAMS,), dtype="int32", name=TITLE_CHARS_INPUT)
-    branches = []
+    branches = {}
     auxiliary = {}
     if spec.inputs in ("fused", "image"):
         backbone = build_backbone(spec.backbone, spec.image_size)
         backbone.name = BACKBONE_LAYER
-        branches.append(backbone(image))
+        branches["image"] = backbone(image)
         if spec.inputs == "fused" and spec.image_heads:
             # Titles fit the training set within a few epochs, after which the fused heads pass
             # the image branch almost no gradient; heads of its own keep it learning what titles
             # miss, while the fused heads still see every title (unlike --title-dropout).
             auxiliary = {image_head_name(level): keras.layers.Dense(
-                classes, activation="softmax", dtype="float32", name=image_head_name(level))(branches[0])
+                classes, activation="softmax", dtype="float32", name=image_head_name(level))(branches["image"])
                 for level, classes in enumerate(spec.num_classes, start=1)}
     if spec.inputs in ("fused", "title"):
         title = _title_branch(inputs, spec)
@@ -197,20 +213,57 @@ def build_classifier(spec: ModelSpec, embeddings: np.ndarray | None = None) -> P
             # image branch gets almost no gradient; hiding the title from some examples keeps
             # the images learning what titles miss ("Shoe": casual or sports?).
             title = keras.layers.Dropout(spec.title_dropout, noise_shape=(None, 1), name="title_modality_dropout")(title)
-        branches.append(title)
-    features = branches[0] if len(branches) == 1 else keras.layers.Concatenate(name="fuse")(branches)
-    features = keras.layers.Dense(spec.hidden_units, activation="relu", name="shared")(features)
-    features = keras.layers.Dropout(spec.dropout, name="shared_dropout")(features)
-    outputs, parent = {}, None
-    for level, classes in enumerate(spec.num_classes, start=1):
-        # A level sees its parent's distribution: "Men > Topwear" constrains the article type.
-        head_input = features if parent is None else keras.layers.Concatenate(name=f"level_{level}_input")([features, parent])
-        parent = keras.layers.Dense(classes, activation="softmax", dtype="float32", name=output_name(level))(head_input)
-        outputs[output_name(level)] = parent
+        branches["title"] = title
+    if spec.inputs == "fused" and spec.fusion == "late":
+        outputs = {}
+        logits = {}
+        for branch, features in branches.items():
+            probabilities, logits[branch] = _level_heads(_shared(features, spec, f"{branch}_"), spec.num_classes,
+                                                         lambda level, b=branch: branch_head_name(b, level))
+            outputs.update(probabilities)
+        for level in range(1, len(spec.num_classes) + 1):
+            image_logits = keras.layers.Rescaling(spec.late_fusion_weight, dtype="float32",
+                                                  name=f"{output_name(level)}_image_weight")(logits["image"][level])
+            fused = keras.layers.Add(dtype="float32", name=f"{output_name(level)}_logits")(
+                [logits["title"][level], image_logits])
+            outputs[output_name(level)] = keras.layers.Activation("softmax", dtype="float32",
+                                                                  name=output_name(level))(fused)
+    else:
+        features = next(iter(branches.values())) if len(branches) == 1 else \
+            keras.layers.Concatenate(name="fuse")(list(branches.values()))
+        outputs, _ = _level_heads(_shared(features, spec), spec.num_classes, output_name, with_logits=False)
     model = ProductClassifier(inputs=inputs, outputs={**outputs, **auxiliary}, name="product_classifier")
     if embeddings is not None and spec.inputs != "image":
         model.get_layer(EMBEDDING_LAYER).set_weights([embeddings])
     return model
+
+
+def _shared(features: keras.KerasTensor, spec: ModelSpec, prefix: str = "") -> keras.KerasTensor:
+    """The dense layer (and its dropout) between the features and the heads."""
+    features = keras.layers.Dense(spec.hidden_units, activation="relu", name=f"{prefix}shared")(features)
+    return keras.layers.Dropout(spec.dropout, name=f"{prefix}shared_dropout")(features)
+
+
+def _level_heads(features: keras.KerasTensor, num_classes: Sequence[int], name: Callable[[int], str],
+                 with_logits: bool = True) -> tuple[dict[str, keras.KerasTensor], dict[int, keras.KerasTensor]]:
+    """One softmax head per level, named ``name(level)``; a level also sees its parent's
+    probabilities ("Men > Topwear" constrains the article type).
+
+    Returns:
+        ``({name(level): probabilities}, {level: logits})``; with ``with_logits`` False each head is
+        one softmax Dense layer (the layout of joint models) and the logits are not returned.
+    """
+    probabilities, logits, parent = {}, {}, None
+    for level, classes in enumerate(num_classes, start=1):
+        head_input = features if parent is None else \
+            keras.layers.Concatenate(name=f"{name(level)}_input")([features, parent])
+        if with_logits:
+            logits[level] = keras.layers.Dense(classes, dtype="float32", name=f"{name(level)}_dense")(head_input)
+            parent = keras.layers.Activation("softmax", dtype="float32", name=name(level))(logits[level])
+        else:
+            parent = keras.layers.Dense(classes, activation="softmax", dtype="float32", name=name(level))(head_input)
+        probabilities[name(level)] = parent
+    return probabilities, logits
 
 
 def _title_branch(inputs: dict[str, keras.KerasTensor], spec: ModelSpec) -> keras.KerasTensor:

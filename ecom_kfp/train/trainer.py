@@ -20,7 +20,7 @@ import numpy as np
 
 from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import ModelLayout
-from ecom_kfp.contracts.serving import model_image_head, model_output
+from ecom_kfp.contracts.serving import model_branch_head, model_output
 from ecom_kfp.report import Timings, write_report
 from ecom_kfp.settings import ConfigError
 from ecom_kfp.train.config import TrainConfig
@@ -85,7 +85,8 @@ def build_or_resume(config: TrainConfig, inputs: TrainingInputs, workers: Worker
                      hidden_units=config.hidden_units, dropout=config.dropout,
                      word_buckets=inputs.tokenizer.word_buckets, char_buckets=inputs.tokenizer.char_buckets,
                      title_dropout=config.title_dropout,
-                     image_heads=config.image_head_weight > 0)
+                     image_heads=config.image_head_weight > 0, fusion=config.fusion,
+                     late_fusion_weight=config.late_fusion_weight)
     model = build_classifier(spec, embeddings)
     if config.weights:
         _load_backbone_weights(model, config.weights)
@@ -139,10 +140,9 @@ def fit(config: TrainConfig, inputs: TrainingInputs, model, workers: Workers, re
     from ecom_kfp.train.model import feature_classifier, logit_adjustment, set_backbone_trainable
 
     data = inputs.data
-    image_heads = config.image_head_weight > 0
     options = dict(batch_size=config.batch_size, image_size=config.image_size, rank=workers.rank, world=workers.size,
                    business_value_weights=config.business_value_weights, seed=config.seed + workers.rank,
-                   image_heads=image_heads, deterministic=config.deterministic)
+                   branch_heads=config.branch_heads, deterministic=config.deterministic)
     fit_splits = config.fit_splits
     # With --fit-on-val nothing is held out for validation: the test split is the only check.
     validate = "val" not in fit_splits
@@ -174,14 +174,15 @@ def fit(config: TrainConfig, inputs: TrainingInputs, model, workers: Workers, re
     report.fit_splits = list(fit_splits)
     report.steps_per_epoch, report.batch_size = steps, config.batch_size
     report.global_batch_size, report.peak_learning_rate = config.batch_size * workers.size, peak
-    head_weights = {model_output(k): w for k, w in enumerate(inputs.level_weights, start=1)}
-    levels = range(1, data.spec.num_levels + 1)
-    adjustments = {model_output(k): logit_adjustment(_class_counts(data, fit_splits, k), config.logit_adjustment)
-                   for k in levels}
-    if image_heads:
-        head_weights.update({model_image_head(k): w * config.image_head_weight
-                             for k, w in enumerate(inputs.level_weights, start=1)})
-        adjustments.update({model_image_head(k): adjustments[model_output(k)] for k in levels})
+    head_weights, adjustments = {}, {}
+    for k, w in enumerate(inputs.level_weights, start=1):
+        adjustment = logit_adjustment(_class_counts(data, fit_splits, k), config.logit_adjustment)
+        if config.fusion != "late":  # late fusion's served heads only add the branches' logits
+            head_weights[model_output(k)], adjustments[model_output(k)] = w, adjustment
+        for branch in config.branch_heads:
+            head = model_branch_head(branch, k)
+            head_weights[head] = w if config.fusion == "late" else w * config.image_head_weight
+            adjustments[head] = adjustment
 
     sync = cb.SyncAcrossRanks(workers)
     times = cb.EpochTimes()
@@ -227,7 +228,7 @@ def compile_classifier(model, config: TrainConfig, head_weights: dict[str, float
                        adjustments: dict[str, list[float] | None] | None = None) -> None:
     """Compile ``model`` for training as a run does: AdamW (with weight EMA), smoothed cross-entropy
     per head weighted by ``head_weights`` (with each head's logit adjustment from ``adjustments``,
-    ``--logit-adjustment``), top-1 accuracy per head.
+    ``--logit-adjustment``), top-1 accuracy per output (trained by a loss or not).
 
     With EMA, ``fit()`` ends by copying the averaged weights into the model, so the test evaluation,
     checksums and exports all see them; ``SwapEMAWeights`` validates on them. ``jit_compile=False``:
@@ -244,7 +245,8 @@ def compile_classifier(model, config: TrainConfig, head_weights: dict[str, float
                                          use_ema=config.ema_momentum > 0, ema_momentum=config.ema_momentum or 0.99),
         loss={h: SmoothedSparseCrossentropy(config.label_smoothing, (adjustments or {}).get(h)) for h in head_weights},
         loss_weights=head_weights,
-        metrics={h: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")] for h in head_weights},
+        # Every output, so a late-fusion model reports its served heads' accuracy too.
+        metrics={h: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")] for h in model.output_names},
         jit_compile=False,
     )
 
@@ -253,7 +255,7 @@ def evaluate(config: TrainConfig, inputs: TrainingInputs, model) -> dict[str, fl
     """Metrics of ``model`` on the whole test split (rank 0)."""
     test_ds = make_dataset(inputs.data, "test", inputs.tokenizer, PipelineOptions(
         batch_size=config.batch_size, image_size=config.image_size, training=False,
-        image_heads=config.image_head_weight > 0))
+        branch_heads=config.branch_heads))
     with _corrupt_shards_name_the_flag(config.data):
         return {k: float(v) for k, v in model.evaluate(test_ds, return_dict=True, verbose=0).items()}
 

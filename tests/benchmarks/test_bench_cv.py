@@ -65,3 +65,21 @@ def test_gated_late_fusion_leaves_confident_titles_alone() -> None:
     assert everywhere.tolist() == ["A > B > Y", "A > B > Y"]
     assert gated.tolist() == ["A > B > X", "A > B > Y"]
     assert fold.correct("title", bench_cv.late_fusion(fold, 1.0, gate=0.8))[3].all()
+
+
+def test_settings_added_later_keep_the_cache_keys_of_models_trained_before_them() -> None:
+    bench_cv = import_benchmark("bench_cv")
+    parser_defaults = dict(backbone="small-cnn", epochs=2, image_epochs=0, batch_size=32, learning_rate=3e-3,
+                           logit_adjustment=0.0, image_head_weight=0.0, title_dropout=0.0, weights="",
+                           freeze_backbone_epochs=0, title_char_buckets=0, seed=0, frozen_backbone=False,
+                           image_size=64, fusion="joint", late_fusion_weight=bench_cv.LATE_FUSION_WEIGHT)
+    settings = bench_cv.model_settings(bench_cv.argparse.Namespace(**parser_defaults), "fused")
+    before = {k: v for k, v in settings.items() if k not in bench_cv.LATER_SETTINGS}  # what an old cache holds
+    assert bench_cv.cache_key(settings) == bench_cv.cache_key(before)
+    late = bench_cv.model_settings(bench_cv.argparse.Namespace(**{**parser_defaults, "fusion": "late"}), "fused")
+    heavier = bench_cv.model_settings(bench_cv.argparse.Namespace(
+        **{**parser_defaults, "fusion": "late", "late_fusion_weight": 0.7}), "fused")
+    assert len({bench_cv.cache_key(settings), bench_cv.cache_key(late), bench_cv.cache_key(heavier)}) == 3
+    # A title model is never fused, whatever --fusion says.
+    title = bench_cv.model_settings(bench_cv.argparse.Namespace(**{**parser_defaults, "fusion": "late"}), "title")
+    assert title["fusion"] == "joint"

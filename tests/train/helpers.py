@@ -118,3 +118,17 @@ def write_dataset(root: Path, seed: int = 0) -> DatasetLayout:
                 DIGESTS_KEY: tree_digests(str(root))}
     Path(layout.manifest).write_text(json.dumps(manifest, indent=2))
     return layout
+
+
+def backbone_weights(directory: Path, image_size: int, name: str = "small-cnn"):
+    """A freshly initialised ``name`` backbone (seed 1) and the ``.weights.h5`` file it was saved to,
+    for runs that need ``--weights`` (``--frozen-backbone``): ``(backbone, path)``."""
+    import keras
+
+    from ecom_kfp.train.backbones import build_backbone
+
+    keras.utils.set_random_seed(1)
+    backbone = build_backbone(name, image_size)
+    path = str(directory / f"{name}.weights.h5")
+    backbone.save_weights(path)
+    return backbone, path

@@ -24,7 +24,7 @@ from ecom_kfp.train.data import PipelineOptions, TrainingData
 from ecom_kfp.train.frozen import extract_features
 from ecom_kfp.train.model import BACKBONE_LAYER, feature_classifier
 from ecom_kfp.train.trainer import load
-from tests.train.helpers import SPLIT_SIZES
+from tests.train.helpers import SPLIT_SIZES, backbone_weights
 
 EPOCHS = 3
 IMAGE_SIZE = 32
@@ -68,9 +68,7 @@ def frozen_run(tiny_dataset: DatasetLayout, tmp_path_factory: pytest.TempPathFac
     counters: list[CountImages] = []
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(backbones.REGISTRY, "small-cnn", backbones.BackboneSpec(_counting_small_cnn(counters), 16))
-        keras.utils.set_random_seed(1)
-        weights = str(tmp / "small-cnn.weights.h5")
-        backbones.build_backbone("small-cnn", IMAGE_SIZE).save_weights(weights)
+        _, weights = backbone_weights(tmp, IMAGE_SIZE)
         config = _config(tiny_dataset.root, tmp / "model", weights=weights)
         report = run(config)
     assert len(counters) == 2  # the weights file's backbone and the run's

@@ -10,7 +10,7 @@ import pytest
 from ecom_kfp.contracts.layouts import DatasetLayout, ModelLayout
 from ecom_kfp.train.config import TrainConfig
 from ecom_kfp.train.stage import run
-from tests.train.helpers import SPLIT_SIZES
+from tests.train.helpers import SPLIT_SIZES, backbone_weights
 
 pytestmark = pytest.mark.e2e
 
@@ -56,22 +56,19 @@ def test_two_horovod_processes_fit_on_train_and_val(tiny_dataset: DatasetLayout,
     assert not [key for key in report.final_metrics if key.startswith("val_")]
 
 
-def test_two_horovod_processes_train_on_frozen_features(tiny_dataset: DatasetLayout, tmp_path: Path) -> None:
-    """``--frozen-backbone`` under two ranks: each computes the features of its own shards, both step
-    through the same number of batches, and the backbone comes out as it was loaded."""
+def test_two_horovod_processes_train_late_fusion_on_frozen_features(tiny_dataset: DatasetLayout, tmp_path: Path) -> None:
+    """``--frozen-backbone`` under two ranks, with ``--fusion late``: each computes the features of its
+    own shards, both step through the same number of batches, the branch heads' gradients are
+    averaged like any others (identical weights), and the backbone comes out as it was loaded."""
     import keras
     import numpy as np
 
-    from ecom_kfp.train.backbones import build_backbone
     from ecom_kfp.train.model import BACKBONE_LAYER
 
-    keras.utils.set_random_seed(1)
-    backbone = build_backbone("small-cnn", 32)
-    weights = str(tmp_path / "small-cnn.weights.h5")
-    backbone.save_weights(weights)
+    backbone, weights = backbone_weights(tmp_path, 32)
     out = tmp_path / "model"
     report = run(TrainConfig(data=tiny_dataset.root, out=str(out), backbone="small-cnn", epochs=2, batch_size=8,
-                             image_size=32, num_processes=2, weights=weights, frozen_backbone=True))
+                             image_size=32, num_processes=2, weights=weights, frozen_backbone=True, fusion="late"))
     assert report.steps_per_epoch == 96 // 16 and report.epochs_trained == 2 and report.backbone_feature_seconds > 0
     ranks = sorted(report.per_rank, key=lambda r: r["rank"])
     assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]

@@ -165,3 +165,47 @@ def test_image_heads_exist_only_in_fused_models() -> None:
         model = build_classifier(ModelSpec(CLASSES, inputs, "small-cnn", 16, vocab_size=20, max_title_tokens=8,
                                            embedding_dim=4, image_heads=True))
         assert set(model.output_names) == {"level_1", "level_2", "level_3"}
+
+
+def _late(weight: float) -> ProductClassifier:
+    return build_classifier(ModelSpec(CLASSES, "fused", "small-cnn", 16, vocab_size=20, max_title_tokens=8,
+                                      embedding_dim=4, fusion="late", late_fusion_weight=weight))
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.4, 1.0])
+def test_late_fusion_serves_the_title_times_the_weighted_image(weight: float, tmp_path) -> None:
+    keras.utils.set_random_seed(3)
+    model = _late(weight)
+    x = {"image": np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype(np.float32),
+         "title_tokens": _inputs(16)["title_tokens"]}
+    out = {k: np.asarray(v, np.float64) for k, v in model(x).items()}
+    assert set(out) == {f"{prefix}level_{k}" for prefix in ("", "image_", "title_") for k in (1, 2, 3)}
+    for level in (1, 2, 3):
+        product = out[f"title_level_{level}"] * out[f"image_level_{level}"] ** weight
+        np.testing.assert_allclose(out[f"level_{level}"], product / product.sum(axis=1, keepdims=True), rtol=1e-4)
+    path = tmp_path / "model.keras"
+    plain_functional(model, len(CLASSES)).save(path)
+    served = keras.models.load_model(path)(x)  # standard layers only: loads without this package
+    assert set(served) == {"level_1", "level_2", "level_3"}
+    np.testing.assert_allclose(np.asarray(served["level_3"]), out["level_3"], rtol=1e-5)
+
+
+def test_late_fusion_branches_read_only_their_own_input() -> None:
+    model = _late(0.4)
+    x = _inputs(16)
+    out = model(x)
+    other_title = model({**x, "title_tokens": np.ones_like(x["title_tokens"])})
+    other_image = model({**x, "image": np.zeros_like(x["image"])})
+    for level in (1, 2, 3):
+        np.testing.assert_array_equal(np.asarray(other_title[f"image_level_{level}"]), np.asarray(out[f"image_level_{level}"]))
+        np.testing.assert_array_equal(np.asarray(other_image[f"title_level_{level}"]), np.asarray(out[f"title_level_{level}"]))
+    assert not np.allclose(np.asarray(other_image["level_3"]), np.asarray(out["level_3"]))
+
+
+def test_joint_models_keep_their_layer_names() -> None:
+    """Checkpoints and served models written before late fusion existed must still load."""
+    model = build_classifier(ModelSpec(CLASSES, "fused", "small-cnn", 16, vocab_size=20, max_title_tokens=8,
+                                       embedding_dim=4))
+    names = {layer.name for layer in model.layers}
+    assert {"fuse", "shared", "shared_dropout", "level_1", "level_2_input", "level_3"} <= names
+    assert not any(name.startswith(("title_level", "image_level")) or name.endswith("_dense") for name in names)
