@@ -31,7 +31,9 @@ Frozen models take images at ``--image-size``, the size the folds are built at: 
 datasets of their own (the 60x80 pictures padded to 224 px JPEGs, as the probe pads them); with
 the 64 px folds the decoder would upsample their 64 px images instead, losing the detail the
 64 px build dropped. Add ``--fusion late`` to train the fused model as one late-fusion model
-(``train --fusion late``: heads per branch, served logits added with ``--late-fusion-weight``).
+(``train --fusion late``: heads per branch, served logits added with ``--late-fusion-weight``); its
+own title branch is then scored too (``fused-title-branch``), and ``fused_vs_its_title_branch``
+says what the image changes inside that one model.
 """
 
 from __future__ import annotations
@@ -87,6 +89,9 @@ PROBE = "image-probe"
 #: The image models a late fusion with the title model is reported for.
 IMAGE_MODES = ("image", PROBE)
 PROBE_C = 0.05
+#: A late-fusion fused model's own title branch (``train --fusion late``): what the served model
+#: answers without its image, so the image's effect is measured inside one model.
+TITLE_BRANCH = "fused-title-branch"
 #: Reported for information only: the mean of the title model's and the baseline's probabilities.
 AVERAGE, AVERAGED = "title+baseline", ("title", "baseline")
 #: Settings added after models were cached, with the value that leaves them out of the cache key
@@ -218,6 +223,32 @@ def serve_test_split(model_dir: str, data) -> tuple[list[str], list[np.ndarray]]
         for k, parts in enumerate(levels, start=1):
             parts.append(outputs[serving.output_key(k)].numpy())
     return ids, [np.concatenate(parts) for parts in levels]
+
+
+def title_branch_predictions(out: Path, data, settings: dict) -> dict:
+    """The test split's per-level probabilities of a late-fusion model's title branch alone
+    (:func:`~ecom_kfp.train.model.branch_classifier` on its ``model.keras``), cached in ``out``."""
+    path = out / "title-branch-predictions.npz"
+    if not path.exists():
+        import keras
+        import tensorflow as tf
+
+        from ecom_kfp.train.model import branch_classifier
+        from ecom_kfp.train.trainer import load
+
+        tokenizer = load(TrainConfig(data=data.layout.root, out=str(out / "model"), **settings)).tokenizer
+        model = branch_classifier(keras.models.load_model(ModelLayout(str(out / "model")).keras_model), "title",
+                                  data.spec.num_levels)
+        ids, levels = [], [[] for _ in range(data.spec.num_levels)]
+        for batch in tf.data.TFRecordDataset(data.shards("test"), compression_type="GZIP").batch(128).map(data.spec.parse):
+            outputs = model(tokenizer.model_inputs(batch[features.TITLE]))
+            ids += [v.decode("utf-8") for v in batch[features.PRODUCT_ID].numpy()]
+            for k, parts in enumerate(levels, start=1):
+                parts.append(np.asarray(outputs[serving.model_output(k)]))
+        np.savez(path, ids=np.array(ids), seconds=np.array(0.0),
+                 **{f"level_{k}": np.concatenate(parts) for k, parts in enumerate(levels, start=1)})
+    with np.load(path) as stored:
+        return {name: stored[name] for name in stored.files}
 
 
 def baseline_predictions(data, paths: dict[str, tuple[str, ...]], args: argparse.Namespace) -> dict:
@@ -396,11 +427,13 @@ def late_fusion(fold: Fold, weight: float, gate: float = 1.0, image: str = "imag
             for k in range(1, LEVELS + 1)}
 
 
-def image_changes(fold: Fold, title_correct: dict, with_image: dict) -> dict:
-    """Share of products whose answer changes once the image is used, right and wrong, per level."""
+def image_changes(fold: Fold, without_image: str, with_image: dict) -> dict:
+    """Share of products whose answer changes once the image is used, right and wrong, per level;
+    ``without_image`` is the model answering from the title alone."""
     out = {}
+    title_correct = fold.correct(without_image)
     for k in range(1, LEVELS + 1):
-        changed = fold.predicted("title")[k] != with_image["names"][k]
+        changed = fold.predicted(without_image)[k] != with_image["names"][k]
         out[f"level_{k}"] = {"changed": float(changed.mean()),
                              "changed_and_right": float((changed & with_image["correct"][k]).mean()),
                              "changed_and_wrong": float((changed & ~with_image["correct"][k]).mean()),
@@ -432,8 +465,14 @@ def evaluate_folds(folds: list[Fold], modes: list[str]) -> dict:
                     result["models"][mode]["per_fold"], result["models"]["baseline"]["per_fold"], strict=True)])
                 for k in range(1, LEVELS + 1)}
     if "title" in modes and "fused" in modes:
-        result["fused_vs_title"] = {"per_fold": [image_changes(f, f.correct("title"), {
+        result["fused_vs_title"] = {"per_fold": [image_changes(f, "title", {
             "names": f.predicted("fused"), "correct": f.correct("fused")}) for f in folds]}
+    if "fused" in modes and all(TITLE_BRANCH in f.models for f in folds):
+        per_fold = [image_changes(f, TITLE_BRANCH, {"names": f.predicted("fused"), "correct": f.correct("fused")})
+                    for f in folds]
+        result["fused_vs_its_title_branch"] = {
+            "per_fold": per_fold, **{f"level_{k}": {key: stats([p[f"level_{k}"][key] for p in per_fold])
+                                                     for key in per_fold[0][f"level_{k}"]} for k in range(1, LEVELS + 1)}}
     for image in (m for m in IMAGE_MODES if m in modes and "title" in modes):
         suffix = "" if image == "image" else f"_{image.replace('-', '_')}"
         result[f"late_fusion{suffix}"] = late_fusion_report(folds, image=image)
@@ -456,7 +495,7 @@ def late_fusion_report(folds: list[Fold], gates: tuple[float, ...] = (1.0,), ima
         correct = fold.correct("title", fused)
         per_fold.append({"fold": fold.index, "image_weight": weight, "gate": gate,
                          **{f"level_{k}": float(c.mean()) for k, c in correct.items()},
-                         "image_changes": image_changes(fold, fold.correct("title"), {
+                         "image_changes": image_changes(fold, "title", {
                              "names": fold.predicted("title", fused), "correct": correct})})
     return {"image_weights_tried": list(FUSION_WEIGHTS), "gates_tried": list(gates), "per_fold": per_fold,
             **{f"level_{k}": stats([f[f"level_{k}"] for f in per_fold]) for k in range(1, LEVELS + 1)},
@@ -552,6 +591,8 @@ def main() -> None:
             out.mkdir(parents=True, exist_ok=True)
             (out / "settings.json").write_text(json.dumps(settings[mode], indent=1))
             fold.add(mode, train_and_predict(data, out, settings[mode]), classes)
+            if mode == "fused" and settings[mode]["fusion"] == "late":
+                fold.add(TITLE_BRANCH, title_branch_predictions(out, data, settings[mode]), classes)
         if averaged:
             fold.add_average(AVERAGE, AVERAGED)
         folds.append(fold)
@@ -564,7 +605,8 @@ def main() -> None:
                                   "note": "train_seconds excludes computing the features"}} if PROBE in modes else {}),
                       "goals": {"level_2": 0.985, "level_3": 0.955, "fused_minus_baseline_level_3": 0.01,
                                 "image_level_3": 0.85, "train_seconds": 1800},
-                      **evaluate_folds(folds, modes + [AVERAGE] * averaged)}, indent=1))
+                      **evaluate_folds(folds, modes + [AVERAGE] * averaged +
+                                       [TITLE_BRANCH] * all(TITLE_BRANCH in f.models for f in folds))}, indent=1))
 
 
 if __name__ == "__main__":

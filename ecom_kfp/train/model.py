@@ -258,7 +258,7 @@ def _level_heads(features: keras.KerasTensor, num_classes: Sequence[int], name: 
         head_input = features if parent is None else \
             keras.layers.Concatenate(name=f"{name(level)}_input")([features, parent])
         if with_logits:
-            logits[level] = keras.layers.Dense(classes, dtype="float32", name=f"{name(level)}_dense")(head_input)
+            logits[level] = keras.layers.Dense(classes, dtype="float32", name=_logits_layer(name(level)))(head_input)
             parent = keras.layers.Activation("softmax", dtype="float32", name=name(level))(logits[level])
         else:
             parent = keras.layers.Dense(classes, activation="softmax", dtype="float32", name=name(level))(head_input)
@@ -292,6 +292,25 @@ def _mean_mask(ids: keras.KerasTensor) -> keras.KerasTensor:
     first = np.zeros((1, ids.shape[1]), bool)
     first[0, 0] = True
     return keras.ops.logical_or(keras.ops.not_equal(ids, PAD_ID), first)
+
+
+def _logits_layer(head: str) -> str:
+    return f"{head}_dense"
+
+
+def branch_classifier(model: keras.Model, branch: str, num_levels: int) -> keras.Model:
+    """One branch of a late-fusion model (``--fusion late``) on its own: that branch's inputs in,
+    its per-level probabilities out (keyed by :func:`~ecom_kfp.contracts.serving.model_output`),
+    from the same layers, so what the served heads answer can be set beside what the title (or
+    the image) alone answers. Works on ``model.keras``, which keeps the branches' logits.
+
+    Raises:
+        ValueError: ``model`` has no such branch (not a late-fusion model).
+    """
+    own_inputs = {k: v for k, v in model.input.items() if (k == IMAGE_INPUT) == (branch == "image")}
+    outputs = {output_name(level): keras.layers.Softmax(dtype="float32")(
+        model.get_layer(_logits_layer(branch_head_name(branch, level))).output) for level in range(1, num_levels + 1)}
+    return keras.Model(own_inputs, outputs, name=f"{model.name}_{branch}")
 
 
 def plain_functional(model: keras.Model, num_levels: int) -> keras.Model:

@@ -22,13 +22,14 @@ def test_cv_benchmark_tests_every_product_once_on_identical_folds(tmp_path: Path
     env = {**os.environ, "PYTHONPATH": str(REPO), "ECOM_KFP_SHARED_DATA": str(myntra_dir.parent)}
     done = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "bench_cv.py"), "--work", str(tmp_path), "--limit", "60",
-         "--folds", "2", "--epochs", "1", "--image-size", "32", "--models", "title,image,baseline,image-probe",
-         "--probe-image-size", "64"],
+         "--folds", "2", "--epochs", "1", "--image-size", "32", "--models",
+         "title,image,fused,baseline,image-probe", "--fusion", "late", "--probe-image-size", "64"],
         capture_output=True, text=True, env=env, check=False, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     models = result["models"]
-    assert set(models) == {"title", "image", "baseline", "image-probe", "title+baseline"}  # the last: a mean
+    # title+baseline: a mean; fused-title-branch: the late-fusion model's own title branch.
+    assert set(models) == {"title", "image", "fused", "baseline", "image-probe", "title+baseline", "fused-title-branch"}
     for model in models.values():
         assert [f["fold"] for f in model["per_fold"]] == [0, 1]
         assert sum(f["products"] for f in model["per_fold"]) == 60  # each product tested exactly once
@@ -38,6 +39,12 @@ def test_cv_benchmark_tests_every_product_once_on_identical_folds(tmp_path: Path
     assert models["title"]["minus_baseline"]["level_1"]["mean"] == pytest.approx(
         models["title"]["level_1"]["mean"] - models["baseline"]["level_1"]["mean"])
     assert len(result["late_fusion"]["per_fold"]) == 2
+    # Inside one model only the answers the image changes can change from right to wrong or back.
+    for fold, changes in enumerate(result["fused_vs_its_title_branch"]["per_fold"]):
+        for k in (1, 2, 3):
+            gain = models["fused"]["per_fold"][fold][f"level_{k}"] - models["fused-title-branch"]["per_fold"][fold][f"level_{k}"]
+            c = changes[f"level_{k}"]
+            assert gain == pytest.approx(c["changed_and_right"] - c["title_right_image_version_wrong"])
     assert len(result["late_fusion_image_probe"]["per_fold"]) == 2
     assert result["image-probe"]["image_size"] == 64
     assert {f["gate"] for f in result["gated_late_fusion"]["per_fold"]} <= set(result["gated_late_fusion"]["gates_tried"])

@@ -12,6 +12,7 @@ from ecom_kfp.train.model import (
     ModelSpec,
     ProductClassifier,
     SmoothedSparseCrossentropy,
+    branch_classifier,
     build_classifier,
     plain_functional,
     set_backbone_trainable,
@@ -209,3 +210,5 @@ def test_joint_models_keep_their_layer_names() -> None:
     names = {layer.name for layer in model.layers}
     assert {"fuse", "shared", "shared_dropout", "level_1", "level_2_input", "level_3"} <= names
     assert not any(name.startswith(("title_level", "image_level")) or name.endswith("_dense") for name in names)
+    with pytest.raises(ValueError):  # no branch of its own to take apart
+        branch_classifier(model, "title", len(CLASSES))
