@@ -213,25 +213,30 @@ def train_and_predict(data, out: Path, settings: dict) -> dict:
 
 def serve_test_split(model_dir: str, data) -> tuple[list[str], list[np.ndarray]]:
     """Per-level probabilities of the test split from the exported serving signature."""
+    signature = serving.load_signature(ModelLayout(model_dir).saved_model)
+    return predict_test_split(data, lambda batch: signature(
+        **{serving.INPUT_IMAGE: batch[features.IMAGE], serving.INPUT_TITLE: batch[features.TITLE]}))
+
+
+def predict_test_split(data, predict: Callable[[dict], dict]) -> tuple[list[str], list[np.ndarray]]:
+    """Product ids and per-level probabilities of the test split, in shard order; ``predict`` maps a
+    batch of parsed records to ``{"level_k": probabilities}``."""
     import tensorflow as tf
 
-    signature = serving.load_signature(ModelLayout(model_dir).saved_model)
     ids, levels = [], [[] for _ in range(data.spec.num_levels)]
     for batch in tf.data.TFRecordDataset(data.shards("test"), compression_type="GZIP").batch(128).map(data.spec.parse):
-        outputs = signature(**{serving.INPUT_IMAGE: batch[features.IMAGE], serving.INPUT_TITLE: batch[features.TITLE]})
+        outputs = predict(batch)
         ids += [v.decode("utf-8") for v in batch[features.PRODUCT_ID].numpy()]
         for k, parts in enumerate(levels, start=1):
-            parts.append(outputs[serving.output_key(k)].numpy())
+            parts.append(np.asarray(outputs[serving.output_key(k)]))
     return ids, [np.concatenate(parts) for parts in levels]
 
 
 def title_branch_predictions(out: Path, data, settings: dict) -> dict:
     """The test split's per-level probabilities of a late-fusion model's title branch alone
     (:func:`~ecom_kfp.train.model.branch_classifier` on its ``model.keras``), cached in ``out``."""
-    path = out / "title-branch-predictions.npz"
-    if not path.exists():
+    def predict() -> dict:
         import keras
-        import tensorflow as tf
 
         from ecom_kfp.train.model import branch_classifier
         from ecom_kfp.train.trainer import load
@@ -239,16 +244,11 @@ def title_branch_predictions(out: Path, data, settings: dict) -> dict:
         tokenizer = load(TrainConfig(data=data.layout.root, out=str(out / "model"), **settings)).tokenizer
         model = branch_classifier(keras.models.load_model(ModelLayout(str(out / "model")).keras_model), "title",
                                   data.spec.num_levels)
-        ids, levels = [], [[] for _ in range(data.spec.num_levels)]
-        for batch in tf.data.TFRecordDataset(data.shards("test"), compression_type="GZIP").batch(128).map(data.spec.parse):
-            outputs = model(tokenizer.model_inputs(batch[features.TITLE]))
-            ids += [v.decode("utf-8") for v in batch[features.PRODUCT_ID].numpy()]
-            for k, parts in enumerate(levels, start=1):
-                parts.append(np.asarray(outputs[serving.model_output(k)]))
-        np.savez(path, ids=np.array(ids), seconds=np.array(0.0),
-                 **{f"level_{k}": np.concatenate(parts) for k, parts in enumerate(levels, start=1)})
-    with np.load(path) as stored:
-        return {name: stored[name] for name in stored.files}
+        ids, probabilities = predict_test_split(data, lambda batch: model(tokenizer.model_inputs(batch[features.TITLE])))
+        return {"ids": np.array(ids), "seconds": np.array(0.0),
+                **{f"level_{k}": p for k, p in enumerate(probabilities, start=1)}}
+
+    return cached_predictions(out / "title-branch-predictions.npz", predict)
 
 
 def baseline_predictions(data, paths: dict[str, tuple[str, ...]], args: argparse.Namespace) -> dict:
@@ -431,9 +431,9 @@ def image_changes(fold: Fold, without_image: str, with_image: dict) -> dict:
     """Share of products whose answer changes once the image is used, right and wrong, per level;
     ``without_image`` is the model answering from the title alone."""
     out = {}
-    title_correct = fold.correct(without_image)
+    title_names, title_correct = fold.predicted(without_image), fold.correct(without_image)
     for k in range(1, LEVELS + 1):
-        changed = fold.predicted(without_image)[k] != with_image["names"][k]
+        changed = title_names[k] != with_image["names"][k]
         out[f"level_{k}"] = {"changed": float(changed.mean()),
                              "changed_and_right": float((changed & with_image["correct"][k]).mean()),
                              "changed_and_wrong": float((changed & ~with_image["correct"][k]).mean()),
@@ -467,7 +467,7 @@ def evaluate_folds(folds: list[Fold], modes: list[str]) -> dict:
     if "title" in modes and "fused" in modes:
         result["fused_vs_title"] = {"per_fold": [image_changes(f, "title", {
             "names": f.predicted("fused"), "correct": f.correct("fused")}) for f in folds]}
-    if "fused" in modes and all(TITLE_BRANCH in f.models for f in folds):
+    if "fused" in modes and TITLE_BRANCH in modes:
         per_fold = [image_changes(f, TITLE_BRANCH, {"names": f.predicted("fused"), "correct": f.correct("fused")})
                     for f in folds]
         result["fused_vs_its_title_branch"] = {

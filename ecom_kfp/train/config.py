@@ -211,7 +211,7 @@ class TrainConfig:
     @property
     def branch_heads(self) -> tuple[str, ...]:
         """The branches whose heads of their own are trained (:func:`~ecom_kfp.contracts.serving.model_branch_head`)."""
-        if self.inputs == "fused" and self.fusion == "late":
+        if self.fusion == "late":  # fused models only (validate)
             return ("image", "title")
         return ("image",) if self.image_head_weight > 0 else ()
 
