@@ -45,14 +45,21 @@ def _card(sample: Sample, show_catalog: bool) -> str:
             f"{sample.confidence:.2f}{catalog}<br>{html.escape(sample.product_id)}<br>{html.escape(sample.title)}</div>")
 
 
-def browser_url(page: str) -> str:
+def browser_url(page: str) -> str | None:
     """Where a browser opens ``page``: a ``gs://`` object through the Cloud console's authenticated
-    download address, a local path as ``file://``, anything else as it is."""
-    if page.startswith("gs://"):
+    download address, a local path as ``file://``, an http(s) or file URL as it is; None for any
+    other scheme (a ``javascript:`` URI in a shard list must not become a link)."""
+    scheme = urllib.parse.urlsplit(page).scheme.lower()
+    if scheme == "gs":
         return "https://storage.cloud.google.com/" + urllib.parse.quote(page[len("gs://"):])
-    if "://" not in page:
+    if not scheme:
         return pathlib.Path(page).resolve().as_uri()
-    return page
+    return page if scheme in ("https", "http", "file") else None
+
+
+def _link(page: str) -> str:
+    url = browser_url(page)
+    return html.escape(page) if url is None else f"<a href='{html.escape(url)}'>{html.escape(page)}</a>"
 
 
 def render(report: Any, samples: Mapping[str, Sequence[Sample]], disagreements: Sequence[Sample],
@@ -72,8 +79,7 @@ def render(report: Any, samples: Mapping[str, Sequence[Sample]], disagreements: 
              *(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows), "</table>",
              f"<p>{html.escape(note)}</p>" if note else "<h2>Most confident disagreements with the catalog</h2>"]
     if note:
-        parts += [f"<p><a href='{html.escape(browser_url(page))}'>{html.escape(page)}</a></p>"
-                  for page in shard_pages]
+        parts += [f"<p>{_link(page)}</p>" for page in shard_pages]
         return "\n".join(parts + ["</body></html>"])
     if not disagreements:
         parts.append("<p>None.</p>")

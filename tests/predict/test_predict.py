@@ -201,4 +201,7 @@ def test_shard_pages_open_in_a_browser(tmp_path: Path) -> None:
     assert browser_url("gs://bucket/run 1/predictions.html") == \
         "https://storage.cloud.google.com/bucket/run%201/predictions.html"
     assert browser_url(str(tmp_path / "p.html")) == (tmp_path / "p.html").resolve().as_uri()
+    assert browser_url(str(tmp_path / "a:b" / "p.html")) == (tmp_path / "a:b" / "p.html").resolve().as_uri()
     assert browser_url("https://example.test/p.html") == "https://example.test/p.html"
+    for hostile in ("javascript:alert(1)", "JavaScript://x/%0aalert(1)", "data:text/html,<script>x</script>"):
+        assert browser_url(hostile) is None
