@@ -32,8 +32,10 @@ datasets of their own (the 60x80 pictures padded to 224 px JPEGs, as the probe p
 the 64 px folds the decoder would upsample their 64 px images instead, losing the detail the
 64 px build dropped. Add ``--fusion late`` to train the fused model as one late-fusion model
 (``train --fusion late``: heads per branch, served logits added with ``--late-fusion-weight``); its
-own title branch is then scored too (``fused-title-branch``), and ``fused_vs_its_title_branch``
-says what the image changes inside that one model.
+own branches are then scored alone too (``fused-title-branch``, ``fused-image-branch``), and
+``fused_vs_its_title_branch`` says what the image changes inside that one model. Without
+``--frozen-backbone`` the backbone is fine-tuned from ``--weights`` (``--freeze-backbone-epochs``
+first trains the layers after it).
 """
 
 from __future__ import annotations
@@ -89,9 +91,11 @@ PROBE = "image-probe"
 #: The image models a late fusion with the title model is reported for.
 IMAGE_MODES = ("image", PROBE)
 PROBE_C = 0.05
-#: A late-fusion fused model's own title branch (``train --fusion late``): what the served model
-#: answers without its image, so the image's effect is measured inside one model.
-TITLE_BRANCH = "fused-title-branch"
+#: A late-fusion fused model's own branches (``train --fusion late``), scored alone: the title
+#: branch is what the served model answers without its image, so the image's effect is measured
+#: inside one model; the image branch is an image-only model trained by its own loss in that model.
+BRANCH_MODES = {"title": "fused-title-branch", "image": "fused-image-branch"}
+TITLE_BRANCH = BRANCH_MODES["title"]
 #: Reported for information only: the mean of the title model's and the baseline's probabilities.
 AVERAGE, AVERAGED = "title+baseline", ("title", "baseline")
 #: Settings added after models were cached, with the value that leaves them out of the cache key
@@ -232,23 +236,30 @@ def predict_test_split(data, predict: Callable[[dict], dict]) -> tuple[list[str]
     return ids, [np.concatenate(parts) for parts in levels]
 
 
-def title_branch_predictions(out: Path, data, settings: dict) -> dict:
-    """The test split's per-level probabilities of a late-fusion model's title branch alone
+def branch_predictions(out: Path, data, settings: dict, branch: str) -> dict:
+    """The test split's per-level probabilities of one branch of a late-fusion model alone
     (:func:`~ecom_kfp.train.model.branch_classifier` on its ``model.keras``), cached in ``out``."""
     def predict() -> dict:
         import keras
 
+        from ecom_kfp.contracts.serving import MODEL_IMAGE_INPUT
+        from ecom_kfp.train.data import image_decoder
         from ecom_kfp.train.model import branch_classifier
         from ecom_kfp.train.trainer import load
 
-        tokenizer = load(TrainConfig(data=data.layout.root, out=str(out / "model"), **settings)).tokenizer
-        model = branch_classifier(keras.models.load_model(ModelLayout(str(out / "model")).keras_model), "title",
+        model = branch_classifier(keras.models.load_model(ModelLayout(str(out / "model")).keras_model), branch,
                                   data.spec.num_levels)
-        ids, probabilities = predict_test_split(data, lambda batch: model(tokenizer.model_inputs(batch[features.TITLE])))
+        if branch == "title":
+            tokenizer = load(TrainConfig(data=data.layout.root, out=str(out / "model"), **settings)).tokenizer
+            ids, probabilities = predict_test_split(data, lambda batch: model(tokenizer.model_inputs(batch[features.TITLE])))
+        else:
+            decode = image_decoder(data.spec, model.input[MODEL_IMAGE_INPUT].shape[1])
+            ids, probabilities = predict_test_split(data, lambda batch: model(
+                {MODEL_IMAGE_INPUT: keras.ops.cast(decode(batch[features.IMAGE]), "float32")}))
         return {"ids": np.array(ids), "seconds": np.array(0.0),
                 **{f"level_{k}": p for k, p in enumerate(probabilities, start=1)}}
 
-    return cached_predictions(out / "title-branch-predictions.npz", predict)
+    return cached_predictions(out / f"{branch}-branch-predictions.npz", predict)
 
 
 def baseline_predictions(data, paths: dict[str, tuple[str, ...]], args: argparse.Namespace) -> dict:
@@ -592,7 +603,8 @@ def main() -> None:
             (out / "settings.json").write_text(json.dumps(settings[mode], indent=1))
             fold.add(mode, train_and_predict(data, out, settings[mode]), classes)
             if mode == "fused" and settings[mode]["fusion"] == "late":
-                fold.add(TITLE_BRANCH, title_branch_predictions(out, data, settings[mode]), classes)
+                for branch, name in BRANCH_MODES.items():
+                    fold.add(name, branch_predictions(out, data, settings[mode], branch), classes)
         if averaged:
             fold.add_average(AVERAGE, AVERAGED)
         folds.append(fold)
@@ -606,7 +618,8 @@ def main() -> None:
                       "goals": {"level_2": 0.985, "level_3": 0.955, "fused_minus_baseline_level_3": 0.01,
                                 "image_level_3": 0.85, "train_seconds": 1800},
                       **evaluate_folds(folds, modes + [AVERAGE] * averaged +
-                                       [TITLE_BRANCH] * all(TITLE_BRANCH in f.models for f in folds))}, indent=1))
+                                       [name for name in BRANCH_MODES.values() if all(name in f.models for f in folds)])},
+                     indent=1))
 
 
 if __name__ == "__main__":

@@ -28,8 +28,9 @@ def test_cv_benchmark_tests_every_product_once_on_identical_folds(tmp_path: Path
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     models = result["models"]
-    # title+baseline: a mean; fused-title-branch: the late-fusion model's own title branch.
-    assert set(models) == {"title", "image", "fused", "baseline", "image-probe", "title+baseline", "fused-title-branch"}
+    # title+baseline: a mean; fused-*-branch: the late-fusion model's own branches, scored alone.
+    assert set(models) == {"title", "image", "fused", "baseline", "image-probe", "title+baseline", "fused-title-branch",
+                           "fused-image-branch"}
     for model in models.values():
         assert [f["fold"] for f in model["per_fold"]] == [0, 1]
         assert sum(f["products"] for f in model["per_fold"]) == 60  # each product tested exactly once
@@ -45,6 +46,15 @@ def test_cv_benchmark_tests_every_product_once_on_identical_folds(tmp_path: Path
             gain = models["fused"]["per_fold"][fold][f"level_{k}"] - models["fused-title-branch"]["per_fold"][fold][f"level_{k}"]
             c = changes[f"level_{k}"]
             assert gain == pytest.approx(c["changed_and_right"] - c["title_right_image_version_wrong"])
+    # The branches were scored on the inputs the served model sees: its answers are theirs, fused.
+    for fused in tmp_path.glob("*/fold-*/fused-*"):
+        served, title, image = (np.load(fused / name) for name in (
+            "predictions.npz", "title-branch-predictions.npz", "image-branch-predictions.npz"))
+        assert served["ids"].tolist() == title["ids"].tolist() == image["ids"].tolist()
+        for k in (1, 2, 3):
+            combined = title[f"level_{k}"] * image[f"level_{k}"] ** 0.4
+            np.testing.assert_allclose(served[f"level_{k}"], combined / combined.sum(axis=1, keepdims=True), atol=1e-4)
+    assert len(list(tmp_path.glob("*/fold-*/fused-*"))) == 2
     assert len(result["late_fusion_image_probe"]["per_fold"]) == 2
     assert result["image-probe"]["image_size"] == 64
     assert {f["gate"] for f in result["gated_late_fusion"]["per_fold"]} <= set(result["gated_late_fusion"]["gates_tried"])
