@@ -6,8 +6,8 @@ EfficientNet-Lite0 fine-tuned, 1.6 with it frozen this way). Instead each rank r
 once, in inference mode, over its own share of the splits training reads (and of ``val``), keeps
 ``(features, title inputs, labels[, weight])`` in memory, and trains
 :func:`~ecom_kfp.train.model.feature_classifier`, the part of the model after the backbone, whose
-layers are the full model's own. The full model, backbone inside, is
-what gets checkpointed, evaluated and exported, so serving, evaluate and predict see no difference.
+layers are the full model's own. The full model, backbone inside, is what gets checkpointed,
+evaluated and exported, so serving, evaluate and predict see no difference.
 
 Memory: one row holds the features (1,280 float32 = 5 KB for EfficientNet-Lite0) and the title
 ids (~1 KB with the default 32 pieces, 32 word hashes and 192 character n-grams), ~6 KB per

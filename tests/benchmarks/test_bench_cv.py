@@ -47,14 +47,16 @@ def test_cv_benchmark_tests_every_product_once_on_identical_folds(tmp_path: Path
             c = changes[f"level_{k}"]
             assert gain == pytest.approx(c["changed_and_right"] - c["title_right_image_version_wrong"])
     # The branches were scored on the inputs the served model sees: its answers are theirs, fused.
-    for fused in tmp_path.glob("*/fold-*/fused-*"):
+    weight = result["settings"]["fused"]["late_fusion_weight"]
+    fused_models = sorted(tmp_path.glob("*/fold-*/fused-*"))
+    assert len(fused_models) == 2
+    for fused in fused_models:
         served, title, image = (np.load(fused / name) for name in (
             "predictions.npz", "title-branch-predictions.npz", "image-branch-predictions.npz"))
         assert served["ids"].tolist() == title["ids"].tolist() == image["ids"].tolist()
         for k in (1, 2, 3):
-            combined = title[f"level_{k}"] * image[f"level_{k}"] ** 0.4
+            combined = title[f"level_{k}"] * image[f"level_{k}"] ** weight
             np.testing.assert_allclose(served[f"level_{k}"], combined / combined.sum(axis=1, keepdims=True), atol=1e-4)
-    assert len(list(tmp_path.glob("*/fold-*/fused-*"))) == 2
     assert len(result["late_fusion_image_probe"]["per_fold"]) == 2
     assert result["image-probe"]["image_size"] == 64
     assert {f["gate"] for f in result["gated_late_fusion"]["per_fold"]} <= set(result["gated_late_fusion"]["gates_tried"])
