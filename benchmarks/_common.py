@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import json
 import os
 import sys
 from collections import Counter
@@ -47,12 +48,13 @@ def add_myntra_flag(parser: argparse.ArgumentParser, flag: str = "--myntra") -> 
 
 
 def myntra_products(myntra: Path, limit: int) -> list[dict]:
-    """The first ``limit`` myntra-dev products whose image exists, as products-table fields."""
+    """The first ``limit`` myntra-dev products whose image exists, as products-table fields (the
+    catalog row in ``source``, as ingest keeps it)."""
     with open(myntra / "styles.csv", newline="", encoding="utf-8") as fh:
         rows = [r for r in csv.DictReader(fh) if (myntra / "images" / r["image"]).exists()][:limit]
     return [{"product_id": r["id"], "title": r["productDisplayName"],
              "category_path": [r["masterCategory"], r["subCategory"], r["articleType"]],
-             "image_uri": str(myntra / "images" / r["image"])} for r in rows]
+             "image_uri": str(myntra / "images" / r["image"]), "source": json.dumps(r)} for r in rows]
 
 
 def write_deduped_products(products: list[dict], root: Path, groups: dict[str, str] | None = None) -> DedupeLayout:

@@ -96,6 +96,9 @@ PROBE_C = 0.05
 #: inside one model; the image branch is an image-only model trained by its own loss in that model.
 BRANCH_MODES = {"title": "fused-title-branch", "image": "fused-image-branch"}
 TITLE_BRANCH = BRANCH_MODES["title"]
+#: With ``--title-attributes``, ``baseline`` reads what our models read (title and attribute words);
+#: this one reads the products' titles alone, as issue 21's baseline does.
+TITLE_BASELINE = "baseline-title"
 #: Reported for information only: the mean of the title model's and the baseline's probabilities.
 AVERAGE, AVERAGED = "title+baseline", ("title", "baseline")
 #: Settings added after models were cached, with the value that leaves them out of the cache key
@@ -149,6 +152,7 @@ def fold_dataset(products: str, out: Path, args: argparse.Namespace, fold: int):
         with stdout_to_stderr():
             run(TFRecordBuildConfig(products=products, out=str(out), image_size=args.image_size, max_levels=LEVELS,
                                     min_class_count=args.min_class_count, cv_folds=args.folds, cv_fold=fold,
+                                    title_attributes=args.title_attributes,
                                     progress=False))
     return TrainingData.load(str(out))
 
@@ -262,9 +266,11 @@ def branch_predictions(out: Path, data, settings: dict, branch: str) -> dict:
     return cached_predictions(out / f"{branch}-branch-predictions.npz", predict)
 
 
-def baseline_predictions(data, paths: dict[str, tuple[str, ...]], args: argparse.Namespace) -> dict:
+def baseline_predictions(data, paths: dict[str, tuple[str, ...]], args: argparse.Namespace,
+                         titles: dict[str, str] | None = None) -> dict:
     """TF-IDF (word 1-2 + char 2-4 grams) + logistic regression on the titles of the same fit splits,
-    trained on every class name seen there (it folds nothing)."""
+    trained on every class name seen there (it folds nothing). The titles are the records' (what our
+    models read), or ``titles[product_id]`` when given."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline, make_union
@@ -272,6 +278,8 @@ def baseline_predictions(data, paths: dict[str, tuple[str, ...]], args: argparse
     start = time.perf_counter()
     train_ids, train_titles = read_records(data, ("train", "val"))
     test_ids, test_titles = read_records(data, ("test",))
+    if titles is not None:
+        train_titles, test_titles = [titles[p] for p in train_ids], [titles[p] for p in test_ids]
     result: dict = {"ids": np.array(test_ids)}
     for level in range(1, LEVELS + 1):
         names = [class_name(paths[pid], level) or "" for pid in train_ids]
@@ -283,6 +291,12 @@ def baseline_predictions(data, paths: dict[str, tuple[str, ...]], args: argparse
         result[f"classes_{level}"] = np.array(model.classes_)
     result["seconds"] = np.array(time.perf_counter() - start)
     return result
+
+
+def product_titles(products: str) -> dict[str, str]:
+    """Every product's own title, from the build's input."""
+    rows = uri.read_parquet(products_uri(products), columns=["product_id", "title"]).to_pylist()
+    return {r["product_id"]: r["title"] for r in rows}
 
 
 def probe_features(work: Path, products: str, size: int) -> dict[str, np.ndarray]:
@@ -469,11 +483,11 @@ def evaluate_folds(folds: list[Fold], modes: list[str]) -> dict:
             **{key: stats([f[key] for f in per_fold]) for key in (*(f"level_{k}" for k in range(1, LEVELS + 1)),
                                                                    "tail_level_3", "head_level_3", "train_seconds")},
             "calibration": calibration(folds, mode)}
-    if "baseline" in modes:
-        for mode in (m for m in modes if m != "baseline"):
-            result["models"][mode]["minus_baseline"] = {
+    for baseline in (m for m in ("baseline", TITLE_BASELINE) if m in modes):
+        for mode in (m for m in modes if m != baseline):
+            result["models"][mode][f"minus_{baseline.replace('-', '_')}"] = {
                 f"level_{k}": stats([a[f"level_{k}"] - b[f"level_{k}"] for a, b in zip(
-                    result["models"][mode]["per_fold"], result["models"]["baseline"]["per_fold"], strict=True)])
+                    result["models"][mode]["per_fold"], result["models"][baseline]["per_fold"], strict=True)])
                 for k in range(1, LEVELS + 1)}
     if "title" in modes and "fused" in modes:
         result["fused_vs_title"] = {"per_fold": [image_changes(f, "title", {
@@ -566,6 +580,10 @@ def main() -> None:
                         help="character n-gram hash buckets, 0 = off")
     parser.add_argument("--probe-image-size", type=int, default=224,
                         help=f"image size of {PROBE} (frozen ImageNet Lite0 features + logistic regression)")
+    parser.add_argument("--title-attributes", type=lambda text: [c for c in text.split(",") if c], default=[],
+                        metavar="NAME,...",
+                        help="catalog columns the models read after the title (tfrecord-build --title-attributes); "
+                             f"add {TITLE_BASELINE} to --models for the baseline on titles alone")
     parser.add_argument("--seed", type=int, default=0, help="training seed of our models (repeats measure training noise)")
     parser.add_argument("--baseline-c", type=float, default=20.0, help="baseline's inverse regularisation")
     args = parser.parse_args()
@@ -575,7 +593,8 @@ def main() -> None:
     products, paths = products_table(work, args.products, args.limit)
     modes = args.models.split(",")
     indices = [int(i) for i in args.only_folds.split(",")] if args.only_folds else list(range(args.folds))
-    root = work / f"k{args.folds}-s{args.image_size}-m{args.min_class_count}-n{args.limit or 'all'}"
+    root = work / (f"k{args.folds}-s{args.image_size}-m{args.min_class_count}-n{args.limit or 'all'}"
+                   + (f"-a{'-'.join(args.title_attributes)}" if args.title_attributes else ""))
     settings = {mode: model_settings(args, mode) for mode in modes if mode in MODES}
     averaged = set(AVERAGED) <= set(modes)
     folds = []
@@ -593,9 +612,10 @@ def main() -> None:
                             partial(probe_features, work, products, args.probe_image_size), classes))
                 fold.add(mode, predictions, classes)
                 continue
-            if mode == "baseline":
-                predictions = cached_predictions(root / f"fold-{index}" / "baseline-predictions.npz",
-                                                 partial(baseline_predictions, data, paths, args))
+            if mode in ("baseline", TITLE_BASELINE):
+                titles = None if mode == "baseline" else product_titles(products)
+                predictions = cached_predictions(root / f"fold-{index}" / f"{mode}-predictions.npz",
+                                                 partial(baseline_predictions, data, paths, args, titles))
                 fold.add(mode, predictions, [predictions[f"classes_{k}"].tolist() for k in range(1, LEVELS + 1)])
                 continue
             out = root / f"fold-{index}" / f"{mode}-{cache_key(settings[mode])}"
@@ -610,6 +630,7 @@ def main() -> None:
         folds.append(fold)
     print(json.dumps({"benchmark": "cv_quality", "folds": args.folds, "fold_indices": indices,
                       "products": products, "image_size": args.image_size, "min_class_count": args.min_class_count,
+                      "title_attributes": args.title_attributes,
                       "tail_threshold": TAIL, "settings": settings,
                       "baseline": {"features": "tfidf word 1-2 + char_wb 2-4", "C": args.baseline_c},
                       **({PROBE: {"features": "frozen ImageNet EfficientNet-Lite0, average-pooled (1,280)",

@@ -47,9 +47,12 @@ def test_component_parameters_are_config_settings_with_its_defaults(component_na
     settings = set(parameters) - not_settings
     assert settings <= set(defaults), f"not settings of the config: {sorted(settings - set(defaults))}"
     # A required setting (no default) is a required parameter (default None).
-    # A tuple setting (split fractions) is the same comma-separated text as a KFP parameter.
+    # A tuple setting (split fractions) is the same comma-separated text as a KFP parameter; a list
+    # setting is a list parameter (level weights) or that text (title attributes).
     required = {n: None if defaults[n] is dataclasses.MISSING else
-                ",".join(map(str, defaults[n])) if isinstance(defaults[n], tuple) else defaults[n] for n in settings}
+                ",".join(map(str, defaults[n])) if isinstance(defaults[n], tuple) or (
+                    isinstance(defaults[n], list) and isinstance(parameters[n].default, str)) else defaults[n]
+                for n in settings}
     assert {n: parameters[n].default for n in settings} == required
     for name in settings:
         assert parameters[name].description, f"{component_name}.{name} has no description"

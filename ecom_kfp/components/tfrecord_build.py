@@ -25,12 +25,14 @@ _METRICS = "Records per split, rejects, folding, golden test coverage, timings."
 def tfrecord_build_op(products: Input[Dataset], dataset: Output[Dataset], metrics: Output[Metrics],
                       image_size: int = 224, resize_mode: str = "pad", split_fractions: str = "0.7,0.15,0.15",
                       max_levels: int = 4, min_class_count: int = 1, taxonomy: str = "",
-                      taxonomy_mapping: str = "", doc2vec_dim: int = 64, text_sample: int = 200000):
+                      taxonomy_mapping: str = "", doc2vec_dim: int = 64, text_sample: int = 200000,
+                      title_attributes: str = ""):
     from ecom_kfp.tfrecord_build.stage import run_component
 
     run_component(metrics, products=products.path, out=dataset.path, image_size=image_size, resize_mode=resize_mode,
                   split_fractions=split_fractions, max_levels=max_levels, min_class_count=min_class_count,
-                  taxonomy=taxonomy, taxonomy_mapping=taxonomy_mapping, doc2vec_dim=doc2vec_dim, text_sample=text_sample)
+                  taxonomy=taxonomy, taxonomy_mapping=taxonomy_mapping, doc2vec_dim=doc2vec_dim, text_sample=text_sample,
+                  title_attributes=title_attributes)
 
 
 @cpu_component
@@ -43,13 +45,14 @@ def tfrecord_plan_op(products: Input[Dataset], plan: Output[Dataset], metrics: O
                      image_size: int = 224, resize_mode: str = "pad", split_fractions: str = "0.7,0.15,0.15",
                      max_levels: int = 4, min_class_count: int = 1, taxonomy: str = "",
                      taxonomy_mapping: str = "", doc2vec_dim: int = 64, text_sample: int = 200000,
-                     shard_target_mb: float = 64.0):
+                     shard_target_mb: float = 64.0, title_attributes: str = ""):
     from ecom_kfp.tfrecord_build.stage import run_component
 
     run_component(metrics, step="plan", products=products.path, out=plan.path, image_size=image_size,
                   resize_mode=resize_mode, split_fractions=split_fractions, max_levels=max_levels,
                   min_class_count=min_class_count, taxonomy=taxonomy, taxonomy_mapping=taxonomy_mapping,
-                  doc2vec_dim=doc2vec_dim, text_sample=text_sample, shard_target_mb=shard_target_mb)
+                  doc2vec_dim=doc2vec_dim, text_sample=text_sample, shard_target_mb=shard_target_mb,
+                  title_attributes=title_attributes)
 
 
 @cpu_component

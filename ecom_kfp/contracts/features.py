@@ -7,7 +7,9 @@ key               type            meaning
 ================  ==============  ===========================================================
 image             bytes           JPEG, already resized to ``image_size`` square by
                                   :func:`resize_pil` (pad or crop)
-title             bytes           the product title (UTF-8, normalised)
+title             bytes           the text the model reads (UTF-8): the product title, then a
+                                  word per catalog attribute of ``title_attributes``
+                                  (:func:`model_title`)
 title_vector      float[D]        Doc2Vec embedding of the title (D = ``title_vector_dim``)
 label_level_<k>   int64           class id at level k = 1..num_levels (``labels/level_<k>.txt``,
                                   0 = other)
@@ -26,11 +28,14 @@ TensorFlow is imported lazily: the builder's Pillow path and the KFP wrappers mu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageOps
+
+from ecom_kfp.contracts import tables
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
@@ -46,6 +51,13 @@ RESIZE_MODES = ("pad", "crop")
 #: Padding colour: product photos are mostly shot on white, so white borders look like background.
 PAD_VALUE = 255
 JPEG_QUALITY = 90
+#: Key of the spec (:meth:`FeatureSpec.to_dict`) in a dataset's ``manifest.json``, and so in the copy a
+#: model carries (``dataset_manifest.json``).
+MANIFEST_KEY = "feature_spec"
+#: What an attribute value keeps in :func:`model_title`: letters and digits of any script.
+_ATTRIBUTE_CHARS = re.compile(r"[^\w]|_")
+#: Longest attribute word of :func:`model_title`: a seller's essay in an attribute stays one short word.
+MAX_ATTRIBUTE_CHARS = 40
 
 
 def label_key(level: int) -> str:
@@ -62,12 +74,16 @@ class FeatureSpec:
         title_vector_dim: Doc2Vec vector size.
         image_size: Side of the square stored image, in pixels.
         resize_mode: ``pad`` (keep the whole product, white borders) or ``crop`` (centre crop).
+        title_attributes: Catalog columns (of each product's ``source`` row) whose values
+            :func:`model_title` adds to the title the model reads; every caller of the serving
+            signature composes its ``title`` input the same way, from this manifest.
     """
 
     num_levels: int
     title_vector_dim: int
     image_size: int = 224
     resize_mode: str = "pad"
+    title_attributes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.num_levels < 1:
@@ -91,7 +107,12 @@ class FeatureSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
         """Inverse of :meth:`to_dict`; ignores unknown keys from newer writers."""
-        return cls(**{k: data[k] for k in ("num_levels", "title_vector_dim", "image_size", "resize_mode") if k in data})
+        known = {k: data[k] for k in ("num_levels", "title_vector_dim", "image_size", "resize_mode") if k in data}
+        return cls(**known, title_attributes=tuple(data.get("title_attributes") or ()))
+
+    def model_title(self, title: str, source: str | Mapping[str, Any] | None) -> str:
+        """:func:`model_title` with this dataset's :attr:`title_attributes`."""
+        return model_title(title, source, self.title_attributes)
 
     def serialize(
         self,
@@ -156,6 +177,27 @@ class FeatureSpec:
     def decode_image(self, jpeg: tf.Tensor) -> tf.Tensor:
         """One image's bytes (any size, JPEG/PNG/GIF/BMP) -> float32 ``[S, S, 3]`` in 0..255."""
         return decode_and_resize(jpeg, self.image_size, self.resize_mode)
+
+
+def model_title(title: str, source: str | Mapping[str, Any] | None, columns: Sequence[str]) -> str:
+    """The text a model reads for a product: its title, then one word per catalog attribute.
+
+    Each of ``columns`` that the product's catalog row (``source``: the products table's JSON text,
+    or the row itself) holds a value for adds the word ``<column><value>``, letters and digits only,
+    lower-cased (``usage`` ``Casual`` -> ``usagecasual``). One word per column and value keeps
+    "usage: Formal" apart from a title saying "formal" in the word and character n-gram hashes; a
+    value is cut to :data:`MAX_ATTRIBUTE_CHARS`.
+    Columns match case- and punctuation-insensitively (``baseColour`` = ``base_colour``); a missing
+    column or an empty value adds nothing, so a catalog without them gets the plain title.
+    """
+    found = tables.source_columns(source) if columns else {}
+    words = []
+    for column in columns:
+        value = found.get(tables.column_key(column))
+        word = _ATTRIBUTE_CHARS.sub("", str(value).casefold())[:MAX_ATTRIBUTE_CHARS] if value is not None else ""
+        if word:
+            words.append(tables.column_key(column) + word)
+    return " ".join([title, *words]) if words else title
 
 
 def resize_pil(image: Image.Image, size: int, mode: str = "pad") -> Image.Image:

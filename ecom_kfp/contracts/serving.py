@@ -5,7 +5,9 @@ as a shop has them and returns one probability vector per taxonomy level:
 
 - inputs: ``image_bytes`` (``tf.string [None]``: JPEG/PNG bytes of any size; resized in-graph with
   :func:`ecom_kfp.contracts.features.decode_and_resize`) and ``title`` (``tf.string [None]``;
-  tokenised in-graph with the dataset's SentencePiece model through tensorflow-text).
+  tokenised in-graph with the dataset's SentencePiece model through tensorflow-text; for a dataset
+  built with ``title_attributes``, the title followed by the catalog attribute words of
+  :func:`ecom_kfp.contracts.features.model_title`, as the records hold it).
 - outputs: ``level_<k>`` (``tf.float32 [None, C_k]``, softmax over ``labels/level_<k>.txt``) for
   k = 1..num_levels.
 

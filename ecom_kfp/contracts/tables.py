@@ -8,6 +8,8 @@ JSON object so no input information is lost, whatever the catalog format.
 from __future__ import annotations
 
 import enum
+import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -82,6 +84,22 @@ DUPLICATES = pa.schema(
         pa.field("kept_product_id", pa.string(), nullable=False),
     ]
 )
+
+
+def column_key(name: str) -> str:
+    """A catalog column name compared case- and punctuation-insensitively (``baseColour`` = ``base_colour``)."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def source_columns(source: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    """The catalog row a ``source`` value holds (its JSON text, or the row itself), keyed by
+    :func:`column_key`; ``{}`` for a missing or unreadable row, which a seller's feed may well send."""
+    if isinstance(source, str):
+        try:
+            source = json.loads(source) if source else {}
+        except json.JSONDecodeError:
+            source = {}
+    return {column_key(str(k)): v for k, v in source.items()} if isinstance(source, Mapping) else {}
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

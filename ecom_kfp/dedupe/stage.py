@@ -10,9 +10,7 @@ evidence (keys, hashes, labels), let the rules find removal candidates and leak 
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -22,7 +20,16 @@ import pyarrow.compute as pc
 
 from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import DedupeLayout, IngestLayout
-from ecom_kfp.contracts.tables import DEDUPED_PRODUCTS, DUPLICATES, PRODUCTS, REJECTS, conform, from_rows
+from ecom_kfp.contracts.tables import (
+    DEDUPED_PRODUCTS,
+    DUPLICATES,
+    PRODUCTS,
+    REJECTS,
+    column_key,
+    conform,
+    from_rows,
+    source_columns,
+)
 from ecom_kfp.dedupe import grid_hash, rules, samples
 from ecom_kfp.dedupe.config import DedupeConfig
 from ecom_kfp.dedupe.embedding import EmbeddingModel, embed_images, load_embedding_model
@@ -121,25 +128,16 @@ def completeness(table: pa.Table) -> np.ndarray:
     return score
 
 
-def column_name(name: str) -> str:
-    """A catalog column name compared case- and punctuation-insensitively (``baseColour`` = ``base_colour``)."""
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
 def label_keys(table: pa.Table, variant_columns: list[str]) -> np.ndarray:
     """``(n, 1 + columns)`` keys: the category path, then each variant column of the catalog row."""
     category = pc.binary_join(table["category_path"], ">")
-    names = list(dict.fromkeys(column_name(c) for c in variant_columns))
+    names = list(dict.fromkeys(column_key(c) for c in variant_columns))
     chunks: list[list[pa.Array]] = [[] for _ in names]
     # The source rows are parsed a batch at a time, and each batch's values kept as Arrow strings.
     for batch in table.select(["source"]).to_batches(max_chunksize=ROW_BATCH):
         values: list[list[str | None]] = [[] for _ in names]
         for text in batch.column(0).to_pylist():
-            try:
-                source = json.loads(text) if text else {}
-            except json.JSONDecodeError:
-                source = {}
-            found = {column_name(k): v for k, v in source.items()} if isinstance(source, dict) else {}
+            found = source_columns(text)
             for column, name in zip(values, names):
                 value = found.get(name)
                 column.append(None if value is None else str(value).strip().lower())

@@ -75,6 +75,7 @@ def data_pipeline(
     split_fractions: str = "0.7,0.15,0.15",
     max_levels: int = 4,
     min_class_count: int = 1,
+    title_attributes: str = "",
     text_sample: int = 200000,
     shard_target_mb: float = 64.0,
     cpu_request: str = "2",
@@ -100,6 +101,8 @@ def data_pipeline(
         split_fractions: train,val,test fractions (split by duplicate group).
         max_levels: Taxonomy depth: number of category levels.
         min_class_count: Classes with fewer training products are folded into 'other' (1 = keep every class seen).
+        title_attributes: Comma-separated catalog columns the model reads after the title, a word each
+            (e.g. gender,usage,season,baseColour); empty = the title alone.
         text_sample: Most training titles SentencePiece and Doc2Vec train on (0 = all).
         shard_target_mb: Aimed-for size of one TFRecord shard file in MiB.
         cpu_request: CPU request of every task.
@@ -121,7 +124,7 @@ def data_pipeline(
     build_plan = tfrecord_plan_op(products=dedupe.outputs["deduped"], image_size=image_size,
                                   split_fractions=split_fractions, max_levels=max_levels,
                                   min_class_count=min_class_count, taxonomy=taxonomy_uri, text_sample=text_sample,
-                                  shard_target_mb=shard_target_mb)
+                                  shard_target_mb=shard_target_mb, title_attributes=title_attributes)
     set_resources(build_plan.set_display_name("tfrecord-plan"), cpu_request, memory)
     pieces = shard_plan_op(num_shards=num_build_shards).set_display_name("build-piece-plan")
     with dsl.ParallelFor(pieces.output, parallelism=MAX_PARALLEL_PIECES,

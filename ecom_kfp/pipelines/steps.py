@@ -35,10 +35,11 @@ def dedupe_step(products: dsl.PipelineChannel, *, near_threshold: Value, cpu: Va
 
 def dedupe_and_build(products: dsl.PipelineChannel, *, near_threshold: Value, taxonomy_uri: Value,
                      image_size: Value, split_fractions: Value, max_levels: Value,
-                     min_class_count: Value, cpu: Value, memory: Value) -> PipelineTask:
+                     min_class_count: Value, title_attributes: Value, cpu: Value, memory: Value) -> PipelineTask:
     """Hash-dedupe ``products`` (an ingest output), then build the TFRecord dataset in one pod."""
     dedupe = dedupe_step(products, near_threshold=near_threshold, cpu=cpu, memory=memory)
     build = tfrecord_build_op(products=dedupe.outputs["deduped"], image_size=image_size,
                               split_fractions=split_fractions, max_levels=max_levels,
-                              min_class_count=min_class_count, taxonomy=taxonomy_uri)
+                              min_class_count=min_class_count, taxonomy=taxonomy_uri,
+                              title_attributes=title_attributes)
     return set_resources(build.set_display_name("tfrecord-build"), cpu, memory)

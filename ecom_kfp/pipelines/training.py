@@ -55,6 +55,7 @@ def training_pipeline(
     split_fractions: str = "0.7,0.15,0.15",
     max_levels: int = 4,
     min_class_count: int = 1,
+    title_attributes: str = "",
     train_preset: str = "gpu",
     backbone: str = "",
     epochs: int = 0,
@@ -96,6 +97,8 @@ def training_pipeline(
         split_fractions: train,val,test fractions (split by duplicate group).
         max_levels: Taxonomy depth: number of category levels the model predicts.
         min_class_count: Classes with fewer training products are folded into 'other' (1 = keep every class seen).
+        title_attributes: Comma-separated catalog columns the model reads after the title, a word each
+            (e.g. gender,usage,season,baseColour); empty = the title alone.
         train_preset: Training settings for the hardware: gpu (efficientnetv2-b0, batch 128 and
             learning rate 2e-3 per GPU, 30 epochs) or cpu-small (small-cnn, batch 32, learning rate
             3e-3, 18 epochs: the measured best on 2 CPU cores); it fills backbone, epochs,
@@ -134,7 +137,8 @@ def training_pipeline(
     build = steps.dedupe_and_build(
         ingest.outputs["products"], near_threshold=near_duplicate_threshold,
         taxonomy_uri=taxonomy_uri, image_size=image_size, split_fractions=split_fractions,
-        max_levels=max_levels, min_class_count=min_class_count, cpu=cpu_request, memory=memory)
+        max_levels=max_levels, min_class_count=min_class_count, title_attributes=title_attributes,
+        cpu=cpu_request, memory=memory)
 
     train = train_op(dataset=build.outputs["dataset"], preset=train_preset, backbone=backbone, epochs=epochs,
                      batch_size=batch_size, learning_rate=learning_rate, image_size=image_size,

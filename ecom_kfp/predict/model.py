@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from ecom_kfp import uri
 from ecom_kfp.contracts import registry
 from ecom_kfp.contracts.digests import verify_model
+from ecom_kfp.contracts.features import MANIFEST_KEY, FeatureSpec
 from ecom_kfp.contracts.labels import Vocabulary, count_levels, load_all, vocabulary_uri
 from ecom_kfp.contracts.layouts import ModelLayout
 from ecom_kfp.contracts.serving import Thresholds
@@ -64,6 +65,14 @@ class ModelFiles:
         if self.thresholds_file:
             return Thresholds.load_file(self.thresholds_file)
         return Thresholds.load(self.labels)
+
+    def title_attributes(self) -> tuple[str, ...]:
+        """The catalog columns the model reads after the title (its dataset's
+        :attr:`~ecom_kfp.contracts.features.FeatureSpec.title_attributes`; () without a manifest)."""
+        if not self.manifest or not uri.exists(self.manifest):
+            return ()
+        spec = uri.read_json(self.manifest).get(MANIFEST_KEY)
+        return FeatureSpec.from_dict(spec).title_attributes if spec else ()
 
     def train_counts(self) -> dict[str, dict[str, int]]:
         """``{"level_<k>": {class: training records}}`` from the dataset manifest ({} without one)."""

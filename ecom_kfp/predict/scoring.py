@@ -7,12 +7,14 @@ same calibration and thresholds (``thresholds.json``, :class:`~ecom_kfp.contract
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ecom_kfp.contracts import serving
+from ecom_kfp.contracts.features import model_title
 from ecom_kfp.contracts.labels import OTHER, Vocabulary, path_from_name
 from ecom_kfp.contracts.serving import Thresholds
 
@@ -85,11 +87,19 @@ class Decisions:
 class Scorer:
     """Calls a loaded serving signature and decides, batch by batch."""
 
-    def __init__(self, signature, vocabularies: Sequence[Vocabulary], policy: Policy, top_k: int = 3) -> None:
+    def __init__(self, signature, vocabularies: Sequence[Vocabulary], policy: Policy, top_k: int = 3,
+                 title_attributes: Sequence[str] = ()) -> None:
         self.signature = signature
         self.vocabularies = list(vocabularies)
         self.policy = policy
         self.top_k = top_k
+        self.title_attributes = tuple(title_attributes)
+
+    def model_title(self, title: str, source: str | Mapping[str, Any] | None) -> str:
+        """The signature's ``title`` input for a product: its title, then the catalog attributes
+        (``source``: the products table's JSON text, or the row itself) the model was trained to
+        read (:func:`ecom_kfp.contracts.features.model_title`)."""
+        return model_title(title, source, self.title_attributes)
 
     @property
     def num_levels(self) -> int:

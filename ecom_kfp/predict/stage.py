@@ -35,7 +35,7 @@ from ecom_kfp.predict.reasons import STAGE, Reason
 from ecom_kfp.predict.scoring import Decisions, Policy, Scorer
 from ecom_kfp.report import Timings, check_accounting, write_report
 
-COLUMNS = ["product_id", "title", "image_uri", "category_path"]
+COLUMNS = ["product_id", "title", "image_uri", "category_path", "source"]
 IMAGE_THREADS = 8
 
 
@@ -225,7 +225,8 @@ def _process(batch: list[dict], scorer: Scorer, pool: ThreadPoolExecutor, tally:
     if not ready:
         return []
     probabilities, undecodable = scorer.probabilities_of_decodable([d for _, d in ready],
-                                                                   [p.get("title") or "" for p, _ in ready])
+                                                                   [scorer.model_title(p.get("title") or "", p.get("source"))
+                                                                    for p, _ in ready])
     for i in undecodable:
         tally.rejects.append(tables.Reject(ready[i][0]["product_id"], Reason.IMAGE_UNDECODABLE,
                                            f"{ready[i][0].get('image_uri')}: the serving signature cannot decode "
@@ -270,7 +271,7 @@ def run(config: PredictConfig) -> PredictReport:
             vocabularies = files.vocabularies()
             policy = Policy.choose(files.thresholds(), len(vocabularies), config.target_precision,
                                    config.fallback_threshold)
-            scorer = Scorer(load_signature(saved), vocabularies, policy, config.top_k)
+            scorer = Scorer(load_signature(saved), vocabularies, policy, config.top_k, files.title_attributes())
         tally = _Tally(predicted=[Counter() for _ in vocabularies])
         with uri.local_output_dir(config.out_uri) as local_out, ThreadPoolExecutor(IMAGE_THREADS) as pool:
             writer = _Writer(PredictionLayout(local_out).predictions)

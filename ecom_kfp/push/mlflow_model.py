@@ -14,6 +14,7 @@ import io
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from ecom_kfp import __version__
@@ -46,14 +47,16 @@ def input_example():
                          TITLE: ["classic cotton shirt", "running sneaker"]})
 
 
-def _signature(num_levels: int):
+def _signature(num_levels: int, title_attributes: Sequence[str] = ()):
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
     from mlflow.types.schema import Array
 
     inputs = Schema([ColSpec("binary", IMAGE, required=False),
                      ColSpec("string", IMAGE_URI, required=False),
-                     ColSpec("string", TITLE)])
+                     ColSpec("string", TITLE)]
+                    # Optional: a product without an attribute gets no word for it, as in training.
+                    + [ColSpec("string", column, required=False) for column in title_attributes])
     outputs = [ColSpec("string", "predicted_path", required=False), ColSpec("long", "predicted_level", required=False),
                ColSpec("double", "confidence", required=False), ColSpec("double", "threshold", required=False),
                ColSpec("boolean", "accepted", required=False)]
@@ -86,7 +89,8 @@ def save(model_dir: str, target: str, thresholds: str = "") -> str:
     from ecom_kfp.predict.model import model_files
 
     layout = ModelLayout(model_dir)
-    num_levels = len(model_files(model_dir).vocabularies())
+    files = model_files(model_dir)
+    num_levels = len(files.vocabularies())
     with tempfile.TemporaryDirectory(prefix="ecom-kfp-mlflow-model-") as staging:
         # The artifact keeps its directory name under artifacts/: stage the payload as "model".
         payload = Path(staging, MODEL_ARTIFACT)
@@ -100,6 +104,6 @@ def save(model_dir: str, target: str, thresholds: str = "") -> str:
             artifacts[THRESHOLDS_ARTIFACT] = str(shutil.copy2(thresholds, Path(staging, THRESHOLDS_FILE)))
         mlflow.pyfunc.save_model(
             target, python_model=str(CODE_FILE), artifacts=artifacts,
-            model_config=MODEL_CONFIG, signature=_signature(num_levels), input_example=input_example(),
+            model_config=MODEL_CONFIG, signature=_signature(num_levels, files.title_attributes()), input_example=input_example(),
             pip_requirements=requirements())
     return target

@@ -9,7 +9,8 @@ an artifact of its own) as batch prediction (:class:`ecom_kfp.predict.scoring.Sc
 Input, a DataFrame with one row per product (see :mod:`ecom_kfp.push.mlflow_model` for the
 signature): ``title`` and either ``image`` (JPEG/PNG bytes; base64 in JSON requests) or
 ``image_uri`` (``gs://``; local paths only when the model config sets ``allow_local_images``,
-since a server must not read its own files on a client's request). Output, one row per product:
+since a server must not read its own files on a client's request), and a column per catalog
+attribute the model reads after the title (its dataset's ``--title-attributes``, e.g. ``gender``). Output, one row per product:
 ``predicted_path`` (levels joined with " > "), ``confidence``, ``threshold``, ``accepted``,
 ``predicted_level``, ``level_<k>_classes`` / ``level_<k>_probabilities`` (top-k per level) and
 ``error`` (why a product could not be scored, else empty; its other columns are then empty).
@@ -62,7 +63,7 @@ class ProductCategoryModel(PythonModel):
 
         policy = Policy.choose(self.files.thresholds(), len(self.vocabularies),
                                float((params or {}).get("target_precision") or 0.0))
-        scorer = Scorer(self.signature, self.vocabularies, policy, self.top_k)
+        scorer = Scorer(self.signature, self.vocabularies, policy, self.top_k, self.files.title_attributes())
         rows = model_input.to_dict("records")
         images, errors = [], []
         for row in rows:
@@ -71,7 +72,8 @@ class ProductCategoryModel(PythonModel):
             errors.append(error)
         ready = [i for i, error in enumerate(errors) if not error]
         probabilities, undecodable = scorer.probabilities_of_decodable(
-            [images[i] for i in ready], [str(rows[i].get(TITLE) or "") for i in ready]) if ready else (None, [])
+            [images[i] for i in ready], [scorer.model_title(str(rows[i].get(TITLE) or ""), rows[i]) for i in ready]
+        ) if ready else (None, [])
         for j in undecodable:
             errors[ready[j]] = "image cannot be decoded"
         good = [i for j, i in enumerate(ready) if j not in undecodable]

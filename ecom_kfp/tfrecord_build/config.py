@@ -85,6 +85,12 @@ class TFRecordBuildConfig:
                             help="Google Product Taxonomy file (taxonomy-with-ids format); needs --taxonomy-mapping")
     taxonomy_mapping: str = setting("", metavar="URI",
                                     help="TSV of '<source path>\\t<taxonomy id or path>' lines mapping source categories")
+    title_attributes: list[str] = setting(
+        factory=list, metavar="NAME,...",
+        help="catalog (source) columns whose values the model reads after the title, a word each (usage Formal -> "
+             "usageformal); recorded in manifest.json, so batch predict and the MLflow model add the same words. "
+             "myntra's gender,usage,season,baseColour lift level 3 (benchmarks/README.md); names match case- and "
+             "punctuation-insensitively")
     spm_vocab_size: int = setting(8000, metavar="N",
                                   help="SentencePiece vocabulary; lowered (and reported) when the titles are too few")
     doc2vec_dim: int = setting(64, metavar="D", help="Doc2Vec vector size of the title_vector feature")

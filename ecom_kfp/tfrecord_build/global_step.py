@@ -111,7 +111,7 @@ def plan(config: TFRecordBuildConfig) -> PlanReport:
     layout, files = BuildPlanLayout(config.out), DatasetLayout(config.out)
     timings = Timings()
     with timings.phase("read"):
-        catalog, early_rejects = read_catalog(config.products)
+        catalog, early_rejects = read_catalog(config.products, config.title_attributes)
         paths, taxonomy_report = _category_paths(catalog, config)
     products = catalog.table.num_rows
     with timings.phase("split"):
@@ -145,7 +145,8 @@ def plan(config: TFRecordBuildConfig) -> PlanReport:
         doc2vec_pieces = len(doc2vec.wv)
         del doc2vec, pieces
     spec = FeatureSpec(num_levels=label_space.num_levels, title_vector_dim=config.doc2vec_dim,
-                       image_size=config.image_size, resize_mode=config.resize_mode)
+                       image_size=config.image_size, resize_mode=config.resize_mode,
+                       title_attributes=tuple(config.title_attributes))
     settings = WriterSettings(spec, config.jpeg_quality, config.out, config.seed, config.doc2vec_infer_epochs)
     with timings.phase("plan"):
         order = {name: rows[hash_order(f"order-{config.seed}", catalog.column("product_id").take(rows))]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
 
 from ecom_kfp import uri
 from ecom_kfp.contracts import tables
+from ecom_kfp.contracts.features import model_title
 from ecom_kfp.contracts.layouts import DedupeLayout
 from ecom_kfp.contracts.tables import Reject
 from ecom_kfp.tfrecord_build.rejects import Reason
@@ -28,7 +30,7 @@ class Product:
 
     Attributes:
         product_id: Catalog id.
-        title: Raw title, as shown in the shop.
+        title: Raw title, as shown in the shop, then the words of the build's ``--title-attributes``.
         category_path: Source category path, most general first (may be empty).
         business_value: Weight of the product for business-value scoring.
         image_uri: The local or ``gs://`` copy of the image ingest stored.
@@ -57,9 +59,10 @@ class Catalog:
     """The usable products as columns: what the global step holds per product is a few column values.
 
     Attributes:
-        table: One row per usable product, in input order: ``product_id``, ``title`` (stripped),
-            ``image_uri``, ``business_value`` (1.0 when null), ``group_id`` (the product id when it
-            has no group), ``label_conflict`` and ``path`` (index into ``paths``).
+        table: One row per usable product, in input order: ``product_id``, ``title`` (stripped, then
+            the attribute words of :func:`read_catalog`), ``image_uri``, ``business_value`` (1.0 when
+            null), ``group_id`` (the product id when it has no group), ``label_conflict`` and ``path``
+            (index into ``paths``).
         paths: The distinct cleaned category paths, most general first (``()`` for none).
     """
 
@@ -81,14 +84,18 @@ CATALOG_SCHEMA = pa.schema([("product_id", pa.string()), ("title", pa.string()),
                             ("label_conflict", pa.bool_()), ("path", pa.int32())])
 
 
-def read_products(products: str) -> tuple[list[Product], list[Reject]]:
+def read_products(products: str, title_attributes: Sequence[str] = ()) -> tuple[list[Product], list[Reject]]:
     """:func:`read_catalog`, the products as objects."""
-    catalog, rejected = read_catalog(products)
+    catalog, rejected = read_catalog(products, title_attributes)
     return catalog.products(), rejected
 
 
-def read_catalog(products: str) -> tuple[Catalog, list[Reject]]:
+def read_catalog(products: str, title_attributes: Sequence[str] = ()) -> tuple[Catalog, list[Reject]]:
     """Read ``--products`` into the usable products (as columns) and rejects, in input order.
+
+    With ``title_attributes``, a product's title is the text the model reads
+    (:func:`~ecom_kfp.contracts.features.model_title`): its title, then those columns of its
+    catalog row. A blank title is rejected before that, so attributes never stand in for a title.
 
     Raises:
         InputError: the file is missing, lacks one of the :data:`COLUMNS` of
@@ -99,11 +106,12 @@ def read_catalog(products: str) -> tuple[Catalog, list[Reject]]:
     if not uri.exists(source):
         raise InputError(f"--products {products}: no products table at {source}; is this a dedupe output?")
     # Only the columns a record needs: the rest (source rows above all) would cost memory per product.
-    schema = pa.schema([tables.DEDUPED_PRODUCTS.field(name) for name in COLUMNS])
+    columns = [*COLUMNS, "source"] if title_attributes else list(COLUMNS)
+    schema = pa.schema([tables.DEDUPED_PRODUCTS.field(name) for name in columns])
     try:
-        table = tables.conform(uri.read_parquet(source, columns=list(COLUMNS)), schema)
+        table = tables.conform(uri.read_parquet(source, columns=columns), schema)
     except (ValueError, KeyError) as err:  # pyarrow's ArrowInvalid is a ValueError
-        raise InputError(f"--products {products}: not a dedupe products table with the columns {list(COLUMNS)} "
+        raise InputError(f"--products {products}: not a dedupe products table with the columns {columns} "
                          f"({str(err).splitlines()[0]})") from err
     if table.num_rows == 0:
         raise InputError(f"--products {products}: the products table is empty; there is nothing to build a dataset from")
@@ -122,6 +130,8 @@ def read_catalog(products: str) -> tuple[Catalog, list[Reject]]:
             if not row["image_uri"]:
                 rejected.append(Reject(pid, Reason.MISSING_IMAGE, "image_uri is null or blank"))
                 continue
+            if title_attributes:
+                title = model_title(title, row["source"], title_attributes)
             path = tuple(c.strip() for c in (row["category_path"] or []) if c and c.strip())
             business_value = row["business_value"]
             for name, value in (("product_id", pid), ("title", title), ("image_uri", row["image_uri"]),

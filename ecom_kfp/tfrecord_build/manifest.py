@@ -29,9 +29,10 @@ from importlib import metadata
 from typing import Any
 
 from ecom_kfp.contracts import digests
+from ecom_kfp.contracts.features import MANIFEST_KEY
 from ecom_kfp.contracts.labels import Vocabulary
 
-FEATURE_SPEC = "feature_spec"
+FEATURE_SPEC = MANIFEST_KEY
 COUNTS = "counts"
 DIGESTS = digests.DIGESTS_KEY
 LIBRARIES = ("ecom-kfp", "tensorflow", "tensorflow-text", "sentencepiece", "gensim", "pillow", "numpy", "pyarrow")

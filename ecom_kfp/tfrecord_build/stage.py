@@ -73,11 +73,13 @@ def _log_to_stderr(level: int) -> None:
 
 
 def run_component(metrics: Any, **settings: Any) -> None:
-    """Run a step from a KFP component's parameters (``split_fractions`` as the text a pipeline
-    parameter holds) without progress bars, and log its report's numbers to ``metrics`` (an
-    ``Output[Metrics]``; ``None`` logs nothing)."""
+    """Run a step from a KFP component's parameters (``split_fractions`` and ``title_attributes`` as
+    the text a pipeline parameter holds) without progress bars, and log its report's numbers to
+    ``metrics`` (an ``Output[Metrics]``; ``None`` logs nothing)."""
     if isinstance(settings.get("split_fractions"), str):
         settings["split_fractions"] = parse_fractions(settings["split_fractions"])
+    if isinstance(settings.get("title_attributes"), str):
+        settings["title_attributes"] = [c.strip() for c in settings["title_attributes"].split(",") if c.strip()]
     report = run(TFRecordBuildConfig(progress=False, **settings))
     if metrics is not None:
         for name, value in scalar_metrics(report).items():

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ecom_kfp.train.text import TitleTokenizer
 
-MANIFEST_FEATURE_SPEC = "feature_spec"
+MANIFEST_FEATURE_SPEC = features.MANIFEST_KEY
 MANIFEST_COUNTS = "counts"
 SHUFFLE_BUFFER = 2048
 

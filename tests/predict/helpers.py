@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 
 from ecom_kfp import uri
@@ -31,8 +32,10 @@ class Catalog:
         return self.layout.root
 
 
-def write_catalog(root: str, records: list[tiny.Record], faults: bool = True) -> Catalog:
-    """Write ``records`` as an ingest output; with ``faults``, plant wrong labels and unscorable images."""
+def write_catalog(root: str, records: list[tiny.Record], faults: bool = True,
+                  sources: dict[str, dict] | None = None) -> Catalog:
+    """Write ``records`` as an ingest output; with ``faults``, plant wrong labels and unscorable images;
+    ``sources`` maps product ids to their catalog rows (``source``)."""
     layout = IngestLayout(root)
     rows, wrong, unscorable, noisy = [], set(), {}, set()
     paths = {c.path[0]: c.path for c in tiny.CATEGORIES}
@@ -59,7 +62,8 @@ def write_catalog(root: str, records: list[tiny.Record], faults: bool = True) ->
             uri.write_bytes(image_uri, image)
         rows.append({"product_id": record.product_id, "title": record.title, "title_normalized": record.title,
                      "category_path": path, "image_uri": image_uri, "image_sha256": sha,
-                     "business_value": record.business_value})
+                     "business_value": record.business_value,
+                     "source": json.dumps(sources[record.product_id]) if sources else None})
     uri.write_parquet(tables.from_rows(rows, tables.PRODUCTS), layout.products)
     return Catalog(layout, [r.product_id for r in records], wrong - set(unscorable), unscorable, noisy)
 

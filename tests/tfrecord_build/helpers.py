@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,12 +29,12 @@ class DedupeOutput:
     uncategorised: list[str]
 
 
-def _row(pid: str, title: str, path: list[str], image_uri: str) -> dict:
+def _row(pid: str, title: str, path: list[str], image_uri: str, source: dict | None = None) -> dict:
     group = "g-" + hashlib.sha1(title.lower().encode()).hexdigest()[:12]
     return {"product_id": pid, "title": title, "title_normalized": title.lower(), "brand": (title.split() or [None])[0],
             "price": 10.0, "category_path": path, "business_value": 1.0 + len(path[-1]) / 10 if path else 1.0,
             "image_url": f"http://127.0.0.1/{pid}.jpg", "image_uri": image_uri, "image_sha256": None,
-            "width": 60, "height": 80, "source": "{}", "group_id": pid, "group_size": 1, "split_group": group,
+            "width": 60, "height": 80, "source": json.dumps(source or {}), "group_id": pid, "group_size": 1, "split_group": group,
             "label_conflict": False}
 
 
@@ -48,7 +49,7 @@ def write_dedupe_output(root: Path, myntra_dir: Path, rows: int = ROWS, broken: 
         target = images / r["image"]
         shutil.copyfile(myntra_dir / "images" / r["image"], target)
         products.append(_row(r["id"], r["productDisplayName"], [r["masterCategory"], r["subCategory"], r["articleType"]],
-                             str(target)))
+                             str(target), r))
     # A larger, wide Pillow-made JPEG: exercises down-scaling and padding.
     wide = images / "wide.jpg"
     Image.new("RGB", (320, 120), (200, 40, 40)).save(wide, format="JPEG", quality=90)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from PIL import Image
 
 from ecom_kfp import uri
 from ecom_kfp.contracts import labels
-from ecom_kfp.contracts.features import FeatureSpec
+from ecom_kfp.contracts.features import FeatureSpec, model_title
 from ecom_kfp.contracts.layouts import DatasetLayout
 from ecom_kfp.tfrecord_build import run
 from ecom_kfp.tfrecord_build.config import ConfigError
@@ -169,6 +170,28 @@ def test_a_rebuild_writes_the_same_records(built, records, dedupe_output: Dedupe
     shards = sorted(Path(built[0]).glob("*/*.tfrecord.gz"))
     assert shards and all(s.read_bytes() == (tmp_path / "again" / s.parent.name / s.name).read_bytes() for s in shards)
     assert (Path(built[0]) / "text" / "spm.model").read_bytes() == (tmp_path / "again" / "text" / "spm.model").read_bytes()
+
+
+def test_title_attributes_add_the_catalog_rows_words_to_the_titles_and_the_manifest(
+        built, records, dedupe_output: DedupeOutput, tmp_path: Path) -> None:
+    attributes = ["gender", "usage", "base_colour"]
+    report = run(small_config(dedupe_output.layout.root, str(tmp_path / "out"), title_attributes=attributes))
+    layout = DatasetLayout(str(tmp_path / "out"))
+    assert FeatureSpec.from_dict(uri.read_json(layout.manifest)[FEATURE_SPEC]).title_attributes == tuple(attributes)
+    assert (report.records, report.rejected) == (built[1].records, built[1].rejected)
+    rejected = {r["product_id"]: r["reason"] for r in uri.read_parquet(layout.rejects).to_pylist()}
+    assert rejected == dedupe_output.broken  # attribute words never stand in for a blank title
+    rows = {r["product_id"]: r for r in uri.read_parquet(dedupe_output.layout.products).to_pylist()}
+    plain = {r["product_id"].decode(): r["title"].decode() for split in records.values() for r in split}
+    with_words = {r["product_id"].decode(): r["title"].decode()
+                  for split in read_records(layout.root).values() for r in split}
+    assert with_words.keys() == plain.keys()
+    for pid, title in with_words.items():
+        assert title == model_title(rows[pid]["title"].strip(), rows[pid]["source"], attributes)
+    styled = json.loads(rows[dedupe_output.product_ids[0]]["source"])
+    assert with_words[dedupe_output.product_ids[0]].endswith(
+        f" gender{styled['gender'].lower()} usage{styled['usage'].lower()} basecolour{styled['baseColour'].lower()}")
+    assert with_words["wide-1"] == plain["wide-1"]  # no catalog row: the title alone
 
 
 def test_empty_products_table_is_a_clear_error(tmp_path: Path) -> None:
