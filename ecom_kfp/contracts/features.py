@@ -110,10 +110,6 @@ class FeatureSpec:
         known = {k: data[k] for k in ("num_levels", "title_vector_dim", "image_size", "resize_mode") if k in data}
         return cls(**known, title_attributes=tuple(data.get("title_attributes") or ()))
 
-    def model_title(self, title: str, source: str | Mapping[str, Any] | None) -> str:
-        """:func:`model_title` with this dataset's :attr:`title_attributes`."""
-        return model_title(title, source, self.title_attributes)
-
     def serialize(
         self,
         *,
@@ -184,11 +180,11 @@ def model_title(title: str, source: str | Mapping[str, Any] | None, columns: Seq
 
     Each of ``columns`` that the product's catalog row (``source``: the products table's JSON text,
     or the row itself) holds a value for adds the word ``<column><value>``, letters and digits only,
-    lower-cased (``usage`` ``Casual`` -> ``usagecasual``). One word per column and value keeps
-    "usage: Formal" apart from a title saying "formal" in the word and character n-gram hashes; a
-    value is cut to :data:`MAX_ATTRIBUTE_CHARS`.
-    Columns match case- and punctuation-insensitively (``baseColour`` = ``base_colour``); a missing
-    column or an empty value adds nothing, so a catalog without them gets the plain title.
+    lower-cased and cut to :data:`MAX_ATTRIBUTE_CHARS` (``usage`` ``Casual`` -> ``usagecasual``).
+    One word per column and value keeps "usage: Formal" apart from a title saying "formal" in the
+    word and character n-gram hashes. Columns match case- and punctuation-insensitively
+    (``baseColour`` = ``base_colour``); a missing column or an empty value adds nothing, so a
+    catalog without them gets the plain title.
     """
     found = tables.source_columns(source) if columns else {}
     words = []

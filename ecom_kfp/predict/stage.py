@@ -35,7 +35,7 @@ from ecom_kfp.predict.reasons import STAGE, Reason
 from ecom_kfp.predict.scoring import Decisions, Policy, Scorer
 from ecom_kfp.report import Timings, check_accounting, write_report
 
-COLUMNS = ["product_id", "title", "image_uri", "category_path", "source"]
+COLUMNS = ["product_id", "title", "image_uri", "category_path"]
 IMAGE_THREADS = 8
 
 
@@ -92,11 +92,12 @@ def _read_image(image_uri: str | None) -> tuple[bytes | None, Reason | None, str
         return None, Reason.IMAGE_READ_ERROR, f"{image_uri}: {type(err).__name__}: {err}"
 
 
-def _batches(products: str, config: PredictConfig) -> Iterator[tuple[list[dict], int]]:
-    """This shard's product rows, ``batch_size`` at a time, with the count of rows of other shards."""
+def _batches(products: str, config: PredictConfig, columns: list[str]) -> Iterator[tuple[list[dict], int]]:
+    """This shard's product rows (``columns`` of them), ``batch_size`` at a time, with the count of
+    rows of other shards."""
     with uri.local_copy(products) as local:
         parquet = pq.ParquetFile(local)
-        available = [c for c in COLUMNS if c in parquet.schema_arrow.names]
+        available = [c for c in columns if c in parquet.schema_arrow.names]
         for record_batch in parquet.iter_batches(batch_size=config.batch_size, columns=available):
             rows = record_batch.to_pylist()
             mine = [r for r in rows if config.num_shards == 1 or shard_of(r["product_id"], config.num_shards)
@@ -277,7 +278,10 @@ def run(config: PredictConfig) -> PredictReport:
             writer = _Writer(PredictionLayout(local_out).predictions)
             try:
                 with timings.phase("score"):
-                    for batch, others in tqdm(_batches(ingest.products, config), desc="predict", unit="batch",
+                    # The catalog rows only when the model reads attributes from them: they are the
+                    # largest column.
+                    columns = COLUMNS + (["source"] if scorer.title_attributes else [])
+                    for batch, others in tqdm(_batches(ingest.products, config, columns), desc="predict", unit="batch",
                                               disable=not config.progress, leave=False):
                         tally.input += len(batch)
                         tally.other_shards += others

@@ -33,7 +33,7 @@ def _moved(records: list[tiny.Record]) -> tuple[list[tiny.Record], dict[str, dic
 
 
 @pytest.fixture(scope="module")
-def attribute_model(tmp_path_factory, tiny_dataset):
+def attribute_model(tmp_path_factory):
     """A tiny model trained on titles composed as the build composes them with ``--title-attributes
     product_kind`` (the column named in another spelling, as a user may), its manifest saying so."""
     root = tmp_path_factory.mktemp("attribute-model")
