@@ -69,6 +69,7 @@ from ecom_kfp import uri
 from ecom_kfp.contracts import features, serving
 from ecom_kfp.contracts.labels import class_name
 from ecom_kfp.contracts.layouts import DedupeLayout, ModelLayout
+from ecom_kfp.settings import comma_separated
 from ecom_kfp.train.config import TrainConfig
 
 LEVELS = 3
@@ -580,7 +581,7 @@ def main() -> None:
                         help="character n-gram hash buckets, 0 = off")
     parser.add_argument("--probe-image-size", type=int, default=224,
                         help=f"image size of {PROBE} (frozen ImageNet Lite0 features + logistic regression)")
-    parser.add_argument("--title-attributes", type=lambda text: [c for c in text.split(",") if c], default=[],
+    parser.add_argument("--title-attributes", type=comma_separated, default=[],
                         metavar="NAME,...",
                         help="catalog columns the models read after the title (tfrecord-build --title-attributes); "
                              f"add {TITLE_BASELINE} to --models for the baseline on titles alone")
@@ -597,6 +598,7 @@ def main() -> None:
                    + (f"-a{'-'.join(args.title_attributes)}" if args.title_attributes else ""))
     settings = {mode: model_settings(args, mode) for mode in modes if mode in MODES}
     averaged = set(AVERAGED) <= set(modes)
+    own_titles = product_titles(products) if TITLE_BASELINE in modes else None
     folds = []
     for index in indices:
         data = fold_dataset(products, root / f"fold-{index}" / "data", args, index)
@@ -613,9 +615,9 @@ def main() -> None:
                 fold.add(mode, predictions, classes)
                 continue
             if mode in ("baseline", TITLE_BASELINE):
-                titles = None if mode == "baseline" else product_titles(products)
                 predictions = cached_predictions(root / f"fold-{index}" / f"{mode}-predictions.npz",
-                                                 partial(baseline_predictions, data, paths, args, titles))
+                                                 partial(baseline_predictions, data, paths, args,
+                                                         None if mode == "baseline" else own_titles))
                 fold.add(mode, predictions, [predictions[f"classes_{k}"].tolist() for k in range(1, LEVELS + 1)])
                 continue
             out = root / f"fold-{index}" / f"{mode}-{cache_key(settings[mode])}"

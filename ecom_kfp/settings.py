@@ -115,10 +115,16 @@ def _scalar(hint: Any) -> type:
     return args[0] if typing.get_origin(hint) is list and args else hint
 
 
+def comma_separated(text: str, item: Callable[[str], Any] = str) -> list:
+    """``"a, b,,c"`` -> ``[item("a"), item("b"), item("c")]``: a list setting as a flag or a pipeline
+    parameter writes it."""
+    return [item(part.strip()) for part in text.split(",") if part.strip()]
+
+
 def _list_parser(item: type, flag: str) -> Callable[[str], list]:
     def parse(text: str) -> list:
         try:
-            return [item(part.strip()) for part in text.split(",") if part.strip()]
+            return comma_separated(text, item)
         except ValueError as err:
             raise argparse.ArgumentTypeError(
                 f"{flag} takes comma-separated {item.__name__} values, got {text!r}") from err

@@ -66,19 +66,19 @@ class ModelFiles:
             return Thresholds.load_file(self.thresholds_file)
         return Thresholds.load(self.labels)
 
+    def _manifest(self) -> dict:
+        """The dataset manifest ({} without one)."""
+        return uri.read_json(self.manifest) if self.manifest and uri.exists(self.manifest) else {}
+
     def title_attributes(self) -> tuple[str, ...]:
         """The catalog columns the model reads after the title (its dataset's
         :attr:`~ecom_kfp.contracts.features.FeatureSpec.title_attributes`; () without a manifest)."""
-        if not self.manifest or not uri.exists(self.manifest):
-            return ()
-        spec = uri.read_json(self.manifest).get(MANIFEST_KEY)
+        spec = self._manifest().get(MANIFEST_KEY)
         return FeatureSpec.from_dict(spec).title_attributes if spec else ()
 
     def train_counts(self) -> dict[str, dict[str, int]]:
         """``{"level_<k>": {class: training records}}`` from the dataset manifest ({} without one)."""
-        if not self.manifest or not uri.exists(self.manifest):
-            return {}
-        counts = uri.read_json(self.manifest).get("counts", {}).get("train", {})
+        counts = self._manifest().get("counts", {}).get("train", {})
         return {key: value for key, value in counts.items() if key.startswith("level_")}
 
 

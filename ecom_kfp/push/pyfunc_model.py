@@ -39,6 +39,7 @@ class ProductCategoryModel(PythonModel):
         self.signature = load_signature(self.files.saved_model)
         self.top_k = int(config.get("top_k", 3))
         self.allow_local_images = bool(config.get("allow_local_images", False))
+        self.title_attributes = self.files.title_attributes()
 
     def _image(self, row) -> tuple[bytes | None, str]:
         from ecom_kfp import uri
@@ -63,7 +64,7 @@ class ProductCategoryModel(PythonModel):
 
         policy = Policy.choose(self.files.thresholds(), len(self.vocabularies),
                                float((params or {}).get("target_precision") or 0.0))
-        scorer = Scorer(self.signature, self.vocabularies, policy, self.top_k, self.files.title_attributes())
+        scorer = Scorer(self.signature, self.vocabularies, policy, self.top_k, self.title_attributes)
         rows = model_input.to_dict("records")
         images, errors = [], []
         for row in rows:

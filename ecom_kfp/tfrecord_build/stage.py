@@ -25,6 +25,7 @@ from multiprocessing import get_context
 from typing import Any
 
 from ecom_kfp.report import scalar_metrics
+from ecom_kfp.settings import comma_separated
 from ecom_kfp.tfrecord_build.config import TFRecordBuildConfig, parse_fractions
 from ecom_kfp.tfrecord_build.global_step import PlanReport, plan
 from ecom_kfp.tfrecord_build.merge import TFRecordBuildReport, merge
@@ -79,7 +80,7 @@ def run_component(metrics: Any, **settings: Any) -> None:
     if isinstance(settings.get("split_fractions"), str):
         settings["split_fractions"] = parse_fractions(settings["split_fractions"])
     if isinstance(settings.get("title_attributes"), str):
-        settings["title_attributes"] = [c.strip() for c in settings["title_attributes"].split(",") if c.strip()]
+        settings["title_attributes"] = comma_separated(settings["title_attributes"])
     report = run(TFRecordBuildConfig(progress=False, **settings))
     if metrics is not None:
         for name, value in scalar_metrics(report).items():
