@@ -28,6 +28,7 @@ TensorFlow is imported lazily: the builder's Pillow path and the KFP wrappers mu
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -184,13 +185,15 @@ def model_title(title: str, source: str | Mapping[str, Any] | None, columns: Seq
     One word per column and value keeps "usage: Formal" apart from a title saying "formal" in the
     word and character n-gram hashes. Columns match case- and punctuation-insensitively
     (``baseColour`` = ``base_colour``); a missing column or an empty value adds nothing, so a
-    catalog without them gets the plain title.
+    catalog without them gets the plain title. NaN is missing too: MLflow's schema enforcement turns
+    a pyfunc request's null into it.
     """
     found = tables.source_columns(source) if columns else {}
     words = []
     for column in columns:
         value = found.get(tables.column_key(column))
-        word = _ATTRIBUTE_CHARS.sub("", str(value).casefold())[:MAX_ATTRIBUTE_CHARS] if value is not None else ""
+        missing = value is None or (isinstance(value, float) and math.isnan(value))
+        word = "" if missing else _ATTRIBUTE_CHARS.sub("", str(value).casefold())[:MAX_ATTRIBUTE_CHARS]
         if word:
             words.append(tables.column_key(column) + word)
     return " ".join([title, *words]) if words else title

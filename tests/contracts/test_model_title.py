@@ -15,4 +15,7 @@ def test_model_title_adds_one_word_per_present_attribute():
     assert model_title("Shirt", row, []) == "Shirt"
     assert model_title("Shirt", "{not json", ["gender"]) == "Shirt"
     assert model_title("Shirt", '["a list"]', ["gender"]) == "Shirt"
+    # A pyfunc request's null reaches the model as NaN (MLflow's schema enforcement): no "gendernan".
+    assert model_title("Shirt", {"gender": float("nan"), "usage": "Casual"}, ["gender", "usage"]) \
+        == "Shirt usagecasual"
     assert model_title("Shirt", {"gender": "x" * 1000}, ["gender"]) == "Shirt gender" + "x" * MAX_ATTRIBUTE_CHARS
