@@ -87,6 +87,17 @@ class FeatureSpec:
     title_attributes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        # A manifest is read from a shared artifact store: a wrong type must fail here, by name, not
+        # as a TypeError deep in a reader, nor as a string read letter by letter as column names.
+        for name in ("num_levels", "title_vector_dim", "image_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
+        if not isinstance(self.title_attributes, tuple) or not all(
+                isinstance(column, str) and column.strip() for column in self.title_attributes):
+            raise ValueError(f"title_attributes must be a tuple of column names, got {self.title_attributes!r}")
+        if len(set(self.title_attributes)) != len(self.title_attributes):
+            raise ValueError(f"title_attributes names a column twice: {list(self.title_attributes)}")
         if self.num_levels < 1:
             raise ValueError(f"num_levels must be >= 1, got {self.num_levels}")
         if self.title_vector_dim < 1:
@@ -109,7 +120,10 @@ class FeatureSpec:
     def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
         """Inverse of :meth:`to_dict`; ignores unknown keys from newer writers."""
         known = {k: data[k] for k in ("num_levels", "title_vector_dim", "image_size", "resize_mode") if k in data}
-        return cls(**known, title_attributes=tuple(data.get("title_attributes") or ()))
+        columns = data.get("title_attributes") or []
+        if not isinstance(columns, list):
+            raise ValueError(f"title_attributes must be a list of column names, got {columns!r}")
+        return cls(**known, title_attributes=tuple(columns))
 
     def serialize(
         self,

@@ -24,7 +24,7 @@ from PIL import Image
 from ecom_kfp import uri
 from ecom_kfp.contracts import serving
 from ecom_kfp.contracts.digests import DIGESTS_KEY, tree_digests, write_model_digests
-from ecom_kfp.contracts.features import FeatureSpec, decode_and_resize, resize_pil
+from ecom_kfp.contracts.features import MANIFEST_KEY, FeatureSpec, decode_and_resize, resize_pil
 from ecom_kfp.contracts.labels import OTHER, SEPARATOR, Vocabulary, class_name, save_all
 from ecom_kfp.contracts.layouts import DatasetLayout, ModelLayout
 
@@ -132,7 +132,7 @@ def write_dataset(root: str, test: Sequence[Record], vocabs: Sequence[Vocabulary
                                                 business_value=record.business_value, product_id=record.product_id,
                                                 group_id=record.product_id, category_path=record.category_path))
     save_all(vocabs, layout.labels)
-    manifest: dict = {"feature_spec": SPEC.to_dict(), "counts": {"test": len(test), "val": len(val)}}
+    manifest: dict = {MANIFEST_KEY: SPEC.to_dict(), "counts": {"test": len(test), "val": len(val)}}
     if train_counts is not None:
         manifest["counts"]["train"] = {
             f"level_{v.level}": {name: counts.get(name, 0) for name in v.classes}
