@@ -36,6 +36,9 @@ GradientReducer = Callable[[list[tf.Tensor]], list[tf.Tensor]]
 #: ``(images, step) -> images``, run on each training batch (e.g. :class:`~ecom_kfp.train.augment.FlipShift`).
 Augmentation = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 BACKBONE_LAYER = "backbone"
+#: A pass-through after the backbone, so its output in the model's graph has a layer of its own to
+#: be asked for (:func:`feature_classifier`); the backbone's own ``output`` is the one inside it.
+BACKBONE_FEATURES_LAYER = "backbone_features"
 #: Input of :func:`feature_classifier`: the backbone's pooled features of each image.
 IMAGE_FEATURES_INPUT = "image_features"
 EMBEDDING_LAYER = "title_embedding"
@@ -198,7 +201,7 @@ def build_classifier(spec: ModelSpec, embeddings: np.ndarray | None = None) -> P
     if spec.inputs in ("fused", "image"):
         backbone = build_backbone(spec.backbone, spec.image_size)
         backbone.name = BACKBONE_LAYER
-        branches["image"] = backbone(image)
+        branches["image"] = keras.layers.Identity(name=BACKBONE_FEATURES_LAYER)(backbone(image))
         if spec.inputs == "fused" and spec.image_heads:
             # Titles fit the training set within a few epochs, after which the fused heads pass
             # the image branch almost no gradient; heads of its own keep it learning what titles
@@ -332,11 +335,12 @@ def feature_classifier(model: keras.Model) -> ProductClassifier:
     Raises:
         ValueError: ``model`` has no image backbone (a title-only model).
     """
-    backbone = model.get_layer(BACKBONE_LAYER)
-    # The backbone's output in ``model``'s graph (``backbone.output`` is the one inside the
-    # backbone). Keras builds a model from an intermediate tensor by giving it an Input of its
-    # own; naming the tensor names that Input's key and keeps Keras from warning about it.
-    features = backbone._inbound_nodes[0].output_tensors[0]
+    try:
+        features = model.get_layer(BACKBONE_FEATURES_LAYER).output
+    except ValueError as err:
+        raise ValueError(f"{model.name} has no image backbone ({BACKBONE_FEATURES_LAYER!r} layer)") from err
+    # Keras builds a model from an intermediate tensor by giving it an Input of its own; naming the
+    # tensor names that Input's key and keeps Keras from warning about it.
     features.name = IMAGE_FEATURES_INPUT
     inputs = {IMAGE_FEATURES_INPUT: features, **{k: v for k, v in model.input.items() if k != IMAGE_INPUT}}
     return ProductClassifier(inputs=inputs, outputs=model.output, name=f"{model.name}_on_features")
