@@ -32,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from ecom_kfp.evaluate.inference import score_split
-    from ecom_kfp.evaluate.inputs import load_inputs
+    from ecom_kfp.evaluate.inputs import open_inputs
     from ecom_kfp.train.data import PipelineOptions, TrainingData, make_dataset
     from ecom_kfp.train.text import TitleTokenizer
 
@@ -49,9 +49,9 @@ def main() -> None:
     pipeline_rate = pipeline_examples / (time.perf_counter() - start)
 
     layout = untrained_serving_model(Path(args.work), data, tokenizer, args.backbone, args.image_size)
-    inputs = load_inputs(layout.root, data.layout.root)
-    score_split(inputs, "test", args.batch_size)  # warm-up: trace the signature, fill caches
-    predictions = score_split(inputs, "test", args.batch_size)
+    with open_inputs(layout.root, data.layout.root) as inputs:
+        score_split(inputs, "test", args.batch_size)  # warm-up: trace the signature, fill caches
+        predictions = score_split(inputs, "test", args.batch_size)
     evaluate_rate = predictions.examples / predictions.seconds
 
     print(json.dumps({"benchmark": "evaluate_vs_train_input_pipeline", "backbone": args.backbone,

@@ -56,6 +56,22 @@ def join(base: str, *parts: str) -> str:
     return filesystem(base).join(str(base), *parts)
 
 
+def split(uri: str) -> tuple[str, str]:
+    """``(parent, name)`` of the file or directory ``uri`` (a local path made absolute first, so a
+    bare name has a parent too); ``join(*split(uri))`` names the same thing.
+
+    Raises:
+        ValueError: ``uri`` has no parent (a bucket, or ``/``).
+    """
+    if is_local(uri):
+        parent, name = os.path.split(os.path.abspath(uri))
+    else:
+        parent, _, name = str(uri).rstrip("/").rpartition("/")
+    if not name or not parent or parent.endswith(":/"):
+        raise ValueError(f"{uri} has no parent directory")
+    return parent, name
+
+
 def exists(uri: str) -> bool:
     """True when a file exists at ``uri``, or a directory (for GCS: a non-empty prefix, or a bucket)."""
     return filesystem(uri).exists(uri)

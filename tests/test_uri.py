@@ -48,6 +48,18 @@ def test_is_gcs_and_split() -> None:
         uri.split_gcs("gs:///key")
 
 
+def test_split_into_parent_and_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert uri.split("gs://b/models/m1/") == ("gs://b/models", "m1")
+    assert uri.split("gs://b/m1") == ("gs://b", "m1")
+    assert uri.split("/srv/models/m1/") == ("/srv/models", "m1")
+    assert uri.split("/m1") == ("/", "m1")
+    monkeypatch.chdir(tmp_path)
+    assert uri.split("m1") == (str(tmp_path), "m1")
+    for no_parent in ("gs://b", "gs://b/", "/"):
+        with pytest.raises(ValueError, match="no parent"):
+            uri.split(no_parent)
+
+
 def test_join() -> None:
     assert uri.join("gs://b/", "/x/", "y.txt") == "gs://b/x/y.txt"
     assert uri.join("gs://b/root", "images", "ab", "c.jpg") == "gs://b/root/images/ab/c.jpg"

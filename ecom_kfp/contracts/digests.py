@@ -12,6 +12,10 @@ or executes it (a SavedModel runs its own graph). Where the digests live:
   (:func:`content_digest` of the files in :attr:`ModelLayout.PAYLOAD`) names what is loaded and
   served: evaluate records it in ``blessing.json`` and push refuses a model whose content differs.
 
+Consumers that load a model check a private local copy of it and load that copy
+(:func:`verified_model_copy`, :func:`private_copy`), never the shared files again after checking
+them: a file swapped between the check and the load would otherwise run unchecked.
+
 A digest kept next to the files it covers detects a file changed or added after the producer
 wrote it; it cannot stop a writer who rewrites the digests too. Digests carried through another
 channel (``blessing.json`` into push, ``--embedding-model-sha256`` into dedupe) pin the content
@@ -20,9 +24,11 @@ itself.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-from collections.abc import Iterable, Mapping
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 
 from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import ModelLayout
@@ -130,19 +136,71 @@ def write_model_digests(layout: ModelLayout) -> dict:
     return record
 
 
-def verify_model(layout: ModelLayout, flag: str = "--model") -> str:
+def verify_model(layout: ModelLayout, flag: str = "--model", shown: str = "") -> str:
     """Verify the files of a model that are loaded and served; returns its content digest.
+
+    Args:
+        layout: The model directory checked.
+        flag: The flag that named the model, for messages.
+        shown: The model as the user named it, for messages, when ``layout`` is a copy of it.
 
     Raises:
         DigestError: ``digests.json`` is missing or a payload file differs (message names ``flag``).
     """
-    what = f"{flag} {layout.root}"
+    what = f"{flag} {shown or layout.root}"
     if not uri.exists(layout.digests):
         raise DigestError(f"{what}: no digests.json (a model written by an older ecom-kfp or by another tool?); "
                           "refusing to load a SavedModel whose content nobody recorded")
     record = uri.read_json(layout.digests)
     files = record.get("files") if isinstance(record, Mapping) else None
     return content_digest(verify_tree(layout.root, files, ModelLayout.PAYLOAD, what, BESIDE_MODEL))
+
+
+@contextlib.contextmanager
+def private_copy(root: str, parts: Iterable[str]) -> Iterator[str]:
+    """Copy what is below ``parts`` of ``root`` (files or directories; missing ones are skipped, for the
+    check to name) into a new temporary directory only this process writes, and yield its path.
+
+    Check and load the copy, not ``root``: a check of files in a shared place (a bucket, a gcsfuse
+    mount, a volume other pods write) says nothing about what a later read of them returns.
+    """
+    with tempfile.TemporaryDirectory(prefix="ecom-kfp-verified-") as local:
+        for part in parts:
+            source, target = uri.join(root, part), os.path.join(local, *part.split("/"))
+            if _is_file(source):
+                uri.copy(source, target)
+            elif uri.exists(source):
+                uri.copy_tree(source, target)
+        yield local
+
+
+@contextlib.contextmanager
+def private_copy_of(source: str) -> Iterator[str]:
+    """:func:`private_copy` of the one file or directory at ``source``; yields the copy's path.
+
+    Raises:
+        FileNotFoundError: nothing at ``source``.
+    """
+    parent, name = uri.split(source)
+    with private_copy(parent, (name,)) as local:
+        path = os.path.join(local, name)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"no file or directory at {source}")
+        yield path
+
+
+@contextlib.contextmanager
+def verified_model_copy(model_root: str, flag: str = "--model") -> Iterator[tuple[ModelLayout, str]]:
+    """A private local copy of the model at ``model_root`` (what is loaded and served, its labels'
+    thresholds, ``digests.json``), verified as :func:`verify_model` does; yields its layout and
+    content digest.
+
+    Raises:
+        DigestError: as :func:`verify_model`, naming ``flag`` and ``model_root``.
+    """
+    with private_copy(model_root, (*ModelLayout.PAYLOAD, "digests.json")) as local:
+        layout = ModelLayout(local)
+        yield layout, verify_model(layout, flag, shown=model_root)
 
 
 def model_content_sha256(files: Mapping[str, str]) -> str:

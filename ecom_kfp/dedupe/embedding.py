@@ -25,7 +25,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ecom_kfp import uri
-from ecom_kfp.contracts.digests import verify_pinned
+from ecom_kfp.contracts.digests import private_copy_of, verify_pinned
 from ecom_kfp.contracts.features import resize_pil
 from ecom_kfp.dedupe.image_hashes import ImageJob, batched, read_first
 
@@ -85,8 +85,8 @@ def load_embedding_model(model_uri: str, sha256: str = "") -> EmbeddingModel:
     """Load a ``.keras`` file or a SavedModel directory, local or ``gs://``.
 
     A SavedModel runs its own graph when called, so with ``sha256`` (``--embedding-model-sha256``)
-    the local copy is checked before it is loaded: the file's SHA-256, or a directory's
-    :func:`~ecom_kfp.contracts.digests.content_digest`.
+    a private local copy is checked, then loaded (:func:`~ecom_kfp.contracts.digests.private_copy_of`):
+    the file's SHA-256, or a directory's :func:`~ecom_kfp.contracts.digests.content_digest`.
 
     Raises:
         FileNotFoundError: nothing at ``model_uri`` (the message names the flag).
@@ -94,7 +94,7 @@ def load_embedding_model(model_uri: str, sha256: str = "") -> EmbeddingModel:
         ValueError: the model's input is not ``[N, S, S, 3]``.
     """
     try:
-        with uri.local_copy(model_uri) as path:
+        with (private_copy_of(model_uri) if sha256 else uri.local_copy(model_uri)) as path:
             if sha256:
                 verify_pinned(path, sha256, f"{FLAG}={model_uri!r} (--embedding-model-sha256)")
             if path.endswith(".keras"):

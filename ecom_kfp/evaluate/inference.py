@@ -19,7 +19,6 @@ from tqdm import tqdm
 
 from ecom_kfp import uri
 from ecom_kfp.contracts import features, serving
-from ecom_kfp.contracts.labels import vocabulary_uri
 from ecom_kfp.evaluate.inputs import TFRECORD_SUFFIX, EvaluationInputs
 
 #: Salt of the test fingerprint: bump it when the metrics of the same examples change meaning, so
@@ -77,7 +76,7 @@ def _check_labels(batch_labels: np.ndarray, product_ids: np.ndarray, inputs: Eva
             raise ValueError(
                 f"--data {inputs.dataset.root}: {split} record {product_ids[i].decode('utf-8', 'replace')!r} has "
                 f"{features.label_key(k + 1)}={int(batch_labels[i, k])}, but "
-                f"{vocabulary_uri(inputs.model.labels, k + 1)} has only {len(vocabulary)} classes")
+                f"level {k + 1} of --model {inputs.model_uri} has only {len(vocabulary)} classes")
 
 
 def _records(inputs: EvaluationInputs, shards: list[str], batch_size: int):
@@ -129,7 +128,7 @@ def score_split(inputs: EvaluationInputs, split: str = "test", batch_size: int =
                 for k, vocabulary in enumerate(inputs.vocabularies):
                     probabilities = outputs[serving.output_key(k + 1)].numpy()
                     if probabilities.shape[1] != len(vocabulary):
-                        raise ValueError(f"--model {inputs.model.root}: output {serving.output_key(k + 1)} has "
+                        raise ValueError(f"--model {inputs.model_uri}: output {serving.output_key(k + 1)} has "
                                          f"{probabilities.shape[1]} classes, labels have {len(vocabulary)}")
                     per_level[k].append(probabilities.astype(np.float32))
                 labels.append(batch_labels)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ecom_kfp import uri
-from ecom_kfp.contracts.digests import DIGESTS_KEY, verify_model, verify_tree
-from ecom_kfp.contracts.features import FeatureSpec
+from ecom_kfp.contracts.digests import DIGESTS_KEY, verified_model_copy, verify_tree
+from ecom_kfp.contracts.features import MANIFEST_KEY, FeatureSpec
 from ecom_kfp.contracts.labels import Vocabulary, load_all
 from ecom_kfp.contracts.layouts import DatasetLayout, ModelLayout
 
@@ -18,7 +20,10 @@ class EvaluationInputs:
     """A model and the test split it is scored on, both checked.
 
     Attributes:
-        model: Layout of the model directory.
+        model_uri: The model as the user named it (``--model``).
+        model: Layout of the verified private copy of its files that is loaded
+            (:func:`~ecom_kfp.contracts.digests.verified_model_copy`); it lasts as long as the
+            :func:`open_inputs` block.
         dataset: Layout of the dataset directory.
         spec: Feature spec of the records (from the dataset's ``manifest.json``).
         vocabularies: The model's label vocabularies, level 1 first (equal to the dataset's).
@@ -28,6 +33,7 @@ class EvaluationInputs:
             (:mod:`ecom_kfp.contracts.digests`) before anything loaded it.
     """
 
+    model_uri: str
     model: ModelLayout
     dataset: DatasetLayout
     spec: FeatureSpec
@@ -50,23 +56,31 @@ def check_model_dir(model_uri: str, flag: str = "--model") -> ModelLayout:
     return model
 
 
-def load_inputs(model_uri: str, data_uri: str) -> EvaluationInputs:
+@contextlib.contextmanager
+def open_inputs(model_uri: str, data_uri: str) -> Iterator[EvaluationInputs]:
     """Check both directories, their digests, and that the model's label vocabularies are the dataset's.
+
+    The model is copied to a private local directory and the copy is verified and loaded, so a
+    file swapped in the shared store after the check is never run.
 
     Raises:
         FileNotFoundError: a directory or required file is missing (message names the flag).
         DigestError: a file of the model or of the test split differs from its producer's digests.
         ValueError: vocabularies differ, or the test split has no shards.
     """
-    model = check_model_dir(model_uri)
-    model_sha256 = verify_model(model)
+    check_model_dir(model_uri)
+    with verified_model_copy(model_uri) as (model, model_sha256):
+        yield _dataset_inputs(model_uri, model, model_sha256, data_uri)
+
+
+def _dataset_inputs(model_uri: str, model: ModelLayout, model_sha256: str, data_uri: str) -> EvaluationInputs:
     dataset = DatasetLayout(data_uri)
     if not uri.exists(dataset.manifest):
         raise FileNotFoundError(f"--data {data_uri}: not a dataset directory ({dataset.manifest} is missing)")
     manifest = uri.read_json(dataset.manifest)
-    if "feature_spec" not in manifest:
-        raise ValueError(f"--data {data_uri}: {dataset.manifest} has no 'feature_spec'")
-    spec = FeatureSpec.from_dict(manifest["feature_spec"])
+    if MANIFEST_KEY not in manifest:
+        raise ValueError(f"--data {data_uri}: {dataset.manifest} has no {MANIFEST_KEY!r}")
+    spec = FeatureSpec.from_dict(manifest[MANIFEST_KEY])
     verify_tree(data_uri, manifest.get(DIGESTS_KEY), ("test", "labels"), f"--data {data_uri}")
     vocabularies = load_all(model.labels, spec.num_levels)
     data_vocabularies = load_all(dataset.labels, spec.num_levels)
@@ -77,4 +91,4 @@ def load_inputs(model_uri: str, data_uri: str) -> EvaluationInputs:
     shards = uri.list_files(dataset.split_dir("test"), suffix=TFRECORD_SUFFIX)
     if not shards:
         raise ValueError(f"--data {data_uri}: the test split has no shards under {dataset.split_dir('test')}")
-    return EvaluationInputs(model, dataset, spec, vocabularies, shards, manifest, model_sha256)
+    return EvaluationInputs(model_uri, model, dataset, spec, vocabularies, shards, manifest, model_sha256)

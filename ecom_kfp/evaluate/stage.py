@@ -32,7 +32,7 @@ from ecom_kfp.evaluate.config import EvaluateConfig
 from ecom_kfp.evaluate.confusion import ConfusionTable, worst_confusions
 from ecom_kfp.evaluate.gate import Blessing, decide
 from ecom_kfp.evaluate.inference import SplitScores, read_images, score_split
-from ecom_kfp.evaluate.inputs import EvaluationInputs, load_inputs
+from ecom_kfp.evaluate.inputs import EvaluationInputs, open_inputs
 from ecom_kfp.evaluate.metrics import HEADLINE, CoveragePoint, LevelMetrics, LevelPredictions, level_metrics
 from ecom_kfp.evaluate.slices import TOP_LEVEL, load_slice_columns, slice_metrics, top_level_values
 from ecom_kfp.evaluate.suspects import LevelSuspects, Suspect, level_suspects, suspects_csv
@@ -127,27 +127,27 @@ def evaluate_model(model_uri: str, config: EvaluateConfig, table: BusinessValueT
         calibrate: Fit temperatures on validation (as ``config.calibrate`` says); a baseline's
             headline metrics do not need them.
     """
-    inputs = load_inputs(model_uri, config.data_uri)
-    temperatures, fitted_on, note = (_temperatures(inputs, config) if calibrate
-                                     else ([1.0] * len(inputs.vocabularies), 0, "not calibrated"))
-    scores = score_split(inputs, "test", config.batch_size)
-    if not scores.examples:
-        raise ValueError(f"--data {inputs.dataset.root}: the test split has no records "
-                         f"({len(inputs.test_shards)} empty shard(s))")
-    weights = example_weights(scores.labels, scores.business_values, inputs.vocabularies, table)
-    names = true_class_names(scores.category_paths, scores.labels, inputs.vocabularies)
-    counts = train_class_counts(inputs.manifest, len(inputs.vocabularies))
-    levels, metrics, curves = [], [], {}
-    for k, vocabulary in enumerate(inputs.vocabularies):
-        level = LevelPredictions.from_probabilities(
-            k + 1, scores.probabilities[k], scores.labels[:, k], config.top_k, temperatures[k],
-            folded_mask(names[k], vocabulary, counts[k] if counts else None))
-        level_result, curve = level_metrics(level, weights.at(k + 1), config.confidence_threshold,
-                                            config.target_precision)
-        levels.append(level)
-        metrics.append(level_result)
-        curves[k + 1] = curve
-    return ModelEvaluation(inputs, scores, weights, levels, metrics, curves, names, temperatures, note, fitted_on)
+    with open_inputs(model_uri, config.data_uri) as inputs:
+        temperatures, fitted_on, note = (_temperatures(inputs, config) if calibrate
+                                         else ([1.0] * len(inputs.vocabularies), 0, "not calibrated"))
+        scores = score_split(inputs, "test", config.batch_size)
+        if not scores.examples:
+            raise ValueError(f"--data {inputs.dataset.root}: the test split has no records "
+                             f"({len(inputs.test_shards)} empty shard(s))")
+        weights = example_weights(scores.labels, scores.business_values, inputs.vocabularies, table)
+        names = true_class_names(scores.category_paths, scores.labels, inputs.vocabularies)
+        counts = train_class_counts(inputs.manifest, len(inputs.vocabularies))
+        levels, metrics, curves = [], [], {}
+        for k, vocabulary in enumerate(inputs.vocabularies):
+            level = LevelPredictions.from_probabilities(
+                k + 1, scores.probabilities[k], scores.labels[:, k], config.top_k, temperatures[k],
+                folded_mask(names[k], vocabulary, counts[k] if counts else None))
+            level_result, curve = level_metrics(level, weights.at(k + 1), config.confidence_threshold,
+                                                config.target_precision)
+            levels.append(level)
+            metrics.append(level_result)
+            curves[k + 1] = curve
+        return ModelEvaluation(inputs, scores, weights, levels, metrics, curves, names, temperatures, note, fitted_on)
 
 
 def _float32_floor(value: float) -> float:

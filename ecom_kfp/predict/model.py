@@ -11,25 +11,30 @@ Three forms are accepted (:func:`open_model`):
 - a registry reference, ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``: the version's verified
   serving copy when push recorded one, else its registered artifacts, downloaded (a train output
   with its ``digests.json``, verified like one).
+
+A model named by a path or URI is first copied to a private local directory; the copy is what is
+verified and loaded (:func:`~ecom_kfp.contracts.digests.private_copy`), so a file swapped in the
+shared store after the check never runs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ecom_kfp import uri
 from ecom_kfp.contracts import registry
-from ecom_kfp.contracts.digests import verify_model
+from ecom_kfp.contracts.digests import private_copy, verify_model
 from ecom_kfp.contracts.features import MANIFEST_KEY, FeatureSpec
 from ecom_kfp.contracts.labels import Vocabulary, count_levels, load_all, vocabulary_uri
 from ecom_kfp.contracts.layouts import ModelLayout
 from ecom_kfp.contracts.serving import Thresholds
 from ecom_kfp.evaluate.baseline import MODELS_SCHEME, RegistryRef, find_version, registry_client
 from ecom_kfp.push.payload import EXTRA
-from ecom_kfp.push.serving import verify_version
+from ecom_kfp.push.serving import RECORDS, verify_version
 
 KIND_TRAIN = "train output"
 KIND_SERVING = "serving version"
@@ -43,9 +48,9 @@ class ModelFiles:
     Attributes:
         description: What the user named, and what it resolved to.
         kind: :data:`KIND_TRAIN`, :data:`KIND_SERVING` or :data:`KIND_REGISTRY`.
-        saved_model: URI of the SavedModel directory.
-        labels: URI of the directory with ``level_<k>.txt`` and ``thresholds.json``.
-        manifest: URI of the training dataset's manifest, or "" when the model has none.
+        saved_model: The SavedModel directory; local and private when :func:`open_model` gives it.
+        labels: The directory with ``level_<k>.txt`` and ``thresholds.json``.
+        manifest: The training dataset's manifest, or "" when the model has none.
         thresholds_file: URI of ``thresholds.json`` when it is not in ``labels`` (an MLflow Model keeps
             it beside the model directory, whose files are exactly those its digests name).
     """
@@ -82,29 +87,68 @@ class ModelFiles:
         return {key: value for key, value in counts.items() if key.startswith("level_")}
 
 
-def model_files(root: str, description: str = "", kind: str = "", thresholds_file: str = "") -> ModelFiles:
-    """The files of a train output or a serving version at ``root``, verified against their digests.
+def model_files(root: str, description: str = "", kind: str = "", thresholds_file: str = "",
+                shown: str = "") -> ModelFiles:
+    """The files of a train output or a serving version at ``root``, verified against their digests
+    where they are (a private directory: :func:`verified_copy` makes one of a shared location).
+
+    Args:
+        root: The model directory.
+        description: What the user named, and what it resolved to (default: ``shown`` or ``root``).
+        kind: :data:`KIND_TRAIN`, :data:`KIND_SERVING` or :data:`KIND_REGISTRY` (default: by layout).
+        thresholds_file: ``thresholds.json`` when it is not among the labels.
+        shown: The model as the user named it, for messages, when ``root`` is a copy of it.
 
     Raises:
         FileNotFoundError: ``root`` is neither (the message names ``--model``).
         DigestError: a train output without ``digests.json`` or a serving version without push's record,
             or one whose files differ from it.
     """
+    shown = shown or root
     layout = ModelLayout(root)
-    if uri.exists(uri.join(layout.saved_model, "saved_model.pb")):
-        verify_model(layout)
-        files = ModelFiles(description or root, kind or KIND_TRAIN, layout.saved_model, layout.labels,
+    if _is_train_output(root):
+        verify_model(layout, shown=shown)
+        files = ModelFiles(description or shown, kind or KIND_TRAIN, layout.saved_model, layout.labels,
                            layout.manifest, thresholds_file)
-    elif uri.exists(uri.join(root, "saved_model.pb")):
-        verify_version(root)
-        files = ModelFiles(description or root, kind or KIND_SERVING, root, uri.join(root, EXTRA, "labels"),
+    elif _is_serving_version(root):
+        verify_version(root, shown=shown)
+        files = ModelFiles(description or shown, kind or KIND_SERVING, root, uri.join(root, EXTRA, "labels"),
                            uri.join(root, EXTRA, "dataset_manifest.json"), thresholds_file)
     else:
-        raise FileNotFoundError(f"--model {root}: neither a train output (saved_model/saved_model.pb) nor a "
+        raise FileNotFoundError(f"--model {shown}: neither a train output (saved_model/saved_model.pb) nor a "
                                 "serving version (saved_model.pb)")
     if not uri.exists(vocabulary_uri(files.labels, 1)):
-        raise FileNotFoundError(f"--model {root}: no label files ({vocabulary_uri(files.labels, 1)} is missing)")
+        raise FileNotFoundError(f"--model {shown}: no label files (level 1's is missing)")
     return files
+
+
+def _is_train_output(root: str) -> bool:
+    return uri.exists(uri.join(ModelLayout(root).saved_model, "saved_model.pb"))
+
+
+def _is_serving_version(root: str) -> bool:
+    return uri.exists(uri.join(root, "saved_model.pb"))
+
+
+@contextlib.contextmanager
+def verified_copy(root: str, description: str = "", kind: str = "") -> Iterator[ModelFiles]:
+    """:func:`model_files` of a private local copy of the model at ``root``: a train output's served
+    files and digests, or a serving version with push's record of it. What is verified is what is
+    loaded, however the shared original changes meanwhile; the copy lasts until the block ends.
+
+    Raises:
+        FileNotFoundError / DigestError: as :func:`model_files`, naming ``root``.
+    """
+    if _is_train_output(root):
+        with private_copy(root, (*ModelLayout.PAYLOAD, "digests.json")) as local:
+            yield model_files(local, description, kind, shown=root)
+    elif _is_serving_version(root):
+        # Push's record lives beside the version (<name>/.versions/<version>.json): copy both.
+        parent, version = uri.split(root)
+        with private_copy(parent, (version, f"{RECORDS}/{version}.json")) as local:
+            yield model_files(os.path.join(local, version), description, kind, shown=root)
+    else:
+        yield model_files(root)  # raises, naming what is missing
 
 
 @contextlib.contextmanager
@@ -115,7 +159,8 @@ def open_model(model: str, registry_uri: str = "") -> Iterator[ModelFiles]:
         FileNotFoundError: a URI that is not a model, or a reference the registry does not know.
     """
     if not model.startswith(MODELS_SCHEME):
-        yield model_files(model)
+        with verified_copy(model) as files:
+            yield files
         return
     ref = RegistryRef.parse(model, registry.CHAMPION)
     version = find_version(registry_client(registry_uri), ref)
@@ -124,7 +169,8 @@ def open_model(model: str, registry_uri: str = "") -> Iterator[ModelFiles]:
     description = f"{ref} (version {version.version})"
     serving = version.tags.get(registry.SERVING_URI)
     if serving and version.tags.get(registry.SERVING_STATUS) == registry.SERVING_VERIFIED and uri.exists(serving):
-        yield model_files(serving, f"{description} at {serving}", KIND_REGISTRY)
+        with verified_copy(serving, f"{description} at {serving}", KIND_REGISTRY) as files:
+            yield files
         return
     import mlflow.artifacts
 

@@ -267,12 +267,12 @@ def run(config: PredictConfig) -> PredictReport:
     out = PredictionLayout(config.out_uri)
     timings = Timings()
     start = time.perf_counter()
-    with open_model(config.model_uri, config.registry_uri) as files, uri.local_copy(files.saved_model) as saved:
+    with open_model(config.model_uri, config.registry_uri) as files:
         with timings.phase("load_model"):
             vocabularies = files.vocabularies()
             policy = Policy.choose(files.thresholds(), len(vocabularies), config.target_precision,
                                    config.fallback_threshold)
-            scorer = Scorer(load_signature(saved), vocabularies, policy, config.top_k, files.title_attributes())
+            scorer = Scorer(load_signature(files.saved_model), vocabularies, policy, config.top_k, files.title_attributes())
         tally = _Tally(predicted=[Counter() for _ in vocabularies])
         with uri.local_output_dir(config.out_uri) as local_out, ThreadPoolExecutor(IMAGE_THREADS) as pool:
             writer = _Writer(PredictionLayout(local_out).predictions)

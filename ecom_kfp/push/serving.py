@@ -110,20 +110,26 @@ def claim_uri(serving_uri: str, name: str, version: str) -> str:
 
 def record_uri(version_root: str) -> str:
     """``<serving_uri>/<name>/.versions/<version>.json`` of the version directory ``version_root``."""
-    parent, version = version_root.rstrip("/").rsplit("/", 1)
+    parent, version = uri.split(version_root)
     return uri.join(parent, RECORDS, f"{version}.json")
 
 
-def verify_version(version_root: str, flag: str = "--model") -> None:
+def verify_version(version_root: str, flag: str = "--model", shown: str = "") -> None:
     """Check every file of a pushed version against the record push wrote when it verified the copy.
+
+    Args:
+        version_root: The version directory checked, with its record where :func:`record_uri` says.
+        flag: The flag that named the version, for messages.
+        shown: The version as the user named it, for messages, when ``version_root`` is a copy of it.
 
     Raises:
         DigestError: no record, or a file missing, added or changed since the push (named in the message).
     """
-    what = f"{flag} {version_root}"
+    what = f"{flag} {shown or version_root}"
     record = record_uri(version_root)
     if not uri.exists(record):
-        raise DigestError(f"{what}: no record of its files at {record} (pushed by an older ecom-kfp, or not by "
+        raise DigestError(f"{what}: no record of its files at {record_uri(shown or version_root)} (pushed by an "
+                          "older ecom-kfp, or not by "
                           "push?); refusing to load a SavedModel whose content nobody recorded: push it again")
     files = uri.read_json(record).get("files")
     # Every top-level entry present or recorded, so a file added anywhere in the version is caught.

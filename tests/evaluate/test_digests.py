@@ -14,6 +14,8 @@ from ecom_kfp.contracts.digests import DigestError, tree_digests
 from ecom_kfp.contracts.layouts import DatasetLayout, EvaluationLayout, ModelLayout
 from ecom_kfp.contracts.serving import load_signature
 from ecom_kfp.evaluate.config import EvaluateConfig
+from ecom_kfp.evaluate.inference import score_split
+from ecom_kfp.evaluate.inputs import open_inputs
 from ecom_kfp.evaluate.stage import run
 from ecom_kfp.push.payload import ServingPayload
 from ecom_kfp.testing import hostile
@@ -52,6 +54,19 @@ def test_a_saved_model_replaced_after_training_is_refused_before_its_graph_runs(
 
     load_signature(model.saved_model)(image_bytes=tf.constant([b"jpeg"]), title=tf.constant(["a title"]))
     assert marker.exists(), "the hostile SavedModel must really run code when called, or this test proves nothing"
+
+
+def test_a_saved_model_swapped_after_the_check_is_not_what_runs(good_model, tiny_dataset, tmp_path) -> None:
+    """The check and the load are one copy: a writer who swaps the shared SavedModel for a hostile one
+    once evaluate has checked it (a shared bucket or volume) changes nothing evaluate runs."""
+    model = ModelLayout(_copy(good_model, tmp_path, "model"))
+    hostile_model, marker = _hostile_model(good_model, tmp_path / "hostile")
+    with open_inputs(model.root, tiny_dataset.root) as inputs:
+        shutil.rmtree(model.saved_model)
+        shutil.copytree(hostile_model.saved_model, model.saved_model)
+        scores = score_split(inputs, "test", 8)
+    assert scores.examples > 0
+    assert not marker.exists(), "evaluate ran the SavedModel swapped in after its check"
 
 
 def test_changed_variables_or_a_model_without_digests_are_refused(good_model, tiny_dataset, tmp_path, out_dir) -> None:

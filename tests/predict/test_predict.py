@@ -11,13 +11,16 @@ import pytest
 
 from ecom_kfp import uri
 from ecom_kfp.cli import main
-from ecom_kfp.contracts import tables
+from ecom_kfp.contracts import serving, tables
 from ecom_kfp.contracts.digests import DigestError
 from ecom_kfp.contracts.labels import OTHER, class_name
-from ecom_kfp.contracts.layouts import PredictionLayout
+from ecom_kfp.contracts.layouts import ModelLayout, PredictionLayout
+from ecom_kfp.contracts.serving import load_signature
 from ecom_kfp.predict import PredictConfig, run
+from ecom_kfp.predict.model import open_model
 from ecom_kfp.predict.scoring import THRESHOLDS_FALLBACK, THRESHOLDS_FROM_CURVE, THRESHOLDS_FROM_MODEL
 from ecom_kfp.settings import ConfigError
+from ecom_kfp.testing import hostile
 from ecom_kfp.testing import tiny_classifier as tiny
 from tests.predict.helpers import THRESHOLDS, write_catalog
 
@@ -123,6 +126,25 @@ def test_a_tampered_train_output_is_refused_before_anything_loads(predict_model,
     assert message in capsys.readouterr().err and not out.exists()
 
 
+def test_a_saved_model_swapped_after_the_check_is_not_what_runs(predict_model, tmp_path):
+    """predict verifies and loads one private copy: a writer who swaps the shared SavedModel for a
+    hostile one once it has been checked (a shared bucket or volume) changes nothing predict runs."""
+    import tensorflow as tf
+
+    model = ModelLayout(str(shutil.copytree(predict_model.root, tmp_path / "model")))
+    marker = tmp_path / "graph-ran"
+    hostile.classifier_writing_a_file(str(tmp_path / "hostile"), str(marker), [len(v) for v in tiny.vocabularies()])
+    record = tiny.make_records(1, seed=0)[0]
+    with open_model(model.root) as files:
+        assert files.description == model.root and not files.saved_model.startswith(model.root)
+        shutil.rmtree(model.saved_model)
+        shutil.copytree(tmp_path / "hostile", model.saved_model)
+        outputs = load_signature(files.saved_model)(image_bytes=tf.constant([record.image_jpeg]),
+                                                    title=tf.constant([record.title]))
+    assert not marker.exists(), "predict ran the SavedModel swapped in after its check"
+    assert outputs[serving.output_key(1)].shape[0] == 1
+
+
 def test_a_model_without_thresholds_uses_the_fallback_and_refuses_a_target(tmp_path, tiny_dataset, catalog):
     model = tiny.export_model(str(tmp_path / "model"), tiny.make_records(10, seed=3), tiny_dataset)
     report = run(PredictConfig(products_uri=catalog.root, model_uri=model.root, out_uri=str(tmp_path / "p"),
@@ -178,7 +200,7 @@ def test_cli_prints_the_summary_and_names_bad_flags(predict_model, catalog, tmp_
 
 
 def test_reads_and_writes_gcs(predict_model, catalog, tmp_path, gcs_bucket):
-    """Products, images and outputs on a real GCS emulator give the local run's predictions."""
+    """Products, images, the model and outputs on a real GCS emulator give the local run's predictions."""
     local_out = str(tmp_path / "local")
     run(PredictConfig(products_uri=catalog.root, model_uri=predict_model.root, out_uri=local_out, progress=False))
     remote = uri.join(gcs_bucket, "ingest")
@@ -189,7 +211,9 @@ def test_reads_and_writes_gcs(predict_model, catalog, tmp_path, gcs_bucket):
                              pa.array(moved, type=pa.string()))
     uri.write_parquet(table, uri.join(remote, "products.parquet"))
     out = uri.join(gcs_bucket, "predictions")
-    report = run(PredictConfig(products_uri=remote, model_uri=predict_model.root, out_uri=out, progress=False))
+    model = uri.join(gcs_bucket, "model")
+    uri.copy_tree(predict_model.root, model)
+    report = run(PredictConfig(products_uri=remote, model_uri=model, out_uri=out, progress=False))
     with uri.local_copy(PredictionLayout(out).predictions) as remote_predictions:
         assert pq.read_table(remote_predictions).to_pylist() == _tables(local_out)[0].to_pylist()
     assert report.rejected == len(catalog.unscorable) and uri.exists(PredictionLayout(out).html)
@@ -203,5 +227,5 @@ def test_shard_pages_open_in_a_browser(tmp_path: Path) -> None:
     assert browser_url(str(tmp_path / "p.html")) == (tmp_path / "p.html").resolve().as_uri()
     assert browser_url(str(tmp_path / "a:b" / "p.html")) == (tmp_path / "a:b" / "p.html").resolve().as_uri()
     assert browser_url("https://example.test/p.html") == "https://example.test/p.html"
-    for hostile in ("javascript:alert(1)", "JavaScript://x/%0aalert(1)", "data:text/html,<script>x</script>"):
-        assert browser_url(hostile) is None
+    for address in ("javascript:alert(1)", "JavaScript://x/%0aalert(1)", "data:text/html,<script>x</script>"):
+        assert browser_url(address) is None
