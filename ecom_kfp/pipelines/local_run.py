@@ -55,10 +55,17 @@ class LocalRunConfig:
     min_class_count: int = setting(3, metavar="N",
                                    help="classes with fewer training products fold into other (small for the demo)")
     batch_size: int = setting(32, metavar="N", help="global training batch size")
+    # A first run has no champion to compare with, so only this floor stands between a broken
+    # model and the registry; the demo model scores about 0.98 at every level.
+    min_weighted_score: float = setting(
+        0.9, metavar="FRACTION",
+        help="gate: business-value-weighted score every level must reach for the model to be blessed and pushed")
 
     def validate(self) -> None:
         """Fail fast, naming the flag, on values the run cannot use."""
         require(((self.products > 0, "--products", self.products, "must be positive"),
+                 (0.0 <= self.min_weighted_score <= 1.0, "--min-weighted-score", self.min_weighted_score,
+                  "must be within [0, 1]"),
                  (self.epochs > 0, "--epochs", self.epochs, "must be positive"),
                  (self.image_size >= 32, "--image-size", self.image_size, "must be at least 32"),
                  (bool(self.out), "--out", self.out, "must name a directory")))
@@ -146,6 +153,7 @@ def run_local(config: LocalRunConfig) -> LocalRunSummary:
             min_class_count=config.min_class_count, backbone=config.backbone,
             epochs=config.epochs, batch_size=config.batch_size, num_gpus=1, train_preset="cpu-small",
             mlflow_tracking_uri=mlflow_uri, serving_uri=serving_uri, ingest_concurrency=16,
+            min_weighted_score=config.min_weighted_score,
             allow_private_networks=True)  # the demo's images are served on loopback
         timings["pipeline"] = time.perf_counter() - pipeline_start
     run_dir = find_run_dir(pipeline_root, PIPELINE_NAME)
