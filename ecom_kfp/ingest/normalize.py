@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ecom_kfp.contracts.business_value import BusinessValueTable, split_path
+from ecom_kfp.contracts.labels import SEPARATOR
 from ecom_kfp.contracts.tables import Reject
 from ecom_kfp.ingest import sources
 from ecom_kfp.ingest.column_map import ColumnMap
@@ -145,8 +146,9 @@ def category_path(value: Any) -> tuple[str, ...]:
     """A category path as levels, from a string, a list of levels or a list of lists.
 
     Only a string path is split at ``>``; a level given as a list element (several columns, a list,
-    Amazon's lists) is one level even when its name holds a ``>``. Whitespace inside a level,
-    line and paragraph separators included, becomes single spaces.
+    Amazon's lists) is one level even when its name holds a ``>`` (:func:`category_problem` refuses
+    one that holds the class-name separator ``" > "``). Whitespace inside a level, line and
+    paragraph separators included, becomes single spaces.
     """
     if isinstance(value, str):
         levels: Iterable[Any] = split_path(value)
@@ -164,9 +166,13 @@ def category_problem(path: Sequence[str]) -> str | None:
 
     Control, format, private-use, surrogate and unassigned characters would corrupt label files or
     let two different-looking names collide; the zero-width (non-)joiners that some scripts and
-    emoji need are kept.
+    emoji need are kept. A level holding the separator of class names (``" > "``) would make
+    ``["A > B", "C"]`` and ``["A", "B > C"]`` one class, and read back as a deeper path.
     """
     for number, level in enumerate(path, start=1):
+        if SEPARATOR in level:
+            return (f"level {number} {level!r} holds {SEPARATOR!r}, which separates levels in class names; "
+                    "give it as a string path to split it there, or rename the level")
         for char in level:
             if unicodedata.category(char) in _BAD_CATEGORY_CHARS and char not in _JOINERS:
                 return f"level {number} {level!r} holds U+{ord(char):04X} ({unicodedata.category(char)})"

@@ -27,7 +27,7 @@ class Reason(str, enum.Enum):
     BAD_VALUE = "bad_value"  # a numeric field (business value) that is not a number
     MISSING_IMAGE = "missing_image"  # no image reference at all
     BAD_IMAGE_URL = "bad_image_url"  # a reference with a scheme we cannot fetch
-    BAD_CATEGORY = "bad_category"  # a category level with control characters (would corrupt label files)
+    BAD_CATEGORY = "bad_category"  # a level with control characters or " > " (would corrupt or merge class names)
     # Source policy (ecom_kfp.ingest.source_policy): refused before anything is read.
     LOCAL_SOURCE_REFUSED = "local_source_refused"  # a local path or file:// without --allow-local-files
     GCS_BUCKET_REFUSED = "gcs_bucket_refused"  # a gs:// bucket not in --allow-gcs-buckets

@@ -133,6 +133,21 @@ def test_control_and_format_characters_in_a_level_are_rejected(level: str) -> No
     assert "level 2" in outcome.detail
 
 
+def test_a_level_holding_the_class_name_separator_is_rejected() -> None:
+    """["Tops > Tees", "V-neck"] and ["Tops", "Tees > V-neck"] would both be class "Tops > Tees > V-neck"
+    at level 2, and evaluate would read that name back as a three-level path."""
+    normalizer = Normalizer(ColumnMap.parse("", column_map.IDENTITY), "http://images.example/")
+    outcomes = [normalizer({"product_id": "1", "title": "Red cotton shirt", "category_path": path,
+                            "image_url": "a.jpg"}) for path in (["Tops > Tees", "V-neck"], ["Tops", "Tees > V-neck"])]
+    assert all(isinstance(o, Reject) and o.reason is Reason.BAD_CATEGORY for o in outcomes)
+    assert "level 1 'Tops > Tees' holds ' > '" in outcomes[0].detail
+    assert "level 2 'Tees > V-neck'" in outcomes[1].detail
+    kept = [normalizer({"product_id": "1", "title": "Red cotton shirt", "category_path": path, "image_url": "a.jpg"})
+            for path in ("Tops > Tees > V-neck", ["Tops>Tees", "V-neck"], ["Tops", "Tees", "V-neck"])]
+    assert [p.category_path for p in kept] == [("Tops", "Tees", "V-neck"), ("Tops>Tees", "V-neck"),
+                                                ("Tops", "Tees", "V-neck")]
+
+
 def test_joiners_that_scripts_need_are_kept() -> None:
     normalizer = Normalizer(ColumnMap.parse("", column_map.IDENTITY), "http://images.example/")
     record = {"product_id": "1", "title": "Red cotton shirt", "category_path": ["Apparel", "\u0915\u094d\u200d\u0937"],
