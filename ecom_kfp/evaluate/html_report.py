@@ -141,7 +141,7 @@ def _suspect_rows(suspects: Sequence[Suspect], images: dict[str, bytes]) -> str:
         f'<td class="l">{html.escape(s.product_id)}</td><td class="l">{html.escape(s.title)}</td>'
         f'<td class="l">{html.escape(s.given)}</td><td class="l">{html.escape(s.predicted)}</td>'
         f"<td>{s.confidence:.3f}</td><td>{s.given_probability:.3f}</td></tr>" for s in suspects)
-    return ("<table><tr><th>rank</th><th>image</th><th>product</th><th>title</th><th>given label</th>"
+    return ("<table><tr><th>rank</th><th>image</th><th>product</th><th>title as the model reads it</th><th>given label</th>"
             f"<th>predicted</th><th>confidence</th><th>p(given)</th></tr>{rows}</table>")
 
 

@@ -55,6 +55,10 @@ class LocalRunConfig:
     min_class_count: int = setting(3, metavar="N",
                                    help="classes with fewer training products fold into other (small for the demo)")
     batch_size: int = setting(32, metavar="N", help="global training batch size")
+    title_attributes: str = setting(
+        "colour", metavar="COLUMN,...",
+        help="catalog columns the model reads after the title (tfrecord-build --title-attributes); the demo's "
+             "colour runs that path from the build to the scoring pipeline's predict")
     # A first run has no champion to compare with, so only this floor stands between a broken
     # model and the registry; the demo model scores about 0.98 at every level.
     min_weighted_score: float = setting(
@@ -150,7 +154,7 @@ def run_local(config: LocalRunConfig) -> LocalRunSummary:
         training_pipeline(
             catalog=demo.catalog, catalog_format="jsonl", images_base=images_base,
             business_value_uri=demo.business_value, image_size=config.image_size,
-            min_class_count=config.min_class_count, backbone=config.backbone,
+            min_class_count=config.min_class_count, title_attributes=config.title_attributes, backbone=config.backbone,
             epochs=config.epochs, batch_size=config.batch_size, num_gpus=1, train_preset="cpu-small",
             mlflow_tracking_uri=mlflow_uri, serving_uri=serving_uri, ingest_concurrency=16,
             min_weighted_score=config.min_weighted_score,

@@ -46,6 +46,9 @@ def test_run_local_training_pipeline_counts_add_up_from_ingest_to_push(tmp_path:
         assert list((outputs["dataset"] / split).glob("part-*.tfrecord.gz")), split
 
     assert summary["counts_add_up"], summary["count_checks"]
+    # The demo's colour column reaches the model, and through its manifest, the scoring pipeline's predict.
+    manifest = json.loads((outputs["dataset"] / "manifest.json").read_text())
+    assert manifest["feature_spec"]["title_attributes"] == ["colour"]
     reports = summary["reports"]
     assert reports["ingest"]["input_records"] == 300
     assert reports["ingest"]["rejected"] > 0  # the demo plants broken images and dead links
