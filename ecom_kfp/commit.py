@@ -9,10 +9,11 @@ the other's report. Stages use two helpers:
   which GCS grants to exactly one creator; it is deleted when the run ends. A ``gs://`` lock left
   by a run that was killed is named in the error, with its owner and time, to be deleted by hand
   once no run is writing.
-- :func:`staged_commit`: the stage writes its files under ``<out>/.staging-<id>/``; on success they
+- :func:`staged_commit`: the stage writes its files under ``<out>/.staging/``; on success they
   are published into ``<out>`` with ``report.json`` first removed and last put back, so a
   ``report.json`` is only ever next to the tables of the run that wrote it; on failure the staging
-  prefix is deleted and the previous run's output is left as it was.
+  prefix is deleted and the previous run's output is left as it was. A run killed mid-stage
+  (``kill -9``, an OOM-killed pod) cannot delete its staging; the next holder of the lock does.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import json
 import logging
 import os
 import socket
-import uuid
 from collections.abc import Iterator
 
 from ecom_kfp import uri
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 LOCK_NAME = ".lock"
 #: ``flock`` errors of file systems that do not lock at all.
 _NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
-STAGING_PREFIX = ".staging-"
+STAGING_DIR = ".staging"
 REPORT_NAME = "report.json"
 
 
@@ -117,9 +117,11 @@ def staged_commit(out: str) -> Iterator[str]:
 
     Publishing moves each staged file to the same relative path under ``out`` (a rename locally, a
     server-side copy on ``gs://``): the old ``report.json`` is deleted first and the new one
-    published last. Hold :func:`output_lock` around it so no other writer interleaves.
+    published last. Hold :func:`output_lock` around it so no other writer interleaves: whatever is
+    in the staging prefix when it starts is then a killed run's, and is deleted first.
     """
-    staging = uri.join(out, f"{STAGING_PREFIX}{uuid.uuid4().hex}")
+    staging = uri.join(out, STAGING_DIR)
+    uri.delete_tree(staging)
     uri.makedirs(staging)
     try:
         yield staging

@@ -92,6 +92,17 @@ def test_a_failed_stage_leaves_the_previous_output_as_it_was(out: str) -> None:
     assert sorted(uri.relative_files(out)) == ["report.json", "table.txt"]
 
 
+def test_a_killed_runs_staging_is_deleted_by_the_next_holder_of_the_lock(out: str) -> None:
+    """A run killed mid-stage (kill -9, an OOM-killed pod) leaves its staging behind; under the lock,
+    nobody else writes there, so the next run deletes it and publishes only its own files."""
+    uri.write_text(uri.join(out, ".staging", "products.parquet"), "half-written by a killed run")
+    uri.write_text(uri.join(out, ".staging", "shard", "part.txt"), "half-written by a killed run")
+    with output_lock(out), staged_commit(out) as staging:
+        assert not uri.exists(uri.join(staging, "products.parquet"))
+        uri.write_text(uri.join(staging, "report.json"), "{}")
+    assert sorted(uri.relative_files(out)) in (["report.json"], [LOCK_NAME, "report.json"])
+
+
 def test_the_local_lock_file_is_the_only_trace(tmp_path: Path) -> None:
     out = str(tmp_path / "out")
     with output_lock(out), staged_commit(out) as staging:
