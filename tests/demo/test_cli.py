@@ -44,7 +44,8 @@ def test_small_run_prints_a_summary(tmp_path: Path, capsys) -> None:
     assert len((out / "catalog.jsonl").read_text().splitlines()) == 70
 
 
-def test_bad_flags_exit_2_naming_the_flag(tmp_path: Path, capsys) -> None:
+def test_bad_flags_exit_2_naming_the_flag(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a gs:// --out logs to ./ecom-kfp-demo-catalog.log, not into the checkout
     assert main(["demo-catalog", "--out", str(tmp_path / "x"), "--products", "5"]) == 2
     assert "--products=5" in capsys.readouterr().err
     assert main(["demo-catalog", "--out", "gs://bucket/demo", "--serve"]) == 2
