@@ -190,16 +190,22 @@ def private_copy_of(source: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def private_model_copy(model_root: str) -> Iterator[ModelLayout]:
+    """:func:`private_copy` of what a consumer of the model at ``model_root`` reads: what is loaded
+    and served, its labels' thresholds and ``digests.json``; not yet verified."""
+    with private_copy(model_root, (*ModelLayout.PAYLOAD, "digests.json")) as local:
+        yield ModelLayout(local)
+
+
+@contextlib.contextmanager
 def verified_model_copy(model_root: str, flag: str = "--model") -> Iterator[tuple[ModelLayout, str]]:
-    """A private local copy of the model at ``model_root`` (what is loaded and served, its labels'
-    thresholds, ``digests.json``), verified as :func:`verify_model` does; yields its layout and
+    """:func:`private_model_copy`, verified as :func:`verify_model` does; yields its layout and
     content digest.
 
     Raises:
         DigestError: as :func:`verify_model`, naming ``flag`` and ``model_root``.
     """
-    with private_copy(model_root, (*ModelLayout.PAYLOAD, "digests.json")) as local:
-        layout = ModelLayout(local)
+    with private_model_copy(model_root) as layout:
         yield layout, verify_model(layout, flag, shown=model_root)
 
 

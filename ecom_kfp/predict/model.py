@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from ecom_kfp import uri
 from ecom_kfp.contracts import registry
-from ecom_kfp.contracts.digests import private_copy, verify_model
+from ecom_kfp.contracts.digests import private_copy, private_model_copy, verify_model
 from ecom_kfp.contracts.features import MANIFEST_KEY, FeatureSpec
 from ecom_kfp.contracts.labels import Vocabulary, count_levels, load_all, vocabulary_uri
 from ecom_kfp.contracts.layouts import ModelLayout
@@ -140,8 +140,8 @@ def verified_copy(root: str, description: str = "", kind: str = "") -> Iterator[
         FileNotFoundError / DigestError: as :func:`model_files`, naming ``root``.
     """
     if _is_train_output(root):
-        with private_copy(root, (*ModelLayout.PAYLOAD, "digests.json")) as local:
-            yield model_files(local, description, kind, shown=root)
+        with private_model_copy(root) as local:
+            yield model_files(local.root, description, kind, shown=root)
     elif _is_serving_version(root):
         # Push's record lives beside the version (<name>/.versions/<version>.json): copy both.
         parent, version = uri.split(root)

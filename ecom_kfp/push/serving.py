@@ -129,8 +129,8 @@ def verify_version(version_root: str, flag: str = "--model", shown: str = "") ->
     record = record_uri(version_root)
     if not uri.exists(record):
         raise DigestError(f"{what}: no record of its files at {record_uri(shown or version_root)} (pushed by an "
-                          "older ecom-kfp, or not by "
-                          "push?); refusing to load a SavedModel whose content nobody recorded: push it again")
+                          "older ecom-kfp, or not by push?); refusing to load a SavedModel whose content nobody "
+                          "recorded: push it again")
     files = uri.read_json(record).get("files")
     # Every top-level entry present or recorded, so a file added anywhere in the version is caught.
     parts = {rel.split("/", 1)[0] for rel in [*uri.relative_files(version_root), *(files or {})]}

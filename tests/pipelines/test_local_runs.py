@@ -8,6 +8,7 @@ import pytest
 from kfp import local
 
 from ecom_kfp.cli import main
+from ecom_kfp.contracts.features import MANIFEST_KEY
 from ecom_kfp.demo import DemoCatalogConfig, generate, serve_directory
 from ecom_kfp.pipelines.data import PIPELINE_NAME as DATA_PIPELINE_NAME
 from ecom_kfp.pipelines.data import data_pipeline
@@ -48,7 +49,7 @@ def test_run_local_training_pipeline_counts_add_up_from_ingest_to_push(tmp_path:
     assert summary["counts_add_up"], summary["count_checks"]
     # The demo's colour column reaches the model, and through its manifest, the scoring pipeline's predict.
     manifest = json.loads((outputs["dataset"] / "manifest.json").read_text())
-    assert manifest["feature_spec"]["title_attributes"] == ["colour"]
+    assert manifest[MANIFEST_KEY]["title_attributes"] == ["colour"]
     reports = summary["reports"]
     assert reports["ingest"]["input_records"] == 300
     assert reports["ingest"]["rejected"] > 0  # the demo plants broken images and dead links
