@@ -12,10 +12,10 @@ import contextlib
 import io
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
+from ecom_kfp.scratch import scratch_dir
 from ecom_kfp.storage import Filesystem
 from ecom_kfp.storage.gcs import GCS_SCHEME, GcsFilesystem
 from ecom_kfp.storage.gcs import gcs_client as gcs_client  # re-exported: callers that name a bucket
@@ -205,7 +205,7 @@ def local_copy(uri: str) -> Iterator[str]:
             raise FileNotFoundError(f"no file or directory at {uri}")
         yield uri
         return
-    with tempfile.TemporaryDirectory(prefix="ecom-kfp-") as tmp:
+    with scratch_dir("download") as tmp:
         yield filesystem(uri).download(uri, tmp)
 
 
@@ -220,7 +220,7 @@ def local_output_dir(uri: str) -> Iterator[str]:
         os.makedirs(uri, exist_ok=True)
         yield uri
         return
-    with tempfile.TemporaryDirectory(prefix="ecom-kfp-out-") as tmp:
+    with scratch_dir("out") as tmp:
         yield tmp
         copy_tree(tmp, uri)
 

@@ -111,6 +111,16 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
+def test_scratch_directories_come_from_one_place() -> None:
+    """Temporary directories go through ``ecom_kfp.scratch`` (design rule 11), so a killed run's are
+    found and deleted by the next; a bare ``tempfile`` one would stay behind for good."""
+    bare = re.compile(r"\b(?:TemporaryDirectory|mkdtemp)\(")
+    found = [f"{path.relative_to(ROOT)}:{number}" for path in sorted(PACKAGE.rglob("*.py"))
+             if path != PACKAGE / "scratch.py"
+             for number, line in enumerate(path.read_text().splitlines(), 1) if bare.search(line)]
+    assert found == []
+
+
 def test_readme_is_a_product_page_of_bounded_length() -> None:
     lines = (ROOT / "README.md").read_text().splitlines()
     assert len(lines) <= README_MAX_LINES, f"README.md has {len(lines)} lines (at most {README_MAX_LINES})"

@@ -27,12 +27,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 
 from ecom_kfp import uri
 from ecom_kfp.contracts.layouts import ModelLayout
 from ecom_kfp.contracts.serving import THRESHOLDS_FILE
+from ecom_kfp.scratch import scratch_dir
 
 DIGESTS_KEY = "digests"
 #: Key of ``blessing.json`` holding the content digest of the model evaluate scored.
@@ -164,7 +164,7 @@ def private_copy(root: str, parts: Iterable[str]) -> Iterator[str]:
     Check and load the copy, not ``root``: a check of files in a shared place (a bucket, a gcsfuse
     mount, a volume other pods write) says nothing about what a later read of them returns.
     """
-    with tempfile.TemporaryDirectory(prefix="ecom-kfp-verified-") as local:
+    with scratch_dir("verified") as local:
         for part in parts:
             source, target = uri.join(root, part), os.path.join(local, *part.split("/"))
             if _is_file(source):

@@ -14,7 +14,6 @@ comparison is always on the same test split:
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ from ecom_kfp import uri
 from ecom_kfp.contracts import registry
 from ecom_kfp.evaluate.config import EvaluateConfig
 from ecom_kfp.evaluate.gate import Baseline
+from ecom_kfp.scratch import scratch_dir
 
 REGISTRY_TAGS = "registry tags"
 RE_EVALUATED = "re-evaluated"
@@ -86,7 +86,7 @@ def _from_registry(client, tracking_uri: str, ref: RegistryRef, fingerprint: str
         return Baseline(description, REGISTRY_TAGS, tagged, version.version)
     import mlflow.artifacts
 
-    with tempfile.TemporaryDirectory(prefix="ecom-kfp-baseline-") as tmp:
+    with scratch_dir("baseline") as tmp:
         local = mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=tmp, tracking_uri=tracking_uri)
         model = registry.layout_root(local)  # versions pushed as MLflow Models hold it under artifacts/
         return Baseline(description, RE_EVALUATED, reevaluate(model), version.version)

@@ -13,7 +13,6 @@ ids and image names seen so far live in a local sqlite3 scratch table (as in ing
 
 from __future__ import annotations
 
-import tempfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
@@ -30,6 +29,7 @@ from ecom_kfp.ingest.reasons import STAGE, Reason
 from ecom_kfp.ingest.scratch import ScratchDb, SeenIds
 from ecom_kfp.ingest.stage import ImageCounts, IngestCounts
 from ecom_kfp.report import Timings, write_report
+from ecom_kfp.scratch import scratch_dir
 
 _COPY_THREADS = 16
 #: Rows of a shard's table read, rewritten and written at a time.
@@ -89,7 +89,7 @@ def _merge(shard_uris: list[str], out: str, progress: bool) -> MergeReport:
     accepted, reasons = 0, Counter()
     # Written straight into the commit's staging prefix (through a local directory for gs://):
     # nothing is published unless the accounting holds.
-    with staged_commit(out) as staging, tempfile.TemporaryDirectory(prefix="ecom-kfp-merge-") as scratch:
+    with staged_commit(out) as staging, scratch_dir("merge") as scratch:
         with uri.local_output_dir(staging) as tables, timings.phase("merge"):
             db = ScratchDb(scratch)
             seen, stored = SeenIds(db), SeenIds(db, "images")

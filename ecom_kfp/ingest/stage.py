@@ -17,7 +17,6 @@ import collections
 import contextlib
 import logging
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from ecom_kfp.ingest.reasons import STAGE, Reason
 from ecom_kfp.ingest.scratch import Outcomes, ScratchDb, SeenIds
 from ecom_kfp.ingest.store import FetchJournal, ImageStore
 from ecom_kfp.report import Timings, check_accounting, write_report
+from ecom_kfp.scratch import scratch_dir
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +300,7 @@ def _ingest(config: IngestConfig, store: ImageStore, tables: str, report: Ingest
     """Stream the shard's records through the image fetch into the tables under local directory ``tables``."""
     journal = FetchJournal(store.layout)
     with contextlib.ExitStack() as stack:
-        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="ecom-kfp-ingest-"))
+        scratch = stack.enter_context(scratch_dir("ingest"))
         db = ScratchDb(scratch)
         stack.callback(db.close)
         records = _records(config, report, stack, SeenIds(db))

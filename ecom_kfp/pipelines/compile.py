@@ -13,13 +13,13 @@ Compiling is deterministic (same source -> byte-identical files), which is what 
 from __future__ import annotations
 
 import filecmp
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from kfp import compiler
 
 from ecom_kfp.pipelines import catalog
+from ecom_kfp.scratch import scratch_dir
 
 
 def component_yaml(root: Path, name: str) -> Path:
@@ -77,7 +77,7 @@ class Drift:
 
 def drift(root: Path) -> list[Drift]:
     """Compare the generated files under ``root`` with a fresh compile into a temporary directory."""
-    with tempfile.TemporaryDirectory(prefix="ecom-kfp-compile-") as tmp:
+    with scratch_dir("compile") as tmp:
         fresh_root = Path(tmp)
         fresh = set(compile_all(fresh_root))
         current = set(generated_files(root))

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -35,6 +34,7 @@ from ecom_kfp.contracts.serving import Thresholds
 from ecom_kfp.evaluate.baseline import MODELS_SCHEME, RegistryRef, find_version, registry_client
 from ecom_kfp.push.payload import EXTRA
 from ecom_kfp.push.serving import RECORDS, verify_version
+from ecom_kfp.scratch import scratch_dir
 
 KIND_TRAIN = "train output"
 KIND_SERVING = "serving version"
@@ -174,7 +174,7 @@ def open_model(model: str, registry_uri: str = "") -> Iterator[ModelFiles]:
         return
     import mlflow.artifacts
 
-    with tempfile.TemporaryDirectory(prefix="ecom-kfp-predict-model-") as tmp:
+    with scratch_dir("predict-model") as tmp:
         local = mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=tmp,
                                                     tracking_uri=registry_uri)
         yield model_files(registry.layout_root(local), f"{description} from {version.source}", KIND_REGISTRY,

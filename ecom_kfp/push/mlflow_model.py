@@ -13,13 +13,13 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from ecom_kfp import __version__
 from ecom_kfp.contracts.layouts import ModelLayout
 from ecom_kfp.contracts.serving import THRESHOLDS_FILE
+from ecom_kfp.scratch import scratch_dir
 
 #: The pyfunc's code file (not imported here: loading it registers the model object with MLflow).
 CODE_FILE = Path(__file__).with_name("pyfunc_model.py")
@@ -91,7 +91,7 @@ def save(model_dir: str, target: str, thresholds: str = "") -> str:
     layout = ModelLayout(model_dir)
     files = model_files(model_dir)
     num_levels = len(files.vocabularies())
-    with tempfile.TemporaryDirectory(prefix="ecom-kfp-mlflow-model-") as staging:
+    with scratch_dir("mlflow-model") as staging:
         # The artifact keeps its directory name under artifacts/: stage the payload as "model".
         payload = Path(staging, MODEL_ARTIFACT)
         shutil.copytree(layout.saved_model, payload / "saved_model")

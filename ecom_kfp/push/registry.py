@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from ecom_kfp import __version__, uri
 from ecom_kfp.contracts import registry
 from ecom_kfp.contracts.layouts import EvaluationLayout, ModelLayout
 from ecom_kfp.push import mlflow_model
+from ecom_kfp.scratch import scratch_dir
 from ecom_kfp.settings import require
 
 
@@ -90,7 +90,7 @@ def register(client, *, name: str, experiment: str, model: ModelLayout, evaluati
     client.log_batch(run_id, metrics=[Metric(k[len(registry.METRIC_PREFIX):], float(v), now, 0)
                                       for k, v in tags.items() if k.startswith(registry.METRIC_PREFIX)])
     with uri.local_copy(model.root) as local_model, uri.local_copy(evaluation.root) as local_evaluation, \
-            tempfile.TemporaryDirectory(prefix="ecom-kfp-push-") as tmp:
+            scratch_dir("push") as tmp:
         thresholds = EvaluationLayout(local_evaluation).thresholds
         saved = mlflow_model.save(local_model, str(Path(tmp, "model")),
                                   thresholds=thresholds if Path(thresholds).exists() else "")

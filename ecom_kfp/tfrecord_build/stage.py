@@ -18,13 +18,13 @@ fewer than ``min_class_count`` records when its images fail; ``manifest.json`` c
 from __future__ import annotations
 
 import logging
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from multiprocessing import get_context
 from typing import Any
 
 from ecom_kfp.report import scalar_metrics
+from ecom_kfp.scratch import scratch_dir
 from ecom_kfp.settings import comma_separated
 from ecom_kfp.tfrecord_build.config import TFRecordBuildConfig, parse_fractions
 from ecom_kfp.tfrecord_build.global_step import PlanReport, plan
@@ -48,7 +48,7 @@ def run(config: TFRecordBuildConfig) -> TFRecordBuildReport | PlanReport | Piece
         return write_piece(config)
     if config.step == "merge":
         return merge(config.plan, config.pieces, config.out)
-    with tempfile.TemporaryDirectory(prefix="ecom-kfp-plan-") as plan_root:
+    with scratch_dir("plan") as plan_root:
         _plan_in_own_process(replace(config, step="plan", out=plan_root))
         write_piece(replace(config, step="write", plan=plan_root, shard_index=0, num_shards=1))
         return merge(plan_root, [config.out], config.out)

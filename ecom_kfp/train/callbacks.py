@@ -7,7 +7,6 @@ Order matters: :class:`SyncAcrossRanks` must come first so that later callbacks 
 from __future__ import annotations
 
 import math
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 import keras
 
 from ecom_kfp import uri
+from ecom_kfp.scratch import scratch_dir
 from ecom_kfp.train.config import training_splits
 from ecom_kfp.train.distributed import Workers
 
@@ -102,7 +102,7 @@ class Checkpoint(keras.callbacks.Callback):
         self.saved = saved
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        with tempfile.TemporaryDirectory(prefix="ecom-kfp-ckpt-") as tmp:
+        with scratch_dir("ckpt") as tmp:
             local = str(Path(tmp) / "last.weights.h5")
             (self.saved if self.saved is not None else self.model).save_weights(local)
             uri.copy(local, uri.join(self.out, CHECKPOINT_WEIGHTS))

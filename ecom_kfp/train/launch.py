@@ -12,9 +12,9 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
+from ecom_kfp.scratch import scratch_dir
 from ecom_kfp.train.config import TrainConfig
 from ecom_kfp.train.distributed import import_horovod
 from ecom_kfp.train.report import TrainReport
@@ -42,7 +42,7 @@ def run_horovod(config: TrainConfig) -> TrainReport:
         RuntimeError: Horovod is missing, or the workers failed (with horovodrun's exit code).
     """
     import_horovod()  # fail here with a clear message rather than inside N workers
-    with tempfile.TemporaryDirectory(prefix="ecom-kfp-hvd-") as tmp:
+    with scratch_dir("hvd") as tmp:
         config_path = os.path.join(tmp, "config.json")
         Path(config_path).write_text(config.to_json())
         command = horovodrun_command(config_path, config.num_processes)

@@ -1,7 +1,8 @@
 """A run killed mid-ingest resumes without downloading again what it stored (issue 19, item 11).
 
 A real ``ecom-kfp ingest`` subprocess is killed with SIGKILL while fetching from the loopback
-image server; the rerun's requests are counted on that server.
+image server; the rerun's requests are counted on that server, and the rerun deletes the scratch
+directory the killed run left behind.
 """
 
 from __future__ import annotations
@@ -44,10 +45,14 @@ def test_a_killed_run_is_resumed_from_the_stored_images(tmp_path: Path) -> None:
     catalog = tmp_path / "catalog.jsonl"
     catalog.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "out"
+    scratch_root = tmp_path / "tmp"  # the runs' TMPDIR, to see their scratch directories
+    scratch_root.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch_root)}
     with image_server(ServerConfig(str(images), latency_seconds=0.1)) as server:
         cmd = [sys.executable, "-m", "ecom_kfp.cli", "ingest", "--catalog", str(catalog), "--out", str(out),
                "--images-base", f"{server.base_url}/img/", "--concurrency", "2", "--no-progress", *TRUSTED_FLAGS]
-        process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                                   env=env)
         deadline = time.monotonic() + 60
         while len(_journaled(out)) < 10 and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -57,13 +62,16 @@ def test_a_killed_run_is_resumed_from_the_stored_images(tmp_path: Path) -> None:
         assert not (out / "products.parquet").exists()  # killed before the end
         done = set(_journaled(out))
         assert 10 <= len(done) < COUNT
+        left = [p.name for p in scratch_root.iterdir()]
+        assert len(left) == 1 and left[0].startswith("ecom-kfp-ingest-"), left
 
         server.reset()
-        rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
         assert rerun.returncode == 0, rerun.stderr
         requested = server.stats()["by_path"]
     assert sum(requested.get(f"/img/{Path(s).name}", 0) for s in done) == 0  # nothing stored is downloaded again
     assert sum(requested.values()) == COUNT - len(done)
+    assert list(scratch_root.iterdir()) == []  # the killed run's scratch went with the rerun's own
     report = json.loads((out / "report.json").read_text())
     assert (report["accepted"], report["images"]["reused"]) == (COUNT, len(done))
     products, rejects = read_outputs(out)
