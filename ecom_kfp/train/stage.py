@@ -14,11 +14,14 @@ from __future__ import annotations
 from ecom_kfp.train.config import TrainConfig
 from ecom_kfp.train.distributed import init_workers, launched_by_horovod
 from ecom_kfp.train.report import TrainReport
+from ecom_kfp.train.tracking import resolve_tracking_uri
 
 
 def run(config: TrainConfig) -> TrainReport:
     """Train per ``config``; returns rank 0's report (also written to ``out/report.json``)."""
     config.validate()
+    # Before any pod or process starts: rank 0 would only find out after loading the data.
+    resolve_tracking_uri(config.mlflow_tracking_uri, config.out)
     if config.launcher == "mpijob":
         from ecom_kfp.train.mpijob import run_mpijob
 

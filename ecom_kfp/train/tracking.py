@@ -2,6 +2,7 @@
 
 The tracking URI is, in order: the configured one, ``MLFLOW_TRACKING_URI``, or a sqlite store
 ``mlflow.db`` inside the run's output with artifacts beside it (so a laptop run needs no server).
+A ``gs://`` output has no local directory to keep that store in, so it needs one of the first two.
 """
 
 from __future__ import annotations
@@ -11,22 +12,45 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ecom_kfp import uri
+from ecom_kfp.settings import ConfigError
+
 log = logging.getLogger(__name__)
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 LOCAL_DB = "mlflow.db"
 LOCAL_ARTIFACTS = "mlartifacts"
+SQLITE = "sqlite:///"
 
 
-def resolve_tracking_uri(configured: str, local_out: str) -> str:
-    """The tracking URI to use for a run writing to the local directory ``local_out``."""
+def resolve_tracking_uri(configured: str, out: str) -> str:
+    """The tracking URI to use for a run writing to ``out``.
+
+    Raises:
+        ConfigError: ``out`` is not local and no tracking URI is configured: a local store would
+            be left in a temporary directory of the pod (or rank) that trained, and lost with it.
+    """
     chosen = configured or os.environ.get(TRACKING_URI_ENV, "")
-    return chosen or f"sqlite:///{Path(local_out).resolve() / LOCAL_DB}"
+    if chosen:
+        return chosen
+    if not uri.is_local(out):
+        raise ConfigError(f"--mlflow-tracking-uri is empty and ${TRACKING_URI_ENV} unset: with --out {out} the run's "
+                          "MLflow store would stay in a temporary directory and be lost; give a tracking server")
+    return f"{SQLITE}{Path(out).resolve() / LOCAL_DB}"
+
+
+def artifact_location(tracking_uri: str) -> str | None:
+    """``mlartifacts/`` beside a sqlite store's database file, which MLflow would otherwise put
+    under the current directory; None (the server's or store's own choice) for other stores."""
+    database = tracking_uri.removeprefix(SQLITE)
+    if database == tracking_uri or not database or database == ":memory:":
+        return None
+    return (Path(database).resolve().parent / LOCAL_ARTIFACTS).as_uri()
 
 
 class MlflowRun:
     """One MLflow run: params at start, metrics per epoch, artifacts at the end."""
 
-    def __init__(self, tracking_uri: str, experiment_name: str, local_out: str) -> None:
+    def __init__(self, tracking_uri: str, experiment_name: str) -> None:
         import mlflow
 
         self._mlflow = mlflow
@@ -36,9 +60,7 @@ class MlflowRun:
         self._previous_env = os.environ.get(TRACKING_URI_ENV)
         mlflow.set_tracking_uri(tracking_uri)
         if mlflow.get_experiment_by_name(experiment_name) is None:
-            # A local sqlite store would otherwise put artifacts under the current directory.
-            location = (Path(local_out).resolve() / LOCAL_ARTIFACTS).as_uri() if tracking_uri.startswith("sqlite:") else None
-            mlflow.create_experiment(experiment_name, artifact_location=location)
+            mlflow.create_experiment(experiment_name, artifact_location=artifact_location(tracking_uri))
         mlflow.set_experiment(experiment_name)
         self.run = mlflow.start_run()
         self.run_id: str = self.run.info.run_id

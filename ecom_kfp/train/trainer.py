@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -352,10 +351,9 @@ def _corrupt_shards_name_the_flag(data_uri: str) -> Iterator[None]:
 def _start_tracking(config: TrainConfig, report: TrainReport):
     from ecom_kfp.train.tracking import MlflowRun, resolve_tracking_uri
 
-    local_root = config.out if not uri.is_gcs(config.out) else tempfile.mkdtemp(prefix="ecom-kfp-mlflow-")
-    uri.makedirs(local_root)
-    tracking_uri = resolve_tracking_uri(config.mlflow_tracking_uri, local_root)
-    tracker = MlflowRun(tracking_uri, config.experiment_name, local_root)
+    tracking_uri = resolve_tracking_uri(config.mlflow_tracking_uri, config.out)
+    uri.makedirs(config.out)
+    tracker = MlflowRun(tracking_uri, config.experiment_name)
     params: dict[str, Any] = {**asdict(config), "num_processes": report.num_processes, "precision": report.precision,
                               "precision_setting": config.precision, "num_classes": report.num_classes,
                               "applied_level_weights": report.level_weights,

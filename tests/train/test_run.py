@@ -22,6 +22,7 @@ from ecom_kfp.train import TrainConfig, TrainReport, run
 from ecom_kfp.train.callbacks import CHECKPOINT_STATE
 from ecom_kfp.train.config import ConfigError
 from ecom_kfp.train.data import DatasetError
+from ecom_kfp.train.tracking import TRACKING_URI_ENV, artifact_location
 from tests.train.helpers import SPLIT_SIZES
 
 EPOCHS = 3
@@ -136,6 +137,24 @@ def test_rerun_resumes_from_the_last_checkpoint(tiny_dataset: DatasetLayout, tmp
     second = run(_config(tiny_dataset.root, out, epochs=2))
     assert second.resumed_from_epoch == 1 and second.epochs_trained == 1
     assert second.mlflow_tracking_uri.startswith("sqlite:///") and (out / "mlflow.db").exists()
+    assert any((out / "mlartifacts").rglob("report.json"))  # artifacts beside the store, not in the cwd
+
+
+def test_a_gcs_output_without_a_tracking_store_is_refused_before_training(
+        tiny_dataset: DatasetLayout, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local store would stay in a temporary directory of the training pod and be lost."""
+    monkeypatch.delenv(TRACKING_URI_ENV, raising=False)
+    with pytest.raises(ConfigError, match=r"--mlflow-tracking-uri is empty.*--out gs://bucket/model"):
+        run(_config(tiny_dataset.root, "gs://bucket/model", epochs=1))  # no bucket needed: nothing is written
+
+
+@pytest.mark.parametrize("store, artifacts", [
+    ("sqlite:////srv/runs/mlflow.db", "file:///srv/runs/mlartifacts"),
+    ("http://127.0.0.1:5000", None),
+    ("sqlite://", None),
+])
+def test_a_sqlite_stores_artifacts_go_beside_its_database_file(store: str, artifacts: str | None) -> None:
+    assert artifact_location(store) == artifacts
 
 
 def test_resuming_with_a_different_model_names_the_flags(tiny_dataset: DatasetLayout, tmp_path: Path) -> None:
