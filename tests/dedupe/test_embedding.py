@@ -133,6 +133,31 @@ def test_a_pinned_embedding_model_is_verified_before_its_graph_runs(models, make
                          embedding_model_sha256="abc"))
 
 
+def test_a_pinned_model_swapped_after_its_check_is_not_what_runs(models, tmp_path, monkeypatch):
+    """The check and the load read one private copy: a writer who swaps the shared SavedModel for a
+    hostile one right after the check (a shared bucket or volume) changes nothing dedupe runs. The
+    swap is made at that moment by wrapping the check, so the race is hit every time."""
+    import ecom_kfp.dedupe.embedding as embedding
+
+    shared = tmp_path / "shared"
+    uri.copy_tree(str(models["saved_model"]), str(shared))
+    hostile_model, marker = tmp_path / "hostile", tmp_path / "graph-ran"
+    embedder_writing_a_file(str(hostile_model), str(marker), SIDE)
+    check = embedding.verify_pinned
+
+    def check_then_swap(*args, **kwargs):
+        check(*args, **kwargs)
+        uri.delete_tree(str(shared))
+        uri.copy_tree(str(hostile_model), str(shared))
+
+    monkeypatch.setattr(embedding, "verify_pinned", check_then_swap)
+    model = load_embedding_model(str(shared), content_digest(tree_digests(str(models["saved_model"]))))
+    vectors = np.asarray(model.embed(np.zeros((1, SIDE, SIDE, 3), np.float32)))
+    assert not marker.exists(), "dedupe ran the SavedModel swapped in after its check"
+    assert vectors.shape == (1, 8 * 4 * 4)  # the checked model's 4x4 grid of 8 channels
+    assert content_digest(tree_digests(str(shared))) != content_digest(tree_digests(str(models["saved_model"])))
+
+
 @pytest.mark.parametrize("block", [1, 7, 64, 4096])
 def test_blocked_search_equals_all_pairs(block):
     rng = np.random.default_rng(block)
