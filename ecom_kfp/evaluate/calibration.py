@@ -6,7 +6,10 @@ the precision it promises on new products. Temperature scaling (Guo et al., 2017
 that with one number per level: probabilities ``p`` become ``softmax(log(p) / T)``; ``T > 1``
 softens them, ``T < 1`` sharpens them, and the arg-max (hence accuracy) never changes. ``T`` is
 fitted on the validation split by minimising the negative log-likelihood of the true labels, and
-judged on the test split by the expected calibration error::
+judged on the test split by the expected calibration error. A model trained on the validation split
+too (``--fit-on-val``) is right on nearly all of it, which says nothing about new products; its
+temperature is fitted on the test split, and judged there by cross-fitting
+(:func:`cross_fitted_scale`: each half scaled by the temperature of the other)::
 
     ECE = sum over confidence bins b of  n_b / n * | accuracy_b - mean confidence_b |
 
@@ -79,6 +82,25 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(math.exp(result.x))
 
 
+def cross_fitted_scale(probabilities: np.ndarray, labels: np.ndarray, folds: int = 2) -> np.ndarray:
+    """Each example temperature-scaled by the temperature fitted on the other folds (rows ``i % folds``),
+    so calibration fitted and judged on one split is judged on examples it was not fitted on.
+
+    Raises:
+        ValueError: fewer examples than folds.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(labels) < folds:
+        raise ValueError(f"cannot cross-fit a temperature on {len(labels)} examples in {folds} folds")
+    fold = np.arange(len(labels)) % folds
+    scaled = np.empty(np.shape(probabilities), dtype=np.float64)
+    for f in range(folds):
+        held_out = fold == f
+        temperature = fit_temperature(probabilities[~held_out], labels[~held_out])
+        scaled[held_out] = temperature_scale(probabilities[held_out], temperature)
+    return scaled
+
+
 @dataclass(frozen=True)
 class ReliabilityBin:
     """One confidence bin of a reliability diagram."""
@@ -124,8 +146,9 @@ class LevelCalibration:
 
     Attributes:
         level: Taxonomy level (1-based).
-        temperature: Fitted on validation; 1.0 when not fitted.
-        fitted_on: Validation examples the temperature was fitted on (0 = not fitted).
+        temperature: Fitted on ``fitted_split``; 1.0 when not fitted.
+        fitted_on: Examples the temperature was fitted on (0 = not fitted).
+        fitted_split: ``val``, or ``test`` for a model trained on val (then judged by cross-fitting).
         ece_before: Test ECE of the model's own probabilities.
         ece_after: Test ECE after temperature scaling.
         nll_before: Test negative log-likelihood of the recorded labels, before.
@@ -137,6 +160,7 @@ class LevelCalibration:
     level: int
     temperature: float
     fitted_on: int
+    fitted_split: str
     ece_before: float
     ece_after: float
     nll_before: float
@@ -145,23 +169,27 @@ class LevelCalibration:
     reliability_after: list[ReliabilityBin]
 
 
-def calibrate_level(level: int, temperature: float, fitted_on: int, test_probabilities: np.ndarray,
-                    test_labels: np.ndarray, correct: np.ndarray) -> LevelCalibration:
+def calibrate_level(level: int, temperature: float, fitted_on: int, fitted_split: str,
+                    test_probabilities: np.ndarray, test_labels: np.ndarray, correct: np.ndarray) -> LevelCalibration:
     """Judge ``temperature`` on the test split of one level.
 
     Args:
         level: Taxonomy level.
         temperature: The fitted temperature.
-        fitted_on: Validation examples it was fitted on.
+        fitted_on: Examples it was fitted on.
+        fitted_split: The split it was fitted on; when it is ``test``, the test split is judged
+            scaled by :func:`cross_fitted_scale` instead of by ``temperature``.
         test_probabilities: The model's test probabilities ``[n, C]``.
         test_labels: Recorded test labels ``[n]``.
         correct: Whether each test prediction counts as right (folded classes count as wrong).
     """
+    scaled = (cross_fitted_scale(test_probabilities, test_labels) if fitted_split == "test"
+              else temperature_scale(test_probabilities, temperature))
     before = np.asarray(test_probabilities, dtype=np.float64).max(axis=1)
-    after = temperature_scale(test_probabilities, temperature).max(axis=1)
+    after = scaled.max(axis=1)
     return LevelCalibration(
-        level=level, temperature=temperature, fitted_on=fitted_on,
+        level=level, temperature=temperature, fitted_on=fitted_on, fitted_split=fitted_split,
         ece_before=expected_calibration_error(before, correct), ece_after=expected_calibration_error(after, correct),
         nll_before=negative_log_likelihood(test_probabilities, test_labels),
-        nll_after=negative_log_likelihood(test_probabilities, test_labels, temperature),
+        nll_after=negative_log_likelihood(scaled, test_labels),
         reliability_before=reliability_bins(before, correct), reliability_after=reliability_bins(after, correct))

@@ -186,10 +186,10 @@ def render(*, title: str, evaluation: ModelEvaluation, analysis: Analysis, confu
     checks = _table(["check", "kind", "value", "threshold", "baseline", "passed"],
                     [[c.name, c.kind, c.value, c.threshold, c.baseline_value, str(c.passed)] for c in blessing.checks],
                     ["ok" if c.passed else "bad" for c in blessing.checks])
-    calibration = _table(["level", "temperature", "fitted on (val examples)", "ECE before", "ECE after",
+    calibration = _table(["level", "temperature", "fitted on (examples)", "ECE before", "ECE after",
                           "NLL before", "NLL after"],
-                         [[c.level, c.temperature, c.fitted_on, c.ece_before, c.ece_after, c.nll_before, c.nll_after]
-                          for c in analysis.calibration])
+                         [[c.level, c.temperature, f"{c.fitted_on} {c.fitted_split}".strip(), c.ece_before, c.ece_after,
+                           c.nll_before, c.nll_after] for c in analysis.calibration])
     note = f"<p>{html.escape(evaluation.calibration_note)}</p>" if evaluation.calibration_note else ""
     thresholds = _table(["level", "threshold (calibrated)", "precision", "coverage"],
                         [[t.level, t.threshold, t.precision, t.coverage] for t in analysis.thresholds.levels])
@@ -218,8 +218,10 @@ def render(*, title: str, evaluation: ModelEvaluation, analysis: Analysis, confu
 </p>{headline}{_metrics_plot(metrics)}
 <h2>Blessing checks</h2>{checks}
 <h2>Calibration</h2><p>One softmax temperature per level, fitted on the validation split (lowest negative
-log-likelihood); expected calibration error (ECE, {ECE_BINS} bins) and NLL on the test split. A level whose
-validation predictions are all right keeps temperature 1: without a mistake the likelihood has no minimum.</p>{note}
+log-likelihood); expected calibration error (ECE, {ECE_BINS} bins) and NLL on the test split. A model trained on
+the validation split too is calibrated on the test split instead, and judged there with each half scaled by the
+other half's temperature. A level whose predictions are all right keeps temperature 1: without a mistake the
+likelihood has no minimum.</p>{note}
 {calibration}{_reliability_plot(analysis.calibration)}
 <h2>Published thresholds (target precision {target:g})</h2><p>Per level, the lowest calibrated confidence whose
 accepted test predictions reach the target precision. Written to thresholds.json and served beside the labels.</p>

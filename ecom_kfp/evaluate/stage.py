@@ -7,8 +7,10 @@ precision and the temperatures, which push serves beside the labels), ``suspect_
 ``report.html``, ``blessing.json`` (with ``model_sha256``, the content digest of the model scored)
 and ``report.json`` (headline numbers, timings).
 
-Order of work: temperatures are fitted on (a sample of) the validation split first, so every
-threshold on the test split is chosen on calibrated probabilities.
+Order of work: temperatures are fitted on (a sample of) the validation split, or on the test split
+itself when the model was trained on val (its ``report.json`` ``fit_splits``, ``--fit-on-val``),
+before any threshold is chosen, so every threshold on the test split is chosen on calibrated
+probabilities.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 from ecom_kfp import uri
 from ecom_kfp.contracts.business_value import BusinessValueTable
 from ecom_kfp.contracts.digests import BLESSED_MODEL_SHA256
-from ecom_kfp.contracts.layouts import EvaluationLayout
+from ecom_kfp.contracts.layouts import EvaluationLayout, ModelLayout
 from ecom_kfp.contracts.serving import LevelThreshold, Thresholds
 from ecom_kfp.evaluate import html_report
 from ecom_kfp.evaluate.baseline import resolve_baseline
@@ -61,8 +63,9 @@ class ModelEvaluation:
         curves: Per-level precision/coverage curve (calibrated confidence).
         class_names: Per level, each test example's real class name.
         temperatures: Per level (1.0 where not fitted).
-        calibration_note: Why the temperatures are 1.0, when they are.
-        validation_examples: Validation examples the temperatures were fitted on.
+        calibration_note: Why the temperatures are 1.0, or fitted on test, when they are.
+        calibration_examples: Examples the temperatures were fitted on.
+        calibration_split: The split they were fitted on (``val``, or ``test`` for a model trained on val).
     """
 
     inputs: EvaluationInputs
@@ -74,7 +77,8 @@ class ModelEvaluation:
     class_names: list[list[str]]
     temperatures: list[float]
     calibration_note: str = ""
-    validation_examples: int = 0
+    calibration_examples: int = 0
+    calibration_split: str = ""
 
     def headline(self) -> dict[int, dict[str, float]]:
         """Level -> the :data:`~ecom_kfp.evaluate.metrics.HEADLINE` metrics."""
@@ -105,15 +109,44 @@ class EvaluateReport:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _temperatures(inputs: EvaluationInputs, config: EvaluateConfig) -> tuple[list[float], int, str]:
-    """Per-level temperatures fitted on validation, the examples used, and why not when they are not."""
+@dataclass(frozen=True)
+class _Temperatures:
+    values: list[float]
+    examples: int = 0
+    split: str = ""
+    note: str = ""
+
+
+def _trained_on_val(model_uri: str) -> bool:
+    """Whether train's ``report.json`` beside the model lists ``val`` among its ``fit_splits``.
+
+    The report is not covered by the model's digests; a forged one can only move the calibration
+    between the validation and the test split, both of which the model is scored on honestly.
+    """
+    report = ModelLayout(model_uri).report
+    try:
+        fit_splits = uri.read_json(report).get("fit_splits", []) if uri.exists(report) else []
+    except ValueError:
+        return False
+    return isinstance(fit_splits, list) and "val" in fit_splits
+
+
+def _temperatures(inputs: EvaluationInputs, config: EvaluateConfig, test: SplitScores) -> _Temperatures:
+    """Per-level temperatures, fitted on validation, or on ``test`` when the model was trained on val."""
     ones = [1.0] * len(inputs.vocabularies)
     if not config.calibrate:
-        return ones, 0, "calibration off (--no-calibrate)"
+        return _Temperatures(ones, note="calibration off (--no-calibrate)")
+    if _trained_on_val(inputs.model_uri):
+        return _Temperatures([fit_temperature(p, test.labels[:, k]) for k, p in enumerate(test.probabilities)],
+                             test.examples, "test",
+                             "the model was trained on the validation split too (--fit-on-val), so the "
+                             "temperatures are fitted on the test split and judged there by 2-fold cross-fitting")
     val = score_split(inputs, "val", config.batch_size, limit=CALIBRATION_EXAMPLES)
     if not val.examples:
-        return ones, 0, f"no validation records under {inputs.dataset.split_dir('val')}: not calibrated"
-    return [fit_temperature(p, val.labels[:, k]) for k, p in enumerate(val.probabilities)], val.examples, ""
+        return _Temperatures(ones, note=f"no validation records under {inputs.dataset.split_dir('val')}: "
+                                        "not calibrated")
+    return _Temperatures([fit_temperature(p, val.labels[:, k]) for k, p in enumerate(val.probabilities)],
+                         val.examples, "val")
 
 
 def evaluate_model(model_uri: str, config: EvaluateConfig, table: BusinessValueTable | None,
@@ -128,12 +161,13 @@ def evaluate_model(model_uri: str, config: EvaluateConfig, table: BusinessValueT
             headline metrics do not need them.
     """
     with open_inputs(model_uri, config.data_uri) as inputs:
-        temperatures, fitted_on, note = (_temperatures(inputs, config) if calibrate
-                                         else ([1.0] * len(inputs.vocabularies), 0, "not calibrated"))
         scores = score_split(inputs, "test", config.batch_size)
         if not scores.examples:
             raise ValueError(f"--data {inputs.dataset.root}: the test split has no records "
                              f"({len(inputs.test_shards)} empty shard(s))")
+        fitted = (_temperatures(inputs, config, scores) if calibrate
+                  else _Temperatures([1.0] * len(inputs.vocabularies), note="not calibrated"))
+        temperatures = fitted.values
         weights = example_weights(scores.labels, scores.business_values, inputs.vocabularies, table)
         names = true_class_names(scores.category_paths, scores.labels, inputs.vocabularies)
         counts = train_class_counts(inputs.manifest, len(inputs.vocabularies))
@@ -147,7 +181,8 @@ def evaluate_model(model_uri: str, config: EvaluateConfig, table: BusinessValueT
             levels.append(level)
             metrics.append(level_result)
             curves[k + 1] = curve
-        return ModelEvaluation(inputs, scores, weights, levels, metrics, curves, names, temperatures, note, fitted_on)
+        return ModelEvaluation(inputs, scores, weights, levels, metrics, curves, names, temperatures, fitted.note,
+                               fitted.examples, fitted.split)
 
 
 def _float32_floor(value: float) -> float:
@@ -219,8 +254,9 @@ def _analyse(evaluation: ModelEvaluation, config: EvaluateConfig) -> Analysis:
         columns.update(load_slice_columns(config.slice_table_uri, config.slice_columns, scores.product_ids))
     slices = slice_metrics(columns, evaluation.levels, evaluation.weights, config.slice_floor,
                            config.slice_min_examples)
-    calibration = [calibrate_level(p.level, evaluation.temperatures[p.level - 1], evaluation.validation_examples,
-                                   scores.probabilities[p.level - 1], p.y_true, p.correct) for p in evaluation.levels]
+    calibration = [calibrate_level(p.level, evaluation.temperatures[p.level - 1], evaluation.calibration_examples,
+                                   evaluation.calibration_split, scores.probabilities[p.level - 1], p.y_true, p.correct)
+                   for p in evaluation.levels]
     counts = train_class_counts(inputs.manifest, len(inputs.vocabularies))
     tail = [tail_slice(p, evaluation.class_names[p.level - 1], counts[p.level - 1], config.tail_train_examples)
             for p in evaluation.levels] if counts else []

@@ -63,7 +63,7 @@ def test_thresholds_are_chosen_on_calibrated_probabilities_and_hold_when_served(
     assert metrics["thresholds"] == thresholds.to_dict()
     for level in (1, 2):
         calibration = metrics["calibration"]["levels"][str(level)]
-        assert calibration["fitted_on"] == len(tiny.make_records(25, seed=7))
+        assert (calibration["fitted_split"], calibration["fitted_on"]) == ("val", len(tiny.make_records(25, seed=7)))
         assert thresholds.temperature[level - 1] == calibration["temperature"]
         assert report.calibration[str(level)]["ece_after"] == calibration["ece_after"]
         # What a server does with thresholds.json: calibrate the signature's output, accept >= threshold.
@@ -95,6 +95,25 @@ def test_calibration_lowers_ece_of_an_over_confident_model(tmp_path, calibrated_
     assert calibration["temperature"] > 1.5
     judged = uri.read_json(EvaluationLayout(str(tmp_path / "out")).metrics)["calibration"]["levels"]["2"]
     assert judged["nll_after"] < judged["nll_before"] / 2
+
+
+def test_a_model_trained_on_val_is_calibrated_on_test_and_judged_by_cross_fitting(tmp_path, calibrated_dataset,
+                                                                                     test_records, monkeypatch):
+    """A model trained on val (``--fit-on-val``) is right on nearly all of it, so a temperature fitted
+    there says nothing about new products: evaluate fits it on the test split instead."""
+    monkeypatch.setattr(tiny, "TEMPERATURE", tiny.TEMPERATURE * 4)
+    sharp = tiny.export_model(str(tmp_path / "sharp"), tiny.make_records(20, seed=2), calibrated_dataset)
+    uri.write_json(sharp.report, {"fit_splits": ["train", "val"]})  # what train writes with --fit-on-val
+    out = str(tmp_path / "out")
+    run(EvaluateConfig(model_uri=sharp.root, data_uri=calibrated_dataset.root, out_uri=out))
+    metrics = uri.read_json(EvaluationLayout(out).metrics)
+    assert "--fit-on-val" in metrics["calibration"]["note"]
+    judged = metrics["calibration"]["levels"]["2"]
+    assert (judged["fitted_split"], judged["fitted_on"]) == ("test", len(test_records))
+    assert judged["temperature"] > 1.5
+    assert judged["nll_after"] < judged["nll_before"] / 2  # cross-fitted: each half scaled by the other's temperature
+    thresholds = Thresholds.from_json(Path(EvaluationLayout(out).thresholds).read_text())
+    assert thresholds.temperature[1] == judged["temperature"]
 
 
 def _without_sandal_class(tmp_path, train_counts):

@@ -25,12 +25,26 @@ def test_temperature_fitted_on_validation_undoes_over_confidence_and_lowers_test
     temperature = cal.fit_temperature(val_p, val_y)
     assert temperature == pytest.approx(3.0, rel=0.1)  # the sharpening the model applied
     correct = test_p.argmax(axis=1) == test_y
-    result = cal.calibrate_level(1, temperature, len(val_y), test_p, test_y, correct)
+    result = cal.calibrate_level(1, temperature, len(val_y), "val", test_p, test_y, correct)
     assert result.ece_before > 0.15  # badly over-confident
     assert result.ece_after < 0.03 and result.ece_after < result.ece_before / 5
     assert result.nll_after < result.nll_before
     # temperature scaling never changes the answer
     assert (cal.temperature_scale(test_p, temperature).argmax(axis=1) == test_p.argmax(axis=1)).all()
+
+
+def test_cross_fitting_scales_each_half_by_the_temperature_of_the_other():
+    p, y = _overconfident(2001, 6, sharpen=3.0, seed=5)
+    even, odd = np.arange(len(y)) % 2 == 0, np.arange(len(y)) % 2 == 1
+    scaled = cal.cross_fitted_scale(p, y)
+    np.testing.assert_allclose(scaled[even], cal.temperature_scale(p[even], cal.fit_temperature(p[odd], y[odd])))
+    np.testing.assert_allclose(scaled[odd], cal.temperature_scale(p[odd], cal.fit_temperature(p[even], y[even])))
+    correct = p.argmax(axis=1) == y
+    judged = cal.calibrate_level(1, cal.fit_temperature(p, y), len(y), "test", p, y, correct)
+    assert judged.ece_after == pytest.approx(cal.expected_calibration_error(scaled.max(axis=1), correct))
+    assert judged.ece_after < judged.ece_before / 5
+    with pytest.raises(ValueError, match="1 examples"):
+        cal.cross_fitted_scale(p[:1], y[:1])
 
 
 def test_a_calibrated_model_keeps_a_temperature_near_one():
