@@ -71,6 +71,8 @@ def sweep_stale(root: str | None = None) -> list[str]:
             continue
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path, ignore_errors=True)
+            if os.path.lexists(entry.path):  # another user's, or already being deleted by another run
+                continue
             removed.append(entry.path)
             log.info("deleted %s, the scratch of process %s, which died without cleaning up",
                      entry.path, match.group(1))
