@@ -198,14 +198,19 @@ def private_model_copy(model_root: str) -> Iterator[ModelLayout]:
 
 
 @contextlib.contextmanager
-def verified_model_copy(model_root: str, flag: str = "--model") -> Iterator[tuple[ModelLayout, str]]:
+def verified_model_copy(model_root: str, flag: str = "--model", *,
+                        private: bool = False) -> Iterator[tuple[ModelLayout, str]]:
     """:func:`private_model_copy`, verified as :func:`verify_model` does; yields its layout and
     content digest.
+
+    Args:
+        private: ``model_root`` is already a local directory only this process writes (a model it
+            downloaded into its own scratch directory): verified where it is, not copied again.
 
     Raises:
         DigestError: as :func:`verify_model`, naming ``flag`` and ``model_root``.
     """
-    with private_model_copy(model_root) as layout:
+    with contextlib.nullcontext(ModelLayout(model_root)) if private else private_model_copy(model_root) as layout:
         yield layout, verify_model(layout, flag, shown=model_root)
 
 

@@ -14,6 +14,7 @@ comparison is always on the same test split:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,8 +28,9 @@ REGISTRY_TAGS = "registry tags"
 RE_EVALUATED = "re-evaluated"
 MODELS_SCHEME = "models:/"
 
-#: Scores a local model directory on the candidate's test split: level -> metric -> value.
-Reevaluate = Callable[[str], dict[int, dict[str, float]]]
+#: ``reevaluate(model, private)`` scores a model directory on the candidate's test split: level ->
+#: metric -> value. ``private``: the directory is this process's own download, not to be copied again.
+Reevaluate = Callable[[str, bool], dict[int, dict[str, float]]]
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,9 @@ def _from_registry(client, tracking_uri: str, ref: RegistryRef, fingerprint: str
     with scratch_dir("baseline") as tmp:
         local = mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=tmp, tracking_uri=tracking_uri)
         model = registry.layout_root(local)  # versions pushed as MLflow Models hold it under artifacts/
-        return Baseline(description, RE_EVALUATED, reevaluate(model), version.version)
+        # Only a download into this scratch directory is private; a store could hand back its own path.
+        private = os.path.commonpath([os.path.realpath(tmp), os.path.realpath(model)]) == os.path.realpath(tmp)
+        return Baseline(description, RE_EVALUATED, reevaluate(model, private), version.version)
 
 
 def resolve_baseline(config: EvaluateConfig, fingerprint: str, reevaluate: Reevaluate) -> tuple[Baseline | None, str]:
@@ -108,7 +112,7 @@ def resolve_baseline(config: EvaluateConfig, fingerprint: str, reevaluate: Reeva
         except LookupError:
             return None, f"no {ref} in the registry at {tracking_uri}"
     if not config.baseline.startswith(MODELS_SCHEME) and uri.exists(uri.join(config.baseline, "saved_model")):
-        return Baseline(config.baseline, RE_EVALUATED, reevaluate(config.baseline)), ""
+        return Baseline(config.baseline, RE_EVALUATED, reevaluate(config.baseline, False)), ""
     if not tracking_uri:
         raise ValueError(f"--baseline {config.baseline} is not a model directory; a registered model "
                          "needs --mlflow-tracking-uri")

@@ -57,11 +57,12 @@ def check_model_dir(model_uri: str, flag: str = "--model") -> ModelLayout:
 
 
 @contextlib.contextmanager
-def open_inputs(model_uri: str, data_uri: str) -> Iterator[EvaluationInputs]:
+def open_inputs(model_uri: str, data_uri: str, private: bool = False) -> Iterator[EvaluationInputs]:
     """Check both directories, their digests, and that the model's label vocabularies are the dataset's.
 
     The model is copied to a private local directory and the copy is verified and loaded, so a
-    file swapped in the shared store after the check is never run.
+    file swapped in the shared store after the check is never run. ``private`` says ``model_uri``
+    already is such a directory (a champion this process downloaded): it is verified in place.
 
     Raises:
         FileNotFoundError: a directory or required file is missing (message names the flag).
@@ -69,7 +70,7 @@ def open_inputs(model_uri: str, data_uri: str) -> Iterator[EvaluationInputs]:
         ValueError: vocabularies differ, or the test split has no shards.
     """
     check_model_dir(model_uri)
-    with verified_model_copy(model_uri) as (model, model_sha256):
+    with verified_model_copy(model_uri, private=private) as (model, model_sha256):
         yield _dataset_inputs(model_uri, model, model_sha256, data_uri)
 
 

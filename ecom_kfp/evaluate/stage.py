@@ -150,17 +150,18 @@ def _temperatures(inputs: EvaluationInputs, config: EvaluateConfig, test: SplitS
 
 
 def evaluate_model(model_uri: str, config: EvaluateConfig, table: BusinessValueTable | None,
-                   calibrate: bool = True) -> ModelEvaluation:
+                   calibrate: bool = True, private: bool = False) -> ModelEvaluation:
     """Score ``model_uri`` on ``config.data_uri``'s test split (also used for re-evaluating a baseline).
 
     Args:
         model_uri: The model.
         config: The stage config.
         table: Business value table, if any.
-        calibrate: Fit temperatures on validation (as ``config.calibrate`` says); a baseline's
-            headline metrics do not need them.
+        calibrate: Fit temperatures (as ``config.calibrate`` says); a baseline's headline metrics
+            do not need them.
+        private: ``model_uri`` is this process's own download (:func:`open_inputs`).
     """
-    with open_inputs(model_uri, config.data_uri) as inputs:
+    with open_inputs(model_uri, config.data_uri, private) as inputs:
         scores = score_split(inputs, "test", config.batch_size)
         if not scores.examples:
             raise ValueError(f"--data {inputs.dataset.root}: the test split has no records "
@@ -306,7 +307,7 @@ def run(config: EvaluateConfig) -> EvaluateReport:
     with timings.phase("baseline"):
         baseline, why_none = resolve_baseline(
             config, scores.fingerprint,
-            lambda local_model: evaluate_model(local_model, config, table, calibrate=False).headline())
+            lambda model, private: evaluate_model(model, config, table, calibrate=False, private=private).headline())
     blessing = decide(evaluation.metrics, config.gate, baseline, why_none)
     with timings.phase("write"):
         _write_outputs(config, evaluation, analysis, blessing, confusion_level)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ecom_kfp import uri
+from ecom_kfp.contracts import digests
 from ecom_kfp.contracts.layouts import EvaluationLayout
 from ecom_kfp.evaluate.config import EvaluateConfig
 from ecom_kfp.evaluate.stage import run as evaluate
@@ -31,7 +32,7 @@ def test_no_champion_blesses_on_thresholds_alone(mlflow, weak_model, tiny_datase
 
 
 def test_worse_challenger_is_not_blessed_against_the_champion(mlflow, good_model, weak_model, tiny_dataset,
-                                                               tmp_path, name):
+                                                               tmp_path, name, monkeypatch):
     champion_eval = str(tmp_path / "champion-eval")
     assert _evaluate(good_model, tiny_dataset, champion_eval, mlflow, name)[0].blessed
     push(PushConfig(model_uri=good_model.root, evaluation_uri=champion_eval, registry_uri=mlflow.tracking_uri,
@@ -48,6 +49,18 @@ def test_worse_challenger_is_not_blessed_against_the_champion(mlflow, good_model
     # another test split: the champion's model is downloaded from the registry and re-evaluated on it
     other = tiny.write_dataset(str(tmp_path / "other-data"), tiny.make_records(8, seed=7))
     weak_other = tiny.export_model(str(tmp_path / "weak-other"), tiny.make_records(20, seed=2), other, use_title=False)
+    copied = []
+    monkeypatch.setattr(digests, "private_copy", _recording(digests.private_copy, copied))
     report, blessing = _evaluate(weak_other, other, str(tmp_path / "weak-other-eval"), mlflow, name)
     assert blessing["baseline"]["method"] == "re-evaluated"
     assert not report.blessed
+    # The candidate is copied before it is checked; the champion, downloaded into evaluate's own
+    # scratch directory, is checked where it landed.
+    assert copied == [weak_other.root]
+
+
+def _recording(copy, copied: list[str]):
+    def recorded(root, parts):
+        copied.append(root)
+        return copy(root, parts)
+    return recorded
