@@ -107,7 +107,8 @@ class TrainConfig:
                                        "accelerator; ignored with --frozen-backbone, which trains on features "
                                        "computed once")
     fit_on_val: bool = setting(False, help="train on the train and validation splits together, for the final model "
-                                           "once the settings were chosen on validation (no validation metrics)")
+                                           "once the settings were chosen on validation (no validation metrics; evaluate then "
+                                           "calibrates on the test split)")
     weights: str = setting("", metavar="URI",
                            help="backbone weights (.weights.h5) to start from; 'python -m ecom_kfp.train.pretrained "
                                 "OUT' writes efficientnet-lite0's ImageNet weights")
