@@ -8,8 +8,9 @@ softens them, ``T < 1`` sharpens them, and the arg-max (hence accuracy) never ch
 fitted on the validation split by minimising the negative log-likelihood of the true labels, and
 judged on the test split by the expected calibration error. A model trained on the validation split
 too (``--fit-on-val``) is right on nearly all of it, which says nothing about new products; its
-temperature is fitted on the test split, and judged there by cross-fitting
-(:func:`cross_fitted_scale`: each half scaled by the temperature of the other)::
+temperature is fitted on the test split, kept only where cross-fitting shows it helps, and judged
+there by cross-fitting (:func:`cross_fitted_scale`: each half scaled by the temperature of the
+other)::
 
     ECE = sum over confidence bins b of  n_b / n * | accuracy_b - mean confidence_b |
 
@@ -101,6 +102,14 @@ def cross_fitted_scale(probabilities: np.ndarray, labels: np.ndarray, folds: int
     return scaled
 
 
+def fit_temperature_cross_checked(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """:func:`fit_temperature` on all examples, kept only when it lowers the negative log-likelihood
+    of held-out examples (:func:`cross_fitted_scale`); else 1.0: on a small split the fitted
+    temperature can be noise that makes new products' confidences worse, not better."""
+    held_out = negative_log_likelihood(cross_fitted_scale(probabilities, labels), labels)
+    return fit_temperature(probabilities, labels) if held_out < negative_log_likelihood(probabilities, labels) else 1.0
+
+
 @dataclass(frozen=True)
 class ReliabilityBin:
     """One confidence bin of a reliability diagram."""
@@ -177,13 +186,14 @@ def calibrate_level(level: int, temperature: float, fitted_on: int, fitted_split
         level: Taxonomy level.
         temperature: The fitted temperature.
         fitted_on: Examples it was fitted on.
-        fitted_split: The split it was fitted on; when it is ``test``, the test split is judged
-            scaled by :func:`cross_fitted_scale` instead of by ``temperature``.
+        fitted_split: The split it was fitted on; when it is ``test`` (and the temperature was
+            kept, :func:`fit_temperature_cross_checked`), the test split is judged scaled by
+            :func:`cross_fitted_scale` instead of by ``temperature``.
         test_probabilities: The model's test probabilities ``[n, C]``.
         test_labels: Recorded test labels ``[n]``.
         correct: Whether each test prediction counts as right (folded classes count as wrong).
     """
-    scaled = (cross_fitted_scale(test_probabilities, test_labels) if fitted_split == "test"
+    scaled = (cross_fitted_scale(test_probabilities, test_labels) if fitted_split == "test" and temperature != 1.0
               else temperature_scale(test_probabilities, temperature))
     before = np.asarray(test_probabilities, dtype=np.float64).max(axis=1)
     after = scaled.max(axis=1)

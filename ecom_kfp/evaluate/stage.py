@@ -29,7 +29,13 @@ from ecom_kfp.contracts.serving import LevelThreshold, Thresholds
 from ecom_kfp.evaluate import html_report
 from ecom_kfp.evaluate.baseline import resolve_baseline
 from ecom_kfp.evaluate.business_value import ExampleWeights, example_weights
-from ecom_kfp.evaluate.calibration import LevelCalibration, calibrate_level, fit_temperature, temperature_scale
+from ecom_kfp.evaluate.calibration import (
+    LevelCalibration,
+    calibrate_level,
+    fit_temperature,
+    fit_temperature_cross_checked,
+    temperature_scale,
+)
 from ecom_kfp.evaluate.config import EvaluateConfig
 from ecom_kfp.evaluate.confusion import ConfusionTable, worst_confusions
 from ecom_kfp.evaluate.gate import Blessing, decide
@@ -137,10 +143,11 @@ def _temperatures(inputs: EvaluationInputs, config: EvaluateConfig, test: SplitS
     if not config.calibrate:
         return _Temperatures(ones, note="calibration off (--no-calibrate)")
     if _trained_on_val(inputs.model_uri):
-        return _Temperatures([fit_temperature(p, test.labels[:, k]) for k, p in enumerate(test.probabilities)],
-                             test.examples, "test",
+        return _Temperatures([fit_temperature_cross_checked(p, test.labels[:, k])
+                              for k, p in enumerate(test.probabilities)], test.examples, "test",
                              "the model was trained on the validation split too (--fit-on-val), so the "
-                             "temperatures are fitted on the test split and judged there by 2-fold cross-fitting")
+                             "temperatures are fitted on the test split and judged there by 2-fold cross-fitting; "
+                             "a level where that does not lower the held-out NLL keeps temperature 1")
     val = score_split(inputs, "val", config.batch_size, limit=CALIBRATION_EXAMPLES)
     if not val.examples:
         return _Temperatures(ones, note=f"no validation records under {inputs.dataset.split_dir('val')}: "

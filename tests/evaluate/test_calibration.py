@@ -47,6 +47,21 @@ def test_cross_fitting_scales_each_half_by_the_temperature_of_the_other():
         cal.cross_fitted_scale(p[:1], y[:1])
 
 
+def test_a_test_split_temperature_is_kept_only_when_held_out_examples_gain():
+    sharp_p, sharp_y = _overconfident(2000, 6, sharpen=3.0, seed=6)
+    assert cal.fit_temperature_cross_checked(sharp_p, sharp_y) == pytest.approx(cal.fit_temperature(sharp_p, sharp_y))
+    # Rows alternate between an over- and an under-confident model: each half's temperature is the
+    # opposite of what the other half needs, so scaling does not carry over to new examples.
+    soft_p, soft_y = _overconfident(2000, 6, sharpen=0.3, seed=7)
+    mixed_p, mixed_y = np.empty_like(sharp_p), np.empty_like(sharp_y)
+    mixed_p[0::2], mixed_p[1::2] = sharp_p[:1000], soft_p[:1000]
+    mixed_y[0::2], mixed_y[1::2] = sharp_y[:1000], soft_y[:1000]
+    assert cal.fit_temperature(mixed_p, mixed_y) != pytest.approx(1.0, abs=0.05)
+    assert cal.negative_log_likelihood(cal.cross_fitted_scale(mixed_p, mixed_y), mixed_y) > \
+        cal.negative_log_likelihood(mixed_p, mixed_y)
+    assert cal.fit_temperature_cross_checked(mixed_p, mixed_y) == 1.0
+
+
 def test_a_calibrated_model_keeps_a_temperature_near_one():
     p, y = _overconfident(3000, 6, sharpen=1.0, seed=3)
     assert cal.fit_temperature(p, y) == pytest.approx(1.0, abs=0.08)
