@@ -10,6 +10,7 @@ each rank runs ``python -m ecom_kfp.train.worker <config URI>``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -24,6 +25,7 @@ from ecom_kfp import uri
 from ecom_kfp.images import GPU_IMAGE, GPU_IMAGE_SSH_DIR, GPU_IMAGE_SSH_PORT, GPU_IMAGE_SSHD_COMMAND, GPU_IMAGE_UID
 from ecom_kfp.train.config import ConfigError, TrainConfig
 from ecom_kfp.train.report import TrainReport
+from ecom_kfp.train.tracking import resolve_tracking_uri
 
 log = logging.getLogger(__name__)
 GROUP, VERSION, PLURAL, KIND = "kubeflow.org", "v2beta1", "mpijobs", "MPIJob"
@@ -326,12 +328,17 @@ def run_mpijob(config: TrainConfig, spec: MpiJobSpec | None = None, api: CustomO
     """Write ``config`` beside its output, run it as an MPIJob (``spec``, default :func:`job_spec`)
     and return rank 0's report.
 
+    The config the pods read names the tracking store this process resolved: a
+    ``$MLFLOW_TRACKING_URI`` set here is not in the pods' environment.
+
     Raises:
-        ConfigError: ``--data``/``--out`` are local paths other pods cannot see.
+        ConfigError: ``--data``/``--out`` are local paths other pods cannot see, or no tracking
+            store is configured (:func:`~ecom_kfp.train.tracking.resolve_tracking_uri`).
     """
     for flag, value in (("--data", config.data), ("--out", config.out)):
         if not uri.is_gcs(value):
             raise ConfigError(f"{flag} {value} must be a gs:// URI for an MPIJob: worker pods cannot see local paths")
+    config = dataclasses.replace(config, mlflow_tracking_uri=resolve_tracking_uri(config.mlflow_tracking_uri, config.out))
     config_uri = uri.join(config.out, CONFIG_FILE)
     uri.write_text(config_uri, config.to_json())
     submit_and_wait(build_mpijob(spec or job_spec(config), config_uri), api, poll_seconds=poll_seconds)

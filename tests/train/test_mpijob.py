@@ -181,21 +181,45 @@ def test_cancelling_the_task_deletes_the_job() -> None:
     assert signal.getsignal(signal.SIGTERM) is previous
 
 
+def _leave_report(config: TrainConfig) -> None:
+    """The fake job "runs" by leaving a report where rank 0 would write it."""
+    from ecom_kfp import uri
+
+    uri.write_json(uri.join(config.out, "report.json"), {
+        "data": config.data, "out": config.out, "backbone": config.backbone, "inputs": config.inputs,
+        "num_processes": config.num_processes, "image_size": 224})
+
+
 def test_run_mpijob_needs_object_store_uris_and_writes_the_config(gcs_bucket: str, tmp_path) -> None:
     with pytest.raises(ConfigError, match="--data /local/data must be a gs:// URI"):
         run_mpijob(TrainConfig(data="/local/data", out=f"{gcs_bucket}/m"), _spec(), FakeCustomObjectsApi([SUCCEEDED]))
     from ecom_kfp import uri
 
-    config = TrainConfig(data=f"{gcs_bucket}/data", out=f"{gcs_bucket}/model", num_processes=2)
-    # The fake job "runs" by leaving a report where rank 0 would write it.
-    uri.write_json(f"{gcs_bucket}/model/report.json", {"data": config.data, "out": config.out, "backbone": config.backbone,
-                                                       "inputs": config.inputs, "num_processes": 2, "image_size": 224})
+    config = TrainConfig(data=f"{gcs_bucket}/data", out=f"{gcs_bucket}/model", num_processes=2,
+                         mlflow_tracking_uri="http://127.0.0.1:5000")
+    _leave_report(config)
     api = FakeCustomObjectsApi([SUCCEEDED])
     report = run_mpijob(config, _spec(), api, poll_seconds=0)
     assert report.num_processes == 2
     assert TrainConfig.from_json(uri.read_text(f"{gcs_bucket}/model/train_config.json")) == config
     command = api.created[0][4]["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0]["command"]
     assert command[-1] == f"{gcs_bucket}/model/train_config.json"
+
+
+def test_the_pods_are_given_the_tracking_store_of_the_launching_environment(gcs_bucket: str, monkeypatch) -> None:
+    """``$MLFLOW_TRACKING_URI`` of the launching pod does not reach the workers: the config they read names it."""
+    from ecom_kfp import uri
+    from ecom_kfp.train.tracking import TRACKING_URI_ENV
+
+    config = TrainConfig(data=f"{gcs_bucket}/data", out=f"{gcs_bucket}/model")
+    monkeypatch.delenv(TRACKING_URI_ENV, raising=False)
+    with pytest.raises(ConfigError, match="--mlflow-tracking-uri is empty"):
+        run_mpijob(config, _spec(), FakeCustomObjectsApi([SUCCEEDED]), poll_seconds=0)
+    monkeypatch.setenv(TRACKING_URI_ENV, "http://mlflow.ecom-kfp.svc.cluster.local:5000")
+    _leave_report(config)
+    run_mpijob(config, _spec(), FakeCustomObjectsApi([SUCCEEDED]), poll_seconds=0)
+    written = TrainConfig.from_json(uri.read_text(f"{gcs_bucket}/model/train_config.json"))
+    assert written.mlflow_tracking_uri == "http://mlflow.ecom-kfp.svc.cluster.local:5000"
 
 
 def test_the_mpijob_launcher_runs_one_gpu_worker_per_process_as_the_trainer() -> None:
