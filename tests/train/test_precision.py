@@ -25,6 +25,7 @@ POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 #: gradients overflow (halving the loss scale each time), so it may need more steps than updates.
 UPDATES = 8
 MAX_STEPS = 32
+LEARNING_RATE = 3e-4
 #: Backbone × policy runs left out, to keep the suite short (each run builds and traces its own
 #: model: 10-40 s for the large backbones). xception and resnet50 under mixed_float16: this CPU
 #: emulates float16 convolutions, so one such run costs 70-100 s; they take mixed_bfloat16 instead.
@@ -74,6 +75,7 @@ def _batch(size: int) -> tuple[dict, dict]:
 def _train(backbone: str, policy: str, workers: Workers, jit: bool = False,
            augment: bool = False) -> tuple[keras.Model, list[float]]:
     size = REGISTRY[backbone].min_image_size
+    keras.utils.set_random_seed(0)  # the same initial weights whatever ran before in this process
     with dtype_policy(policy):
         # Two embeddings (pieces and word hashes): two IndexedSlices gradients in one allreduce.
         model = build_classifier(ModelSpec(CLASSES, "fused", backbone, size, vocab_size=20, max_title_tokens=8,
@@ -82,8 +84,10 @@ def _train(backbone: str, policy: str, workers: Workers, jit: bool = False,
         model.augmentation = FlipShift(seed=0) if augment else None
         model.use_xla(jit)
         heads = ("level_1", "level_2")
-        model.compile(optimizer=keras.optimizers.AdamW(3e-3), loss={h: SmoothedSparseCrossentropy(0.1) for h in heads},
-                      jit_compile=False)
+        # 3e-3 made resnet50's first update on four images triple its loss, and whether the next seven
+        # brought it back under the start depended on the initial weights (it failed one CI run).
+        model.compile(optimizer=keras.optimizers.AdamW(LEARNING_RATE),
+                      loss={h: SmoothedSparseCrossentropy(0.1) for h in heads}, jit_compile=False)
         x, y = _batch(size)
         losses = []
         while len(losses) < MAX_STEPS and int(model.optimizer.iterations) < UPDATES:
@@ -98,8 +102,8 @@ def _train(backbone: str, policy: str, workers: Workers, jit: bool = False,
 def test_every_backbone_trains_under_the_policies(backbone: str, policy: str, horovod: Workers) -> None:
     model, losses = _train(backbone, policy, horovod)
     assert np.isfinite(losses).all(), losses
-    # Updates on a batch of four 32 px images are noisy (resnet50 under mixed_float16 went
-    # 5.9 -> 4.7 -> 13.1 in four): the loss must fall below its start, not end at its lowest.
+    # Updates on a batch of four 32 px images are noisy: the loss must fall below its start, not
+    # end at its lowest.
     assert min(losses[1:]) < losses[0], losses
     scaled = policy == "mixed_float16"
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer) == scaled
