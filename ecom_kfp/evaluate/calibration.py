@@ -21,6 +21,7 @@ these functions on cross-validated predictions.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,9 +84,9 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(math.exp(result.x))
 
 
-def cross_fitted_scale(probabilities: np.ndarray, labels: np.ndarray, folds: int = 2) -> np.ndarray:
-    """Each example temperature-scaled by the temperature fitted on the other folds (rows ``i % folds``),
-    so calibration fitted and judged on one split is judged on examples it was not fitted on.
+def fold_temperatures(probabilities: np.ndarray, labels: np.ndarray, folds: int = 2) -> tuple[float, ...]:
+    """Per fold (rows ``i % folds``), the temperature fitted on the other folds, for judging
+    calibration fitted and judged on one split on examples it was not fitted on.
 
     Raises:
         ValueError: fewer examples than folds.
@@ -94,20 +95,32 @@ def cross_fitted_scale(probabilities: np.ndarray, labels: np.ndarray, folds: int
     if len(labels) < folds:
         raise ValueError(f"cannot cross-fit a temperature on {len(labels)} examples in {folds} folds")
     fold = np.arange(len(labels)) % folds
+    return tuple(fit_temperature(probabilities[fold != f], labels[fold != f]) for f in range(folds))
+
+
+def cross_fitted_scale(probabilities: np.ndarray, temperatures: Sequence[float]) -> np.ndarray:
+    """Each example (row ``i``) temperature-scaled by ``temperatures[i % len(temperatures)]``, the
+    :func:`fold_temperatures` of its fold."""
+    fold = np.arange(len(probabilities)) % len(temperatures)
     scaled = np.empty(np.shape(probabilities), dtype=np.float64)
-    for f in range(folds):
-        held_out = fold == f
-        temperature = fit_temperature(probabilities[~held_out], labels[~held_out])
-        scaled[held_out] = temperature_scale(probabilities[held_out], temperature)
+    for f, temperature in enumerate(temperatures):
+        scaled[fold == f] = temperature_scale(probabilities[fold == f], temperature)
     return scaled
 
 
-def fit_temperature_cross_checked(probabilities: np.ndarray, labels: np.ndarray) -> float:
+def fit_temperature_cross_checked(probabilities: np.ndarray, labels: np.ndarray) -> tuple[float, tuple[float, ...]]:
     """:func:`fit_temperature` on all examples, kept only when it lowers the negative log-likelihood
     of held-out examples (:func:`cross_fitted_scale`); else 1.0: on a small split the fitted
-    temperature can be noise that makes new products' confidences worse, not better."""
-    held_out = negative_log_likelihood(cross_fitted_scale(probabilities, labels), labels)
-    return fit_temperature(probabilities, labels) if held_out < negative_log_likelihood(probabilities, labels) else 1.0
+    temperature can be noise that makes new products' confidences worse, not better.
+
+    Returns:
+        The temperature, and the :func:`fold_temperatures` it was judged by (empty when not kept).
+    """
+    folds = fold_temperatures(probabilities, labels)
+    held_out = negative_log_likelihood(cross_fitted_scale(probabilities, folds), labels)
+    if held_out < negative_log_likelihood(probabilities, labels):
+        return fit_temperature(probabilities, labels), folds
+    return 1.0, ()
 
 
 @dataclass(frozen=True)
@@ -179,21 +192,23 @@ class LevelCalibration:
 
 
 def calibrate_level(level: int, temperature: float, fitted_on: int, fitted_split: str,
-                    test_probabilities: np.ndarray, test_labels: np.ndarray, correct: np.ndarray) -> LevelCalibration:
+                    test_probabilities: np.ndarray, test_labels: np.ndarray, correct: np.ndarray,
+                    fold_temperatures: Sequence[float] = ()) -> LevelCalibration:
     """Judge ``temperature`` on the test split of one level.
 
     Args:
         level: Taxonomy level.
         temperature: The fitted temperature.
         fitted_on: Examples it was fitted on.
-        fitted_split: The split it was fitted on; when it is ``test`` (and the temperature was
-            kept, :func:`fit_temperature_cross_checked`), the test split is judged scaled by
-            :func:`cross_fitted_scale` instead of by ``temperature``.
+        fitted_split: The split it was fitted on.
         test_probabilities: The model's test probabilities ``[n, C]``.
         test_labels: Recorded test labels ``[n]``.
         correct: Whether each test prediction counts as right (folded classes count as wrong).
+        fold_temperatures: For a temperature fitted on the test split itself and kept
+            (:func:`fit_temperature_cross_checked`), the fold temperatures it was judged by: the test
+            split is then judged scaled by :func:`cross_fitted_scale` instead of by ``temperature``.
     """
-    scaled = (cross_fitted_scale(test_probabilities, test_labels) if fitted_split == "test" and temperature != 1.0
+    scaled = (cross_fitted_scale(test_probabilities, fold_temperatures) if fold_temperatures
               else temperature_scale(test_probabilities, temperature))
     before = np.asarray(test_probabilities, dtype=np.float64).max(axis=1)
     after = scaled.max(axis=1)

@@ -190,7 +190,7 @@ def render(*, title: str, evaluation: ModelEvaluation, analysis: Analysis, confu
                           "NLL before", "NLL after"],
                          [[c.level, c.temperature, f"{c.fitted_on} {c.fitted_split}".strip(), c.ece_before, c.ece_after,
                            c.nll_before, c.nll_after] for c in analysis.calibration])
-    note = f"<p>{html.escape(evaluation.calibration_note)}</p>" if evaluation.calibration_note else ""
+    note = f"<p>{html.escape(evaluation.fitted.note)}</p>" if evaluation.fitted.note else ""
     thresholds = _table(["level", "threshold (calibrated)", "precision", "coverage"],
                         [[t.level, t.threshold, t.precision, t.coverage] for t in analysis.thresholds.levels])
     slices = analysis.slices

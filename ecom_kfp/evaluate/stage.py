@@ -68,10 +68,7 @@ class ModelEvaluation:
         metrics: Per-level metrics.
         curves: Per-level precision/coverage curve (calibrated confidence).
         class_names: Per level, each test example's real class name.
-        temperatures: Per level (1.0 where not fitted).
-        calibration_note: Why the temperatures are 1.0, or fitted on test, when they are.
-        calibration_examples: Examples the temperatures were fitted on.
-        calibration_split: The split they were fitted on (``val``, or ``test`` for a model trained on val).
+        fitted: The temperatures and where they come from.
     """
 
     inputs: EvaluationInputs
@@ -81,10 +78,7 @@ class ModelEvaluation:
     metrics: list[LevelMetrics]
     curves: dict[int, list[CoveragePoint]]
     class_names: list[list[str]]
-    temperatures: list[float]
-    calibration_note: str = ""
-    calibration_examples: int = 0
-    calibration_split: str = ""
+    fitted: FittedTemperatures
 
     def headline(self) -> dict[int, dict[str, float]]:
         """Level -> the :data:`~ecom_kfp.evaluate.metrics.HEADLINE` metrics."""
@@ -116,11 +110,28 @@ class EvaluateReport:
 
 
 @dataclass(frozen=True)
-class _Temperatures:
+class FittedTemperatures:
+    """Per-level temperatures and where they come from.
+
+    Attributes:
+        values: Per level (1.0 where not fitted).
+        examples: Examples they were fitted on.
+        split: The split they were fitted on (``val``, or ``test`` for a model trained on val).
+        note: Why they are 1.0, or fitted on test, when they are.
+        folds: Per level, for a temperature fitted on the test split and kept, the fold
+            temperatures it was judged by (:func:`~ecom_kfp.evaluate.calibration.fit_temperature_cross_checked`);
+            empty otherwise.
+    """
+
     values: list[float]
     examples: int = 0
     split: str = ""
     note: str = ""
+    folds: list[tuple[float, ...]] = field(default_factory=list)
+
+    def folds_of(self, level: int) -> tuple[float, ...]:
+        """The fold temperatures of ``level`` (1-based), empty when there are none."""
+        return self.folds[level - 1] if self.folds else ()
 
 
 def _trained_on_val(model_uri: str) -> bool:
@@ -137,23 +148,24 @@ def _trained_on_val(model_uri: str) -> bool:
     return isinstance(fit_splits, list) and "val" in fit_splits
 
 
-def _temperatures(inputs: EvaluationInputs, config: EvaluateConfig, test: SplitScores) -> _Temperatures:
+def _temperatures(inputs: EvaluationInputs, config: EvaluateConfig, test: SplitScores) -> FittedTemperatures:
     """Per-level temperatures, fitted on validation, or on ``test`` when the model was trained on val."""
     ones = [1.0] * len(inputs.vocabularies)
     if not config.calibrate:
-        return _Temperatures(ones, note="calibration off (--no-calibrate)")
+        return FittedTemperatures(ones, note="calibration off (--no-calibrate)")
     if _trained_on_val(inputs.model_uri):
-        return _Temperatures([fit_temperature_cross_checked(p, test.labels[:, k])
-                              for k, p in enumerate(test.probabilities)], test.examples, "test",
-                             "the model was trained on the validation split too (--fit-on-val), so the "
-                             "temperatures are fitted on the test split and judged there by 2-fold cross-fitting; "
-                             "a level where that does not lower the held-out NLL keeps temperature 1")
+        checked = [fit_temperature_cross_checked(p, test.labels[:, k]) for k, p in enumerate(test.probabilities)]
+        return FittedTemperatures([t for t, _ in checked], test.examples, "test",
+                                  "the model was trained on the validation split too (--fit-on-val), so the "
+                                  "temperatures are fitted on the test split and judged there by 2-fold "
+                                  "cross-fitting; a level where that does not lower the held-out NLL keeps "
+                                  "temperature 1", [folds for _, folds in checked])
     val = score_split(inputs, "val", config.batch_size, limit=CALIBRATION_EXAMPLES)
     if not val.examples:
-        return _Temperatures(ones, note=f"no validation records under {inputs.dataset.split_dir('val')}: "
-                                        "not calibrated")
-    return _Temperatures([fit_temperature(p, val.labels[:, k]) for k, p in enumerate(val.probabilities)],
-                         val.examples, "val")
+        return FittedTemperatures(ones, note=f"no validation records under {inputs.dataset.split_dir('val')}: "
+                                             "not calibrated")
+    return FittedTemperatures([fit_temperature(p, val.labels[:, k]) for k, p in enumerate(val.probabilities)],
+                              val.examples, "val")
 
 
 def evaluate_model(model_uri: str, config: EvaluateConfig, table: BusinessValueTable | None,
@@ -174,23 +186,21 @@ def evaluate_model(model_uri: str, config: EvaluateConfig, table: BusinessValueT
             raise ValueError(f"--data {inputs.dataset.root}: the test split has no records "
                              f"({len(inputs.test_shards)} empty shard(s))")
         fitted = (_temperatures(inputs, config, scores) if calibrate
-                  else _Temperatures([1.0] * len(inputs.vocabularies), note="not calibrated"))
-        temperatures = fitted.values
+                  else FittedTemperatures([1.0] * len(inputs.vocabularies), note="not calibrated"))
         weights = example_weights(scores.labels, scores.business_values, inputs.vocabularies, table)
         names = true_class_names(scores.category_paths, scores.labels, inputs.vocabularies)
         counts = train_class_counts(inputs.manifest, len(inputs.vocabularies))
         levels, metrics, curves = [], [], {}
         for k, vocabulary in enumerate(inputs.vocabularies):
             level = LevelPredictions.from_probabilities(
-                k + 1, scores.probabilities[k], scores.labels[:, k], config.top_k, temperatures[k],
+                k + 1, scores.probabilities[k], scores.labels[:, k], config.top_k, fitted.values[k],
                 folded_mask(names[k], vocabulary, counts[k] if counts else None))
             level_result, curve = level_metrics(level, weights.at(k + 1), config.confidence_threshold,
                                                 config.target_precision)
             levels.append(level)
             metrics.append(level_result)
             curves[k + 1] = curve
-        return ModelEvaluation(inputs, scores, weights, levels, metrics, curves, names, temperatures, fitted.note,
-                               fitted.examples, fitted.split)
+        return ModelEvaluation(inputs, scores, weights, levels, metrics, curves, names, fitted)
 
 
 def _float32_floor(value: float) -> float:
@@ -221,7 +231,7 @@ def chosen_thresholds(evaluation: ModelEvaluation, target_precision: float) -> T
                                      curve_threshold=tuple(p.threshold for p in curve),
                                      curve_precision=tuple(p.precision for p in curve),
                                      curve_coverage=tuple(p.coverage for p in curve)))
-    return Thresholds(target_precision, tuple(levels), tuple(evaluation.temperatures))
+    return Thresholds(target_precision, tuple(levels), tuple(evaluation.fitted.values))
 
 
 def _coverage_csv(curves: dict[int, list[CoveragePoint]]) -> str:
@@ -262,8 +272,9 @@ def _analyse(evaluation: ModelEvaluation, config: EvaluateConfig) -> Analysis:
         columns.update(load_slice_columns(config.slice_table_uri, config.slice_columns, scores.product_ids))
     slices = slice_metrics(columns, evaluation.levels, evaluation.weights, config.slice_floor,
                            config.slice_min_examples)
-    calibration = [calibrate_level(p.level, evaluation.temperatures[p.level - 1], evaluation.calibration_examples,
-                                   evaluation.calibration_split, scores.probabilities[p.level - 1], p.y_true, p.correct)
+    fitted = evaluation.fitted
+    calibration = [calibrate_level(p.level, fitted.values[p.level - 1], fitted.examples, fitted.split,
+                                   scores.probabilities[p.level - 1], p.y_true, p.correct, fitted.folds_of(p.level))
                    for p in evaluation.levels]
     counts = train_class_counts(inputs.manifest, len(inputs.vocabularies))
     tail = [tail_slice(p, evaluation.class_names[p.level - 1], counts[p.level - 1], config.tail_train_examples)
@@ -271,7 +282,7 @@ def _analyse(evaluation: ModelEvaluation, config: EvaluateConfig) -> Analysis:
     suspects, suspect_rows = [], []
     if config.suspect_labels:
         for p in evaluation.levels:
-            calibrated = temperature_scale(scores.probabilities[p.level - 1], evaluation.temperatures[p.level - 1])
+            calibrated = temperature_scale(scores.probabilities[p.level - 1], evaluation.fitted.values[p.level - 1])
             summary, rows = level_suspects(p, calibrated, inputs.vocabularies[p.level - 1], scores.product_ids,
                                            scores.titles, evaluation.class_names[p.level - 1])
             suspects.append(summary)
@@ -360,7 +371,7 @@ def _write_outputs(config: EvaluateConfig, evaluation: ModelEvaluation, analysis
         "business_value_source": evaluation.weights.source,
         "examples_without_value": evaluation.weights.examples_without_value,
         "levels": {str(m.level): asdict(m) for m in evaluation.metrics},
-        "calibration": {"note": evaluation.calibration_note,
+        "calibration": {"note": evaluation.fitted.note,
                         "levels": {str(c.level): _without_bins(c) for c in analysis.calibration}},
         "thresholds": analysis.thresholds.to_dict(),
         "tail": {"note": "" if analysis.tail else "the dataset manifest has no training counts",

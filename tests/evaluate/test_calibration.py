@@ -36,20 +36,22 @@ def test_temperature_fitted_on_validation_undoes_over_confidence_and_lowers_test
 def test_cross_fitting_scales_each_half_by_the_temperature_of_the_other():
     p, y = _overconfident(2001, 6, sharpen=3.0, seed=5)
     even, odd = np.arange(len(y)) % 2 == 0, np.arange(len(y)) % 2 == 1
-    scaled = cal.cross_fitted_scale(p, y)
+    folds = cal.fold_temperatures(p, y)
+    scaled = cal.cross_fitted_scale(p, folds)
     np.testing.assert_allclose(scaled[even], cal.temperature_scale(p[even], cal.fit_temperature(p[odd], y[odd])))
     np.testing.assert_allclose(scaled[odd], cal.temperature_scale(p[odd], cal.fit_temperature(p[even], y[even])))
     correct = p.argmax(axis=1) == y
-    judged = cal.calibrate_level(1, cal.fit_temperature(p, y), len(y), "test", p, y, correct)
+    judged = cal.calibrate_level(1, cal.fit_temperature(p, y), len(y), "test", p, y, correct, folds)
     assert judged.ece_after == pytest.approx(cal.expected_calibration_error(scaled.max(axis=1), correct))
     assert judged.ece_after < judged.ece_before / 5
     with pytest.raises(ValueError, match="1 examples"):
-        cal.cross_fitted_scale(p[:1], y[:1])
+        cal.fold_temperatures(p[:1], y[:1])
 
 
 def test_a_test_split_temperature_is_kept_only_when_held_out_examples_gain():
     sharp_p, sharp_y = _overconfident(2000, 6, sharpen=3.0, seed=6)
-    assert cal.fit_temperature_cross_checked(sharp_p, sharp_y) == pytest.approx(cal.fit_temperature(sharp_p, sharp_y))
+    assert cal.fit_temperature_cross_checked(sharp_p, sharp_y) == (
+        pytest.approx(cal.fit_temperature(sharp_p, sharp_y)), cal.fold_temperatures(sharp_p, sharp_y))
     # Rows alternate between an over- and an under-confident model: each half's temperature is the
     # opposite of what the other half needs, so scaling does not carry over to new examples.
     soft_p, soft_y = _overconfident(2000, 6, sharpen=0.3, seed=7)
@@ -57,9 +59,10 @@ def test_a_test_split_temperature_is_kept_only_when_held_out_examples_gain():
     mixed_p[0::2], mixed_p[1::2] = sharp_p[:1000], soft_p[:1000]
     mixed_y[0::2], mixed_y[1::2] = sharp_y[:1000], soft_y[:1000]
     assert cal.fit_temperature(mixed_p, mixed_y) != pytest.approx(1.0, abs=0.05)
-    assert cal.negative_log_likelihood(cal.cross_fitted_scale(mixed_p, mixed_y), mixed_y) > \
+    assert cal.negative_log_likelihood(cal.cross_fitted_scale(mixed_p, cal.fold_temperatures(mixed_p, mixed_y)),
+                                       mixed_y) > \
         cal.negative_log_likelihood(mixed_p, mixed_y)
-    assert cal.fit_temperature_cross_checked(mixed_p, mixed_y) == 1.0
+    assert cal.fit_temperature_cross_checked(mixed_p, mixed_y) == (1.0, ())
 
 
 def test_a_calibrated_model_keeps_a_temperature_near_one():
