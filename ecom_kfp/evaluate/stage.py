@@ -142,9 +142,10 @@ def _trained_on_val(model_uri: str) -> bool:
     """
     report = ModelLayout(model_uri).report
     try:
-        fit_splits = uri.read_json(report).get("fit_splits", []) if uri.exists(report) else []
+        summary = uri.read_json(report) if uri.exists(report) else {}
     except ValueError:
         return False
+    fit_splits = summary.get("fit_splits") if isinstance(summary, dict) else None
     return isinstance(fit_splits, list) and "val" in fit_splits
 
 

@@ -116,6 +116,16 @@ def test_a_model_trained_on_val_is_calibrated_on_test_and_judged_by_cross_fittin
     assert thresholds.temperature[1] == judged["temperature"]
 
 
+@pytest.mark.parametrize("report", ['["train", "val"]', '"val"', '{"fit_splits": "val"}', "{not json"])
+def test_a_malformed_model_report_leaves_calibration_on_validation(tmp_path, calibrated_dataset, report):
+    """``report.json`` is not covered by the model's digests: whatever it holds, evaluate runs."""
+    model = tiny.export_model(str(tmp_path / "model"), tiny.make_records(20, seed=2), calibrated_dataset)
+    Path(model.report).write_text(report)
+    out = str(tmp_path / "out")
+    run(EvaluateConfig(model_uri=model.root, data_uri=calibrated_dataset.root, out_uri=out))
+    assert uri.read_json(EvaluationLayout(out).metrics)["calibration"]["levels"]["2"]["fitted_split"] == "val"
+
+
 def _without_sandal_class(tmp_path, train_counts):
     """A model and dataset whose level 2 has no sandal class; returns the report, truth, predictions, tail."""
     vocabs = _folded_vocabularies()
