@@ -21,6 +21,7 @@ from typing import Any
 from ecom_kfp.console import log_path, progress
 from ecom_kfp.contracts.layouts import DatasetLayout, DedupeLayout, EvaluationLayout, PredictionLayout
 from ecom_kfp.demo import DemoCatalogConfig
+from ecom_kfp.evaluate.config import GateConfig
 from ecom_kfp.pipelines.kfp_local import find_run_dir
 from ecom_kfp.pipelines.local_scoring import score_fresh_slice
 from ecom_kfp.predict.cli import summary_lines
@@ -67,9 +68,8 @@ class LocalRunConfig:
 
     def validate(self) -> None:
         """Fail fast, naming the flag, on values the run cannot use."""
+        GateConfig(min_weighted_score=self.min_weighted_score).validate()  # the gate's own range check
         require(((self.products > 0, "--products", self.products, "must be positive"),
-                 (0.0 <= self.min_weighted_score <= 1.0, "--min-weighted-score", self.min_weighted_score,
-                  "must be within [0, 1]"),
                  (self.epochs > 0, "--epochs", self.epochs, "must be positive"),
                  (self.image_size >= 32, "--image-size", self.image_size, "must be at least 32"),
                  (bool(self.out), "--out", self.out, "must name a directory")))
