@@ -36,15 +36,20 @@ def _scaled(name: str, image_size: int, application: Callable[..., keras.Model],
 
 
 def _small_cnn(image_size: int) -> keras.Model:
-    """Four conv blocks (~0.1 M parameters): the demo's and CI's backbone on 2 CPU cores."""
+    """Four conv blocks (~0.1 M parameters): the demo's and CI's backbone on 2 CPU cores.
+
+    Its layers are named (``block1_conv`` ... ``block4_relu``, ``avg_pool``) so that
+    ``--frozen-backbone-until`` can name one the same way in every process; weights files key
+    layers by their class and order, not their name, so weights saved before the names still load.
+    """
     inputs = keras.Input((image_size, image_size, 3), name="small_cnn_input")
-    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0)(inputs)
-    for filters in (32, 64, 96, 128):
-        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-        x = keras.layers.BatchNormalization()(x)
-        x = keras.layers.Activation("relu")(x)
-        x = keras.layers.MaxPooling2D()(x) if filters < 128 else x
-    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inputs)
+    for block, filters in enumerate((32, 64, 96, 128), start=1):
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{block}_conv")(x)
+        x = keras.layers.BatchNormalization(name=f"block{block}_bn")(x)
+        x = keras.layers.Activation("relu", name=f"block{block}_relu")(x)
+        x = keras.layers.MaxPooling2D(name=f"block{block}_pool")(x) if filters < 128 else x
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     return keras.Model(inputs, x, name="small_cnn")
 
 
@@ -57,23 +62,25 @@ def _resnet_small(image_size: int, widths: tuple[int, ...] = (32, 64, 128, 256),
     detail that tells a sports shoe from a casual one.
     """
     inputs = keras.Input((image_size, image_size, 3), name="resnet_small_input")
-    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0)(inputs)
-    x = _conv_bn(x, widths[0], 3, 2, relu=True)
-    for stage, filters in enumerate(widths):
-        for block in range(blocks_per_stage):
-            stride = 2 if stage > 0 and block == 0 else 1
-            shortcut = x if stride == 1 and x.shape[-1] == filters else _conv_bn(x, filters, 1, stride, relu=False)
-            y = _conv_bn(x, filters, 3, stride, relu=True)
-            y = _conv_bn(y, filters, 3, 1, relu=False)
-            x = keras.layers.Activation("relu")(keras.layers.Add()([shortcut, y]))
-    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inputs)
+    x = _conv_bn(x, "stem", widths[0], 3, 2, relu=True)
+    for stage, filters in enumerate(widths, start=1):
+        for block in range(1, blocks_per_stage + 1):
+            name = f"stage{stage}_block{block}"
+            stride = 2 if stage > 1 and block == 1 else 1
+            shortcut = x if stride == 1 and x.shape[-1] == filters else \
+                _conv_bn(x, f"{name}_shortcut", filters, 1, stride, relu=False)
+            y = _conv_bn(x, f"{name}_1", filters, 3, stride, relu=True)
+            y = _conv_bn(y, f"{name}_2", filters, 3, 1, relu=False)
+            x = keras.layers.Activation("relu", name=f"{name}_out")(keras.layers.Add(name=f"{name}_add")([shortcut, y]))
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     return keras.Model(inputs, x, name="resnet_small")
 
 
-def _conv_bn(x: keras.KerasTensor, filters: int, kernel: int, stride: int, relu: bool) -> keras.KerasTensor:
-    x = keras.layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False)(x)
-    x = keras.layers.BatchNormalization()(x)
-    return keras.layers.Activation("relu")(x) if relu else x
+def _conv_bn(x: keras.KerasTensor, name: str, filters: int, kernel: int, stride: int, relu: bool) -> keras.KerasTensor:
+    x = keras.layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return keras.layers.Activation("relu", name=f"{name}_relu")(x) if relu else x
 
 
 #: EfficientNet-Lite0's stages: (expansion, kernel, stride, output channels, blocks). Lite drops
@@ -103,7 +110,7 @@ def _efficientnet_lite0(image_size: int) -> keras.Model:
                 x = keras.layers.Add(name=f"block{block}_add")([shortcut, x])
             block += 1
     x = _conv_bn_relu6(x, "head", keras.layers.Conv2D, LITE0_HEAD, 1)
-    return keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x), name="efficientnet_lite0")
+    return keras.Model(inputs, keras.layers.GlobalAveragePooling2D(name="avg_pool")(x), name="efficientnet_lite0")
 
 
 def _conv_bn_relu6(x: keras.KerasTensor, name: str, conv: type[keras.layers.Layer], *args,

@@ -9,10 +9,18 @@ once, in inference mode, over its own share of the splits training reads (and of
 layers are the full model's own. The full model, backbone inside, is what gets checkpointed,
 evaluated and exported, so serving, evaluate and predict see no difference.
 
+With ``--frozen-backbone-until LAYER`` the backbone is cut at one of its own layers instead: the
+part up to ``LAYER`` runs once per product, its feature maps are kept, and the backbone's layers
+after it are fine-tuned in every epoch with the rest (the cut and the sharing are
+:func:`~ecom_kfp.train.model.feature_classifier`'s). Deep layers adapt to the catalog's pictures
+while the early ones, which ~4,000 training pictures would only overfit, keep ImageNet's.
+
 Memory: one row holds the features (1,280 float32 = 5 KB for EfficientNet-Lite0) and the title
 ids (~1 KB with the default 32 pieces, 32 word hashes and 192 character n-grams), ~6 KB per
 product: 0.3 GB for a 50,000-product catalog, ~6 GB for 1M products, split between the ranks
-(each holds its own shard). Beyond what the hosts hold, fine-tune with ``--freeze-backbone-epochs``.
+(each holds its own shard). Feature maps are kept in float16: Lite0's ``block7_add`` at 224 px is
+14 x 14 x 80 = 31 KB per product, 1.6 GB for 50,000 products. Beyond what the hosts hold,
+fine-tune with ``--freeze-backbone-epochs``.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import tensorflow as tf
 
 from ecom_kfp.contracts import serving
 from ecom_kfp.train.data import DatasetError, PipelineOptions, TrainingData, make_dataset
-from ecom_kfp.train.model import BACKBONE_LAYER, IMAGE_FEATURES_INPUT
+from ecom_kfp.train.model import BACKBONE_LAYER, IMAGE_FEATURES_INPUT, backbone_front
 from ecom_kfp.train.text import TitleTokenizer
 
 
@@ -52,19 +60,23 @@ class FeatureTable:
 
 
 def extract_features(model, data: TrainingData, splits: Sequence[str], tokenizer: TitleTokenizer,
-                     options: PipelineOptions) -> FeatureTable:
+                     options: PipelineOptions, cut: str = "") -> FeatureTable:
     """Run ``model``'s backbone once over this rank's share of ``splits`` (in batches, inference mode).
 
     Args:
         model: A classifier from :func:`~ecom_kfp.train.model.build_classifier`; only its backbone runs.
         options: How the training pipeline reads (batch size, image size, rank, world, weights,
             auxiliary heads); the splits are read once and in order whatever its ``training``.
+        cut: A backbone layer (``--frozen-backbone-until``): its output is kept, in float16,
+            instead of the backbone's.
 
     Raises:
         DatasetError: this rank got no products (fewer records than ranks).
     """
     started = time.perf_counter()
     backbone = model.get_layer(BACKBONE_LAYER)
+    front = backbone_front(backbone, cut) if cut else backbone
+    kept = tf.float16 if cut else tf.float32
     image_dtype = model.input[serving.MODEL_IMAGE_INPUT].dtype
 
     read = dataclasses.replace(options, training=False, read_once=True)
@@ -75,7 +87,7 @@ def extract_features(model, data: TrainingData, splits: Sequence[str], tokenizer
     @tf.function(input_signature=[tf.TensorSpec([None, *images.shape[1:]], images.dtype)])
     def features_of(batch: tf.Tensor) -> tf.Tensor:
         # The full model casts its uint8 image input the same way before the backbone sees it.
-        return backbone(tf.cast(batch, image_dtype), training=False)
+        return tf.cast(front(tf.cast(batch, image_dtype), training=False), kept)
 
     inputs: dict[str, list[np.ndarray]] = {}
     targets: dict[str, list[np.ndarray]] = {}
@@ -117,5 +129,10 @@ def features_dataset(table: FeatureTable, batch_size: int, training: bool, world
     if training or world > 1:
         ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=training)
-    return ds.map(lambda index: tf.nest.map_structure(lambda column: tf.gather(column, index), rows),
+    return ds.map(lambda index: tf.nest.map_structure(lambda column: _widened(tf.gather(column, index)), rows),
                   num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _widened(batch: tf.Tensor) -> tf.Tensor:
+    """Feature maps are held in float16 to halve their memory; the model reads float32."""
+    return tf.cast(batch, tf.float32) if batch.dtype == tf.float16 else batch

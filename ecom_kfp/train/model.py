@@ -39,7 +39,8 @@ BACKBONE_LAYER = "backbone"
 #: A pass-through after the backbone, so its output in the model's graph has a layer of its own to
 #: be asked for (:func:`feature_classifier`); the backbone's own ``output`` is the one inside it.
 BACKBONE_FEATURES_LAYER = "backbone_features"
-#: Input of :func:`feature_classifier`: the backbone's pooled features of each image.
+#: Input of :func:`feature_classifier`: the backbone's pooled features of each image (or, with a
+#: cut, its feature map at that layer).
 IMAGE_FEATURES_INPUT = "image_features"
 EMBEDDING_LAYER = "title_embedding"
 WORD_EMBEDDING_LAYER = "title_word_embedding"
@@ -323,7 +324,7 @@ def plain_functional(model: keras.Model, num_levels: int) -> keras.Model:
     return keras.Model(model.input, served, name=model.name)
 
 
-def feature_classifier(model: keras.Model) -> ProductClassifier:
+def feature_classifier(model: keras.Model, cut: str = "") -> ProductClassifier:
     """``model`` from its backbone's output on: image features ``[F]`` (under :data:`IMAGE_FEATURES_INPUT`)
     and the title inputs in, the same outputs out, for ``--frozen-backbone``.
 
@@ -332,8 +333,14 @@ def feature_classifier(model: keras.Model) -> ProductClassifier:
     training it trains ``model``, which keeps the backbone and is what gets exported. Its outputs
     equal ``model``'s on the same products when the features are the backbone's in inference mode.
 
+    With ``cut`` (``--frozen-backbone-until``) it starts inside the backbone instead: its image
+    input is the output of the backbone layer ``cut`` (a feature map), and the backbone's layers
+    after ``cut``, shared the same way, run before the rest and are made trainable.
+
     Raises:
-        ValueError: ``model`` has no image backbone (a title-only model).
+        ValueError: ``model`` has no image backbone (a title-only model); ``cut`` is not a layer of
+            the backbone's own graph, or layers after it also read layers before it (a layer
+            inside a residual block).
     """
     try:
         features = model.get_layer(BACKBONE_FEATURES_LAYER).output
@@ -343,7 +350,55 @@ def feature_classifier(model: keras.Model) -> ProductClassifier:
     # tensor names that Input's key and keeps Keras from warning about it.
     features.name = IMAGE_FEATURES_INPUT
     inputs = {IMAGE_FEATURES_INPUT: features, **{k: v for k, v in model.input.items() if k != IMAGE_INPUT}}
-    return ProductClassifier(inputs=inputs, outputs=model.output, name=f"{model.name}_on_features")
+    on_features = ProductClassifier(inputs=inputs, outputs=model.output, name=f"{model.name}_on_features")
+    if not cut:
+        return on_features
+    tail = backbone_tail(model.get_layer(BACKBONE_LAYER), cut)
+    for layer in tail.layers:  # a functional model's own trainable flag does not reach its layers
+        layer.trainable = True
+    maps = keras.Input(tail.input.shape[1:], name=IMAGE_FEATURES_INPUT)
+    inputs = {**inputs, IMAGE_FEATURES_INPUT: maps}
+    outputs = on_features({**inputs, IMAGE_FEATURES_INPUT: tail(maps)})
+    # A nested model's outputs take its name; losses and metrics are keyed by the heads' names.
+    outputs = {head: keras.layers.Identity(name=head)(output) for head, output in outputs.items()}
+    return ProductClassifier(inputs=inputs, outputs=outputs, name=f"{model.name}_after_{cut}")
+
+
+def backbone_front(backbone: keras.Model, cut: str) -> keras.Model:
+    """``backbone`` from its images to the output of its layer ``cut`` (its own layers, shared).
+
+    Raises:
+        ValueError: ``backbone`` has no layer ``cut`` in its own graph.
+    """
+    return keras.Model(backbone.input, backbone.get_layer(cut).output, name=f"{backbone.name}_until_{cut}")
+
+
+def backbone_tail(backbone: keras.Model, cut: str) -> keras.Model:
+    """``backbone`` from the output of its layer ``cut`` to its features (its own layers, shared).
+
+    Raises:
+        ValueError: as :func:`feature_classifier`; the message lists the backbone's block outputs.
+    """
+    try:
+        return keras.Model(backbone.get_layer(cut).output, backbone.output, name=f"{backbone.name}_after_{cut}")
+    except ValueError as err:
+        raise ValueError(f"{cut!r} is not a layer of the backbone that every later layer reads only through "
+                         f"(a block's output); its blocks' outputs are {', '.join(block_outputs(backbone))}") from err
+
+
+def block_outputs(backbone: keras.Model) -> list[str]:
+    """The layers of ``backbone`` that end a block (the name before the first ``_`` changes after
+    them) and can be cut at: every layer after one reads the layers before it only through it."""
+    names = [layer.name for layer in backbone.layers]
+    ends = [name for name, after in zip(names[1:-1], names[2:], strict=True) if name.rsplit("_", 1)[0] != after.rsplit("_", 1)[0]]
+    cuts = []
+    for name in ends:
+        try:
+            keras.Model(backbone.get_layer(name).output, backbone.output)
+        except ValueError:
+            continue
+        cuts.append(name)
+    return cuts
 
 
 def set_backbone_trainable(model: keras.Model, trainable: bool) -> bool:

@@ -128,7 +128,11 @@ def fit(config: TrainConfig, inputs: TrainingInputs, model, workers: Workers, re
 
     With ``--frozen-backbone`` the backbone runs once per product before the first epoch
     (:mod:`ecom_kfp.train.frozen`) and the epochs train the layers after it on those features;
-    ``model`` shares those layers, and its backbone, never trained, stays bit-identical.
+    ``model`` shares those layers, and its backbone, never trained, stays bit-identical (up to
+    ``--frozen-backbone-until``'s layer, when given; the backbone's layers after it are trained).
+
+    Raises:
+        ConfigError: ``--frozen-backbone-until`` names no layer the backbone can be cut at.
 
     Args:
         log_metrics: ``log(metrics, epoch)`` on rank 0 (MLflow), None elsewhere.
@@ -149,12 +153,17 @@ def fit(config: TrainConfig, inputs: TrainingInputs, model, workers: Workers, re
         from ecom_kfp.train.frozen import extract_features, features_dataset
 
         set_backbone_trainable(model, False)  # and so its BatchNorm layers in inference mode when evaluated
-        trained = feature_classifier(model)
+        cut = config.frozen_backbone_until
+        try:
+            trained = feature_classifier(model, cut)
+        except ValueError as err:
+            raise ConfigError(f"--frozen-backbone-until={cut!r}: {err}") from err
         prepare_train_step(trained, config, workers)
         with _corrupt_shards_name_the_flag(config.data):
-            table = extract_features(model, data, fit_splits, inputs.tokenizer, PipelineOptions(training=False, **options))
+            table = extract_features(model, data, fit_splits, inputs.tokenizer, PipelineOptions(training=False, **options),
+                                     cut)
             val_table = extract_features(model, data, ["val"], inputs.tokenizer,
-                                         PipelineOptions(training=False, **options)) if validate else None
+                                         PipelineOptions(training=False, **options), cut) if validate else None
         report.backbone_feature_seconds = table.seconds + (val_table.seconds if val_table is not None else 0.0)
         train_ds = features_dataset(table, config.batch_size, training=True, world=workers.size,
                                     seed=config.seed + workers.rank)
@@ -199,7 +208,8 @@ def fit(config: TrainConfig, inputs: TrainingInputs, model, workers: Workers, re
         for first, last, frozen in ((start, freeze_until, True), (max(start, freeze_until), config.epochs, False)):
             if first >= last:
                 continue
-            set_backbone_trainable(model, not frozen)
+            if not config.frozen_backbone:  # which set its own trainable layers above
+                set_backbone_trainable(model, not frozen)
             schedule = cb.WarmupCosine(config.learning_rate, peak, int(config.warmup_epochs * steps),
                                        config.epochs * steps, step_offset=first * steps)
             compile_classifier(trained, config, head_weights, schedule, adjustments)

@@ -22,7 +22,7 @@ from ecom_kfp.train import TrainConfig, backbones, run
 from ecom_kfp.train.config import ConfigError
 from ecom_kfp.train.data import PipelineOptions, TrainingData
 from ecom_kfp.train.frozen import extract_features
-from ecom_kfp.train.model import BACKBONE_LAYER, feature_classifier
+from ecom_kfp.train.model import BACKBONE_LAYER, IMAGE_FEATURES_INPUT, block_outputs, feature_classifier
 from ecom_kfp.train.trainer import load
 from tests.train.helpers import SPLIT_SIZES, backbone_weights
 
@@ -155,9 +155,89 @@ def test_the_exported_model_is_the_trained_head_with_the_backbone_inside(frozen_
     (dict(inputs="title", weights="", image_head_weight=0.0), "--frozen-backbone=True: needs an image backbone"),
     (dict(weights=""), "--frozen-backbone=True: needs --weights"),
     (dict(freeze_backbone_epochs=2), "--freeze-backbone-epochs=2: must be 0 with --frozen-backbone"),
+    (dict(frozen_backbone_until="block2_pool", frozen_backbone=False),
+     "--frozen-backbone-until='block2_pool': needs --frozen-backbone"),
 ])
 def test_frozen_backbone_refuses_what_it_cannot_do(overrides: dict, message: str, tmp_path: Path) -> None:
     settings = {"weights": "lite0.weights.h5", **overrides}
     with pytest.raises(ConfigError, match=f"^{message}"):
         _config("data", tmp_path, **settings)
-    _config("data", tmp_path, **{**settings, "frozen_backbone": False, "image_head_weight": 0.0})  # fine without it
+    _config("data", tmp_path, **{**settings, "frozen_backbone": False, "frozen_backbone_until": "",
+                                 "image_head_weight": 0.0})  # fine without it
+
+
+CUT = "block2_pool"
+
+
+@pytest.fixture(scope="module")
+def cut_run(tiny_dataset: DatasetLayout, tmp_path_factory: pytest.TempPathFactory):
+    """One ``--frozen-backbone-until block2_pool`` run of an image-only model on the real small-cnn:
+    ``(config, report, the backbone it started from)``."""
+    tmp = tmp_path_factory.mktemp("cut")
+    start, weights = backbone_weights(tmp, IMAGE_SIZE)
+    config = _config(tiny_dataset.root, tmp / "model", weights=weights, inputs="image", image_head_weight=0.0,
+                     title_word_buckets=0, title_char_buckets=0, frozen_backbone_until=CUT)
+    return config, run(config), start
+
+
+def test_a_cut_backbone_trains_only_its_layers_after_the_cut(cut_run) -> None:
+    config, report, start = cut_run
+    assert report.epochs_trained == EPOCHS and report.backbone_feature_seconds > 0
+    trained = keras.models.load_model(ModelLayout(config.out).keras_model).get_layer(BACKBONE_LAYER)
+    names = [layer.name for layer in start.layers]
+    cut = names.index(CUT)
+    for layer in start.layers:
+        if not layer.weights:
+            continue
+        after = [w.numpy() for w in trained.get_layer(layer.name).weights]
+        same = all(np.array_equal(a, w.numpy()) for a, w in zip(after, layer.weights, strict=True))
+        # BatchNorm's moving statistics move too: the layers after the cut train in training mode.
+        assert same == (names.index(layer.name) < cut), layer.name
+
+
+def test_the_exported_cut_model_is_the_trained_one_with_the_whole_backbone_inside(cut_run) -> None:
+    """The served SavedModel (raw bytes in) gives what the cut model gives on the stored feature
+    maps; the maps are kept in float16, so the two agree to float16's precision."""
+    import tensorflow_text  # noqa: F401 - registers the SentencePiece ops the SavedModel uses
+
+    config, _, _ = cut_run
+    layout = ModelLayout(config.out)
+    inputs = load(config)
+    images, titles, _ = _val_records(inputs.data)
+    served = tf.saved_model.load(layout.saved_model).signatures[serving.SIGNATURE](
+        **{serving.INPUT_IMAGE: tf.constant(images), serving.INPUT_TITLE: tf.constant(titles)})
+    exported = keras.models.load_model(layout.keras_model)
+    table = extract_features(exported, inputs.data, ["val"], inputs.tokenizer,
+                             PipelineOptions(batch_size=16, image_size=IMAGE_SIZE, training=False), CUT)
+    maps = table.inputs[IMAGE_FEATURES_INPUT]
+    assert maps.dtype == tf.float16 and maps.shape[1:] == (8, 8, 64)  # 32 px, pooled twice, block 2's width
+    on_maps = feature_classifier(exported, CUT)(
+        {**table.inputs, IMAGE_FEATURES_INPUT: tf.cast(maps, tf.float32)}, training=False)
+    for level in (1, 2, 3):
+        np.testing.assert_allclose(on_maps[serving.model_output(level)], served[serving.output_key(level)],
+                                   atol=2e-3)
+
+
+def test_block_outputs_are_where_a_backbone_can_be_cut() -> None:
+    lite0 = backbones.build_backbone("efficientnet-lite0", 32)
+    cuts = block_outputs(lite0)
+    assert {"block7_add", "block8_project_bn", "head_relu6"} <= set(cuts)
+    # Inside a residual block the layers after also read the block's input.
+    assert "block9_expand_relu6" not in cuts and "block9_project_bn" not in cuts
+    assert block_outputs(backbones.build_backbone("small-cnn", 32)) == [
+        "rescale", "block1_pool", "block2_pool", "block3_pool", "block4_relu"]
+
+
+@pytest.mark.parametrize(("backbone", "cut", "message"), [
+    ("small-cnn", "block9_pool", "'block9_pool' is not a layer of the backbone .* its blocks' outputs are rescale, "
+                                 "block1_pool, block2_pool, block3_pool, block4_relu$"),
+    ("resnet-small", "stage1_block2_1_relu", "'stage1_block2_1_relu' is not a layer of the backbone .* "
+                                             "stage1_block1_out, stage1_block2_out"),
+])
+def test_a_layer_the_backbone_cannot_be_cut_at_is_a_config_error(tiny_dataset: DatasetLayout, backbone: str, cut: str,
+                                                                 message: str, tmp_path: Path) -> None:
+    _, weights = backbone_weights(tmp_path, IMAGE_SIZE, backbone)
+    config = _config(tiny_dataset.root, tmp_path / "model", weights=weights, backbone=backbone, inputs="image",
+                     image_head_weight=0.0, frozen_backbone_until=cut)
+    with pytest.raises(ConfigError, match=f"^--frozen-backbone-until='{cut}': {message}"):
+        run(config)
