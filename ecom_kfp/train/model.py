@@ -380,25 +380,30 @@ def backbone_tail(backbone: keras.Model, cut: str) -> keras.Model:
         ValueError: as :func:`feature_classifier`; the message lists the backbone's block outputs.
     """
     try:
-        return keras.Model(backbone.get_layer(cut).output, backbone.output, name=f"{backbone.name}_after_{cut}")
+        return _after(backbone, cut)
     except ValueError as err:
         raise ValueError(f"{cut!r} is not a layer of the backbone that every later layer reads only through "
                          f"(a block's output); its blocks' outputs are {', '.join(block_outputs(backbone))}") from err
 
 
 def block_outputs(backbone: keras.Model) -> list[str]:
-    """The layers of ``backbone`` that end a block (the name before the first ``_`` changes after
+    """The layers of ``backbone`` that end a block (the name before its last ``_`` changes after
     them) and can be cut at: every layer after one reads the layers before it only through it."""
     names = [layer.name for layer in backbone.layers]
     ends = [name for name, after in zip(names[1:-1], names[2:], strict=True) if name.rsplit("_", 1)[0] != after.rsplit("_", 1)[0]]
     cuts = []
     for name in ends:
         try:
-            keras.Model(backbone.get_layer(name).output, backbone.output)
+            _after(backbone, name)
         except ValueError:
             continue
         cuts.append(name)
     return cuts
+
+
+def _after(backbone: keras.Model, cut: str) -> keras.Model:
+    """``backbone``'s layers after ``cut`` as a model; Keras raises ValueError when they need more."""
+    return keras.Model(backbone.get_layer(cut).output, backbone.output, name=f"{backbone.name}_after_{cut}")
 
 
 def set_backbone_trainable(model: keras.Model, trainable: bool) -> bool:

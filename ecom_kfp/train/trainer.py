@@ -131,11 +131,11 @@ def fit(config: TrainConfig, inputs: TrainingInputs, model, workers: Workers, re
     ``model`` shares those layers, and its backbone, never trained, stays bit-identical (up to
     ``--frozen-backbone-until``'s layer, when given; the backbone's layers after it are trained).
 
-    Raises:
-        ConfigError: ``--frozen-backbone-until`` names no layer the backbone can be cut at.
-
     Args:
         log_metrics: ``log(metrics, epoch)`` on rank 0 (MLflow), None elsewhere.
+
+    Raises:
+        ConfigError: ``--frozen-backbone-until`` names no layer the backbone can be cut at.
     """
     import keras
 
