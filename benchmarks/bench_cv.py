@@ -105,8 +105,7 @@ AVERAGE, AVERAGED = "title+baseline", ("title", "baseline")
 #: Settings added after models were cached, with the value that leaves them out of the cache key
 #: (what models cached before them were trained with).
 LATER_SETTINGS = {"title_char_buckets": 0, "seed": 0, "frozen_backbone": False, "image_size": 0, "title_dropout": 0.0,
-                  "fusion": "joint", "late_fusion_weight": LATE_FUSION_WEIGHT, "frozen_backbone_until": "",
-                  "frozen_backbone_mirror": False}
+                  "fusion": "joint", "late_fusion_weight": LATE_FUSION_WEIGHT, "frozen_backbone_until": ""}
 
 
 def products_uri(products: str) -> str:
@@ -190,7 +189,6 @@ def model_settings(args: argparse.Namespace, mode: str) -> dict:
             # Frozen models take the folds' stored size (--image-size); the others the preset's (64 px).
             "frozen_backbone": frozen, "image_size": args.image_size if frozen else 0,
             "frozen_backbone_until": args.frozen_backbone_until if frozen else "",
-            "frozen_backbone_mirror": args.frozen_backbone_mirror and frozen,
             "fusion": args.fusion if mode == "fused" else "joint",
             "late_fusion_weight": args.late_fusion_weight if mode == "fused" else LATE_FUSION_WEIGHT}
 
@@ -571,9 +569,6 @@ def main() -> None:
     parser.add_argument("--frozen-backbone-until", default="", metavar="LAYER",
                         help="with --frozen-backbone: freeze the backbone only up to this layer and fine-tune the "
                              "layers after it (train --frozen-backbone-until)")
-    parser.add_argument("--frozen-backbone-mirror", action="store_true",
-                        help="with --frozen-backbone: also train on each product's mirror image's features "
-                             "(train --frozen-backbone-mirror)")
     parser.add_argument("--epochs", type=int, default=EPOCHS, help="training epochs per model")
     parser.add_argument("--image-epochs", type=int, default=0, help="epochs of the image and fused models, 0 = --epochs")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size")

@@ -25,8 +25,7 @@ def train_op(dataset: Input[Dataset], model: Output[Model], metrics: Output[Metr
              late_fusion_weight: float = 0.4, weight_decay: float = 0.05,
              label_smoothing: float = 0.1, ema_momentum: float = 0.99, augment: bool = True,
              fit_on_val: bool = False, weights: str = "", freeze_backbone_epochs: int = 0,
-             frozen_backbone: bool = False, frozen_backbone_until: str = "", frozen_backbone_mirror: bool = False,
-             precision: str = "auto",
+             frozen_backbone: bool = False, frozen_backbone_until: str = "", precision: str = "auto",
              jit_compile: bool = False, fp16_allreduce: bool = False, seed: int = 0, num_processes: int = 1,
              launcher: str = "local", mlflow_tracking_uri: str = "", experiment_name: str = "ecom-kfp"):
     from ecom_kfp.report import scalar_metrics
@@ -42,7 +41,7 @@ def train_op(dataset: Input[Dataset], model: Output[Model], metrics: Output[Metr
                          weight_decay=weight_decay, label_smoothing=label_smoothing, ema_momentum=ema_momentum,
                          augment=augment, fit_on_val=fit_on_val, weights=weights,
                          freeze_backbone_epochs=freeze_backbone_epochs, frozen_backbone=frozen_backbone,
-                         frozen_backbone_until=frozen_backbone_until, frozen_backbone_mirror=frozen_backbone_mirror,
+                         frozen_backbone_until=frozen_backbone_until,
                          precision=precision, jit_compile=jit_compile,
                          fp16_allreduce=fp16_allreduce, seed=seed, num_processes=num_processes, launcher=launcher,
                          mlflow_tracking_uri=mlflow_tracking_uri, experiment_name=experiment_name)

@@ -105,7 +105,7 @@ class TrainConfig:
                                "heads alone); 0.4 was the best of 0-1 in 5-fold cross-validation on myntra-dev")
     augment: bool = setting(True, help="random flips and shifts of training images, run in the train step on the "
                                        "accelerator; ignored with --frozen-backbone, which trains on features "
-                                       "computed once (see --frozen-backbone-mirror)")
+                                       "computed once")
     fit_on_val: bool = setting(False, help="train on the train and validation splits together, for the final model "
                                            "once the settings were chosen on validation (no validation metrics; evaluate then "
                                            "calibrates on the test split)")
@@ -118,8 +118,7 @@ class TrainConfig:
                     "product before the first epoch (one backbone pass over the training splits, plus val, instead "
                     "of one per epoch; the features are held in memory, ~5 KB per product for 1,280 features), then "
                     "train the rest of the model on them; the exported model still contains the backbone and takes "
-                    "images. Needs --inputs image or fused and --weights; images are not augmented in this mode, "
-                    "except by --frozen-backbone-mirror")
+                    "images. Needs --inputs image or fused and --weights; images are not augmented in this mode")
     frozen_backbone_until: str = setting(
         "", metavar="LAYER",
         help="--frozen-backbone: freeze the backbone only up to its layer LAYER, whose output (a feature map, kept in "
@@ -128,11 +127,6 @@ class TrainConfig:
              "wrong name lists the backbone's block outputs. On myntra-dev, efficientnet-lite0 cut at "
              "block7_add lifted image-only level 3 from 0.807 (all frozen) to 0.841 in 5-fold cross-validation "
              "(benchmarks/README.md)")
-    frozen_backbone_mirror: bool = setting(
-        False, help="--frozen-backbone: also compute each training product's features from its mirror image, and "
-                    "train every epoch on one of the two, drawn per product (the horizontal flip of --augment, "
-                    "which a frozen backbone cannot apply per epoch); the backbone pass over the training splits "
-                    "and the features' memory double, an epoch costs the same")
     precision: str = setting("auto", choices=PRECISIONS,
                              help="compute precision: auto = mixed_bfloat16 on GPUs of compute capability >= 8.0, "
                                   "mixed_float16 with loss scaling on older GPUs, float32 on CPU")
@@ -223,8 +217,6 @@ class TrainConfig:
              self.freeze_backbone_epochs, "must be 0 with --frozen-backbone (the backbone is frozen for every epoch)"),
             (not self.frozen_backbone_until or self.frozen_backbone, "--frozen-backbone-until",
              self.frozen_backbone_until, "needs --frozen-backbone"),
-            (not self.frozen_backbone_mirror or self.frozen_backbone, "--frozen-backbone-mirror",
-             self.frozen_backbone_mirror, "needs --frozen-backbone"),
         ])
 
     @property

@@ -15,11 +15,6 @@ after it are fine-tuned in every epoch with the rest (the cut and the sharing ar
 :func:`~ecom_kfp.train.model.feature_classifier`'s). Deep layers adapt to the catalog's pictures
 while the early ones, which ~4,000 training pictures would only overfit, keep ImageNet's.
 
-With ``--frozen-backbone-mirror`` the training products' features are also computed from their
-mirror images, and every epoch draws one of the two per product: the horizontal flip that
-``--augment`` applies to images, which a frozen pass cannot apply per epoch. The backbone pass
-over the training splits and the features' memory double; an epoch costs the same.
-
 Memory: one row holds the features (1,280 float32 = 5 KB for EfficientNet-Lite0) and the title
 ids (~1 KB with the default 32 pieces, 32 word hashes and 192 character n-grams), ~6 KB per
 product: 0.3 GB for a 50,000-product catalog, ~6 GB for 1M products, split between the ranks
@@ -53,21 +48,19 @@ class FeatureTable:
         targets: The label of each head (``level_k``, and the branch heads' ``image_level_k``, ``title_level_k``).
         weights: Each product's sample weight (``--business-value-weights``), else None.
         seconds: Wall time of the backbone pass, reading and decoding included.
-        mirrored: The features of each product's mirror image (``--frozen-backbone-mirror``), else None.
     """
 
     inputs: dict[str, tf.Tensor]
     targets: dict[str, tf.Tensor]
     weights: tf.Tensor | None
     seconds: float
-    mirrored: tf.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.inputs[IMAGE_FEATURES_INPUT].shape[0])
 
 
 def extract_features(model, data: TrainingData, splits: Sequence[str], tokenizer: TitleTokenizer,
-                     options: PipelineOptions, cut: str = "", mirror: bool = False) -> FeatureTable:
+                     options: PipelineOptions, cut: str = "") -> FeatureTable:
     """Run ``model``'s backbone once over this rank's share of ``splits`` (in batches, inference mode).
 
     Args:
@@ -76,7 +69,6 @@ def extract_features(model, data: TrainingData, splits: Sequence[str], tokenizer
             auxiliary heads); the splits are read once and in order whatever its ``training``.
         cut: A backbone layer (``--frozen-backbone-until``): its output is kept, in float16,
             instead of the backbone's.
-        mirror: Also keep the features of each image's mirror image (:attr:`FeatureTable.mirrored`).
 
     Raises:
         DatasetError: this rank got no products (fewer records than ranks).
@@ -100,13 +92,10 @@ def extract_features(model, data: TrainingData, splits: Sequence[str], tokenizer
     inputs: dict[str, list[np.ndarray]] = {}
     targets: dict[str, list[np.ndarray]] = {}
     weights: list[np.ndarray] = []
-    mirrored: list[np.ndarray] = []
     for ds in datasets:
         for batch in ds:
             x, y = batch[0], batch[1]
             inputs.setdefault(IMAGE_FEATURES_INPUT, []).append(features_of(x[serving.MODEL_IMAGE_INPUT]).numpy())
-            if mirror:  # images are NHWC: axis 2 is their width
-                mirrored.append(features_of(tf.reverse(x[serving.MODEL_IMAGE_INPUT], axis=[2])).numpy())
             for key, value in x.items():
                 if key != serving.MODEL_IMAGE_INPUT:
                     inputs.setdefault(key, []).append(value.numpy())
@@ -120,8 +109,7 @@ def extract_features(model, data: TrainingData, splits: Sequence[str], tokenizer
     return FeatureTable({k: tf.constant(np.concatenate(v)) for k, v in inputs.items()},
                         {k: tf.constant(np.concatenate(v)) for k, v in targets.items()},
                         tf.constant(np.concatenate(weights)) if weights else None,
-                        time.perf_counter() - started,
-                        tf.constant(np.concatenate(mirrored)) if mirrored else None)
+                        time.perf_counter() - started)
 
 
 def features_dataset(table: FeatureTable, batch_size: int, training: bool, world: int = 1,
@@ -132,9 +120,7 @@ def features_dataset(table: FeatureTable, batch_size: int, training: bool, world
     steps per epoch, the same on every rank, so ranks whose shards differ in size still step in
     lock-step. Evaluation reads the table once in one process and repeats it with several ranks.
     Row indices are shuffled and gathered rather than the rows themselves, so no shuffle buffer
-    holds a second copy of the features. A table with :attr:`~FeatureTable.mirrored` features
-    trains each row on them or on its own, a coin drawn per row from ``seed``'s stream; evaluation
-    reads its own.
+    holds a second copy of the features.
     """
     rows = (table.inputs, table.targets) if table.weights is None else (table.inputs, table.targets, table.weights)
     ds = tf.data.Dataset.range(len(table))
@@ -142,24 +128,9 @@ def features_dataset(table: FeatureTable, batch_size: int, training: bool, world
         ds = ds.shuffle(len(table), seed=seed, reshuffle_each_iteration=True)
     if training or world > 1:
         ds = ds.repeat()
-
-    def gather(index: tf.Tensor) -> tuple:
-        return tf.nest.map_structure(lambda column: _widened(tf.gather(column, index)), rows)
-
-    if not (training and table.mirrored is not None):
-        return ds.batch(batch_size, drop_remainder=training).map(
-            gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-
-    def gather_a_view(index: tf.Tensor, coin: tf.Tensor) -> tuple:
-        batch = gather(index)
-        own = batch[0][IMAGE_FEATURES_INPUT]
-        flip = tf.reshape(coin % 2 == 1, [-1] + [1] * (own.shape.rank - 1))
-        inputs = {**batch[0], IMAGE_FEATURES_INPUT: tf.where(flip, _widened(tf.gather(table.mirrored, index)), own)}
-        return (inputs, *batch[1:])
-
-    coins = tf.data.Dataset.random(seed=seed)
-    return tf.data.Dataset.zip(ds, coins).batch(batch_size, drop_remainder=True).map(
-        gather_a_view, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size, drop_remainder=training)
+    return ds.map(lambda index: tf.nest.map_structure(lambda column: _widened(tf.gather(column, index)), rows),
+                  num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def _widened(batch: tf.Tensor) -> tf.Tensor:

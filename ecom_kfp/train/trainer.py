@@ -161,7 +161,7 @@ def fit(config: TrainConfig, inputs: TrainingInputs, model, workers: Workers, re
         prepare_train_step(trained, config, workers)
         with _corrupt_shards_name_the_flag(config.data):
             table = extract_features(model, data, fit_splits, inputs.tokenizer, PipelineOptions(training=False, **options),
-                                     cut, mirror=config.frozen_backbone_mirror)
+                                     cut)
             val_table = extract_features(model, data, ["val"], inputs.tokenizer,
                                          PipelineOptions(training=False, **options), cut) if validate else None
         report.backbone_feature_seconds = table.seconds + (val_table.seconds if val_table is not None else 0.0)

@@ -21,7 +21,7 @@ from ecom_kfp.contracts.layouts import DatasetLayout, ModelLayout
 from ecom_kfp.train import TrainConfig, backbones, run
 from ecom_kfp.train.config import ConfigError
 from ecom_kfp.train.data import PipelineOptions, TrainingData
-from ecom_kfp.train.frozen import FeatureTable, extract_features, features_dataset
+from ecom_kfp.train.frozen import extract_features
 from ecom_kfp.train.model import BACKBONE_LAYER, IMAGE_FEATURES_INPUT, block_outputs, feature_classifier
 from ecom_kfp.train.trainer import load
 from tests.train.helpers import SPLIT_SIZES, backbone_weights
@@ -241,63 +241,3 @@ def test_a_layer_the_backbone_cannot_be_cut_at_is_a_config_error(tiny_dataset: D
                      image_head_weight=0.0, frozen_backbone_until=cut)
     with pytest.raises(ConfigError, match=f"^--frozen-backbone-until='{cut}': {message}"):
         run(config)
-
-
-def test_mirrored_features_are_the_mirror_images_features(cut_run) -> None:
-    """Cut at small-cnn's ``rescale`` the front is elementwise, so the mirror image's maps are the
-    picture's maps reversed left to right: the flip is along the width and row-aligned."""
-    config, _, _ = cut_run
-    inputs = load(config)
-    model = keras.models.load_model(ModelLayout(config.out).keras_model)
-    options = PipelineOptions(batch_size=16, image_size=IMAGE_SIZE, training=False)
-    table = extract_features(model, inputs.data, ["train"], inputs.tokenizer, options, "rescale", mirror=True)
-    own = table.inputs[IMAGE_FEATURES_INPUT].numpy()
-    assert len(table) == SPLIT_SIZES["train"] and table.mirrored.dtype == tf.float16
-    np.testing.assert_array_equal(table.mirrored.numpy(), own[:, :, ::-1, :])
-    assert not np.array_equal(table.mirrored.numpy(), own)
-    assert extract_features(model, inputs.data, ["train"], inputs.tokenizer, options, "rescale").mirrored is None
-
-
-def test_a_mirrored_run_passes_the_training_pictures_and_their_mirrors_through_the_backbone_once(
-        tiny_dataset: DatasetLayout, tmp_path: Path) -> None:
-    counters: list[CountImages] = []
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(backbones.REGISTRY, "small-cnn", backbones.BackboneSpec(_counting_small_cnn(counters), 16))
-        _, weights = backbone_weights(tmp_path, IMAGE_SIZE)
-        report = run(_config(tiny_dataset.root, tmp_path / "model", weights=weights, epochs=1,
-                             frozen_backbone_mirror=True))
-    assert report.epochs_trained == 1
-    # Training pictures twice (as they are and mirrored), val once before training, test once after.
-    assert float(counters[-1].images.numpy()) == 2 * SPLIT_SIZES["train"] + SPLIT_SIZES["val"] + SPLIT_SIZES["test"]
-
-
-def _numbered_table(rows: int, mirrored: bool = True) -> FeatureTable:
-    """Row i's features are 2x2 maps of i, its mirror's of -(i + 1), its target is i."""
-    own = np.arange(rows, dtype=np.float16)[:, None, None, None] * np.ones((1, 2, 2, 1), np.float16)
-    return FeatureTable({IMAGE_FEATURES_INPUT: tf.constant(own)}, {"level_1": tf.constant(np.arange(rows))}, None, 0.0,
-                        tf.constant(-(own + 1)) if mirrored else None)
-
-
-def _batches(ds: tf.data.Dataset, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``count`` batches of (each row's first feature value, its target)."""
-    return [(x[IMAGE_FEATURES_INPUT].numpy()[:, 0, 0, 0], y["level_1"].numpy()) for x, y in ds.take(count)]
-
-
-def test_training_draws_the_picture_or_its_mirror_per_row_and_evaluation_reads_the_picture() -> None:
-    table = _numbered_table(40)
-    drawn = _batches(features_dataset(table, 8, training=True, seed=3), 50)  # 10 epochs of 5 batches
-    values, targets = np.concatenate([v for v, _ in drawn]), np.concatenate([t for _, t in drawn])
-    mirrored = values < 0
-    # Each row carries its own product's features, of the picture or of its mirror image.
-    np.testing.assert_array_equal(np.where(mirrored, -values - 1, values), targets)
-    assert 0.4 < mirrored.mean() < 0.6  # a fair coin over 400 draws
-    assert all(len(set(mirrored[targets == row])) == 2 for row in range(40))  # every product saw both sides
-    again = _batches(features_dataset(table, 8, training=True, seed=3), 50)
-    assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(drawn, again, strict=True))  # the seed fixes the draws
-    read = _batches(features_dataset(table, 8, training=False), 5)
-    assert np.array_equal(np.concatenate([v for v, _ in read]), np.arange(40))
-
-
-def test_a_mirror_needs_a_frozen_backbone(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="^--frozen-backbone-mirror=True: needs --frozen-backbone"):
-        _config("data", tmp_path, frozen_backbone=False, image_head_weight=0.0, frozen_backbone_mirror=True)
