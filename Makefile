@@ -5,6 +5,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= runs/demo
 PYTEST_ARGS ?=
+# The suite runs on every core up to four (pytest-xdist): most tests use one core, and each worker
+# holds its own TensorFlow, so more than four would cost memory for little. Tests that share a
+# module-scoped fixture run on one worker (--dist loadgroup and the xdist_group marks).
+TEST_WORKERS ?= $(shell n=$$(nproc); echo $$(( n < 4 ? n : 4 )))
+XDIST := -n $(TEST_WORKERS) --dist loadgroup
 
 .PHONY: setup demo test test-fast bench compile check clean
 
@@ -15,10 +20,10 @@ demo: setup
 	$(BIN)/ecom-kfp run-local --out $(OUT)
 
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-fast: setup
-	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) -m "not e2e" $(PYTEST_ARGS)
 
 bench: setup
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
