@@ -41,7 +41,7 @@ from ecom_kfp.train import TrainConfig
 from ecom_kfp.train import run as train
 from tests.tfrecord_build.test_build import read_records
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]  # one worker trains the model, once
+pytestmark = pytest.mark.e2e
 
 PRODUCTS = 600
 LABEL_ERROR_RATE = 0.08

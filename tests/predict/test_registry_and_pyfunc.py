@@ -29,8 +29,6 @@ from ecom_kfp.push.stage import run as push
 from ecom_kfp.testing.servers import LOOPBACK, free_port, stop_process, wait_http
 from tests.predict.helpers import THRESHOLDS
 
-pytestmark = pytest.mark.xdist_group(__name__)  # one worker builds the module's model, once
-
 
 @pytest.fixture(scope="module")
 def pushed(mlflow, predict_model, tiny_dataset, tmp_path_factory):

@@ -60,9 +60,6 @@ def _config(data: str, out: Path, **overrides) -> TrainConfig:
     return TrainConfig(**{**base, **overrides})
 
 
-pytestmark = pytest.mark.xdist_group(__name__)  # one worker builds the module's model, once
-
-
 @pytest.fixture(scope="module")
 def frozen_run(tiny_dataset: DatasetLayout, tmp_path_factory: pytest.TempPathFactory):
     """One frozen-backbone run of a fused model with auxiliary image heads and EMA, its backbone

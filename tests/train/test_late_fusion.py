@@ -34,9 +34,6 @@ def _config(data: str, out: Path, **overrides) -> TrainConfig:
     return TrainConfig(**{**base, **overrides})
 
 
-pytestmark = pytest.mark.xdist_group(__name__)  # one worker builds the module's model, once
-
-
 @pytest.fixture(scope="module")
 def late_run(tiny_dataset: DatasetLayout, tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("late")

@@ -38,9 +38,6 @@ def _config(data: str, out: Path, **overrides) -> TrainConfig:
     return TrainConfig(**{**base, **overrides})
 
 
-pytestmark = pytest.mark.xdist_group(__name__)  # one worker builds the module's model, once
-
-
 @pytest.fixture(scope="module")
 def trained(tiny_dataset: DatasetLayout, mlflow: MlflowServer, tmp_path_factory: pytest.TempPathFactory) -> TrainReport:
     out = tmp_path_factory.mktemp("train") / "model"
