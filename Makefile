@@ -9,9 +9,10 @@ PYTEST_ARGS ?=
 # holds its own TensorFlow, so more than four would cost memory for little. A module's tests run on
 # one worker (--dist loadscope), so a model its module-scoped fixture trains is trained once.
 # (loadgroup would allow finer groups, but with pytest 9.2 it silently stops grouping:
-# pytest-xdist issue #1386.)
+# pytest-xdist issue #1386.) Modules go out in collection order, where tests/conftest.py puts the
+# slow ones first; xdist's default reorder (most tests first) left them for last.
 TEST_WORKERS ?= $(shell n=$$(nproc); echo $$(( n < 4 ? n : 4 )))
-XDIST := -n $(TEST_WORKERS) --dist loadscope
+XDIST := -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 .PHONY: setup demo test test-fast bench compile check clean
 

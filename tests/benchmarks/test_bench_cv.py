@@ -15,6 +15,8 @@ import pytest
 
 from tests.benchmarks import import_benchmark
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -27,6 +27,8 @@ from ecom_kfp.dedupe.phash import hamming
 from ecom_kfp.testing.memory import traced_peak
 from tests.dedupe.helpers import dedupe, jpeg, picture, write_layout
 
+pytestmark = pytest.mark.slow
+
 SMALL = 400
 #: Products per picture: each group has COPIES * (COPIES - 1) / 2 candidate pairs of the title rule.
 COPIES = 4

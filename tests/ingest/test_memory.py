@@ -28,6 +28,8 @@ from ecom_kfp.ingest.config import FetchConfig
 from ecom_kfp.testing.memory import traced_peak
 from tests.ingest.helpers import TRUSTED, jpeg_bytes, read_outputs
 
+pytestmark = pytest.mark.slow
+
 SMALL = 384  # a multiple of the row groups (128 rows) made below: no partly filled group at the end
 #: Bytes one more product may add to the traced peak (see the module docstring).
 PEAK_BYTES_PER_PRODUCT = 2500

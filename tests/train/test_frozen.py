@@ -26,6 +26,8 @@ from ecom_kfp.train.model import BACKBONE_LAYER, IMAGE_FEATURES_INPUT, block_out
 from ecom_kfp.train.trainer import load
 from tests.train.helpers import SPLIT_SIZES, backbone_weights
 
+pytestmark = pytest.mark.slow
+
 EPOCHS = 3
 IMAGE_SIZE = 32
 

@@ -23,6 +23,8 @@ from ecom_kfp.train.model import branch_classifier
 from ecom_kfp.train.trainer import load
 from tests.train.helpers import backbone_weights
 
+pytestmark = pytest.mark.slow
+
 IMAGE_SIZE = 32
 WEIGHT = 0.5
 

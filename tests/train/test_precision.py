@@ -19,6 +19,8 @@ from ecom_kfp.train.distributed import Workers, import_horovod
 from ecom_kfp.train.model import ModelSpec, SmoothedSparseCrossentropy, build_classifier
 from ecom_kfp.train.precision import choose_policy, dtype_policy, resolve_policy
 
+pytestmark = pytest.mark.slow
+
 CLASSES = [3, 4]
 POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 #: Optimizer updates each run must apply; mixed_float16 first skips the steps whose scaled float16

@@ -18,6 +18,8 @@ from ecom_kfp.tfrecord_build.inputs import Product
 from ecom_kfp.tfrecord_build.splits import assign_splits
 from tests.train.helpers import LEAVES, product_image
 
+pytestmark = pytest.mark.slow
+
 RARE_PATH = ("Footwear", "Shoes", "Mules")
 RARE_TITLE = "Aldo women tan leather slip on mules"
 FRACTIONS = (0.7, 0.15, 0.15)

@@ -25,6 +25,8 @@ from ecom_kfp.train.data import DatasetError
 from ecom_kfp.train.tracking import TRACKING_URI_ENV, artifact_location
 from tests.train.helpers import SPLIT_SIZES
 
+pytestmark = pytest.mark.slow
+
 EPOCHS = 3
 #: The module's trained model also exercises the word- and character-hash title inputs, weight EMA,
 #: smoothing and auxiliary image heads.
