@@ -29,10 +29,16 @@ class BackboneSpec:
 
 
 def _scaled(name: str, image_size: int, application: Callable[..., keras.Model], scale: float, offset: float) -> keras.Model:
-    """An application without its own preprocessing, behind a ``Rescaling`` to its input range."""
+    """An application without its own preprocessing, behind a ``Rescaling`` to its input range.
+
+    Built on the rescaled tensor rather than called on it, so that the application's layers are
+    this model's own and ``--frozen-backbone-until`` can cut between them (a nested application
+    is one layer, which cannot be cut).
+    """
     inputs = keras.Input((image_size, image_size, 3), name=f"{name}_input")
-    core = application(include_top=False, weights=None, input_shape=(image_size, image_size, 3), pooling="avg")
-    return keras.Model(inputs, core(keras.layers.Rescaling(scale, offset)(inputs)), name=name)
+    rescaled = keras.layers.Rescaling(scale, offset, name="rescale")(inputs)
+    core = application(include_top=False, weights=None, input_tensor=rescaled, pooling="avg")
+    return keras.Model(inputs, core.output, name=name)
 
 
 def _small_cnn(image_size: int) -> keras.Model:

@@ -228,6 +228,10 @@ def test_block_outputs_are_where_a_backbone_can_be_cut() -> None:
     assert "block9_expand_relu6" not in cuts and "block9_project_bn" not in cuts
     assert block_outputs(backbones.build_backbone("small-cnn", 32)) == [
         "rescale", "block1_pool", "block2_pool", "block3_pool", "block4_relu"]
+    # keras.applications' residual networks are cut between their residual blocks.
+    resnet50 = block_outputs(backbones.build_backbone("resnet50", 32))
+    assert {"conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out"} <= set(resnet50)
+    assert "conv4_block6_1_relu" not in resnet50
 
 
 @pytest.mark.parametrize(("backbone", "cut", "message"), [
