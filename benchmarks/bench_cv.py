@@ -13,7 +13,8 @@ Besides accuracy the JSON holds, per fold and aggregated: the tail slice (level-
 fewer than 5 training products in the fold), where the image changes the title's answer (fused
 vs title-only, and a late fusion of the title-only and image-only models whose image weight is
 chosen on the other folds), and expected calibration error per level before and after
-temperature scaling (the temperature fitted on the other folds' predictions). With the title model
+temperature scaling (evaluate's functions, the temperature fitted on the other folds' predictions,
+so judged on products it was not fitted on without evaluate's cross-check). With the title model
 and the baseline, it also holds the mean of their probabilities (``title+baseline``), for information.
 
 Everything is cached under ``--work`` (a dataset per fold, a model and its test predictions per
@@ -44,7 +45,6 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -69,6 +69,7 @@ from ecom_kfp import uri
 from ecom_kfp.contracts import features, serving
 from ecom_kfp.contracts.labels import class_name
 from ecom_kfp.contracts.layouts import DedupeLayout, ModelLayout
+from ecom_kfp.evaluate.calibration import expected_calibration_error, fit_pooled_temperature, temperature_scale
 from ecom_kfp.settings import comma_separated
 from ecom_kfp.train.config import TrainConfig
 
@@ -82,9 +83,6 @@ FUSION_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
 #: Gates tried for late fusion: the image is used only where the title model's level-3 confidence
 #: is under the gate (1.0 = everywhere).
 FUSION_GATES = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0)
-#: Temperatures tried when fitting temperature scaling.
-TEMPERATURES = tuple(float(t) for t in np.exp(np.linspace(math.log(0.25), math.log(4.0), 81)))
-ECE_BINS = 15
 MODES = ("fused", "title", "image")
 #: Not a trained model: logistic regression on frozen ImageNet EfficientNet-Lite0 features (how much
 #: the pictures say at ``--probe-image-size`` without any fine-tuning).
@@ -364,36 +362,6 @@ def truth(ids, paths: dict[str, tuple[str, ...]], level: int) -> np.ndarray:
     return np.array([class_name(paths[pid], level) or "" for pid in ids])
 
 
-def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:
-    """Equal-width-bin ECE: the share-weighted gap between confidence and accuracy per bin."""
-    edges = np.minimum((confidence * bins).astype(int), bins - 1)
-    gap = 0.0
-    for b in range(bins):
-        inside = edges == b
-        if inside.any():
-            gap += inside.mean() * abs(confidence[inside].mean() - correct[inside].mean())
-    return float(gap)
-
-
-def scaled(probabilities: np.ndarray, temperature: float) -> np.ndarray:
-    """Temperature-scaled probabilities: softmax(log p / T)."""
-    logits = np.log(np.clip(probabilities, 1e-12, 1.0)) / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    out = np.exp(logits)
-    return out / out.sum(axis=1, keepdims=True)
-
-
-def fit_temperature(parts: list[tuple[np.ndarray, np.ndarray]]) -> float:
-    """The temperature of :data:`TEMPERATURES` with the lowest mean NLL over ``(probabilities, target)``
-    parts (folds, whose vocabularies may differ), on the rows whose class exists (``target >= 0``)."""
-    def nll(temperature: float) -> float:
-        losses = [-np.log(np.clip(scaled(p[y >= 0], temperature)[np.arange(int((y >= 0).sum())), y[y >= 0]], 1e-12, 1))
-                  for p, y in parts]
-        return float(np.concatenate(losses).mean())
-
-    return min(TEMPERATURES, key=nll)
-
-
 def stats(values: list[float]) -> dict:
     """Mean and sample standard deviation over folds."""
     arr = np.asarray(values, dtype=np.float64)
@@ -537,11 +505,13 @@ def calibration(folds: list[Fold], mode: str) -> dict:
         raw, calibrated, temperatures = [], [], []
         for i, fold in enumerate(folds):
             others = [f for j, f in enumerate(folds) if j != i] or [fold]
-            temperature = fit_temperature([(f.models[mode]["probabilities"][k], f.target(mode, k)) for f in others])
+            # Fitted on the products whose class the fold's model knows; judged on all of this fold's.
+            known = [(f.models[mode]["probabilities"][k], f.target(mode, k)) for f in others]
+            temperature = fit_pooled_temperature([(p[y >= 0], y[y >= 0]) for p, y in known])
             probabilities = fold.models[mode]["probabilities"][k]
             correct = fold.correct(mode)[k]
             raw.append((probabilities.max(axis=1), correct))
-            calibrated.append((scaled(probabilities, temperature).max(axis=1), correct))
+            calibrated.append((temperature_scale(probabilities, temperature).max(axis=1), correct))
             temperatures.append(temperature)
         out[f"level_{k}"] = {"ece": expected_calibration_error(*map(np.concatenate, zip(*raw, strict=True))),
                              "ece_temperature_scaled": expected_calibration_error(

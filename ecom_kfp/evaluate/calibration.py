@@ -59,25 +59,38 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
 
     1.0 when every arg-max is right: the likelihood then has no minimum (sharper is always better).
 
+    Raises:
+        ValueError: no examples.
+    """
+    return fit_pooled_temperature([(probabilities, labels)])
+
+
+def fit_pooled_temperature(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
+    """One temperature for several ``(probabilities, labels)`` sets pooled, whose classes may differ
+    (cross-validation folds, each with its own vocabulary): the one minimising their examples'
+    mean :func:`negative_log_likelihood`.
+
+    1.0 when every arg-max is right: the likelihood then has no minimum (sharper is always better).
     The search runs over ``log T`` (bounded, :data:`TEMPERATURE_BOUNDS`): the likelihood is smooth
     and unimodal in it for a softmax, and a multiplicative step treats 0.5 and 2 alike.
 
     Raises:
         ValueError: no examples.
     """
-    labels = np.asarray(labels, dtype=np.int64)
-    if len(labels) == 0:
+    log_ps = [log_probabilities(p) for p, _ in parts]
+    labels = [np.asarray(y, dtype=np.int64) for _, y in parts]
+    examples = sum(len(y) for y in labels)
+    if examples == 0:
         raise ValueError("cannot fit a temperature on zero examples")
-    log_p = log_probabilities(probabilities)
-    if (log_p.argmax(axis=1) == labels).all():
+    if all((log_p.argmax(axis=1) == y).all() for log_p, y in zip(log_ps, labels, strict=True)):
         # Without a single mistake the likelihood keeps rising as T -> 0: no evidence to calibrate on.
         return 1.0
-    rows = np.arange(len(labels))
-    true_log_p = log_p[rows, labels]
+    true_log_ps = [log_p[np.arange(len(y)), y] for log_p, y in zip(log_ps, labels, strict=True)]
 
     def nll(log_t: float) -> float:
         t = math.exp(log_t)
-        return float(np.mean(logsumexp(log_p / t, axis=1) - true_log_p / t))
+        return sum(float(np.sum(logsumexp(log_p / t, axis=1) - true / t))
+                   for log_p, true in zip(log_ps, true_log_ps, strict=True)) / examples
 
     low, high = (math.log(b) for b in TEMPERATURE_BOUNDS)
     result = minimize_scalar(nll, bounds=(low, high), method="bounded", options={"xatol": 1e-4})

@@ -75,6 +75,25 @@ def test_under_confident_model_gets_a_temperature_below_one():
     assert cal.fit_temperature(p, y) == pytest.approx(0.4, rel=0.1)
 
 
+def test_one_temperature_fits_folds_whose_classes_differ():
+    """Cross-validation folds have vocabularies of their own: the pooled fit minimises the NLL of all
+    their examples together, and is the plain fit when there is one part."""
+    six, six_y = _overconfident(2000, 6, sharpen=2.0, seed=5)
+    four, four_y = _overconfident(1000, 4, sharpen=2.0, seed=6)
+    pooled = cal.fit_pooled_temperature([(six, six_y), (four, four_y)])
+    assert pooled == pytest.approx(2.0, rel=0.1)
+    assert cal.fit_pooled_temperature([(six, six_y)]) == cal.fit_temperature(six, six_y)
+
+    def pooled_nll(t: float) -> float:
+        return (cal.negative_log_likelihood(six, six_y, t) * 2000 + cal.negative_log_likelihood(four, four_y, t) * 1000) / 3000
+
+    assert pooled_nll(pooled) <= min(pooled_nll(pooled * 0.97), pooled_nll(pooled * 1.03))
+    # Neither part's own temperature is the pooled one unless they agree.
+    soft, soft_y = _overconfident(1000, 4, sharpen=0.5, seed=7)
+    between = cal.fit_pooled_temperature([(six, six_y), (soft, soft_y)])
+    assert cal.fit_temperature(soft, soft_y) < between < cal.fit_temperature(six, six_y)
+
+
 def test_ece_and_reliability_bins_by_hand():
     confidence = np.array([0.95, 0.95, 0.55, 0.55, 0.15])
     correct = np.array([True, False, True, True, False])
