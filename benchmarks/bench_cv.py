@@ -498,8 +498,9 @@ def late_fusion_report(folds: list[Fold], gates: tuple[float, ...] = (1.0,), ima
 
 
 def calibration(folds: list[Fold], mode: str) -> dict:
-    """ECE per level of the pooled out-of-fold predictions, raw and temperature-scaled with a
-    temperature fitted on the other folds (folded classes count as errors in both)."""
+    """Expected calibration error per level over every fold's test products, before and after
+    temperature scaling; each fold's temperature is fitted on the other folds' predictions.
+    Products of folded classes count as errors in both."""
     out = {}
     for k in range(1, LEVELS + 1):
         raw, calibrated, temperatures = [], [], []

@@ -20,7 +20,6 @@ from ecom_kfp.testing import tiny_classifier as tiny  # noqa: E402
 from ecom_kfp.testing.servers import GcsEmulator, MlflowServer, gcs_emulator, mlflow_server  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SLOW_MARKS = ("e2e", "slow")
 SHARED_DATA = Path(os.environ.get("ECOM_KFP_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
@@ -92,6 +91,10 @@ def weak_model(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: DatasetLa
 @pytest.fixture()
 def out_dir(tmp_path: Path) -> str:
     return str(tmp_path / "evaluation")
+
+
+#: Marks of the modules that run first (see pytest_collection_modifyitems).
+SLOW_MARKS = ("e2e", "slow")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
