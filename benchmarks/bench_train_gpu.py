@@ -67,7 +67,7 @@ def images_per_second(config, workers, warmup: int, steps: int) -> float:
     from ecom_kfp.contracts.serving import model_output
     from ecom_kfp.train.model import ModelSpec, build_classifier
     from ecom_kfp.train.precision import dtype_policy, resolve_policy
-    from ecom_kfp.train.trainer import compile_classifier, prepare_train_step
+    from ecom_kfp.train.trainer import build_step_state, compile_classifier, prepare_train_step
 
     with dtype_policy(resolve_policy(config.precision)):
         model = build_classifier(ModelSpec(list(LEVELS), "fused", config.backbone, config.image_size, VOCABULARY,
@@ -80,6 +80,7 @@ def images_per_second(config, workers, warmup: int, steps: int) -> float:
                            config.learning_rate)
         batches = synthetic_batches(config.batch_size, config.image_size, config.title_word_buckets,
                                     config.title_char_buckets)
+        build_step_state(model, batches.element_spec)
         model.fit(batches, steps_per_epoch=warmup, epochs=1, verbose=0)  # tracing, autotuning
         start = time.perf_counter()
         model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0)

@@ -18,6 +18,7 @@ from ecom_kfp.train.config import BACKBONE_NAMES
 from ecom_kfp.train.distributed import Workers, import_horovod
 from ecom_kfp.train.model import ModelSpec, SmoothedSparseCrossentropy, build_classifier
 from ecom_kfp.train.precision import choose_policy, dtype_policy, resolve_policy
+from ecom_kfp.train.trainer import build_step_state
 
 pytestmark = pytest.mark.slow
 
@@ -91,6 +92,7 @@ def _train(backbone: str, policy: str, workers: Workers, jit: bool = False,
         model.compile(optimizer=keras.optimizers.AdamW(LEARNING_RATE),
                       loss={h: SmoothedSparseCrossentropy(0.1) for h in heads}, jit_compile=False)
         x, y = _batch(size)
+        build_step_state(model, (x, y))
         losses = []
         while len(losses) < MAX_STEPS and int(model.optimizer.iterations) < UPDATES:
             losses.append(float(model.train_on_batch(x, y, return_dict=True)["loss"]))

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from ecom_kfp.train import TrainConfig, TrainReport, run
 from ecom_kfp.train.callbacks import CHECKPOINT_STATE
 from ecom_kfp.train.config import ConfigError
 from ecom_kfp.train.data import DatasetError
+from ecom_kfp.train.model import ProductClassifier
 from ecom_kfp.train.tracking import TRACKING_URI_ENV, artifact_location
 from tests.train.helpers import SPLIT_SIZES
 
@@ -40,12 +42,38 @@ def _config(data: str, out: Path, **overrides) -> TrainConfig:
     return TrainConfig(**{**base, **overrides})
 
 
+def _counted(step, name: str, traces: Counter):
+    def counted(self, data):
+        traces[name] += 1
+        return step(self, data)
+    return counted
+
+
 @pytest.fixture(scope="module")
-def trained(tiny_dataset: DatasetLayout, mlflow: MlflowServer, tmp_path_factory: pytest.TempPathFactory) -> TrainReport:
+def traced_run(tiny_dataset: DatasetLayout, mlflow: MlflowServer,
+               tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainReport, Counter]:
+    """The module's run, and how many times it traced each step function (a trace is a Python call)."""
     out = tmp_path_factory.mktemp("train") / "model"
-    return run(_config(tiny_dataset.root, out, mlflow_tracking_uri=mlflow.tracking_uri, experiment_name="train-test",
-                       title_word_buckets=WORD_BUCKETS, title_char_buckets=CHAR_BUCKETS, ema_momentum=0.9,
-                       label_smoothing=0.1, image_head_weight=0.5))
+    traces: Counter = Counter()
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("train_step", "test_step"):
+            patch.setattr(ProductClassifier, name, _counted(getattr(ProductClassifier, name), name, traces))
+        report = run(_config(tiny_dataset.root, out, mlflow_tracking_uri=mlflow.tracking_uri,
+                             experiment_name="train-test", title_word_buckets=WORD_BUCKETS,
+                             title_char_buckets=CHAR_BUCKETS, ema_momentum=0.9, label_smoothing=0.1,
+                             image_head_weight=0.5))
+    return report, traces
+
+
+@pytest.fixture(scope="module")
+def trained(traced_run: tuple[TrainReport, Counter]) -> TrainReport:
+    return traced_run[0]
+
+
+def test_each_step_is_traced_once(traced_run: tuple[TrainReport, Counter]) -> None:
+    """Keras creates the optimizer's, losses' and metrics' variables inside the first trace unless
+    they exist (trainer.build_step_state), and TensorFlow traces such a function twice."""
+    assert traced_run[1] == {"train_step": 1, "test_step": 1}
 
 
 def test_run_writes_the_model_layout(trained: TrainReport) -> None:
