@@ -16,8 +16,13 @@ the ratio says how far we are from a well-tuned pipeline, not a like-for-like sc
 Without a GPU it prints a message and a JSON document saying it skipped, and exits 0;
 ``--allow-cpu`` runs it on the CPU anyway (for tests; the figures mean nothing for a GPU).
 
+Each backbone also reports ``warmup_seconds``: building the model, tracing the train step and the
+warm-up steps. ``--compare-keras-build`` times that a second time the way a plain Keras loop runs
+it without a ``tf.distribute`` strategy (the step's variables created inside its first trace, which
+TensorFlow then traces again) and prints the ratio.
+
 Usage: ``python benchmarks/bench_train_gpu.py [--backbones efficientnetv2-b0,resnet50]
-[--precision auto] [--jit-compile] [--batch-size 128] [--steps 50]``
+[--precision auto] [--jit-compile] [--batch-size 128] [--steps 50] [--compare-keras-build]``
 """
 
 from __future__ import annotations
@@ -62,13 +67,20 @@ def synthetic_batches(batch_size: int, image_size: int, word_buckets: int, char_
     return tf.data.Dataset.from_tensors((x, y)).repeat().prefetch(2)
 
 
-def images_per_second(config, workers, warmup: int, steps: int) -> float:
-    """Train steps/s of ``config.backbone`` on this rank's device, times the batch size."""
+def images_per_second(config, workers, warmup: int, steps: int, prebuild: bool = True) -> tuple[float, float]:
+    """Train steps/s of ``config.backbone`` on this rank's device, times the batch size, and the
+    seconds from building the model to the end of the warm-up steps (mostly tracing the step).
+
+    Args:
+        prebuild: Create the step's variables before the first trace, as ``train`` does
+            (:func:`ecom_kfp.train.trainer.build_step_state`); False leaves it to Keras.
+    """
     from ecom_kfp.contracts.serving import model_output
     from ecom_kfp.train.model import ModelSpec, build_classifier
     from ecom_kfp.train.precision import dtype_policy, resolve_policy
     from ecom_kfp.train.trainer import build_step_state, compile_classifier, prepare_train_step
 
+    start = time.perf_counter()
     with dtype_policy(resolve_policy(config.precision)):
         model = build_classifier(ModelSpec(list(LEVELS), "fused", config.backbone, config.image_size, VOCABULARY,
                                            TITLE_TOKENS, config.embedding_dim, config.hidden_units, config.dropout,
@@ -80,11 +92,12 @@ def images_per_second(config, workers, warmup: int, steps: int) -> float:
                            config.learning_rate)
         batches = synthetic_batches(config.batch_size, config.image_size, config.title_word_buckets,
                                     config.title_char_buckets)
-        build_step_state(model, batches.element_spec)
+        if prebuild:
+            build_step_state(model, batches.element_spec)
         model.fit(batches, steps_per_epoch=warmup, epochs=1, verbose=0)  # tracing, autotuning
-        start = time.perf_counter()
+        ready = time.perf_counter()
         model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0)
-        return steps * config.batch_size / (time.perf_counter() - start)
+        return steps * config.batch_size / (time.perf_counter() - ready), ready - start
 
 
 def main() -> int:
@@ -96,6 +109,9 @@ def main() -> int:
     parser.add_argument("--image-size", type=int, default=224, help="image side in pixels")
     parser.add_argument("--steps", type=int, default=50, help="timed steps per backbone")
     parser.add_argument("--warmup-steps", type=int, default=5, help="untimed steps first (graph tracing)")
+    parser.add_argument("--compare-keras-build", action="store_true",
+                        help="also time the warm-up with Keras creating the step's variables inside its first trace "
+                             "(what it does without a tf.distribute strategy), and print the ratio")
     parser.add_argument("--allow-cpu", action="store_true", help="run without a GPU (tests; figures mean nothing)")
     args = parser.parse_args()
 
@@ -117,12 +133,19 @@ def main() -> int:
         config = TrainConfig(data="synthetic", out="unused", preset="gpu", backbone=backbone, precision=args.precision,
                              jit_compile=args.jit_compile, batch_size=args.batch_size, image_size=args.image_size)
         with stdout_to_stderr():
-            rate = images_per_second(config, workers, args.warmup_steps, args.steps)
+            rate, warmup_seconds = images_per_second(config, workers, args.warmup_steps, args.steps)
         per_gpu = sum(workers.gather(rate)) / workers.size
         reference, figure = REFERENCES.get(backbone, ("", 0.0))
-        results[backbone] = {"images_per_second_per_gpu": round(per_gpu, 1), "reference": reference,
+        results[backbone] = {"images_per_second_per_gpu": round(per_gpu, 1),
+                             "warmup_seconds": round(max(workers.gather(warmup_seconds)), 1), "reference": reference,
                              "reference_images_per_second": figure,
                              "ratio_to_reference": round(per_gpu / figure, 3) if figure else None}
+        if args.compare_keras_build:
+            with stdout_to_stderr():
+                _, keras_seconds = images_per_second(config, workers, args.warmup_steps, 1, prebuild=False)
+            keras_seconds = max(workers.gather(keras_seconds))
+            results[backbone]["warmup_seconds_keras_build"] = round(keras_seconds, 1)
+            results[backbone]["warmup_ratio_to_keras_build"] = round(results[backbone]["warmup_seconds"] / keras_seconds, 3)
     if workers.is_chief:
         print(json.dumps({
             "benchmark": "train_gpu", "device": gpus[0].name if gpus else "CPU", "gpus_per_rank": len(gpus),

@@ -36,5 +36,6 @@ def test_cpu_path_times_the_real_train_step() -> None:
     assert (result["device"], result["precision"], result["jit_compile"]) == ("CPU", "mixed_bfloat16", False)
     small, resnet = result["backbones"]["small-cnn"], result["backbones"]["resnet50"]
     assert small["images_per_second_per_gpu"] > 0 and small["ratio_to_reference"] is None
+    assert small["warmup_seconds"] > 0 and "warmup_seconds_keras_build" not in small
     assert resnet["reference_images_per_second"] == 2375.0
     assert resnet["ratio_to_reference"] == round(resnet["images_per_second_per_gpu"] / 2375.0, 3)
