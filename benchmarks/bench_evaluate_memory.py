@@ -77,8 +77,8 @@ def measure(examples: int, classes: int) -> dict:
         "level_metrics": lambda: level_metrics(level, np.ones(examples), 0.5, 0.95),
         "calibrate_level": lambda: calibrate_level(3, temperature, sample, "val", probabilities, labels,
                                                    level.correct),
-        "temperature_scale+find_suspects": lambda: find_suspects(temperature_scale(probabilities, temperature),
-                                                                 labels),
+        "temperature_scale+find_suspects": lambda: find_suspects(
+            temperature_scale(probabilities, temperature, dtype=np.float32), labels),
     }
     cells = examples * classes
     result: dict = {"examples": examples, "classes": classes, "float32_scores_mb": round(probabilities.nbytes / 1e6, 1),

@@ -16,12 +16,16 @@ other)::
 
 with :data:`ECE_BINS` equal-width bins over the top probability. The quality benchmark reuses
 these functions on cross-validated predictions.
+
+The arithmetic runs over :func:`row_blocks` of the ``[n, C]`` matrix: every step is row-wise, and
+whole-matrix float64 temporaries cost ~57 bytes per example and class, 14 times the float32
+softmax the stage keeps (``benchmarks/bench_evaluate_memory.py``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,22 +40,64 @@ TEMPERATURE_BOUNDS = (0.05, 20.0)
 ECE_BINS = 15
 
 
+#: Cells of a block of rows (:func:`row_blocks`): each float64 temporary of a block is 2 MB at most.
+BLOCK_CELLS = 1 << 18
+
+
+def row_blocks(rows: int, classes: int) -> Iterator[slice]:
+    """Consecutive slices of ``range(rows)`` of about :data:`BLOCK_CELLS` cells of ``classes`` each."""
+    step = max(1, BLOCK_CELLS // max(classes, 1))
+    return (slice(start, min(start + step, rows)) for start in range(0, rows, step))
+
+
+def _blocks_of(probabilities: np.ndarray) -> Iterator[slice]:
+    return row_blocks(len(probabilities), probabilities.shape[1])
+
+
+def _log_block(probabilities: np.ndarray) -> np.ndarray:
+    block = np.array(probabilities, dtype=np.float64)  # a copy: clipped and logged in place
+    return np.log(np.clip(block, PROBABILITY_FLOOR, 1.0, out=block), out=block)
+
+
 def log_probabilities(probabilities: np.ndarray) -> np.ndarray:
-    """``log(p)`` of a ``[n, C]`` softmax output, clipped at :data:`PROBABILITY_FLOOR`."""
-    return np.log(np.clip(np.asarray(probabilities, dtype=np.float64), PROBABILITY_FLOOR, 1.0))
+    """``log(p)`` of a ``[n, C]`` softmax output, clipped at :data:`PROBABILITY_FLOOR` (float64)."""
+    probabilities = np.asarray(probabilities)
+    out = np.empty(probabilities.shape, dtype=np.float64)
+    for rows in _blocks_of(probabilities):
+        out[rows] = _log_block(probabilities[rows])
+    return out
 
 
-def temperature_scale(probabilities: np.ndarray, temperature: float) -> np.ndarray:
-    """``softmax(log(p) / T)`` of a ``[n, C]`` softmax output (float64)."""
-    scaled = log_probabilities(probabilities) / temperature
-    return np.exp(scaled - logsumexp(scaled, axis=1, keepdims=True))
+def _scale_block(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    scaled = _log_block(probabilities)
+    scaled /= temperature
+    scaled -= logsumexp(scaled, axis=1, keepdims=True)
+    return np.exp(scaled, out=scaled)
+
+
+def temperature_scale(probabilities: np.ndarray, temperature: float, dtype: type = np.float64) -> np.ndarray:
+    """``softmax(log(p) / T)`` of a ``[n, C]`` softmax output, computed in float64 and returned as ``dtype``."""
+    probabilities = np.asarray(probabilities)
+    out = np.empty(probabilities.shape, dtype=dtype)
+    for rows in _blocks_of(probabilities):
+        out[rows] = _scale_block(probabilities[rows], temperature)
+    return out
+
+
+def _summed_nll(log_p: np.ndarray, labels: np.ndarray, temperature: float) -> float:
+    """Sum of ``-log softmax(log_p / T)[label]`` over the rows of a float64 ``log_p`` block."""
+    scaled = log_p / temperature
+    return float(np.sum(logsumexp(scaled, axis=1) - scaled[np.arange(len(labels)), labels]))
 
 
 def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
     """Mean ``-log softmax(log(p) / T)[label]`` over the examples."""
-    scaled = log_probabilities(probabilities) / temperature
-    rows = np.arange(len(labels))
-    return float(np.mean(logsumexp(scaled, axis=1) - scaled[rows, np.asarray(labels, dtype=np.int64)]))
+    probabilities = np.asarray(probabilities)
+    labels = np.asarray(labels, dtype=np.int64)
+    if not len(labels):
+        return math.nan
+    return sum(_summed_nll(_log_block(probabilities[rows]), labels[rows], temperature)
+               for rows in _blocks_of(probabilities)) / len(labels)
 
 
 def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
@@ -85,12 +131,11 @@ def fit_pooled_temperature(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> fl
     if all((log_p.argmax(axis=1) == y).all() for log_p, y in zip(log_ps, labels, strict=True)):
         # Without a single mistake the likelihood keeps rising as T -> 0: no evidence to calibrate on.
         return 1.0
-    true_log_ps = [log_p[np.arange(len(y)), y] for log_p, y in zip(log_ps, labels, strict=True)]
 
     def nll(log_t: float) -> float:
         t = math.exp(log_t)
-        return sum(float(np.sum(logsumexp(log_p / t, axis=1) - true / t))
-                   for log_p, true in zip(log_ps, true_log_ps, strict=True)) / examples
+        return sum(_summed_nll(log_p[rows], y[rows], t)
+                   for log_p, y in zip(log_ps, labels, strict=True) for rows in _blocks_of(log_p)) / examples
 
     low, high = (math.log(b) for b in TEMPERATURE_BOUNDS)
     result = minimize_scalar(nll, bounds=(low, high), method="bounded", options={"xatol": 1e-4})
@@ -223,7 +268,7 @@ def calibrate_level(level: int, temperature: float, fitted_on: int, fitted_split
     """
     scaled = (cross_fitted_scale(test_probabilities, fold_temperatures) if fold_temperatures
               else temperature_scale(test_probabilities, temperature))
-    before = np.asarray(test_probabilities, dtype=np.float64).max(axis=1)
+    before = np.max(test_probabilities, axis=1).astype(np.float64)
     after = scaled.max(axis=1)
     return LevelCalibration(
         level=level, temperature=temperature, fitted_on=fitted_on, fitted_split=fitted_split,

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import f1_score
 
-from ecom_kfp.evaluate.calibration import temperature_scale
+from ecom_kfp.evaluate.calibration import row_blocks, temperature_scale
 
 #: Probabilities are clipped to this before the log in :func:`log_loss` (as scikit-learn does).
 LOG_LOSS_EPSILON = 1e-15
@@ -79,17 +79,21 @@ class LevelPredictions:
             temperature: Calibration temperature of the level (1.0 = none).
             folded: Examples whose true class is folded into ``other`` (default: none).
         """
-        probabilities = np.asarray(probabilities, dtype=np.float64)
+        probabilities = np.asarray(probabilities)
         y_true = np.asarray(y_true, dtype=np.int64)
         folded = np.zeros(len(y_true), dtype=bool) if folded is None else np.asarray(folded, dtype=bool)
         k = max(1, min(k, probabilities.shape[1]))
-        rows = np.arange(len(y_true))
-        p_true = probabilities[rows, y_true]
+        p_true = probabilities[np.arange(len(y_true)), y_true].astype(np.float64)
         # The true class is in the top k iff fewer than k classes are strictly more probable;
-        # counting avoids an argsort over thousands of classes.
-        top_k_hit = ((probabilities > p_true[:, None]).sum(axis=1) < k) & ~folded
-        raw = probabilities.max(axis=1)
-        calibrated = raw if temperature == 1.0 else temperature_scale(probabilities, temperature).max(axis=1)
+        # counting avoids an argsort over thousands of classes. Row blocks keep the comparison's
+        # boolean matrix small.
+        above = np.concatenate([(probabilities[rows] > p_true[rows, None]).sum(axis=1)
+                                for rows in row_blocks(len(y_true), probabilities.shape[1])] or [np.zeros(0, int)])
+        top_k_hit = (above < k) & ~folded
+        raw = probabilities.max(axis=1).astype(np.float64)
+        calibrated = raw if temperature == 1.0 else np.concatenate(
+            [temperature_scale(probabilities[rows], temperature).max(axis=1)
+             for rows in row_blocks(len(y_true), probabilities.shape[1])] or [np.zeros(0)])
         return cls(level, y_true, probabilities.argmax(axis=1), calibrated, raw, p_true, top_k_hit, k, folded)
 
     @property

@@ -283,7 +283,8 @@ def _analyse(evaluation: ModelEvaluation, config: EvaluateConfig) -> Analysis:
     suspects, suspect_rows = [], []
     if config.suspect_labels:
         for p in evaluation.levels:
-            calibrated = temperature_scale(scores.probabilities[p.level - 1], evaluation.fitted.values[p.level - 1])
+            calibrated = temperature_scale(scores.probabilities[p.level - 1], evaluation.fitted.values[p.level - 1],
+                                           dtype=np.float32)
             summary, rows = level_suspects(p, calibrated, inputs.vocabularies[p.level - 1], scores.product_ids,
                                            scores.titles, evaluation.class_names[p.level - 1])
             suspects.append(summary)

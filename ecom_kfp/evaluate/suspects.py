@@ -80,7 +80,9 @@ def find_suspects(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         # cleanlab warns for every class with few test examples; rare classes are expected here.
         warnings.filterwarnings("ignore", message=".*too few examples.*")
-        ranked = find_label_issues(labels, np.asarray(probabilities, dtype=np.float64),
+        # As given, float32 included: a float64 copy would double what cleanlab needs (it peaks
+        # near twice its input; benchmarks/bench_evaluate_memory.py).
+        ranked = find_label_issues(labels, np.asarray(probabilities),
                                    return_indices_ranked_by="self_confidence", n_jobs=1)
     return np.asarray(ranked, dtype=np.int64)
 

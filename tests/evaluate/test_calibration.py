@@ -118,3 +118,26 @@ def test_no_mistakes_on_validation_leaves_the_temperature_at_one():
     """The likelihood of an always-right model rises without bound as T -> 0; there is nothing to fit."""
     p = np.array([[0.6, 0.4], [0.3, 0.7], [0.8, 0.2]])
     assert cal.fit_temperature(p, np.array([0, 1, 0])) == 1.0
+
+
+def test_row_blocks_give_the_whole_matrix_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The arithmetic runs block by block (memory); blocks of two rows must change no figure."""
+    from scipy.special import logsumexp
+
+    from ecom_kfp.evaluate.metrics import LevelPredictions
+
+    p, y = _overconfident(37, 11, sharpen=2.0, seed=5)
+    log_p = np.log(np.clip(p.astype(np.float64), cal.PROBABILITY_FLOOR, 1.0)) / 1.7
+    expected_scaled = np.exp(log_p - logsumexp(log_p, axis=1, keepdims=True))
+    expected_nll = float(np.mean(logsumexp(log_p, axis=1) - log_p[np.arange(len(y)), y]))
+    whole = LevelPredictions.from_probabilities(2, p, y, 3, 1.7)
+    monkeypatch.setattr(cal, "BLOCK_CELLS", 22)
+    blocks = list(cal.row_blocks(len(y), 11))
+    assert len(blocks) == 19 and np.concatenate([np.arange(37)[b] for b in blocks]).tolist() == list(range(37))
+    np.testing.assert_allclose(cal.temperature_scale(p, 1.7), expected_scaled, rtol=1e-12)
+    assert cal.temperature_scale(p, 1.7, dtype=np.float32).dtype == np.float32
+    assert cal.negative_log_likelihood(p, y, 1.7) == pytest.approx(expected_nll, rel=1e-12)
+    blocked = LevelPredictions.from_probabilities(2, p, y, 3, 1.7)
+    for field in ("y_pred", "confidence", "raw_confidence", "p_true", "top_k_hit"):
+        np.testing.assert_allclose(getattr(blocked, field), getattr(whole, field), rtol=1e-12)
+    np.testing.assert_allclose(whole.confidence, expected_scaled.max(axis=1), rtol=1e-12)
