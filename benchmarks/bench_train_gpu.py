@@ -136,8 +136,9 @@ def main() -> int:
             rate, warmup_seconds = images_per_second(config, workers, args.warmup_steps, args.steps)
         per_gpu = sum(workers.gather(rate)) / workers.size
         reference, figure = REFERENCES.get(backbone, ("", 0.0))
+        warmup_seconds = max(workers.gather(warmup_seconds))
         results[backbone] = {"images_per_second_per_gpu": round(per_gpu, 1),
-                             "warmup_seconds": round(max(workers.gather(warmup_seconds)), 1), "reference": reference,
+                             "warmup_seconds": round(warmup_seconds, 1), "reference": reference,
                              "reference_images_per_second": figure,
                              "ratio_to_reference": round(per_gpu / figure, 3) if figure else None}
         if args.compare_keras_build:
@@ -145,7 +146,7 @@ def main() -> int:
                 _, keras_seconds = images_per_second(config, workers, args.warmup_steps, 1, prebuild=False)
             keras_seconds = max(workers.gather(keras_seconds))
             results[backbone]["warmup_seconds_keras_build"] = round(keras_seconds, 1)
-            results[backbone]["warmup_ratio_to_keras_build"] = round(results[backbone]["warmup_seconds"] / keras_seconds, 3)
+            results[backbone]["warmup_ratio_to_keras_build"] = round(warmup_seconds / keras_seconds, 3)
     if workers.is_chief:
         print(json.dumps({
             "benchmark": "train_gpu", "device": gpus[0].name if gpus else "CPU", "gpus_per_rank": len(gpus),

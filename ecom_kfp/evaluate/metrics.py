@@ -84,16 +84,17 @@ class LevelPredictions:
         folded = np.zeros(len(y_true), dtype=bool) if folded is None else np.asarray(folded, dtype=bool)
         k = max(1, min(k, probabilities.shape[1]))
         p_true = probabilities[np.arange(len(y_true)), y_true].astype(np.float64)
-        # The true class is in the top k iff fewer than k classes are strictly more probable;
-        # counting avoids an argsort over thousands of classes. Row blocks keep the comparison's
-        # boolean matrix small.
-        above = np.concatenate([(probabilities[rows] > p_true[rows, None]).sum(axis=1)
-                                for rows in row_blocks(len(y_true), probabilities.shape[1])] or [np.zeros(0, int)])
-        top_k_hit = (above < k) & ~folded
         raw = probabilities.max(axis=1).astype(np.float64)
-        calibrated = raw if temperature == 1.0 else np.concatenate(
-            [temperature_scale(probabilities[rows], temperature).max(axis=1)
-             for rows in row_blocks(len(y_true), probabilities.shape[1])] or [np.zeros(0)])
+        calibrated = raw if temperature == 1.0 else np.empty_like(raw)
+        # The true class is in the top k iff fewer than k classes are strictly more probable;
+        # counting avoids an argsort over thousands of classes. One pass over row blocks keeps the
+        # comparison's boolean matrix and the scaled probabilities small.
+        above = np.empty(len(y_true), dtype=np.int64)
+        for rows in row_blocks(len(y_true), probabilities.shape[1]):
+            above[rows] = (probabilities[rows] > p_true[rows, None]).sum(axis=1)
+            if temperature != 1.0:
+                calibrated[rows] = temperature_scale(probabilities[rows], temperature).max(axis=1)
+        top_k_hit = (above < k) & ~folded
         return cls(level, y_true, probabilities.argmax(axis=1), calibrated, raw, p_true, top_k_hit, k, folded)
 
     @property
