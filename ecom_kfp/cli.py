@@ -25,6 +25,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "dedupe": ("ecom_kfp.dedupe.cli", "find exact and near duplicate products, keep one per group"),
     "tfrecord-build": ("ecom_kfp.tfrecord_build.cli", "split, label, embed titles and write TFRecord shards"),
     "train": ("ecom_kfp.train.cli", "train the classifier with Horovod (horovodrun --np N)"),
+    "ensemble": ("ecom_kfp.ensemble.cli", "average trained models into one served model"),
     "evaluate": ("ecom_kfp.evaluate.cli", "score a model, write plots and the blessing decision"),
     "push": ("ecom_kfp.push.cli", "register a blessed model in MLflow and copy it for serving"),
     "predict": ("ecom_kfp.predict.cli", "score a products table with a trained, pushed or registered model"),

@@ -8,10 +8,26 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 #: Exit status of a verb whose flags or inputs are unusable (argparse uses it for usage errors too).
 EXIT_BAD_INPUT = 2
+
+
+def add_stage_verb(subparsers: argparse._SubParsersAction, verb: str, help: str, description: str,  # noqa: A002
+                   config_cls: type, main: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    """Add a stage's ``verb``: the flags of ``config_cls``, ``description`` shown as written, ``main`` run.
+
+    Returns:
+        The verb's parser, for flags that are not settings of the config.
+    """
+    from ecom_kfp.settings import add_arguments
+
+    parser = subparsers.add_parser(verb, help=help, description=description,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser, config_cls)
+    parser.set_defaults(func=main)
+    return parser
 
 
 def add_progress_flag(parser: argparse.ArgumentParser) -> None:

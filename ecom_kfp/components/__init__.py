@@ -12,6 +12,7 @@ from ecom_kfp.components.tfrecord_build import (
     tfrecord_write_op,
 )
 from ecom_kfp.components.dedupe import dedupe_op
+from ecom_kfp.components.ensemble import ensemble_op
 from ecom_kfp.components.evaluate import evaluate_op
 from ecom_kfp.components.ingest import ingest_op, merge_ingest_shards_op
 from ecom_kfp.components.predict import batch_predict_op, merge_predictions_op
@@ -23,6 +24,7 @@ __all__ = [
     "batch_predict_op",
     "evaluate_op",
     "dedupe_op",
+    "ensemble_op",
     "ingest_op",
     "merge_ingest_shards_op",
     "merge_predictions_op",

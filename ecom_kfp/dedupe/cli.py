@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ecom_kfp.cli_support import bad_input, reject_lines
+from ecom_kfp.cli_support import add_stage_verb, bad_input, reject_lines
 from ecom_kfp.dedupe.config import DedupeConfig
-from ecom_kfp.settings import add_arguments, from_args
+from ecom_kfp.settings import from_args
 
 DESCRIPTION = """Find products that are copies of each other in an ingest output: remove the copies, and
 group near-copies so the TFRecord build keeps each group inside one split.
@@ -28,11 +28,8 @@ samples.html and report.json to --out. See docs/dedupe.md."""
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``dedupe`` verb; its flags come from :class:`DedupeConfig`."""
-    parser = subparsers.add_parser("dedupe", help="find exact and near duplicate products, keep one per group",
-                                   description=DESCRIPTION,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser, DedupeConfig)
-    parser.set_defaults(func=main)
+    add_stage_verb(subparsers, "dedupe", "find exact and near duplicate products, keep one per group",
+                   DESCRIPTION, DedupeConfig, main)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ecom_kfp.cli_support import bad_input, reject_lines
+from ecom_kfp.cli_support import add_stage_verb, bad_input, reject_lines
 from ecom_kfp.ingest.config import IngestConfig
-from ecom_kfp.settings import add_arguments, from_args
+from ecom_kfp.settings import from_args
 
 DESCRIPTION = """Read a product catalog, fetch and check every image, and write products.parquet,
 rejects.parquet, images/<sha[:2]>/<sha>.jpg and report.json under --out. With --merge-shards,
@@ -19,12 +19,10 @@ buckets (--allow-gcs-buckets) only when allowed. Every refused source is a rejec
 
 def register(subparsers) -> None:
     """Add the ``ingest`` verb; its flags come from :class:`IngestConfig`."""
-    parser = subparsers.add_parser("ingest", help="read a catalog, fetch images, write a clean products table",
-                                   description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser, IngestConfig)
+    parser = add_stage_verb(subparsers, "ingest", "read a catalog, fetch images, write a clean products table",
+                            DESCRIPTION, IngestConfig, main)
     parser.add_argument("--merge-shards", nargs="+", metavar="SHARD_URI", default=None,
                         help="merge these shard outputs into --out instead of reading a catalog")
-    parser.set_defaults(func=main)
 
 
 def summary(report) -> str:

@@ -29,6 +29,7 @@ def components() -> dict[str, BaseComponent]:
         "tfrecord-write": c.tfrecord_write_op,
         "tfrecord-merge": c.tfrecord_merge_op,
         "train": c.train_op,
+        "ensemble": c.ensemble_op,
         "evaluate": c.evaluate_op,
         "push": c.push_op,
         "batch-predict": c.batch_predict_op,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ecom_kfp.cli_support import bad_input, reject_lines
+from ecom_kfp.cli_support import add_stage_verb, bad_input, reject_lines
 from ecom_kfp.predict.config import PredictConfig
 from ecom_kfp.report import to_jsonable
-from ecom_kfp.settings import ConfigError, add_arguments, from_args
+from ecom_kfp.settings import ConfigError, from_args
 
 HELP = "score a products table with a trained, pushed or registered model"
 DESCRIPTION = """Score every product of an ingest output with a model, in batches, streaming.
@@ -22,10 +22,7 @@ cannot be scored, with reasons), predictions.html and report.json to --out."""
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``predict`` verb; its flags come from :class:`PredictConfig`."""
-    parser = subparsers.add_parser("predict", help=HELP, description=DESCRIPTION,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser, PredictConfig)
-    parser.set_defaults(func=main)
+    add_stage_verb(subparsers, "predict", HELP, DESCRIPTION, PredictConfig, main)
 
 
 def summary_lines(report: dict) -> list[str]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ecom_kfp.cli_support import bad_input
+from ecom_kfp.cli_support import add_stage_verb, bad_input
 from ecom_kfp.push.config import PushConfig
-from ecom_kfp.settings import add_arguments, from_args
+from ecom_kfp.settings import from_args
 
 #: Exit status when the model is not blessed, or not the model evaluated (distinct from bad input,
 #: :data:`~ecom_kfp.cli_support.EXIT_BAD_INPUT`, and from a failed copy, 1).
@@ -23,10 +23,8 @@ completes it."""
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``push`` verb; its flags come from :class:`PushConfig`."""
-    parser = subparsers.add_parser("push", help="register a blessed model in MLflow and copy it for serving",
-                                   description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser, PushConfig)
-    parser.set_defaults(func=main)
+    add_stage_verb(subparsers, "push", "register a blessed model in MLflow and copy it for serving",
+                   DESCRIPTION, PushConfig, main)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ecom_kfp.cli_support import bad_input, reject_lines
-from ecom_kfp.settings import add_arguments, from_args
+from ecom_kfp.cli_support import add_stage_verb, bad_input, reject_lines
+from ecom_kfp.settings import from_args
 from ecom_kfp.tfrecord_build.config import TFRecordBuildConfig
 
 DESCRIPTION = """Turn a dedupe output into training data: train/val/test GZIP TFRecord shards split by
@@ -18,10 +18,8 @@ longer decodes go to rejects.parquet with a reason. Fan out over pods with --ste
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``tfrecord-build`` verb; its flags come from :class:`TFRecordBuildConfig`."""
-    parser = subparsers.add_parser("tfrecord-build", help="split, label, embed titles and write TFRecord shards",
-                                   description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser, TFRecordBuildConfig)
-    parser.set_defaults(func=main)
+    add_stage_verb(subparsers, "tfrecord-build", "split, label, embed titles and write TFRecord shards",
+                   DESCRIPTION, TFRecordBuildConfig, main)
 
 
 def main(args: argparse.Namespace) -> int:

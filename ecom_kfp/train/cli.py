@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ecom_kfp.cli_support import bad_input
-from ecom_kfp.settings import ConfigError, add_arguments, from_args
+from ecom_kfp.cli_support import add_stage_verb, bad_input
+from ecom_kfp.settings import ConfigError, from_args
 from ecom_kfp.train.config import TrainConfig
 from ecom_kfp.train.report import TrainReport
 
@@ -21,10 +21,8 @@ as an MPI Operator MPIJob across pods."""
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train`` verb."""
-    parser = subparsers.add_parser("train", help="train the classifier with Horovod (horovodrun --np N)",
-                                   description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser, TrainConfig)
-    parser.set_defaults(func=main)
+    add_stage_verb(subparsers, "train", "train the classifier with Horovod (horovodrun --np N)",
+                   DESCRIPTION, TrainConfig, main)
 
 
 def main(args: argparse.Namespace) -> int:

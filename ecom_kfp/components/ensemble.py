@@ -1,0 +1,32 @@
+"""KFP component of the ensemble stage (logic in :mod:`ecom_kfp.ensemble`).
+
+No ``from __future__ import annotations`` here: KFP reads the artifact annotations as types.
+"""
+
+from typing import List
+
+from kfp.dsl import Input, Metrics, Model, Output
+
+from ecom_kfp.components.common import cpu_component
+from ecom_kfp.ensemble.config import EnsembleConfig
+from ecom_kfp.settings import component_doc
+
+
+@cpu_component
+@component_doc(EnsembleConfig, "Average models trained on the same dataset into one model that evaluate, push and "
+                               "predict take like a train output. Gather the members of a dsl.ParallelFor over "
+                               "seeds with dsl.Collected(train_op(...).outputs['model']).",
+               models="Train outputs (ModelLayout directories) of the same dataset.",
+               ensemble="The averaged model (ModelLayout directory, no model.keras).",
+               metrics="Members, weights, classes per level, timings.")
+def ensemble_op(models: Input[List[Model]], ensemble: Output[Model], metrics: Output[Metrics],
+                weights: List[float] = []):  # noqa: B006 (KFP reads the default from the signature)
+    from ecom_kfp.ensemble.config import EnsembleConfig
+    from ecom_kfp.ensemble.stage import run
+    from ecom_kfp.report import scalar_metrics
+
+    result = run(EnsembleConfig(model_uris=[model.path for model in models], out_uri=ensemble.path,
+                                weights=list(weights)))
+    ensemble.metadata.update({"members": len(result.members), "content_sha256": result.content_sha256})
+    for name, value in scalar_metrics(result).items():
+        metrics.log_metric(name, value)

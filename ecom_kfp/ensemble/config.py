@@ -1,0 +1,51 @@
+"""Configuration of the ensemble stage, shared by the CLI and the KFP component."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ecom_kfp.settings import require, require_given, setting
+
+#: Fewer members is no ensemble; more is rarely worth the serving cost (on myntra-dev a third
+#: image model added nothing to two, benchmarks/README.md).
+MIN_MEMBERS, MAX_MEMBERS = 2, 16
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    """Which trained models ``ecom-kfp ensemble`` and ``ensemble_op`` average, and where the result goes."""
+
+    model_uris: list[str] = setting(flag="--models", metavar="URI,URI[,...]",
+                                    help="model directory URIs (train outputs, with digests.json), all trained on "
+                                         "the same dataset")
+    out_uri: str = setting(flag="--out", metavar="URI",
+                           help="output model directory URI (a model directory evaluate, push and predict take)")
+    weights: list[float] = setting(factory=list, metavar="W,W[,...]",
+                                   help="one positive weight per model, in --models order (empty = equal weights); "
+                                        "each level's probabilities are the weighted mean of the members'")
+
+    def validate(self) -> None:
+        """Fail fast on missing or bad flags, naming them.
+
+        Raises:
+            ConfigError: a flag is missing or has a value the stage cannot use.
+        """
+        require_given((("--out", self.out_uri),))
+        count = len(self.model_uris)
+        require([
+            (MIN_MEMBERS <= count <= MAX_MEMBERS, "--models", ",".join(self.model_uris),
+             f"must name {MIN_MEMBERS} to {MAX_MEMBERS} models"),
+            (len(set(self.model_uris)) == count, "--models", ",".join(self.model_uris), "names a model twice"),
+            (not self.weights or len(self.weights) == count, "--weights", self.weights,
+             f"must give one weight per model ({count})"),
+            (all(math.isfinite(w) and w > 0 for w in self.weights), "--weights", self.weights,
+             "must be positive numbers"),
+        ])
+
+    @property
+    def normalised_weights(self) -> list[float]:
+        """The members' weights, summing to one."""
+        weights = self.weights or [1.0] * len(self.model_uris)
+        total = sum(weights)
+        return [w / total for w in weights]

@@ -1,0 +1,158 @@
+"""Average trained models into one model directory that evaluate, push and predict take unchanged.
+
+Independently trained models of the same data make partly different errors, so the mean of their
+probabilities is right more often than either (on myntra-dev, two EfficientNet-Lite0 image models
+of different seeds: level 3 0.8497 ± 0.0083 averaged against 0.8377 and 0.8413 alone, five folds;
+benchmarks/README.md). Members can be trained in parallel, each in its own pod (``dsl.ParallelFor``
+over seeds, gathered with ``dsl.Collected``), and this stage joins them.
+
+Each member is a train output. It is copied to a private directory and checked against its
+``digests.json`` before its SavedModel is loaded (a SavedModel runs its own graph). All members
+must come from the same dataset (byte-identical ``dataset_manifest.json``, so the same splits and
+label vocabularies); they may differ in anything else (seed, backbone, inputs, fusion, image
+size), because each is kept whole, its own image preprocessing and tokenizer included, behind
+one serving signature that returns, per level, the weighted mean of the members' probabilities.
+Serving cost is the sum of the members'.
+
+Output: a :class:`~ecom_kfp.contracts.layouts.ModelLayout` directory (``saved_model/``,
+``labels/``, ``dataset_manifest.json``, ``digests.json``, ``report.json``) with no ``model.keras``:
+there is no single Keras model to resume or fine-tune. ``report.json`` lists the members and their
+content digests, the weights, and ``fit_splits``, every split any member was trained on (evaluate
+reads it to decide where to fit temperatures).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+from ecom_kfp import uri
+from ecom_kfp.contracts import serving
+from ecom_kfp.contracts.digests import verified_model_copy, write_model_digests
+from ecom_kfp.contracts.labels import count_levels
+from ecom_kfp.contracts.layouts import ModelLayout
+from ecom_kfp.ensemble.config import EnsembleConfig
+from ecom_kfp.push.validation import check_serving
+from ecom_kfp.report import Timings, write_report
+
+
+class MemberMismatchError(ValueError):
+    """The models were not trained on the same dataset, so their outputs cannot be averaged."""
+
+
+@dataclass
+class EnsembleReport:
+    """``report.json`` of the ensemble stage.
+
+    Attributes:
+        out: The output model directory.
+        members: The member models, as given.
+        member_sha256: Each member's content digest (its ``digests.json``, verified).
+        weights: Each member's weight (they sum to one).
+        content_sha256: The ensemble's content digest (what evaluate blesses and push registers).
+        classes: Classes per level, level 1 first.
+        fit_splits: Every split any member was trained on, as the members' ``report.json`` say.
+        signature_examples: Synthetic products the written SavedModel answered before it was kept.
+    """
+
+    out: str
+    members: list[str]
+    member_sha256: list[str]
+    weights: list[float]
+    content_sha256: str
+    classes: list[int]
+    fit_splits: list[str]
+    signature_examples: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def run(config: EnsembleConfig) -> EnsembleReport:
+    """Verify the members, write the averaged model, check that it serves; see the module docstring.
+
+    Raises:
+        ConfigError: bad flags.
+        FileNotFoundError: a member is not a model directory.
+        DigestError: a member's files differ from its ``digests.json`` (the message names it).
+        MemberMismatchError: the members were trained on different datasets.
+        InfraValidationError: the written model does not load or answer as the serving contract says.
+    """
+    config.validate()
+    timings = Timings()
+    weights = config.normalised_weights
+    with contextlib.ExitStack() as stack:
+        with timings.phase("verify"):
+            verified = [stack.enter_context(verified_model_copy(member, "--models")) for member in config.model_uris]
+        layouts = [layout for layout, _ in verified]
+        _check_same_dataset(layouts, config.model_uris)
+        with uri.local_output_dir(config.out_uri) as local:
+            out = ModelLayout(local)
+            with timings.phase("export"):
+                _export(layouts, weights, out.saved_model)
+                uri.copy_tree(layouts[0].labels, out.labels)
+                uri.copy(layouts[0].manifest, out.manifest)
+                record = write_model_digests(out)
+            with timings.phase("check"):
+                examples = check_serving(out.saved_model, out.labels)
+            report = EnsembleReport(
+                out=config.out_uri, members=list(config.model_uris), member_sha256=[sha for _, sha in verified],
+                weights=weights, content_sha256=record["content_sha256"],
+                classes=_classes(out), fit_splits=_fit_splits(config.model_uris), signature_examples=examples,
+                timings=dict(timings.seconds))
+            write_report(report, local)
+    return report
+
+
+def _check_same_dataset(layouts: list[ModelLayout], shown: list[str]) -> None:
+    """Members agree on the dataset manifest (splits, vocabularies, digests) and on their label files."""
+    first_manifest = uri.read_bytes(layouts[0].manifest)
+    first_labels = _label_files(layouts[0])
+    for layout, name in zip(layouts[1:], shown[1:], strict=True):
+        if uri.read_bytes(layout.manifest) != first_manifest:
+            raise MemberMismatchError(f"--models: {name} was trained on another dataset than {shown[0]} "
+                                      "(their dataset_manifest.json differ); members must share their dataset")
+        if _label_files(layout) != first_labels:
+            raise MemberMismatchError(f"--models: {name} has other label files than {shown[0]}")
+
+
+def _label_files(layout: ModelLayout) -> dict[str, bytes]:
+    return {rel: uri.read_bytes(uri.join(layout.labels, rel)) for rel in uri.relative_files(layout.labels)}
+
+
+def _classes(layout: ModelLayout) -> list[int]:
+    from ecom_kfp.contracts.labels import load_all
+
+    return [len(v) for v in load_all(layout.labels, count_levels(layout.labels))]
+
+
+def _fit_splits(members: list[str]) -> list[str]:
+    """The union of the members' ``fit_splits``. Their ``report.json`` is outside their digests: a
+    forged one can only move evaluate's calibration between two splits it scores honestly."""
+    splits: set[str] = set()
+    for member in members:
+        report = ModelLayout(member).report
+        with contextlib.suppress(ValueError, OSError):
+            summary = uri.read_json(report) if uri.exists(report) else {}
+            listed = summary.get("fit_splits") if isinstance(summary, dict) else None
+            splits.update(s for s in listed or [] if isinstance(s, str))
+    return sorted(splits)
+
+
+def _export(members: list[ModelLayout], weights: list[float], path: str) -> None:
+    """Write a SavedModel that keeps every member's SavedModel and averages their signatures' outputs."""
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the members' SentencePiece ops before loading)
+
+    module = tf.Module(name="ensemble")
+    module.members = [tf.saved_model.load(member.saved_model) for member in members]
+    signatures = [member.signatures[serving.SIGNATURE] for member in module.members]
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=serving.INPUT_IMAGE),
+                                  tf.TensorSpec([None], tf.string, name=serving.INPUT_TITLE)])
+    def serve(image_bytes: tf.Tensor, title: tf.Tensor) -> dict[str, tf.Tensor]:
+        outputs = [signature(**{serving.INPUT_IMAGE: image_bytes, serving.INPUT_TITLE: title})
+                   for signature in signatures]
+        return {key: tf.add_n([weight * output[key] for weight, output in zip(weights, outputs, strict=True)])
+                for key in outputs[0]}
+
+    module.serve = serve
+    tf.saved_model.save(module, path, signatures={serving.SIGNATURE: serve})
