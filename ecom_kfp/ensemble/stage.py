@@ -34,6 +34,7 @@ from ecom_kfp.contracts.layouts import ModelLayout
 from ecom_kfp.ensemble.config import EnsembleConfig
 from ecom_kfp.push.validation import check_serving
 from ecom_kfp.report import Timings, write_report
+from ecom_kfp.settings import require
 
 
 class MemberMismatchError(ValueError):
@@ -70,13 +71,17 @@ def run(config: EnsembleConfig) -> EnsembleReport:
     """Verify the members, write the averaged model, check that it serves; see the module docstring.
 
     Raises:
-        ConfigError: bad flags.
+        ConfigError: bad flags, or ``--out`` already holds a model.
         FileNotFoundError: a member is not a model directory.
         DigestError: a member's files differ from its ``digests.json`` (the message names it).
         MemberMismatchError: the members were trained on different datasets.
         InfraValidationError: the written model does not load or answer as the serving contract says.
     """
     config.validate()
+    # Files of an earlier model left in --out would be covered by the new digests and served with it.
+    held = [part for part in ("saved_model", ModelLayout.KERAS_MODEL, "digests.json")
+            if uri.exists(uri.join(config.out_uri, part))]
+    require([(not held, "--out", config.out_uri, f"already holds a model ({', '.join(held)}); name an empty directory")])
     timings = Timings()
     weights = config.normalised_weights
     with contextlib.ExitStack() as stack:

@@ -103,3 +103,9 @@ def test_members_trained_on_another_dataset_are_refused(good_model, tmp_path) ->
 def test_bad_flags_fail_before_anything_is_read(models, weights, message, tmp_path) -> None:
     with pytest.raises(ConfigError, match=message):
         run(EnsembleConfig(model_uris=models, out_uri=str(tmp_path / "out"), weights=weights))
+
+
+def test_an_out_directory_holding_a_model_is_refused(good_model, weak_model, tmp_path) -> None:
+    out = _copy(good_model, tmp_path, "taken")
+    with pytest.raises(ConfigError, match="already holds a model"):
+        run(EnsembleConfig(model_uris=[good_model.root, weak_model.root], out_uri=out.root))
