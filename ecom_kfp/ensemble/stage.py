@@ -34,6 +34,7 @@ from ecom_kfp.contracts.layouts import ModelLayout
 from ecom_kfp.ensemble.config import EnsembleConfig
 from ecom_kfp.push.validation import check_serving
 from ecom_kfp.report import Timings, write_report
+from ecom_kfp.scratch import scratch_dir
 from ecom_kfp.settings import require
 
 
@@ -89,7 +90,8 @@ def run(config: EnsembleConfig) -> EnsembleReport:
             verified = [stack.enter_context(verified_model_copy(member, "--models")) for member in config.model_uris]
         layouts = [layout for layout, _ in verified]
         _check_same_dataset(layouts, config.model_uris)
-        with uri.local_output_dir(config.out_uri) as local:
+        # Written and checked in a scratch directory, so a model that fails the check never reaches --out.
+        with scratch_dir("ensemble") as local:
             out = ModelLayout(local)
             with timings.phase("export"):
                 _export(layouts, weights, out.saved_model)
@@ -98,12 +100,13 @@ def run(config: EnsembleConfig) -> EnsembleReport:
                 record = write_model_digests(out)
             with timings.phase("check"):
                 examples = check_serving(out.saved_model, out.labels)
-            report = EnsembleReport(
-                out=config.out_uri, members=list(config.model_uris), member_sha256=[sha for _, sha in verified],
-                weights=weights, content_sha256=record["content_sha256"],
-                classes=_classes(out), fit_splits=_fit_splits(config.model_uris), signature_examples=examples,
-                timings=dict(timings.seconds))
-            write_report(report, local)
+            with timings.phase("publish"):
+                uri.copy_tree(local, config.out_uri)
+    report = EnsembleReport(
+        out=config.out_uri, members=list(config.model_uris), member_sha256=[sha for _, sha in verified],
+        weights=weights, content_sha256=record["content_sha256"], classes=_classes(ModelLayout(config.out_uri)),
+        fit_splits=_fit_splits(config.model_uris), signature_examples=examples, timings=dict(timings.seconds))
+    write_report(report, config.out_uri)
     return report
 
 

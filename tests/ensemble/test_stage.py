@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 from ecom_kfp import uri
-from ecom_kfp.contracts.digests import DigestError
+from ecom_kfp.contracts.digests import DigestError, write_model_digests
 from ecom_kfp.contracts.layouts import EvaluationLayout, ModelLayout
 from ecom_kfp.contracts.serving import load_signature, output_key
 from ecom_kfp.ensemble.config import EnsembleConfig
 from ecom_kfp.ensemble.stage import MemberMismatchError, run
 from ecom_kfp.evaluate.config import EvaluateConfig
 from ecom_kfp.evaluate.stage import run as evaluate
+from ecom_kfp.push.validation import InfraValidationError
 from ecom_kfp.settings import ConfigError
 from ecom_kfp.testing import hostile
 from ecom_kfp.testing import tiny_classifier as tiny
@@ -109,3 +110,19 @@ def test_an_out_directory_holding_a_model_is_refused(good_model, weak_model, tmp
     out = _copy(good_model, tmp_path, "taken")
     with pytest.raises(ConfigError, match="already holds a model"):
         run(EnsembleConfig(model_uris=[good_model.root, weak_model.root], out_uri=out.root))
+
+
+def test_a_model_that_does_not_serve_never_reaches_out(good_model, tmp_path) -> None:
+    """Members whose digests are in order but whose outputs are narrower than their label files: the
+    average is written and loads, fails the serving check, and --out stays empty."""
+    members = []
+    for name in ("narrow-a", "narrow-b"):
+        member = _copy(good_model, tmp_path, name)
+        shutil.rmtree(member.saved_model)
+        hostile.classifier_writing_a_file(member.saved_model, str(tmp_path / f"{name}-ran"), [2, 2])
+        write_model_digests(member)  # as a producer of such a model would have
+        members.append(member.root)
+    out = tmp_path / "ensemble"
+    with pytest.raises(InfraValidationError, match="output 'level_1' has shape"):
+        run(EnsembleConfig(model_uris=members, out_uri=str(out)))
+    assert not out.exists() or not any(out.iterdir())
