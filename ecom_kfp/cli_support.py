@@ -10,6 +10,8 @@ import argparse
 import sys
 from collections.abc import Callable, Mapping
 
+from ecom_kfp.settings import add_arguments
+
 #: Exit status of a verb whose flags or inputs are unusable (argparse uses it for usage errors too).
 EXIT_BAD_INPUT = 2
 
@@ -21,8 +23,6 @@ def add_stage_verb(subparsers: argparse._SubParsersAction, verb: str, help: str,
     Returns:
         The verb's parser, for flags that are not settings of the config.
     """
-    from ecom_kfp.settings import add_arguments
-
     parser = subparsers.add_parser(verb, help=help, description=description,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser, config_cls)

@@ -209,6 +209,20 @@ class ModelLayout(_Layout):
         """Copy of the dataset manifest the model was trained on."""
         return self._at("dataset_manifest.json")
 
+    def fit_splits(self) -> list[str]:
+        """The splits ``report.json`` says the model was trained on (``val`` too with
+        ``--fit-on-val``); empty when the report is missing, unreadable or lists none.
+
+        The report is not covered by the model's digests; readers only use it to choose between
+        splits they score honestly either way (where evaluate fits its temperatures).
+        """
+        try:
+            summary = uri.read_json(self.report) if uri.exists(self.report) else {}
+        except ValueError:
+            return []
+        listed = summary.get("fit_splits") if isinstance(summary, dict) else None
+        return [split for split in listed if isinstance(split, str)] if isinstance(listed, list) else []
+
 
 @dataclass(frozen=True)
 class EvaluationLayout(_Layout):

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from ecom_kfp import uri
 from ecom_kfp.contracts import serving
 from ecom_kfp.contracts.digests import verified_model_copy, write_model_digests
-from ecom_kfp.contracts.labels import count_levels
+from ecom_kfp.contracts.labels import count_levels, load_all
 from ecom_kfp.contracts.layouts import ModelLayout
 from ecom_kfp.ensemble.config import EnsembleConfig
 from ecom_kfp.push.validation import check_serving
@@ -100,11 +100,12 @@ def run(config: EnsembleConfig) -> EnsembleReport:
                 record = write_model_digests(out)
             with timings.phase("check"):
                 examples = check_serving(out.saved_model, out.labels)
+            classes = [len(v) for v in load_all(out.labels, count_levels(out.labels))]
             with timings.phase("publish"):
                 uri.copy_tree(local, config.out_uri)
     report = EnsembleReport(
         out=config.out_uri, members=list(config.model_uris), member_sha256=[sha for _, sha in verified],
-        weights=weights, content_sha256=record["content_sha256"], classes=_classes(ModelLayout(config.out_uri)),
+        weights=weights, content_sha256=record["content_sha256"], classes=classes,
         fit_splits=_fit_splits(config.model_uris), signature_examples=examples, timings=dict(timings.seconds))
     write_report(report, config.out_uri)
     return report
@@ -126,23 +127,9 @@ def _label_files(layout: ModelLayout) -> dict[str, bytes]:
     return {rel: uri.read_bytes(uri.join(layout.labels, rel)) for rel in uri.relative_files(layout.labels)}
 
 
-def _classes(layout: ModelLayout) -> list[int]:
-    from ecom_kfp.contracts.labels import load_all
-
-    return [len(v) for v in load_all(layout.labels, count_levels(layout.labels))]
-
-
 def _fit_splits(members: list[str]) -> list[str]:
-    """The union of the members' ``fit_splits``. Their ``report.json`` is outside their digests: a
-    forged one can only move evaluate's calibration between two splits it scores honestly."""
-    splits: set[str] = set()
-    for member in members:
-        report = ModelLayout(member).report
-        with contextlib.suppress(ValueError, OSError):
-            summary = uri.read_json(report) if uri.exists(report) else {}
-            listed = summary.get("fit_splits") if isinstance(summary, dict) else None
-            splits.update(s for s in listed or [] if isinstance(s, str))
-    return sorted(splits)
+    """The union of the members' ``fit_splits`` (:meth:`ModelLayout.fit_splits`)."""
+    return sorted({split for member in members for split in ModelLayout(member).fit_splits()})
 
 
 def _export(members: list[ModelLayout], weights: list[float], path: str) -> None:

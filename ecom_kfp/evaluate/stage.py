@@ -137,16 +137,10 @@ class FittedTemperatures:
 def _trained_on_val(model_uri: str) -> bool:
     """Whether train's ``report.json`` beside the model lists ``val`` among its ``fit_splits``.
 
-    The report is not covered by the model's digests; a forged one can only move the calibration
-    between the validation and the test split, both of which the model is scored on honestly.
+    A forged report can only move the calibration between the validation and the test split, both
+    of which the model is scored on honestly.
     """
-    report = ModelLayout(model_uri).report
-    try:
-        summary = uri.read_json(report) if uri.exists(report) else {}
-    except ValueError:
-        return False
-    fit_splits = summary.get("fit_splits") if isinstance(summary, dict) else None
-    return isinstance(fit_splits, list) and "val" in fit_splits
+    return "val" in ModelLayout(model_uri).fit_splits()
 
 
 def _temperatures(inputs: EvaluationInputs, config: EvaluateConfig, test: SplitScores) -> FittedTemperatures:
