@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from ecom_kfp.settings import require, require_given, setting
 
-#: Fewer members is no ensemble; more is rarely worth the serving cost (on myntra-dev a third
-#: image model added nothing to two, benchmarks/README.md).
-MIN_MEMBERS, MAX_MEMBERS = 2, 16
+#: One member is published unchanged, so a pipeline trains one model or several with the same
+#: wiring; more than 16 is rarely worth the serving cost, which is the sum of the members'.
+MIN_MEMBERS, MAX_MEMBERS = 1, 16
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class EnsembleConfig:
 
     model_uris: list[str] = setting(flag="--models", metavar="URI,URI[,...]",
                                     help="model directory URIs (train outputs, with digests.json), all trained on "
-                                         "the same dataset")
+                                         "the same dataset; one model is published unchanged")
     out_uri: str = setting(flag="--out", metavar="URI",
                            help="output model directory URI (a model directory evaluate, push and predict take)")
     weights: list[float] = setting(factory=list, metavar="W,W[,...]",

@@ -12,7 +12,8 @@ must come from the same dataset (byte-identical ``dataset_manifest.json``, so th
 label vocabularies); they may differ in anything else (seed, backbone, inputs, fusion, image
 size), because each is kept whole, its own image preprocessing and tokenizer included, behind
 one serving signature that returns, per level, the weighted mean of the members' probabilities.
-Serving cost is the sum of the members'.
+Serving cost is the sum of the members'. A single member's SavedModel is published unchanged (so
+with the member's content digest), which lets a pipeline use one wiring for one seed or several.
 
 Output: a :class:`~ecom_kfp.contracts.layouts.ModelLayout` directory (``saved_model/``,
 ``labels/``, ``dataset_manifest.json``, ``digests.json``, ``report.json``) with no ``model.keras``:
@@ -94,7 +95,7 @@ def run(config: EnsembleConfig) -> EnsembleReport:
         with scratch_dir("ensemble") as local:
             out = ModelLayout(local)
             with timings.phase("export"):
-                _export(layouts, weights, out.saved_model)
+                _export(layouts, weights, out)
                 uri.copy_tree(layouts[0].labels, out.labels)
                 uri.copy(layouts[0].manifest, out.manifest)
                 record = write_model_digests(out)
@@ -132,8 +133,11 @@ def _fit_splits(members: list[str]) -> list[str]:
     return sorted({split for member in members for split in ModelLayout(member).fit_splits()})
 
 
-def _export(members: list[ModelLayout], weights: list[float], path: str) -> None:
+def _export(members: list[ModelLayout], weights: list[float], out: ModelLayout) -> None:
     """Write a SavedModel that keeps every member's SavedModel and averages their signatures' outputs."""
+    if len(members) == 1:  # nothing to average: the member's verified SavedModel, unchanged
+        uri.copy_tree(members[0].saved_model, out.saved_model)
+        return
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the members' SentencePiece ops before loading)
 
@@ -150,4 +154,4 @@ def _export(members: list[ModelLayout], weights: list[float], path: str) -> None
                 for key in outputs[0]}
 
     module.serve = serve
-    tf.saved_model.save(module, path, signatures={serving.SIGNATURE: serve})
+    tf.saved_model.save(module, out.saved_model, signatures={serving.SIGNATURE: serve})

@@ -4,7 +4,7 @@ Generates the demo catalog under ``<out>/catalog``, serves its images on 127.0.0
 really downloads them), and runs :func:`~ecom_kfp.pipelines.training.training_pipeline` under
 ``kfp.local.SubprocessRunner(use_venv=False)`` with its pipeline root at ``<out>/pipeline_root``,
 an MLflow sqlite store at ``<out>/mlflow.db`` (unless ``--mlflow-uri``) and the serving copy at
-``<out>/serving``. Then it reads every stage's ``report.json`` from the task outputs, checks that
+``<out>/serving``. ``--train-seeds 0,1`` trains one model per seed and serves their average. Then it reads every stage's ``report.json`` from the task outputs, checks that
 the counts add up from ingest to push, prints a summary and writes it to ``<out>/report.json``.
 When a model was pushed, a fresh slice of the demo catalog is then scored with the champion through
 the scoring pipeline (:mod:`ecom_kfp.pipelines.local_scoring`) and its predict summary printed.
@@ -21,12 +21,14 @@ from typing import Any
 from ecom_kfp.console import log_path, progress
 from ecom_kfp.contracts.layouts import DatasetLayout, DedupeLayout, EvaluationLayout, PredictionLayout
 from ecom_kfp.demo import DemoCatalogConfig
+from ecom_kfp.ensemble.config import MAX_MEMBERS, MIN_MEMBERS
 from ecom_kfp.evaluate.config import GateConfig
 from ecom_kfp.pipelines.kfp_local import find_run_dir
 from ecom_kfp.pipelines.local_scoring import score_fresh_slice
 from ecom_kfp.predict.cli import summary_lines
 from ecom_kfp.report import write_report
 from ecom_kfp.settings import require, setting
+from ecom_kfp.train.tracking import init_store
 
 SPLITS = DatasetLayout.SPLITS
 
@@ -35,10 +37,12 @@ STAGE_OUTPUTS = {
     "ingest": ("ingest-op", "products"),
     "dedupe": ("dedupe-op", "deduped"),
     "dataset": ("tfrecord-build-op", "dataset"),
-    "train": ("train-op", "model"),
+    "ensemble": ("ensemble-op", "ensemble"),
     "evaluate": ("evaluate-op", "evaluation"),
     "push": ("push-op", "pushed"),
 }
+#: The task that runs once per training seed, and its output (``train`` in the summary: a list).
+MEMBER_OUTPUT = ("train-op", "model")
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,9 @@ class LocalRunConfig:
     mlflow_uri: str = setting("", metavar="URI",
                               help="MLflow tracking and registry URI (empty: a sqlite store under --out)")
     seed: int = setting(0, help="demo catalog seed")
+    train_seeds: list[int] = setting(factory=lambda: [0], metavar="SEED,SEED[,...]",
+                                     help="one model per seed; two or more are averaged by the ensemble stage and the "
+                                          "average is evaluated and pushed (training_pipeline's seeds)")
     min_class_count: int = setting(3, metavar="N",
                                    help="classes with fewer training products fold into other (small for the demo)")
     batch_size: int = setting(32, metavar="N", help="global training batch size")
@@ -72,7 +79,11 @@ class LocalRunConfig:
         require(((self.products > 0, "--products", self.products, "must be positive"),
                  (self.epochs > 0, "--epochs", self.epochs, "must be positive"),
                  (self.image_size >= 32, "--image-size", self.image_size, "must be at least 32"),
-                 (bool(self.out), "--out", self.out, "must name a directory")))
+                 (bool(self.out), "--out", self.out, "must name a directory"),
+                 (MIN_MEMBERS <= len(self.train_seeds) <= MAX_MEMBERS, "--train-seeds", self.train_seeds,
+                  f"must name {MIN_MEMBERS} to {MAX_MEMBERS} seeds"),
+                 (len(set(self.train_seeds)) == len(self.train_seeds), "--train-seeds", self.train_seeds,
+                  "names a seed twice")))
 
 
 @dataclass
@@ -85,25 +96,30 @@ class LocalRunSummary:
     serving_uri: str
     seconds: float
     stage_seconds: dict[str, float] = field(default_factory=dict)
-    outputs: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
     reports: dict[str, Any] = field(default_factory=dict)
     counts_add_up: bool = False
     count_checks: list[dict[str, Any]] = field(default_factory=list)
 
 
-def stage_outputs(run_dir: Path) -> dict[str, Path]:
-    """Stage -> its output layout root in a kfp.local run (push is absent when not blessed).
+def _task_outputs(run_dir: Path, task: str, output: str) -> list[Path]:
+    """kfp.local writes a task's outputs to ``<run>/<task>/<output>``; tasks of loops and nested
+    pipelines sit deeper, so the search does not assume the depth."""
+    return sorted(p for p in run_dir.rglob(output) if p.parent.name == task)
 
-    kfp.local writes a task's outputs to ``<run>/<task>/<output>``; tasks of loops are nested one
-    directory deeper, so the search does not assume the depth.
-    """
-    found = {}
+
+def stage_outputs(run_dir: Path) -> dict[str, Any]:
+    """Stage -> its output layout root in a kfp.local run (push is absent when not blessed), and
+    ``train`` -> the trained members' roots, one per seed."""
+    found: dict[str, Any] = {}
     for stage, (task, output) in STAGE_OUTPUTS.items():
-        matches = sorted(p for p in run_dir.rglob(output) if p.parent.name == task)
+        matches = _task_outputs(run_dir, task, output)
         if len(matches) > 1:
             raise RuntimeError(f"{len(matches)} outputs of task {task!r} under {run_dir}: {matches}")
         if matches:
             found[stage] = matches[0]
+    if members := _task_outputs(run_dir, *MEMBER_OUTPUT):
+        found["train"] = members
     return found
 
 
@@ -111,9 +127,11 @@ def _read_json(path: Path) -> Any:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def read_reports(outputs: dict[str, Path]) -> dict[str, Any]:
-    """Every stage's ``report.json``, plus evaluate's metrics and blessing and the dataset manifest."""
-    reports = {stage: _read_json(root / "report.json") for stage, root in outputs.items()}
+def read_reports(outputs: dict[str, Any]) -> dict[str, Any]:
+    """Every stage's ``report.json`` (``train``: a list, one per member), plus evaluate's metrics and
+    blessing and the dataset manifest."""
+    reports = {stage: [_read_json(p / "report.json") for p in root] if isinstance(root, list)
+               else _read_json(root / "report.json") for stage, root in outputs.items()}
     if "dataset" in outputs:
         reports["dataset_manifest"] = _read_json(Path(DatasetLayout(str(outputs["dataset"])).manifest))
     if "evaluate" in outputs:
@@ -144,6 +162,7 @@ def run_local(config: LocalRunConfig) -> LocalRunSummary:
     timings: dict[str, float] = {}
 
     start = time.perf_counter()
+    init_store(mlflow_uri)
     demo = generate(DemoCatalogConfig(out=str(out / "catalog"), products=config.products,
                                       seed=config.seed))
     timings["demo_catalog"] = time.perf_counter() - start
@@ -156,7 +175,7 @@ def run_local(config: LocalRunConfig) -> LocalRunSummary:
             business_value_uri=demo.business_value, image_size=config.image_size,
             min_class_count=config.min_class_count, title_attributes=config.title_attributes, backbone=config.backbone,
             epochs=config.epochs, batch_size=config.batch_size, num_gpus=1, train_preset="cpu-small",
-            mlflow_tracking_uri=mlflow_uri, serving_uri=serving_uri, ingest_concurrency=16,
+            seeds=config.train_seeds, mlflow_tracking_uri=mlflow_uri, serving_uri=serving_uri, ingest_concurrency=16,
             min_weighted_score=config.min_weighted_score,
             allow_private_networks=True)  # the demo's images are served on loopback
         timings["pipeline"] = time.perf_counter() - pipeline_start
@@ -172,7 +191,8 @@ def run_local(config: LocalRunConfig) -> LocalRunSummary:
     summary = LocalRunSummary(
         out=str(out), run_dir=str(run_dir), mlflow_uri=mlflow_uri, serving_uri=serving_uri,
         seconds=time.perf_counter() - start, stage_seconds=timings,
-        outputs={stage: str(path) for stage, path in outputs.items()},
+        outputs={stage: [str(p) for p in path] if isinstance(path, list) else str(path)
+                 for stage, path in outputs.items()},
         reports={"demo_catalog": json.loads(Path(demo.out, "report.json").read_text()),
                  **read_reports(outputs), **scoring})
     checks = count_checks(summary.reports)
@@ -199,7 +219,7 @@ class CountCheck:
 def count_checks(reports: dict[str, Any]) -> list[CountCheck]:
     """Every product accounted for from the catalog to the evaluated test split."""
     demo, ingest, dedupe = reports["demo_catalog"], reports["ingest"], reports["dedupe"]
-    dataset, train, evaluate = reports["dataset"], reports["train"], reports["evaluate"]
+    dataset, members, evaluate = reports["dataset"], reports["train"], reports["evaluate"]
     return [
         CountCheck("catalog lines = ingest input", demo["products"], ingest["input_records"]),
         CountCheck("ingest input = accepted + rejected", ingest["input_records"],
@@ -213,8 +233,9 @@ def count_checks(reports: dict[str, Any]) -> list[CountCheck]:
                    dataset["records"] + dataset["rejected"]),
         CountCheck("records = train + val + test", dataset["records"],
                    sum(dataset["splits"].values())),
-        *[CountCheck(f"{split} records = records train read", dataset["splits"][split],
-                     train["counts"][split]) for split in SPLITS],
+        *[CountCheck(f"{split} records = records train read" + (f" (member {i + 1})" if len(members) > 1 else ""),
+                     dataset["splits"][split], train["counts"][split])
+          for i, train in enumerate(members) for split in SPLITS],
         CountCheck("test records = examples evaluated", dataset["splits"]["test"],
                    evaluate["examples"]),
     ]
@@ -228,7 +249,7 @@ def format_summary(summary: LocalRunSummary) -> str:
     """The human summary ``run-local`` prints (the numbers come from the stages' reports)."""
     r = summary.reports
     ingest, dedupe, dataset = r["ingest"], r["dedupe"], r["dataset"]
-    train, evaluate, blessing, push = r["train"], r["evaluate"], r["blessing"], r.get("push")
+    members, evaluate, blessing, push = r["train"], r["evaluate"], r["blessing"], r.get("push")
     checks = count_checks(r)
     bad = [c for c in checks if not c.ok]
     levels = "; ".join(f"level {k}: accuracy {v['accuracy']:.3f}, weighted score "
@@ -248,8 +269,8 @@ def format_summary(summary: LocalRunSummary) -> str:
         "  tfrecord-build    " + ", ".join(f"{s} {dataset['splits'][s]}" for s in SPLITS)
         + f" records; rejected {dataset['rejected']}"
         + (f": {_by_reason(dataset['rejected_by_reason'])}" if dataset["rejected_by_reason"] else ""),
-        f"  train             {train['backbone']}, {train['epochs_trained']} epoch(s), "
-        f"MLflow run {train['mlflow_run_id'] or '-'}",
+        f"  train             {_train_line(members)}",
+        f"  ensemble          {_ensemble_line(r['ensemble'])}",
         f"  evaluate          {levels}",
         f"  blessed           {'yes' if blessing['blessed'] else 'no'}: "
         f"{'; '.join(blessing['reasons'])}",
@@ -265,6 +286,20 @@ def format_summary(summary: LocalRunSummary) -> str:
                   f"  planted wrong labels: {planted['flagged']} of {planted['scored']} scored flagged suspect "
                   f"({planted['planted']} planted, {planted['suspects']} suspects in all)"]
     return "\n".join(lines + where_to_look(summary))
+
+
+def _train_line(members: list[dict[str, Any]]) -> str:
+    first, plural = members[0], "s" if len(members) > 1 else ""
+    runs = ", ".join(m["mlflow_run_id"] or "-" for m in members)
+    return (f"{len(members)} model{plural}, {first['backbone']}, {first['epochs_trained']} epoch(s), "
+            f"MLflow run{plural} {runs}")
+
+
+def _ensemble_line(ensemble: dict[str, Any]) -> str:
+    if len(ensemble["members"]) == 1:
+        return "one model, published unchanged"
+    return (f"{len(ensemble['members'])} models averaged, weights "
+            + ", ".join(f"{w:.2f}" for w in ensemble["weights"]))
 
 
 def where_to_look(summary: LocalRunSummary) -> list[str]:

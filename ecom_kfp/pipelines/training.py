@@ -1,13 +1,17 @@
 """``training_pipeline``: catalog -> blessed, registered product-category classifier.
 
-``ingest -> dedupe -> tfrecord-build -> train -> evaluate -> push``; push runs only when
-evaluate blesses the model (``dsl.If``). Every argument is a run parameter in the Kubeflow UI.
+``ingest -> dedupe -> tfrecord-build -> ParallelFor(seeds: train) -> ensemble -> evaluate -> push``;
+push runs only when evaluate blesses the model (``dsl.If``). Every argument is a run parameter in
+the Kubeflow UI. One model is trained per seed, each in its own pod; ensemble averages them (one
+seed: it publishes that model unchanged), so a run of ``seeds=[0, 1]`` costs one model's wall time
+on two GPU pools' worth of pods.
 """
 
 from kfp import dsl
-from kfp.dsl import Artifact, Input, Model
+from kfp.dsl import Artifact, Dataset, Input, Model
 
-from ecom_kfp.components import evaluate_op, push_op, train_op
+from ecom_kfp.components import ensemble_op, evaluate_op, push_op, train_op
+from ecom_kfp.ensemble.config import MAX_MEMBERS
 from ecom_kfp.pipelines import steps
 from ecom_kfp.pipelines.task_settings import (DEFAULT_GPU_NODE_SELECTOR, on_gpu_pool,
                                               set_resources, with_network_retries)
@@ -16,6 +20,9 @@ PIPELINE_NAME = "ecom-kfp-training"
 #: Push registers a model and copies a SavedModel: light, so a fixed request (see push_if_blessed).
 PUSH_CPU = "1"
 PUSH_MEMORY = "4Gi"
+#: Members training at once. ``dsl.ParallelFor(parallelism=...)`` takes a constant only; the
+#: ensemble stage takes at most this many members.
+MAX_PARALLEL_MEMBERS = MAX_MEMBERS
 
 
 @dsl.pipeline(name="push-if-blessed",
@@ -33,6 +40,23 @@ def push_if_blessed(blessed: bool, model: Input[Model], evaluation: Input[Artifa
         push = push_op(model=model, evaluation=evaluation, registry_uri=registry_uri,
                        serving_uri=serving_uri, registered_model_name=registered_model_name)
         with_network_retries(set_resources(push.set_display_name("push"), PUSH_CPU, PUSH_MEMORY))
+
+
+@dsl.pipeline(name="train-member",
+              description="Train one model of the run on the GPU pool, with its resources set from parameters.")
+def train_member(dataset: Input[Dataset], seed: int, preset: str, backbone: str, epochs: int, batch_size: int,
+                 learning_rate: float, image_size: int, precision: str, fit_on_val: bool, num_gpus: int,
+                 gpu_accelerator: str, gpu_node_selector: dict, launcher: str, mlflow_tracking_uri: str,
+                 experiment_name: str, train_cpu_request: str, train_memory: str) -> Model:
+    """One member. A pipeline of its own because kfp 2.17 drops parameter-valued resources of tasks
+    placed directly inside ``dsl.ParallelFor`` (see ``task_settings``)."""
+    train = train_op(dataset=dataset, preset=preset, backbone=backbone, epochs=epochs, batch_size=batch_size,
+                     learning_rate=learning_rate, image_size=image_size, precision=precision,
+                     fit_on_val=fit_on_val, seed=seed, num_processes=num_gpus,
+                     mlflow_tracking_uri=mlflow_tracking_uri, experiment_name=experiment_name, launcher=launcher)
+    set_resources(train.set_display_name("train"), train_cpu_request, train_memory)
+    on_gpu_pool(train, gpu_accelerator, num_gpus, gpu_node_selector)
+    return train.outputs["model"]
 
 
 @dsl.pipeline(name=PIPELINE_NAME,
@@ -63,6 +87,7 @@ def training_pipeline(
     learning_rate: float = 0.0,
     precision: str = "auto",
     fit_on_val: bool = False,
+    seeds: list = [0],  # noqa: B006 (KFP reads the default from the signature)
     num_gpus: int = 1,
     gpu_accelerator: str = "nvidia.com/gpu",
     gpu_node_selector: dict = DEFAULT_GPU_NODE_SELECTOR,
@@ -114,6 +139,10 @@ def training_pipeline(
             CPU), float32, mixed_float16 or mixed_bfloat16.
         fit_on_val: Train on the train and validation splits together (a final model once the
             settings were chosen on validation); the test split still decides the blessing.
+        seeds: Training seeds, one model per seed, each trained in its own pod at the same time
+            (at most 16). With two or more, ensemble averages the models' probabilities and the
+            average is evaluated and pushed (serving costs the sum of the members); with one, that
+            model is evaluated and pushed unchanged.
         num_gpus: GPUs for the train task, also its number of Horovod processes (at least 1).
         gpu_accelerator: Kubernetes extended resource name of the GPU.
         gpu_node_selector: Node labels of the GPU pool, e.g. the GPU model label.
@@ -140,15 +169,19 @@ def training_pipeline(
         max_levels=max_levels, min_class_count=min_class_count, title_attributes=title_attributes,
         cpu=cpu_request, memory=memory)
 
-    train = train_op(dataset=build.outputs["dataset"], preset=train_preset, backbone=backbone, epochs=epochs,
-                     batch_size=batch_size, learning_rate=learning_rate, image_size=image_size,
-                     precision=precision, fit_on_val=fit_on_val,
-                     num_processes=num_gpus, mlflow_tracking_uri=mlflow_tracking_uri,
-                     experiment_name=experiment_name, launcher=train_launcher)
-    set_resources(train.set_display_name("train"), train_cpu_request, train_memory)
-    on_gpu_pool(train, gpu_accelerator, num_gpus, gpu_node_selector)
+    with dsl.ParallelFor(seeds, parallelism=MAX_PARALLEL_MEMBERS, name="seeds") as seed:
+        member = train_member(dataset=build.outputs["dataset"], seed=seed, preset=train_preset, backbone=backbone,
+                              epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                              image_size=image_size, precision=precision, fit_on_val=fit_on_val, num_gpus=num_gpus,
+                              gpu_accelerator=gpu_accelerator, gpu_node_selector=gpu_node_selector,
+                              launcher=train_launcher, mlflow_tracking_uri=mlflow_tracking_uri,
+                              experiment_name=experiment_name, train_cpu_request=train_cpu_request,
+                              train_memory=train_memory)
+    ensemble = ensemble_op(models=dsl.Collected(member.output))
+    set_resources(ensemble.set_display_name("ensemble"), cpu_request, memory)
+    model = ensemble.outputs["ensemble"]
 
-    evaluate = evaluate_op(model=train.outputs["model"], dataset=build.outputs["dataset"],
+    evaluate = evaluate_op(model=model, dataset=build.outputs["dataset"],
                            business_value_uri=business_value_uri,
                            mlflow_tracking_uri=mlflow_tracking_uri,
                            registered_model_name=registered_model_name,
@@ -156,6 +189,6 @@ def training_pipeline(
                            min_weighted_score=min_weighted_score)
     set_resources(evaluate.set_display_name("evaluate"), cpu_request, memory)
 
-    push_if_blessed(blessed=evaluate.outputs["blessed"], model=train.outputs["model"],
+    push_if_blessed(blessed=evaluate.outputs["blessed"], model=model,
                     evaluation=evaluate.outputs["evaluation"], registry_uri=mlflow_tracking_uri,
                     serving_uri=serving_uri, registered_model_name=registered_model_name)

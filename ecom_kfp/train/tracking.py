@@ -47,6 +47,38 @@ def artifact_location(tracking_uri: str) -> str | None:
     return (Path(database).resolve().parent / LOCAL_ARTIFACTS).as_uri()
 
 
+def _create_experiment(tracking_uri: str, experiment_name: str) -> None:
+    """Create the experiment unless another process just did: the members of one pipeline run start
+    together, and on the first run of an experiment each of them finds it missing."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        MlflowClient(tracking_uri=tracking_uri).create_experiment(
+            experiment_name, artifact_location=artifact_location(tracking_uri))
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
+def init_store(tracking_uri: str) -> None:
+    """Create (or migrate) a tracking store's schema now, in this process.
+
+    A fresh sqlite store is created by its first client; members training at once would each run
+    the schema migrations on the same file, and all but one fail.
+    """
+    from mlflow import MlflowClient  # configures MLflow's loggers on first import
+
+    # MLflow's logger writes to the terminal itself; its "creating tables" lines belong in the log.
+    mlflow_log = logging.getLogger("mlflow")
+    saved = mlflow_log.handlers[:], mlflow_log.propagate
+    mlflow_log.handlers, mlflow_log.propagate = [], True
+    try:
+        MlflowClient(tracking_uri=tracking_uri).search_experiments(max_results=1)
+    finally:
+        mlflow_log.handlers, mlflow_log.propagate = saved
+
+
 class MlflowRun:
     """One MLflow run: params at start, metrics per epoch, artifacts at the end."""
 
@@ -60,7 +92,7 @@ class MlflowRun:
         self._previous_env = os.environ.get(TRACKING_URI_ENV)
         mlflow.set_tracking_uri(tracking_uri)
         if mlflow.get_experiment_by_name(experiment_name) is None:
-            mlflow.create_experiment(experiment_name, artifact_location=artifact_location(tracking_uri))
+            _create_experiment(tracking_uri, experiment_name)
         mlflow.set_experiment(experiment_name)
         self.run = mlflow.start_run()
         self.run_id: str = self.run.info.run_id

@@ -66,6 +66,19 @@ def test_evaluate_scores_the_ensemble_and_blesses_its_content(good_model, weak_m
     assert scored.levels["2"]["accuracy"] > weak.levels["2"]["accuracy"]
 
 
+def test_one_member_is_published_unchanged(good_model, test_records, tmp_path) -> None:
+    """What training_pipeline does with one seed: the member's SavedModel, same content digest, so
+    evaluate blesses and push registers exactly what train produced."""
+    out = str(tmp_path / "ensemble")
+    report = run(EnsembleConfig(model_uris=[good_model.root], out_uri=out))
+    assert report.weights == [1.0]
+    assert report.content_sha256 == report.member_sha256[0] == uri.read_json(good_model.digests)["content_sha256"]
+    for level in range(2):
+        np.testing.assert_array_equal(_outputs(ModelLayout(out).saved_model, test_records)[level],
+                                      _outputs(good_model.saved_model, test_records)[level])
+    assert report.fit_splits == good_model.fit_splits()
+
+
 def test_fit_splits_are_every_split_a_member_was_trained_on(good_model, weak_model, tmp_path) -> None:
     members = [_copy(good_model, tmp_path, "a"), _copy(weak_model, tmp_path, "b")]
     Path(members[0].report).write_text(json.dumps({"fit_splits": ["train"]}))
@@ -95,7 +108,8 @@ def test_members_trained_on_another_dataset_are_refused(good_model, tmp_path) ->
 
 
 @pytest.mark.parametrize(("models", "weights", "message"), [
-    (["a"], [], "must name 2 to 16 models"),
+    ([], [], "must name 1 to 16 models"),
+    ([f"m{i}" for i in range(17)], [], "must name 1 to 16 models"),
     (["a", "a"], [], "names a model twice"),
     (["a", "b"], [1.0], "one weight per model"),
     (["a", "b"], [1.0, 0.0], "must be positive"),

@@ -15,6 +15,8 @@ from ecom_kfp.settings import ConfigError
     (dict(epochs=0), "--epochs=0: must be positive"),
     (dict(image_size=16), "--image-size=16: must be at least 32"),
     (dict(out=""), "--out='': must name a directory"),
+    (dict(train_seeds=[]), "--train-seeds=[]: must name 1 to 16 seeds"),
+    (dict(train_seeds=[1, 1]), "--train-seeds=[1, 1]: names a seed twice"),
 ])
 def test_a_flag_out_of_range_is_refused_by_name(overrides: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):

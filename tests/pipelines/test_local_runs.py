@@ -27,22 +27,28 @@ def _report(directory: Path) -> dict:
 
 def test_run_local_training_pipeline_counts_add_up_from_ingest_to_push(tmp_path: Path,
                                                                       capsys) -> None:
+    """Two seeds, so the default ``make demo`` (one seed, published unchanged) and this run cover
+    both of the ensemble stage's paths."""
     out = tmp_path / "run"
     # One epoch on 300 products: the push path is what is checked here, not the model, so no floor.
-    assert main(["run-local", "--out", str(out), "--products", "300", "--epochs", "1",
+    assert main(["run-local", "--out", str(out), "--products", "300", "--epochs", "1", "--train-seeds", "0,1",
                  "--image-size", "32", "--backbone", "small-cnn", "--min-weighted-score", "0"]) == 0
     printed = capsys.readouterr().out
     summary = _report(out)
+    members = [Path(p) for p in summary["outputs"].pop("train")]
     outputs = {stage: Path(p) for stage, p in summary["outputs"].items()}
-    assert set(outputs) == {"ingest", "dedupe", "dataset", "train", "evaluate", "push"}
+    assert set(outputs) == {"ingest", "dedupe", "dataset", "ensemble", "evaluate", "push"}
     for stage, files in {"ingest": ["products.parquet", "rejects.parquet", "report.json"],
                          "dedupe": ["products.parquet", "duplicates.parquet", "report.json"],
                          "dataset": ["manifest.json", "labels/level_1.txt", "text/spm.model"],
-                         "train": ["saved_model", "model.keras", "report.json"],
+                         "ensemble": ["saved_model", "digests.json", "report.json"],
                          "evaluate": ["metrics.json", "blessing.json", "report.html"],
                          "push": ["report.json"]}.items():
         for name in files:
             assert (outputs[stage] / name).exists(), f"{stage}: {name}"
+    assert len(members) == 2
+    for member in members:
+        assert (member / "model.keras").exists() and (member / "saved_model").exists()
     for split in ("train", "val", "test"):
         assert list((outputs["dataset"] / split).glob("part-*.tfrecord.gz")), split
 
@@ -55,12 +61,18 @@ def test_run_local_training_pipeline_counts_add_up_from_ingest_to_push(tmp_path:
     assert reports["ingest"]["rejected"] > 0  # the demo plants broken images and dead links
     assert reports["dedupe"]["duplicates"] > 0  # and duplicates
     assert reports["blessing"]["blessed"] is True  # no baseline, floor 0.0
+    # The two seeds trained different models, and the one evaluated and pushed is their average.
+    ensemble = reports["ensemble"]
+    assert sorted(ensemble["members"]) == sorted(str(m) for m in members) and ensemble["weights"] == [0.5, 0.5]
+    assert len(set(ensemble["member_sha256"])) == 2
+    assert reports["blessing"]["model_sha256"] == ensemble["content_sha256"]
     push = reports["push"]
     assert push["registered_model_name"] == "ecom-product-category"
     assert Path(push["serving_uri"]).is_relative_to(out / "serving")
     assert any(Path(push["serving_uri"]).rglob("saved_model.pb"))
     assert (out / "mlflow.db").exists()
     assert "counts add up     yes" in printed and "blessed           yes" in printed
+    assert "ensemble          2 models averaged, weights 0.50, 0.50" in printed
     planted = reports["scoring"]["planted_label_errors"]
     assert planted["flagged"] <= planted["scored"] <= planted["planted"] >= 1
     assert f"planted wrong labels: {planted['flagged']} of {planted['scored']} scored flagged suspect" in printed

@@ -35,7 +35,7 @@ def _all_tasks(spec: dict) -> dict[str, dict]:
 def test_training_pipeline_exposes_the_ui_parameters(training) -> None:
     params = training[0]["root"]["inputDefinitions"]["parameters"]
     for name in ("catalog", "catalog_format", "column_map", "images_base", "image_size",
-                 "split_fractions", "max_levels", "backbone", "epochs", "num_gpus",
+                 "split_fractions", "max_levels", "backbone", "epochs", "seeds", "num_gpus",
                  "gpu_accelerator", "gpu_node_selector", "mlflow_tracking_uri", "serving_uri",
                  "confidence_threshold", "min_weighted_score", "cpu_request", "memory"):
         assert name in params, name
@@ -48,7 +48,18 @@ def test_stage_order_and_push_only_when_blessed(training) -> None:
     root = spec["root"]["dag"]["tasks"]
     assert root["dedupe-op"]["dependentTasks"] == ["ingest-op"]
     assert root["tfrecord-build-op"]["dependentTasks"] == ["dedupe-op"]
-    assert root["train-op"]["dependentTasks"] == ["tfrecord-build-op"]
+    # One member per seed, each a train-member pipeline (parameter resources), gathered by ensemble.
+    loop = root["for-loop-1"]
+    assert loop["dependentTasks"] == ["tfrecord-build-op"]
+    assert loop["parameterIterator"]["items"] == {"inputParameter": "pipelinechannel--seeds"}
+    assert loop["iteratorPolicy"] == {"parallelismLimit": 16}
+    [member] = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"].values()
+    assert list(spec["components"][member["componentRef"]["name"]]["dag"]["tasks"]) == ["train-op"]
+    assert root["ensemble-op"]["dependentTasks"] == ["for-loop-1"]
+    assert root["ensemble-op"]["inputs"]["artifacts"]["models"]["taskOutputArtifact"]["producerTask"] == "for-loop-1"
+    for task in ("evaluate-op", "push-if-blessed"):
+        assert root[task]["inputs"]["artifacts"]["model"]["taskOutputArtifact"] == {
+            "outputArtifactKey": "ensemble", "producerTask": "ensemble-op"}, task
     assert "push-op" not in root
     gate = root["push-if-blessed"]
     assert gate["inputs"]["parameters"]["blessed"] == {
@@ -66,6 +77,10 @@ def test_train_runs_on_the_gpu_pool_with_parameter_resources(training) -> None:
     assert "pipelinechannel--num_gpus" in resources["accelerator"]["resourceCount"]
     assert "pipelinechannel--gpu_accelerator" in resources["accelerator"]["resourceType"]
     assert "pipelinechannel--train_memory" in resources["resourceMemoryLimit"]
+    # ... read from the train-member pipeline's inputs, which the seeds loop fills from the run's.
+    member = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]["train-member"]["inputs"]["parameters"]
+    for name in ("train_memory", "train_cpu_request", "num_gpus", "gpu_accelerator", "gpu_node_selector"):
+        assert member[name] == {"componentInputParameter": f"pipelinechannel--{name}"}, name
     k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train-op"]
     assert k8s["nodeSelector"]["nodeSelectorJson"]["componentInputParameter"] == "gpu_node_selector"
     assert {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"} in k8s["tolerations"]

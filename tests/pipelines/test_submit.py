@@ -25,16 +25,17 @@ def training_yaml(compiled_root: Path) -> str:
 def test_flags_override_file_and_values_are_typed(tmp_path: Path) -> None:
     params_file = tmp_path / "params.yaml"
     params_file.write_text("catalog: gs://b/catalog.jsonl\nepochs: 5\n")
-    params = parse_params(["epochs=3", "gpu_node_selector={pool: a100}", "column_map="],
+    params = parse_params(["epochs=3", "gpu_node_selector={pool: a100}", "column_map=", "seeds=[0, 1]"],
                           str(params_file))
     assert params == {"catalog": "gs://b/catalog.jsonl", "epochs": 3,
-                      "gpu_node_selector": {"pool": "a100"}, "column_map": ""}
+                      "gpu_node_selector": {"pool": "a100"}, "column_map": "", "seeds": [0, 1]}
 
 
 @pytest.mark.parametrize("params, expected", [
     ({"catalog": "x", "epohcs": 3}, "--param epohcs: the pipeline has no such parameter"),
     ({"catalog": "x", "epochs": "many"}, "--param epochs='many': expected NUMBER_INTEGER"),
     ({"catalog": "x", "gpu_node_selector": "a100"}, "expected STRUCT"),
+    ({"catalog": "x", "seeds": 1}, "--param seeds=1: expected LIST"),
     ({"epochs": 3}, "missing required parameter(s): catalog"),
 ])
 def test_bad_parameters_are_named(training_yaml: str, params: dict, expected: str) -> None:

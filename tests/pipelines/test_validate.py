@@ -42,11 +42,11 @@ def test_every_compiled_file_is_valid(compiled_root: Path) -> None:
 
 
 def test_misspelled_field_is_named(training_docs: list[dict]) -> None:
-    task = training_docs[0]["root"]["dag"]["tasks"]["train-op"]
+    task = training_docs[0]["root"]["dag"]["tasks"]["evaluate-op"]
     task["cachingOptionz"] = task.pop("cachingOptions")
     [message] = _messages(training_docs)
     assert "cachingOptionz" in message
-    assert "root.dag.tasks[train-op]" in message
+    assert "root.dag.tasks[evaluate-op]" in message
 
 
 def test_misspelled_platform_field_is_named(training_docs: list[dict]) -> None:
@@ -58,10 +58,10 @@ def test_misspelled_platform_field_is_named(training_docs: list[dict]) -> None:
 
 
 def test_dangling_component_reference_is_named(training_docs: list[dict]) -> None:
-    training_docs[0]["root"]["dag"]["tasks"]["train-op"]["componentRef"]["name"] = "comp-trian-op"
+    training_docs[0]["root"]["dag"]["tasks"]["evaluate-op"]["componentRef"]["name"] = "comp-evalaute-op"
     [message] = _messages(training_docs)
-    assert message.startswith("broken.yaml: root.dag.tasks.train-op.componentRef.name:")
-    assert "'comp-trian-op' is not defined" in message
+    assert message.startswith("broken.yaml: root.dag.tasks.evaluate-op.componentRef.name:")
+    assert "'comp-evalaute-op' is not defined" in message
 
 
 def test_dangling_executor_and_dependency_are_named(training_docs: list[dict]) -> None:

@@ -24,7 +24,7 @@ from ecom_kfp.train.callbacks import CHECKPOINT_STATE
 from ecom_kfp.train.config import ConfigError
 from ecom_kfp.train.data import DatasetError
 from ecom_kfp.train.model import ProductClassifier
-from ecom_kfp.train.tracking import TRACKING_URI_ENV, artifact_location
+from ecom_kfp.train.tracking import TRACKING_URI_ENV, _create_experiment, artifact_location
 from tests.train.helpers import SPLIT_SIZES
 
 pytestmark = pytest.mark.slow
@@ -185,6 +185,16 @@ def test_a_gcs_output_without_a_tracking_store_is_refused_before_training(
 ])
 def test_a_sqlite_stores_artifacts_go_beside_its_database_file(store: str, artifacts: str | None) -> None:
     assert artifact_location(store) == artifacts
+
+
+def test_members_starting_together_share_their_experiment(mlflow: MlflowServer) -> None:
+    """The seeds of one training_pipeline run start at once, and on an experiment's first run each
+    finds it missing: creating it a second time (what the later member does) is not an error."""
+    from mlflow.tracking import MlflowClient
+
+    for _ in range(2):
+        _create_experiment(mlflow.tracking_uri, "members-start-together")
+    assert MlflowClient(mlflow.tracking_uri).get_experiment_by_name("members-start-together") is not None
 
 
 def test_resuming_with_a_different_model_names_the_flags(tiny_dataset: DatasetLayout, tmp_path: Path) -> None:
