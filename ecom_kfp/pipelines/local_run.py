@@ -4,8 +4,9 @@ Generates the demo catalog under ``<out>/catalog``, serves its images on 127.0.0
 really downloads them), and runs :func:`~ecom_kfp.pipelines.training.training_pipeline` under
 ``kfp.local.SubprocessRunner(use_venv=False)`` with its pipeline root at ``<out>/pipeline_root``,
 an MLflow sqlite store at ``<out>/mlflow.db`` (unless ``--mlflow-uri``) and the serving copy at
-``<out>/serving``. ``--train-seeds 0,1`` trains one model per seed and serves their average. Then it reads every stage's ``report.json`` from the task outputs, checks that
-the counts add up from ingest to push, prints a summary and writes it to ``<out>/report.json``.
+``<out>/serving``; ``--train-seeds 0,1`` trains one model per seed and serves their average. Then
+it reads every stage's ``report.json`` from the task outputs, checks that the counts add up from
+ingest to push, prints a summary and writes it to ``<out>/report.json``.
 When a model was pushed, a fresh slice of the demo catalog is then scored with the champion through
 the scoring pipeline (:mod:`ecom_kfp.pipelines.local_scoring`) and its predict summary printed.
 """

@@ -3,8 +3,8 @@
 ``ingest -> dedupe -> tfrecord-build -> ParallelFor(seeds: train) -> ensemble -> evaluate -> push``;
 push runs only when evaluate blesses the model (``dsl.If``). Every argument is a run parameter in
 the Kubeflow UI. One model is trained per seed, each in its own pod; ensemble averages them (one
-seed: it publishes that model unchanged), so a run of ``seeds=[0, 1]`` costs one model's wall time
-on two GPU pools' worth of pods.
+seed: it publishes that model unchanged), so ``seeds=[0, 1]`` costs one model's wall time and
+twice its GPU hours.
 """
 
 from kfp import dsl
