@@ -14,6 +14,7 @@ from ecom_kfp.contracts.layouts import EvaluationLayout, ModelLayout
 from ecom_kfp.push import mlflow_model
 from ecom_kfp.scratch import scratch_dir
 from ecom_kfp.settings import require
+from ecom_kfp.train.tracking import experiment_id
 
 
 def git_version() -> str:
@@ -72,18 +73,13 @@ def version_tags(content_sha256: str, model: ModelLayout, metrics: dict, blessed
     return tags
 
 
-def _experiment_id(client, name: str) -> str:
-    experiment = client.get_experiment_by_name(name)
-    return experiment.experiment_id if experiment else client.create_experiment(name)
-
-
 def register(client, *, name: str, experiment: str, model: ModelLayout, evaluation: EvaluationLayout,
              tags: dict[str, str]):
     """Log the model (as an MLflow Model) and its evaluation as a run's artifacts; create a model version from it."""
     from mlflow.entities import Metric
     from mlflow.exceptions import MlflowException
 
-    run = client.create_run(_experiment_id(client, experiment), run_name=f"push-{tags[registry.CONTENT_SHA256][:12]}",
+    run = client.create_run(experiment_id(client, experiment), run_name=f"push-{tags[registry.CONTENT_SHA256][:12]}",
                             tags={k: v for k, v in tags.items() if k != registry.SERVING_STATUS})
     run_id = run.info.run_id
     now = int(time.time() * 1000)

@@ -47,18 +47,26 @@ def artifact_location(tracking_uri: str) -> str | None:
     return (Path(database).resolve().parent / LOCAL_ARTIFACTS).as_uri()
 
 
-def _create_experiment(tracking_uri: str, experiment_name: str) -> None:
-    """Create the experiment unless another process just did: the members of one pipeline run start
-    together, and on the first run of an experiment each of them finds it missing."""
-    from mlflow import MlflowClient
+def experiment_id(client: Any, name: str, artifact_location: str | None = None) -> str:
+    """The id of MLflow experiment ``name`` (``client``: an ``MlflowClient``), created when missing.
+
+    The members of one training_pipeline run start together, and pushes of concurrent runs may too:
+    on an experiment's first run each finds it missing, and all but one creation lose the race.
+    """
+    experiment = client.get_experiment_by_name(name)
+    return experiment.experiment_id if experiment else _create_experiment(client, name, artifact_location)
+
+
+def _create_experiment(client: Any, name: str, artifact_location: str | None) -> str:
+    """Create experiment ``name``; when another process just did, return the id of that one."""
     from mlflow.exceptions import MlflowException
 
     try:
-        MlflowClient(tracking_uri=tracking_uri).create_experiment(
-            experiment_name, artifact_location=artifact_location(tracking_uri))
+        return client.create_experiment(name, artifact_location=artifact_location)
     except MlflowException as error:
         if error.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
+    return client.get_experiment_by_name(name).experiment_id
 
 
 def init_store(tracking_uri: str) -> None:
@@ -91,9 +99,8 @@ class MlflowRun:
         # run in this process does not inherit this one's store.
         self._previous_env = os.environ.get(TRACKING_URI_ENV)
         mlflow.set_tracking_uri(tracking_uri)
-        if mlflow.get_experiment_by_name(experiment_name) is None:
-            _create_experiment(tracking_uri, experiment_name)
-        mlflow.set_experiment(experiment_name)
+        mlflow.set_experiment(experiment_id=experiment_id(mlflow.MlflowClient(tracking_uri=tracking_uri),
+                                                          experiment_name, artifact_location(tracking_uri)))
         self.run = mlflow.start_run()
         self.run_id: str = self.run.info.run_id
         log.info("MLflow run %s at %s", self.run_id, tracking_uri)

@@ -24,7 +24,7 @@ from ecom_kfp.train.callbacks import CHECKPOINT_STATE
 from ecom_kfp.train.config import ConfigError
 from ecom_kfp.train.data import DatasetError
 from ecom_kfp.train.model import ProductClassifier
-from ecom_kfp.train.tracking import TRACKING_URI_ENV, _create_experiment, artifact_location
+from ecom_kfp.train.tracking import TRACKING_URI_ENV, _create_experiment, artifact_location, experiment_id
 from tests.train.helpers import SPLIT_SIZES
 
 pytestmark = pytest.mark.slow
@@ -192,9 +192,10 @@ def test_members_starting_together_share_their_experiment(mlflow: MlflowServer) 
     finds it missing: creating it a second time (what the later member does) is not an error."""
     from mlflow.tracking import MlflowClient
 
-    for _ in range(2):
-        _create_experiment(mlflow.tracking_uri, "members-start-together")
-    assert MlflowClient(mlflow.tracking_uri).get_experiment_by_name("members-start-together") is not None
+    client = MlflowClient(mlflow.tracking_uri)
+    created = [_create_experiment(client, "members-start-together", None) for _ in range(2)]
+    assert client.get_experiment_by_name("members-start-together") is not None
+    assert created[0] == created[1] == experiment_id(client, "members-start-together")
 
 
 def test_resuming_with_a_different_model_names_the_flags(tiny_dataset: DatasetLayout, tmp_path: Path) -> None:
