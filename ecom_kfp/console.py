@@ -64,6 +64,35 @@ class _KfpTaskProgress(logging.Filter):
         return True
 
 
+#: Loggers of libraries that print to the terminal themselves, and the variables that stop them.
+#: MLflow gives its ``mlflow`` logger a handler of its own writing to whatever ``sys.stderr`` is
+#: (the terminal inside :func:`quiet_terminal`) and stops it propagating, when ``mlflow`` is first
+#: imported, which may happen inside the block: hence ``MLFLOW_CONFIGURE_LOGGING``.
+_SELF_PRINTING_LOGGERS = ("mlflow",)
+_SELF_PRINTING_ENV = {"MLFLOW_CONFIGURE_LOGGING": "false"}
+
+
+@contextlib.contextmanager
+def _library_loggers_to_root() -> Iterator[None]:
+    """Point the self-printing libraries' loggers at the root logger (the log file) for the block."""
+    saved_env = {name: os.environ.get(name) for name in _SELF_PRINTING_ENV}
+    os.environ.update(_SELF_PRINTING_ENV)
+    loggers = [logging.getLogger(name) for name in _SELF_PRINTING_LOGGERS]
+    saved = [(logger.handlers[:], logger.propagate) for logger in loggers]
+    for logger in loggers:
+        logger.handlers[:], logger.propagate = [], True
+    try:
+        yield
+    finally:
+        for logger, (handlers, propagate) in zip(loggers, saved, strict=True):
+            logger.handlers[:], logger.propagate = handlers, propagate
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _real_fileno(stream: TextIO) -> int | None:
     with contextlib.suppress(AttributeError, OSError, io.UnsupportedOperation):
         return stream.fileno()
@@ -99,8 +128,10 @@ def quiet_terminal(log_path: str | os.PathLike, *, verbose: bool = False,
     logging.captureWarnings(True)
     saved_fds: dict[int, int] = {}
     saved_streams = sys.stdout, sys.stderr
+    libraries = contextlib.ExitStack()
     try:
         if not verbose:
+            libraries.enter_context(_library_loggers_to_root())
             sys.stdout.flush()
             sys.stderr.flush()
             for fd in (1, 2):
@@ -125,6 +156,7 @@ def quiet_terminal(log_path: str | os.PathLike, *, verbose: bool = False,
         for fd, saved in saved_fds.items():
             os.dup2(saved, fd)
             os.close(saved)
+        libraries.close()
         logging.captureWarnings(False)
         root.removeFilter(task_progress)
         root.handlers[:] = saved_handlers

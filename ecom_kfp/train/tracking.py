@@ -75,16 +75,9 @@ def init_store(tracking_uri: str) -> None:
     A fresh sqlite store is created by its first client; members training at once would each run
     the schema migrations on the same file, and all but one fail.
     """
-    from mlflow import MlflowClient  # configures MLflow's loggers on first import
+    from mlflow import MlflowClient
 
-    # MLflow's logger writes to the terminal itself; its "creating tables" lines belong in the log.
-    mlflow_log = logging.getLogger("mlflow")
-    saved = mlflow_log.handlers[:], mlflow_log.propagate
-    mlflow_log.handlers, mlflow_log.propagate = [], True
-    try:
-        MlflowClient(tracking_uri=tracking_uri).search_experiments(max_results=1)
-    finally:
-        mlflow_log.handlers, mlflow_log.propagate = saved
+    MlflowClient(tracking_uri=tracking_uri).search_experiments(max_results=1)
 
 
 class MlflowRun:
