@@ -23,7 +23,7 @@ later) are aggregated by a later run with ``--models title,fused,...``.
 
 Usage: ``python benchmarks/bench_cv.py [--folds 5] [--only-folds 0,1] [--epochs 18]
 [--image-epochs 8] [--models fused,title,image,baseline] [--min-class-count 1] [--logit-adjustment 0]
-[--title-char-buckets 0] [--seed 0]``
+[--title-char-buckets 0] [--level-weights 1,1,3] [--seed 0]``
 
 Frozen ImageNet Lite0 features inside the trained models (``train --frozen-backbone``, issue 21):
 ``--models image,fused --frozen-backbone --backbone efficientnet-lite0 --weights lite0.weights.h5
@@ -71,7 +71,7 @@ from ecom_kfp.contracts.labels import class_name
 from ecom_kfp.contracts.layouts import DedupeLayout, ModelLayout
 from ecom_kfp.evaluate.calibration import expected_calibration_error, fit_pooled_temperature, temperature_scale
 from ecom_kfp.settings import comma_separated
-from ecom_kfp.train.config import TrainConfig
+from ecom_kfp.train.config import TrainConfig, parse_level_weights
 
 LEVELS = 3
 #: ``train --late-fusion-weight``'s default.
@@ -177,7 +177,7 @@ def model_settings(args: argparse.Namespace, mode: str) -> dict:
             "epochs": args.image_epochs or args.epochs if image else args.epochs,
             "batch_size": args.batch_size, "learning_rate": args.learning_rate, "dropout": DROPOUT,
             "weight_decay": WEIGHT_DECAY, "ema_momentum": EMA_MOMENTUM, "label_smoothing": LABEL_SMOOTHING,
-            "level_weights": [float(w) for w in LEVEL_WEIGHTS.split(",")],
+            "level_weights": parse_level_weights(args.level_weights),
             "title_word_buckets": TITLE_WORD_BUCKETS if mode != "image" else 0,
             "logit_adjustment": args.logit_adjustment, "fit_on_val": True,
             "image_head_weight": args.image_head_weight if mode == "fused" else 0.0,
@@ -560,6 +560,7 @@ def main() -> None:
                         metavar="NAME,...",
                         help="catalog columns the models read after the title (tfrecord-build --title-attributes); "
                              f"add {TITLE_BASELINE} to --models for the baseline on titles alone")
+    parser.add_argument("--level-weights", default=LEVEL_WEIGHTS, help="loss weight per level, level 1 first")
     parser.add_argument("--seed", type=int, default=0, help="training seed of our models (repeats measure training noise)")
     parser.add_argument("--baseline-c", type=float, default=20.0, help="baseline's inverse regularisation")
     args = parser.parse_args()

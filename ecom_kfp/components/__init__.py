@@ -12,7 +12,7 @@ from ecom_kfp.components.tfrecord_build import (
     tfrecord_write_op,
 )
 from ecom_kfp.components.dedupe import dedupe_op
-from ecom_kfp.components.ensemble import ensemble_op
+from ecom_kfp.components.ensemble import ensemble_op, seed_plan_op
 from ecom_kfp.components.evaluate import evaluate_op
 from ecom_kfp.components.ingest import ingest_op, merge_ingest_shards_op
 from ecom_kfp.components.predict import batch_predict_op, merge_predictions_op
@@ -29,6 +29,7 @@ __all__ = [
     "merge_ingest_shards_op",
     "merge_predictions_op",
     "push_op",
+    "seed_plan_op",
     "shard_plan_op",
     "tfrecord_build_op",
     "tfrecord_merge_op",

@@ -1,4 +1,5 @@
-"""KFP component of the ensemble stage (logic in :mod:`ecom_kfp.ensemble`).
+"""KFP components of the ensemble stage (logic in :mod:`ecom_kfp.ensemble`): the seeds its members
+train with, and the averaging.
 
 No ``from __future__ import annotations`` here: KFP reads the artifact annotations as types.
 """
@@ -30,3 +31,27 @@ def ensemble_op(models: Input[List[Model]], ensemble: Output[Model], metrics: Ou
     ensemble.metadata.update({"members": len(result.members), "content_sha256": result.content_sha256})
     for name, value in scalar_metrics(result).items():
         metrics.log_metric(name, value)
+
+
+@cpu_component
+def seed_plan_op(seeds: List[int]) -> List[int]:
+    """The training seeds of an ensemble's members, checked before any member trains.
+
+    ``ensemble_op`` refuses a wrong member count only after every member has trained; this
+    component fails the run before the first GPU hour is spent. It needs no inputs but the run
+    parameter, so it runs beside ingest and adds no time to a run.
+
+    Args:
+        seeds: One training seed per member: 1 to 16 distinct integers.
+
+    Returns:
+        Output: The seeds as integers, the items of the ``dsl.ParallelFor`` over members.
+    """
+    from ecom_kfp.ensemble.config import check_member_seeds
+
+    # A list parameter's numbers reach the executor through JSON and may arrive as floats.
+    as_ints = [int(seed) for seed in seeds if float(seed).is_integer()]
+    if len(as_ints) != len(seeds):
+        raise ValueError(f"seeds={list(seeds)!r}: must be integers")
+    check_member_seeds(as_ints, "seeds")
+    return as_ints

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ecom_kfp.settings import require, require_given, setting
@@ -10,6 +11,26 @@ from ecom_kfp.settings import require, require_given, setting
 #: One member is published unchanged, so a pipeline trains one model or several with the same
 #: wiring; more than 16 is rarely worth the serving cost, which is the sum of the members'.
 MIN_MEMBERS, MAX_MEMBERS = 1, 16
+
+
+def check_member_seeds(seeds: Sequence[int], flag: str) -> None:
+    """Fail on training seeds that cannot make one ensemble: too few or too many, or a repeat.
+
+    Checked before any member trains (run-local's ``--train-seeds``, training_pipeline's
+    ``seeds_plan_op``), since the ensemble stage would only refuse them after every member's
+    GPU hours were spent; a repeated seed trains the same model twice.
+
+    Args:
+        seeds: One training seed per member.
+        flag: The flag or run parameter the seeds came from, for the message.
+
+    Raises:
+        ConfigError: naming ``flag``.
+    """
+    require([
+        (MIN_MEMBERS <= len(seeds) <= MAX_MEMBERS, flag, list(seeds), f"must name {MIN_MEMBERS} to {MAX_MEMBERS} seeds"),
+        (len(set(seeds)) == len(seeds), flag, list(seeds), "names a seed twice"),
+    ])
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ def components() -> dict[str, BaseComponent]:
         "tfrecord-plan": c.tfrecord_plan_op,
         "tfrecord-write": c.tfrecord_write_op,
         "tfrecord-merge": c.tfrecord_merge_op,
+        "seed-plan": c.seed_plan_op,
         "train": c.train_op,
         "ensemble": c.ensemble_op,
         "evaluate": c.evaluate_op,

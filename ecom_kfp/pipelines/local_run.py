@@ -22,7 +22,7 @@ from typing import Any
 from ecom_kfp.console import log_path, progress
 from ecom_kfp.contracts.layouts import DatasetLayout, DedupeLayout, EvaluationLayout, PredictionLayout
 from ecom_kfp.demo import DemoCatalogConfig
-from ecom_kfp.ensemble.config import MAX_MEMBERS, MIN_MEMBERS
+from ecom_kfp.ensemble.config import check_member_seeds
 from ecom_kfp.evaluate.config import GateConfig
 from ecom_kfp.pipelines.kfp_local import find_run_dir
 from ecom_kfp.pipelines.local_scoring import score_fresh_slice
@@ -80,11 +80,8 @@ class LocalRunConfig:
         require(((self.products > 0, "--products", self.products, "must be positive"),
                  (self.epochs > 0, "--epochs", self.epochs, "must be positive"),
                  (self.image_size >= 32, "--image-size", self.image_size, "must be at least 32"),
-                 (bool(self.out), "--out", self.out, "must name a directory"),
-                 (MIN_MEMBERS <= len(self.train_seeds) <= MAX_MEMBERS, "--train-seeds", self.train_seeds,
-                  f"must name {MIN_MEMBERS} to {MAX_MEMBERS} seeds"),
-                 (len(set(self.train_seeds)) == len(self.train_seeds), "--train-seeds", self.train_seeds,
-                  "names a seed twice")))
+                 (bool(self.out), "--out", self.out, "must name a directory")))
+        check_member_seeds(self.train_seeds, "--train-seeds")
 
 
 @dataclass

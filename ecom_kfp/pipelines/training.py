@@ -1,6 +1,7 @@
 """``training_pipeline``: catalog -> blessed, registered product-category classifier.
 
-``ingest -> dedupe -> tfrecord-build -> ParallelFor(seeds: train) -> ensemble -> evaluate -> push``;
+``ingest -> dedupe -> tfrecord-build -> ParallelFor(seeds: train) -> ensemble -> evaluate -> push``
+(``seed-plan`` checks the seeds beside ingest, before any member trains);
 push runs only when evaluate blesses the model (``dsl.If``). Every argument is a run parameter in
 the Kubeflow UI. One model is trained per seed, each in its own pod; ensemble averages them (one
 seed: it publishes that model unchanged), so ``seeds=[0, 1]`` costs one model's wall time and
@@ -10,7 +11,7 @@ twice its GPU hours.
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Model
 
-from ecom_kfp.components import ensemble_op, evaluate_op, push_op, train_op
+from ecom_kfp.components import ensemble_op, evaluate_op, push_op, seed_plan_op, train_op
 from ecom_kfp.ensemble.config import MAX_MEMBERS
 from ecom_kfp.pipelines import steps
 from ecom_kfp.pipelines.task_settings import (DEFAULT_GPU_NODE_SELECTOR, on_gpu_pool,
@@ -140,7 +141,7 @@ def training_pipeline(
         fit_on_val: Train on the train and validation splits together (a final model once the
             settings were chosen on validation); the test split still decides the blessing.
         seeds: Training seeds, one model per seed, each trained in its own pod at the same time
-            (at most 16). With two or more, ensemble averages the models' probabilities and the
+            (1 to 16 distinct integers, checked before any model trains). With two or more, ensemble averages the models' probabilities and the
             average is evaluated and pushed (serving costs the sum of the members); with one, that
             model is evaluated and pushed unchanged.
         num_gpus: GPUs for the train task, also its number of Horovod processes (at least 1).
@@ -169,7 +170,8 @@ def training_pipeline(
         max_levels=max_levels, min_class_count=min_class_count, title_attributes=title_attributes,
         cpu=cpu_request, memory=memory)
 
-    with dsl.ParallelFor(seeds, parallelism=MAX_PARALLEL_MEMBERS, name="seeds") as seed:
+    members = seed_plan_op(seeds=seeds).set_display_name("seed-plan")
+    with dsl.ParallelFor(members.output, parallelism=MAX_PARALLEL_MEMBERS, name="seeds") as seed:
         member = train_member(dataset=build.outputs["dataset"], seed=seed, preset=train_preset, backbone=backbone,
                               epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                               image_size=image_size, precision=precision, fit_on_val=fit_on_val, num_gpus=num_gpus,

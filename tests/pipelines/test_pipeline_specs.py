@@ -48,10 +48,14 @@ def test_stage_order_and_push_only_when_blessed(training) -> None:
     root = spec["root"]["dag"]["tasks"]
     assert root["dedupe-op"]["dependentTasks"] == ["ingest-op"]
     assert root["tfrecord-build-op"]["dependentTasks"] == ["dedupe-op"]
-    # One member per seed, each a train-member pipeline (parameter resources), gathered by ensemble.
+    # One member per checked seed, each a train-member pipeline (parameter resources), gathered by
+    # ensemble. The seeds are checked beside ingest: nothing but the run parameter feeds the plan.
+    assert "dependentTasks" not in root["seed-plan-op"]
+    assert root["seed-plan-op"]["inputs"]["parameters"]["seeds"] == {"componentInputParameter": "seeds"}
     loop = root["for-loop-1"]
-    assert loop["dependentTasks"] == ["tfrecord-build-op"]
-    assert loop["parameterIterator"]["items"] == {"inputParameter": "pipelinechannel--seeds"}
+    assert sorted(loop["dependentTasks"]) == ["seed-plan-op", "tfrecord-build-op"]
+    items = loop["parameterIterator"]["items"]["inputParameter"]
+    assert loop["inputs"]["parameters"][items]["taskOutputParameter"]["producerTask"] == "seed-plan-op"
     assert loop["iteratorPolicy"] == {"parallelismLimit": 16}
     [member] = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"].values()
     assert list(spec["components"][member["componentRef"]["name"]]["dag"]["tasks"]) == ["train-op"]
@@ -89,7 +93,7 @@ def test_train_runs_on_the_gpu_pool_with_parameter_resources(training) -> None:
 def test_every_task_has_resources_and_network_tasks_retry(training, data) -> None:
     for spec, _ in (training, data):
         for label, executor in spec["deploymentSpec"]["executors"].items():
-            if label.startswith("exec-shard-plan-op"):  # a few list items: no resources asked
+            if label.startswith(("exec-shard-plan-op", "exec-seed-plan-op")):  # a few list items: no resources asked
                 continue
             resources = executor["container"]["resources"]
             assert "resourceCpuRequest" in resources and "resourceMemoryRequest" in resources, label
