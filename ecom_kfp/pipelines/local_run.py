@@ -234,6 +234,7 @@ def count_checks(reports: dict[str, Any]) -> list[CountCheck]:
         *[CountCheck(f"{split} records = records train read" + (f" (member {i + 1})" if len(members) > 1 else ""),
                      dataset["splits"][split], train["counts"][split])
           for i, train in enumerate(members) for split in SPLITS],
+        CountCheck("models trained = models averaged", len(members), len(reports["ensemble"]["members"])),
         CountCheck("test records = examples evaluated", dataset["splits"]["test"],
                    evaluate["examples"]),
     ]
