@@ -93,8 +93,14 @@ def test_settings_added_later_keep_the_cache_keys_of_models_trained_before_them(
     parser_defaults = dict(backbone="small-cnn", epochs=2, image_epochs=0, batch_size=32, learning_rate=3e-3,
                            logit_adjustment=0.0, image_head_weight=0.0, title_dropout=0.0, weights="",
                            freeze_backbone_epochs=0, title_char_buckets=0, seed=0, frozen_backbone=False,
-                           image_size=64, fusion="joint", late_fusion_weight=bench_cv.LATE_FUSION_WEIGHT)
+                           image_size=64, fusion="joint", late_fusion_weight=bench_cv.LATE_FUSION_WEIGHT,
+                           level_weights=bench_cv.LEVEL_WEIGHTS)
     settings = bench_cv.model_settings(bench_cv.argparse.Namespace(**parser_defaults), "fused")
+    # --level-weights' default is the weights every cached model was trained with: same key.
+    assert settings["level_weights"] == [1.0, 1.0, 3.0]
+    reweighted = bench_cv.model_settings(bench_cv.argparse.Namespace(**{**parser_defaults, "level_weights": "1,2,3"}),
+                                         "fused")
+    assert bench_cv.cache_key(reweighted) != bench_cv.cache_key(settings)
     before = {k: v for k, v in settings.items() if k not in bench_cv.LATER_SETTINGS}  # what an old cache holds
     assert bench_cv.cache_key(settings) == bench_cv.cache_key(before)
     late = bench_cv.model_settings(bench_cv.argparse.Namespace(**{**parser_defaults, "fusion": "late"}), "fused")

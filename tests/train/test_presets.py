@@ -61,13 +61,13 @@ def test_the_training_pipeline_passes_its_preset_and_image_size_to_train() -> No
     spec = training_pipeline.pipeline_spec
     params = spec.root.input_definitions.parameters
     assert params["train_preset"].default_value.string_value == "gpu"
-    # root -> ParallelFor over seeds -> train-member pipeline -> train-op
+    # root -> ParallelFor over the checked seeds (seed-plan-op) -> train-member pipeline -> train-op
     loop = spec.root.dag.tasks["for-loop-1"]
     member = spec.components[loop.component_ref.name].dag.tasks["train-member"]
     member_inputs = member.inputs.parameters
     assert member_inputs["preset"].component_input_parameter == "pipelinechannel--train_preset"
     assert member_inputs["image_size"].component_input_parameter == "pipelinechannel--image_size"
-    assert member_inputs["seed"].component_input_parameter == "pipelinechannel--seeds-loop-item"
+    assert member_inputs["seed"].component_input_parameter == "pipelinechannel--seed-plan-op-Output-loop-item"
     train_inputs = spec.components[member.component_ref.name].dag.tasks["train-op"].inputs.parameters
     for name in ("preset", "image_size", "seed"):
         assert train_inputs[name].component_input_parameter == name
