@@ -49,9 +49,13 @@ def seed_plan_op(seeds: List[int]) -> List[int]:
     """
     from ecom_kfp.ensemble.config import check_member_seeds
 
-    # A list parameter's numbers reach the executor through JSON and may arrive as floats.
-    as_ints = [int(seed) for seed in seeds if float(seed).is_integer()]
-    if len(as_ints) != len(seeds):
-        raise ValueError(f"seeds={list(seeds)!r}: must be integers")
+    # A list parameter's items reach the executor through JSON, so numbers arrive as floats (0.0),
+    # and the UI's list field takes anything a user types (true, "1", 0.5).
+    def integral(seed: object) -> bool:
+        return isinstance(seed, (int, float)) and not isinstance(seed, bool) and float(seed).is_integer()
+
+    if bad := [seed for seed in seeds if not integral(seed)]:
+        raise ValueError(f"seeds: not integers: {bad!r}")
+    as_ints = [int(seed) for seed in seeds]
     check_member_seeds(as_ints, "seeds")
     return as_ints

@@ -32,3 +32,7 @@ def test_seed_plan_passes_good_seeds_and_fails_the_run_on_a_repeat(tmp_path, cap
         seed_plan_op(seeds=[1, 1])
     # kfp.local streams the task's output: the user sees which rule the seeds broke.
     assert "seeds=[1, 1]: names a seed twice" in capfd.readouterr().out
+    for typed, bad in (([0, "1"], "['1']"), ([0, 0.5], "[0.5]"), ([True], "[True]")):  # typed in the UI's list field
+        with pytest.raises(RuntimeError, match="seed-plan-op"):
+            seed_plan_op(seeds=typed)
+        assert f"seeds: not integers: {bad}" in capfd.readouterr().out
