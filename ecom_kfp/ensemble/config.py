@@ -17,7 +17,7 @@ def check_member_seeds(seeds: Sequence[int], flag: str) -> None:
     """Fail on training seeds that cannot make one ensemble: too few or too many, or a repeat.
 
     Checked before any member trains (run-local's ``--train-seeds``, training_pipeline's
-    ``seeds_plan_op``), since the ensemble stage would only refuse them after every member's
+    ``seed_plan_op``), since the ensemble stage would only refuse them after every member's
     GPU hours were spent; a repeated seed trains the same model twice.
 
     Args:

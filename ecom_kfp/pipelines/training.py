@@ -141,9 +141,10 @@ def training_pipeline(
         fit_on_val: Train on the train and validation splits together (a final model once the
             settings were chosen on validation); the test split still decides the blessing.
         seeds: Training seeds, one model per seed, each trained in its own pod at the same time
-            (1 to 16 distinct integers, checked before any model trains). With two or more, ensemble averages the models' probabilities and the
-            average is evaluated and pushed (serving costs the sum of the members); with one, that
-            model is evaluated and pushed unchanged.
+            (1 to 16 distinct integers, checked before any model trains). With two or more,
+            ensemble averages the models' probabilities and the average is evaluated and pushed
+            (serving costs the sum of the members); with one, that model is evaluated and pushed
+            unchanged.
         num_gpus: GPUs for the train task, also its number of Horovod processes (at least 1).
         gpu_accelerator: Kubernetes extended resource name of the GPU.
         gpu_node_selector: Node labels of the GPU pool, e.g. the GPU model label.
