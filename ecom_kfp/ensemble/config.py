@@ -6,11 +6,18 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ecom_kfp.settings import require, require_given, setting
+from ecom_kfp.settings import Check, require, require_given, setting
 
 #: One member is published unchanged, so a pipeline trains one model or several with the same
 #: wiring; more than 16 is rarely worth the serving cost, which is the sum of the members'.
 MIN_MEMBERS, MAX_MEMBERS = 1, 16
+
+
+def _member_checks(members: Sequence[object], flag: str, shown: object, noun: str) -> list[Check]:
+    """What every list of members obeys, whether models or the seeds they are trained with: 1 to 16
+    of them, none twice (``shown``: the value the message prints)."""
+    return [(MIN_MEMBERS <= len(members) <= MAX_MEMBERS, flag, shown, f"must name {MIN_MEMBERS} to {MAX_MEMBERS} {noun}s"),
+            (len(set(members)) == len(members), flag, shown, f"names a {noun} twice")]
 
 
 def check_member_seeds(seeds: Sequence[int], flag: str) -> None:
@@ -27,10 +34,7 @@ def check_member_seeds(seeds: Sequence[int], flag: str) -> None:
     Raises:
         ConfigError: naming ``flag``.
     """
-    require([
-        (MIN_MEMBERS <= len(seeds) <= MAX_MEMBERS, flag, list(seeds), f"must name {MIN_MEMBERS} to {MAX_MEMBERS} seeds"),
-        (len(set(seeds)) == len(seeds), flag, list(seeds), "names a seed twice"),
-    ])
+    require(_member_checks(seeds, flag, list(seeds), "seed"))
 
 
 @dataclass(frozen=True)
@@ -55,9 +59,7 @@ class EnsembleConfig:
         require_given((("--out", self.out_uri),))
         count = len(self.model_uris)
         require([
-            (MIN_MEMBERS <= count <= MAX_MEMBERS, "--models", ",".join(self.model_uris),
-             f"must name {MIN_MEMBERS} to {MAX_MEMBERS} models"),
-            (len(set(self.model_uris)) == count, "--models", ",".join(self.model_uris), "names a model twice"),
+            *_member_checks(self.model_uris, "--models", ",".join(self.model_uris), "model"),
             (not self.weights or len(self.weights) == count, "--weights", self.weights,
              f"must give one weight per model ({count})"),
             (all(math.isfinite(w) and w > 0 for w in self.weights), "--weights", self.weights,
