@@ -8,7 +8,7 @@ or executes it (a SavedModel runs its own graph). Where the digests live:
   of every file the stage wrote except ``manifest.json`` and ``report.json``;
 - a model (train): ``digests.json`` (:attr:`~ecom_kfp.contracts.layouts.ModelLayout.digests`),
   ``{"files": {relative path: SHA-256}, "content_sha256": ...}`` over ``saved_model/``,
-  ``labels/``, ``dataset_manifest.json`` and ``model.keras``. ``content_sha256``
+  ``labels/``, ``dataset_manifest.json``, ``training.json`` and ``model.keras``. ``content_sha256``
   (:func:`content_digest` of the files in :attr:`ModelLayout.PAYLOAD`) names what is loaded and
   served: evaluate records it in ``blessing.json`` and push refuses a model whose content differs.
 

@@ -166,17 +166,19 @@ class BuildPieceLayout(_Layout):
 @dataclass(frozen=True)
 class ModelLayout(_Layout):
     """``saved_model/``, ``model.keras``, ``history.json``, ``labels/``, ``dataset_manifest.json``,
-    ``digests.json``, ``report.json``.
+    ``training.json``, ``digests.json``, ``report.json``.
 
     ``digests.json`` holds the SHA-256 of every file of ``saved_model/``, ``labels/``,
-    ``dataset_manifest.json`` and ``model.keras`` (see :mod:`ecom_kfp.contracts.digests`), written
+    ``dataset_manifest.json``, ``training.json`` and ``model.keras`` (see :mod:`ecom_kfp.contracts.digests`), written
     by train after them; evaluate, dedupe and push verify it before loading. It is a file of its own
     rather than a key of ``report.json`` so that a model copied without its run summary (the
     registry's ``model/`` artifact) still carries it.
     """
 
     #: What is loaded and served (relative to the root); its digest is the model's content digest.
-    PAYLOAD = ("saved_model", "labels", "dataset_manifest.json")
+    #: ``training.json`` is optional: models written before it existed verify and serve without it.
+    MANIFEST, TRAINING = "dataset_manifest.json", "training.json"
+    PAYLOAD = ("saved_model", "labels", MANIFEST, TRAINING)
     KERAS_MODEL = "model.keras"
 
     @property
@@ -207,21 +209,12 @@ class ModelLayout(_Layout):
     @property
     def manifest(self) -> str:
         """Copy of the dataset manifest the model was trained on."""
-        return self._at("dataset_manifest.json")
+        return self._at(self.MANIFEST)
 
-    def fit_splits(self) -> list[str]:
-        """The splits ``report.json`` says the model was trained on (``val`` too with
-        ``--fit-on-val``); empty when the report is missing, unreadable or lists none.
-
-        The report is not covered by the model's digests; readers only use it to choose between
-        splits they score honestly either way (where evaluate fits its temperatures).
-        """
-        try:
-            summary = uri.read_json(self.report) if uri.exists(self.report) else {}
-        except ValueError:
-            return []
-        listed = summary.get("fit_splits") if isinstance(summary, dict) else None
-        return [split for split in listed if isinstance(split, str)] if isinstance(listed, list) else []
+    @property
+    def training(self) -> str:
+        """``training.json`` (:class:`ecom_kfp.contracts.training.TrainingRecord`): the splits the model was fitted on."""
+        return self._at(self.TRAINING)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ A registered model version is created from an MLflow run that holds two artifact
 - ``model/``: an MLflow Model (a ``pyfunc`` logged from code, :mod:`ecom_kfp.push.pyfunc_model`) whose
   ``artifacts/model/`` (:data:`MODEL_LAYOUT_DIR`) is the model in
   :class:`~ecom_kfp.contracts.layouts.ModelLayout` form (``saved_model/``, ``labels/``,
-  ``dataset_manifest.json``, ``digests.json``), so it loads with ``mlflow.pyfunc.load_model`` and,
+  ``dataset_manifest.json``, ``training.json``, ``digests.json``), so it loads with ``mlflow.pyfunc.load_model`` and,
   downloaded, is verified and evaluated like any model dir (:func:`layout_root`). The confidence
   thresholds evaluate chose sit beside it, ``artifacts/thresholds.json`` (:data:`THRESHOLDS_PATH`):
   they are not part of the trained model, whose directory holds exactly what its digests name.

@@ -16,10 +16,12 @@ Serving cost is the sum of the members'. A single member's SavedModel is publish
 with the member's content digest), which lets a pipeline use one wiring for one seed or several.
 
 Output: a :class:`~ecom_kfp.contracts.layouts.ModelLayout` directory (``saved_model/``,
-``labels/``, ``dataset_manifest.json``, ``digests.json``, ``report.json``) with no ``model.keras``:
-there is no single Keras model to resume or fine-tune. ``report.json`` lists the members and their
-content digests, the weights, and ``fit_splits``, every split any member was trained on (evaluate
-reads it to decide where to fit temperatures).
+``labels/``, ``dataset_manifest.json``, ``training.json``, ``digests.json``, ``report.json``) with
+no ``model.keras``: there is no single Keras model to resume or fine-tune. ``training.json``
+(:class:`~ecom_kfp.contracts.training.TrainingRecord`) lists every split any member was trained
+on, read from the members' verified copies (evaluate decides on it where to fit temperatures); it
+is left out when a member has none, so evaluate treats the ensemble as trained on every split.
+``report.json`` lists the members and their content digests, the weights and those splits.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ecom_kfp.contracts import serving
 from ecom_kfp.contracts.digests import verified_model_copy, write_model_digests
 from ecom_kfp.contracts.labels import count_levels, load_all
 from ecom_kfp.contracts.layouts import ModelLayout
+from ecom_kfp.contracts.training import TrainingRecord
 from ecom_kfp.ensemble.config import EnsembleConfig
 from ecom_kfp.push.validation import check_serving
 from ecom_kfp.report import Timings, write_report
@@ -54,7 +57,8 @@ class EnsembleReport:
         weights: Each member's weight (they sum to one).
         content_sha256: The ensemble's content digest (what evaluate blesses and push registers).
         classes: Classes per level, level 1 first.
-        fit_splits: Every split any member was trained on, as the members' ``report.json`` say.
+        fit_splits: Every split any member was trained on, as the members' ``training.json`` say
+            (None: a member does not say).
         signature_examples: Synthetic products the written SavedModel answered before it was kept.
     """
 
@@ -64,7 +68,7 @@ class EnsembleReport:
     weights: list[float]
     content_sha256: str
     classes: list[int]
-    fit_splits: list[str]
+    fit_splits: list[str] | None
     signature_examples: int
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -91,6 +95,7 @@ def run(config: EnsembleConfig) -> EnsembleReport:
             verified = [stack.enter_context(verified_model_copy(member, "--models")) for member in config.model_uris]
         layouts = [layout for layout, _ in verified]
         _check_same_dataset(layouts, config.model_uris)
+        training = TrainingRecord.union(TrainingRecord.read(layout) for layout in layouts)
         # Written and checked in a scratch directory, so a model that fails the check never reaches --out.
         with scratch_dir("ensemble") as local:
             out = ModelLayout(local)
@@ -98,6 +103,8 @@ def run(config: EnsembleConfig) -> EnsembleReport:
                 _export(layouts, weights, out)
                 uri.copy_tree(layouts[0].labels, out.labels)
                 uri.copy(layouts[0].manifest, out.manifest)
+                if training is not None:
+                    training.write(out)
                 record = write_model_digests(out)
             with timings.phase("check"):
                 examples = check_serving(out.saved_model, out.labels)
@@ -107,7 +114,7 @@ def run(config: EnsembleConfig) -> EnsembleReport:
     report = EnsembleReport(
         out=config.out_uri, members=list(config.model_uris), member_sha256=[sha for _, sha in verified],
         weights=weights, content_sha256=record["content_sha256"], classes=classes,
-        fit_splits=_fit_splits(config.model_uris), signature_examples=examples, timings=dict(timings.seconds))
+        fit_splits=list(training.fit_splits) if training else None, signature_examples=examples, timings=dict(timings.seconds))
     write_report(report, config.out_uri)
     return report
 
@@ -126,11 +133,6 @@ def _check_same_dataset(layouts: list[ModelLayout], shown: list[str]) -> None:
 
 def _label_files(layout: ModelLayout) -> dict[str, bytes]:
     return {rel: uri.read_bytes(uri.join(layout.labels, rel)) for rel in uri.relative_files(layout.labels)}
-
-
-def _fit_splits(members: list[str]) -> list[str]:
-    """The union of the members' ``fit_splits`` (:meth:`ModelLayout.fit_splits`)."""
-    return sorted({split for member in members for split in ModelLayout(member).fit_splits()})
 
 
 def _export(members: list[ModelLayout], weights: list[float], out: ModelLayout) -> None:

@@ -8,9 +8,9 @@ precision and the temperatures, which push serves beside the labels), ``suspect_
 and ``report.json`` (headline numbers, timings).
 
 Order of work: temperatures are fitted on (a sample of) the validation split, or on the test split
-itself when the model was trained on val (its ``report.json`` ``fit_splits``, ``--fit-on-val``),
-before any threshold is chosen, so every threshold on the test split is chosen on calibrated
-probabilities.
+itself by cross-fitting when the model may have been trained on val (its verified ``training.json``
+says so, ``--fit-on-val``, or the model has none), before any threshold is chosen, so every
+threshold on the test split is chosen on calibrated probabilities.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from ecom_kfp.contracts.business_value import BusinessValueTable
 from ecom_kfp.contracts.digests import BLESSED_MODEL_SHA256
 from ecom_kfp.contracts.layouts import EvaluationLayout, ModelLayout
 from ecom_kfp.contracts.serving import LevelThreshold, Thresholds
+from ecom_kfp.contracts.training import TrainingRecord
 from ecom_kfp.evaluate import html_report
 from ecom_kfp.evaluate.baseline import resolve_baseline
 from ecom_kfp.evaluate.business_value import ExampleWeights, example_weights
@@ -134,13 +135,19 @@ class FittedTemperatures:
         return self.folds[level - 1] if self.folds else ()
 
 
-def _trained_on_val(model_uri: str) -> bool:
-    """Whether train's ``report.json`` beside the model lists ``val`` among its ``fit_splits``.
+def _val_unseen_note(model: ModelLayout) -> str:
+    """Why the validation split cannot calibrate ``model`` (its verified copy), or "" when it can.
 
-    A forged report can only move the calibration between the validation and the test split, both
-    of which the model is scored on honestly.
+    Read from ``training.json``, which the model's digests cover: a model whose validation split
+    was in its training data looks right on it and would get over-confident temperatures.
     """
-    return "val" in ModelLayout(model_uri).fit_splits()
+    record = TrainingRecord.read(model)
+    if record is None:
+        return ("the model does not record the splits it was trained on (no training.json: written by an older "
+                "ecom-kfp or another tool), so it may have been trained on the validation split")
+    if record.trained_on_val:
+        return "the model was trained on the validation split too (--fit-on-val)"
+    return ""
 
 
 def _temperatures(inputs: EvaluationInputs, config: EvaluateConfig, test: SplitScores) -> FittedTemperatures:
@@ -148,13 +155,13 @@ def _temperatures(inputs: EvaluationInputs, config: EvaluateConfig, test: SplitS
     ones = [1.0] * len(inputs.vocabularies)
     if not config.calibrate:
         return FittedTemperatures(ones, note="calibration off (--no-calibrate)")
-    if _trained_on_val(inputs.model_uri):
+    reason = _val_unseen_note(inputs.model)
+    if reason:
         checked = [fit_temperature_cross_checked(p, test.labels[:, k]) for k, p in enumerate(test.probabilities)]
         return FittedTemperatures([t for t, _ in checked], test.examples, "test",
-                                  "the model was trained on the validation split too (--fit-on-val), so the "
-                                  "temperatures are fitted on the test split and judged there by 2-fold "
-                                  "cross-fitting; a level where that does not lower the held-out NLL keeps "
-                                  "temperature 1", [folds for _, folds in checked])
+                                  f"{reason}, so the temperatures are fitted on the test split and judged there "
+                                  "by 2-fold cross-fitting; a level where that does not lower the held-out NLL "
+                                  "keeps temperature 1", [folds for _, folds in checked])
     val = score_split(inputs, "val", config.batch_size, limit=CALIBRATION_EXAMPLES)
     if not val.examples:
         return FittedTemperatures(ones, note=f"no validation records under {inputs.dataset.split_dir('val')}: "

@@ -1,7 +1,7 @@
 """Write a model directory as an MLflow Model (a ``pyfunc`` from code) for the registry's ``model/`` artifact.
 
 The MLflow Model holds :mod:`ecom_kfp.push.pyfunc_model` as its code, the model directory
-(``saved_model/``, ``labels/``, ``dataset_manifest.json``, ``digests.json``) as its ``model``
+(its payload, :attr:`ModelLayout.PAYLOAD`, and ``digests.json``) as its ``model``
 artifact (``artifacts/model/``, :data:`ecom_kfp.contracts.registry.MODEL_LAYOUT_DIR`), evaluate's
 ``thresholds.json`` beside it (``artifacts/thresholds.json``), a signature
 (DataFrame in: ``image`` bytes or ``image_uri``, ``title``; DataFrame out, see the pyfunc) and an
@@ -94,11 +94,12 @@ def save(model_dir: str, target: str, thresholds: str = "") -> str:
     with scratch_dir("mlflow-model") as staging:
         # The artifact keeps its directory name under artifacts/: stage the payload as "model".
         payload = Path(staging, MODEL_ARTIFACT)
-        shutil.copytree(layout.saved_model, payload / "saved_model")
-        shutil.copytree(layout.labels, payload / "labels")
-        for extra in (layout.manifest, layout.digests):
-            if os.path.exists(extra):
-                shutil.copy2(extra, payload / os.path.basename(extra))
+        for part in (*ModelLayout.PAYLOAD, os.path.basename(layout.digests)):
+            source = Path(model_dir, part)
+            if source.is_dir():
+                shutil.copytree(source, payload / part)
+            elif source.exists():
+                shutil.copy2(source, payload / part)
         artifacts = {MODEL_ARTIFACT: str(payload)}
         if thresholds:
             artifacts[THRESHOLDS_ARTIFACT] = str(shutil.copy2(thresholds, Path(staging, THRESHOLDS_FILE)))

@@ -4,7 +4,11 @@ A model version directory is laid out for TensorFlow Serving (``<name>/<version>
 the SavedModel at its root, and what clients need to read its outputs under ``assets.extra/``
 (TF Serving's place for extra files): ``assets.extra/labels/level_<k>.txt``,
 ``assets.extra/labels/thresholds.json`` (the calibration and per-level thresholds evaluate chose,
-:class:`ecom_kfp.contracts.serving.Thresholds`) and ``assets.extra/dataset_manifest.json``.
+:class:`ecom_kfp.contracts.serving.Thresholds`), ``assets.extra/dataset_manifest.json`` and, when
+the model has one, ``assets.extra/training.json`` (the splits it was fitted on,
+:class:`ecom_kfp.contracts.training.TrainingRecord`). Every file of the model's payload
+(:attr:`ModelLayout.PAYLOAD`) is served, so the content digest of what is published is the one
+evaluate blessed.
 """
 
 from __future__ import annotations
@@ -67,8 +71,9 @@ class ServingPayload:
             # Served where a model keeps it, beside the labels; the model's digests leave that path out.
             served = f"{EXTRA}/labels/{THRESHOLDS_FILE}"
             entries = [e for e in entries if e[1] != served] + [(thresholds, served, f"labels/{THRESHOLDS_FILE}")]
-        if uri.exists(model.manifest):
-            entries.append((model.manifest, f"{EXTRA}/dataset_manifest.json", "dataset_manifest.json"))
+        for single in (ModelLayout.MANIFEST, ModelLayout.TRAINING):
+            if uri.exists(uri.join(model.root, single)):
+                entries.append((uri.join(model.root, single), f"{EXTRA}/{single}", single))
         if not any(rel == "saved_model.pb" for _, rel, _ in entries):
             raise FileNotFoundError(f"--model {model.root}: no saved_model/saved_model.pb")
         files = []

@@ -27,6 +27,7 @@ from ecom_kfp.contracts.digests import DIGESTS_KEY, tree_digests, write_model_di
 from ecom_kfp.contracts.features import MANIFEST_KEY, FeatureSpec, decode_and_resize, resize_pil
 from ecom_kfp.contracts.labels import OTHER, SEPARATOR, Vocabulary, class_name, save_all
 from ecom_kfp.contracts.layouts import DatasetLayout, ModelLayout
+from ecom_kfp.contracts.training import TrainingRecord
 
 
 @dataclass(frozen=True)
@@ -178,8 +179,9 @@ def _module(heads: Sequence[np.ndarray], use_title: bool):
 
 
 def export_model(root: str, train: Sequence[Record], dataset: DatasetLayout, use_title: bool = True,
-                 vocabs: Sequence[Vocabulary] | None = None) -> ModelLayout:
-    """Fit the heads on ``train`` and write a ``ModelLayout`` (saved_model/, labels/, dataset_manifest.json)."""
+                 vocabs: Sequence[Vocabulary] | None = None, fit_splits: Sequence[str] = ("train",)) -> ModelLayout:
+    """Fit the heads on ``train`` and write a ``ModelLayout`` (saved_model/, labels/, dataset_manifest.json,
+    training.json saying ``fit_splits``; empty: no training.json, as a model of an older ecom-kfp)."""
     import tensorflow as tf
 
     vocabs = vocabs or vocabularies()
@@ -196,6 +198,8 @@ def export_model(root: str, train: Sequence[Record], dataset: DatasetLayout, use
     tf.saved_model.save(module, layout.saved_model, signatures={serving.SIGNATURE: module.serve.get_concrete_function()})
     save_all(vocabs, layout.labels)
     uri.write_text(layout.manifest, json.dumps(uri.read_json(dataset.manifest), sort_keys=True))
+    if fit_splits:
+        TrainingRecord.of(fit_splits).write(layout)
     write_model_digests(layout)
     return layout
 

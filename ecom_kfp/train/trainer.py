@@ -289,8 +289,10 @@ def evaluate(config: TrainConfig, inputs: TrainingInputs, model) -> dict[str, fl
 
 def export(config: TrainConfig, inputs: TrainingInputs, model, history: dict[str, list[float]],
            report: TrainReport, tracker, timings: Timings) -> None:
-    """Rank 0: SavedModel, model.keras, history, labels, manifest copy, digests, report; then MLflow artifacts."""
+    """Rank 0: SavedModel, model.keras, history, labels, manifest copy, training record, digests, report; then
+    MLflow artifacts."""
     from ecom_kfp.contracts.digests import write_model_digests
+    from ecom_kfp.contracts.training import TrainingRecord
     from ecom_kfp.train.export import export_serving
     from ecom_kfp.train.model import plain_functional
 
@@ -303,12 +305,13 @@ def export(config: TrainConfig, inputs: TrainingInputs, model, history: dict[str
         uri.write_json(layout.history, history)
         uri.copy_tree(data.layout.labels, layout.labels)
         uri.write_json(layout.manifest, data.manifest)
+        TrainingRecord.of(config.fit_splits).write(layout)
         write_model_digests(layout)  # after every file it covers; consumers verify it before loading
         report.timings = dict(timings.seconds)
         started = time.perf_counter()
         tracker.log_artifacts(layout.saved_model, "saved_model")
         tracker.log_artifacts(layout.labels, "labels")
-        for path in (layout.keras_model, layout.history, layout.manifest, layout.digests):
+        for path in (layout.keras_model, layout.history, layout.manifest, layout.training, layout.digests):
             tracker.log_artifact(path)
         report.timings["mlflow_artifacts"] = time.perf_counter() - started
         write_report(report, local)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from ecom_kfp import uri
 from ecom_kfp.contracts.digests import DigestError, write_model_digests
 from ecom_kfp.contracts.layouts import EvaluationLayout, ModelLayout
 from ecom_kfp.contracts.serving import load_signature, output_key
+from ecom_kfp.contracts.training import TrainingRecord
 from ecom_kfp.ensemble.config import EnsembleConfig
 from ecom_kfp.ensemble.stage import MemberMismatchError, run
 from ecom_kfp.evaluate.config import EvaluateConfig
@@ -76,16 +76,36 @@ def test_one_member_is_published_unchanged(good_model, test_records, tmp_path) -
     for level in range(2):
         np.testing.assert_array_equal(_outputs(ModelLayout(out).saved_model, test_records)[level],
                                       _outputs(good_model.saved_model, test_records)[level])
-    assert report.fit_splits == good_model.fit_splits()
+    assert report.fit_splits == ["train"]
+    assert Path(ModelLayout(out).training).read_bytes() == Path(good_model.training).read_bytes()
+
+
+def _trained_on(layout: ModelLayout, splits: tuple[str, ...]) -> ModelLayout:
+    """``layout`` re-recorded as trained on ``splits`` (none: without training.json), as its producer would write it."""
+    Path(layout.training).unlink()
+    if splits:
+        TrainingRecord.of(splits).write(layout)
+    write_model_digests(layout)
+    return layout
 
 
 def test_fit_splits_are_every_split_a_member_was_trained_on(good_model, weak_model, tmp_path) -> None:
-    members = [_copy(good_model, tmp_path, "a"), _copy(weak_model, tmp_path, "b")]
-    Path(members[0].report).write_text(json.dumps({"fit_splits": ["train"]}))
-    Path(members[1].report).write_text(json.dumps({"fit_splits": ["train", "val"]}))
-    report = run(EnsembleConfig(model_uris=[m.root for m in members], out_uri=str(tmp_path / "ensemble")))
+    members = [_trained_on(_copy(good_model, tmp_path, "a"), ("train",)),
+               _trained_on(_copy(weak_model, tmp_path, "b"), ("train", "val"))]
+    out = ModelLayout(str(tmp_path / "ensemble"))
+    report = run(EnsembleConfig(model_uris=[m.root for m in members], out_uri=out.root))
     assert report.fit_splits == ["train", "val"]
-    assert uri.read_json(ModelLayout(str(tmp_path / "ensemble")).report)["fit_splits"] == ["train", "val"]
+    assert TrainingRecord.read(out) == TrainingRecord(("train", "val"))
+    assert "training.json" in uri.read_json(out.digests)["files"]
+
+
+def test_a_member_that_does_not_say_what_it_was_trained_on_leaves_the_ensemble_unsaid(good_model, weak_model,
+                                                                                    tmp_path) -> None:
+    """Evaluate then calibrates the ensemble as a model possibly trained on val."""
+    members = [_copy(good_model, tmp_path, "a"), _trained_on(_copy(weak_model, tmp_path, "b"), ())]
+    out = ModelLayout(str(tmp_path / "ensemble"))
+    report = run(EnsembleConfig(model_uris=[m.root for m in members], out_uri=out.root))
+    assert report.fit_splits is None and TrainingRecord.read(out) is None
 
 
 def test_a_member_replaced_after_training_is_refused_before_its_graph_runs(good_model, weak_model, tmp_path) -> None:

@@ -14,9 +14,11 @@ import tensorflow as tf
 
 from ecom_kfp import uri
 from ecom_kfp.contracts import serving
+from ecom_kfp.contracts.digests import DigestError
 from ecom_kfp.contracts.labels import Vocabulary
 from ecom_kfp.contracts.layouts import EvaluationLayout
 from ecom_kfp.contracts.serving import Thresholds
+from ecom_kfp.contracts.training import TrainingRecord
 from ecom_kfp.evaluate.config import EvaluateConfig
 from ecom_kfp.evaluate.stage import run
 from ecom_kfp.testing import tiny_classifier as tiny
@@ -102,8 +104,8 @@ def test_a_model_trained_on_val_is_calibrated_on_test_and_judged_by_cross_fittin
     """A model trained on val (``--fit-on-val``) is right on nearly all of it, so a temperature fitted
     there says nothing about new products: evaluate fits it on the test split instead."""
     monkeypatch.setattr(tiny, "TEMPERATURE", tiny.TEMPERATURE * 4)
-    sharp = tiny.export_model(str(tmp_path / "sharp"), tiny.make_records(20, seed=2), calibrated_dataset)
-    uri.write_json(sharp.report, {"fit_splits": ["train", "val"]})  # what train writes with --fit-on-val
+    sharp = tiny.export_model(str(tmp_path / "sharp"), tiny.make_records(20, seed=2), calibrated_dataset,
+                              fit_splits=("train", "val"))  # training.json as train writes it with --fit-on-val
     out = str(tmp_path / "out")
     run(EvaluateConfig(model_uri=sharp.root, data_uri=calibrated_dataset.root, out_uri=out))
     metrics = uri.read_json(EvaluationLayout(out).metrics)
@@ -116,14 +118,43 @@ def test_a_model_trained_on_val_is_calibrated_on_test_and_judged_by_cross_fittin
     assert thresholds.temperature[1] == judged["temperature"]
 
 
-@pytest.mark.parametrize("report", ['["train", "val"]', '"val"', '{"fit_splits": "val"}', "{not json"])
-def test_a_malformed_model_report_leaves_calibration_on_validation(tmp_path, calibrated_dataset, report):
-    """``report.json`` is not covered by the model's digests: whatever it holds, evaluate runs."""
+def _calibration(tmp_path, dataset, model) -> dict:
+    out = str(tmp_path / "out")
+    run(EvaluateConfig(model_uri=model.root, data_uri=dataset.root, out_uri=out))
+    return uri.read_json(EvaluationLayout(out).metrics)["calibration"]
+
+
+def test_a_model_that_does_not_say_what_it_was_trained_on_is_calibrated_on_test(tmp_path, calibrated_dataset):
+    """No ``training.json`` (an older ecom-kfp, another tool): it may have been trained on val."""
+    model = tiny.export_model(str(tmp_path / "model"), tiny.make_records(20, seed=2), calibrated_dataset, fit_splits=())
+    assert not Path(model.training).exists()
+    calibration = _calibration(tmp_path, calibrated_dataset, model)
+    assert calibration["levels"]["2"]["fitted_split"] == "test"
+    assert "does not record the splits it was trained on" in calibration["note"]
+
+
+@pytest.mark.parametrize("report", ['{"fit_splits": ["train"]}', '{"fit_splits": ["train", "val"]}', "{not json"])
+def test_the_unverified_run_summary_does_not_move_calibration(tmp_path, calibrated_dataset, report):
+    """``report.json`` is outside the model's digests: what it says is not what evaluate decides on."""
     model = tiny.export_model(str(tmp_path / "model"), tiny.make_records(20, seed=2), calibrated_dataset)
     Path(model.report).write_text(report)
-    out = str(tmp_path / "out")
-    run(EvaluateConfig(model_uri=model.root, data_uri=calibrated_dataset.root, out_uri=out))
-    assert uri.read_json(EvaluationLayout(out).metrics)["calibration"]["levels"]["2"]["fitted_split"] == "val"
+    assert _calibration(tmp_path, calibrated_dataset, model)["levels"]["2"]["fitted_split"] == "val"
+
+
+def test_a_training_record_changed_after_training_is_refused(tmp_path, calibrated_dataset):
+    """Hiding ``--fit-on-val`` would get temperatures fitted on memorised data: the digests catch it."""
+    model = tiny.export_model(str(tmp_path / "model"), tiny.make_records(20, seed=2), calibrated_dataset,
+                              fit_splits=("train", "val"))
+    TrainingRecord.of(["train"]).write(model)
+    with pytest.raises(DigestError, match="training.json has SHA-256"):
+        _calibration(tmp_path, calibrated_dataset, model)
+
+
+def test_a_training_record_added_after_training_is_refused(tmp_path, calibrated_dataset):
+    model = tiny.export_model(str(tmp_path / "model"), tiny.make_records(20, seed=2), calibrated_dataset, fit_splits=())
+    TrainingRecord.of(["train"]).write(model)
+    with pytest.raises(DigestError, match="training.json is not among the files its producer recorded"):
+        _calibration(tmp_path, calibrated_dataset, model)
 
 
 def _without_sandal_class(tmp_path, train_counts):

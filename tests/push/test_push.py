@@ -7,6 +7,8 @@ import pytest
 from ecom_kfp import uri
 from ecom_kfp.cli import main
 from ecom_kfp.contracts import registry
+from ecom_kfp.contracts.digests import verify_model
+from ecom_kfp.contracts.layouts import ModelLayout
 from ecom_kfp.evaluate.baseline import registry_client
 from ecom_kfp.evaluate.config import EvaluateConfig, GateConfig
 from ecom_kfp.evaluate.stage import run as evaluate
@@ -42,6 +44,9 @@ def test_push_registers_publishes_and_is_idempotent(mlflow, good_model, tiny_dat
     assert sorted(uri.relative_files(target)) == [f.relative for f in payload.files]
     served = uri.relative_files(target)
     assert "saved_model.pb" in served and "assets.extra/labels/level_2.txt" in served
+    # the record of the splits it was fitted on is served too: what is published is what evaluate blessed
+    assert uri.read_text(uri.join(target, "assets.extra", "training.json")) == uri.read_text(good_model.training)
+    assert payload.model_sha256 == uri.read_json(uri.join(evaluation, "blessing.json"))["model_sha256"]
     # the thresholds evaluate chose are served beside the labels, byte for byte
     assert uri.read_text(uri.join(target, "assets.extra", "labels", "thresholds.json")) == uri.read_text(thresholds)
     assert read_latest(serving, name) == {"name": name, "version": "1", "uri": target,
@@ -65,6 +70,11 @@ def test_push_registers_publishes_and_is_idempotent(mlflow, good_model, tiny_dat
     registered = download_artifacts(artifact_uri=f"{version.source}/{registry.THRESHOLDS_PATH}",
                                     dst_path=str(tmp_path / "registered"), tracking_uri=mlflow.tracking_uri)
     assert uri.read_text(registered) == uri.read_text(thresholds)
+    # ...and the model directory with every payload file its digests cover, training.json too
+    layout = download_artifacts(artifact_uri=f"{version.source}/{registry.MODEL_LAYOUT_DIR}",
+                                dst_path=str(tmp_path / "registered-model"), tracking_uri=mlflow.tracking_uri)
+    assert uri.read_text(ModelLayout(layout).training) == uri.read_text(good_model.training)
+    assert verify_model(ModelLayout(layout)) == uri.read_json(good_model.digests)["content_sha256"]
 
     again = run(config)
     assert (again.version, again.created_version, again.files_copied) == ("1", False, 0)

@@ -18,6 +18,7 @@ from PIL import Image
 from ecom_kfp import cli
 from ecom_kfp.contracts import serving
 from ecom_kfp.contracts.layouts import DatasetLayout, ModelLayout
+from ecom_kfp.contracts.training import TrainingRecord
 from ecom_kfp.testing.servers import MlflowServer
 from ecom_kfp.train import TrainConfig, TrainReport, run
 from ecom_kfp.train.callbacks import CHECKPOINT_STATE
@@ -80,6 +81,9 @@ def test_run_writes_the_model_layout(trained: TrainReport) -> None:
     layout = ModelLayout(trained.out)
     for path in (layout.saved_model, layout.keras_model, layout.history, layout.manifest, layout.report):
         assert os.path.exists(path), path
+    # what evaluate decides on is inside the digests, not only in the run summary
+    assert TrainingRecord.read(layout) == TrainingRecord(("train",))
+    assert "training.json" in json.loads(Path(layout.digests).read_text())["files"]
     assert sorted(os.listdir(layout.labels)) == ["level_1.txt", "level_2.txt", "level_3.txt"]
     history = json.loads(Path(layout.history).read_text())
     assert len(history["loss"]) == EPOCHS and history["loss"][-1] < history["loss"][0]
@@ -107,7 +111,8 @@ def test_run_logs_params_metrics_and_artifacts_to_mlflow(trained: TrainReport, m
     assert [m.step for m in losses] == list(range(EPOCHS))
     assert losses[-1].value == pytest.approx(trained.final_metrics["loss"])
     artifacts = {a.path for a in client.list_artifacts(trained.mlflow_run_id)}
-    assert {"saved_model", "labels", "model.keras", "history.json", "dataset_manifest.json", "report.json"} <= artifacts
+    assert {"saved_model", "labels", "model.keras", "history.json", "dataset_manifest.json", "training.json",
+            "digests.json", "report.json"} <= artifacts
 
 
 SERVE_SCRIPT = """
@@ -296,6 +301,7 @@ def test_cli_trains_and_prints_a_summary(tiny_dataset: DatasetLayout, tmp_path: 
     assert "trained small-cnn (title, preset cpu-small, float32)" in printed and "test top-1: L1" in printed
     report = json.loads((out / "report.json").read_text())
     assert report["inputs"] == "title" and report["fit_splits"] == ["train", "val"]
+    assert TrainingRecord.read(ModelLayout(str(out))).trained_on_val
     assert report["level_weights"] == [1.0, 1.0, 2.0]  # one value: the deepest level's
     assert report["steps_per_epoch"] == (SPLIT_SIZES["train"] + SPLIT_SIZES["val"]) // 32
     history = json.loads((out / "history.json").read_text())
