@@ -219,9 +219,9 @@ def render(*, title: str, evaluation: ModelEvaluation, analysis: Analysis, confu
 <h2>Blessing checks</h2>{checks}
 <h2>Calibration</h2><p>One softmax temperature per level, fitted on the validation split (lowest negative
 log-likelihood); expected calibration error (ECE, {ECE_BINS} bins) and NLL on the test split. A model trained on
-the validation split too is calibrated on the test split instead, and judged there with each half scaled by the
-other half's temperature. A level whose predictions are all right keeps temperature 1: without a mistake the
-likelihood has no minimum.</p>{note}
+the validation split too, or one without a training.json naming the splits it was trained on, is calibrated on
+the test split instead, and judged there with each half scaled by the other half's temperature. A level whose
+predictions are all right keeps temperature 1: without a mistake the likelihood has no minimum.</p>{note}
 {calibration}{_reliability_plot(analysis.calibration)}
 <h2>Published thresholds (target precision {target:g})</h2><p>Per level, the lowest calibrated confidence whose
 accepted test predictions reach the target precision. Written to thresholds.json and served beside the labels.</p>
