@@ -21,6 +21,7 @@ from ecom_kfp.cli import main
 from ecom_kfp.contracts import registry, serving
 from ecom_kfp.contracts.digests import DigestError, write_model_digests
 from ecom_kfp.contracts.layouts import EvaluationLayout, ModelLayout
+from ecom_kfp.contracts.training import TrainingRecord
 from ecom_kfp.evaluate.baseline import registry_client
 from ecom_kfp.evaluate.config import EvaluateConfig
 from ecom_kfp.evaluate.stage import run as evaluate
@@ -77,7 +78,13 @@ def _truncate_saved_model_pb(model: ModelLayout) -> None:
     pb.write_bytes(pb.read_bytes()[: pb.stat().st_size // 2])
 
 
-@pytest.mark.parametrize("damage", [_zero_variables, _delete_variables_index, _truncate_saved_model_pb])
+def _claim_trained_on_val(model: ModelLayout) -> None:
+    """What the blessing's calibration was decided on, changed after evaluate read it."""
+    TrainingRecord.of(["train", "val"]).write(model)
+
+
+@pytest.mark.parametrize("damage", [_zero_variables, _delete_variables_index, _truncate_saved_model_pb,
+                                    _claim_trained_on_val])
 @pytest.mark.parametrize("digests_rewritten", [False, True], ids=["digests-kept", "digests-rewritten"])
 def test_a_model_other_than_the_one_evaluated_is_refused_before_anything_is_registered(
         mlflow, good_model, good_evaluation, tmp_path, name, damage, digests_rewritten, capsys) -> None:
