@@ -155,8 +155,9 @@ def training_pipeline(
         serving_uri: Directory or gs:// prefix the blessed SavedModel is copied to for serving.
         confidence_threshold: Predictions below this confidence count as abstentions.
         min_weighted_score: Minimum business-value-weighted score for the model to be blessed.
-        cpu_request: CPU request of the data and evaluation tasks.
-        memory: Memory request and limit of the data and evaluation tasks.
+        cpu_request: CPU request of the data, ensemble and evaluation tasks.
+        memory: Memory request and limit of the data, ensemble and evaluation tasks (the ensemble
+            loads the members that evaluate then loads again as one model, so one figure fits both).
         train_cpu_request: CPU request of the train task.
         train_memory: Memory request and limit of the train task.
     """
