@@ -144,7 +144,7 @@ def _val_unseen_note(model: ModelLayout) -> str:
     record = TrainingRecord.read(model)
     if record is None:
         return ("the model does not record the splits it was trained on (no training.json: written by an older "
-                "ecom-kfp or another tool), so it may have been trained on the validation split")
+                "ecom-kfp or another tool) and may have been trained on the validation split")
     if record.trained_on_val:
         return "the model was trained on the validation split too (--fit-on-val)"
     return ""
