@@ -10,8 +10,8 @@ before it is read, it counts in the content digest evaluate blesses, and push se
 decides on it, since no digest covers it.
 
 Train writes the record before the digests; the ensemble stage writes the union of its members'.
-A model without it (written by an older ecom-kfp or another tool) is treated as possibly trained
-on every split.
+A model without it (written by an older ecom-kfp or another tool) is calibrated as one that may have
+been trained on the validation split.
 """
 
 from __future__ import annotations

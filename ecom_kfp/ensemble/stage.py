@@ -20,7 +20,8 @@ Output: a :class:`~ecom_kfp.contracts.layouts.ModelLayout` directory (``saved_mo
 no ``model.keras``: there is no single Keras model to resume or fine-tune. ``training.json``
 (:class:`~ecom_kfp.contracts.training.TrainingRecord`) lists every split any member was trained
 on, read from the members' verified copies (evaluate decides on it where to fit temperatures); it
-is left out when a member has none, so evaluate treats the ensemble as trained on every split.
+is left out when a member has none, and evaluate then calibrates the ensemble as a model that may
+have been trained on the validation split.
 ``report.json`` lists the members and their content digests, the weights and those splits.
 """
 
