@@ -29,8 +29,8 @@ def evaluate_op(model: Input[Model], dataset: Input[Dataset], evaluation: Output
                 metrics: Output[Metrics], confusion: Output[ClassificationMetrics], report: Output[HTML],
                 business_value_uri: str = "", mlflow_tracking_uri: str = "",
                 registered_model_name: str = "ecom-product-category", confidence_threshold: float = 0.5,
-                target_precision: float = 0.95,
-                min_weighted_score: float = 0.0) -> NamedTuple("EvaluateOutputs", [("blessed", bool)]):
+                target_precision: float = 0.95, min_weighted_score: float = 0.0,
+                max_test_examples: int = 0) -> NamedTuple("EvaluateOutputs", [("blessed", bool)]):
     import shutil
     from collections import namedtuple
 
@@ -44,6 +44,7 @@ def evaluate_op(model: Input[Model], dataset: Input[Dataset], evaluation: Output
                                 business_value_uri=business_value_uri, mlflow_tracking_uri=mlflow_tracking_uri,
                                 registered_model_name=registered_model_name,
                                 confidence_threshold=confidence_threshold, target_precision=target_precision,
+                                max_test_examples=max_test_examples,
                                 gate=GateConfig(min_weighted_score=min_weighted_score)))
     for name, value in scalar_metrics(result).items():
         metrics.log_metric(name, value)

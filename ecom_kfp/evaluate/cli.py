@@ -28,7 +28,9 @@ def main(args: argparse.Namespace) -> int:
         report = run(from_args(EvaluateConfig, args))
     except (FileNotFoundError, ValueError) as err:
         return bad_input("evaluate", err)
-    print(f"evaluated {report.model_uri} on {report.examples} test examples "
+    sampled = report.test_records is not None and report.examples < report.test_records
+    of = f" of {report.test_records} (--max-test-examples)" if sampled else ""
+    print(f"evaluated {report.model_uri} on {report.examples}{of} test examples "
           f"({report.examples_per_second:.0f} examples/s)")
     for level, values in report.levels.items():
         calibration, threshold = report.calibration[level], report.thresholds[level]

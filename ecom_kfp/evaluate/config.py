@@ -68,6 +68,11 @@ class EvaluateConfig:
     slice_floor: float = setting(0.5, metavar="FRACTION", help="accuracy under which a slice is flagged")
     slice_min_examples: int = setting(10, metavar="N", help="slices smaller than this are never flagged")
     batch_size: int = setting(64, metavar="N", help="inference batch size")
+    max_test_examples: int = setting(
+        0, metavar="N",
+        help="score about the first N test records (whole batches; the build writes them in a pseudo-random order, "
+             "so they are a fair sample) and judge the model, its thresholds and the baseline on those; bounds "
+             "evaluate's memory and time on a large catalog (docs/scaling.md); 0 = the whole test split")
     gate: GateConfig = setting(factory=GateConfig, help="blessing thresholds")
 
     def validate(self) -> None:
@@ -86,6 +91,7 @@ class EvaluateConfig:
                                   ("--batch-size", self.batch_size),
                                   ("--tail-train-examples", self.tail_train_examples))),
             (self.confusion_level >= 0, "--confusion-level", self.confusion_level, "must be >= 0"),
+            (self.max_test_examples >= 0, "--max-test-examples", self.max_test_examples, "must be >= 0 (0 = all)"),
             (not self.slice_columns or bool(self.slice_table_uri), "--slice-columns", ",".join(self.slice_columns),
              "needs --slice-table"),
         ])

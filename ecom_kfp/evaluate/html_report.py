@@ -174,8 +174,8 @@ def _suspect_section(analysis: Analysis, deepest: int) -> str:
 
 
 def render(*, title: str, evaluation: ModelEvaluation, analysis: Analysis, confusion_level: int,
-           blessing: Blessing) -> str:
-    """The whole page."""
+           blessing: Blessing, sample: str = "") -> str:
+    """The whole page; ``sample`` says how the test records scored were sampled, when they were."""
     metrics = evaluation.metrics
     verdict = "BLESSED" if blessing.blessed else "NOT BLESSED"
     headline = _table(
@@ -215,7 +215,7 @@ def render(*, title: str, evaluation: ModelEvaluation, analysis: Analysis, confu
 <h2>Headline metrics</h2>
 <p>Weighted score: each example counts with the business value of its true category
 (source: {html.escape(evaluation.weights.source)}). Products of classes folded into <i>other</i> count as errors.
-</p>{headline}{_metrics_plot(metrics)}
+{html.escape(sample, quote=False)}</p>{headline}{_metrics_plot(metrics)}
 <h2>Blessing checks</h2>{checks}
 <h2>Calibration</h2><p>One softmax temperature per level, fitted on the validation split (lowest negative
 log-likelihood); expected calibration error (ECE, {ECE_BINS} bins) and NLL on the test split. A model trained on

@@ -40,7 +40,7 @@ from ecom_kfp.evaluate.calibration import (
 from ecom_kfp.evaluate.config import EvaluateConfig
 from ecom_kfp.evaluate.confusion import ConfusionTable, worst_confusions
 from ecom_kfp.evaluate.gate import Blessing, decide
-from ecom_kfp.evaluate.inference import SplitScores, read_images, score_split
+from ecom_kfp.evaluate.inference import SplitScores, read_images, score_split, split_records
 from ecom_kfp.evaluate.inputs import EvaluationInputs, open_inputs
 from ecom_kfp.evaluate.metrics import HEADLINE, CoveragePoint, LevelMetrics, LevelPredictions, level_metrics
 from ecom_kfp.evaluate.slices import TOP_LEVEL, load_slice_columns, slice_metrics, top_level_values
@@ -103,6 +103,7 @@ class EvaluateReport:
     flagged_slices: int
     test_fingerprint: str
     examples_per_second: float
+    test_records: int | None = None
     calibration: dict[str, dict[str, float]] = field(default_factory=dict)
     thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
     tail: dict[str, dict[str, float | None]] = field(default_factory=dict)
@@ -183,7 +184,7 @@ def evaluate_model(model_uri: str, config: EvaluateConfig, table: BusinessValueT
         private: ``model_uri`` is this process's own download (:func:`open_inputs`).
     """
     with open_inputs(model_uri, config.data_uri, private) as inputs:
-        scores = score_split(inputs, "test", config.batch_size)
+        scores = score_split(inputs, "test", config.batch_size, limit=config.max_test_examples or None)
         if not scores.examples:
             raise ValueError(f"--data {inputs.dataset.root}: the test split has no records "
                              f"({len(inputs.test_shards)} empty shard(s))")
@@ -340,6 +341,7 @@ def run(config: EvaluateConfig) -> EvaluateReport:
         baseline=baseline.description if baseline else None, confusion_level=confusion_level,
         flagged_slices=sum(s.flagged for s in analysis.slices), test_fingerprint=scores.fingerprint,
         examples_per_second=scores.examples / max(scores.seconds, 1e-9),
+        test_records=split_records(inputs.manifest, "test"),
         calibration={str(c.level): {"temperature": c.temperature, "ece_before": c.ece_before,
                                     "ece_after": c.ece_after} for c in analysis.calibration},
         thresholds={str(t.level): {"threshold": t.threshold, "precision": t.precision, "coverage": t.coverage}
@@ -351,6 +353,18 @@ def run(config: EvaluateConfig) -> EvaluateReport:
         timings=timings.seconds)
     write_report(report, config.out_uri)
     return report
+
+
+def _sample_note(config: EvaluateConfig, evaluation: ModelEvaluation) -> str:
+    """Says how many test records were scored when ``--max-test-examples`` made them a sample; else ""."""
+    total = split_records(evaluation.inputs.manifest, "test")
+    scored = evaluation.scores.examples
+    if not config.max_test_examples or (total is not None and scored >= total):
+        return ""
+    of = f" of the test split's {total}" if total is not None else ""
+    return (f"Scored {scored} test records{of} (--max-test-examples {config.max_test_examples}): the first ones in "
+            "the build's pseudo-random order, a fair sample. The metrics, the thresholds and the comparison with the "
+            "baseline are computed on them.")
 
 
 def _without_bins(calibration: LevelCalibration) -> dict:
@@ -370,6 +384,9 @@ def _write_outputs(config: EvaluateConfig, evaluation: ModelEvaluation, analysis
         "model_uri": config.model_uri,
         "data_uri": config.data_uri,
         "examples": scores.examples,
+        # The split's size, and the bound that may have made the scored examples a sample of it.
+        "test_records": split_records(evaluation.inputs.manifest, "test"),
+        "max_test_examples": config.max_test_examples,
         "test_fingerprint": scores.fingerprint,
         "business_value_source": evaluation.weights.source,
         "examples_without_value": evaluation.weights.examples_without_value,
@@ -390,4 +407,4 @@ def _write_outputs(config: EvaluateConfig, evaluation: ModelEvaluation, analysis
     uri.write_json(layout.blessing, to_jsonable(blessing) | {BLESSED_MODEL_SHA256: evaluation.inputs.model_sha256})
     uri.write_text(layout.html, html_report.render(
         title=f"Evaluation of {config.model_uri}", evaluation=evaluation, analysis=analysis,
-        confusion_level=confusion_level, blessing=blessing))
+        confusion_level=confusion_level, blessing=blessing, sample=_sample_note(config, evaluation)))

@@ -99,6 +99,7 @@ def training_pipeline(
     serving_uri: str = "",
     confidence_threshold: float = 0.5,
     min_weighted_score: float = 0.0,
+    max_test_examples: int = 0,
     cpu_request: str = "2",
     memory: str = "8Gi",
     train_cpu_request: str = "8",
@@ -155,6 +156,9 @@ def training_pipeline(
         serving_uri: Directory or gs:// prefix the blessed SavedModel is copied to for serving.
         confidence_threshold: Predictions below this confidence count as abstentions.
         min_weighted_score: Minimum business-value-weighted score for the model to be blessed.
+        max_test_examples: Evaluate scores about the first N test records, a fair sample, and
+            judges the model on them (bounds its memory and time on a large catalog,
+            docs/scaling.md); 0 = the whole test split.
         cpu_request: CPU request of the data, ensemble and evaluation tasks.
         memory: Memory request and limit of the data, ensemble and evaluation tasks (the ensemble
             loads the members that evaluate then loads again as one model, so one figure fits both).
@@ -190,7 +194,8 @@ def training_pipeline(
                            mlflow_tracking_uri=mlflow_tracking_uri,
                            registered_model_name=registered_model_name,
                            confidence_threshold=confidence_threshold,
-                           min_weighted_score=min_weighted_score)
+                           min_weighted_score=min_weighted_score,
+                           max_test_examples=max_test_examples)
     set_resources(evaluate.set_display_name("evaluate"), cpu_request, memory)
 
     push_if_blessed(blessed=evaluate.outputs["blessed"], model=model,

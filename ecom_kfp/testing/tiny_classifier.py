@@ -133,7 +133,7 @@ def write_dataset(root: str, test: Sequence[Record], vocabs: Sequence[Vocabulary
                                                 business_value=record.business_value, product_id=record.product_id,
                                                 group_id=record.product_id, category_path=record.category_path))
     save_all(vocabs, layout.labels)
-    manifest: dict = {MANIFEST_KEY: SPEC.to_dict(), "counts": {"test": len(test), "val": len(val)}}
+    manifest: dict = {MANIFEST_KEY: SPEC.to_dict(), "counts": {"test": {"total": len(test)}, "val": {"total": len(val)}}}
     if train_counts is not None:
         manifest["counts"]["train"] = {
             f"level_{v.level}": {name: counts.get(name, 0) for name in v.classes}

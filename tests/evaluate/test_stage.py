@@ -143,6 +143,35 @@ def test_cli_summary_and_exit_codes(good_model, tiny_dataset, out_dir, capsys, t
     assert "--confidence-threshold=1.5: must be within [0, 1]" in capsys.readouterr().err
 
 
+def test_max_test_examples_scores_a_fixed_sample_and_says_so(good_model, tiny_dataset, test_records, tmp_path,
+                                                             capsys):
+    """Whole batches of the first records, the same ones on every run: a champion re-evaluated with the
+    same flags is compared on the same products (the fingerprint names them)."""
+    full = run(EvaluateConfig(model_uri=good_model.root, data_uri=tiny_dataset.root, out_uri=str(tmp_path / "full")))
+    assert (full.examples, full.test_records) == (len(test_records), len(test_records))
+    outs = [str(tmp_path / name) for name in ("a", "b")]
+    assert main(["evaluate", "--model", good_model.root, "--data", tiny_dataset.root, "--out", outs[0],
+                 "--max-test-examples", "10", "--batch-size", "8"]) == 0
+    assert f"on 16 of {len(test_records)} (--max-test-examples) test examples" in capsys.readouterr().out
+    again = run(EvaluateConfig(model_uri=good_model.root, data_uri=tiny_dataset.root, out_uri=outs[1],
+                               max_test_examples=10, batch_size=8))
+    metrics = [uri.read_json(EvaluationLayout(out).metrics) for out in outs]
+    assert [m["examples"] for m in metrics] == [16, 16] and again.examples == 16
+    assert (metrics[0]["test_records"], metrics[0]["max_test_examples"]) == (len(test_records), 10)
+    assert all(m["levels"]["2"]["examples"] == 16 for m in metrics)
+    assert metrics[0]["test_fingerprint"] == metrics[1]["test_fingerprint"] != full.test_fingerprint
+    assert f"Scored 16 test records of the test split's {len(test_records)}" in Path(
+        EvaluationLayout(outs[0]).html).read_text()
+    assert "Scored" not in Path(EvaluationLayout(str(tmp_path / "full")).html).read_text()
+    # A bound over the split's size scores all of it, and says nothing.
+    whole = run(EvaluateConfig(model_uri=good_model.root, data_uri=tiny_dataset.root, out_uri=str(tmp_path / "c"),
+                               max_test_examples=1000))
+    assert whole.test_fingerprint == full.test_fingerprint
+    assert main(["evaluate", "--model", good_model.root, "--data", tiny_dataset.root, "--out", str(tmp_path / "d"),
+                 "--max-test-examples", "-1"]) == 2
+    assert "--max-test-examples=-1: must be >= 0 (0 = all)" in capsys.readouterr().err
+
+
 def test_every_flag_has_help(capsys):
     with pytest.raises(SystemExit):
         main(["evaluate", "--help"])
