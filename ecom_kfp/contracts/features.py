@@ -55,10 +55,22 @@ JPEG_QUALITY = 90
 #: Key of the spec (:meth:`FeatureSpec.to_dict`) in a dataset's ``manifest.json``, and so in the copy a
 #: model carries (``dataset_manifest.json``).
 MANIFEST_KEY = "feature_spec"
+#: Key of the records per split in a dataset's ``manifest.json``: ``{split: {"total": n, ...}}``.
+MANIFEST_COUNTS = "counts"
 #: What an attribute value keeps in :func:`model_title`: letters and digits of any script.
 _ATTRIBUTE_CHARS = re.compile(r"[^\w]|_")
 #: Longest attribute word of :func:`model_title`: a seller's essay in an attribute stays one short word.
 MAX_ATTRIBUTE_CHARS = 40
+
+
+def split_count(manifest: Mapping[str, Any], split: str) -> int | None:
+    """Records of ``split`` as a dataset's ``manifest.json`` counts them (``{"total": n}``, or a bare
+    ``n``); None when it does not count them."""
+    counts = manifest.get(MANIFEST_COUNTS)
+    value = counts.get(split) if isinstance(counts, Mapping) else None
+    if isinstance(value, Mapping):
+        value = value.get("total")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def label_key(level: int) -> str:

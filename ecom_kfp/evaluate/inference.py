@@ -27,13 +27,6 @@ from ecom_kfp.evaluate.inputs import TFRECORD_SUFFIX, EvaluationInputs
 METRICS_VERSION = "metrics-v2"
 
 
-def split_records(manifest: dict, split: str) -> int | None:
-    """Records of ``split`` as the dataset's ``manifest.json`` counts them; None when it does not."""
-    counts = manifest.get("counts", {}).get(split)
-    total = counts.get("total") if isinstance(counts, dict) else None
-    return total if isinstance(total, int) else None
-
-
 @dataclass
 class SplitScores:
     """The model's outputs on one split and what the records say about each example.

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ecom_kfp import uri
 from ecom_kfp.contracts.digests import DIGESTS_KEY, verified_model_copy, verify_tree
-from ecom_kfp.contracts.features import MANIFEST_KEY, FeatureSpec
+from ecom_kfp.contracts.features import MANIFEST_KEY, FeatureSpec, split_count
 from ecom_kfp.contracts.labels import Vocabulary, load_all
 from ecom_kfp.contracts.layouts import DatasetLayout, ModelLayout
 
@@ -41,6 +41,11 @@ class EvaluationInputs:
     test_shards: list[str]
     manifest: dict
     model_sha256: str = ""
+
+    @property
+    def test_records(self) -> int | None:
+        """Records of the whole test split, as the dataset's manifest counts them (None: it does not)."""
+        return split_count(self.manifest, "test")
 
 
 def check_model_dir(model_uri: str, flag: str = "--model") -> ModelLayout:

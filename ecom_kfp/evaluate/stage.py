@@ -40,7 +40,7 @@ from ecom_kfp.evaluate.calibration import (
 from ecom_kfp.evaluate.config import EvaluateConfig
 from ecom_kfp.evaluate.confusion import ConfusionTable, worst_confusions
 from ecom_kfp.evaluate.gate import Blessing, decide
-from ecom_kfp.evaluate.inference import SplitScores, read_images, score_split, split_records
+from ecom_kfp.evaluate.inference import SplitScores, read_images, score_split
 from ecom_kfp.evaluate.inputs import EvaluationInputs, open_inputs
 from ecom_kfp.evaluate.metrics import HEADLINE, CoveragePoint, LevelMetrics, LevelPredictions, level_metrics
 from ecom_kfp.evaluate.slices import TOP_LEVEL, load_slice_columns, slice_metrics, top_level_values
@@ -341,7 +341,7 @@ def run(config: EvaluateConfig) -> EvaluateReport:
         baseline=baseline.description if baseline else None, confusion_level=confusion_level,
         flagged_slices=sum(s.flagged for s in analysis.slices), test_fingerprint=scores.fingerprint,
         examples_per_second=scores.examples / max(scores.seconds, 1e-9),
-        test_records=split_records(inputs.manifest, "test"),
+        test_records=inputs.test_records,
         calibration={str(c.level): {"temperature": c.temperature, "ece_before": c.ece_before,
                                     "ece_after": c.ece_after} for c in analysis.calibration},
         thresholds={str(t.level): {"threshold": t.threshold, "precision": t.precision, "coverage": t.coverage}
@@ -357,7 +357,7 @@ def run(config: EvaluateConfig) -> EvaluateReport:
 
 def _sample_note(config: EvaluateConfig, evaluation: ModelEvaluation) -> str:
     """Says how many test records were scored when ``--max-test-examples`` made them a sample; else ""."""
-    total = split_records(evaluation.inputs.manifest, "test")
+    total = evaluation.inputs.test_records
     scored = evaluation.scores.examples
     if not config.max_test_examples or (total is not None and scored >= total):
         return ""
@@ -385,7 +385,7 @@ def _write_outputs(config: EvaluateConfig, evaluation: ModelEvaluation, analysis
         "data_uri": config.data_uri,
         "examples": scores.examples,
         # The split's size, and the bound that may have made the scored examples a sample of it.
-        "test_records": split_records(evaluation.inputs.manifest, "test"),
+        "test_records": evaluation.inputs.test_records,
         "max_test_examples": config.max_test_examples,
         "test_fingerprint": scores.fingerprint,
         "business_value_source": evaluation.weights.source,

@@ -29,11 +29,11 @@ from importlib import metadata
 from typing import Any
 
 from ecom_kfp.contracts import digests
-from ecom_kfp.contracts.features import MANIFEST_KEY
+from ecom_kfp.contracts.features import MANIFEST_COUNTS, MANIFEST_KEY
 from ecom_kfp.contracts.labels import Vocabulary
 
 FEATURE_SPEC = MANIFEST_KEY
-COUNTS = "counts"
+COUNTS = MANIFEST_COUNTS
 DIGESTS = digests.DIGESTS_KEY
 LIBRARIES = ("ecom-kfp", "tensorflow", "tensorflow-text", "sentencepiece", "gensim", "pillow", "numpy", "pyarrow")
 

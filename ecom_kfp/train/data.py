@@ -1,8 +1,9 @@
 """What training reads from a tfrecord-build output, and the tf.data input pipeline over it.
 
-Manifest keys read (the only ones; defined here once): :data:`MANIFEST_FEATURE_SPEC` holds
-:meth:`FeatureSpec.to_dict`, :data:`MANIFEST_COUNTS` maps each split to its number of records
-(an int, or a mapping with ``"total"``).
+Manifest keys read (the only ones; both defined in :mod:`ecom_kfp.contracts.features`):
+:data:`MANIFEST_FEATURE_SPEC` holds :meth:`FeatureSpec.to_dict`, :data:`MANIFEST_COUNTS` maps each
+split to its number of records (an int, or a mapping with ``"total"``; read by
+:func:`~ecom_kfp.contracts.features.split_count`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ecom_kfp.train.text import TitleTokenizer
 
 MANIFEST_FEATURE_SPEC = features.MANIFEST_KEY
-MANIFEST_COUNTS = "counts"
+MANIFEST_COUNTS = features.MANIFEST_COUNTS
 SHUFFLE_BUFFER = 2048
 
 
@@ -79,7 +80,7 @@ class TrainingData:
             spec = features.FeatureSpec.from_dict(manifest[MANIFEST_FEATURE_SPEC])
         except (TypeError, ValueError) as err:
             raise DatasetError(f"{where}: bad {MANIFEST_FEATURE_SPEC!r} in manifest.json ({err})") from err
-        counts = {split: _split_count(manifest.get(MANIFEST_COUNTS, {}), split, where) for split in layout.SPLITS}
+        counts = {split: _split_count(manifest, split, where) for split in layout.SPLITS}
         for name, target in (("text/spm.model", layout.spm_model), ("text/piece_vectors.npy", layout.piece_vectors)):
             if not uri.exists(target):
                 raise DatasetError(f"{where}: {name} is missing")
@@ -100,13 +101,13 @@ class TrainingData:
         return data
 
 
-def _split_count(counts: Any, split: str, where: str) -> int:
-    value = counts.get(split) if isinstance(counts, Mapping) else None
-    if isinstance(value, Mapping):
-        value = value.get("total")
-    if not isinstance(value, int) or isinstance(value, bool):
+def _split_count(manifest: Mapping[str, Any], split: str, where: str) -> int:
+    count = features.split_count(manifest, split)
+    if count is None:
+        counts = manifest.get(MANIFEST_COUNTS)
+        value = counts.get(split) if isinstance(counts, Mapping) else None
         raise DatasetError(f"{where}: manifest.json {MANIFEST_COUNTS}[{split!r}] must be a record count, got {value!r}")
-    return value
+    return count
 
 
 @dataclass(frozen=True)
