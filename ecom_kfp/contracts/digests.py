@@ -156,21 +156,30 @@ def verify_model(layout: ModelLayout, flag: str = "--model", shown: str = "") ->
     return content_digest(verify_tree(layout.root, files, ModelLayout.PAYLOAD, what, BESIDE_MODEL))
 
 
+#: What a consumer of a model reads and checks: what is loaded and served, and ``digests.json``.
+MODEL_FILES = (*ModelLayout.PAYLOAD, "digests.json")
+
+
+def copy_parts(root: str, parts: Iterable[str], target: str) -> None:
+    """Copy what is below ``parts`` of ``root`` (files or directories, relative paths kept) into the
+    local directory ``target``; missing parts are skipped, for a check to name."""
+    for part in parts:
+        source, copied = uri.join(root, part), os.path.join(target, *part.split("/"))
+        if _is_file(source):
+            uri.copy(source, copied)
+        elif uri.exists(source):
+            uri.copy_tree(source, copied)
+
+
 @contextlib.contextmanager
 def private_copy(root: str, parts: Iterable[str]) -> Iterator[str]:
-    """Copy what is below ``parts`` of ``root`` (files or directories; missing ones are skipped, for the
-    check to name) into a new temporary directory only this process writes, and yield its path.
+    """:func:`copy_parts` into a new temporary directory only this process writes; yields its path.
 
     Check and load the copy, not ``root``: a check of files in a shared place (a bucket, a gcsfuse
     mount, a volume other pods write) says nothing about what a later read of them returns.
     """
     with scratch_dir("verified") as local:
-        for part in parts:
-            source, target = uri.join(root, part), os.path.join(local, *part.split("/"))
-            if _is_file(source):
-                uri.copy(source, target)
-            elif uri.exists(source):
-                uri.copy_tree(source, target)
+        copy_parts(root, parts, local)
         yield local
 
 
@@ -193,7 +202,7 @@ def private_copy_of(source: str) -> Iterator[str]:
 def private_model_copy(model_root: str) -> Iterator[ModelLayout]:
     """:func:`private_copy` of what a consumer of the model at ``model_root`` reads: what is loaded
     and served, its labels' thresholds and ``digests.json``; not yet verified."""
-    with private_copy(model_root, (*ModelLayout.PAYLOAD, "digests.json")) as local:
+    with private_copy(model_root, MODEL_FILES) as local:
         yield ModelLayout(local)
 
 

@@ -1,7 +1,7 @@
 """Write a model directory as an MLflow Model (a ``pyfunc`` from code) for the registry's ``model/`` artifact.
 
 The MLflow Model holds :mod:`ecom_kfp.push.pyfunc_model` as its code, the model directory
-(its payload, :attr:`ModelLayout.PAYLOAD`, and ``digests.json``) as its ``model``
+(its payload and ``digests.json``, :data:`ecom_kfp.contracts.digests.MODEL_FILES`) as its ``model``
 artifact (``artifacts/model/``, :data:`ecom_kfp.contracts.registry.MODEL_LAYOUT_DIR`), evaluate's
 ``thresholds.json`` beside it (``artifacts/thresholds.json``), a signature
 (DataFrame in: ``image`` bytes or ``image_uri``, ``title``; DataFrame out, see the pyfunc) and an
@@ -11,13 +11,12 @@ input example of two products. No Python object is pickled: loading runs the cod
 from __future__ import annotations
 
 import io
-import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 from ecom_kfp import __version__
-from ecom_kfp.contracts.layouts import ModelLayout
+from ecom_kfp.contracts.digests import MODEL_FILES, copy_parts
 from ecom_kfp.contracts.serving import THRESHOLDS_FILE
 from ecom_kfp.scratch import scratch_dir
 
@@ -88,18 +87,12 @@ def save(model_dir: str, target: str, thresholds: str = "") -> str:
 
     from ecom_kfp.predict.model import model_files
 
-    layout = ModelLayout(model_dir)
     files = model_files(model_dir)
     num_levels = len(files.vocabularies())
     with scratch_dir("mlflow-model") as staging:
         # The artifact keeps its directory name under artifacts/: stage the payload as "model".
         payload = Path(staging, MODEL_ARTIFACT)
-        for part in (*ModelLayout.PAYLOAD, os.path.basename(layout.digests)):
-            source = Path(model_dir, part)
-            if source.is_dir():
-                shutil.copytree(source, payload / part)
-            elif source.exists():
-                shutil.copy2(source, payload / part)
+        copy_parts(model_dir, MODEL_FILES, str(payload))
         artifacts = {MODEL_ARTIFACT: str(payload)}
         if thresholds:
             artifacts[THRESHOLDS_ARTIFACT] = str(shutil.copy2(thresholds, Path(staging, THRESHOLDS_FILE)))
