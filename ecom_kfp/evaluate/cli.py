@@ -28,8 +28,8 @@ def main(args: argparse.Namespace) -> int:
         report = run(from_args(EvaluateConfig, args))
     except (FileNotFoundError, ValueError) as err:
         return bad_input("evaluate", err)
-    sampled = report.test_records is not None and report.examples < report.test_records
-    of = f" of {report.test_records} (--max-test-examples)" if sampled else ""
+    total = f" of {report.test_records}" if report.test_records is not None else ""
+    of = f"{total} (--max-test-examples)" if report.sampled else ""
     print(f"evaluated {report.model_uri} on {report.examples}{of} test examples "
           f"({report.examples_per_second:.0f} examples/s)")
     for level, values in report.levels.items():

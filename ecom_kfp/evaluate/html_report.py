@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ecom_kfp.contracts.serving import Thresholds
-from ecom_kfp.evaluate.calibration import ECE_BINS, LevelCalibration
+from ecom_kfp.evaluate.calibration import ECE_BINS, LevelCalibration, ReliabilityBin
 from ecom_kfp.evaluate.confusion import ConfusionTable
 from ecom_kfp.evaluate.gate import Blessing
 from ecom_kfp.evaluate.metrics import CoveragePoint, LevelMetrics
@@ -110,6 +110,18 @@ def _images(jpegs: Sequence[bytes]) -> str:
                    for j in jpegs)
 
 
+#: Bins of fewer products are drawn hollow and off the line: their accuracy's standard error is over 0.2,
+#: and a line to a one-product bin reads as a trend that is not there.
+LINE_MIN_EXAMPLES = 5
+
+
+def split_bins(bins: Sequence[ReliabilityBin]) -> tuple[list[ReliabilityBin], list[ReliabilityBin]]:
+    """The non-empty bins a reliability line joins, and those too small to be on it (:data:`LINE_MIN_EXAMPLES`)."""
+    used = [b for b in bins if b.examples]
+    return ([b for b in used if b.examples >= LINE_MIN_EXAMPLES],
+            [b for b in used if b.examples < LINE_MIN_EXAMPLES])
+
+
 def _reliability_plot(calibration: Sequence[LevelCalibration]) -> str:
     import matplotlib.pyplot as plt
 
@@ -118,20 +130,22 @@ def _reliability_plot(calibration: Sequence[LevelCalibration]) -> str:
         axis.plot([0, 1], [0, 1], ":", color="grey", label="perfect")
         for bins, label in ((c.reliability_before, f"model (ECE {c.ece_before:.3f})"),
                             (c.reliability_after, f"T={c.temperature:.2f} (ECE {c.ece_after:.3f})")):
-            used = [b for b in bins if b.examples]
-            line, = axis.plot([b.mean_confidence for b in used], [b.accuracy for b in used], "-", linewidth=1,
+            joined, loose = split_bins(bins)
+            largest = max(b.examples for b in (*joined, *loose))
+            line, = axis.plot([b.mean_confidence for b in joined], [b.accuracy for b in joined], "-", linewidth=1,
                               label=label)
             # Marker area grows with the bin's examples: a bin of two products should not look like a finding.
-            axis.scatter([b.mean_confidence for b in used], [b.accuracy for b in used], color=line.get_color(),
-                         s=[4 + 60 * b.examples / max(u.examples for u in used) for b in used])
+            for group, face in ((joined, line.get_color()), (loose, "none")):
+                axis.scatter([b.mean_confidence for b in group], [b.accuracy for b in group], facecolors=face,
+                             edgecolors=line.get_color(), s=[4 + 60 * b.examples / largest for b in group])
         axis.set_xlim(0, 1)
         axis.set_ylim(0, 1.02)
         axis.set_xlabel("confidence (top probability)")
         axis.set_title(f"level {c.level}")
         axis.legend(fontsize=7, loc="upper left")
     axes[0][0].set_ylabel("accuracy")
-    figure.suptitle("Reliability on the test split before and after temperature scaling (marker size: examples)",
-                    y=1.04)
+    figure.suptitle("Reliability on the test split before and after temperature scaling (marker size: examples; "
+                    f"hollow: under {LINE_MIN_EXAMPLES})", y=1.04)
     return _png(figure)
 
 

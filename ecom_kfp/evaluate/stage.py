@@ -104,6 +104,7 @@ class EvaluateReport:
     test_fingerprint: str
     examples_per_second: float
     test_records: int | None = None
+    sampled: bool = False
     calibration: dict[str, dict[str, float]] = field(default_factory=dict)
     thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
     tail: dict[str, dict[str, float | None]] = field(default_factory=dict)
@@ -342,6 +343,7 @@ def run(config: EvaluateConfig) -> EvaluateReport:
         flagged_slices=sum(s.flagged for s in analysis.slices), test_fingerprint=scores.fingerprint,
         examples_per_second=scores.examples / max(scores.seconds, 1e-9),
         test_records=inputs.test_records,
+        sampled=_sampled(config, evaluation),
         calibration={str(c.level): {"temperature": c.temperature, "ece_before": c.ece_before,
                                     "ece_after": c.ece_after} for c in analysis.calibration},
         thresholds={str(t.level): {"threshold": t.threshold, "precision": t.precision, "coverage": t.coverage}
@@ -355,16 +357,25 @@ def run(config: EvaluateConfig) -> EvaluateReport:
     return report
 
 
+def _sampled(config: EvaluateConfig, evaluation: ModelEvaluation) -> bool:
+    """Whether ``--max-test-examples`` left test records unscored: the one rule the page and the CLI follow.
+
+    Without the split's size (a manifest without counts), the bound was reached only if it stopped the
+    scoring before the split ended, which scoring at least the bound implies.
+    """
+    bound, total, scored = config.max_test_examples, evaluation.inputs.test_records, evaluation.scores.examples
+    return bool(bound) and (scored < total if total is not None else scored >= bound)
+
+
 def _sample_note(config: EvaluateConfig, evaluation: ModelEvaluation) -> str:
     """Says how many test records were scored when ``--max-test-examples`` made them a sample; else ""."""
-    total = evaluation.inputs.test_records
-    scored = evaluation.scores.examples
-    if not config.max_test_examples or (total is not None and scored >= total):
+    if not _sampled(config, evaluation):
         return ""
+    total = evaluation.inputs.test_records
     of = f" of the test split's {total}" if total is not None else ""
-    return (f"Scored {scored} test records{of} (--max-test-examples {config.max_test_examples}): the first ones in "
-            "the build's pseudo-random order, a fair sample. The metrics, the thresholds and the comparison with the "
-            "baseline are computed on them.")
+    return (f"Scored {evaluation.scores.examples} test records{of} (--max-test-examples {config.max_test_examples}): "
+            "the first ones in the build's pseudo-random order, a fair sample. The metrics, the thresholds and the "
+            "comparison with the baseline are computed on them.")
 
 
 def _without_bins(calibration: LevelCalibration) -> dict:

@@ -7,6 +7,7 @@ import pytest
 
 from ecom_kfp.contracts.serving import LevelThreshold, Thresholds
 from ecom_kfp.evaluate import calibration as cal
+from ecom_kfp.evaluate import html_report
 
 
 def _overconfident(n: int, classes: int, sharpen: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -105,6 +106,15 @@ def test_ece_and_reliability_bins_by_hand():
     assert cal.reliability_bins(np.array([1.0]), np.array([True]), bins=10)[-1].examples == 1  # 1.0 is in the last bin
     with pytest.raises(ValueError):
         cal.expected_calibration_error(np.array([]), np.array([], dtype=bool))
+
+
+def test_the_reliability_line_leaves_out_bins_too_small_to_read():
+    """A one-product bin at 0.35 confidence is a marker of its own, not a point the line bends to."""
+    confidence = np.array([0.35] + [0.95] * 8 + [0.75] * 5)
+    correct = np.array([False] + [True] * 7 + [False] + [True] * 3 + [False] * 2)
+    joined, loose = html_report.split_bins(cal.reliability_bins(confidence, correct, bins=10))
+    assert [(round(b.low, 2), b.examples) for b in joined] == [(0.7, 5), (0.9, 8)]
+    assert [(round(b.low, 2), b.examples) for b in loose] == [(0.3, 1)]
 
 
 def test_evaluate_scales_probabilities_exactly_as_the_served_thresholds_do():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -160,16 +161,37 @@ def test_max_test_examples_scores_a_fixed_sample_and_says_so(good_model, tiny_da
     assert (metrics[0]["test_records"], metrics[0]["max_test_examples"]) == (len(test_records), 10)
     assert all(m["levels"]["2"]["examples"] == 16 for m in metrics)
     assert metrics[0]["test_fingerprint"] == metrics[1]["test_fingerprint"] != full.test_fingerprint
+    assert again.sampled and not full.sampled
     assert f"Scored 16 test records of the test split's {len(test_records)}" in Path(
         EvaluationLayout(outs[0]).html).read_text()
     assert "Scored" not in Path(EvaluationLayout(str(tmp_path / "full")).html).read_text()
     # A bound over the split's size scores all of it, and says nothing.
     whole = run(EvaluateConfig(model_uri=good_model.root, data_uri=tiny_dataset.root, out_uri=str(tmp_path / "c"),
                                max_test_examples=1000))
-    assert whole.test_fingerprint == full.test_fingerprint
+    assert whole.test_fingerprint == full.test_fingerprint and not whole.sampled
     assert main(["evaluate", "--model", good_model.root, "--data", tiny_dataset.root, "--out", str(tmp_path / "d"),
                  "--max-test-examples", "-1"]) == 2
     assert "--max-test-examples=-1: must be >= 0 (0 = all)" in capsys.readouterr().err
+
+
+def test_a_bound_marks_a_sample_without_the_split_size(good_model, tiny_dataset, tmp_path, capsys):
+    """A manifest without split counts (an older build, or another tool's): the CLI summary, report.json and
+    the page still say when the bound left records unscored, by the one rule all three read."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset.root, data)
+    manifest = json.loads((data / "manifest.json").read_text())
+    del manifest["counts"]
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    out = str(tmp_path / "bound")
+    assert main(["evaluate", "--model", good_model.root, "--data", str(data), "--out", out,
+                 "--max-test-examples", "10", "--batch-size", "8"]) == 0
+    assert "on 16 (--max-test-examples) test examples" in capsys.readouterr().out
+    report = uri.read_json(str(Path(out) / "report.json"))
+    assert (report["test_records"], report["examples"], report["sampled"]) == (None, 16, True)
+    assert "Scored 16 test records (--max-test-examples 10)" in Path(EvaluationLayout(out).html).read_text()
+    whole = run(EvaluateConfig(model_uri=good_model.root, data_uri=str(data), out_uri=str(tmp_path / "whole"),
+                               max_test_examples=1000))
+    assert not whole.sampled and "Scored" not in Path(EvaluationLayout(whole.out_uri).html).read_text()
 
 
 def test_every_flag_has_help(capsys):
