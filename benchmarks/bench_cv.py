@@ -353,11 +353,6 @@ def probe_predictions(fit_ids: list[str], test_ids: list[str], paths: dict[str, 
     return result
 
 
-def names_of(predictions: dict, classes: list[list[str]]) -> dict[int, np.ndarray]:
-    """Predicted class name per level."""
-    return {k: np.asarray(classes[k - 1])[predictions[f"level_{k}"].argmax(axis=1)] for k in range(1, LEVELS + 1)}
-
-
 def truth(ids, paths: dict[str, tuple[str, ...]], level: int) -> np.ndarray:
     return np.array([class_name(paths[pid], level) or "" for pid in ids])
 
