@@ -360,8 +360,8 @@ def run(config: EvaluateConfig) -> EvaluateReport:
 def _sampled(config: EvaluateConfig, evaluation: ModelEvaluation) -> bool:
     """Whether ``--max-test-examples`` left test records unscored: the one rule the page and the CLI follow.
 
-    Without the split's size (a manifest without counts), the bound was reached only if it stopped the
-    scoring before the split ended, which scoring at least the bound implies.
+    Without the split's size (a manifest without counts), scoring at least the bound is taken as the
+    bound having stopped it; a split that happens to end exactly there is then called a sample too.
     """
     bound, total, scored = config.max_test_examples, evaluation.inputs.test_records, evaluation.scores.examples
     return bool(bound) and (scored < total if total is not None else scored >= bound)
