@@ -23,7 +23,7 @@ later) are aggregated by a later run with ``--models title,fused,...``.
 
 Usage: ``python benchmarks/bench_cv.py [--folds 5] [--only-folds 0,1] [--epochs 18]
 [--image-epochs 8] [--models fused,title,image,baseline] [--min-class-count 1] [--logit-adjustment 0]
-[--title-char-buckets 0] [--level-weights 1,1,3] [--seed 0]``
+[--title-char-buckets 0] [--level-weights 1,1,3] [--seed 0] [--deterministic]``
 
 Frozen ImageNet Lite0 features inside the trained models (``train --frozen-backbone``, issue 21):
 ``--models image,fused --frozen-backbone --backbone efficientnet-lite0 --weights lite0.weights.h5
@@ -103,7 +103,8 @@ AVERAGE, AVERAGED = "title+baseline", ("title", "baseline")
 #: Settings added after models were cached, with the value that leaves them out of the cache key
 #: (what models cached before them were trained with).
 LATER_SETTINGS = {"title_char_buckets": 0, "seed": 0, "frozen_backbone": False, "image_size": 0, "title_dropout": 0.0,
-                  "fusion": "joint", "late_fusion_weight": LATE_FUSION_WEIGHT, "frozen_backbone_until": ""}
+                  "fusion": "joint", "late_fusion_weight": LATE_FUSION_WEIGHT, "frozen_backbone_until": "",
+                  "deterministic": False}
 
 
 def products_uri(products: str) -> str:
@@ -188,7 +189,8 @@ def model_settings(args: argparse.Namespace, mode: str) -> dict:
             "frozen_backbone": frozen, "image_size": args.image_size if frozen else 0,
             "frozen_backbone_until": args.frozen_backbone_until if frozen else "",
             "fusion": args.fusion if mode == "fused" else "joint",
-            "late_fusion_weight": args.late_fusion_weight if mode == "fused" else LATE_FUSION_WEIGHT}
+            "late_fusion_weight": args.late_fusion_weight if mode == "fused" else LATE_FUSION_WEIGHT,
+            "deterministic": args.deterministic}
 
 
 def cache_key(settings: dict) -> str:
@@ -557,6 +559,10 @@ def main() -> None:
                              f"add {TITLE_BASELINE} to --models for the baseline on titles alone")
     parser.add_argument("--level-weights", default=LEVEL_WEIGHTS, help="loss weight per level, level 1 first")
     parser.add_argument("--seed", type=int, default=0, help="training seed of our models (repeats measure training noise)")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="train our models with train --deterministic: the same --seed then gives the same "
+                             "model whatever the machine's load (slower input); without it two runs of one "
+                             "command differ by up to ~0.1 point a level")
     parser.add_argument("--baseline-c", type=float, default=20.0, help="baseline's inverse regularisation")
     args = parser.parse_args()
 

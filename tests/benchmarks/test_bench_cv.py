@@ -94,7 +94,7 @@ def test_settings_added_later_keep_the_cache_keys_of_models_trained_before_them(
                            logit_adjustment=0.0, image_head_weight=0.0, title_dropout=0.0, weights="",
                            freeze_backbone_epochs=0, title_char_buckets=0, seed=0, frozen_backbone=False,
                            image_size=64, fusion="joint", late_fusion_weight=bench_cv.LATE_FUSION_WEIGHT,
-                           level_weights=bench_cv.LEVEL_WEIGHTS)
+                           level_weights=bench_cv.LEVEL_WEIGHTS, deterministic=False)
     settings = bench_cv.model_settings(bench_cv.argparse.Namespace(**parser_defaults), "fused")
     # --level-weights' default is the weights every cached model was trained with: same key.
     assert settings["level_weights"] == [1.0, 1.0, 3.0]
@@ -106,7 +106,11 @@ def test_settings_added_later_keep_the_cache_keys_of_models_trained_before_them(
     late = bench_cv.model_settings(bench_cv.argparse.Namespace(**{**parser_defaults, "fusion": "late"}), "fused")
     heavier = bench_cv.model_settings(bench_cv.argparse.Namespace(
         **{**parser_defaults, "fusion": "late", "late_fusion_weight": 0.7}), "fused")
-    assert len({bench_cv.cache_key(settings), bench_cv.cache_key(late), bench_cv.cache_key(heavier)}) == 3
+    ordered = bench_cv.model_settings(bench_cv.argparse.Namespace(**{**parser_defaults, "deterministic": True}),
+                                      "fused")
+    assert ordered["deterministic"] is True
+    assert len({bench_cv.cache_key(settings), bench_cv.cache_key(late), bench_cv.cache_key(heavier),
+                bench_cv.cache_key(ordered)}) == 4
     # A title model is never fused, whatever --fusion says.
     title = bench_cv.model_settings(bench_cv.argparse.Namespace(**{**parser_defaults, "fusion": "late"}), "title")
     assert title["fusion"] == "joint"
