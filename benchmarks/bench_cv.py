@@ -561,8 +561,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="training seed of our models (repeats measure training noise)")
     parser.add_argument("--deterministic", action="store_true",
                         help="train our models with train --deterministic (training examples in a fixed order "
-                             "whatever the machine's load; slower input); without it two runs of one command "
-                             "differed by up to ~0.1 point a level")
+                             "whatever the machine's load; slower input)")
     parser.add_argument("--baseline-c", type=float, default=20.0, help="baseline's inverse regularisation")
     args = parser.parse_args()
 
