@@ -67,9 +67,11 @@ class _KfpTaskProgress(logging.Filter):
 #: Loggers of libraries that print to the terminal themselves, and the variables that stop them.
 #: MLflow gives its ``mlflow`` logger a handler of its own writing to whatever ``sys.stderr`` is
 #: (the terminal inside :func:`quiet_terminal`) and stops it propagating, when ``mlflow`` is first
-#: imported, which may happen inside the block: hence ``MLFLOW_CONFIGURE_LOGGING``.
+#: imported, which may happen inside the block: hence ``MLFLOW_CONFIGURE_LOGGING``. Its artifact
+#: transfers draw tqdm bars on ``sys.stderr`` too (push downloads the run's model), which no logger
+#: carries: hence ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR``, read at each transfer.
 _SELF_PRINTING_LOGGERS = ("mlflow",)
-_SELF_PRINTING_ENV = {"MLFLOW_CONFIGURE_LOGGING": "false"}
+_SELF_PRINTING_ENV = {"MLFLOW_CONFIGURE_LOGGING": "false", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
 
 @contextlib.contextmanager

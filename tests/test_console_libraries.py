@@ -38,3 +38,38 @@ def test_mlflow_log_lines_go_to_the_log_file_not_the_terminal(tmp_path: Path, be
     assert "Creating initial MLflow database tables" in log.read_text()
     assert done.stdout.splitlines() == ["the verb's summary", after]
     assert "mlflow" not in done.stderr.lower(), done.stderr
+
+
+TRANSFER = """
+import sys
+from pathlib import Path
+import mlflow
+from ecom_kfp.console import quiet_terminal
+
+mlflow.set_tracking_uri(sys.argv[2])
+files = Path(sys.argv[3])
+for i in range(3):
+    (files / f"part-{i}.txt").write_text("x")
+with mlflow.start_run() as run:
+    mlflow.log_artifacts(str(files), "model")
+with quiet_terminal(sys.argv[1]):
+    mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="model", dst_path=sys.argv[4])
+    print("the verb's summary")
+print("-- after the block --", file=sys.stderr, flush=True)
+mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="model", dst_path=sys.argv[5])
+"""
+
+
+def test_mlflow_artifact_progress_bars_stay_off_the_terminal_inside_the_block(tmp_path: Path) -> None:
+    """Push downloads the run's model: MLflow draws a tqdm bar for it, which no logger carries."""
+    files, inside, after = (tmp_path / name for name in ("files", "inside", "after"))
+    files.mkdir()
+    done = subprocess.run([sys.executable, "-c", TRANSFER, str(tmp_path / "run.log"),
+                           f"sqlite:///{tmp_path / 'mlflow.db'}", str(files), str(inside), str(after)],
+                          capture_output=True, text=True, timeout=300, check=True)
+    assert sorted(p.name for p in (inside / "model").iterdir()) == ["part-0.txt", "part-1.txt", "part-2.txt"]
+    inside_block, marker, after_block = done.stderr.partition("-- after the block --")
+    assert marker and done.stdout.strip() == "the verb's summary"
+    assert "Downloading artifacts" not in inside_block, inside_block
+    # The same transfer after the block draws its bar: the setting is put back, and MLflow does draw one here.
+    assert "Downloading artifacts" in after_block, after_block
