@@ -29,6 +29,7 @@ from ecom_kfp.pipelines.local_scoring import score_fresh_slice
 from ecom_kfp.predict.cli import summary_lines
 from ecom_kfp.report import write_report
 from ecom_kfp.settings import require, setting
+from ecom_kfp.train.config import FUSIONS, IMAGENET_BACKBONE, IMAGENET_WEIGHTS, TrainConfig
 from ecom_kfp.train.tracking import init_store
 
 SPLITS = DatasetLayout.SPLITS
@@ -55,6 +56,12 @@ class LocalRunConfig:
     epochs: int = setting(5, metavar="N", help="training epochs")
     image_size: int = setting(64, metavar="PX", help="model input side in pixels (small for CPU)")
     backbone: str = setting("small-cnn", help="image backbone (small-cnn is a tiny CPU-friendly one)")
+    fusion: str = setting(TrainConfig.fusion, choices=FUSIONS, help="train --fusion (training_pipeline's fusion)")
+    weights: str = setting(TrainConfig.weights, metavar="URI",
+                           help=f"train --weights: '{IMAGENET_WEIGHTS}' starts {IMAGENET_BACKBONE} from ImageNet")
+    frozen_backbone: bool = setting(TrainConfig.frozen_backbone,
+                                    help="train --frozen-backbone: the weights' backbone stays frozen, its features "
+                                         "computed once per product (needs --weights)")
     mlflow_uri: str = setting("", metavar="URI",
                               help="MLflow tracking and registry URI (empty: a sqlite store under --out)")
     seed: int = setting(0, help="demo catalog seed")
@@ -172,7 +179,7 @@ def run_local(config: LocalRunConfig) -> LocalRunSummary:
             catalog=demo.catalog, catalog_format="jsonl", images_base=images_base,
             business_value_uri=demo.business_value, image_size=config.image_size,
             min_class_count=config.min_class_count, title_attributes=config.title_attributes, backbone=config.backbone,
-            epochs=config.epochs, batch_size=config.batch_size, num_gpus=1, train_preset="cpu-small",
+            fusion=config.fusion, weights=config.weights, frozen_backbone=config.frozen_backbone, epochs=config.epochs, batch_size=config.batch_size, num_gpus=1, train_preset="cpu-small",
             seeds=config.train_seeds, mlflow_tracking_uri=mlflow_uri, serving_uri=serving_uri, ingest_concurrency=16,
             min_weighted_score=config.min_weighted_score,
             allow_private_networks=True)  # the demo's images are served on loopback

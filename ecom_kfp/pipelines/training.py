@@ -46,14 +46,16 @@ def push_if_blessed(blessed: bool, model: Input[Model], evaluation: Input[Artifa
 @dsl.pipeline(name="train-member",
               description="Train one model of the run on the GPU pool, with its resources set from parameters.")
 def train_member(dataset: Input[Dataset], seed: int, preset: str, backbone: str, epochs: int, batch_size: int,
-                 learning_rate: float, image_size: int, precision: str, fit_on_val: bool, num_gpus: int,
+                 learning_rate: float, image_size: int, precision: str, fit_on_val: bool, fusion: str,
+                 weights: str, frozen_backbone: bool, num_gpus: int,
                  gpu_accelerator: str, gpu_node_selector: dict, launcher: str, mlflow_tracking_uri: str,
                  experiment_name: str, train_cpu_request: str, train_memory: str) -> Model:
     """One member. A pipeline of its own because kfp 2.17 drops parameter-valued resources of tasks
     placed directly inside ``dsl.ParallelFor`` (see ``task_settings``)."""
     train = train_op(dataset=dataset, preset=preset, backbone=backbone, epochs=epochs, batch_size=batch_size,
                      learning_rate=learning_rate, image_size=image_size, precision=precision,
-                     fit_on_val=fit_on_val, seed=seed, num_processes=num_gpus,
+                     fit_on_val=fit_on_val, fusion=fusion, weights=weights, frozen_backbone=frozen_backbone,
+                     seed=seed, num_processes=num_gpus,
                      mlflow_tracking_uri=mlflow_tracking_uri, experiment_name=experiment_name, launcher=launcher)
     set_resources(train.set_display_name("train"), train_cpu_request, train_memory)
     on_gpu_pool(train, gpu_accelerator, num_gpus, gpu_node_selector)
@@ -88,6 +90,9 @@ def training_pipeline(
     learning_rate: float = 0.0,
     precision: str = "auto",
     fit_on_val: bool = False,
+    fusion: str = "joint",
+    weights: str = "",
+    frozen_backbone: bool = False,
     seeds: list = [0],  # noqa: B006 (KFP reads the default from the signature)
     num_gpus: int = 1,
     gpu_accelerator: str = "nvidia.com/gpu",
@@ -141,6 +146,14 @@ def training_pipeline(
             CPU), float32, mixed_float16 or mixed_bfloat16.
         fit_on_val: Train on the train and validation splits together (a final model once the
             settings were chosen on validation); the test split still decides the blessing.
+        fusion: joint (one set of heads on the image and title features together) or late (a
+            classifier per branch, their logits added: the image moves only answers the title is
+            unsure of; the better of the two on myntra-dev, docs/training.md).
+        weights: Backbone weights to start from: 'imagenet' (efficientnet-lite0's ImageNet
+            weights, shipped in the image), a .weights.h5 URI, or empty for random initialisation.
+        frozen_backbone: Keep the weights' backbone frozen and compute its image features once per
+            product (needs weights). With backbone=efficientnet-lite0, weights=imagenet and
+            fusion=late: the best model measured on myntra-dev (README, "Model quality").
         seeds: Training seeds, one model per seed, each trained in its own pod at the same time
             (1 to 16 distinct integers, checked before any model trains). With two or more,
             ensemble averages the models' probabilities and the average is evaluated and pushed
@@ -180,7 +193,8 @@ def training_pipeline(
     with dsl.ParallelFor(members.output, parallelism=MAX_PARALLEL_MEMBERS, name="seeds") as seed:
         member = train_member(dataset=build.outputs["dataset"], seed=seed, preset=train_preset, backbone=backbone,
                               epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                              image_size=image_size, precision=precision, fit_on_val=fit_on_val, num_gpus=num_gpus,
+                              image_size=image_size, precision=precision, fit_on_val=fit_on_val, fusion=fusion,
+                              weights=weights, frozen_backbone=frozen_backbone, num_gpus=num_gpus,
                               gpu_accelerator=gpu_accelerator, gpu_node_selector=gpu_node_selector,
                               launcher=train_launcher, mlflow_tracking_uri=mlflow_tracking_uri,
                               experiment_name=experiment_name, train_cpu_request=train_cpu_request,

@@ -33,6 +33,11 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 LAUNCHERS = ("local", "horovodrun", "mpijob")
 #: Measured best on myntra-dev (benchmarks/bench_train_quality.py): the deepest level weighs 3.
 DEFAULT_LEVEL_WEIGHTS = (1.0, 1.0, 3.0)
+#: ``--weights`` value that loads the ImageNet checkpoint a pinned package ships
+#: (:mod:`ecom_kfp.train.pretrained`), so a pipeline run needs no weights file in a bucket.
+IMAGENET_WEIGHTS = "imagenet"
+#: The backbone :data:`IMAGENET_WEIGHTS` fits.
+IMAGENET_BACKBONE = "efficientnet-lite0"
 
 
 @dataclass
@@ -110,8 +115,9 @@ class TrainConfig:
                                            "once the settings were chosen on validation (no validation metrics; evaluate then "
                                            "calibrates on the test split)")
     weights: str = setting("", metavar="URI",
-                           help="backbone weights (.weights.h5) to start from; 'python -m ecom_kfp.train.pretrained "
-                                "OUT' writes efficientnet-lite0's ImageNet weights")
+                           help=f"backbone weights to start from: a .weights.h5 URI, or '{IMAGENET_WEIGHTS}' for "
+                                f"{IMAGENET_BACKBONE}'s ImageNet weights, read from the checkpoint a pinned package "
+                                "ships (in the container image too: no file to upload); empty = random initialisation")
     freeze_backbone_epochs: int = setting(0, metavar="N", help="epochs the backbone stays frozen when fine-tuning")
     frozen_backbone: bool = setting(
         False, help="keep the --weights backbone frozen for the whole run and compute its image features once per "
@@ -154,6 +160,9 @@ class TrainConfig:
         for name, unset in asdict(UNSET).items():
             if getattr(self, name) == unset:
                 setattr(self, name, getattr(preset, name))
+        # Only now is the backbone known when the preset chose it.
+        require([(self.weights != IMAGENET_WEIGHTS or self.backbone == IMAGENET_BACKBONE, "--weights", self.weights,
+                  f"fits --backbone {IMAGENET_BACKBONE} only, but the backbone is {self.backbone}")])
 
     def validate(self) -> None:
         """Fail fast on values no run could succeed with (unset preset settings are allowed).

