@@ -4,7 +4,8 @@ TensorFlow's C++ start-up lines, gensim's INFO, MLflow's and kfp.local's logs, a
 child processes (kfp.local tasks, horovodrun ranks) print go to file descriptors 1 and 2 or to
 Python logging. :func:`quiet_terminal` points both descriptors and the logging root at a log file
 and keeps the terminal for what the user asked for: ``print`` of the verb's own summary, tqdm bars
-and :func:`progress` lines. ``--verbose`` leaves everything on the terminal.
+and :func:`progress` lines, a child process's included (training ranks under horovodrun send
+theirs through :class:`ProgressRelay`). ``--verbose`` leaves everything on the terminal.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -37,6 +38,53 @@ def progress(line: str) -> None:
     """Print one progress line on the terminal, even while stdout goes to the log file."""
     stream = _terminal or sys.stdout
     print(line, file=stream, flush=True)
+
+
+#: The file a child process appends its progress lines to, set by the parent that relays them
+#: (:class:`ProgressRelay`): the child's own descriptors are the verb's, which go to the log.
+PROGRESS_FILE_ENV = "ECOM_KFP_PROGRESS_FILE"
+
+
+def progress_sink() -> Callable[[str], None]:
+    """Where this process's progress lines go: the relay file its parent named, else :func:`progress`."""
+    path = os.environ.get(PROGRESS_FILE_ENV)
+    if not path:
+        return progress
+
+    def append(line: str) -> None:
+        with open(path, "a", encoding="utf-8") as relay:
+            relay.write(line.replace("\n", " ") + "\n")
+
+    return append
+
+
+class ProgressRelay:
+    """Shows on the terminal the progress lines child processes append to one file.
+
+    Args:
+        path: The relay file (created empty); children find it in :data:`PROGRESS_FILE_ENV`
+            (:attr:`env`) and write to it through :func:`progress_sink`.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.path.write_bytes(b"")
+        self._offset = 0
+
+    @property
+    def env(self) -> dict[str, str]:
+        """This process's environment plus the relay file, for the children."""
+        return {**os.environ, PROGRESS_FILE_ENV: str(self.path)}
+
+    def poll(self) -> None:
+        """Show the complete lines added since the last call (a line still being written waits)."""
+        with open(self.path, "rb") as relay:
+            relay.seek(self._offset)
+            chunk = relay.read()
+        complete = chunk.rfind(b"\n") + 1
+        for line in chunk[:complete].decode("utf-8", errors="replace").splitlines():
+            progress(line)
+        self._offset += complete
 
 
 class _KfpTaskProgress(logging.Filter):

@@ -1,4 +1,5 @@
-"""The quiet terminal's one line per kfp.local task, from the log records kfp.local writes."""
+"""The quiet terminal's progress lines: one per kfp.local task, from the log records kfp.local
+writes, and those child processes relay through a file."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 
 import pytest
 
-from ecom_kfp.console import _KfpTaskProgress
+from ecom_kfp.console import PROGRESS_FILE_ENV, ProgressRelay, _KfpTaskProgress, progress, progress_sink
 
 
 def _record(message: str) -> logging.LogRecord:
@@ -32,3 +33,26 @@ def test_parallel_tasks_of_one_name_are_each_timed_from_a_start(capsys: pytest.C
 def test_a_finish_without_a_start_says_no_duration(capsys: pytest.CaptureFixture[str]) -> None:
     _KfpTaskProgress().filter(_record("Task 'push-op' finished with status FAILURE"))
     assert capsys.readouterr().out.split() == ["push", "failure"]
+
+
+def test_a_relay_shows_complete_lines_once_each(tmp_path, monkeypatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A child's sink appends to the relay file; the parent shows each complete line once, and a
+    line still being written when it looks waits for its end."""
+    relay = ProgressRelay(tmp_path / "progress.txt")
+    monkeypatch.setenv(PROGRESS_FILE_ENV, relay.env[PROGRESS_FILE_ENV])
+    say = progress_sink()
+    say("  epoch 1/2: loss 1.000")
+    with open(relay.path, "a", encoding="utf-8") as child:
+        child.write("  epoch 2/2: lo")  # caught mid-write
+    relay.poll()
+    assert capsys.readouterr().out == "  epoch 1/2: loss 1.000\n"
+    with open(relay.path, "a", encoding="utf-8") as child:
+        child.write("ss 0.500\n")
+    relay.poll()
+    relay.poll()
+    assert capsys.readouterr().out == "  epoch 2/2: loss 0.500\n"
+
+
+def test_without_a_relay_progress_lines_go_to_the_terminal(monkeypatch) -> None:
+    monkeypatch.delenv(PROGRESS_FILE_ENV, raising=False)
+    assert progress_sink() is progress

@@ -6,6 +6,7 @@ Order matters: :class:`SyncAcrossRanks` must come first so that later callbacks 
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -86,6 +87,33 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.times.seconds.append(time.perf_counter() - self._start)
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """One short line per finished epoch for the person watching (``say(line)``); every metric to
+    the log.
+
+    Keras' own epoch line lists every head's loss and accuracy (19 figures for a late-fusion
+    model). Added after :class:`SyncAcrossRanks` (figures averaged over ranks) and
+    :class:`EpochTimer` (the epoch's seconds), on the chief only.
+    """
+
+    def __init__(self, epochs: int, deepest_level: int, times: EpochTimes, say: Callable[[str], None]) -> None:
+        super().__init__()
+        self.epochs, self.times, self.say = epochs, times, say
+        self.accuracy = f"level_{deepest_level}_accuracy"
+        self.level = deepest_level
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        logging.getLogger(__name__).info("epoch %d/%d: %s", epoch + 1, self.epochs,
+                                         ", ".join(f"{k} {float(v):.4f}" for k, v in sorted(logs.items())))
+        parts = [f"loss {float(logs['loss']):.3f}"] if "loss" in logs else []
+        for prefix, name in (("", "level"), ("val_", "val level")):
+            if prefix + self.accuracy in logs:
+                parts.append(f"{name} {self.level} accuracy {float(logs[prefix + self.accuracy]):.3f}")
+        seconds = f" ({self.times.seconds[-1]:.0f}s)" if self.times.seconds else ""
+        self.say(f"  epoch {epoch + 1}/{self.epochs}: {', '.join(parts)}{seconds}")
 
 
 class Checkpoint(keras.callbacks.Callback):

@@ -14,10 +14,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ecom_kfp.console import ProgressRelay
 from ecom_kfp.scratch import scratch_dir
 from ecom_kfp.train.config import TrainConfig
 from ecom_kfp.train.distributed import import_horovod
 from ecom_kfp.train.report import TrainReport
+
+#: How often the workers' progress lines are passed on while they run.
+RELAY_SECONDS = 0.5
 
 
 def horovodrun_executable() -> str:
@@ -46,7 +50,21 @@ def run_horovod(config: TrainConfig) -> TrainReport:
         config_path = os.path.join(tmp, "config.json")
         Path(config_path).write_text(config.to_json())
         command = horovodrun_command(config_path, config.num_processes)
-        completed = subprocess.run(command, check=False)
-    if completed.returncode != 0:
-        raise RuntimeError(f"horovodrun exited with {completed.returncode}: {' '.join(command)}")
+        # The workers' output goes where this process's does (the log); their epoch lines come
+        # through the relay file to the terminal.
+        relay = ProgressRelay(os.path.join(tmp, "progress.txt"))
+        with subprocess.Popen(command, env=relay.env) as process:
+            try:
+                while True:
+                    try:
+                        process.wait(timeout=RELAY_SECONDS)
+                        break
+                    except subprocess.TimeoutExpired:
+                        relay.poll()
+            except BaseException:  # Ctrl-C: stop the workers, as subprocess.run would
+                process.kill()
+                raise
+            relay.poll()
+    if process.returncode != 0:
+        raise RuntimeError(f"horovodrun exited with {process.returncode}: {' '.join(command)}")
     return TrainReport.read(config.out)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ecom_kfp import uri
+from ecom_kfp.console import progress_sink
 from ecom_kfp.contracts.layouts import ModelLayout
 from ecom_kfp.contracts.serving import model_branch_head, model_output
 from ecom_kfp.report import Timings, write_report
@@ -195,6 +196,8 @@ def fit(config: TrainConfig, inputs: TrainingInputs, model, workers: Workers, re
     sync = cb.SyncAcrossRanks(workers)
     times = cb.EpochTimes()
     callbacks: list[keras.callbacks.Callback] = [sync, cb.EpochTimer(times)]
+    if workers.is_chief:
+        callbacks.append(cb.EpochProgress(config.epochs, data.spec.num_levels, times, progress_sink()))
     if log_metrics is not None:
         # The full model, backbone included, even when ``trained`` is its part after the backbone:
         # a resumed run loads it like any other checkpoint.
@@ -216,7 +219,7 @@ def fit(config: TrainConfig, inputs: TrainingInputs, model, workers: Workers, re
             build_step_state(trained, train_ds.element_spec)
             fitted = trained.fit(train_ds, epochs=last, initial_epoch=first, steps_per_epoch=steps,
                                  validation_data=val_ds, validation_steps=val_steps, callbacks=callbacks,
-                                 verbose=2 if workers.is_chief else 0)
+                                 verbose=0)
             for key, values in fitted.history.items():
                 history.setdefault(key, []).extend(float(v) for v in values)
     if trained is not model:

@@ -15,10 +15,14 @@ from tests.train.helpers import SPLIT_SIZES, backbone_weights
 pytestmark = pytest.mark.e2e
 
 
-def test_two_horovod_processes_train_in_lock_step(tiny_dataset: DatasetLayout, tmp_path: Path) -> None:
+def test_two_horovod_processes_train_in_lock_step(tiny_dataset: DatasetLayout, tmp_path: Path, capfd) -> None:
     out = tmp_path / "model"
     report = run(TrainConfig(data=tiny_dataset.root, out=str(out), backbone="small-cnn", epochs=3, batch_size=8,
                              image_size=32, learning_rate=2e-3, warmup_epochs=1, num_processes=2))
+    # The workers print to this process's descriptors; only the chief's epoch lines are relayed,
+    # each once, through the relay file.
+    relayed = [line for line in capfd.readouterr().out.splitlines() if line.startswith("  epoch ")]
+    assert [line.split(":")[0] for line in relayed] == ["  epoch 1/3", "  epoch 2/3", "  epoch 3/3"], relayed
     assert report.num_processes == 2 and report.global_batch_size == 16
     assert report.steps_per_epoch == 96 // 16
     assert report.peak_learning_rate == pytest.approx(4e-3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -165,12 +166,17 @@ def test_saved_model_serves_raw_jpeg_bytes_and_titles_in_a_fresh_process(trained
         np.testing.assert_allclose(got, np.asarray(expected[f"level_{k}"]), rtol=1e-4, atol=1e-5)
 
 
-def test_rerun_resumes_from_the_last_checkpoint(tiny_dataset: DatasetLayout, tmp_path: Path) -> None:
+def test_rerun_resumes_from_the_last_checkpoint(tiny_dataset: DatasetLayout, tmp_path: Path, capsys) -> None:
     out = tmp_path / "model"
     first = run(_config(tiny_dataset.root, out, epochs=1))
     assert first.resumed_from_epoch == 0 and first.epochs_trained == 1
     second = run(_config(tiny_dataset.root, out, epochs=2))
     assert second.resumed_from_epoch == 1 and second.epochs_trained == 1
+    # One short line per epoch trained, counted from the epoch resumed (Keras' own lines are off).
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["  epoch 1/1", "  epoch 2/2"], lines
+    assert re.fullmatch(r"  epoch 2/2: loss \d+\.\d{3}, level 3 accuracy \d\.\d{3}, val level 3 accuracy "
+                        r"\d\.\d{3} \(\d+s\)", lines[1]), lines[1]
     assert second.mlflow_tracking_uri.startswith("sqlite:///") and (out / "mlflow.db").exists()
     assert any((out / "mlartifacts").rglob("report.json"))  # artifacts beside the store, not in the cwd
 
@@ -299,6 +305,9 @@ def test_cli_trains_and_prints_a_summary(tiny_dataset: DatasetLayout, tmp_path: 
     assert code == 0
     printed = capsys.readouterr().out
     assert "trained small-cnn (title, preset cpu-small, float32)" in printed and "test top-1: L1" in printed
+    # --fit-on-val holds nothing out, so the epoch line has no validation figure.
+    assert re.search(r"^  epoch 1/1: loss \d+\.\d{3}, level 3 accuracy \d\.\d{3} \(\d+s\)$", printed, re.M), printed
+    assert "Epoch 1/1" not in printed and "val level" not in printed
     report = json.loads((out / "report.json").read_text())
     assert report["inputs"] == "title" and report["fit_splits"] == ["train", "val"]
     assert TrainingRecord.read(ModelLayout(str(out))).trained_on_val
