@@ -26,8 +26,10 @@ Usage: ``python benchmarks/bench_cv.py [--folds 5] [--only-folds 0,1] [--epochs 
 [--title-char-buckets 0] [--level-weights 1,1,3] [--seed 0] [--deterministic]``
 
 Frozen ImageNet Lite0 features inside the trained models (``train --frozen-backbone``, issue 21):
-``--models image,fused --frozen-backbone --backbone efficientnet-lite0 --weights lite0.weights.h5
---image-size 224`` (``python -m ecom_kfp.train.pretrained lite0.weights.h5`` writes the weights).
+``--models image,fused --frozen-backbone --backbone efficientnet-lite0 --weights imagenet
+--image-size 224`` (``train --weights imagenet``; the figures in benchmarks/README.md were trained
+from the same weights written to a file by ``python -m ecom_kfp.train.pretrained lite0.weights.h5``,
+which gives bit-identical models but another cache key).
 Frozen models take images at ``--image-size``, the size the folds are built at: 224 builds fold
 datasets of their own (the 60x80 pictures padded to 224 px JPEGs, as the probe pads them); with
 the 64 px folds the decoder would upsample their 64 px images instead, losing the detail the
