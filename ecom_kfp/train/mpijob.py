@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from ecom_kfp import uri
 from ecom_kfp.images import GPU_IMAGE, GPU_IMAGE_SSH_DIR, GPU_IMAGE_SSH_PORT, GPU_IMAGE_SSHD_COMMAND, GPU_IMAGE_UID
-from ecom_kfp.train.config import ConfigError, TrainConfig
+from ecom_kfp.train.config import IMAGENET_WEIGHTS, ConfigError, TrainConfig
 from ecom_kfp.train.report import TrainReport
 from ecom_kfp.train.tracking import resolve_tracking_uri
 
@@ -332,10 +332,14 @@ def run_mpijob(config: TrainConfig, spec: MpiJobSpec | None = None, api: CustomO
     ``$MLFLOW_TRACKING_URI`` set here is not in the pods' environment.
 
     Raises:
-        ConfigError: ``--data``/``--out`` are local paths other pods cannot see, or no tracking
-            store is configured (:func:`~ecom_kfp.train.tracking.resolve_tracking_uri`).
+        ConfigError: ``--data``/``--out`` (or a ``--weights`` file) are local paths other pods
+            cannot see, or no tracking store is configured
+            (:func:`~ecom_kfp.train.tracking.resolve_tracking_uri`).
     """
-    for flag, value in (("--data", config.data), ("--out", config.out)):
+    read_by_pods = [("--data", config.data), ("--out", config.out)]
+    if config.weights and config.weights != IMAGENET_WEIGHTS:  # imagenet: in every pod's image
+        read_by_pods.append(("--weights", config.weights))
+    for flag, value in read_by_pods:
         if not uri.is_gcs(value):
             raise ConfigError(f"{flag} {value} must be a gs:// URI for an MPIJob: worker pods cannot see local paths")
     config = dataclasses.replace(config, mlflow_tracking_uri=resolve_tracking_uri(config.mlflow_tracking_uri, config.out))

@@ -206,6 +206,21 @@ def test_run_mpijob_needs_object_store_uris_and_writes_the_config(gcs_bucket: st
     assert command[-1] == f"{gcs_bucket}/model/train_config.json"
 
 
+def test_a_weights_file_the_pods_cannot_see_is_refused_before_the_job(gcs_bucket: str) -> None:
+    """A local --weights file would be missing in every pod; the packaged imagenet weights are in each."""
+    base = dict(data=f"{gcs_bucket}/data", out=f"{gcs_bucket}/model", backbone="efficientnet-lite0",
+                mlflow_tracking_uri="http://127.0.0.1:5000")
+    api = FakeCustomObjectsApi([SUCCEEDED])
+    with pytest.raises(ConfigError, match="--weights /local/lite0.weights.h5 must be a gs:// URI"):
+        run_mpijob(TrainConfig(**base, weights="/local/lite0.weights.h5"), _spec(), api, poll_seconds=0)
+    assert not api.created
+    for job, weights in enumerate((f"{gcs_bucket}/lite0.weights.h5", "imagenet")):
+        config = TrainConfig(**base, weights=weights)
+        _leave_report(config)
+        run_mpijob(config, _spec(name=f"train-{job}"), api, poll_seconds=0)
+    assert [created[4]["metadata"]["name"] for created in api.created] == ["train-0", "train-1"]
+
+
 def test_the_pods_are_given_the_tracking_store_of_the_launching_environment(gcs_bucket: str, monkeypatch) -> None:
     """``$MLFLOW_TRACKING_URI`` of the launching pod does not reach the workers: the config they read names it."""
     from ecom_kfp import uri
