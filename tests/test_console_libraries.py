@@ -50,7 +50,8 @@ mlflow.set_tracking_uri(sys.argv[2])
 files = Path(sys.argv[3])
 for i in range(3):
     (files / f"part-{i}.txt").write_text("x")
-with mlflow.start_run() as run:
+experiment = mlflow.create_experiment("bars", artifact_location=str(files.parent / "artifacts"))
+with mlflow.start_run(experiment_id=experiment) as run:
     mlflow.log_artifacts(str(files), "model")
 with quiet_terminal(sys.argv[1]):
     mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="model", dst_path=sys.argv[4])
@@ -66,7 +67,8 @@ def test_mlflow_artifact_progress_bars_stay_off_the_terminal_inside_the_block(tm
     files.mkdir()
     done = subprocess.run([sys.executable, "-c", TRANSFER, str(tmp_path / "run.log"),
                            f"sqlite:///{tmp_path / 'mlflow.db'}", str(files), str(inside), str(after)],
-                          capture_output=True, text=True, timeout=300, check=True)
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (inside / "model").iterdir()) == ["part-0.txt", "part-1.txt", "part-2.txt"]
     inside_block, marker, after_block = done.stderr.partition("-- after the block --")
     assert marker and done.stdout.strip() == "the verb's summary"

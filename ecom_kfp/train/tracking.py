@@ -17,6 +17,10 @@ from ecom_kfp.settings import ConfigError
 
 log = logging.getLogger(__name__)
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+#: What ``mlflow.set_tracking_uri`` and ``mlflow.set_experiment`` export to the environment "so that
+#: subprocesses inherit it": a later child of this process would then start its runs in this run's
+#: experiment id, in whatever store it uses.
+EXPORTED_ENV = (TRACKING_URI_ENV, "MLFLOW_EXPERIMENT_ID")
 LOCAL_DB = "mlflow.db"
 LOCAL_ARTIFACTS = "mlartifacts"
 SQLITE = "sqlite:///"
@@ -88,9 +92,9 @@ class MlflowRun:
 
         self._mlflow = mlflow
         self.tracking_uri = tracking_uri
-        # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI; restored in end() so a later
-        # run in this process does not inherit this one's store.
-        self._previous_env = os.environ.get(TRACKING_URI_ENV)
+        # Restored in end(), so that a later run in this process, or a child it starts, does not
+        # inherit this run's store and experiment (EXPORTED_ENV).
+        self._previous_env = {name: os.environ.get(name) for name in EXPORTED_ENV}
         mlflow.set_tracking_uri(tracking_uri)
         mlflow.set_experiment(experiment_id=experiment_id(mlflow.MlflowClient(tracking_uri=tracking_uri),
                                                           experiment_name, artifact_location(tracking_uri)))
@@ -112,7 +116,8 @@ class MlflowRun:
 
     def end(self, status: str = "FINISHED") -> None:
         self._mlflow.end_run(status=status)
-        if self._previous_env is None:
-            os.environ.pop(TRACKING_URI_ENV, None)
-        else:
-            os.environ[TRACKING_URI_ENV] = self._previous_env
+        for name, value in self._previous_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

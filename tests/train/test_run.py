@@ -26,7 +26,7 @@ from ecom_kfp.train.callbacks import CHECKPOINT_STATE
 from ecom_kfp.train.config import ConfigError
 from ecom_kfp.train.data import DatasetError
 from ecom_kfp.train.model import ProductClassifier
-from ecom_kfp.train.tracking import TRACKING_URI_ENV, _create_experiment, artifact_location, experiment_id
+from ecom_kfp.train.tracking import EXPORTED_ENV, TRACKING_URI_ENV, _create_experiment, artifact_location, experiment_id
 from tests.train.helpers import SPLIT_SIZES
 
 pytestmark = pytest.mark.slow
@@ -166,7 +166,10 @@ def test_saved_model_serves_raw_jpeg_bytes_and_titles_in_a_fresh_process(trained
         np.testing.assert_allclose(got, np.asarray(expected[f"level_{k}"]), rtol=1e-4, atol=1e-5)
 
 
-def test_rerun_resumes_from_the_last_checkpoint(tiny_dataset: DatasetLayout, tmp_path: Path, capsys) -> None:
+def test_rerun_resumes_from_the_last_checkpoint(tiny_dataset: DatasetLayout, tmp_path: Path, capsys,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in EXPORTED_ENV:
+        monkeypatch.delenv(name, raising=False)
     out = tmp_path / "model"
     first = run(_config(tiny_dataset.root, out, epochs=1))
     assert first.resumed_from_epoch == 0 and first.epochs_trained == 1
@@ -179,6 +182,9 @@ def test_rerun_resumes_from_the_last_checkpoint(tiny_dataset: DatasetLayout, tmp
                         r"\d\.\d{3} \(\d+s\)", lines[1]), lines[1]
     assert second.mlflow_tracking_uri.startswith("sqlite:///") and (out / "mlflow.db").exists()
     assert any((out / "mlartifacts").rglob("report.json"))  # artifacts beside the store, not in the cwd
+    # MLflow exported the store and the experiment id for child processes; a later child of this
+    # process would have started its runs in that experiment of another store.
+    assert {name: os.environ.get(name) for name in EXPORTED_ENV} == dict.fromkeys(EXPORTED_ENV)
 
 
 def test_a_gcs_output_without_a_tracking_store_is_refused_before_training(
