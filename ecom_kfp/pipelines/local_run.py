@@ -179,7 +179,8 @@ def run_local(config: LocalRunConfig) -> LocalRunSummary:
             catalog=demo.catalog, catalog_format="jsonl", images_base=images_base,
             business_value_uri=demo.business_value, image_size=config.image_size,
             min_class_count=config.min_class_count, title_attributes=config.title_attributes, backbone=config.backbone,
-            fusion=config.fusion, weights=config.weights, frozen_backbone=config.frozen_backbone, epochs=config.epochs, batch_size=config.batch_size, num_gpus=1, train_preset="cpu-small",
+            fusion=config.fusion, weights=config.weights, frozen_backbone=config.frozen_backbone,
+            epochs=config.epochs, batch_size=config.batch_size, num_gpus=1, train_preset="cpu-small",
             seeds=config.train_seeds, mlflow_tracking_uri=mlflow_uri, serving_uri=serving_uri, ingest_concurrency=16,
             min_weighted_score=config.min_weighted_score,
             allow_private_networks=True)  # the demo's images are served on loopback
