@@ -17,7 +17,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TextIO
 
@@ -136,11 +136,16 @@ def _library_loggers_to_root() -> Iterator[None]:
     finally:
         for logger, (handlers, propagate) in zip(loggers, saved, strict=True):
             logger.handlers[:], logger.propagate = handlers, propagate
-        for name, value in saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        restore_environ(saved_env)
+
+
+def restore_environ(saved: Mapping[str, str | None]) -> None:
+    """Put environment variables back as ``saved`` holds them (``None``: it was not set)."""
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _real_fileno(stream: TextIO) -> int | None:

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from ecom_kfp.console import ProgressRelay
@@ -55,16 +56,13 @@ def run_horovod(config: TrainConfig) -> TrainReport:
         relay = ProgressRelay(os.path.join(tmp, "progress.txt"))
         with subprocess.Popen(command, env=relay.env) as process:
             try:
-                while True:
-                    try:
-                        process.wait(timeout=RELAY_SECONDS)
-                        break
-                    except subprocess.TimeoutExpired:
-                        relay.poll()
+                while process.poll() is None:
+                    time.sleep(RELAY_SECONDS)
+                    relay.poll()
             except BaseException:  # Ctrl-C: stop the workers, as subprocess.run would
                 process.kill()
                 raise
-            relay.poll()
+            relay.poll()  # what the chief wrote after the last look
     if process.returncode != 0:
         raise RuntimeError(f"horovodrun exited with {process.returncode}: {' '.join(command)}")
     return TrainReport.read(config.out)

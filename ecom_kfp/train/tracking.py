@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ecom_kfp import uri
+from ecom_kfp.console import restore_environ
 from ecom_kfp.settings import ConfigError
 
 log = logging.getLogger(__name__)
@@ -116,8 +117,4 @@ class MlflowRun:
 
     def end(self, status: str = "FINISHED") -> None:
         self._mlflow.end_run(status=status)
-        for name, value in self._previous_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        restore_environ(self._previous_env)
