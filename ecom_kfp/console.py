@@ -36,8 +36,10 @@ def log_path() -> Path | None:
 
 def progress(line: str) -> None:
     """Print one progress line on the terminal, even while stdout goes to the log file."""
+    # Written, not print()ed: while kfp.local runs a task, ``builtins.print`` indents what it prints.
     stream = _terminal or sys.stdout
-    print(line, file=stream, flush=True)
+    stream.write(line + "\n")
+    stream.flush()
 
 
 #: The file a child process appends its progress lines to, set by the parent that relays them

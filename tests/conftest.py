@@ -89,6 +89,15 @@ def weak_model(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: DatasetLa
 
 
 @pytest.fixture()
+def kfp_local(tmp_path: Path) -> Iterator[Path]:
+    """kfp.local set up as ``run-local`` sets it up, for the test; yields the pipeline root."""
+    from ecom_kfp.pipelines.kfp_local import local_runs
+
+    with local_runs(tmp_path / "pipeline_root") as root:
+        yield root
+
+
+@pytest.fixture()
 def out_dir(tmp_path: Path) -> str:
     return str(tmp_path / "evaluation")
 

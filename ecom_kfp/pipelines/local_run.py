@@ -24,7 +24,7 @@ from ecom_kfp.contracts.layouts import DatasetLayout, DedupeLayout, EvaluationLa
 from ecom_kfp.demo import DemoCatalogConfig
 from ecom_kfp.ensemble.config import check_member_seeds
 from ecom_kfp.evaluate.config import GateConfig
-from ecom_kfp.pipelines.kfp_local import find_run_dir
+from ecom_kfp.pipelines.kfp_local import find_run_dir, local_runs
 from ecom_kfp.pipelines.local_scoring import score_fresh_slice
 from ecom_kfp.predict.cli import summary_lines
 from ecom_kfp.report import write_report
@@ -153,8 +153,6 @@ def run_local(config: LocalRunConfig) -> LocalRunSummary:
         ValueError: for an invalid config (the message names the flag).
         RuntimeError: when a pipeline task fails (kfp.local's message names the task).
     """
-    from kfp import local
-
     from ecom_kfp.demo import generate, serve_directory
     from ecom_kfp.pipelines.training import PIPELINE_NAME, training_pipeline
 
@@ -172,28 +170,28 @@ def run_local(config: LocalRunConfig) -> LocalRunSummary:
                                       seed=config.seed))
     timings["demo_catalog"] = time.perf_counter() - start
     progress(f"  {'demo-catalog':<24} {config.products} products in {timings['demo_catalog']:.1f}s")
-    with serve_directory(demo.images) as images_base:
-        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root))
-        pipeline_start = time.perf_counter()
-        training_pipeline(
-            catalog=demo.catalog, catalog_format="jsonl", images_base=images_base,
-            business_value_uri=demo.business_value, image_size=config.image_size,
-            min_class_count=config.min_class_count, title_attributes=config.title_attributes, backbone=config.backbone,
-            fusion=config.fusion, weights=config.weights, frozen_backbone=config.frozen_backbone,
-            epochs=config.epochs, batch_size=config.batch_size, num_gpus=1, train_preset="cpu-small",
-            seeds=config.train_seeds, mlflow_tracking_uri=mlflow_uri, serving_uri=serving_uri, ingest_concurrency=16,
-            min_weighted_score=config.min_weighted_score,
-            allow_private_networks=True)  # the demo's images are served on loopback
-        timings["pipeline"] = time.perf_counter() - pipeline_start
-    run_dir = find_run_dir(pipeline_root, PIPELINE_NAME)
-    outputs = stage_outputs(run_dir)
-    scoring = {}
-    if "push" in outputs:  # the champion exists: score a fresh slice with it
-        scoring_start = time.perf_counter()
-        pushed_name = _read_json(outputs["push"] / "report.json")["registered_model_name"]
-        scoring["scoring"] = score_fresh_slice(out, pipeline_root, mlflow_uri, pushed_name, config.products,
-                                               config.seed)
-        timings["scoring"] = time.perf_counter() - scoring_start
+    with local_runs(pipeline_root):
+        with serve_directory(demo.images) as images_base:
+            pipeline_start = time.perf_counter()
+            training_pipeline(
+                catalog=demo.catalog, catalog_format="jsonl", images_base=images_base,
+                business_value_uri=demo.business_value, image_size=config.image_size,
+                min_class_count=config.min_class_count, title_attributes=config.title_attributes,
+                backbone=config.backbone, fusion=config.fusion, weights=config.weights,
+                frozen_backbone=config.frozen_backbone, epochs=config.epochs, batch_size=config.batch_size,
+                num_gpus=1, train_preset="cpu-small", seeds=config.train_seeds, mlflow_tracking_uri=mlflow_uri,
+                serving_uri=serving_uri, ingest_concurrency=16, min_weighted_score=config.min_weighted_score,
+                allow_private_networks=True)  # the demo's images are served on loopback
+            timings["pipeline"] = time.perf_counter() - pipeline_start
+        run_dir = find_run_dir(pipeline_root, PIPELINE_NAME)
+        outputs = stage_outputs(run_dir)
+        scoring = {}
+        if "push" in outputs:  # the champion exists: score a fresh slice with it
+            scoring_start = time.perf_counter()
+            pushed_name = _read_json(outputs["push"] / "report.json")["registered_model_name"]
+            scoring["scoring"] = score_fresh_slice(out, pipeline_root, mlflow_uri, pushed_name, config.products,
+                                                   config.seed)
+            timings["scoring"] = time.perf_counter() - scoring_start
     summary = LocalRunSummary(
         out=str(out), run_dir=str(run_dir), mlflow_uri=mlflow_uri, serving_uri=serving_uri,
         seconds=time.perf_counter() - start, stage_seconds=timings,

@@ -2,7 +2,6 @@
 ``seed_plan_op`` in a real kfp.local run (SubprocessRunner, no venv)."""
 
 import pytest
-from kfp import local
 
 from ecom_kfp.components import seed_plan_op
 from ecom_kfp.ensemble.config import MAX_MEMBERS, check_member_seeds
@@ -25,8 +24,7 @@ def test_the_member_limit_and_one_seed_are_accepted():
 
 
 @pytest.mark.e2e
-def test_seed_plan_passes_good_seeds_and_fails_the_run_on_a_repeat(tmp_path, capfd):
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
+def test_seed_plan_passes_good_seeds_and_fails_the_run_on_a_repeat(kfp_local, capfd):
     assert seed_plan_op(seeds=[3, 1]).output == [3, 1]
     with pytest.raises(RuntimeError, match="seed-plan-op"):
         seed_plan_op(seeds=[1, 1])

@@ -9,8 +9,8 @@ from pathlib import Path
 from ecom_kfp.testing.image_server import Fault, ServerHandle
 
 
-def test_sharded_ingest_pipeline_runs_under_kfp_local(server: ServerHandle, tmp_path: Path) -> None:
-    from kfp import dsl, local
+def test_sharded_ingest_pipeline_runs_under_kfp_local(server: ServerHandle, tmp_path: Path, kfp_local: Path) -> None:
+    from kfp import dsl
 
     from ecom_kfp.components.ingest import ingest_op, merge_ingest_shards_op
 
@@ -28,7 +28,6 @@ def test_sharded_ingest_pipeline_runs_under_kfp_local(server: ServerHandle, tmp_
                              concurrency=4, timeout_seconds=5.0, allow_private_networks=True)
         return merge_ingest_shards_op(shards=dsl.Collected(task.outputs["products"])).outputs["products"]
 
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
     run = pipeline(catalog=str(catalog), images_base=f"{server.base_url}/img/")
     merged = Path(run.output.path)
     report = json.loads((merged / "report.json").read_text())

@@ -1,11 +1,11 @@
 """Both pipelines end to end under ``kfp.local.SubprocessRunner`` on a small demo catalog served
 over loopback HTTP, with a local MLflow sqlite store and serving directory."""
 
+import builtins
 import json
 from pathlib import Path
 
 import pytest
-from kfp import local
 
 from ecom_kfp.cli import main
 from ecom_kfp.contracts.features import MANIFEST_KEY
@@ -31,8 +31,10 @@ def test_run_local_training_pipeline_counts_add_up_from_ingest_to_push(tmp_path:
     both of the ensemble stage's paths."""
     out = tmp_path / "run"
     # One epoch on 300 products: the push path is what is checked here, not the model, so no floor.
+    real_print = builtins.print
     assert main(["run-local", "--out", str(out), "--products", "300", "--epochs", "1", "--train-seeds", "0,1",
                  "--image-size", "32", "--backbone", "small-cnn", "--min-weighted-score", "0"]) == 0
+    assert builtins.print is real_print  # kfp.local's ParallelFor threads can leave an indenting one
     printed = capsys.readouterr().out
     summary = _report(out)
     members = [Path(p) for p in summary["outputs"].pop("train")]
@@ -92,7 +94,7 @@ def _assert_quiet_and_guiding(printed: str, out: Path) -> None:
 
 
 @pytest.mark.parametrize("build_pieces", [1, 3])
-def test_data_pipeline_with_two_shards_builds_the_one_pod_dataset(tmp_path: Path, build_pieces: int) -> None:
+def test_data_pipeline_with_two_shards_builds_the_one_pod_dataset(tmp_path: Path, kfp_local: Path, build_pieces: int) -> None:
     """Ingest over 2 shards, the TFRecord write over ``build_pieces`` pods: the gathered shards are,
     file by file and record by record, those of the one-pod build of the same dedupe output."""
     from ecom_kfp.tfrecord_build import TFRecordBuildConfig, run
@@ -102,12 +104,10 @@ def test_data_pipeline_with_two_shards_builds_the_one_pod_dataset(tmp_path: Path
     # Small shard files, so that 3 pieces each write several of them.
     build_settings = dict(image_size=32, min_class_count=3, shard_target_mb=0.02)
     with serve_directory(demo.images) as images_base:
-        local.init(runner=local.SubprocessRunner(use_venv=False),
-                   pipeline_root=str(tmp_path / "pipeline_root"))
         data_pipeline(catalog=demo.catalog, catalog_format="jsonl", images_base=images_base,
                       business_value_uri=demo.business_value, num_shards=2, num_build_shards=build_pieces,
                       ingest_concurrency=8, allow_private_networks=True, **build_settings)
-    run_dir = find_run_dir(tmp_path / "pipeline_root", DATA_PIPELINE_NAME)
+    run_dir = find_run_dir(kfp_local, DATA_PIPELINE_NAME)
     shards = [_report(p) for p in sorted(run_dir.rglob("products")) if p.parent.name == "ingest-op"]
     assert sorted(s["shard_index"] for s in shards) == [0, 1]
     assert all(s["num_shards"] == 2 for s in shards)

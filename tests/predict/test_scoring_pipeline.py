@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from kfp import local
 
 from ecom_kfp.demo import DemoCatalogConfig, generate, serve_directory
 from ecom_kfp.pipelines.kfp_local import find_run_dir
@@ -21,13 +20,12 @@ def _report(directory: Path) -> dict:
     return json.loads((directory / "report.json").read_text())
 
 
-def test_scoring_pipeline_fans_out_over_shards_and_merges(predict_model, tmp_path):
+def test_scoring_pipeline_fans_out_over_shards_and_merges(predict_model, tmp_path, kfp_local):
     demo = generate(DemoCatalogConfig(out=str(tmp_path / "catalog"), products=120, progress=False))
     with serve_directory(demo.images) as images_base:
-        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "pipeline_root"))
         scoring_pipeline(catalog=demo.catalog, catalog_format="jsonl", images_base=images_base,
                          model_uri=predict_model.root, num_shards=2, ingest_concurrency=8, allow_private_networks=True)
-    run_dir = find_run_dir(tmp_path / "pipeline_root", PIPELINE_NAME)
+    run_dir = find_run_dir(kfp_local, PIPELINE_NAME)
     ingest = _report(run_dir / "ingest-op" / "products")
     shards = [_report(p) for p in sorted(run_dir.rglob("predictions")) if p.parent.name == "batch-predict-op"]
     assert sorted(s["shard_index"] for s in shards) == [0, 1]

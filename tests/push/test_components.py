@@ -3,7 +3,7 @@
 
 
 import pytest
-from kfp import dsl, local
+from kfp import dsl
 
 from ecom_kfp import uri
 from ecom_kfp.components import evaluate_op, push_op
@@ -12,7 +12,7 @@ from ecom_kfp.push.serving import read_latest
 
 
 @pytest.mark.e2e
-def test_evaluate_then_push_under_a_blessing_condition(mlflow, good_model, tiny_dataset, tmp_path):
+def test_evaluate_then_push_under_a_blessing_condition(mlflow, good_model, tiny_dataset, tmp_path, kfp_local):
     serving = str(tmp_path / "serving")
     name = "kfp-local-model"
 
@@ -35,10 +35,9 @@ def test_evaluate_then_push_under_a_blessing_condition(mlflow, good_model, tiny_
                         evaluation=evaluation.outputs["evaluation"], tracking_uri=tracking_uri,
                         serving_uri=serving_uri)
 
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
     pipeline(model_uri=good_model.root, data_uri=tiny_dataset.root, tracking_uri=mlflow.tracking_uri,
              serving_uri=serving)
     assert read_latest(serving, name)["version"] == "1"
     assert registry_client(mlflow.tracking_uri).get_model_version_by_alias(name, "champion").version == "1"
-    htmls = [p for p in uri.list_files(str(tmp_path / "root"), suffix="report") if "evaluate-op" in p]
+    htmls = [p for p in uri.list_files(str(kfp_local), suffix="report") if "evaluate-op" in p]
     assert htmls, "the HTML report artifact was not written"

@@ -13,12 +13,10 @@ from tests.tfrecord_build.helpers import DedupeOutput
 
 
 @pytest.mark.e2e
-def test_component_runs_locally(dedupe_output: DedupeOutput, tmp_path: Path) -> None:
-    from kfp import dsl, local
+def test_component_runs_locally(dedupe_output: DedupeOutput, kfp_local: Path) -> None:
+    from kfp import dsl
 
     from ecom_kfp.components.tfrecord_build import tfrecord_build_op
-
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
 
     @dsl.pipeline
     def build_pipeline(products_uri: str):
@@ -27,7 +25,7 @@ def test_component_runs_locally(dedupe_output: DedupeOutput, tmp_path: Path) -> 
                           min_class_count=3, doc2vec_dim=8)
 
     build_pipeline(products_uri=dedupe_output.layout.root)
-    manifests = list((tmp_path / "root").rglob("manifest.json"))
+    manifests = list(kfp_local.rglob("manifest.json"))
     assert len(manifests) == 1
     layout = DatasetLayout(str(manifests[0].parent))
     report = json.loads(Path(layout.report).read_text())

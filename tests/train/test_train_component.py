@@ -13,8 +13,8 @@ from ecom_kfp.testing.servers import MlflowServer
 
 
 @pytest.mark.e2e  # a kfp.local run plus training: well over a minute on 2 shared cores
-def test_train_op_runs_under_kfp_local(tiny_dataset: DatasetLayout, mlflow: MlflowServer, tmp_path: Path) -> None:
-    from kfp import dsl, local
+def test_train_op_runs_under_kfp_local(tiny_dataset: DatasetLayout, mlflow: MlflowServer, kfp_local: Path) -> None:
+    from kfp import dsl
 
     from ecom_kfp.components.train import train_op
 
@@ -26,7 +26,6 @@ def test_train_op_runs_under_kfp_local(tiny_dataset: DatasetLayout, mlflow: Mlfl
                         experiment_name="component-test")
         return task.outputs["model"]
 
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
     run = pipeline(data_uri=tiny_dataset.root, tracking_uri=mlflow.tracking_uri)
     layout = ModelLayout(run.output.path)
     report = json.loads(Path(layout.report).read_text())
