@@ -203,9 +203,10 @@ def cache_key(settings: dict) -> str:
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def train_and_predict(data, out: Path, settings: dict) -> dict:
+def train_and_predict(data, out: Path, settings: dict, tracking_uri: str) -> dict:
     """Train one model with the real training stage (unless cached) and predict the fold's test split
-    through its serving signature: ``{"ids", "level_k": probabilities, "seconds"}``."""
+    through its serving signature: ``{"ids", "level_k": probabilities, "seconds"}``. Its MLflow run
+    goes to ``tracking_uri``, experiment ``bench-cv``."""
     from ecom_kfp.train.stage import run
 
     predictions = out / "predictions.npz"
@@ -214,7 +215,8 @@ def train_and_predict(data, out: Path, settings: dict) -> dict:
             return {k: cached[k] for k in cached.files}
     start = time.perf_counter()
     with stdout_to_stderr():
-        run(TrainConfig(data=data.layout.root, out=str(out / "model"), resume=False, **settings))
+        run(TrainConfig(data=data.layout.root, out=str(out / "model"), resume=False, mlflow_tracking_uri=tracking_uri,
+                        experiment_name="bench-cv", **settings))
     seconds = time.perf_counter() - start
     ids, probabilities = serve_test_split(str(out / "model"), data)
     result = {"ids": np.array(ids), "seconds": np.array(seconds),
@@ -577,6 +579,10 @@ def main() -> None:
     settings = {mode: model_settings(args, mode) for mode in modes if mode in MODES}
     averaged = set(AVERAGED) <= set(modes)
     own_titles = product_titles(products) if TITLE_BASELINE in modes else None
+    # One store for every model of the benchmark, to compare their runs side by side (a store of
+    # each model's own would also cost each 2 s of schema migrations).
+    tracking_uri = f"sqlite:///{(root / 'mlflow.db').resolve()}"
+    root.mkdir(parents=True, exist_ok=True)
     folds = []
     for index in indices:
         data = fold_dataset(products, root / f"fold-{index}" / "data", args, index)
@@ -601,7 +607,7 @@ def main() -> None:
             out = root / f"fold-{index}" / f"{mode}-{cache_key(settings[mode])}"
             out.mkdir(parents=True, exist_ok=True)
             (out / "settings.json").write_text(json.dumps(settings[mode], indent=1))
-            fold.add(mode, train_and_predict(data, out, settings[mode]), classes)
+            fold.add(mode, train_and_predict(data, out, settings[mode], tracking_uri), classes)
             if mode == "fused" and settings[mode]["fusion"] == "late":
                 for branch, name in BRANCH_MODES.items():
                     fold.add(name, branch_predictions(out, data, settings[mode], branch), classes)
