@@ -216,20 +216,23 @@ def test_members_starting_together_share_their_experiment(mlflow: MlflowServer) 
 
 
 def test_resuming_with_a_different_model_names_the_flags(tiny_dataset: DatasetLayout, tmp_path: Path) -> None:
+    # Title-only models (the cheapest to train) differing in their word-hash table.
     out = tmp_path / "model"
     run(_config(tiny_dataset.root, out, epochs=1, inputs="title"))
     with pytest.raises(ConfigError, match="holds a checkpoint of a different model.*--no-resume"):
-        run(_config(tiny_dataset.root, out, epochs=2, inputs="fused"))
-    assert run(_config(tiny_dataset.root, out, epochs=1, inputs="fused", resume=False)).resumed_from_epoch == 0
+        run(_config(tiny_dataset.root, out, epochs=2, inputs="title", title_word_buckets=WORD_BUCKETS))
+    assert run(_config(tiny_dataset.root, out, epochs=1, inputs="title", title_word_buckets=WORD_BUCKETS,
+                       resume=False)).resumed_from_epoch == 0
 
 
 def test_resuming_after_switching_fit_on_val_is_refused(tiny_dataset: DatasetLayout, tmp_path: Path) -> None:
     out = tmp_path / "model"
-    run(_config(tiny_dataset.root, out, epochs=1))
+    run(_config(tiny_dataset.root, out, epochs=1, inputs="title"))
     assert json.loads((out / CHECKPOINT_STATE).read_text())["fit_splits"] == ["train"]
     with pytest.raises(ConfigError, match=r"trained on train \(epoch 1\); this run trains on train \+ val.*--fit-on-val"):
-        run(_config(tiny_dataset.root, out, epochs=2, fit_on_val=True))
-    assert run(_config(tiny_dataset.root, out, epochs=1, fit_on_val=True, resume=False)).resumed_from_epoch == 0
+        run(_config(tiny_dataset.root, out, epochs=2, inputs="title", fit_on_val=True))
+    assert run(_config(tiny_dataset.root, out, epochs=1, inputs="title", fit_on_val=True,
+                       resume=False)).resumed_from_epoch == 0
 
 
 def _broken_copy(tiny_dataset: DatasetLayout, tmp_path: Path) -> Path:
