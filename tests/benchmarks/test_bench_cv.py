@@ -59,6 +59,13 @@ def test_cv_benchmark_tests_every_product_once_on_identical_folds(tmp_path: Path
         for k in (1, 2, 3):
             combined = title[f"level_{k}"] * image[f"level_{k}"] ** weight
             np.testing.assert_allclose(served[f"level_{k}"], combined / combined.sum(axis=1, keepdims=True), atol=1e-4)
+    # Every trained model (title, image and fused, per fold) ran in one MLflow store of the run.
+    from mlflow import MlflowClient
+
+    stores = sorted(tmp_path.rglob("mlflow.db"))
+    assert [store.parent.parent for store in stores] == [tmp_path]
+    client = MlflowClient(f"sqlite:///{stores[0]}")
+    assert len(client.search_runs([client.get_experiment_by_name("bench-cv").experiment_id])) == 3 * 2
     assert len(result["late_fusion_image_probe"]["per_fold"]) == 2
     assert result["image-probe"]["image_size"] == 64
     assert {f["gate"] for f in result["gated_late_fusion"]["per_fold"]} <= set(result["gated_late_fusion"]["gates_tried"])
