@@ -74,6 +74,7 @@ from ecom_kfp.contracts.layouts import DedupeLayout, ModelLayout
 from ecom_kfp.evaluate.calibration import expected_calibration_error, fit_pooled_temperature, temperature_scale
 from ecom_kfp.settings import comma_separated
 from ecom_kfp.train.config import TrainConfig, parse_level_weights
+from ecom_kfp.train.tracking import resolve_tracking_uri
 
 LEVELS = 3
 #: ``train --late-fusion-weight``'s default.
@@ -579,9 +580,10 @@ def main() -> None:
     settings = {mode: model_settings(args, mode) for mode in modes if mode in MODES}
     averaged = set(AVERAGED) <= set(modes)
     own_titles = product_titles(products) if TITLE_BASELINE in modes else None
-    # One store for every model of the benchmark, to compare their runs side by side (a store of
-    # each model's own would also cost each 2 s of schema migrations).
-    tracking_uri = f"sqlite:///{(root / 'mlflow.db').resolve()}"
+    # One store for every model of the benchmark (train's own choice for a run writing to root),
+    # to compare their runs side by side; a store of each model's own would also cost each 2 s of
+    # schema migrations.
+    tracking_uri = resolve_tracking_uri("", str(root))
     root.mkdir(parents=True, exist_ok=True)
     folds = []
     for index in indices:
