@@ -25,6 +25,47 @@ def data(compiled_root: Path) -> tuple[dict, dict]:
     return _load(compiled_root, "data_pipeline")
 
 
+def _forwarded_defaults(spec: dict) -> list[tuple[str, str, object, object]]:
+    """(pipeline parameter, component input, pipeline default, component default) for every run
+    parameter that reaches a component's input, through nested DAGs (loops, sub-pipelines)."""
+    defaults = spec["root"]["inputDefinitions"]["parameters"]
+    found = []
+
+    def walk(dag: dict, run_parameter_of: dict[str, str]) -> None:
+        for task in dag.get("tasks", {}).values():
+            component_name = task["componentRef"]["name"]
+            component = spec["components"][component_name]
+            inner = {}
+            for name, value in task.get("inputs", {}).get("parameters", {}).items():
+                source = value.get("componentInputParameter", "").removeprefix("pipelinechannel--")
+                if source in run_parameter_of:
+                    inner[name] = run_parameter_of[source]
+            if "dag" in component:
+                walk(component["dag"], inner)
+                continue
+            inputs = component.get("inputDefinitions", {}).get("parameters", {})
+            found.extend((parameter, f"{component_name}.{name}", defaults[parameter].get("defaultValue"),
+                          inputs.get(name, {}).get("defaultValue")) for name, parameter in inner.items())
+
+    walk(spec["root"]["dag"], {name: name for name in defaults})
+    return found
+
+
+@pytest.mark.parametrize("pipeline", ["training_pipeline", "data_pipeline", "scoring_pipeline"])
+def test_run_parameters_default_to_the_settings_they_set(compiled_root: Path, pipeline: str) -> None:
+    """A pipeline parameter that sets a stage's setting has that setting's default, so a run that
+    leaves it unset behaves as the CLI does without the flag. Components take their defaults from
+    their configs (tests/test_settings.py); the pipelines' signatures repeat them, and this is what
+    keeps the two from drifting apart."""
+    forwarded = _forwarded_defaults(_load(compiled_root, pipeline)[0])
+    assert len({parameter for parameter, *_ in forwarded}) >= 10
+    differing = [(parameter, target, ours, theirs) for parameter, target, ours, theirs in forwarded
+                 # Required run inputs and inputs without a default of their own (resources, plan
+                 # steps' lists) have nothing to agree with.
+                 if ours is not None and theirs is not None and ours != theirs]
+    assert differing == []
+
+
 def _all_tasks(spec: dict) -> dict[str, dict]:
     tasks = dict(spec["root"]["dag"]["tasks"])
     for component in spec["components"].values():
