@@ -9,7 +9,8 @@ VENV="${VENV:-.venv}"
 PY="${PYTHON:-python3.11}"
 command -v "$PY" >/dev/null || PY=python3
 
-DEBIAN_PACKAGES=(cmake g++ make)
+# postgresql: initdb and postgres for the tests that run MLflow on PostgreSQL as the cluster does.
+DEBIAN_PACKAGES=(cmake g++ make postgresql)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
