@@ -15,11 +15,14 @@ import fnmatch
 import io
 import re
 import tomllib
+from importlib import metadata
 from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
 from dockerfile_parse import DockerfileParser
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from ecom_kfp import __version__
 from ecom_kfp.images import CPU_IMAGE, GPU_IMAGE, IMAGES, image_ref, registry
@@ -186,7 +189,9 @@ def dockerfile(name: str) -> DockerfileParser:
 
 DOCKERIGNORE = (REPO / ".dockerignore").read_text()
 _PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-PYPROJECT_PINS = pins(_PROJECT["dependencies"] + _PROJECT["optional-dependencies"]["test"])
+#: pyproject's direct dependencies and its ``test`` extra: what set-up installs, from the lock.
+DIRECT = _PROJECT["dependencies"] + _PROJECT["optional-dependencies"]["test"]
+PYPROJECT_PINS = pins(DIRECT)
 LOCK_PINS = pins((REPO / "requirements.lock").read_text().splitlines())
 
 
@@ -235,6 +240,43 @@ def test_installed_versions_match_pyproject() -> None:
     for name, version in mlflow_pins.items():
         assert LOCK_PINS.get(name, version) == version, f"images/mlflow pins {name}=={version}, the lock {LOCK_PINS[name]}"
     assert {"mlflow", "google-cloud-storage", "psycopg2-binary"} <= mlflow_pins.keys()
+
+
+#: In the lock though no package needs it at run time: scripts/build_horovod.sh builds with it.
+BUILD_ONLY = {"cmake"}
+#: Pinned by scripts/setup.sh ahead of the lock (lock tools leave packaging tools out of a lock).
+SET_UP_PINS = pins(next(line for line in (REPO / "scripts" / "setup.sh").read_text().splitlines()
+                        if "install -q --upgrade" in line).split())
+
+
+def dependency_tree(requirements: list[str]) -> set[str]:
+    """Normalised names of ``requirements`` and of everything they need on this Python, as the installed
+    packages declare it (their markers evaluated here, extras followed)."""
+    names, seen = set(), set()
+    todo = [Requirement(text) for text in requirements]
+    while todo:
+        requirement = todo.pop()
+        key = (canonicalize_name(requirement.name), frozenset(requirement.extras))
+        if key in seen:
+            continue
+        seen.add(key)
+        names.add(key[0])
+        for text in metadata.requires(requirement.name) or []:
+            need = Requirement(text)
+            if need.marker is None or any(need.marker.evaluate({"extra": extra})
+                                          for extra in requirement.extras or {""}):
+                todo.append(need)
+    return names
+
+
+def test_the_lock_is_the_dependency_tree_of_pyproject() -> None:
+    """requirements.lock pins exactly what pyproject.toml's dependencies and test extra pull in, so a
+    package added to pyproject without refreshing the lock, or one left in the lock after it is no
+    longer needed, fails here (how to refresh it: the lock's header)."""
+    assert SET_UP_PINS.keys() == {"pip", "setuptools", "wheel"}
+    tree = dependency_tree(DIRECT) - SET_UP_PINS.keys() | BUILD_ONLY
+    assert sorted(LOCK_PINS.keys() - tree) == [], "in requirements.lock, needed by nothing in pyproject.toml"
+    assert sorted(tree - LOCK_PINS.keys()) == [], "needed by pyproject.toml, not pinned in requirements.lock"
 
 
 BROKEN = """\
