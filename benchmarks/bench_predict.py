@@ -88,6 +88,8 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=1000, help="products scored by both approaches")
     parser.add_argument("--memory-sizes", default="1000,8000", help="two catalog sizes for peak memory")
     parser.add_argument("--image-size", type=int, default=64, help="model image size")
+    parser.add_argument("--dataset-limit", type=int, default=0,
+                        help="build the model's dataset from the first N myntra-dev products (0: all)")
     args = parser.parse_args()
     work = Path(args.work)
 
@@ -96,7 +98,7 @@ def main() -> None:
         from ecom_kfp.train.data import TrainingData
         from ecom_kfp.train.text import TitleTokenizer
 
-        data = TrainingData.load(myntra_dataset(work, args.image_size).root)
+        data = TrainingData.load(myntra_dataset(work, args.image_size, args.dataset_limit).root)
         model = untrained_serving_model(work, data, TitleTokenizer(data.layout.spm_model, 32),
                                         image_size=args.image_size)
         products = myntra_products(MYNTRA, args.products)

@@ -8,6 +8,7 @@ articleType, the local image as ``image_uri``, each product its own group), then
 from __future__ import annotations
 
 import csv
+import itertools
 from pathlib import Path
 
 from _common import MYNTRA  # benchmarks/ is on sys.path as a script; honours ECOM_KFP_SHARED_DATA
@@ -17,18 +18,20 @@ from ecom_kfp.contracts import tables
 from ecom_kfp.contracts.layouts import DatasetLayout, DedupeLayout, ModelLayout
 
 
-def myntra_dataset(work: Path, image_size: int = 64) -> DatasetLayout:
-    """Build (or reuse) the myntra-dev TFRecord dataset under ``work``."""
+def myntra_dataset(work: Path, image_size: int = 64, limit: int = 0) -> DatasetLayout:
+    """Build (or reuse) the myntra-dev TFRecord dataset under ``work``, of its first ``limit`` products
+    (0: all of them)."""
     from ecom_kfp.tfrecord_build.config import TFRecordBuildConfig
     from ecom_kfp.tfrecord_build.stage import run
 
-    layout = DatasetLayout(str(work / f"myntra-dataset-{image_size}"))
+    subset = f"-{limit}" if limit else ""
+    layout = DatasetLayout(str(work / f"myntra-dataset-{image_size}{subset}"))
     if uri.exists(layout.manifest):
         return layout
-    products = DedupeLayout(str(work / "myntra-products"))
+    products = DedupeLayout(str(work / f"myntra-products{subset}"))
     rows = []
     with open(MYNTRA / "styles.csv", newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
+        for row in itertools.islice(csv.DictReader(fh), limit or None):
             rows.append({"product_id": row["id"], "title": row["productDisplayName"],
                          "title_normalized": row["productDisplayName"].lower(),
                          "category_path": [row["masterCategory"], row["subCategory"], row["articleType"]],
@@ -39,21 +42,31 @@ def myntra_dataset(work: Path, image_size: int = 64) -> DatasetLayout:
     return layout
 
 
-def untrained_serving_model(work: Path, data, tokenizer, backbone: str = "small-cnn",
-                            image_size: int = 64) -> ModelLayout:
-    """The trainer's real architecture with untrained weights, exported with the serving signature (cached).
+def untrained_classifier(data, tokenizer, backbone: str = "small-cnn", image_size: int = 64):
+    """The trainer's real fused architecture as a Keras model, with untrained weights.
 
     Throughput does not depend on the weights. ``data`` is a ``TrainingData`` of the dataset, ``tokenizer``
     its ``TitleTokenizer``.
     """
-    from ecom_kfp.train.export import export_serving
     from ecom_kfp.train.model import ModelSpec, build_classifier
 
-    layout = ModelLayout(str(work / f"bench-evaluate-model-{backbone}-{image_size}"))
-    if not uri.exists(uri.join(layout.saved_model, "saved_model.pb")):
-        model = build_classifier(ModelSpec(data.num_classes, "fused", backbone, image_size, tokenizer.vocab_size,
-                                           32, 64))
+    return build_classifier(ModelSpec(data.num_classes, "fused", backbone, image_size, tokenizer.vocab_size, 32, 64))
+
+
+def untrained_serving_model(work: Path, data, tokenizer, backbone: str = "small-cnn",
+                            image_size: int = 64) -> ModelLayout:
+    """:func:`untrained_classifier` exported with the serving signature and written as train writes a
+    model (labels, manifest, training record, digests: evaluate and predict verify them), cached."""
+    from ecom_kfp.contracts.digests import write_model_digests
+    from ecom_kfp.contracts.training import TrainingRecord
+    from ecom_kfp.train.export import export_serving
+
+    layout = ModelLayout(str(work / f"bench-model-{Path(data.layout.root).name}-{backbone}-{image_size}"))
+    if not uri.exists(layout.digests):
+        model = untrained_classifier(data, tokenizer, backbone, image_size)
         export_serving(model, tokenizer, image_size, data.spec.resize_mode, data.spec.num_levels, layout.saved_model)
         uri.copy_tree(data.layout.labels, layout.labels)
         uri.copy(data.layout.manifest, layout.manifest)
+        TrainingRecord.of(["train"]).write(layout)
+        write_model_digests(layout)  # last: it covers the files above
     return layout

@@ -1,0 +1,45 @@
+"""Smoke test of the two inference benchmarks (benchmarks/bench_evaluate.py, bench_predict.py) at tiny
+sizes: a 60-product myntra-dev dataset and model, built once and shared through ``--work``, and every
+approach each benchmark compares run for real on it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _bench(name: str, work: Path, myntra_dir: Path, *flags: str) -> dict:
+    """Run ``benchmarks/<name>.py`` as a user does and return the JSON it prints."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ECOM_KFP_SHARED_DATA": str(myntra_dir.parent)}
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / f"{name}.py"), "--work", str(work),
+                           "--dataset-limit", "60", *flags],
+                          capture_output=True, text=True, env=env, check=False, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def test_evaluate_and_predict_benchmarks_measure_ours_and_the_alternative(tmp_path: Path, myntra_dir: Path) -> None:
+    evaluate = _bench("bench_evaluate", tmp_path, myntra_dir, "--batch-size", "8")
+    # The three passes read the same test split, each product once.
+    assert evaluate["test_examples"] == evaluate["keras_predict_examples"] == evaluate["pipeline_examples"] > 0
+    for key in ("evaluate", "keras_predict", "train_input_pipeline"):
+        assert evaluate[f"{key}_examples_per_second"] > 0
+    assert evaluate["evaluate_over_keras_predict"] == pytest.approx(
+        evaluate["evaluate_examples_per_second"] / evaluate["keras_predict_examples_per_second"])
+
+    # The same model (cached under --work) scores a 30-product catalog both ways.
+    predict = _bench("bench_predict", tmp_path, myntra_dir, "--products", "30", "--memory-sizes", "30,60")
+    assert predict["predict"]["products"] == predict["user_loop"]["products"] == 30
+    assert predict["ratio_products_per_second"] == pytest.approx(
+        predict["predict"]["products_per_second"] / predict["user_loop"]["products_per_second"])
+    assert set(predict["peak_memory_mb"]) == {"30", "60"}
+    assert [path.name for path in tmp_path.glob("bench-model-*")] == ["bench-model-myntra-dataset-64-60-small-cnn-64"]
