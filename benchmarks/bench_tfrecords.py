@@ -39,6 +39,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
 from _common import add_myntra_flag, myntra_products, write_deduped_products  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
@@ -55,7 +57,13 @@ from ecom_kfp.tfrecord_build.text import (  # noqa: E402
     train_doc2vec,
     train_sentencepiece,
 )
-from ecom_kfp.tfrecord_build.writer import RecordInput, ShardTask, WriterSettings, init_worker, write_shard  # noqa: E402
+from ecom_kfp.tfrecord_build.writer import (  # noqa: E402
+    PLAN_SCHEMA,
+    ShardTask,
+    WriterSettings,
+    init_worker,
+    write_shard,
+)
 
 QUALITY = 90
 #: Doc2Vec training epochs (the build's default) and the inference epochs compared against it.
@@ -163,19 +171,38 @@ def title_vector_quality(products: list[dict], dim: int) -> dict:
 Runner = Callable[[slice], None]
 
 
-def ours_runner(products: list[dict], settings: WriterSettings, root: Path) -> Runner:
-    """Writes a chunk of the records as one shard file with :func:`write_shard`."""
-    records = tuple(RecordInput(p["product_id"], p["title"], p["image_uri"], (1,) * settings.spec.num_levels,
-                                (None,) * settings.spec.num_levels, 1.0, p["product_id"]) for p in products)
-    init_worker(settings)
+def write_plan(products: list[dict], num_levels: int, chunk: int, target: Path) -> str:
+    """A plan as the build's global step writes it (:data:`PLAN_SCHEMA`): ``products`` in train shard
+    files of ``chunk`` records, file ``i`` holding records ``i * chunk`` to ``(i + 1) * chunk``."""
+    files = [i // chunk for i in range(len(products))]
+    count = max(files, default=0) + 1
+    table = pa.table({"product_id": [p["product_id"] for p in products], "title": [p["title"] for p in products],
+                      "image_uri": [p["image_uri"] for p in products], "labels": [[1] * num_levels] * len(products),
+                      "other_reasons": [[None] * num_levels] * len(products),
+                      "business_value": [1.0] * len(products), "group_id": [p["product_id"] for p in products],
+                      "category_path": [""] * len(products), "split": ["train"] * len(products),
+                      "shard": files, "shard_count": [count] * len(products), "file": files}, PLAN_SCHEMA)
+    pq.write_table(table, target)
+    return str(target)
+
+
+def ours_runner(products: list[dict], settings: WriterSettings, root: Path, chunk: int) -> Runner:
+    """Writes a chunk of the records as one shard file with :func:`write_shard`, which reads the chunk's
+    rows from the plan, as a writer process of the build does."""
+    num_levels = settings.spec.num_levels
     layout = DatasetLayout(str(root / "ours"))
-    write_shard(ShardTask("train", 0, 1, layout.shard("train", 0, 1), records[:8]))  # warm-up: TF, gensim
+    plan = write_plan(products, num_levels, chunk, root / "ours-plan.parquet")
+    count = -(-len(products) // chunk)
+    init_worker(settings)
+    warm_up = write_plan(products[:8], num_levels, 8, root / "ours-warm-up.parquet")
+    write_shard(ShardTask("train", 0, 1, layout.shard("train", 0, 1), warm_up, 0, 8))  # TF, gensim
     init_worker(settings)  # an empty title vector cache again, as in a fresh writer process
 
     def run(part: slice) -> None:
-        shard = layout.shard("train", part.start, len(records))
-        result = write_shard(ShardTask("train", part.start, len(records), shard, records[part]))
-        assert result.records == len(records[part]), result.rejects[:3]
+        file, planned = part.start // chunk, part.stop - part.start
+        assert part.start % chunk == 0, "parts are the plan's files"
+        result = write_shard(ShardTask("train", file, count, layout.shard("train", file, count), plan, file, planned))
+        assert result.records == planned, result.rejects[:3]
 
     return run
 
@@ -248,7 +275,7 @@ def bench_set(name: str, products: list[dict], size: int, root: Path, target_mb:
               vector_quality: bool = False) -> dict:
     spec = FeatureSpec(num_levels=3, title_vector_dim=64, image_size=size)
     settings = text_settings(products, root, spec)
-    rates = interleaved_rates({"ours": ours_runner(products, settings, root),
+    rates = interleaved_rates({"ours": ours_runner(products, settings, root, chunk),
                                "tf_loop": tf_loop_runner(products, size, root),
                                "pillow": pillow_runner(products, size, draft=False),
                                "pillow_draft": pillow_runner(products, size, draft=True)}, len(products), chunk)
