@@ -42,29 +42,26 @@ def myntra_dataset(work: Path, image_size: int = 64, limit: int = 0) -> DatasetL
     return layout
 
 
-def untrained_classifier(data, tokenizer, backbone: str = "small-cnn", image_size: int = 64):
-    """The trainer's real fused architecture as a Keras model, with untrained weights.
+def untrained_serving_model(work: Path, data, tokenizer, backbone: str = "small-cnn",
+                            image_size: int = 64) -> ModelLayout:
+    """The trainer's real fused architecture with untrained weights, written as train writes a model:
+    serving SavedModel, ``model.keras``, labels, manifest, training record and digests (evaluate and
+    predict verify them). Cached under ``work``, keyed by the dataset.
 
     Throughput does not depend on the weights. ``data`` is a ``TrainingData`` of the dataset, ``tokenizer``
     its ``TitleTokenizer``.
     """
-    from ecom_kfp.train.model import ModelSpec, build_classifier
-
-    return build_classifier(ModelSpec(data.num_classes, "fused", backbone, image_size, tokenizer.vocab_size, 32, 64))
-
-
-def untrained_serving_model(work: Path, data, tokenizer, backbone: str = "small-cnn",
-                            image_size: int = 64) -> ModelLayout:
-    """:func:`untrained_classifier` exported with the serving signature and written as train writes a
-    model (labels, manifest, training record, digests: evaluate and predict verify them), cached."""
     from ecom_kfp.contracts.digests import write_model_digests
     from ecom_kfp.contracts.training import TrainingRecord
     from ecom_kfp.train.export import export_serving
+    from ecom_kfp.train.model import ModelSpec, build_classifier, plain_functional
 
     layout = ModelLayout(str(work / f"bench-model-{Path(data.layout.root).name}-{backbone}-{image_size}"))
     if not uri.exists(layout.digests):
-        model = untrained_classifier(data, tokenizer, backbone, image_size)
+        model = build_classifier(ModelSpec(data.num_classes, "fused", backbone, image_size, tokenizer.vocab_size,
+                                           32, 64))
         export_serving(model, tokenizer, image_size, data.spec.resize_mode, data.spec.num_levels, layout.saved_model)
+        plain_functional(model, data.spec.num_levels).save(layout.keras_model)
         uri.copy_tree(data.layout.labels, layout.labels)
         uri.copy(data.layout.manifest, layout.manifest)
         TrainingRecord.of(["train"]).write(layout)
