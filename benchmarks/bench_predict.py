@@ -10,7 +10,7 @@ with the serving signature: throughput does not depend on the weights):
   with that one product, and take the argmax of every level.
 
 Both report wall-clock products/s and products per CPU-second (per core: process CPU time, so
-the figure does not depend on how many cores the run got). Peak memory (``ru_maxrss``) of ``predict``
+the figure does not depend on how many cores the run got). Peak memory (``VmHWM``) of ``predict``
 is measured in a fresh process at two catalog sizes (myntra-dev rows repeated under new ids).
 
 Usage: ``python benchmarks/bench_predict.py [--products 1000] [--memory-sizes 1000,8000]``
@@ -31,11 +31,15 @@ from pathlib import Path
 from _common import MYNTRA, myntra_products, stdout_to_stderr  # benchmarks/ is on sys.path as a script
 from train_data import myntra_dataset, untrained_serving_model
 
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork and exec, so a child started by this
+# script (over 1 GB with TensorFlow and the model loaded) would report this script's peak.
 PEAK_SCRIPT = """
-import json, resource, sys
+import json, re, sys
+from pathlib import Path
 from ecom_kfp.predict import PredictConfig, run
 report = run(PredictConfig(products_uri=sys.argv[1], model_uri=sys.argv[2], out_uri=sys.argv[3], progress=False))
-print(json.dumps({"scored": report.scored, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+peak_kb = int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
+print(json.dumps({"scored": report.scored, "peak_mb": peak_kb / 1024}))
 """
 
 
