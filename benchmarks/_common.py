@@ -26,6 +26,16 @@ REPO = Path(__file__).resolve().parents[1]
 MYNTRA = Path(os.environ.get("ECOM_KFP_SHARED_DATA", REPO.parent / "shared" / "data")) / "myntra-dev"
 
 
+def process_status_kb(field: str) -> int:
+    """A ``kB`` field of this process's ``/proc/self/status``: ``VmRSS`` (now) or ``VmHWM`` (its peak).
+
+    For a peak, use ``VmHWM``, not ``ru_maxrss``: Linux carries ``ru_maxrss`` across fork and exec,
+    so a process a benchmark starts would report the benchmark's own peak when that is larger.
+    """
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith(f"{field}:"))
+
+
 @contextlib.contextmanager
 def stdout_to_stderr() -> Iterator[None]:
     """Send whatever is written to stdout meanwhile to stderr, down to file descriptor 1, so that

@@ -19,8 +19,8 @@ width; ``ratio_at_equal_width`` compares them width by width. The 10%-fault run 
 the timeout, truncated body, connection reset; ``ours`` must lose nothing) uses each side's best
 clean width.
 
-Each contender runs in its own process so peak memory (``ru_maxrss``; with worker processes, the
-parent's plus workers x the largest worker's) is its own; its CPU per image (workers included)
+Each contender runs in its own process so peak memory (its ``VmHWM``; with worker processes, plus
+workers x the largest worker's ``ru_maxrss``, a bound) is its own; its CPU per image (workers included)
 and the server's (read from ``/_stats``) give ``cpu_ceiling_images_per_second``, the rate at which
 client and server together would saturate every core of this machine. Also: ``ours`` at its
 default width (64) at a quarter and at the full URL count (memory must not grow with catalog
@@ -49,13 +49,17 @@ COLUMN_MAP = ("product_id=id,title=productDisplayName,"
 
 
 def _rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS")) / 1024
+    from _common import process_status_kb
+
+    return process_status_kb("VmRSS") / 1024
 
 
 def _peak_mb(workers: int = 0) -> float:
-    """Peak RSS of this process plus ``workers`` times that of its largest finished child (a bound)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """Peak RSS of this process (its own ``VmHWM``) plus ``workers`` times the largest ``ru_maxrss`` of its
+    finished children: an upper bound, since a forked worker's ``ru_maxrss`` counts this process's peak."""
+    from _common import process_status_kb
+
+    own = process_status_kb("VmHWM")
     return (own + workers * resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
 
 

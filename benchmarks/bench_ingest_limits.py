@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import process_status_kb  # benchmarks/ is on sys.path as a script
 
 from ecom_kfp.contracts.layouts import IngestLayout
 from ecom_kfp.ingest.config import FetchConfig
@@ -50,12 +51,12 @@ def decode_worker(sources: list[str], threads: int, budget: int) -> dict:
     """Run in a fresh process: the peak RSS it adds while fetching ``sources``."""
     config = FetchConfig(io_threads=threads, concurrency=threads, decode_pixel_budget=budget,
                          policy=SourcePolicy(allow_local_files=True))
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    baseline = process_status_kb("VmRSS")
     accepted = []
     with tempfile.TemporaryDirectory() as out:
         stats = fetch_images(sources, ImageStore(IngestLayout(out)), config,
                              lambda _source, outcome: accepted.append(isinstance(outcome, FetchedImage)))
-    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - baseline
+    grown = process_status_kb("VmHWM") - baseline
     return {"images": len(sources), "accepted": sum(accepted), "peak_rss_growth_mb": round(grown / 1024, 1),
             "seconds": round(stats.seconds, 3)}
 
