@@ -10,9 +10,10 @@ GZIP shards, parse, decode and resize, tokenise titles, batch) into its ``predic
 graph, not the served one;
 (c) that input pipeline alone (no model): the floor of any pass over the split.
 (a) and (b) load their model in every pass, as an evaluation does once; (b) is also timed with the
-model already in memory, its rate on a split large enough to make loading negligible. The model is the trainer's real architecture
-(``build_classifier``, written as train writes it) with untrained weights: throughput does not
-depend on the weights.
+model already in memory, its rate on a split large enough to make loading negligible. The model is
+the trainer's real architecture (``build_classifier``, written as train writes it) with untrained
+weights: throughput does not depend on the weights. Each figure is the median of ``--repeats``
+passes, per wall second and per CPU second.
 
 Usage: ``python benchmarks/bench_evaluate.py [--backbone small-cnn]``
 """
