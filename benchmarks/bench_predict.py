@@ -34,12 +34,12 @@ from train_data import myntra_dataset, untrained_serving_model
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork and exec, so a child started by this
 # script (over 1 GB with TensorFlow and the model loaded) would report this script's peak.
 PEAK_SCRIPT = """
-import json, re, sys
-from pathlib import Path
+import json, sys
+sys.path.insert(0, sys.argv[4])
+from _common import process_status_kb
 from ecom_kfp.predict import PredictConfig, run
 report = run(PredictConfig(products_uri=sys.argv[1], model_uri=sys.argv[2], out_uri=sys.argv[3], progress=False))
-peak_kb = int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
-print(json.dumps({"scored": report.scored, "peak_mb": peak_kb / 1024}))
+print(json.dumps({"scored": report.scored, "peak_mb": process_status_kb("VmHWM") / 1024}))
 """
 
 
@@ -81,8 +81,8 @@ def user_loop(saved_model: str, products: list[dict], num_levels: int) -> int:
 
 
 def peak_memory(catalog: str, model: str, out: Path) -> dict:
-    done = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, catalog, model, str(out)], capture_output=True,
-                          text=True, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    done = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, catalog, model, str(out), str(Path(__file__).parent)],
+                          capture_output=True, text=True, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -1,27 +1,17 @@
 """Smoke test of ``benchmarks/bench_scale.py`` at a small size: every stage runs as its own measured
 subprocess on a served demo catalog, and the JSON document carries the figures and the goals."""
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.benchmarks import import_benchmark
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.benchmarks import import_benchmark, run_benchmark
 
 pytestmark = pytest.mark.e2e
 
 
 def test_bench_scale_measures_every_stage_at_two_sizes(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_scale.py"), "--sizes", "120,60",
-                           "--image-size", "64", "--work", str(tmp_path)], capture_output=True, text=True, env=env,
-                          check=True, timeout=600)
-    document = json.loads(done.stdout)
+    document = run_benchmark("bench_scale", "--sizes", "120,60", "--image-size", "64", "--work", str(tmp_path))
     assert [s["products"] for s in document["sizes"]] == [60, 120]
     for size in document["sizes"]:
         assert set(size["stages"]) == {"ingest", "dedupe", "tfrecord-build"}

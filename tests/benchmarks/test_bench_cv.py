@@ -4,31 +4,21 @@ the image probe (real ImageNet Lite0 weights) at 64 px; and the late fusion's ga
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.benchmarks import import_benchmark
+from tests.benchmarks import import_benchmark, run_benchmark
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def test_cv_benchmark_tests_every_product_once_on_identical_folds(tmp_path: Path, myntra_dir: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "ECOM_KFP_SHARED_DATA": str(myntra_dir.parent)}
-    done = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "bench_cv.py"), "--work", str(tmp_path), "--limit", "60",
-         "--folds", "2", "--epochs", "1", "--image-size", "32", "--models",
-         "title,image,fused,baseline,image-probe", "--fusion", "late", "--probe-image-size", "64"],
-        capture_output=True, text=True, env=env, check=False, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout)
+    result = run_benchmark("bench_cv", "--work", str(tmp_path), "--limit", "60", "--folds", "2", "--epochs", "1",
+                           "--image-size", "32", "--models", "title,image,fused,baseline,image-probe", "--fusion",
+                           "late", "--probe-image-size", "64",
+                           env={"ECOM_KFP_SHARED_DATA": str(myntra_dir.parent)}, timeout=900)
     models = result["models"]
     # title+baseline: a mean; fused-*-branch: the late-fusion model's own branches, scored alone.
     assert set(models) == {"title", "image", "fused", "baseline", "image-probe", "title+baseline", "fused-title-branch",

@@ -4,27 +4,19 @@ approach each benchmark compares run for real on it."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+from tests.benchmarks import run_benchmark
 
-REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
 
 
 def _bench(name: str, work: Path, myntra_dir: Path, *flags: str) -> dict:
-    """Run ``benchmarks/<name>.py`` as a user does and return the JSON it prints."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "ECOM_KFP_SHARED_DATA": str(myntra_dir.parent)}
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / f"{name}.py"), "--work", str(work),
-                           "--dataset-limit", "60", *flags],
-                          capture_output=True, text=True, env=env, check=False, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout)
+    """``benchmarks/<name>.py`` on the 60-product dataset cached under ``work``: the JSON it prints."""
+    return run_benchmark(name, "--work", str(work), "--dataset-limit", "60", *flags,
+                         env={"ECOM_KFP_SHARED_DATA": str(myntra_dir.parent)})
 
 
 def test_evaluate_and_predict_benchmarks_measure_ours_and_the_alternative(tmp_path: Path, myntra_dir: Path) -> None:

@@ -3,26 +3,18 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+from tests.benchmarks import run_benchmark
 
-REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
 
 
 def test_tfrecord_benchmark_writes_every_record_each_way(tmp_path: Path, myntra_dir: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "ECOM_KFP_SHARED_DATA": str(myntra_dir.parent),
-           "TMPDIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_tfrecords.py"), "--records", "60",
-                           "--large", "4"], capture_output=True, text=True, env=env, check=False, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads(done.stdout)["results"]
+    results = run_benchmark("bench_tfrecords", "--records", "60", "--large", "4",
+                            env={"ECOM_KFP_SHARED_DATA": str(myntra_dir.parent), "TMPDIR": str(tmp_path)})["results"]
     assert [(r["records"], r["image_size"]) for r in results] == [(60, 224), (4, 224)]
     for result in results:
         rates = result["records_per_cpu_second"]
