@@ -4,7 +4,6 @@ train with, and the averaging.
 No ``from __future__ import annotations`` here: KFP reads the artifact annotations as types.
 """
 
-from typing import List
 
 from kfp.dsl import Input, Metrics, Model, Output
 
@@ -20,8 +19,8 @@ from ecom_kfp.settings import component_doc
                models="Train outputs (ModelLayout directories) of the same dataset.",
                ensemble="The averaged model (ModelLayout directory, no model.keras).",
                metrics="Members, weights, classes per level, timings.")
-def ensemble_op(models: Input[List[Model]], ensemble: Output[Model], metrics: Output[Metrics],
-                weights: List[float] = []):  # noqa: B006 (KFP reads the default from the signature)
+def ensemble_op(models: Input[list[Model]], ensemble: Output[Model], metrics: Output[Metrics],
+                weights: list[float] = []):  # noqa: B006 (KFP reads the default from the signature)
     from ecom_kfp.ensemble.config import EnsembleConfig
     from ecom_kfp.ensemble.stage import run
     from ecom_kfp.report import scalar_metrics
@@ -34,7 +33,7 @@ def ensemble_op(models: Input[List[Model]], ensemble: Output[Model], metrics: Ou
 
 
 @cpu_component
-def seed_plan_op(seeds: List[int]) -> List[int]:
+def seed_plan_op(seeds: list[int]) -> list[int]:
     """The training seeds of an ensemble's members, checked before any member trains.
 
     ``ensemble_op`` refuses a wrong member count only after every member has trained; this

@@ -5,7 +5,6 @@ directory and log the report's numbers as metrics. (No ``from __future__ import 
 here: KFP reads the parameter annotations as objects to build the component interface.)
 """
 
-from typing import List
 
 from kfp.dsl import Dataset, Input, Metrics, Output
 
@@ -41,7 +40,7 @@ def ingest_op(products: Output[Dataset], metrics: Output[Metrics], catalog: str 
 
 
 @cpu_component
-def merge_ingest_shards_op(shards: Input[List[Dataset]], products: Output[Dataset], metrics: Output[Metrics]):
+def merge_ingest_shards_op(shards: Input[list[Dataset]], products: Output[Dataset], metrics: Output[Metrics]):
     """Merge the ingest outputs of all shards into one ingest layout.
 
     Args:

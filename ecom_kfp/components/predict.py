@@ -3,7 +3,6 @@
 No ``from __future__ import annotations`` here: KFP reads the artifact annotations as types.
 """
 
-from typing import List
 
 from kfp.dsl import HTML, Dataset, Input, Metrics, Output
 
@@ -40,7 +39,7 @@ def batch_predict_op(products: Input[Dataset], predictions: Output[Dataset], pag
 
 
 @cpu_component
-def merge_predictions_op(shards: Input[List[Dataset]], predictions: Output[Dataset], page: Output[HTML],
+def merge_predictions_op(shards: Input[list[Dataset]], predictions: Output[Dataset], page: Output[HTML],
                          metrics: Output[Metrics], model_uri: str, registry_uri: str = ''):
     """Merge the batch_predict_op outputs of all shards into one prediction layout.
 

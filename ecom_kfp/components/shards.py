@@ -5,13 +5,12 @@
 fan-out and the ``num_shards`` every shard receives cannot disagree.
 """
 
-from typing import List
 
 from ecom_kfp.components.common import cpu_component
 
 
 @cpu_component
-def shard_plan_op(num_shards: int) -> List[int]:
+def shard_plan_op(num_shards: int) -> list[int]:
     """Shard indices ``0 .. num_shards - 1``.
 
     Args:

@@ -7,7 +7,6 @@ into one dataset. (No ``from __future__ import annotations`` here: KFP reads the
 annotations as objects to build the component interface.)
 """
 
-from typing import List
 
 from kfp.dsl import Dataset, Input, Metrics, Output
 
@@ -73,7 +72,7 @@ def tfrecord_write_op(plan: Input[Dataset], piece: Output[Dataset], shard_index:
                "and manifest.json.",
                plan="The tfrecord_plan_op output.", pieces="Every tfrecord_write_op output (dsl.Collected).",
                dataset=_DATASET, metrics=_METRICS)
-def tfrecord_merge_op(plan: Input[Dataset], pieces: Input[List[Dataset]], dataset: Output[Dataset],
+def tfrecord_merge_op(plan: Input[Dataset], pieces: Input[list[Dataset]], dataset: Output[Dataset],
                       metrics: Output[Metrics]):
     from ecom_kfp.tfrecord_build.stage import run_component
 

@@ -3,7 +3,6 @@
 No ``from __future__ import annotations`` here: KFP reads the artifact annotations as types.
 """
 
-from typing import List
 
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
@@ -19,7 +18,7 @@ from ecom_kfp.train.config import TrainConfig
                metrics="Training throughput and final per-level metrics, shown in the Kubeflow UI.")
 def train_op(dataset: Input[Dataset], model: Output[Model], metrics: Output[Metrics], preset: str = "cpu-small",
              backbone: str = "", inputs: str = "fused", epochs: int = 0, batch_size: int = 0,
-             learning_rate: float = 0.0, image_size: int = 0, level_weights: List[float] = [1.0, 1.0, 3.0],  # noqa: B006
+             learning_rate: float = 0.0, image_size: int = 0, level_weights: list[float] = [1.0, 1.0, 3.0],  # noqa: B006
              business_value_weights: bool = False, title_word_buckets: int = 32768, title_char_buckets: int = 65536,
              dropout: float = 0.3, title_dropout: float = 0.0, image_head_weight: float = 0.0, fusion: str = "joint",
              late_fusion_weight: float = 0.4, weight_decay: float = 0.05,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from ecom_kfp.console import progress
 from ecom_kfp.pipelines.local_run import LocalRunConfig
-from ecom_kfp.settings import add_arguments, from_args
 from ecom_kfp.report import write_report
+from ecom_kfp.settings import add_arguments, from_args
 
 
 def _add_report_dir(parser: argparse.ArgumentParser) -> None:

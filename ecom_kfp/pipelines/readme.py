@@ -143,7 +143,7 @@ def _example(name: str, spec: structures.ComponentSpec) -> list[str]:
         f"    {op}({', '.join(args)})",
         "",
         "",
-        f'compiler.Compiler().compile(my_pipeline, "my_pipeline.yaml")',
+        'compiler.Compiler().compile(my_pipeline, "my_pipeline.yaml")',
         "```",
     ]
 

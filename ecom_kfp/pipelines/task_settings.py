@@ -15,13 +15,11 @@ validate`` reports it). So the sharded ingest is a small ``@dsl.pipeline`` calle
 
 from __future__ import annotations
 
-from typing import Union
-
 from kfp import kubernetes
 from kfp.dsl import PipelineTask
 from kfp.dsl.pipeline_channel import PipelineChannel
 
-Value = Union[str, int, PipelineChannel]
+Value = str | int | PipelineChannel
 
 #: Taint that GPU node pools carry (GKE adds it to every GPU node; the NVIDIA GPU operator
 #: documents the same key), so only pods that ask for a GPU land there.
@@ -47,7 +45,7 @@ def set_resources(task: PipelineTask, cpu: Value, memory: Value) -> PipelineTask
 
 
 def on_gpu_pool(task: PipelineTask, accelerator: Value, count: Value,
-                node_selector: Union[dict, PipelineChannel]) -> PipelineTask:
+                node_selector: dict | PipelineChannel) -> PipelineTask:
     """Run ``task`` on ``count`` GPUs of resource ``accelerator`` in the pool ``node_selector`` picks.
 
     Args:

@@ -14,8 +14,7 @@ from kfp.dsl import Artifact, Dataset, Input, Model
 from ecom_kfp.components import ensemble_op, evaluate_op, push_op, seed_plan_op, train_op
 from ecom_kfp.ensemble.config import MAX_MEMBERS
 from ecom_kfp.pipelines import steps
-from ecom_kfp.pipelines.task_settings import (DEFAULT_GPU_NODE_SELECTOR, on_gpu_pool,
-                                              set_resources, with_network_retries)
+from ecom_kfp.pipelines.task_settings import DEFAULT_GPU_NODE_SELECTOR, on_gpu_pool, set_resources, with_network_retries
 
 PIPELINE_NAME = "ecom-kfp-training"
 #: Push registers a model and copies a SavedModel: light, so a fixed request (see push_if_blessed).

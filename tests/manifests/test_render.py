@@ -9,8 +9,8 @@ import kubernetes_validate
 import pytest
 
 from ecom_kfp.images import IMAGES, image_ref
-from .support import (CLUSTER_SCOPED, KUSTOMIZATIONS, MANIFESTS, NAMESPACE, containers, objects, validate_core,
-                      validate_mpijob)
+
+from .support import CLUSTER_SCOPED, KUSTOMIZATIONS, MANIFESTS, NAMESPACE, containers, objects, validate_core, validate_mpijob
 
 
 def test_every_kustomization_is_tested() -> None:
