@@ -1,8 +1,10 @@
 """What ingest's limits cost and save on hostile feeds (issue 19): dead hosts and pixel-heavy images.
 
 - ``dead_hosts``: ``fetch_images`` over sources on dead hosts (a refused 127.0.0.1 port and
-  unresolvable ``*.invalid`` names), with the per-host circuit breaker (default
-  ``--host-failure-limit``) vs without it (a limit no feed reaches). Figures: attempts, seconds.
+  unresolvable ``*.invalid`` names, looked up on a DNS server on loopback through
+  ``--dns-servers`` so that no query leaves the machine), with the per-host circuit breaker
+  (default ``--host-failure-limit``) vs without it (a limit no feed reaches). Figures: attempts,
+  DNS queries, seconds.
 - ``decode_memory``: peak RSS growth of a fresh process fetching the same large PNGs (small files,
   many pixels) from local files on ``--io-threads`` threads, with the default
   ``--decode-pixel-budget`` vs an unbounded one (all images at once).
@@ -34,17 +36,19 @@ NO_LIMIT = 1 << 40
 
 
 def dead_hosts(count: int, host_failure_limit: int) -> dict:
-    from ecom_kfp.testing.servers import free_port
+    from ecom_kfp.testing.servers import dns_server, free_port
 
     port = free_port()
     sources = [f"http://127.0.0.1:{port}/{i}.jpg" for i in range(count // 2)]
     sources += [f"http://h{i % 5}.gone.invalid/{i}.jpg" for i in range(count - count // 2)]
-    config = FetchConfig(host_failure_limit=host_failure_limit, policy=SourcePolicy(allow_private_networks=True))
-    with tempfile.TemporaryDirectory() as out:
+    with dns_server({}) as dns, tempfile.TemporaryDirectory() as out:
+        config = FetchConfig(host_failure_limit=host_failure_limit, dns_servers=dns.address,
+                             policy=SourcePolicy(allow_private_networks=True))
         start = time.perf_counter()
         stats = fetch_images(sources, ImageStore(IngestLayout(out)), config)
-    return {"sources": count, "failed": stats.failed, "attempts": stats.attempts,
-            "seconds": round(time.perf_counter() - start, 3)}
+        seconds = time.perf_counter() - start
+    return {"sources": count, "failed": stats.failed, "attempts": stats.attempts, "dns_queries": len(dns.queries),
+            "seconds": round(seconds, 3)}
 
 
 def decode_worker(sources: list[str], threads: int, budget: int) -> dict:

@@ -7,6 +7,8 @@ image fetch worker processes and ``ecom-kfp ingest --help`` load it cheaply.
 
 from __future__ import annotations
 
+import ipaddress
+import urllib.parse
 from dataclasses import dataclass
 
 from ecom_kfp.ingest.source_policy import SourcePolicy
@@ -63,6 +65,10 @@ class FetchConfig:
         1, metavar="N", help="worker processes fetching images, each with its own event loop and a share of "
                              "--concurrency, --per-host, --io-threads and --decode-pixel-budget; 1 = fetch in this "
                              "process, whose threads already decode large images on every core; 0 = one per CPU")
+    dns_servers: str = setting(
+        "", metavar="IP[:PORT],...",
+        help="DNS servers that resolve image host names, comma-separated IP addresses with optional ports "
+             "([v6]:port for IPv6; default: the system's resolver). The source policy judges the answers")
     limits: ImageLimits = setting(factory=ImageLimits, help="accepted image sizes")
     policy: SourcePolicy = setting(factory=SourcePolicy, help="which image sources may be read")
 
@@ -78,6 +84,20 @@ class FetchConfig:
             (self.decode_pixel_budget >= 1, "--decode-pixel-budget", self.decode_pixel_budget, "must be >= 1"),
             (self.fetch_processes >= 0, "--fetch-processes", self.fetch_processes, "must be >= 0 (0 = one per CPU)"),
         ])
+        try:
+            _ = self.nameservers  # parsed now, so that a bad entry fails the configuration, not the fetch
+        except ValueError as err:
+            require([(False, "--dns-servers", self.dns_servers, str(err))])
+
+    @property
+    def nameservers(self) -> list[tuple[str, int]]:
+        """The (address, port) pairs of ``dns_servers``; empty for the system's resolver.
+
+        Raises:
+            ValueError: an entry is not an IP address with an optional port in 1-65535. Servers are
+                addresses, not names: a name would need a resolver to find the resolver.
+        """
+        return [_nameserver(entry) for entry in (e.strip() for e in self.dns_servers.split(",")) if entry]
 
     def process_count(self, total: int | None = None) -> int:
         """Worker processes a fetch of ``total`` sources uses.
@@ -87,6 +107,22 @@ class FetchConfig:
         """
         wanted = self.fetch_processes or available_cpus()
         return max(1, min(wanted, self.concurrency, self.per_host, wanted if total is None else total))
+
+
+def _nameserver(entry: str) -> tuple[str, int]:
+    """``IP``, ``IP:PORT``, ``IPv6`` or ``[IPv6]:PORT`` as (address, port); port 53 when not given."""
+    try:
+        return str(ipaddress.ip_address(entry)), 53  # a bare IPv6 address: its colons are not a port
+    except ValueError:
+        pass
+    try:
+        parsed = urllib.parse.urlsplit(f"//{entry}")
+        address, port = ipaddress.ip_address(parsed.hostname or ""), parsed.port
+    except ValueError:
+        address, port = None, 0
+    if address is None or port == 0 or entry.endswith(":"):
+        raise ValueError(f"{entry!r} is not an IP address with an optional port in 1-65535")
+    return str(address), 53 if port is None else port
 
 
 @dataclass(frozen=True, kw_only=True)

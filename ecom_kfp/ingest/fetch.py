@@ -7,8 +7,9 @@ gets at most ``per_host`` concurrent requests (politeness to a CDN or a merchant
 
 Every source passes the source policy first (:mod:`ecom_kfp.ingest.source_policy`): refused ones
 are failures with their own reason and no request. Redirects are followed here, each hop checked,
-and the connection pool resolves names through :class:`PolicyResolver`. Local files are read only
-when regular and up to the size limit (:func:`read_local_file`).
+and the connection pool resolves names through :class:`PolicyResolver`, with the system's resolver
+or the servers of ``dns_servers`` (:class:`NameserverResolver`). Local files are read only when
+regular and up to the size limit (:func:`read_local_file`).
 
 Every attempt has one deadline, ``timeout_seconds``, covering connect, headers and body; it starts
 after the host slot is acquired, so queueing behind the per-host limit never counts as a timeout.
@@ -51,6 +52,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
+import dns.asyncresolver
+import dns.exception
+import dns.nameserver
 import uvloop
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
@@ -168,9 +172,9 @@ class PolicyResolver(AbstractResolver):
     skip resolvers: :meth:`SourcePolicy.refusal` checks them on every hop.
     """
 
-    def __init__(self, policy: SourcePolicy):
+    def __init__(self, policy: SourcePolicy, inner: AbstractResolver | None = None):
         self._policy = policy
-        self._inner = DefaultResolver()
+        self._inner = inner or DefaultResolver()
 
     async def resolve(self, host: str, port: int = 0,
                       family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
@@ -183,6 +187,44 @@ class PolicyResolver(AbstractResolver):
 
     async def close(self) -> None:
         await self._inner.close()
+
+
+class NameserverResolver(AbstractResolver):
+    """Resolves names with the DNS servers of ``--dns-servers`` instead of the system's resolver.
+
+    There are no search domains: an image URL's host is a full name. Any failure (no such name, no
+    address, no server answering within the timeout) is an unresolved name, as the system resolver's
+    ``getaddrinfo`` errors are.
+    """
+
+    def __init__(self, nameservers: list[tuple[str, int]], lifetime_seconds: float):
+        self._resolver = dns.asyncresolver.Resolver(configure=False)
+        self._resolver.nameservers = [dns.nameserver.Do53Nameserver(address, port) for address, port in nameservers]
+        self._resolver.lifetime = lifetime_seconds
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        try:
+            answers = await self._resolver.resolve_name(host, family)
+        except dns.exception.Timeout as err:
+            raise socket.gaierror(socket.EAI_AGAIN, str(err)) from err
+        except dns.exception.DNSException as err:
+            raise socket.gaierror(socket.EAI_NONAME, str(err)) from err
+        return [ResolveResult(hostname=host, host=address, port=port, family=address_family, proto=0,
+                              flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV)
+                for address, address_family in answers.addresses_and_families()]
+
+    async def close(self) -> None:
+        """Nothing to release: dnspython opens a socket per query."""
+
+
+def resolver_for(config: FetchConfig) -> PolicyResolver:
+    """The connection pool's resolver: ``--dns-servers`` or the system's, behind the source policy."""
+    servers = config.nameservers
+    # Half the attempt's deadline, so that servers which do not answer end the attempt as an unresolved
+    # name (with the servers' error) rather than racing the attempt's own timeout.
+    inner = NameserverResolver(servers, config.timeout_seconds / 2) if servers else None
+    return PolicyResolver(config.policy, inner)
 
 
 class _HostBreaker:
@@ -433,7 +475,7 @@ async def fetch_all(next_source: SourceQueue, store: ImageStore, config: FetchCo
                     on_result: Callable[[str, FetchOutcome], None], stats: FetchStats) -> None:
     """Fetch every source ``next_source`` gives on this event loop, ``config.concurrency`` at a time."""
     connector = aiohttp.TCPConnector(limit=config.concurrency, limit_per_host=config.per_host,
-                                     ttl_dns_cache=300, resolver=PolicyResolver(config.policy))
+                                     ttl_dns_cache=300, resolver=resolver_for(config))
     # Per-attempt deadlines are ours (see module docstring); the session only bounds connecting.
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.timeout_seconds)
     headers = {"User-Agent": f"ecom-kfp/{__version__} (+image ingest)"}

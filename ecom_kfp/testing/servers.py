@@ -7,6 +7,9 @@
   it runs as ``nobody`` in a scratch data directory that user owns.
 - :func:`mlflow_server`: ``mlflow server`` with a sqlite backend store, or the backend store URI
   it is given (e.g. :attr:`PostgresServer.uri`).
+- :func:`dns_server`: an authoritative DNS server over UDP (a thread of this process) answering
+  from a fixed table, for ingest's ``--dns-servers``: names that do not resolve, or resolve to
+  loopback, without a query leaving the machine.
 
 Each yields once the server answers and stops it (terminate, then kill) on exit.
 """
@@ -14,17 +17,19 @@ Each yields once the server answers and stops it (terminate, then kill) on exit.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import pwd
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ecom_kfp.scratch import scratch_dir
@@ -287,3 +292,76 @@ def mlflow_server(workdir: Path, port: int | None = None, backend_store_uri: str
     with _process(cmd, lambda process: wait_http(f"{url}/health", 120, process), workdir / "mlflow-server.log",
                   env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}):
         yield MlflowServer(url, backend, artifacts)
+
+
+@dataclass
+class DnsServer:
+    """A running :func:`dns_server`: ``address`` is what ``--dns-servers`` takes.
+
+    ``queries`` lists every question asked, as (name, record type), in arrival order.
+    """
+
+    address: str
+    queries: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _dns_answer(wire: bytes, records: Mapping[str, Sequence[str]]) -> bytes:
+    """The response to one query: ``records``' addresses of the asked type, or NXDOMAIN."""
+    import dns.message
+    import dns.rcode
+    import dns.rdatatype
+    import dns.rrset
+
+    query = dns.message.from_wire(wire)
+    response = dns.message.make_response(query)
+    question = query.question[0]
+    addresses = records.get(question.name.to_text(omit_final_dot=True).lower())
+    if addresses is None:
+        response.set_rcode(dns.rcode.NXDOMAIN)
+        return response.to_wire()
+    wanted = {dns.rdatatype.A: 4, dns.rdatatype.AAAA: 6}.get(question.rdtype)
+    matching = [a for a in addresses if ipaddress.ip_address(a).version == wanted]
+    if matching:
+        response.answer.append(dns.rrset.from_text_list(question.name, 60, "IN", question.rdtype, matching))
+    return response.to_wire()
+
+
+@contextlib.contextmanager
+def dns_server(records: Mapping[str, Sequence[str]]) -> Iterator[DnsServer]:
+    """Answer DNS queries on a loopback UDP port from ``records`` (name -> IPv4/IPv6 addresses).
+
+    Names not in ``records`` get NXDOMAIN, as a real name server answers for a name that does not
+    exist; a name present with no address of the asked type gets an empty answer.
+    """
+    import dns.message
+    import dns.rdatatype
+
+    table = {name.rstrip(".").lower(): list(addresses) for name, addresses in records.items()}
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((LOOPBACK, 0))
+    sock.settimeout(0.1)  # how soon the thread sees the stop request
+    server = DnsServer(f"{LOOPBACK}:{sock.getsockname()[1]}")
+    stopping = threading.Event()
+
+    def serve() -> None:
+        while not stopping.is_set():
+            try:
+                wire, peer = sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            try:
+                question = dns.message.from_wire(wire).question[0]
+                server.queries.append((question.name.to_text(omit_final_dot=True),
+                                       dns.rdatatype.to_text(question.rdtype)))
+                sock.sendto(_dns_answer(wire, table), peer)
+            except Exception:  # a malformed datagram is dropped, as a name server does
+                continue
+
+    thread = threading.Thread(target=serve, name="dns-server", daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        stopping.set()
+        thread.join()
+        sock.close()

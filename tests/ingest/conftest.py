@@ -1,4 +1,4 @@
-"""Fixtures of the ingest tests: small generated images and the fault-injecting image server."""
+"""Fixtures of the ingest tests: small generated images, the fault-injecting image server, a DNS server."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 
 from ecom_kfp.ingest.config import FetchConfig
 from ecom_kfp.testing.image_server import ServerConfig, ServerHandle, image_server
+from ecom_kfp.testing.servers import DnsServer, dns_server
 from tests.ingest.helpers import TRUSTED, jpeg_bytes, png_bytes
 
 
@@ -46,3 +47,15 @@ def fast_fetch() -> FetchConfig:
     """
     return FetchConfig(concurrency=8, per_host=4, timeout_seconds=0.5, max_retries=2,
                        backoff_seconds=0.01, max_backoff_seconds=2.0, policy=TRUSTED)
+
+
+#: A name :func:`dns` resolves to loopback, where the image server listens.
+SHOP_HOST = "images.shop.test"
+
+
+@pytest.fixture()
+def dns() -> Iterator[DnsServer]:
+    """A DNS server on loopback that knows :data:`SHOP_HOST` (127.0.0.1) and answers NXDOMAIN for any
+    other name, so that tests of names need no lookup leaving the machine (``--dns-servers``)."""
+    with dns_server({SHOP_HOST: ["127.0.0.1"]}) as server:
+        yield server

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import hashlib
 import io
+import socket
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,8 @@ from ecom_kfp.ingest.fetch import (
 from ecom_kfp.ingest.reasons import Reason
 from ecom_kfp.ingest.store import ImageStore
 from ecom_kfp.testing.image_server import Fault, ServerConfig, ServerHandle, image_server
+from ecom_kfp.testing.servers import DnsServer
+from tests.ingest.conftest import SHOP_HOST
 from tests.ingest.helpers import TRUSTED, jpeg_bytes
 
 
@@ -194,14 +197,36 @@ def test_fetching_runs_on_uvloop() -> None:
     assert run_event_loop(loop_type()) is uvloop.Loop
 
 
-def test_unresolvable_names_are_not_retried(fast_fetch: FetchConfig, tmp_path: Path) -> None:
-    url = "http://images.closed-shop.invalid/a.jpg"  # .invalid never resolves (RFC 6761)
-    outcome = fetch([url], tmp_path, fast_fetch)[0][url]
+def test_unresolvable_names_are_not_retried(dns: DnsServer, fast_fetch: FetchConfig, tmp_path: Path) -> None:
+    url = "http://images.closed-shop.invalid/a.jpg"
+    outcome = fetch([url], tmp_path, dataclasses.replace(fast_fetch, dns_servers=dns.address))[0][url]
     assert outcome.reason is Reason.NAME_NOT_RESOLVED and outcome.attempts == 1
+    assert "does not exist" in outcome.detail
+    assert {name for name, _ in dns.queries} == {"images.closed-shop.invalid"}
 
 
-def test_dead_hosts_are_given_up_after_a_run_of_connection_failures(server: ServerHandle, fast_fetch: FetchConfig,
-                                                                    tmp_path: Path) -> None:
+def test_names_resolve_through_the_dns_servers_given(server: ServerHandle, dns: DnsServer, fast_fetch: FetchConfig,
+                                                     tmp_path: Path) -> None:
+    """``--dns-servers`` replaces the system's resolver: the shop's name is known to the loopback server only."""
+    url = server.url("a.jpg").replace("127.0.0.1", SHOP_HOST)
+    outcome = fetch([url], tmp_path, dataclasses.replace(fast_fetch, dns_servers=dns.address))[0][url]
+    assert isinstance(outcome, FetchedImage)
+    assert (SHOP_HOST, "A") in dns.queries
+
+
+def test_a_silent_dns_server_fails_the_name_within_the_timeout(fast_fetch: FetchConfig, tmp_path: Path) -> None:
+    """A DNS server that never answers (a bound UDP port nobody reads) costs half an attempt's deadline."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        config = dataclasses.replace(fast_fetch, dns_servers=f"127.0.0.1:{silent.getsockname()[1]}")
+        url = f"http://{SHOP_HOST}/a.jpg"
+        outcome = fetch([url], tmp_path, config)[0][url]
+    assert outcome.reason is Reason.NAME_NOT_RESOLVED and outcome.attempts == 1
+    assert "timed out" in outcome.detail
+
+
+def test_dead_hosts_are_given_up_after_a_run_of_connection_failures(server: ServerHandle, dns: DnsServer,
+                                                                    fast_fetch: FetchConfig, tmp_path: Path) -> None:
     """A feed whose image hosts are gone costs a few attempts per host, not full retries per product."""
     from ecom_kfp.testing.servers import free_port
 
@@ -209,7 +234,8 @@ def test_dead_hosts_are_given_up_after_a_run_of_connection_failures(server: Serv
     refused = [f"http://127.0.0.1:{port}/img/{i}.jpg" for i in range(40)]
     unresolvable = [f"http://images.closed-shop.invalid/{i}.jpg" for i in range(40)]
     alive = [server.url(f"{name}.jpg") for name in "abcde"]
-    config = dataclasses.replace(fast_fetch, host_failure_limit=4, backoff_seconds=0.2, concurrency=4, per_host=4)
+    config = dataclasses.replace(fast_fetch, host_failure_limit=4, backoff_seconds=0.2, concurrency=4, per_host=4,
+                                 dns_servers=dns.address)
     outcomes, stats = fetch(refused + unresolvable + alive, tmp_path, config)
     assert all(isinstance(outcomes[url], FetchedImage) for url in alive)
     for dead, first_reason in ((refused, Reason.CONNECTION_ERROR), (unresolvable, Reason.NAME_NOT_RESOLVED)):
@@ -221,3 +247,5 @@ def test_dead_hosts_are_given_up_after_a_run_of_connection_failures(server: Serv
     # Without the breaker: 40 x 3 attempts on the refused port and 40 x 3 lookups of the dead name.
     per_host = (config.host_failure_limit + config.concurrency) * (1 + config.max_retries)
     assert stats.attempts <= len(alive) + 2 * per_host
+    # A failed lookup is not cached, so each attempt on the dead name asked the server once.
+    assert len(dns.queries) <= config.host_failure_limit + config.concurrency

@@ -24,7 +24,8 @@ from ecom_kfp.ingest.fetch import FetchedImage, FetchFailure
 from ecom_kfp.ingest.reasons import Reason
 from ecom_kfp.ingest.source_policy import SourcePolicy, is_public
 from ecom_kfp.testing.image_server import ServerHandle
-from ecom_kfp.testing.servers import LOOPBACK, free_port
+from ecom_kfp.testing.servers import LOOPBACK, DnsServer, free_port
+from tests.ingest.conftest import SHOP_HOST
 from tests.ingest.helpers import TRUSTED, read_outputs
 
 from .test_fetch import fetch
@@ -159,4 +160,16 @@ def test_a_name_resolving_to_loopback_is_refused_at_connection(server: ServerHan
     outcome = fetch([url], tmp_path, dataclasses.replace(fast_fetch, policy=SourcePolicy()))[0][url]
     assert isinstance(outcome, FetchFailure) and outcome.reason is Reason.PRIVATE_ADDRESS_REFUSED
     assert outcome.attempts == 1
+    assert server.stats()["by_path"].get("/img/a.jpg", 0) == 0
+
+
+def test_a_name_the_dns_server_points_at_loopback_is_refused(server: ServerHandle, dns: DnsServer,
+                                                             fast_fetch: FetchConfig, tmp_path: Path) -> None:
+    """A merchant's own name server can answer with an internal address: its answer is judged, not the name."""
+    url = server.url("a.jpg").replace("127.0.0.1", SHOP_HOST)
+    server.reset()
+    config = dataclasses.replace(fast_fetch, policy=SourcePolicy(), dns_servers=dns.address)
+    outcome = fetch([url], tmp_path, config)[0][url]
+    assert isinstance(outcome, FetchFailure) and outcome.reason is Reason.PRIVATE_ADDRESS_REFUSED
+    assert "127.0.0.1" in outcome.detail and (SHOP_HOST, "A") in dns.queries
     assert server.stats()["by_path"].get("/img/a.jpg", 0) == 0
