@@ -26,13 +26,14 @@ REPO = Path(__file__).resolve().parents[1]
 MYNTRA = Path(os.environ.get("ECOM_KFP_SHARED_DATA", REPO.parent / "shared" / "data")) / "myntra-dev"
 
 
-def process_status_kb(field: str) -> int:
-    """A ``kB`` field of this process's ``/proc/self/status``: ``VmRSS`` (now) or ``VmHWM`` (its peak).
+def process_status_kb(field: str, pid: int | str = "self") -> int:
+    """A ``kB`` field of ``/proc/<pid>/status`` (default: this process's): ``VmRSS`` (now) or ``VmHWM``
+    (its peak).
 
     For a peak, use ``VmHWM``, not ``ru_maxrss``: Linux carries ``ru_maxrss`` across fork and exec,
     so a process a benchmark starts would report the benchmark's own peak when that is larger.
     """
-    with open("/proc/self/status") as fh:
+    with open(f"/proc/{pid}/status") as fh:
         return next(int(line.split()[1]) for line in fh if line.startswith(f"{field}:"))
 
 

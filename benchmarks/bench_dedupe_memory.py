@@ -3,7 +3,7 @@
 The ingest output's products are repeated ``k`` times under new product ids (``<id>-r<k>``, the
 same images), for each ``k`` of ``--repeats``, and dedupe runs on each as its own
 ``python -m ecom_kfp.cli dedupe`` subprocess, measured like ``bench_scale.py`` (wall seconds, peak
-PSS of the process tree, largest ``ru_maxrss``). The repeats are byte-identical copies, so every
+PSS of the process tree, largest ``VmHWM`` of one of its processes). The repeats are byte-identical copies, so every
 product of a repeated catalog is in a duplicate group: the matching and grouping work grows with
 the catalog as hashing does. What the stage holds per product, and so the growth of peak memory
 from the smallest to the largest catalog, is the figure of interest: the slope in MB per 1000

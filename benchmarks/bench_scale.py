@@ -9,7 +9,9 @@ previous stage's output. Per stage and size it measures:
   polled every :data:`POLL_SECONDS`; a shared machine disturbs it far less than wall time), per
   product and products/s. Polling, because the build's writers are children of a forkserver that
   nobody reaps, so ``wait4`` would not see them (its figure is kept as ``cpu_seconds_reaped``);
-- ``peak_rss_mb``: the largest resident set of any one reaped process of the stage (``ru_maxrss``);
+- ``peak_rss_mb``: the largest resident set of any one process of the stage's tree (its ``VmHWM``,
+  polled every :data:`POLL_SECONDS`; not ``wait4``'s ``ru_maxrss``, which Linux carries across
+  fork and exec, so it would give this script's own peak when that is larger);
 - ``peak_pss_mb``: the largest sum over the stage's process tree of proportional set sizes
   (``/proc/PID/smaps_rollup``, polled every :data:`POLL_SECONDS`): what the tree holds, with pages
   shared between a forkserver and its workers counted once, as a pod's memory limit sees them;
@@ -48,6 +50,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psutil
+from _common import process_status_kb  # benchmarks/ is on sys.path as a script
 
 from ecom_kfp import uri
 from ecom_kfp.demo.serve import serve_directory
@@ -116,27 +119,30 @@ def ensure_catalog(work: Path, products: int, image_size: int, seed: int) -> Pat
     return root
 
 
-def _sample_tree(root: psutil.Process, cpu: dict[tuple[int, float], float]) -> tuple[float, float]:
+def _sample_tree(root: psutil.Process, cpu: dict[tuple[int, float], float]) -> tuple[float, float, float]:
     """Sums of proportional set sizes (all pages, and anonymous pages only) of ``root`` and its
-    descendants in MB; records each process's own CPU seconds in ``cpu`` (keyed by pid and start
-    time, so a reused pid is another process)."""
+    descendants, and the largest peak resident set (``VmHWM``) of any one of them, in MB; records
+    each process's own CPU seconds in ``cpu`` (keyed by pid and start time, so a reused pid is
+    another process)."""
     totals = {"Pss:": 0, "Pss_Anon:": 0}
+    largest_hwm_kb = 0
     try:
         tree = [root, *root.children(recursive=True)]
     except psutil.Error:  # the stage has just ended
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     for proc in tree:
         try:
             times = proc.cpu_times()
             cpu[(proc.pid, proc.create_time())] = times.user + times.system
+            largest_hwm_kb = max(largest_hwm_kb, process_status_kb("VmHWM", proc.pid))
             with open(f"/proc/{proc.pid}/smaps_rollup", encoding="ascii") as fh:
                 for line in fh:
                     key, value, *_ = line.split()
                     if key in totals:
                         totals[key] += int(value) * 1024
-        except (OSError, psutil.Error):
+        except (OSError, psutil.Error, StopIteration):  # StopIteration: a zombie's status has no VmHWM
             continue
-    return totals["Pss:"] / 1e6, totals["Pss_Anon:"] / 1e6
+    return totals["Pss:"] / 1e6, totals["Pss_Anon:"] / 1e6, largest_hwm_kb * 1024 / 1e6
 
 
 def measure(stage: str, command: list[str], out: Path, products: int, log: Path) -> StageRun:
@@ -145,19 +151,19 @@ def measure(stage: str, command: list[str], out: Path, products: int, log: Path)
         start = time.perf_counter()
         proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
         watched = psutil.Process(proc.pid)
-        peak_pss = peak_anon = 0.0
+        peak_pss = peak_anon = peak_rss = 0.0
         cpu: dict[tuple[int, float], float] = {}
         done = threading.Event()
 
         def poll() -> None:
-            nonlocal peak_pss, peak_anon
+            nonlocal peak_pss, peak_anon, peak_rss
             while not done.wait(POLL_SECONDS):
-                pss, anon = _sample_tree(watched, cpu)
-                peak_pss, peak_anon = max(peak_pss, pss), max(peak_anon, anon)
+                pss, anon, rss = _sample_tree(watched, cpu)
+                peak_pss, peak_anon, peak_rss = max(peak_pss, pss), max(peak_anon, anon), max(peak_rss, rss)
 
         poller = threading.Thread(target=poll, daemon=True)
         poller.start()
-        # wait4 gives the child's own usage, its reaped children's included (CPU summed, maxrss the max).
+        # wait4 gives the child's own CPU time, its reaped children's included.
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
         done.set()
@@ -169,7 +175,7 @@ def measure(stage: str, command: list[str], out: Path, products: int, log: Path)
                     products_per_second=round(products / seconds, 1),
                     ms_per_product=round(1000 * seconds / products, 3),
                     cpu_ms_per_product=round(1000 * polled / products, 3),
-                    peak_rss_mb=round(usage.ru_maxrss / 1024, 1), peak_pss_mb=round(peak_pss, 1),
+                    peak_rss_mb=round(peak_rss, 1), peak_pss_mb=round(peak_pss, 1),
                     peak_anon_mb=round(peak_anon, 1),
                     output_bytes=_bytes_under(out), exit_code=proc.returncode)
 
