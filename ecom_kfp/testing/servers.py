@@ -11,7 +11,7 @@
   from a fixed table, for ingest's ``--dns-servers``: names that do not resolve, or resolve to
   loopback, without a query leaving the machine.
 
-Each yields once the server answers and stops it (terminate, then kill) on exit.
+Each yields once the server answers and stops it on exit (a process: terminate, then kill).
 """
 
 from __future__ import annotations
@@ -31,6 +31,11 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
 
 from ecom_kfp.scratch import scratch_dir
 
@@ -305,14 +310,8 @@ class DnsServer:
     queries: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _dns_answer(wire: bytes, records: Mapping[str, Sequence[str]]) -> bytes:
-    """The response to one query: ``records``' addresses of the asked type, or NXDOMAIN."""
-    import dns.message
-    import dns.rcode
-    import dns.rdatatype
-    import dns.rrset
-
-    query = dns.message.from_wire(wire)
+def _dns_answer(query: dns.message.Message, records: Mapping[str, Sequence[str]]) -> bytes:
+    """The response to ``query``: ``records``' addresses of the asked type, or NXDOMAIN."""
     response = dns.message.make_response(query)
     question = query.question[0]
     addresses = records.get(question.name.to_text(omit_final_dot=True).lower())
@@ -333,9 +332,6 @@ def dns_server(records: Mapping[str, Sequence[str]]) -> Iterator[DnsServer]:
     Names not in ``records`` get NXDOMAIN, as a real name server answers for a name that does not
     exist; a name present with no address of the asked type gets an empty answer.
     """
-    import dns.message
-    import dns.rdatatype
-
     table = {name.rstrip(".").lower(): list(addresses) for name, addresses in records.items()}
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((LOOPBACK, 0))
@@ -350,10 +346,11 @@ def dns_server(records: Mapping[str, Sequence[str]]) -> Iterator[DnsServer]:
             except TimeoutError:
                 continue
             try:
-                question = dns.message.from_wire(wire).question[0]
+                query = dns.message.from_wire(wire)
+                question = query.question[0]
                 server.queries.append((question.name.to_text(omit_final_dot=True),
                                        dns.rdatatype.to_text(question.rdtype)))
-                sock.sendto(_dns_answer(wire, table), peer)
+                sock.sendto(_dns_answer(query, table), peer)
             except Exception:  # a malformed datagram is dropped, as a name server does
                 continue
 
