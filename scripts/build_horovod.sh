@@ -36,5 +36,16 @@ else
   export HOROVOD_WITHOUT_MPI=1
 fi
 export MAKEFLAGS="-j$(nproc)"
-"$PYTHON" -m pip install --no-build-isolation --no-deps "$src"
-"$PYTHON" -c "import horovod.tensorflow as hvd; hvd.init(); print('horovod', hvd.__version__ if hasattr(hvd,'__version__') else '$VERSION', 'gloo built:', hvd.gloo_built())"
+# The compiler's and pip's output goes to a log, kept only if the build fails; the terminal gets a line.
+log="$work/build.log"
+echo "building horovod $VERSION ($FLAVOUR, about five minutes on 2 cores)"
+if ! "$PYTHON" -m pip install --no-build-isolation --no-deps "$src" >"$log" 2>&1; then
+  kept="$("$PYTHON" -c 'import sys; print(sys.prefix)')/horovod-build.log"
+  cp "$log" "$kept"
+  tail -n 40 "$log" >&2
+  echo "horovod build failed; the whole log: $kept" >&2
+  exit 1
+fi
+# TensorFlow's start-up lines go to stderr; they are shown only if the check fails.
+"$PYTHON" -c "import horovod.tensorflow as hvd; hvd.init(); print('horovod', hvd.__version__ if hasattr(hvd,'__version__') else '$VERSION', 'built, gloo:', hvd.gloo_built())" 2>"$work/check.log" \
+  || { cat "$work/check.log" >&2; exit 1; }

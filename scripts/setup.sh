@@ -27,8 +27,15 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-"$VENV/bin/python" -m pip install -q --upgrade pip==26.3 wheel==0.48.0 setuptools==84.2.1
-"$VENV/bin/python" -m pip install -q -r requirements.lock
-"$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
+# pip's output goes to a log; the terminal gets a line per step, and the log's end if a step fails.
+log="$VENV/setup.log"
+quietly() {
+  "$@" >>"$log" 2>&1 || { tail -n 40 "$log" >&2; echo "set-up failed: $*; the whole log: $log" >&2; exit 1; }
+}
+echo "set-up: installing the pinned packages of requirements.lock into $VENV (log: $log)"
+quietly "$VENV/bin/python" -m pip install --upgrade pip==26.3 wheel==0.48.0 setuptools==84.2.1
+quietly "$VENV/bin/python" -m pip install -r requirements.lock
+quietly "$VENV/bin/python" -m pip install --no-deps --no-build-isolation -e .
 scripts/build_horovod.sh "$VENV/bin/python"
 echo "$want" > "$stamp"
+echo "set-up: done ($VENV)"

@@ -246,7 +246,7 @@ def test_installed_versions_match_pyproject() -> None:
 BUILD_ONLY = {"cmake"}
 #: Pinned by scripts/setup.sh ahead of the lock (lock tools leave packaging tools out of a lock).
 SET_UP_PINS = pins(next(line for line in (REPO / "scripts" / "setup.sh").read_text().splitlines()
-                        if "install -q --upgrade" in line).split())
+                        if "pip install --upgrade" in line).split())
 
 
 def dependency_tree(requirements: list[str]) -> set[str]:
