@@ -21,7 +21,8 @@ fi
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-"$PYTHON" -m pip download --no-deps --no-binary :all: "horovod==$VERSION" -d "$work" >/dev/null
+"$PYTHON" -m pip download --no-deps --no-binary :all: "horovod==$VERSION" -d "$work" >"$work/download.log" 2>&1 \
+  || { cat "$work/download.log" >&2; exit 1; }
 tar -xzf "$work/horovod-$VERSION.tar.gz" -C "$work"
 src="$work/horovod-$VERSION"
 cmake_file="$src/horovod/tensorflow/CMakeLists.txt"
