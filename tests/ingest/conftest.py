@@ -10,7 +10,7 @@ import pytest
 from ecom_kfp.ingest.config import FetchConfig
 from ecom_kfp.testing.image_server import ServerConfig, ServerHandle, image_server
 from ecom_kfp.testing.servers import DnsServer, dns_server
-from tests.ingest.helpers import TRUSTED, jpeg_bytes, png_bytes
+from tests.ingest.helpers import SHOP_HOST, TRUSTED, jpeg_bytes, png_bytes
 
 
 @pytest.fixture(scope="session")
@@ -48,9 +48,6 @@ def fast_fetch() -> FetchConfig:
     return FetchConfig(concurrency=8, per_host=4, timeout_seconds=0.5, max_retries=2,
                        backoff_seconds=0.01, max_backoff_seconds=2.0, policy=TRUSTED)
 
-
-#: A name :func:`dns` resolves to loopback, where the image server listens.
-SHOP_HOST = "images.shop.test"
 
 
 @pytest.fixture()

@@ -18,6 +18,10 @@ TRUSTED = SourcePolicy(allow_local_files=True, allow_private_networks=True)
 TRUSTED_FLAGS = ["--allow-local-files", "--allow-private-networks"]
 
 
+#: A name the ``dns`` fixture's server resolves to loopback, where the image server listens.
+SHOP_HOST = "images.shop.test"
+
+
 MYNTRA_COLUMN_MAP = ("product_id=id,title=productDisplayName,"
                      "category_path=masterCategory>subCategory>articleType,image_url=image")
 

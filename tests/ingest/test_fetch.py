@@ -29,8 +29,7 @@ from ecom_kfp.ingest.reasons import Reason
 from ecom_kfp.ingest.store import ImageStore
 from ecom_kfp.testing.image_server import Fault, ServerConfig, ServerHandle, image_server
 from ecom_kfp.testing.servers import DnsServer
-from tests.ingest.conftest import SHOP_HOST
-from tests.ingest.helpers import TRUSTED, jpeg_bytes
+from tests.ingest.helpers import SHOP_HOST, TRUSTED, jpeg_bytes
 
 
 def fetch(sources: list[str], out: Path | str, config: FetchConfig):

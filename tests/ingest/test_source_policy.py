@@ -25,8 +25,7 @@ from ecom_kfp.ingest.reasons import Reason
 from ecom_kfp.ingest.source_policy import SourcePolicy, is_public
 from ecom_kfp.testing.image_server import ServerHandle
 from ecom_kfp.testing.servers import LOOPBACK, DnsServer, free_port
-from tests.ingest.conftest import SHOP_HOST
-from tests.ingest.helpers import TRUSTED, read_outputs
+from tests.ingest.helpers import SHOP_HOST, TRUSTED, read_outputs
 
 from .test_fetch import fetch
 
