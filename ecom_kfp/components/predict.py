@@ -46,7 +46,8 @@ def merge_predictions_op(shards: Input[list[Dataset]], predictions: Output[Datas
     Args:
         shards: The batch_predict_op outputs of every shard (dsl.Collected).
         predictions: Output merged PredictionLayout directory.
-        page: HTML summary of the merged run (samples are on each shard's page).
+        page: HTML page of the merged run: its figures, the most confident disagreements with the
+            catalog over all shards, samples per predicted class, links to each shard's page.
         metrics: Summed counts, shares, drift over all shards, products/s of the fan-out.
         model_uri: The model the shards used (its training counts give the drift).
         registry_uri: MLflow registry that resolves a models:/ reference.

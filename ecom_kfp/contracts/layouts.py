@@ -260,7 +260,8 @@ class PushLayout(_Layout):
 
 @dataclass(frozen=True)
 class PredictionLayout(_Layout):
-    """``predictions.parquet``, ``rejects.parquet``, ``predictions.html``, ``report.json``."""
+    """``predictions.parquet``, ``rejects.parquet``, ``predictions.html`` with the products it shows in
+    ``samples.json``, ``report.json``."""
 
     @property
     def predictions(self) -> str:
@@ -273,3 +274,7 @@ class PredictionLayout(_Layout):
     @property
     def html(self) -> str:
         return self._at("predictions.html")
+
+    @property
+    def samples(self) -> str:
+        return self._at("samples.json")

@@ -1,13 +1,22 @@
 """``predictions.html``: sample predictions with their images per predicted class, and the most
-confident disagreements with the catalog (the likeliest wrong catalog labels), on one page."""
+confident disagreements with the catalog (the likeliest wrong catalog labels), on one page.
+
+What the page shows is chosen while scoring (:class:`PageSamples`, bounded whatever the catalog)
+and saved beside it as ``samples.json``, thumbnails included, so that merging the shards of a
+fanned-out run gives the page over all of them without reading an image again.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import heapq
 import html
+import itertools
 import pathlib
+import re
 import urllib.parse
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from ecom_kfp import uri
@@ -19,9 +28,14 @@ STYLE = ("body{font-family:sans-serif;margin:1em}.c{border:1px solid #ccc;margin
          "padding:2px 6px;font-size:13px}")
 
 
+#: The only picture sources a page shows: the inline JPEGs :func:`thumbnail_data_uri` makes. A
+#: shard's ``samples.json`` is an artifact like any other, so what it names is checked, not trusted.
+_THUMBNAIL = re.compile(r"data:image/jpeg;base64,[A-Za-z0-9+/]+={0,2}")
+
+
 @dataclass(frozen=True)
 class Sample:
-    """One product shown on the page."""
+    """One product shown on the page (``thumbnail``: an inline JPEG, once :meth:`PageSamples.with_thumbnails` ran)."""
 
     product_id: str
     title: str
@@ -29,19 +43,124 @@ class Sample:
     predicted: str
     confidence: float
     catalog: str
+    thumbnail: str | None = None
+
+    @classmethod
+    def from_json(cls, obj: Any) -> Sample:
+        """A sample from its ``samples.json`` form.
+
+        Raises:
+            ValueError: ``obj`` is not a sample: a field missing, unknown or of the wrong type.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(obj, dict) or set(obj) != names:
+            raise ValueError(f"not a sample: expected the fields {sorted(names)}")
+        texts = ("product_id", "title", "predicted", "catalog")
+        if not all(isinstance(obj[k], str) for k in texts) or not all(
+                obj[k] is None or isinstance(obj[k], str) for k in ("image_uri", "thumbnail")) or \
+                isinstance(obj["confidence"], bool) or not isinstance(obj["confidence"], (int, float)):
+            raise ValueError(f"sample {obj.get('product_id')!r}: a field has the wrong type")
+        return cls(**{**obj, "confidence": float(obj["confidence"])})
 
 
-def _picture(image_uri: str | None) -> str:
-    try:
-        src = thumbnail_data_uri(uri.read_bytes(image_uri)) if image_uri else None
-    except Exception:  # noqa: BLE001 - the page shows what it can; the image may be gone since scoring
-        src = None
-    return f"<img src='{src}' alt=''>" if src else "<i>no image</i>"
+@dataclass
+class PageSamples:
+    """What a predictions page shows: the first ``limit`` products of each predicted class, and the
+    ``4 * limit`` most confident disagreements with the catalog (ties: the earlier product).
+
+    Kept as products are scored, in bounded memory. The selection over several shards is the
+    selection over their selections (:meth:`merged`): a product among the most confident of all
+    is among the most confident of its own shard.
+    """
+
+    limit: int
+    samples: dict[str, list[Sample]] = field(default_factory=dict)
+    _disagreements: list[tuple[float, int, Sample]] = field(default_factory=list, repr=False, compare=False)  # min-heap
+    _order: itertools.count = field(default_factory=itertools.count, repr=False, compare=False)
+
+    def keep_sample(self, sample: Sample) -> None:
+        """Offer ``sample`` as an example of its predicted class."""
+        kept = self.samples.setdefault(sample.predicted, [])
+        if len(kept) < self.limit:
+            kept.append(sample)
+
+    def keep_disagreement(self, sample: Sample) -> None:
+        """Offer ``sample``, whose prediction disagrees with its catalog category."""
+        if not self.limit:
+            return
+        # Ties on confidence: the later product is the smaller entry, so the one dropped.
+        entry = (sample.confidence, -next(self._order), sample)
+        if len(self._disagreements) < 4 * self.limit:
+            heapq.heappush(self._disagreements, entry)
+        else:
+            heapq.heappushpop(self._disagreements, entry)
+
+    @property
+    def disagreements(self) -> list[Sample]:
+        """The kept disagreements, most confident first."""
+        return [sample for _, _, sample in sorted(self._disagreements, key=lambda e: (-e[0], -e[1]))]
+
+    def with_thumbnails(self) -> PageSamples:
+        """The same selection with each sample's image read once and made an inline thumbnail."""
+        def shown(sample: Sample) -> Sample:
+            try:
+                data = uri.read_bytes(sample.image_uri) if sample.image_uri else None
+                return dataclasses.replace(sample, thumbnail=thumbnail_data_uri(data))
+            except Exception:  # noqa: BLE001 - the page shows what it can; the image may be gone since scoring
+                return sample
+
+        page = PageSamples(self.limit, {name: [shown(s) for s in kept] for name, kept in self.samples.items()})
+        for sample in self.disagreements:
+            page.keep_disagreement(shown(sample))
+        return page
+
+    def to_json(self) -> dict:
+        """The ``samples.json`` form."""
+        return {"limit": self.limit,
+                "samples": {name: [dataclasses.asdict(s) for s in kept] for name, kept in self.samples.items()},
+                "disagreements": [dataclasses.asdict(s) for s in self.disagreements]}
+
+    @classmethod
+    def from_json(cls, obj: Any) -> PageSamples:
+        """A selection from its ``samples.json`` form, checked as it is read.
+
+        Raises:
+            ValueError: ``obj`` is not a ``samples.json`` document.
+        """
+        if not isinstance(obj, dict) or not isinstance(obj.get("limit"), int) or obj["limit"] < 0 \
+                or not isinstance(obj.get("samples"), dict) or not isinstance(obj.get("disagreements"), list) \
+                or not all(isinstance(kept, list) for kept in obj["samples"].values()):
+            raise ValueError("not a samples.json document: expected limit, samples and disagreements")
+        page = cls(obj["limit"])
+        for kept in obj["samples"].values():
+            for sample in kept:
+                page.keep_sample(Sample.from_json(sample))
+        for sample in obj["disagreements"]:
+            page.keep_disagreement(Sample.from_json(sample))
+        return page
+
+    @classmethod
+    def merged(cls, parts: Sequence[PageSamples]) -> PageSamples:
+        """The selection over all of ``parts`` (the shards of one run, in shard order)."""
+        page = cls(max((part.limit for part in parts), default=0))
+        for part in parts:
+            for kept in part.samples.values():
+                for sample in kept:
+                    page.keep_sample(sample)
+            for sample in part.disagreements:
+                page.keep_disagreement(sample)
+        return page
+
+
+def _picture(sample: Sample) -> str:
+    if sample.thumbnail and _THUMBNAIL.fullmatch(sample.thumbnail):
+        return f"<img src='{sample.thumbnail}' alt=''>"
+    return "<i>no image</i>"
 
 
 def _card(sample: Sample, show_catalog: bool) -> str:
     catalog = f"<br>catalog: {html.escape(sample.catalog)}" if show_catalog else ""
-    return (f"<div class='m'>{_picture(sample.image_uri)}<br><b>{html.escape(sample.predicted)}</b> "
+    return (f"<div class='m'>{_picture(sample)}<br><b>{html.escape(sample.predicted)}</b> "
             f"{sample.confidence:.2f}{catalog}<br>{html.escape(sample.product_id)}<br>{html.escape(sample.title)}</div>")
 
 
@@ -62,10 +181,10 @@ def _link(page: str) -> str:
     return html.escape(page) if url is None else f"<a href='{html.escape(url)}'>{html.escape(page)}</a>"
 
 
-def render(report: Any, samples: Mapping[str, Sequence[Sample]], disagreements: Sequence[Sample],
-           note: str = "", shard_pages: Sequence[str] = ()) -> str:
-    """The whole page for a :class:`~ecom_kfp.predict.stage.PredictReport` (``note`` and the
-    links to ``shard_pages``, the shards' own pages of a merged run, replace the samples)."""
+def render(report: Any, page: PageSamples, shard_pages: Sequence[str] = ()) -> str:
+    """The whole page for a :class:`~ecom_kfp.predict.stage.PredictReport`: its figures, then
+    ``page``'s products (with thumbnails: :meth:`PageSamples.with_thumbnails`), then links to
+    ``shard_pages``, the shards' own pages of a merged run."""
     rows = [("products", report.input), ("scored", report.scored), ("rejected", report.rejected),
             ("accepted (confidence >= threshold)", f"{report.accepted} ({report.share_accepted:.1%})"),
             ("suspect catalog labels", f"{report.suspect} ({report.share_suspect:.1%})"),
@@ -77,16 +196,17 @@ def render(report: Any, samples: Mapping[str, Sequence[Sample]], disagreements: 
              f"<style>{STYLE}</style></head><body><h1>Predictions</h1>",
              f"<p>model: {html.escape(report.model)}</p><table>",
              *(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows), "</table>",
-             f"<p>{html.escape(note)}</p>" if note else "<h2>Most confident disagreements with the catalog</h2>"]
-    if note:
-        parts += [f"<p>{_link(page)}</p>" for page in shard_pages]
-        return "\n".join(parts + ["</body></html>"])
+             "<h2>Most confident disagreements with the catalog</h2>"]
+    disagreements = page.disagreements
     if not disagreements:
         parts.append("<p>None.</p>")
     parts += [_card(s, True) for s in disagreements]
     parts.append("<h2>Samples per predicted class</h2>")
-    for name in sorted(samples):
+    for name in sorted(page.samples):
         parts.append(f"<div class='c'><h3>{html.escape(name)} ({report.predicted_classes.get(name, 0)} "
-                     "predicted)</h3>" + "".join(_card(s, bool(s.catalog)) for s in samples[name]) + "</div>")
+                     "predicted)</h3>" + "".join(_card(s, bool(s.catalog)) for s in page.samples[name]) + "</div>")
+    if shard_pages:
+        parts.append(f"<h2>Each shard's own page ({len(shard_pages)})</h2>")
+        parts += [f"<p>{_link(shard)}</p>" for shard in shard_pages]
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -1,7 +1,9 @@
 """Merge the outputs of prediction shards into one prediction layout (the gather after a fan-out).
 
 Predictions and rejects are concatenated row group by row group (memory stays at one row group),
-counts summed, shares and the drift against the training counts recomputed over all shards.
+counts summed, shares and the drift against the training counts recomputed over all shards. The
+page shows the products the shards chose, merged (their ``samples.json``: the most confident
+disagreements over all shards, samples of every class), and links to each shard's own page.
 ``products_per_second`` is the sum of the shards' rates: shards run side by side.
 """
 
@@ -15,7 +17,7 @@ import pyarrow.parquet as pq
 from ecom_kfp import uri
 from ecom_kfp.contracts import tables
 from ecom_kfp.contracts.layouts import PredictionLayout
-from ecom_kfp.predict.html_page import render
+from ecom_kfp.predict.html_page import PageSamples, render
 from ecom_kfp.predict.model import open_model
 from ecom_kfp.predict.stage import PredictReport, drift, share
 from ecom_kfp.report import check_accounting, write_report
@@ -40,12 +42,20 @@ def _concat(sources: list[str], target: str, schema) -> None:
         pq.write_table(tables.empty(schema), target)
 
 
+def _page_samples(layout: PredictionLayout) -> PageSamples:
+    try:
+        return PageSamples.from_json(uri.read_json(layout.samples))
+    except ValueError as err:
+        raise ValueError(f"prediction shard {layout.root}: {layout.samples}: {err}") from err
+
+
 def merge_predictions(shard_uris: list[str], out_uri: str, model_uri: str, registry_uri: str = "") -> PredictReport:
     """Merge prediction outputs ``shard_uris`` (all shards of one run) into ``out_uri``.
 
     Raises:
-        ValueError: no shards, or shards of different models or shard counts.
-        FileNotFoundError: a shard lacks its report (it did not finish).
+        ValueError: no shards, shards of different models or shard counts, or a shard's
+            ``samples.json`` that is not one.
+        FileNotFoundError: a shard lacks its report (it did not finish) or its ``samples.json``.
     """
     if not shard_uris:
         raise ValueError("no prediction shards to merge")
@@ -79,7 +89,8 @@ def merge_predictions(shard_uris: list[str], out_uri: str, model_uri: str, regis
     check_accounting("predict merge", report.input, scored=report.scored, rejected=report.rejected)
     with open_model(model_uri, registry_uri) as files:
         report.drift = drift(files, report.predicted_by_level)
-    uri.write_text(out.html, render(report, {}, [], note="Samples and disagreements are on each shard's page:",
-                                     shard_pages=[layout.html for layout in layouts]))
+    page = PageSamples.merged([_page_samples(layout) for layout in layouts])
+    uri.write_json(out.samples, page.to_json())
+    uri.write_text(out.html, render(report, page, shard_pages=[layout.html for layout in layouts]))
     write_report(report, out_uri)
     return report

@@ -11,7 +11,6 @@ disagreements with the catalog (for ``predictions.html``).
 
 from __future__ import annotations
 
-import heapq
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ from ecom_kfp.contracts.layouts import IngestLayout, PredictionLayout
 from ecom_kfp.ingest.sharding import shard_of
 from ecom_kfp.predict.config import PredictConfig
 from ecom_kfp.predict.drift import LevelDrift, level_drift
-from ecom_kfp.predict.html_page import Sample, render
+from ecom_kfp.predict.html_page import PageSamples, Sample, render
 from ecom_kfp.predict.model import ModelFiles, open_model
 from ecom_kfp.predict.reasons import STAGE, Reason
 from ecom_kfp.predict.scoring import Decisions, Policy, Scorer
@@ -107,8 +106,9 @@ def _batches(products: str, config: PredictConfig, columns: list[str]) -> Iterat
 
 @dataclass
 class _Tally:
-    """What is kept across batches: counts and bounded samples."""
+    """What is kept across batches: counts and the page's bounded samples."""
 
+    page: PageSamples
     input: int = 0
     other_shards: int = 0
     scored: int = 0
@@ -119,8 +119,6 @@ class _Tally:
     rejects: list[dict] = field(default_factory=list)
     predicted: list[Counter] = field(default_factory=list)
     paths: Counter = field(default_factory=Counter)
-    samples: dict[str, list[Sample]] = field(default_factory=dict)
-    disagreements: list[tuple[float, int, Sample]] = field(default_factory=list)
 
 
 class _Writer:
@@ -188,8 +186,8 @@ def _prediction_rows(scorer: Scorer, decisions: Decisions, products: list[dict])
     return rows
 
 
-def _tally(tally: _Tally, rows: list[dict], products: list[dict], config: PredictConfig) -> None:
-    for row, product in zip(rows, products):
+def _tally(tally: _Tally, rows: list[dict], products: list[dict]) -> None:
+    for row, product in zip(rows, products, strict=True):
         tally.scored += 1
         tally.accepted += row["accepted"]
         for level, classes in enumerate(row["top_classes"]):
@@ -198,24 +196,20 @@ def _tally(tally: _Tally, rows: list[dict], products: list[dict], config: Predic
                         " > ".join(row["predicted_path"]) or "other", row["confidence"],
                         " > ".join(row["catalog_path"] or []))
         tally.paths[sample.predicted] += 1
-        kept = tally.samples.setdefault(sample.predicted, [])
-        if len(kept) < config.html_samples:
-            kept.append(sample)
+        tally.page.keep_sample(sample)
         if row["agrees_with_catalog"] is None:
             continue
         tally.with_catalog += 1
         tally.agreeing += row["agrees_with_catalog"]
         tally.suspect += bool(row["suspect_label"])
-        if not row["agrees_with_catalog"] and config.html_samples:
-            entry = (row["confidence"], tally.scored, sample)
-            if len(tally.disagreements) < 4 * config.html_samples:
-                heapq.heappush(tally.disagreements, entry)
-            else:
-                heapq.heappushpop(tally.disagreements, entry)
+        if not row["agrees_with_catalog"]:
+            tally.page.keep_disagreement(sample)
 
 
-def _process(batch: list[dict], scorer: Scorer, pool: ThreadPoolExecutor, tally: _Tally) -> list[dict]:
-    """Score one batch: prediction rows, with its unscorable products added to the tally's rejects."""
+def _process(batch: list[dict], scorer: Scorer, pool: ThreadPoolExecutor,
+             tally: _Tally) -> tuple[list[dict], list[dict]]:
+    """Score one batch: its prediction rows and the products they are of, in the same order, with its
+    unscorable products added to the tally's rejects."""
     fetched = list(pool.map(_read_image, [p.get("image_uri") for p in batch]))
     ready = []
     for product, (data, reason, detail) in zip(batch, fetched):
@@ -224,7 +218,7 @@ def _process(batch: list[dict], scorer: Scorer, pool: ThreadPoolExecutor, tally:
         else:
             tally.rejects.append(tables.Reject(product["product_id"], reason, detail).row(STAGE))
     if not ready:
-        return []
+        return [], []
     probabilities, undecodable = scorer.probabilities_of_decodable([d for _, d in ready],
                                                                    [scorer.model_title(p.get("title") or "", p.get("source"))
                                                                     for p, _ in ready])
@@ -233,9 +227,9 @@ def _process(batch: list[dict], scorer: Scorer, pool: ThreadPoolExecutor, tally:
                                            f"{ready[i][0].get('image_uri')}: the serving signature cannot decode "
                                            "it").row(STAGE))
     if probabilities is None:
-        return []
+        return [], []
     scored = [p for i, (p, _) in enumerate(ready) if i not in undecodable]
-    return _prediction_rows(scorer, scorer.decide(probabilities), scored)
+    return _prediction_rows(scorer, scorer.decide(probabilities), scored), scored
 
 
 def drift(files: ModelFiles, predicted_by_level: dict[str, dict[str, int]]) -> dict[str, LevelDrift]:
@@ -273,7 +267,7 @@ def run(config: PredictConfig) -> PredictReport:
             policy = Policy.choose(files.thresholds(), len(vocabularies), config.target_precision,
                                    config.fallback_threshold)
             scorer = Scorer(load_signature(files.saved_model), vocabularies, policy, config.top_k, files.title_attributes())
-        tally = _Tally(predicted=[Counter() for _ in vocabularies])
+        tally = _Tally(PageSamples(config.html_samples), predicted=[Counter() for _ in vocabularies])
         with uri.local_output_dir(config.out_uri) as local_out, ThreadPoolExecutor(IMAGE_THREADS) as pool:
             writer = _Writer(PredictionLayout(local_out).predictions)
             try:
@@ -285,9 +279,9 @@ def run(config: PredictConfig) -> PredictReport:
                                               disable=not config.progress, leave=False):
                         tally.input += len(batch)
                         tally.other_shards += others
-                        rows = _process(batch, scorer, pool, tally)
+                        rows, scored = _process(batch, scorer, pool, tally)
                         writer.write(rows)
-                        _tally(tally, rows, batch, config)
+                        _tally(tally, rows, scored)
             finally:
                 writer.close()
             pq.write_table(pa.Table.from_pylist(tally.rejects, schema=tables.REJECTS)
@@ -310,8 +304,9 @@ def run(config: PredictConfig) -> PredictReport:
             predicted_by_level={f"level_{k}": dict(c.most_common()) for k, c in enumerate(tally.predicted, start=1)})
         report.drift = drift(files, report.predicted_by_level)
     with timings.phase("html"):
-        disagreements = [s for _, _, s in sorted(tally.disagreements, key=lambda e: (-e[0], e[1]))]
-        uri.write_text(out.html, render(report, tally.samples, disagreements))
+        page = tally.page.with_thumbnails()
+        uri.write_json(out.samples, page.to_json())
+        uri.write_text(out.html, render(report, page))
     report.timings = {**timings.seconds, "total": time.perf_counter() - start}
     write_report(report, config.out_uri)
     return report

@@ -52,7 +52,17 @@ def test_scores_a_catalog_and_accounts_for_every_product(predict_model, catalog,
     assert 0 < report.accepted < report.scored
     assert set(report.drift) == {"level_1", "level_2"} and 0 <= report.drift["level_2"].total_variation < 0.3
     assert uri.read_json(PredictionLayout(out).report)["scored"] == report.scored
-    assert "Most confident disagreements" in uri.read_text(PredictionLayout(out).html)
+    html = uri.read_text(PredictionLayout(out).html)
+    shown = uri.read_json(PredictionLayout(out).samples)  # what the page shows, for a merge of shards
+    assert "Most confident disagreements" in html and shown["disagreements"]
+    disagreeing = {r["product_id"]: r["confidence"] for r in rows if r["agrees_with_catalog"] is False}
+    assert [d["confidence"] for d in shown["disagreements"]] == \
+        sorted(disagreeing.values(), reverse=True)[:4 * shown["limit"]]
+    # Each shown product with its own title and picture, whatever was rejected beside it in its batch.
+    products = {r["product_id"]: r for r in pq.read_table(catalog.layout.products).to_pylist()}
+    for d in shown["disagreements"] + [s for kept in shown["samples"].values() for s in kept]:
+        assert (d["title"], d["image_uri"]) == (products[d["product_id"]]["title"], products[d["product_id"]]["image_uri"])
+        assert d["product_id"] in html and d["thumbnail"] in html
 
 
 def test_planted_wrong_labels_are_flagged_suspect(predict_model, catalog, tmp_path):

@@ -40,5 +40,17 @@ def test_scoring_pipeline_fans_out_over_shards_and_merges(predict_model, tmp_pat
     assert len(set(predictions.column("product_id").to_pylist())) == predictions.num_rows
     assert merged["with_catalog_category"] > 0 and set(merged["drift"]) == {"level_1", "level_2"}
     page = (merged_dir / "predictions.html").read_text()
-    shard_pages = sorted(p / "predictions.html" for p in run_dir.rglob("predictions") if p.parent.name == "batch-predict-op")
-    assert len(shard_pages) == 2 and all(f"href='{p.resolve().as_uri()}'" in page for p in shard_pages)
+    shard_dirs = sorted(p for p in run_dir.rglob("predictions") if p.parent.name == "batch-predict-op")
+    assert len(shard_dirs) == 2
+    assert all(f"href='{(p / 'predictions.html').resolve().as_uri()}'" in page for p in shard_dirs)
+    # The merged page shows the most confident disagreements over both shards, with their pictures.
+    chosen = [json.loads((p / "samples.json").read_text()) for p in shard_dirs]
+    merged_samples = json.loads((merged_dir / "samples.json").read_text())
+    everywhere = sorted((d for c in chosen for d in c["disagreements"]), key=lambda d: -d["confidence"])
+    assert [d["confidence"] for d in merged_samples["disagreements"]] == \
+        [d["confidence"] for d in everywhere][:4 * merged_samples["limit"]]
+    assert merged_samples["disagreements"] and {d["product_id"] for d in merged_samples["disagreements"]} \
+        <= {d["product_id"] for d in everywhere}
+    first = merged_samples["disagreements"][0]
+    assert first["thumbnail"].startswith("data:image/jpeg;base64,") and first["thumbnail"] in page
+    assert {name for c in chosen for name in c["samples"]} == set(merged_samples["samples"])
