@@ -339,7 +339,9 @@ def run(config: IngestConfig) -> IngestReport:
 
 
 def _run(config: IngestConfig) -> IngestReport:
-    layout = IngestLayout(config.out)
+    # Image paths are stored absolute: from a relative --out, every image_uri of the products table
+    # would name an image only from the directory ingest ran in.
+    layout = IngestLayout(os.path.abspath(config.out) if uri.is_local(config.out) else config.out)
     report = IngestReport(config.catalog, config.out, config.format, config.shard_index, config.num_shards)
     timings = Timings()
     store = ImageStore(layout)

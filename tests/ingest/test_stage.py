@@ -105,6 +105,18 @@ def test_second_run_downloads_nothing(server: ServerHandle, fast_fetch: FetchCon
     assert products_after == products_before
 
 
+def test_a_relative_out_stores_image_paths_valid_from_anywhere(server: ServerHandle, fast_fetch: FetchConfig,
+                                                               tmp_path: Path, monkeypatch) -> None:
+    write_catalog(tmp_path / "catalog.jsonl", server)
+    monkeypatch.chdir(tmp_path)
+    run(config("catalog.jsonl", "out", fast_fetch))
+    monkeypatch.chdir(tmp_path.parent)
+    products, _ = read_outputs(tmp_path / "out")
+    assert products and all(Path(p["image_uri"]).is_absolute() for p in products)
+    assert all(Path(p["image_uri"]).is_file() and Path(p["image_uri"]).is_relative_to(tmp_path / "out")
+               for p in products)
+
+
 def test_shards_partition_the_catalog_and_merge_back(server: ServerHandle, fast_fetch: FetchConfig,
                                                      tmp_path: Path) -> None:
     from ecom_kfp.ingest.merge import merge_shards
