@@ -21,7 +21,7 @@ from ecom_kfp.settings import component_doc
 def batch_predict_op(products: Input[Dataset], predictions: Output[Dataset], page: Output[HTML],
                      metrics: Output[Metrics], model_uri: str, registry_uri: str = '', top_k: int = 3,
                      target_precision: float = 0.0, fallback_threshold: float = 0.5, batch_size: int = 128,
-                     shard_index: int = 0, num_shards: int = 1, html_samples: int = 6):
+                     shard_index: int = 0, num_shards: int = 1, html_samples: int = 6, html_classes: int = 60):
     import shutil
 
     from ecom_kfp.contracts.layouts import PredictionLayout
@@ -32,7 +32,7 @@ def batch_predict_op(products: Input[Dataset], predictions: Output[Dataset], pag
                                registry_uri=registry_uri, top_k=top_k, target_precision=target_precision,
                                fallback_threshold=fallback_threshold, batch_size=batch_size,
                                shard_index=shard_index, num_shards=num_shards, html_samples=html_samples,
-                               progress=False))
+                               html_classes=html_classes, progress=False))
     shutil.copyfile(PredictionLayout(predictions.path).html, page.path)
     for name, value in scalar_metrics(report).items():
         metrics.log_metric(name, value)

@@ -34,6 +34,9 @@ class PredictConfig:
     num_shards: int = setting(1, metavar="N", help="shards the products are split into, by a hash of product_id")
     html_samples: int = setting(6, metavar="N",
                                 help="sample products per predicted class, and disagreements x 4, in predictions.html")
+    html_classes: int = setting(60, metavar="N",
+                                help="predicted classes shown with samples in predictions.html, the most predicted "
+                                     "first (every class's count is in report.json); 0 = all")
     progress: bool = setting(True, flag="--no-progress", help="show progress bars")
 
     @property
@@ -64,4 +67,5 @@ class PredictConfig:
             (0 <= self.shard_index < max(self.num_shards, 1), "--shard-index", self.shard_index,
              f"must be within [0, --num-shards={self.num_shards})"),
             (self.html_samples >= 0, "--html-samples", self.html_samples, "must be >= 0"),
+            (self.html_classes >= 0, "--html-classes", self.html_classes, "must be >= 0 (0 = all)"),
         ])

@@ -15,7 +15,7 @@ import itertools
 import pathlib
 import re
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,16 +70,22 @@ class PageSamples:
 
     Kept as products are scored, in bounded memory. The selection over several shards is the
     selection over their selections (:meth:`merged`): a product among the most confident of all
-    is among the most confident of its own shard.
+    is among the most confident of its own shard. Before the page is written, only the
+    ``max_classes`` most predicted classes keep their samples (:meth:`restricted`; 0 = all): a
+    taxonomy of thousands of classes would otherwise mean as many times ``limit`` pictures read
+    and inlined.
     """
 
     limit: int
+    max_classes: int = 0
     samples: dict[str, list[Sample]] = field(default_factory=dict)
     _disagreements: list[tuple[float, int, Sample]] = field(default_factory=list, repr=False, compare=False)  # min-heap
     _order: itertools.count = field(default_factory=itertools.count, repr=False, compare=False)
 
     def keep_sample(self, sample: Sample) -> None:
         """Offer ``sample`` as an example of its predicted class."""
+        if not self.limit:
+            return
         kept = self.samples.setdefault(sample.predicted, [])
         if len(kept) < self.limit:
             kept.append(sample)
@@ -100,6 +106,13 @@ class PageSamples:
         """The kept disagreements, most confident first."""
         return [sample for _, _, sample in sorted(self._disagreements, key=lambda e: (-e[0], -e[1]))]
 
+    def restricted(self, counts: Mapping[str, int]) -> PageSamples:
+        """The same selection with samples of only the ``max_classes`` classes most predicted in
+        ``counts`` (ties: by name)."""
+        ranked = sorted(self.samples, key=lambda name: (-counts.get(name, 0), name))
+        return self._with({name: self.samples[name] for name in ranked[:self.max_classes or None]},
+                          self.disagreements)
+
     def with_thumbnails(self) -> PageSamples:
         """The same selection with each sample's image read once and made an inline thumbnail."""
         def shown(sample: Sample) -> Sample:
@@ -109,14 +122,19 @@ class PageSamples:
             except Exception:  # noqa: BLE001 - the page shows what it can; the image may be gone since scoring
                 return sample
 
-        page = PageSamples(self.limit, {name: [shown(s) for s in kept] for name, kept in self.samples.items()})
-        for sample in self.disagreements:
-            page.keep_disagreement(shown(sample))
+        return self._with({name: [shown(s) for s in kept] for name, kept in self.samples.items()},
+                          [shown(s) for s in self.disagreements])
+
+    def _with(self, samples: dict[str, list[Sample]], disagreements: Sequence[Sample]) -> PageSamples:
+        """A selection of the same bounds holding ``samples`` and ``disagreements`` (most confident first)."""
+        page = PageSamples(self.limit, self.max_classes, samples)
+        for sample in disagreements:
+            page.keep_disagreement(sample)
         return page
 
     def to_json(self) -> dict:
         """The ``samples.json`` form."""
-        return {"limit": self.limit,
+        return {"limit": self.limit, "max_classes": self.max_classes,
                 "samples": {name: [dataclasses.asdict(s) for s in kept] for name, kept in self.samples.items()},
                 "disagreements": [dataclasses.asdict(s) for s in self.disagreements]}
 
@@ -127,11 +145,12 @@ class PageSamples:
         Raises:
             ValueError: ``obj`` is not a ``samples.json`` document.
         """
-        if not isinstance(obj, dict) or not isinstance(obj.get("limit"), int) or obj["limit"] < 0 \
+        counts = ("limit", "max_classes")
+        if not isinstance(obj, dict) or not all(type(obj.get(k)) is int and obj[k] >= 0 for k in counts) \
                 or not isinstance(obj.get("samples"), dict) or not isinstance(obj.get("disagreements"), list) \
                 or not all(isinstance(kept, list) for kept in obj["samples"].values()):
-            raise ValueError("not a samples.json document: expected limit, samples and disagreements")
-        page = cls(obj["limit"])
+            raise ValueError("not a samples.json document: expected limit, max_classes, samples and disagreements")
+        page = cls(obj["limit"], obj["max_classes"])
         for kept in obj["samples"].values():
             for sample in kept:
                 page.keep_sample(Sample.from_json(sample))
@@ -142,7 +161,8 @@ class PageSamples:
     @classmethod
     def merged(cls, parts: Sequence[PageSamples]) -> PageSamples:
         """The selection over all of ``parts`` (the shards of one run, in shard order)."""
-        page = cls(max((part.limit for part in parts), default=0))
+        page = cls(max((part.limit for part in parts), default=0),
+                   max((part.max_classes for part in parts), default=0))
         for part in parts:
             for kept in part.samples.values():
                 for sample in kept:
@@ -201,8 +221,12 @@ def render(report: Any, page: PageSamples, shard_pages: Sequence[str] = ()) -> s
     if not disagreements:
         parts.append("<p>None.</p>")
     parts += [_card(s, True) for s in disagreements]
-    parts.append("<h2>Samples per predicted class</h2>")
-    for name in sorted(page.samples):
+    shown = sorted(page.samples, key=lambda name: (-report.predicted_classes.get(name, 0), name))
+    parts.append("<h2>Samples per predicted class, the most predicted first</h2>")
+    if len(report.predicted_classes) > len(shown):
+        parts.append(f"<p>{len(shown)} of the {len(report.predicted_classes)} predicted classes; every class's "
+                     "count is in report.json (<code>predicted_classes</code>).</p>")
+    for name in shown:
         parts.append(f"<div class='c'><h3>{html.escape(name)} ({report.predicted_classes.get(name, 0)} "
                      "predicted)</h3>" + "".join(_card(s, bool(s.catalog)) for s in page.samples[name]) + "</div>")
     if shard_pages:

@@ -89,7 +89,7 @@ def merge_predictions(shard_uris: list[str], out_uri: str, model_uri: str, regis
     check_accounting("predict merge", report.input, scored=report.scored, rejected=report.rejected)
     with open_model(model_uri, registry_uri) as files:
         report.drift = drift(files, report.predicted_by_level)
-    page = PageSamples.merged([_page_samples(layout) for layout in layouts])
+    page = PageSamples.merged([_page_samples(layout) for layout in layouts]).restricted(report.predicted_classes)
     uri.write_json(out.samples, page.to_json())
     uri.write_text(out.html, render(report, page, shard_pages=[layout.html for layout in layouts]))
     write_report(report, out_uri)

@@ -267,7 +267,7 @@ def run(config: PredictConfig) -> PredictReport:
             policy = Policy.choose(files.thresholds(), len(vocabularies), config.target_precision,
                                    config.fallback_threshold)
             scorer = Scorer(load_signature(files.saved_model), vocabularies, policy, config.top_k, files.title_attributes())
-        tally = _Tally(PageSamples(config.html_samples), predicted=[Counter() for _ in vocabularies])
+        tally = _Tally(PageSamples(config.html_samples, config.html_classes), predicted=[Counter() for _ in vocabularies])
         with uri.local_output_dir(config.out_uri) as local_out, ThreadPoolExecutor(IMAGE_THREADS) as pool:
             writer = _Writer(PredictionLayout(local_out).predictions)
             try:
@@ -304,7 +304,7 @@ def run(config: PredictConfig) -> PredictReport:
             predicted_by_level={f"level_{k}": dict(c.most_common()) for k, c in enumerate(tally.predicted, start=1)})
         report.drift = drift(files, report.predicted_by_level)
     with timings.phase("html"):
-        page = tally.page.with_thumbnails()
+        page = tally.page.restricted(report.predicted_classes).with_thumbnails()
         uri.write_json(out.samples, page.to_json())
         uri.write_text(out.html, render(report, page))
     report.timings = {**timings.seconds, "total": time.perf_counter() - start}

@@ -4,6 +4,7 @@ when read back from a shard's ``samples.json``."""
 from __future__ import annotations
 
 import dataclasses
+import html
 import io
 import random
 from types import SimpleNamespace
@@ -42,8 +43,7 @@ def test_keeps_the_first_of_each_class_and_the_most_confident_disagreements() ->
     disagreeing = [s for s, disagrees in products if disagrees]
     # Most confident first; among equal confidences, the earlier product.
     assert page.disagreements == sorted(disagreeing, key=lambda s: -s.confidence)[:12]
-    assert _select(products, limit=0).to_json() == {"limit": 0, "samples": {name: [] for name in CLASSES},
-                                                     "disagreements": []}
+    assert _select(products, limit=0).to_json() == {"limit": 0, "max_classes": 0, "disagreements": [], "samples": {}}
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -70,36 +70,60 @@ def test_thumbnails_are_made_once_and_a_missing_image_is_shown_as_none(tmp_path)
     with_thumbnails = page.with_thumbnails()
     assert [s.thumbnail is not None for s in with_thumbnails.disagreements] == [True, False]
     assert with_thumbnails.samples[CLASSES[0]][0].thumbnail.startswith("data:image/jpeg;base64,")
-    html = render(_report(), PageSamples.from_json(with_thumbnails.to_json()))
-    assert html.count(with_thumbnails.disagreements[0].thumbnail) == 2  # a disagreement and a sample
-    assert html.count("<i>no image</i>") == 2
+    page_html = render(_report(), PageSamples.from_json(with_thumbnails.to_json()))
+    assert page_html.count(with_thumbnails.disagreements[0].thumbnail) == 2  # a disagreement and a sample
+    assert page_html.count("<i>no image</i>") == 2
 
 
 def test_a_hostile_samples_json_is_refused_or_shown_inert() -> None:
     good = dataclasses.asdict(Sample("P1", "shirt", None, CLASSES[0], 0.9, CLASSES[1]))
     for bad in ({**good, "confidence": "0.9"}, {**good, "confidence": True}, {**good, "title": 3},
                 {**good, "extra": 1}, {k: v for k, v in good.items() if k != "catalog"}, [good]):
-        with pytest.raises(ValueError):
-            PageSamples.from_json({"limit": 2, "samples": {}, "disagreements": [bad]})
-    for document in (None, {"limit": -1, "samples": {}, "disagreements": []},
-                     {"limit": 2, "samples": [], "disagreements": []}, {"limit": 2, "samples": {"x": good}}):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="not a sample|wrong type"):
+            PageSamples.from_json({"limit": 2, "max_classes": 0, "samples": {}, "disagreements": [bad]})
+    valid = {"limit": 2, "max_classes": 0, "samples": {"x": [good]}, "disagreements": [good]}
+    assert PageSamples.from_json(valid).disagreements == [Sample(**good)]
+    for document in (None, {**valid, "limit": -1}, {**valid, "max_classes": True}, {**valid, "samples": []},
+                     {**valid, "samples": {"x": good}}, {k: v for k, v in valid.items() if k != "max_classes"}):
+        with pytest.raises(ValueError, match="not a samples.json document"):
             PageSamples.from_json(document)
     hostile = {**good, "title": "<script>alert(1)</script>", "predicted": "<b>x</b>",
                "thumbnail": "javascript:alert(1)"}
     inline_html = {**good, "product_id": "P2", "thumbnail": "data:text/html;base64,PHNjcmlwdD4="}
-    page = PageSamples.from_json({"limit": 2, "samples": {}, "disagreements": [hostile, inline_html]})
-    html = render(_report(), page)
-    assert "<script>" not in html and "<b>x</b>" not in html and "&lt;script&gt;" in html
-    assert "javascript:" not in html and "data:text/html" not in html and html.count("<i>no image</i>") == 2
+    page = PageSamples.from_json({"limit": 2, "max_classes": 0, "samples": {}, "disagreements": [hostile, inline_html]})
+    page_html = render(_report(), page)
+    assert "<script>" not in page_html and "<b>x</b>" not in page_html and "&lt;script&gt;" in page_html
+    assert "javascript:" not in page_html and "data:text/html" not in page_html and page_html.count("<i>no image</i>") == 2
+
+
+def test_only_the_most_predicted_classes_keep_their_samples() -> None:
+    products = _products(120, seed=4)
+    counts = {CLASSES[0]: 5, CLASSES[1]: 50, CLASSES[2]: 50}
+    page = PageSamples(2, max_classes=2)
+    for sample, disagrees in products:
+        page.keep_sample(sample)
+        if disagrees:
+            page.keep_disagreement(sample)
+    restricted = page.restricted(counts)
+    assert list(restricted.samples) == [CLASSES[1], CLASSES[2]]  # ties by name
+    assert restricted.disagreements == page.disagreements  # disagreements are never cut
+    page_html = render(SimpleNamespace(**{**vars(_report()), "predicted_classes": counts}), restricted)
+    heading = {name: f"<h3>{html.escape(name)} ({counts[name]} predicted)</h3>" for name in CLASSES}
+    assert "2 of the 3 predicted classes" in page_html and heading[CLASSES[0]] not in page_html
+    assert page_html.index(heading[CLASSES[1]]) < page_html.index(heading[CLASSES[2]])
+    assert list(PageSamples(2).restricted(counts).samples) == []
+    everything = PageSamples(2, max_classes=0)
+    for sample, _ in products:
+        everything.keep_sample(sample)
+    assert set(everything.restricted(counts).samples) == set(CLASSES)
 
 
 def test_a_merged_page_links_each_shards_page(tmp_path) -> None:
     shard_pages = [str(tmp_path / "0" / "predictions.html"), "gs://bucket/1/predictions.html", "javascript:alert(1)"]
-    html = render(_report(), PageSamples(2), shard_pages=shard_pages)
-    assert f"href='{(tmp_path / '0' / 'predictions.html').as_uri()}'" in html
-    assert "href='https://storage.cloud.google.com/bucket/1/predictions.html'" in html
-    assert "href='javascript:" not in html and "Each shard's own page (3)" in html
+    page_html = render(_report(), PageSamples(2), shard_pages=shard_pages)
+    assert f"href='{(tmp_path / '0' / 'predictions.html').as_uri()}'" in page_html
+    assert "href='https://storage.cloud.google.com/bucket/1/predictions.html'" in page_html
+    assert "href='javascript:" not in page_html and "Each shard's own page (3)" in page_html
 
 
 def _report() -> SimpleNamespace:
