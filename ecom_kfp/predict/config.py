@@ -19,7 +19,7 @@ class PredictConfig:
                                   "registered model: models:/NAME@ALIAS or models:/NAME/VERSION")
     out_uri: str = setting(flag="--out", metavar="URI",
                            help="output directory or gs:// prefix: predictions.parquet, rejects.parquet, "
-                                "predictions.html, report.json")
+                                "predictions.html, samples.json (the page's products), report.json")
     registry_uri: str = setting("", metavar="URI",
                                 help="MLflow tracking/registry server that resolves a models:/ reference")
     top_k: int = setting(3, metavar="K", help="classes and probabilities kept per taxonomy level")
