@@ -26,13 +26,21 @@ def _products(n: int, seed: int) -> list[tuple[Sample, bool]]:
                     rng.choice(CLASSES)), rng.random() < 0.4) for i in range(n)]
 
 
-def _select(products: list[tuple[Sample, bool]], limit: int) -> PageSamples:
-    page = PageSamples(limit)
+def _select(products: list[tuple[Sample, bool]], limit: int, max_classes: int = 0) -> PageSamples:
+    page = PageSamples(limit, max_classes)
     for sample, disagrees in products:
         page.keep_sample(sample)
         if disagrees:
             page.keep_disagreement(sample)
     return page
+
+
+def _report() -> SimpleNamespace:
+    """The figures ``render`` reads from a PredictReport."""
+    return SimpleNamespace(input=2, scored=2, rejected=0, accepted=2, share_accepted=1.0, suspect=1,
+                           share_suspect=0.5, agreement_rate=0.0, with_catalog_category=2, thresholds=[0.5],
+                           thresholds_source="thresholds.json", products_per_second=10.0, drift={},
+                           model="model", predicted_classes={CLASSES[0]: 2})
 
 
 def test_keeps_the_first_of_each_class_and_the_most_confident_disagreements() -> None:
@@ -56,7 +64,7 @@ def test_merging_the_shards_selections_gives_the_selection_over_all_products(see
     assert PageSamples.merged(parts).to_json() == _select(products, limit=2).to_json()
 
 
-def test_thumbnails_are_made_once_and_a_missing_image_is_shown_as_none(tmp_path) -> None:
+def test_thumbnails_are_inlined_and_a_missing_image_is_shown_as_none(tmp_path) -> None:
     picture = tmp_path / "p.jpg"
     buffer = io.BytesIO()
     Image.new("RGB", (64, 48), (200, 30, 30)).save(buffer, format="JPEG")
@@ -99,11 +107,7 @@ def test_a_hostile_samples_json_is_refused_or_shown_inert() -> None:
 def test_only_the_most_predicted_classes_keep_their_samples() -> None:
     products = _products(120, seed=4)
     counts = {CLASSES[0]: 5, CLASSES[1]: 50, CLASSES[2]: 50}
-    page = PageSamples(2, max_classes=2)
-    for sample, disagrees in products:
-        page.keep_sample(sample)
-        if disagrees:
-            page.keep_disagreement(sample)
+    page = _select(products, limit=2, max_classes=2)
     restricted = page.restricted(counts)
     assert list(restricted.samples) == [CLASSES[1], CLASSES[2]]  # ties by name
     assert restricted.disagreements == page.disagreements  # disagreements are never cut
@@ -112,10 +116,7 @@ def test_only_the_most_predicted_classes_keep_their_samples() -> None:
     assert "2 of the 3 predicted classes" in page_html and heading[CLASSES[0]] not in page_html
     assert page_html.index(heading[CLASSES[1]]) < page_html.index(heading[CLASSES[2]])
     assert list(PageSamples(2).restricted(counts).samples) == []
-    everything = PageSamples(2, max_classes=0)
-    for sample, _ in products:
-        everything.keep_sample(sample)
-    assert set(everything.restricted(counts).samples) == set(CLASSES)
+    assert set(_select(products, limit=2).restricted(counts).samples) == set(CLASSES)  # max_classes 0: all
 
 
 def test_a_merged_page_links_each_shards_page(tmp_path) -> None:
@@ -124,14 +125,6 @@ def test_a_merged_page_links_each_shards_page(tmp_path) -> None:
     assert f"href='{(tmp_path / '0' / 'predictions.html').as_uri()}'" in page_html
     assert "href='https://storage.cloud.google.com/bucket/1/predictions.html'" in page_html
     assert "href='javascript:" not in page_html and "Each shard's own page (3)" in page_html
-
-
-def _report() -> SimpleNamespace:
-    """The figures ``render`` reads from a PredictReport."""
-    return SimpleNamespace(input=2, scored=2, rejected=0, accepted=2, share_accepted=1.0, suspect=1,
-                           share_suspect=0.5, agreement_rate=0.0, with_catalog_category=2, thresholds=[0.5],
-                           thresholds_source="thresholds.json", products_per_second=10.0, drift={},
-                           model="model", predicted_classes={CLASSES[0]: 2})
 
 
 def test_read_back_from_a_written_samples_json(tmp_path) -> None:
