@@ -15,7 +15,7 @@ import itertools
 import pathlib
 import re
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +61,11 @@ class Sample:
                 isinstance(obj["confidence"], bool) or not isinstance(obj["confidence"], (int, float)):
             raise ValueError(f"sample {obj.get('product_id')!r}: a field has the wrong type")
         return cls(**{**obj, "confidence": float(obj["confidence"])})
+
+
+def _most_predicted_first(classes: Iterable[str], counts: Mapping[str, int]) -> list[str]:
+    """``classes`` by their count in ``counts``, largest first; ties by name."""
+    return sorted(classes, key=lambda name: (-counts.get(name, 0), name))
 
 
 @dataclass
@@ -109,7 +114,7 @@ class PageSamples:
     def restricted(self, counts: Mapping[str, int]) -> PageSamples:
         """The same selection with samples of only the ``max_classes`` classes most predicted in
         ``counts`` (ties: by name)."""
-        ranked = sorted(self.samples, key=lambda name: (-counts.get(name, 0), name))
+        ranked = _most_predicted_first(self.samples, counts)
         return self._with({name: self.samples[name] for name in ranked[:self.max_classes or None]},
                           self.disagreements)
 
@@ -221,7 +226,7 @@ def render(report: Any, page: PageSamples, shard_pages: Sequence[str] = ()) -> s
     if not disagreements:
         parts.append("<p>None.</p>")
     parts += [_card(s, True) for s in disagreements]
-    shown = sorted(page.samples, key=lambda name: (-report.predicted_classes.get(name, 0), name))
+    shown = _most_predicted_first(page.samples, report.predicted_classes)
     parts.append("<h2>Samples per predicted class, the most predicted first</h2>")
     if len(report.predicted_classes) > len(shown):
         parts.append(f"<p>{len(shown)} of the {len(report.predicted_classes)} predicted classes; every class's "
