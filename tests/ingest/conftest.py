@@ -49,7 +49,6 @@ def fast_fetch() -> FetchConfig:
                        backoff_seconds=0.01, max_backoff_seconds=2.0, policy=TRUSTED)
 
 
-
 @pytest.fixture()
 def dns() -> Iterator[DnsServer]:
     """A DNS server on loopback that knows :data:`SHOP_HOST` (127.0.0.1) and answers NXDOMAIN for any
